@@ -1,0 +1,90 @@
+"""Provider-neutral request and streaming-event types every LLM provider speaks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+
+class ProviderError(Exception):
+    """A provider failure with a one-line, user-facing message.
+
+    kind: "auth", "model_not_found", "unreachable", "rate_limited", "server", "bad_request", "cancelled".
+    """
+
+    def __init__(self, message: str, kind: str = "server", status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+
+
+@dataclass
+class ChatRequest:
+    """One streaming request. `messages` use the stored message shape:
+    {"role": "user"|"assistant"|"tool", "parts": [{"type": ..., "data": {...}}, ...]}
+    with part types text{text}, reasoning{thinking}, tool_call{id,name,input(JSON str)},
+    tool_result{tool_call_id,name,content,is_error}."""
+
+    model: str
+    system: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] = field(default_factory=list)  # [{name, description, parameters}]
+    max_tokens: int = 4096
+    temperature: float | None = None
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cache_read_tokens: int = 0
+
+
+EventKind = Literal[
+    "text_delta", "reasoning_delta", "tool_call_start", "tool_call_delta", "tool_call_end", "complete"
+]
+
+
+@dataclass
+class ProviderEvent:
+    """One streaming event.
+
+    text_delta/reasoning_delta: `text`. tool_call_start: `tool_call_id`, `tool_name`.
+    tool_call_delta: `tool_call_id`, `text` (an arguments fragment). tool_call_end: `tool_call_id`,
+    `tool_name`, `arguments` (the complete JSON string). complete: `finish_reason`
+    ("end_turn" | "tool_use" | "max_tokens" | "error"), `usage`, and `tool_calls` (every call, complete).
+    """
+
+    kind: EventKind
+    text: str = ""
+    tool_call_id: str = ""
+    tool_name: str = ""
+    arguments: str = ""
+    finish_reason: str = ""
+    usage: Usage | None = None
+    tool_calls: list[dict[str, str]] = field(default_factory=list)  # [{id, name, input}]
+
+
+@dataclass
+class ModelInfo:
+    id: str
+    provider: str
+    context_window: int = 128_000
+    max_output_tokens: int = 4096
+    input_price_per_m: float = 0.0
+    output_price_per_m: float = 0.0
+    cached_input_price_per_m: float = 0.0
+    cached_output_price_per_m: float = 0.0
+
+
+@runtime_checkable
+class Provider(Protocol):
+    name: str
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]: ...
+
+    async def list_models(self) -> list[ModelInfo]: ...
+
+    async def aclose(self) -> None: ...

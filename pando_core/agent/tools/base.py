@@ -1,0 +1,132 @@
+"""The tool interface every agent tool implements (built-in and plugin tools alike)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+
+class ToolError(Exception):
+    """A soft failure: its message goes back to the model as an error result."""
+
+
+class PermissionDenied(Exception):
+    """Raised when the user (or the non-interactive policy) refuses a tool call."""
+
+
+@dataclass(frozen=True)
+class PermissionRequest:
+    """What a tool asks permission for before it acts."""
+
+    tool_name: str
+    action: str  # "execute", "write", "create", "update", "delete", "fetch"
+    description: str
+    path: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ToolResult:
+    content: str
+    is_error: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class FileReadTracker:
+    """Remembers when each file was last read or written by the agent (read-before-write guard)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def record(self, path: Path) -> None:
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return
+        with self._lock:
+            self._seen[str(path.resolve())] = mtime
+
+    def check_unchanged(self, path: Path) -> str | None:
+        """None when the file may be written; otherwise the reason it may not."""
+        key = str(path.resolve())
+        with self._lock:
+            seen = self._seen.get(key)
+        if seen is None:
+            return f"You must read {path} with the view tool before changing it"
+        try:
+            current = path.stat().st_mtime
+        except OSError:
+            return None
+        if current > seen:
+            return f"{path} was modified since it was last read; view it again before changing it"
+        return None
+
+
+class HistoryRecorder(Protocol):
+    def record_version(self, session_id: str, path: str, content: str) -> None: ...
+
+
+class PermissionAsker(Protocol):
+    async def request(self, session_id: str, request: PermissionRequest) -> bool: ...
+
+
+@dataclass
+class ToolContext:
+    """Everything a tool may use while running one call."""
+
+    workdir: Path
+    session_id: str = ""
+    message_id: str = ""
+    call_id: str = ""
+    files: FileReadTracker = field(default_factory=FileReadTracker)
+    history: HistoryRecorder | None = None
+    permissions: PermissionAsker | None = None
+    allow_outside_workdir: bool = False
+    cancel_event: asyncio.Event | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def ask(self, request: PermissionRequest) -> None:
+        """Ask permission; raise PermissionDenied when refused. No asker means allowed (tests, trusted use)."""
+        if self.permissions is None:
+            return
+        if not await self.permissions.request(self.session_id, request):
+            raise PermissionDenied(f"Permission denied: {request.tool_name} {request.action} {request.description}")
+
+    def resolve_path(self, raw: str) -> Path:
+        """Resolve a model-given path against the workdir, refusing escapes unless permitted."""
+        if not raw:
+            raise ToolError("path is required")
+        workdir = self.workdir.resolve()
+        candidate = Path(raw).expanduser()
+        if not candidate.is_absolute():
+            text = str(candidate)
+            # the model sometimes repeats the workdir without its leading slash
+            stripped = str(workdir).lstrip("/")
+            if text == stripped or text.startswith(stripped + "/"):
+                candidate = Path("/" + text)
+            else:
+                candidate = workdir / candidate
+        resolved = candidate.resolve()
+        if not self.allow_outside_workdir and resolved != workdir and workdir not in resolved.parents:
+            raise ToolError(f"Path {raw} is outside the working directory {workdir}")
+        return resolved
+
+
+@runtime_checkable
+class Tool(Protocol):
+    """An agent tool. `parameters` is a JSON schema object: {"type": "object", "properties": ..., "required": [...]}."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult: ...
+
+
+def tool_schema(tool: Tool) -> dict[str, Any]:
+    """The provider-neutral description of a tool sent to the model."""
+    return {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
