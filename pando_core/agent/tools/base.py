@@ -67,7 +67,8 @@ class FileReadTracker:
 
 
 class HistoryRecorder(Protocol):
-    def record_version(self, session_id: str, path: str, content: str) -> None: ...
+    def record_change(self, session_id: str, path: str, before: str | None, after: str) -> None:
+        """Called after a tool changed a file: `before` is None when the file did not exist."""
 
 
 class PermissionAsker(Protocol):
