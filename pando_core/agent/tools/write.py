@@ -1,0 +1,286 @@
+"""The `write` tool, plus the file helpers shared by the file-changing tools (edit, patch, view).
+
+Shared helpers live here (rather than in a separate module) so every file tool reads, diffs and
+writes files the same way:
+
+* `read_text` / `write_text_atomic` — UTF-8 with `surrogateescape` (undecodable bytes survive a
+  read/modify/write round trip) and no newline translation (CRLF files stay CRLF).
+* `make_diff` / `diff_stats` / `short_diff` — unified diffs for permission prompts and metadata.
+* `path_lock` — one asyncio lock per path (per event loop), used by write, edit and patch.
+* `str_arg` / `int_arg` / `bool_arg` — lenient argument coercion (models send "10" for 10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import os
+import tempfile
+import weakref
+from pathlib import Path
+from typing import Any
+
+from pando_core.agent.tools.base import PermissionRequest, ToolContext, ToolError, ToolResult
+
+ENCODING = "utf-8"
+ERRORS = "surrogateescape"
+SHORT_DIFF_LINES = 60
+
+# --------------------------------------------------------------------------- arguments
+
+
+def str_arg(args: dict[str, Any], name: str, *, required: bool = False, default: str = "") -> str:
+    """A string argument; `required` refuses a missing/None value (an empty string is still allowed)."""
+    value = args.get(name)
+    if value is None:
+        if required:
+            raise ToolError(f"{name} is required")
+        return default
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, bool)):
+        return str(value)
+    raise ToolError(f"{name} must be a string")
+
+
+def int_arg(
+    args: dict[str, Any],
+    name: str,
+    default: int,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int:
+    """An integer argument; missing/empty/non-numeric → default, then clamped to [minimum, maximum]."""
+    value = args.get(name)
+    result = default
+    if isinstance(value, bool):
+        result = default
+    elif isinstance(value, int):
+        result = value
+    elif isinstance(value, float):
+        result = int(value)
+    elif isinstance(value, str) and value.strip():
+        try:
+            result = int(float(value.strip()))
+        except ValueError as exc:
+            raise ToolError(f"{name} must be an integer, got {value!r}") from exc
+    if minimum is not None and result < minimum:
+        result = minimum
+    if maximum is not None and result > maximum:
+        result = maximum
+    return result
+
+
+def bool_arg(args: dict[str, Any], name: str, default: bool = False) -> bool:
+    value = args.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return bool(value)
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "y", "on"}
+    return default
+
+
+def list_arg(args: dict[str, Any], name: str) -> list[str]:
+    """A list of strings; a single string (or a comma-separated one) is accepted too."""
+    value = args.get(name)
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, (list, tuple)):
+        return [str(item) for item in value if str(item).strip()]
+    raise ToolError(f"{name} must be a list of strings")
+
+
+# --------------------------------------------------------------------------- paths & text
+
+
+def display_path(path: Path, ctx: ToolContext) -> str:
+    """The path relative to the working directory when inside it, else absolute."""
+    try:
+        return path.relative_to(ctx.workdir.resolve()).as_posix() or "."
+    except ValueError:
+        return str(path)
+
+
+def read_text(path: Path) -> str:
+    with open(path, encoding=ENCODING, errors=ERRORS, newline="") as handle:
+        return handle.read()
+
+
+def _temp_sibling(path: Path) -> tuple[int, str]:
+    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".pando-tmp", dir=str(path.parent))
+
+
+def write_temp_for(path: Path, content: str) -> str:
+    """Write `content` to a temp file next to `path` (same filesystem) and return its name."""
+    fd, tmp = _temp_sibling(path)
+    try:
+        with os.fdopen(fd, "w", encoding=ENCODING, errors=ERRORS, newline="") as handle:
+            handle.write(content)
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except OSError:
+            mode = 0o666 & ~_umask()
+        os.chmod(tmp, mode)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return tmp
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def write_text_atomic(path: Path, content: str) -> None:
+    """Create parent directories, write to a temp file and rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = write_temp_for(path, content)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# --------------------------------------------------------------------------- diffs
+
+
+def make_diff(before: str | None, after: str | None, name: str) -> str:
+    """A unified diff between two texts (None = file absent)."""
+    old_lines = (before or "").splitlines(keepends=True)
+    new_lines = (after or "").splitlines(keepends=True)
+    out: list[str] = []
+    fromfile = "/dev/null" if before is None else f"a/{name}"
+    tofile = "/dev/null" if after is None else f"b/{name}"
+    for line in difflib.unified_diff(old_lines, new_lines, fromfile, tofile, n=3):
+        if line.endswith("\n"):
+            out.append(line)
+        else:
+            out.append(line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+def diff_stats(diff: str) -> tuple[int, int]:
+    """(additions, removals) of a unified diff."""
+    additions = removals = 0
+    for line in diff.splitlines():
+        if line.startswith("+++") or line.startswith("---"):
+            continue
+        if line.startswith("+"):
+            additions += 1
+        elif line.startswith("-"):
+            removals += 1
+    return additions, removals
+
+
+def short_diff(diff: str, max_lines: int = SHORT_DIFF_LINES) -> str:
+    lines = diff.splitlines()
+    if len(lines) <= max_lines:
+        return diff.rstrip("\n")
+    return "\n".join(lines[:max_lines]) + f"\n... ({len(lines) - max_lines} more diff lines)"
+
+
+# --------------------------------------------------------------------------- locks
+
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def path_lock(path: Path) -> asyncio.Lock:
+    """The asyncio lock serialising changes to `path` (shared by write, edit and patch)."""
+    loop = asyncio.get_running_loop()
+    locks = _LOCKS.setdefault(loop, {})
+    key = str(path)
+    lock = locks.get(key)
+    if lock is None:
+        lock = locks[key] = asyncio.Lock()
+    return lock
+
+
+def record_history(ctx: ToolContext, path: Path, before: str | None, after: str) -> None:
+    if ctx.history is not None:
+        ctx.history.record_change(ctx.session_id, str(path), before, after)
+
+
+# --------------------------------------------------------------------------- the tool
+
+WRITE_DESCRIPTION = """Create a new file or overwrite an existing file with the given content.
+
+Usage notes:
+- file_path is relative to the working directory (or absolute inside it).
+- Overwriting an existing file requires that you have read it with the `view` tool first and that it
+  has not changed on disk since; otherwise the write is refused. View it again, then retry.
+- Parent directories are created as needed.
+- Writing content identical to the current file is refused (nothing to do).
+- Prefer `edit` (or `patch`) for changing part of an existing file; use `write` for new files or
+  complete rewrites. Always send the COMPLETE file content — nothing is merged.
+- The user may be asked to approve the change; a refusal ends the turn."""
+
+
+class WriteTool:
+    name = "write"
+    description = WRITE_DESCRIPTION
+    parameters: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "file_path": {"type": "string", "description": "Path of the file to write"},
+            "content": {"type": "string", "description": "The complete new content of the file"},
+        },
+        "required": ["file_path", "content"],
+    }
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        raw_path = str_arg(args, "file_path", required=True)
+        content = str_arg(args, "content", required=True)
+        path = ctx.resolve_path(raw_path)
+        shown = display_path(path, ctx)
+        async with path_lock(path):
+            if path.is_dir():
+                raise ToolError(f"{shown} is a directory, not a file")
+            before: str | None = None
+            if path.exists():
+                reason = ctx.files.check_unchanged(path)
+                if reason:
+                    raise ToolError(reason)
+                before = read_text(path)
+                if before == content:
+                    raise ToolError(f"{shown} already contains exactly this content; nothing to write")
+            diff = make_diff(before, content, shown)
+            additions, removals = diff_stats(diff)
+            verb = "Create" if before is None else "Overwrite"
+            await ctx.ask(
+                PermissionRequest(
+                    tool_name=self.name,
+                    action="write",
+                    description=f"{verb} {shown}\n{short_diff(diff)}",
+                    path=str(path),
+                    params={"file_path": str(path), "diff": diff},
+                )
+            )
+            try:
+                write_text_atomic(path, content)
+            except OSError as exc:
+                raise ToolError(f"Failed to write {shown}: {exc}") from exc
+            ctx.files.record(path)
+            record_history(ctx, path, before, content)
+        action = "created" if before is None else "written"
+        return ToolResult(
+            content=f"File successfully {action}: {shown} (+{additions} -{removals})",
+            metadata={"diff": diff, "additions": additions, "removals": removals, "file_path": str(path)},
+        )

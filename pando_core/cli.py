@@ -1,0 +1,139 @@
+"""The ``pando`` command line.
+
+Plugins add subcommands, so they must be selected before the CLI exists: ``--plugins``, ``--cwd``
+and ``--debug`` are read from argv first, then the typer app is built and run. Errors print one
+line (``--debug`` shows the traceback) and exit non-zero: 1 for failures, 2 for bad usage or
+configuration, 130 when interrupted.
+"""
+
+
+
+import os
+import sys
+from pathlib import Path
+
+GLOBAL_VALUE_OPTIONS = ("--plugins", "--cwd")
+
+
+def prescan(argv: list[str]) -> dict[str, str | bool | None]:
+    """Read the global options that must be known before the CLI is built."""
+    found: dict[str, str | bool | None] = {"--plugins": None, "--cwd": None, "--debug": False}
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            break
+        if arg == "--debug":
+            found["--debug"] = True
+        for name in GLOBAL_VALUE_OPTIONS:
+            if arg == name and index + 1 < len(argv):
+                found[name] = argv[index + 1]
+                index += 1
+            elif arg.startswith(name + "="):
+                found[name] = arg.split("=", 1)[1]
+        index += 1
+    return found
+
+
+def _print_version() -> None:
+    from . import __version__
+
+    print(f"pando {__version__}")
+
+
+def build_cli(context):  # noqa: ANN001 - typer imported lazily
+    import typer
+
+    from .commands import config_cmd, plugins_cmd
+
+    cli = typer.Typer(
+        name="pando",
+        help="Pando: a terminal AI coding assistant. Run `pando` for an interactive session.",
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+    @cli.callback(invoke_without_command=True)
+    def root(
+        ctx: typer.Context,
+        version: bool = typer.Option(False, "--version", "-V", help="print the version and exit"),
+        cwd: Path = typer.Option(None, "--cwd", help="working directory (default: the current one)"),
+        plugins: str = typer.Option(
+            None, "--plugins", help="comma-separated plugins to load (default: all installed; 'none' for none)"
+        ),
+        debug: bool = typer.Option(False, "--debug", help="show tracebacks and debug logs"),
+    ) -> None:
+        if version:
+            _print_version()
+            raise typer.Exit(0)
+        if ctx.invoked_subcommand is None:
+            from .commands import entry
+
+            entry.run_default(ctx)
+
+    plugins_cmd.register(cli)
+    config_cmd.register(cli)
+    from .commands import builtin_commands
+
+    builtin_commands.register_all(cli)
+    context.plugins.call_sync("pando_register_commands", cli=cli)
+    return cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv in (["--version"], ["-V"]):
+        _print_version()  # fast path: no plugin discovery for the version
+        return 0
+    early = prescan(argv)
+    debug = bool(early["--debug"]) or bool(os.environ.get("PANDO_DEBUG"))
+    code = _run(argv, early, debug)
+    sys.stdout.flush()
+    return code
+
+
+def _run(argv: list[str], early: dict, debug: bool) -> int:
+    from .errors import PandoError
+    from .plugins import PluginLoadError, parse_names
+
+    try:
+        from .context import PandoContext, set_current
+
+        workdir = Path(early["--cwd"] or os.getcwd())
+        if not workdir.is_dir():
+            print(f"pando: error: --cwd {workdir} is not a directory", file=sys.stderr)
+            return 2
+        context = PandoContext(workdir, requested_plugins=parse_names(early["--plugins"]), debug=debug)
+        set_current(context)
+        cli = build_cli(context)
+        try:
+            # standalone mode: typer/click print usage errors themselves and raise SystemExit
+            cli(args=argv, prog_name="pando")
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return 0
+    except PluginLoadError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except PandoError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"pando: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("pando: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - never a traceback unless --debug
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"pando: error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

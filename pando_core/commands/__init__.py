@@ -1,0 +1,1 @@
+"""Built-in ``pando`` subcommands, one module per command group."""

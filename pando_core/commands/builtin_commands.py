@@ -1,0 +1,15 @@
+"""Registers the core's command groups (each lives in its own module)."""
+
+from __future__ import annotations
+
+import importlib
+
+# module name -> function taking the root typer app
+_GROUPS = [
+    # filled in as command modules are added
+]
+
+
+def register_all(cli) -> None:  # noqa: ANN001
+    for module_name in _GROUPS:
+        importlib.import_module(f"{__package__}.{module_name}").register(cli)

@@ -1,0 +1,352 @@
+"""Configuration: files, then environment, validated against sections declared by core and plugins.
+
+Sources, later wins:
+  1. ``$XDG_CONFIG_HOME/pando/config.toml`` (default ``~/.config/pando/config.toml``)
+  2. ``~/.pando.toml``
+  3. ``<workdir>/.pando.toml`` (or ``.pando.json``)
+  4. ``PANDO_<SECTION>__<KEY>=value`` environment variables (``PANDO_AGENT__MODEL=openai/gpt-4o``)
+
+TOML and JSON are both accepted for every file (by extension).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+_TYPE_NAMES = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "list": "a list of strings",
+    "dict": "a table",
+    "any": "any value",
+}
+SECRET_MARKERS = ("key", "token", "secret", "password")
+
+
+@dataclass
+class Field:
+    type: str  # str | int | float | bool | list | dict | any
+    default: Any = None
+    help: str = ""
+    secret: bool = False
+    choices: tuple[str, ...] | None = None
+
+
+@dataclass
+class ConfigSection:
+    """A named ``[section]`` with typed fields. ``open`` sections accept keys they do not declare."""
+
+    name: str
+    fields: dict[str, Field] = field(default_factory=dict)
+    help: str = ""
+    open: bool = False
+
+    def defaults(self) -> dict[str, Any]:
+        return {key: copy.deepcopy(f.default) for key, f in self.fields.items()}
+
+
+CORE_SECTIONS = [
+    ConfigSection(
+        "plugins",
+        {
+            "enabled": Field("list", None, "plugins to load (default: all installed)"),
+            "disabled": Field("list", [], "plugins never loaded unless named by --plugins"),
+        },
+        "plugin selection",
+    ),
+    ConfigSection(
+        "runtime",
+        {
+            "failover": Field("bool", True, "a secondary takes over when the primary dies"),
+            "heartbeat_interval": Field("float", 1.0, "seconds between primary heartbeats"),
+            "transport": Field("str", "auto", "ipc, tcp or auto", choices=("auto", "ipc", "tcp")),
+            "max_message_bytes": Field("int", 4 * 1024 * 1024, "largest accepted bus message"),
+            "ping_timeout": Field("float", 2.0, "seconds before ensure_primary reports a hung primary"),
+            "write_timeout": Field("float", 30.0, "seconds a proxied write may wait for the primary"),
+        },
+        "multi-instance runtime",
+    ),
+    ConfigSection(
+        "agent",
+        {
+            "model": Field("str", "", "default model as provider/model, e.g. openai/gpt-4o-mini"),
+            "title_model": Field("str", "", "model for session titles (default: the main model)"),
+            "summarizer_model": Field("str", "", "model for compaction summaries (default: main model)"),
+            "max_requests_per_turn": Field("int", 50, "cap on model requests in one user turn"),
+            "max_tokens": Field("int", 4096, "output tokens per request"),
+            "auto_compact": Field("bool", True, "summarise the session when the context nears the window"),
+            "compact_threshold": Field("float", 0.85, "fraction of the window that triggers compaction"),
+            "context_window": Field("int", 0, "override the model's context window (tokens)"),
+            "context_files": Field(
+                "list",
+                ["AGENTS.md", "PANDO.md", "CLAUDE.md", ".cursorrules", ".github/copilot-instructions.md"],
+                "project files added to the system prompt",
+            ),
+        },
+        "the coder agent",
+    ),
+    ConfigSection(
+        "providers",
+        {},
+        "provider accounts: [providers.NAME] type, base_url, api_key_env, api_key, models",
+        open=True,
+    ),
+    ConfigSection(
+        "permissions",
+        {
+            "allow_tools": Field("list", [], "tools approved without asking (e.g. write, edit)"),
+            "allow_bash": Field("list", [], "bash command patterns approved without asking (fnmatch)"),
+            "deny_bash": Field("list", [], "bash command patterns always refused"),
+            "allow_outside_workdir": Field("bool", False, "let tools touch paths outside the workdir"),
+        },
+        "tool permissions",
+    ),
+    ConfigSection(
+        "tools",
+        {
+            "bash_timeout_ms": Field("int", 60_000, "default bash timeout"),
+            "banned_commands": Field("list", None, "replace the list of banned bash commands"),
+            "allowed_commands": Field("list", [], "remove commands from the banned list"),
+        },
+        "built-in tools",
+    ),
+]
+
+
+def user_config_paths(home: Path | None = None, env: Mapping[str, str] | None = None) -> list[Path]:
+    env = os.environ if env is None else env
+    home = Path(env.get("HOME", "~")).expanduser() if home is None else home
+    xdg = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config"
+    return [xdg / "pando" / "config.toml", xdg / "pando" / "config.json", home / ".pando.toml"]
+
+
+def project_config_paths(workdir: Path) -> list[Path]:
+    return [workdir / ".pando.toml", workdir / ".pando.json"]
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must contain a table at the top level")
+    return data
+
+
+def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> None:
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+def _parse_env_value(raw: str, kind: str) -> Any:
+    text = raw.strip()
+    if kind == "bool":
+        lowered = text.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off", ""}:
+            return False
+        return raw
+    if kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            return raw
+    if kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            return raw
+    if kind == "list":
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                return raw
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if kind in {"dict", "any"}:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _env_overlay(env: Mapping[str, str], sections: Mapping[str, ConfigSection]) -> dict[str, Any]:
+    overlay: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith("PANDO_") or "__" not in name:
+            continue
+        path = [part.lower() for part in name[len("PANDO_") :].split("__") if part]
+        if len(path) < 2:
+            continue
+        section = sections.get(path[0])
+        kind = "str"
+        if section is not None and len(path) == 2 and path[1] in section.fields:
+            kind = section.fields[path[1]].type
+        node = overlay
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _parse_env_value(raw, kind)
+    return overlay
+
+
+def _check_type(value: Any, f: Field) -> bool:
+    if value is None:
+        return f.default is None
+    match f.type:
+        case "str":
+            ok = isinstance(value, str)
+            return ok and (f.choices is None or value in f.choices)
+        case "int":
+            return isinstance(value, int) and not isinstance(value, bool)
+        case "float":
+            return isinstance(value, int | float) and not isinstance(value, bool)
+        case "bool":
+            return isinstance(value, bool)
+        case "list":
+            return isinstance(value, list) and all(isinstance(item, str) for item in value)
+        case "dict":
+            return isinstance(value, dict)
+    return True
+
+
+class Config:
+    """The merged configuration, with each declared section validated and defaulted."""
+
+    def __init__(self, data: dict[str, Any], sections: dict[str, ConfigSection], sources: list[str]):
+        self.data = data
+        self.sections = sections
+        self.sources = sources
+
+    def section(self, name: str) -> dict[str, Any]:
+        declared = self.sections.get(name)
+        values = declared.defaults() if declared else {}
+        raw = self.data.get(name, {})
+        if isinstance(raw, dict):
+            values.update(copy.deepcopy(raw))
+        return values
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        section, _, rest = dotted.partition(".")
+        node: Any = self.section(section)
+        for part in rest.split(".") if rest else []:
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def as_dict(self) -> dict[str, Any]:
+        merged = copy.deepcopy(self.data)
+        for name in self.sections:
+            merged[name] = self.section(name)
+        return merged
+
+    def redacted(self) -> dict[str, Any]:
+        return _redact(self.as_dict(), self.sections)
+
+
+def _redact(node: Any, sections: Mapping[str, ConfigSection], section: str | None = None) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            declared = sections.get(section) if section else None
+            is_secret = bool(declared and key in declared.fields and declared.fields[key].secret)
+            if isinstance(value, str) and value and (is_secret or _looks_secret(key)):
+                out[key] = "***"
+            else:
+                out[key] = _redact(value, sections, section or key)
+        return out
+    if isinstance(node, list):
+        return [_redact(item, sections, section) for item in node]
+    return node
+
+
+def _looks_secret(key: str) -> bool:
+    lowered = key.lower()
+    # names of environment variables holding a key are not secrets themselves
+    if lowered.endswith("_env"):
+        return False
+    return any(marker in lowered for marker in SECRET_MARKERS)
+
+
+def validate(data: dict[str, Any], sections: Mapping[str, ConfigSection], origin: Mapping[tuple[str, str], str]) -> list[str]:
+    """Raise ConfigError for a bad value; return warnings (unknown keys)."""
+    warnings: list[str] = []
+    for name, section in sections.items():
+        raw = data.get(name)
+        if raw is None:
+            continue
+        where = origin.get((name, ""), "configuration")
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: [{name}] must be a table, got {type(raw).__name__}")
+        for key, value in raw.items():
+            where = origin.get((name, key), "configuration")
+            f = section.fields.get(key)
+            if f is None:
+                if not section.open:
+                    warnings.append(f"{where}: unknown key {name}.{key} (ignored)")
+                continue
+            if not _check_type(value, f):
+                expected = _TYPE_NAMES.get(f.type, f.type)
+                if f.choices:
+                    expected = "one of " + ", ".join(f.choices)
+                raise ConfigError(
+                    f"{where}: {name}.{key} must be {expected}, got {value!r} ({type(value).__name__})"
+                )
+    return warnings
+
+
+def load_config(
+    workdir: Path,
+    sections: list[ConfigSection] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    home: Path | None = None,
+) -> Config:
+    """Read every source, merge, validate; bad values raise ConfigError naming file, key and type."""
+    env = os.environ if env is None else env
+    declared = {section.name: section for section in [*CORE_SECTIONS, *(sections or [])]}
+    merged: dict[str, Any] = {}
+    origin: dict[tuple[str, str], str] = {}
+    sources: list[str] = []
+    for path in [*user_config_paths(home, env), *project_config_paths(workdir)]:
+        if not path.is_file():
+            continue
+        data = read_config_file(path)
+        sources.append(str(path))
+        for name, value in data.items():
+            origin[(name, "")] = str(path)
+            if isinstance(value, dict):
+                for key in value:
+                    origin[(name, key)] = str(path)
+        _merge(merged, data)
+    overlay = _env_overlay(env, declared)
+    if overlay:
+        sources.append("environment")
+        for name, value in overlay.items():
+            for key in value if isinstance(value, dict) else ():
+                origin[(name, key)] = f"environment variable PANDO_{name.upper()}__{key.upper()}"
+        _merge(merged, overlay)
+    config = Config(merged, declared, sources)
+    config.warnings = validate(merged, declared, origin)
+    return config

@@ -1,0 +1,62 @@
+"""The per-invocation context: working directory, selected plugins, merged configuration."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .config import Config, load_config
+from .plugins import Plugins, build_plugins, parse_names
+
+
+class PandoContext:
+    """What every command needs. Plugins reach it with ``pando_core.context.current()``."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        requested_plugins: list[str] | None = None,
+        debug: bool = False,
+        extra_plugins: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.workdir = Path(workdir).resolve()
+        self.debug = debug
+        self.env = dict(os.environ if env is None else env)
+        self.requested_plugins = requested_plugins
+        base = load_config(self.workdir, env=self.env)
+        plugin_section = base.section("plugins")
+        if requested_plugins is None:
+            requested_plugins = parse_names(self.env.get("PANDO_PLUGINS"))
+        self.plugins: Plugins = build_plugins(
+            requested_plugins if requested_plugins is not None else None,
+            config_enabled=plugin_section.get("enabled"),
+            config_disabled=plugin_section.get("disabled"),
+            extra=extra_plugins,
+        )
+
+    @cached_property
+    def config(self) -> Config:
+        sections = self.plugins.flat("pando_config_sections")
+        return load_config(self.workdir, sections, env=self.env)
+
+    @property
+    def pando_dir(self) -> Path:
+        return self.workdir / ".pando"
+
+
+_current: PandoContext | None = None
+
+
+def set_current(context: PandoContext | None) -> None:
+    global _current
+    _current = context
+
+
+def current() -> PandoContext:
+    if _current is None:
+        raise RuntimeError("no pando context: this is only available while a pando command runs")
+    return _current

@@ -1,0 +1,445 @@
+"""The core repositories: sessions, messages, file history, projects, permission grants, goals."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+
+from ..errors import NotFoundError, ValidationError
+from . import schema as t
+from .engine import ReadTx, WriteTx
+from .repository import Repository, read, write
+
+MESSAGE_ROLES = ("user", "assistant", "tool", "system")
+
+
+def _row(row: Any) -> dict[str, Any] | None:
+    return dict(row._mapping) if row is not None else None
+
+
+def _next_seq(tx: WriteTx, table) -> int:
+    current = tx.conn.execute(select(func.max(table.c.seq))).scalar()
+    return (current or 0) + 1
+
+
+def _new_id(given: str | None) -> str:
+    return given or str(uuid.uuid4())
+
+
+class SessionRepository(Repository):
+    name = "sessions"
+
+    @write
+    def create(
+        self, tx: WriteTx, *, title: str = "New session", parent_session_id: str | None = None, id: str | None = None
+    ) -> dict:
+        now = tx.now_ms()
+        values = {
+            "id": _new_id(id),
+            "parent_session_id": parent_session_id,
+            "title": title,
+            "message_count": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "total_prompt_tokens": 0,
+            "total_completion_tokens": 0,
+            "cost": 0.0,
+            "summary_message_id": None,
+            "model": None,
+            "created_at": now,
+            "updated_at": now,
+            "seq": _next_seq(tx, t.sessions),
+        }
+        tx.conn.execute(insert(t.sessions).values(**values))
+        tx.changed("sessions", "insert", values["id"])
+        return values
+
+    @read
+    def get(self, tx: ReadTx, *, id: str) -> dict:
+        row = _row(tx.conn.execute(select(t.sessions).where(t.sessions.c.id == id)).first())
+        if row is None:
+            raise NotFoundError(f"session {id} not found")
+        return row
+
+    @read
+    def find(self, tx: ReadTx, *, id_prefix: str) -> dict:
+        """A session by id or unique id prefix."""
+        rows = tx.conn.execute(
+            select(t.sessions).where(t.sessions.c.id.like(id_prefix.replace("%", "") + "%")).limit(2)
+        ).all()
+        if not rows:
+            raise NotFoundError(f"session {id_prefix} not found")
+        if len(rows) > 1:
+            raise ValidationError(f"session id prefix {id_prefix} is ambiguous")
+        return _row(rows[0])
+
+    @read
+    def list(self, tx: ReadTx, *, include_children: bool = False, include_empty: bool = False, limit: int = 1000) -> list:
+        query = select(t.sessions)
+        if not include_children:
+            query = query.where(t.sessions.c.parent_session_id.is_(None))
+        if not include_empty:
+            query = query.where(t.sessions.c.message_count > 0)
+        query = query.order_by(t.sessions.c.updated_at.desc(), t.sessions.c.seq.desc()).limit(limit)
+        return [_row(r) for r in tx.conn.execute(query)]
+
+    @read
+    def latest(self, tx: ReadTx) -> dict | None:
+        query = (
+            select(t.sessions)
+            .where(t.sessions.c.parent_session_id.is_(None), t.sessions.c.message_count > 0)
+            .order_by(t.sessions.c.updated_at.desc(), t.sessions.c.seq.desc())
+            .limit(1)
+        )
+        return _row(tx.conn.execute(query).first())
+
+    @write
+    def update(self, tx: WriteTx, *, id: str, **fields: Any) -> dict:
+        allowed = {"title", "summary_message_id", "prompt_tokens", "completion_tokens", "cost", "model"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValidationError(f"sessions.update: unknown fields {', '.join(sorted(unknown))}")
+        values = dict(fields, updated_at=tx.now_ms())
+        result = tx.conn.execute(update(t.sessions).where(t.sessions.c.id == id).values(**values))
+        if result.rowcount == 0:
+            raise NotFoundError(f"session {id} not found")
+        tx.changed("sessions", "update", id)
+        return _row(tx.conn.execute(select(t.sessions).where(t.sessions.c.id == id)).first())
+
+    @write
+    def add_usage(
+        self,
+        tx: WriteTx,
+        *,
+        id: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost: float,
+        model: str | None = None,
+    ) -> dict:
+        """Record one request's usage: last-request fill (overwritten) and cumulative totals."""
+        s = t.sessions.c
+        values: dict[str, Any] = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_prompt_tokens": s.total_prompt_tokens + prompt_tokens,
+            "total_completion_tokens": s.total_completion_tokens + completion_tokens,
+            "cost": s.cost + cost,
+            "updated_at": tx.now_ms(),
+        }
+        if model:
+            values["model"] = model
+        result = tx.conn.execute(update(t.sessions).where(s.id == id).values(**values))
+        if result.rowcount == 0:
+            raise NotFoundError(f"session {id} not found")
+        tx.changed("sessions", "update", id)
+        return _row(tx.conn.execute(select(t.sessions).where(s.id == id)).first())
+
+    @write
+    def add_cost(self, tx: WriteTx, *, id: str, cost: float) -> None:
+        tx.conn.execute(update(t.sessions).where(t.sessions.c.id == id).values(cost=t.sessions.c.cost + cost))
+        tx.changed("sessions", "update", id)
+
+    @write
+    def delete(self, tx: WriteTx, *, id: str) -> None:
+        result = tx.conn.execute(delete(t.sessions).where(t.sessions.c.id == id))
+        if result.rowcount == 0:
+            raise NotFoundError(f"session {id} not found")
+        tx.changed("sessions", "delete", id)
+
+
+def _message_row(row: Any) -> dict | None:
+    data = _row(row)
+    if data is not None:
+        data["parts"] = json.loads(data["parts"] or "[]")
+    return data
+
+
+def _finished_at(parts: list[dict]) -> int | None:
+    for part in parts:
+        if part.get("type") == "finish":
+            return part.get("data", {}).get("time")
+    return None
+
+
+class MessageRepository(Repository):
+    name = "messages"
+
+    @write
+    def create(
+        self,
+        tx: WriteTx,
+        *,
+        session_id: str,
+        role: str,
+        parts: list,
+        model: str | None = None,
+        id: str | None = None,
+    ) -> dict:
+        if role not in MESSAGE_ROLES:
+            raise ValidationError(f"messages.create: role must be one of {', '.join(MESSAGE_ROLES)}")
+        if not isinstance(parts, list):
+            raise ValidationError("messages.create: parts must be a list")
+        now = tx.now_ms()
+        values = {
+            "id": _new_id(id),
+            "session_id": session_id,
+            "role": role,
+            "parts": json.dumps(parts),
+            "model": model,
+            "created_at": now,
+            "updated_at": now,
+            "finished_at": _finished_at(parts),
+            "seq": _next_seq(tx, t.messages),
+        }
+        exists = tx.conn.execute(select(t.sessions.c.id).where(t.sessions.c.id == session_id)).first()
+        if exists is None:
+            raise NotFoundError(f"session {session_id} not found")
+        tx.conn.execute(insert(t.messages).values(**values))
+        tx.conn.execute(
+            update(t.sessions)
+            .where(t.sessions.c.id == session_id)
+            .values(message_count=t.sessions.c.message_count + 1, updated_at=now)
+        )
+        tx.changed("messages", "insert", values["id"])
+        tx.changed("sessions", "update", session_id)
+        return dict(values, parts=parts)
+
+    @write
+    def update(self, tx: WriteTx, *, id: str, parts: list, model: str | None = None) -> dict:
+        values: dict[str, Any] = {"parts": json.dumps(parts), "updated_at": tx.now_ms(), "finished_at": _finished_at(parts)}
+        if model is not None:
+            values["model"] = model
+        result = tx.conn.execute(update(t.messages).where(t.messages.c.id == id).values(**values))
+        if result.rowcount == 0:
+            raise NotFoundError(f"message {id} not found")
+        tx.changed("messages", "update", id)
+        return _message_row(tx.conn.execute(select(t.messages).where(t.messages.c.id == id)).first())
+
+    @read
+    def get(self, tx: ReadTx, *, id: str) -> dict:
+        row = _message_row(tx.conn.execute(select(t.messages).where(t.messages.c.id == id)).first())
+        if row is None:
+            raise NotFoundError(f"message {id} not found")
+        return row
+
+    @read
+    def list(self, tx: ReadTx, *, session_id: str) -> list:
+        query = select(t.messages).where(t.messages.c.session_id == session_id).order_by(t.messages.c.seq)
+        return [_message_row(r) for r in tx.conn.execute(query)]
+
+    @write
+    def delete(self, tx: WriteTx, *, id: str) -> None:
+        row = tx.conn.execute(select(t.messages.c.session_id).where(t.messages.c.id == id)).first()
+        if row is None:
+            raise NotFoundError(f"message {id} not found")
+        tx.conn.execute(delete(t.messages).where(t.messages.c.id == id))
+        tx.conn.execute(
+            update(t.sessions)
+            .where(t.sessions.c.id == row[0])
+            .values(message_count=t.sessions.c.message_count - 1, updated_at=tx.now_ms())
+        )
+        tx.changed("messages", "delete", id)
+
+
+def _next_version(latest: str | None) -> str:
+    if latest is None:
+        return "initial"
+    if latest == "initial":
+        return "v1"
+    if latest.startswith("v") and latest[1:].isdigit():
+        return f"v{int(latest[1:]) + 1}"
+    return f"v{WriteTx.now_ms()}"
+
+
+class FileRepository(Repository):
+    """Every version of every file the agent wrote, per session."""
+
+    name = "files"
+
+    @write
+    def record_change(self, tx: WriteTx, *, session_id: str, path: str, before: str | None, after: str) -> dict:
+        """Store the original content (version ``initial``) the first time, then the new version."""
+        f = t.files.c
+        latest = tx.conn.execute(
+            select(f.version).where(f.session_id == session_id, f.path == path).order_by(f.seq.desc()).limit(1)
+        ).scalar()
+        now = tx.now_ms()
+        created = []
+        if latest is None:
+            versions = [("initial", before if before is not None else "")]
+            versions.append(("v1", after))
+        else:
+            versions = [(_next_version(latest), after)]
+        for version, content in versions:
+            values = {
+                "id": str(uuid.uuid4()),
+                "session_id": session_id,
+                "path": path,
+                "content": content,
+                "version": version,
+                "created_at": now,
+                "updated_at": now,
+                "seq": _next_seq(tx, t.files),
+            }
+            tx.conn.execute(insert(t.files).values(**values))
+            tx.changed("files", "insert", values["id"])
+            created.append(values)
+        return created[-1]
+
+    @read
+    def list_by_session(self, tx: ReadTx, *, session_id: str) -> list:
+        query = select(t.files).where(t.files.c.session_id == session_id).order_by(t.files.c.seq)
+        return [_row(r) for r in tx.conn.execute(query)]
+
+    @read
+    def versions(self, tx: ReadTx, *, session_id: str, path: str) -> list:
+        query = (
+            select(t.files)
+            .where(t.files.c.session_id == session_id, t.files.c.path == path)
+            .order_by(t.files.c.seq)
+        )
+        return [_row(r) for r in tx.conn.execute(query)]
+
+    @read
+    def changed_paths(self, tx: ReadTx, *, session_id: str | None = None) -> list:
+        query = select(t.files.c.session_id, t.files.c.path, func.count().label("versions")).group_by(
+            t.files.c.session_id, t.files.c.path
+        )
+        if session_id:
+            query = query.where(t.files.c.session_id == session_id)
+        return [_row(r) for r in tx.conn.execute(query.order_by(t.files.c.path))]
+
+
+class ProjectRepository(Repository):
+    name = "projects"
+
+    @write
+    def upsert(self, tx: WriteTx, *, path: str, name: str | None = None, status: str = "stopped") -> dict:
+        now = tx.now_ms()
+        existing = _row(tx.conn.execute(select(t.projects).where(t.projects.c.path == path)).first())
+        if existing:
+            tx.conn.execute(
+                update(t.projects).where(t.projects.c.id == existing["id"]).values(last_opened=now, updated_at=now)
+            )
+            tx.changed("projects", "update", existing["id"])
+            return dict(existing, last_opened=now, updated_at=now)
+        values = {
+            "id": str(uuid.uuid4()),
+            "name": name or path.rstrip("/").rsplit("/", 1)[-1],
+            "path": path,
+            "status": status,
+            "initialized": 0,
+            "last_opened": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        tx.conn.execute(insert(t.projects).values(**values))
+        tx.changed("projects", "insert", values["id"])
+        return values
+
+    @read
+    def list(self, tx: ReadTx) -> list:
+        return [_row(r) for r in tx.conn.execute(select(t.projects).order_by(t.projects.c.name))]
+
+
+class PermissionGrantRepository(Repository):
+    """Grants the user gave with "allow always" (persisted per working directory)."""
+
+    name = "permission_grants"
+
+    @write
+    def add(self, tx: WriteTx, *, tool_name: str, action: str, pattern: str) -> dict:
+        values = {
+            "id": str(uuid.uuid4()),
+            "tool_name": tool_name,
+            "action": action,
+            "pattern": pattern,
+            "created_at": tx.now_ms(),
+        }
+        tx.conn.execute(insert(t.permission_grants).values(**values))
+        tx.changed("permission_grants", "insert", values["id"])
+        return values
+
+    @read
+    def list(self, tx: ReadTx) -> list:
+        return [_row(r) for r in tx.conn.execute(select(t.permission_grants).order_by(t.permission_grants.c.created_at))]
+
+
+class GoalRepository(Repository):
+    name = "goals"
+
+    @write
+    def create(
+        self, tx: WriteTx, *, session_id: str, objective: str, max_iterations: int, max_duration_seconds: int
+    ) -> dict:
+        now = tx.now_ms()
+        values = {
+            "id": str(uuid.uuid4()),
+            "session_id": session_id,
+            "objective": objective,
+            "status": "running",
+            "iteration": 0,
+            "max_iterations": max_iterations,
+            "max_duration_seconds": max_duration_seconds,
+            "started_at": now,
+            "completed_at": None,
+            "last_progress": None,
+            "next_step": None,
+            "blocked_reason": None,
+            "response": None,
+            "stall_count": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        tx.conn.execute(insert(t.session_goals).values(**values))
+        tx.changed("session_goals", "insert", values["id"])
+        return values
+
+    @write
+    def update(self, tx: WriteTx, *, id: str, **fields: Any) -> dict:
+        allowed = {
+            "status",
+            "iteration",
+            "last_progress",
+            "next_step",
+            "blocked_reason",
+            "response",
+            "stall_count",
+            "completed_at",
+            "max_iterations",
+            "max_duration_seconds",
+        }
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValidationError(f"goals.update: unknown fields {', '.join(sorted(unknown))}")
+        result = tx.conn.execute(
+            update(t.session_goals).where(t.session_goals.c.id == id).values(**fields, updated_at=tx.now_ms())
+        )
+        if result.rowcount == 0:
+            raise NotFoundError(f"goal {id} not found")
+        tx.changed("session_goals", "update", id)
+        return _row(tx.conn.execute(select(t.session_goals).where(t.session_goals.c.id == id)).first())
+
+    @read
+    def latest_for_session(self, tx: ReadTx, *, session_id: str) -> dict | None:
+        query = (
+            select(t.session_goals)
+            .where(t.session_goals.c.session_id == session_id)
+            .order_by(t.session_goals.c.created_at.desc())
+            .limit(1)
+        )
+        return _row(tx.conn.execute(query).first())
+
+
+CORE_REPOSITORIES: list[type[Repository]] = [
+    SessionRepository,
+    MessageRepository,
+    FileRepository,
+    ProjectRepository,
+    PermissionGrantRepository,
+    GoalRepository,
+]

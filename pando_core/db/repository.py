@@ -1,0 +1,214 @@
+"""Repositories whose methods are declared ``@read`` or ``@write``.
+
+A repository method is written once, against a transaction:
+
+    class NoteRepository(Repository):
+        name = "notes"
+
+        @write
+        def add(self, tx, *, text: str) -> dict: ...
+
+        @read
+        def get(self, tx, *, id: str) -> dict: ...
+
+Callers never pass ``tx``: ``store.notes.add(text="hi")``. Where the call runs is the executor's
+business: on the primary it opens a local transaction; on a secondary a write travels over the bus
+as ``{method: "notes.add", params: {...}, key: [instance_id, seq]}`` and reads use the local
+read-only connection. Parameters and results must be JSON values (dicts, lists, str, int, ...).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from ..errors import ConstraintError, NotFoundError, ValidationError
+from .engine import Change, Database, ReadTx, WriteTx
+
+READ = "read"
+WRITE = "write"
+
+
+def read(fn: Callable) -> Callable:
+    fn.__pando_op__ = READ
+    return fn
+
+
+def write(fn: Callable) -> Callable:
+    fn.__pando_op__ = WRITE
+    return fn
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    qualified: str  # "sessions.create"
+    repository: type[Repository]
+    attribute: str
+    kind: str  # read | write
+    signature: inspect.Signature
+
+    def bind(self, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Turn a call's arguments into the keyword parameters sent over the wire."""
+        try:
+            bound = self.signature.bind(None, None, *args, **kwargs)
+        except TypeError as exc:
+            raise ValidationError(f"{self.qualified}: {exc}") from exc
+        params = dict(bound.arguments)
+        params.pop(next(iter(self.signature.parameters)))  # self
+        params.pop(list(self.signature.parameters)[1])  # tx
+        return params
+
+
+class Executor(Protocol):
+    def run_read(self, spec: MethodSpec, params: dict[str, Any]) -> Any: ...
+
+    def run_write(self, spec: MethodSpec, params: dict[str, Any]) -> Any: ...
+
+
+class Repository:
+    """Base of every repository. Subclasses set ``name`` and decorate methods."""
+
+    name: ClassVar[str] = ""
+    methods: ClassVar[dict[str, MethodSpec]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.methods = {}
+        for attribute, fn in list(vars(cls).items()):
+            kind = getattr(fn, "__pando_op__", None)
+            if kind is None:
+                continue
+            spec = MethodSpec(f"{cls.name}.{attribute}", cls, attribute, kind, inspect.signature(fn))
+            cls.methods[attribute] = spec
+            setattr(cls, "_impl_" + attribute, fn)
+            setattr(cls, attribute, _dispatcher(spec))
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+
+    def call_impl(self, attribute: str, tx: ReadTx | WriteTx, params: dict[str, Any]) -> Any:
+        return getattr(self, "_impl_" + attribute)(tx, **params)
+
+
+def _dispatcher(spec: MethodSpec) -> Callable:
+    def call(self: Repository, *args: Any, **kwargs: Any) -> Any:
+        params = spec.bind(args, kwargs)
+        if spec.kind == WRITE:
+            return self._executor.run_write(spec, params)
+        return self._executor.run_read(spec, params)
+
+    functools.update_wrapper(call, getattr(spec.repository, "_impl_" + spec.attribute, call))
+    call.__pando_op__ = spec.kind
+    return call
+
+
+class MethodRegistry:
+    """Every repository method by qualified name; what ``db.write`` is allowed to run."""
+
+    def __init__(self, repositories: Iterable[type[Repository]]) -> None:
+        self.repositories: dict[str, type[Repository]] = {}
+        self.methods: dict[str, MethodSpec] = {}
+        for repo in repositories:
+            if not repo.name:
+                raise ValueError(f"repository {repo.__name__} has no name")
+            if repo.name in self.repositories and self.repositories[repo.name] is not repo:
+                raise ValueError(f"two repositories are named {repo.name!r}")
+            self.repositories[repo.name] = repo
+            for spec in repo.methods.values():
+                self.methods[spec.qualified] = spec
+
+    def get(self, qualified: str) -> MethodSpec | None:
+        return self.methods.get(qualified)
+
+
+def translate_db_error(exc: Exception, method: str) -> Exception:
+    """Map driver errors to kinds that survive the wire (constraint, not found, validation)."""
+    from sqlalchemy.exc import IntegrityError
+
+    if isinstance(exc, IntegrityError):
+        detail = str(exc.orig) if exc.orig is not None else str(exc)
+        return ConstraintError(f"{method}: {detail}")
+    return exc
+
+
+class LocalExecutor:
+    """Runs reads and writes against a local database (primary: read-write; secondary: reads)."""
+
+    def __init__(self, db: Database, instance_id: str = "") -> None:
+        self.db = db
+        self.instance_id = instance_id
+
+    def run_read(self, spec: MethodSpec, params: dict[str, Any]) -> Any:
+        repo = spec.repository(self)
+        with self.db.read() as tx:
+            return repo.call_impl(spec.attribute, tx, params)
+
+    def run_write(self, spec: MethodSpec, params: dict[str, Any]) -> Any:
+        repo = spec.repository(self)
+        try:
+            with self.db.write(self.instance_id) as tx:
+                return repo.call_impl(spec.attribute, tx, params)
+        except (NotFoundError, ValidationError, ConstraintError):
+            raise
+        except Exception as exc:
+            translated = translate_db_error(exc, spec.qualified)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+
+class Store:
+    """The repositories of the core and of every enabled plugin, sharing one executor.
+
+    ``store.sessions``, ``store.messages``, ``store.files``, ``store.projects``, plus each plugin
+    repository under its ``name``. Swap the executor (``store.use(executor)``) to move from local
+    writes to proxied writes or back, e.g. on promotion.
+    """
+
+    def __init__(self, registry: MethodRegistry, executor: Executor) -> None:
+        self.registry = registry
+        self._executor = executor
+        self._repos: dict[str, Repository] = {}
+        self._build()
+
+    def _build(self) -> None:
+        self._repos = {name: cls(self._executor) for name, cls in self.registry.repositories.items()}
+
+    @property
+    def executor(self) -> Executor:
+        return self._executor
+
+    def use(self, executor: Executor) -> None:
+        self._executor = executor
+        for repo in self._repos.values():
+            repo._executor = executor
+
+    def __getattr__(self, name: str) -> Repository:
+        repos = self.__dict__.get("_repos", {})
+        if name in repos:
+            return repos[name]
+        raise AttributeError(f"no repository named {name!r}")
+
+    def repository(self, name: str) -> Repository:
+        return self._repos[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._repos)
+
+
+__all__ = [
+    "Change",
+    "Executor",
+    "LocalExecutor",
+    "MethodRegistry",
+    "MethodSpec",
+    "ReadTx",
+    "Repository",
+    "Store",
+    "WriteTx",
+    "read",
+    "write",
+]

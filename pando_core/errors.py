@@ -1,0 +1,50 @@
+"""Error types shared across the core; each has a `kind` that survives the IPC wire."""
+
+from __future__ import annotations
+
+
+class PandoError(Exception):
+    """Base for errors shown to the user as one line (never a traceback)."""
+
+    kind = "error"
+    exit_code = 1
+
+
+class UsageError(PandoError):
+    """Bad command-line usage or configuration (exit code 2)."""
+
+    kind = "usage"
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    kind = "config"
+
+
+class NotFoundError(PandoError):
+    kind = "not_found"
+
+
+class ConstraintError(PandoError):
+    kind = "constraint"
+
+
+class ValidationError(PandoError):
+    kind = "validation"
+
+
+class UnavailableError(PandoError):
+    """The primary (or another service) cannot be reached."""
+
+    kind = "unavailable"
+
+
+ERROR_KINDS: dict[str, type[PandoError]] = {
+    cls.kind: cls
+    for cls in (PandoError, UsageError, ConfigError, NotFoundError, ConstraintError, ValidationError, UnavailableError)
+}
+
+
+def error_from_kind(kind: str, message: str) -> PandoError:
+    """Rebuild an error of the right class from a kind received over the wire."""
+    return ERROR_KINDS.get(kind, PandoError)(message)

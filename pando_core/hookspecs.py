@@ -1,0 +1,278 @@
+"""Every hook a Pando plugin may implement.
+
+A plugin is a module (or object) with functions decorated by ``pando_core.hookimpl`` whose names
+match the specs below. Hooks are synchronous; any hook may instead return an awaitable, which the
+core awaits (call, then await if awaitable). Arguments are passed by keyword, so an implementation
+may accept only the arguments it needs.
+
+Roles: "primary" is the instance that holds the working directory's lock and writes the database;
+"secondary" instances proxy their writes to it over the IPC bus. Unless a hook says otherwise it is
+called on every instance, whatever its role.
+
+Pipelines (``pando_rewrite_prompt``, ``pando_filter_system_prompt``, ``pando_filter_prompt_section``,
+``pando_compose_prompt``, ``pando_select_provider``, ``pando_check_capability``,
+``pando_before_tool_call``, ``pando_after_tool_call``, ``pando_conversation_start``) are run in
+plugin order, each implementation receiving the value returned by the previous one; returning
+``None`` leaves the value unchanged.
+
+The plugin-author documentation of each hook, with an example, is ``docs/plugin-hooks.md``; a test
+fails when a hook here is missing there or is never called by the core.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("pando")
+hookimpl = pluggy.HookimplMarker("pando")
+
+
+# --------------------------------------------------------------------------------------------
+# Registration
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def pando_config_sections() -> Any:
+    """Declare this plugin's configuration sections.
+
+    When: once, when the configuration is loaded (every command). Role: any.
+    Returns: a ``pando_core.config.ConfigSection`` or a list of them. Values from config files and
+    ``PANDO_<SECTION>__<KEY>`` environment variables are validated against the declared types.
+    """
+
+
+@hookspec
+def pando_db_components() -> Any:
+    """Declare database tables (as versioned migrations) and repositories.
+
+    When: when the database is opened. Role: any; only the primary applies migrations,
+    secondaries use the repositories (their ``@write`` methods are proxied to the primary).
+    Returns: a ``pando_core.db.Component`` or a list of them.
+    """
+
+
+@hookspec
+def pando_register_commands(cli: Any) -> None:
+    """Add subcommands to the ``pando`` command line.
+
+    When: while the CLI is built, before argv is parsed (so only selected plugins add commands).
+    Role: not yet known. ``cli`` is the root ``typer.Typer``; call ``cli.add_typer(sub, name=...)``
+    or ``cli.command()(fn)``. Returns nothing.
+    """
+
+
+@hookspec
+def pando_register_tools(app: Any) -> Any:
+    """Contribute agent tools.
+
+    When: each time the coder agent builds its tool list (at App start and when a session starts).
+    Role: any. Returns: a list of objects implementing ``pando_core.agent.tools.base.Tool``.
+    """
+
+
+@hookspec
+def pando_register_providers() -> Any:
+    """Contribute LLM provider kinds.
+
+    When: when the provider registry is first used. Role: any.
+    Returns: a dict ``{kind: factory}`` where ``factory(**options)`` returns a
+    ``pando_core.agent.providers.base.Provider``.
+    """
+
+
+@hookspec
+def pando_system_prompt_sections(app: Any, session_id: str, prompt: str) -> Any:
+    """Contribute named sections to the system prompt.
+
+    When: every user turn, while the system prompt is built. Role: any.
+    Returns: a list of ``pando_core.agent.prompt.PromptSection`` (or ``(name, text)`` tuples).
+    """
+
+
+@hookspec
+def pando_mcp_server_tools(app: Any) -> Any:
+    """Contribute tools exposed by ``pando mcp-server``.
+
+    When: when an MCP server is started by the core or a plugin. Role: any.
+    Returns: a list of ``Tool`` objects.
+    """
+
+
+@hookspec
+def pando_slash_commands(app: Any) -> Any:
+    """Contribute slash commands to the interactive session.
+
+    When: when the interactive session starts. Role: any.
+    Returns: a dict ``{"/name": callable(app, args: str) -> str | None}``; the text returned is shown.
+    """
+
+
+@hookspec
+def pando_app_subsystems(app: Any) -> Any:
+    """Attach subsystem objects to the App (for example ``app.skills``).
+
+    When: once, while the App is built, after the core services exist. Role: any.
+    Returns: a dict ``{attribute_name: object}``.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Bus and role lifecycle
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def pando_bus_setup(bus: Any, app: Any) -> None:
+    """Register RPC methods and start primary-only singletons on a new bus.
+
+    When: on the primary, right after its bus is bound, at start-up *and again after a promotion*
+    (a secondary that took over). Register methods with ``bus.register(name, handler)``.
+    Returns nothing.
+    """
+
+
+@hookspec
+def pando_started(app: Any, role: str) -> None:
+    """The instance finished bootstrap. ``role`` is "primary" or "secondary". Returns nothing."""
+
+
+@hookspec
+def pando_promoted(app: Any, epoch: int) -> None:
+    """This secondary became primary (after ``pando_bus_setup`` ran on its new bus).
+
+    When: on the promoted instance only. Returns nothing.
+    """
+
+
+@hookspec
+def pando_shutdown(app: Any) -> None:
+    """The instance is shutting down; stop background work. Called on every role. Returns nothing."""
+
+
+# --------------------------------------------------------------------------------------------
+# Pipelines
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def pando_conversation_start(app: Any, session_id: str, prompt: str) -> Any:
+    """Inject context at the start of a conversation (the first turn of a session).
+
+    When: before the first user message of a session is stored. Role: any.
+    Returns: a string to prepend to the prompt, or None.
+    """
+
+
+@hookspec
+def pando_rewrite_prompt(app: Any, session_id: str, prompt: str) -> Any:
+    """Rewrite the user's prompt (pipeline).
+
+    When: every user turn, before the message is stored. Role: any.
+    Returns: the new prompt text, or None to keep it.
+    """
+
+
+@hookspec
+def pando_enrich_context(app: Any, session_id: str, prompt: str) -> Any:
+    """Add retrieved context after the user's text (for example RAG results).
+
+    When: every user turn, after the rewrite pipeline. Role: any.
+    Returns: a string appended after the prompt (separated by a blank line), or None.
+    """
+
+
+@hookspec
+def pando_select_provider(app: Any, session_id: str, model: str) -> Any:
+    """Choose the model for this turn (pipeline).
+
+    When: every user turn, before the provider is resolved. Role: any.
+    Returns: a ``provider/model`` reference to use instead, or None.
+    """
+
+
+@hookspec
+def pando_filter_prompt_section(app: Any, name: str, text: str) -> Any:
+    """Change or drop one system-prompt section (pipeline).
+
+    When: for every section, while the system prompt is built. Role: any.
+    Returns: new text, ``""`` to drop the section, or None to keep it.
+    """
+
+
+@hookspec
+def pando_check_capability(app: Any, capability: str, enabled: bool) -> Any:
+    """Turn a capability of the prompt on or off (pipeline).
+
+    When: while the system prompt is built, once per capability (named after tool groups such as
+    "bash", "edit", "fetch", "subagent"). A capability turned off also removes its tools.
+    Returns: True/False, or None to keep the current value.
+    """
+
+
+@hookspec
+def pando_compose_prompt(app: Any, sections: list) -> Any:
+    """Reorder, add or remove system-prompt sections as a whole (pipeline).
+
+    When: after the sections were filtered. ``sections`` is a list of ``PromptSection``.
+    Returns: a new list, or None.
+    """
+
+
+@hookspec
+def pando_filter_system_prompt(app: Any, session_id: str, prompt: str) -> Any:
+    """Rewrite the final system prompt text (pipeline).
+
+    When: every request, after composition. Returns: the new text, or None.
+    """
+
+
+@hookspec
+def pando_before_tool_call(app: Any, session_id: str, tool_name: str, arguments: dict) -> Any:
+    """Inspect, rewrite or refuse a tool call before it runs (pipeline).
+
+    When: before every tool call (built-in, plugin and MCP tools), after permission checks.
+    Returns: a new arguments dict, or None to keep them. Raise
+    ``pando_core.agent.tools.base.ToolError`` to refuse the call; its message goes to the model.
+    """
+
+
+@hookspec
+def pando_after_tool_call(app: Any, session_id: str, tool_name: str, arguments: dict, result: Any) -> Any:
+    """Inspect or rewrite a tool's result (pipeline).
+
+    When: after every tool call. ``result`` is a ``ToolResult``.
+    Returns: a new ``ToolResult`` (or a string for its content), or None to keep it.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Events
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def pando_session_created(app: Any, session: dict) -> None:
+    """A session was created (``session`` is its row as a dict). Returns nothing."""
+
+
+@hookspec
+def pando_session_restored(app: Any, session: dict) -> None:
+    """An existing session was loaded to continue it (``--continue``, ``--session``, /sessions)."""
+
+
+@hookspec
+def pando_session_ended(app: Any, session: dict) -> None:
+    """A session ended: the end of a ``pando run``/``pando goal``, /new, or leaving the session."""
+
+
+@hookspec
+def pando_message_created(app: Any, message: dict) -> None:
+    """A message was stored (user, assistant or tool). Returns nothing."""
+
+
+@hookspec
+def pando_turn_finished(app: Any, session_id: str, response: str, finish_reason: str, usage: dict) -> None:
+    """The agent finished answering one user turn (including on error or cancellation)."""

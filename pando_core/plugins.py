@@ -1,0 +1,279 @@
+"""Plugin discovery, selection, loading with error isolation, and hook dispatch.
+
+Plugins are found through the entry point group ``pando.plugins``; the entry point's name is the
+plugin's name (the one used in ``--plugins`` and ``PANDO_PLUGINS``). A plugin that fails to import or
+to register is reported and skipped, unless ``PANDO_STRICT_PLUGINS=1``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import UsageError
+
+ENTRY_POINT_GROUP = "pando.plugins"
+
+
+class PluginLoadError(Exception):
+    """A plugin failed to load while strict mode was on."""
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    version: str = ""
+    distribution: str = ""
+    status: str = "loaded"  # loaded | error | disabled
+    error: str = ""
+    hooks: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "distribution": self.distribution,
+            "status": self.status,
+            "error": self.error,
+            "hooks": self.hooks,
+        }
+
+
+@dataclass
+class _Candidate:
+    name: str
+    value: str
+    distribution: str
+    version: str
+    entry_point: Any
+
+
+def installed_plugins() -> dict[str, _Candidate]:
+    """Every plugin entry point installed in this environment, by name."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, _Candidate] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        found.setdefault(
+            ep.name,
+            _Candidate(
+                name=ep.name,
+                value=ep.value,
+                distribution=dist.metadata["Name"] if dist is not None else "",
+                version=dist.version if dist is not None else "",
+                entry_point=ep,
+            ),
+        )
+    return found
+
+
+def parse_names(text: str | None) -> list[str] | None:
+    """``"skills, mcp"`` -> ``["skills", "mcp"]``; None/absent -> None (meaning: not specified)."""
+    if text is None:
+        return None
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def strict_mode() -> bool:
+    return os.environ.get("PANDO_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def select_plugins(
+    installed: Iterable[str],
+    requested: list[str] | None,
+    enabled: list[str] | None = None,
+    disabled: list[str] | None = None,
+) -> list[str]:
+    """Decide which installed plugins to load.
+
+    ``requested`` (from ``--plugins`` or ``PANDO_PLUGINS``) wins and must name installed plugins;
+    otherwise config ``enabled`` (if given) then minus config ``disabled``; default: all installed.
+    """
+    available = sorted(installed)
+    if requested is not None:
+        if requested == ["none"] or requested == []:
+            return []
+        if requested == ["all"]:
+            return available
+        unknown = [name for name in requested if name not in available]
+        if unknown:
+            listing = ", ".join(available) if available else "none"
+            raise UsageError(
+                f"unknown plugin{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; installed plugins: {listing}"
+            )
+        return list(dict.fromkeys(requested))
+    chosen = [name for name in available if enabled is None or name in enabled]
+    if disabled:
+        chosen = [name for name in chosen if name not in disabled]
+    return chosen
+
+
+class Plugins:
+    """The pluggy plugin manager plus what the core knows about each plugin."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager("pando")
+        self.pm.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+        if os.environ.get("PANDO_TRACE_HOOKS"):
+            self.pm.trace.root.setwriter(lambda text: sys.stderr.write(text))
+            self.pm.enable_tracing()
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    def load(self, selected: list[str], *, strict: bool | None = None, report=None) -> None:
+        """Import and register the selected installed plugins, isolating failures."""
+        strict = strict_mode() if strict is None else strict
+        candidates = installed_plugins()
+        for name, candidate in sorted(candidates.items()):
+            if name not in selected:
+                self.infos[name] = PluginInfo(
+                    name, candidate.version, candidate.distribution, status="disabled"
+                )
+        for name in selected:
+            candidate = candidates[name]
+            info = PluginInfo(name, candidate.version, candidate.distribution)
+            self.infos[name] = info
+            try:
+                module = candidate.entry_point.load()
+                self.register(module, name, info=info)
+            except Exception as exc:  # noqa: BLE001 - isolation is the point
+                info.status = "error"
+                info.error = f"{type(exc).__name__}: {exc}"
+                message = f"pando: plugin {name!r} failed to load: {info.error}"
+                if strict:
+                    raise PluginLoadError(message) from exc
+                (report or _stderr)(message)
+
+    def register(self, plugin: Any, name: str, *, info: PluginInfo | None = None) -> None:
+        """Register a plugin object (module, class instance) under ``name``."""
+        if self.pm.has_plugin(name) or self.pm.get_plugin(name) is not None:
+            raise ValueError(f"duplicate plugin name {name!r}")
+        self.pm.register(plugin, name=name)
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError:
+            self.pm.unregister(name=name)
+            raise
+        info = info or self.infos.setdefault(name, PluginInfo(name))
+        info.status = "loaded"
+        info.hooks = sorted(impl_name for impl_name in dir(plugin) if impl_name.startswith("pando_"))
+        self.infos[name] = info
+
+    def unregister(self, name: str) -> None:
+        self.pm.unregister(name=name)
+        self.infos.pop(name, None)
+
+    @property
+    def loaded_names(self) -> list[str]:
+        return [name for name, info in self.infos.items() if info.status == "loaded"]
+
+    def list(self) -> list[PluginInfo]:
+        return [self.infos[name] for name in sorted(self.infos)]
+
+    # -- dispatch --------------------------------------------------------------------------------
+
+    def _impls(self, hook_name: str):
+        caller = getattr(self.pm.hook, hook_name)
+        # pluggy returns implementations in call order reversed (LIFO); we want registration order
+        return list(reversed(caller.get_hookimpls()))
+
+    def call(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call a hook on every plugin; non-None results, in plugin order. Awaitables are not awaited."""
+        caller = getattr(self.pm.hook, hook_name)
+        return list(reversed([r for r in caller(**kwargs) if r is not None]))
+
+    def call_sync(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Like ``call`` but runs returned awaitables to completion (outside an event loop)."""
+        return [_resolve_sync(result) for result in self.call(hook_name, **kwargs)]
+
+    async def acall(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call a hook on every plugin from async code, awaiting awaitable results."""
+        results = []
+        for result in self.call(hook_name, **kwargs):
+            if inspect.isawaitable(result):
+                result = await result
+            if result is not None:
+                results.append(result)
+        return results
+
+    def flat(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call a registration hook whose implementations return one item or a list; flatten."""
+        items: list[Any] = []
+        for result in self.call_sync(hook_name, **kwargs):
+            if isinstance(result, list | tuple):
+                items.extend(result)
+            elif result is not None:
+                items.append(result)
+        return items
+
+    async def apipeline(self, hook_name: str, value_arg: str, value: Any, **kwargs: Any) -> Any:
+        """Thread ``value`` through every implementation in plugin order (None keeps the value)."""
+        for impl in self._impls(hook_name):
+            call_kwargs = dict(kwargs)
+            call_kwargs[value_arg] = value
+            wanted = {k: v for k, v in call_kwargs.items() if k in impl.argnames}
+            result = impl.function(**wanted)
+            if inspect.isawaitable(result):
+                result = await result
+            if result is not None:
+                value = result
+        return value
+
+    def pipeline(self, hook_name: str, value_arg: str, value: Any, **kwargs: Any) -> Any:
+        """Synchronous ``apipeline`` (awaitable results are run to completion)."""
+        for impl in self._impls(hook_name):
+            call_kwargs = dict(kwargs)
+            call_kwargs[value_arg] = value
+            wanted = {k: v for k, v in call_kwargs.items() if k in impl.argnames}
+            result = _resolve_sync(impl.function(**wanted))
+            if result is not None:
+                value = result
+        return value
+
+    def hook_names(self) -> list[str]:
+        return sorted(name for name in dir(hookspecs) if name.startswith("pando_"))
+
+
+def _resolve_sync(result: Any) -> Any:
+    if inspect.isawaitable(result):
+        import asyncio
+
+        async def _await() -> Any:
+            return await result
+
+        return asyncio.run(_await())
+    return result
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def build_plugins(
+    requested: list[str] | None = None,
+    *,
+    config_enabled: list[str] | None = None,
+    config_disabled: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+    strict: bool | None = None,
+) -> Plugins:
+    """Discover, select and load plugins. ``requested`` None means: consult ``PANDO_PLUGINS``."""
+    if requested is None:
+        requested = parse_names(os.environ.get("PANDO_PLUGINS"))
+    plugins = Plugins()
+    if os.environ.get("PANDO_DISABLE_PLUGIN_AUTOLOAD") and requested is None:
+        requested = []
+    selected = select_plugins(installed_plugins().keys(), requested, config_enabled, config_disabled)
+    plugins.load(selected, strict=strict)
+    for name, obj in (extra or {}).items():
+        plugins.register(obj, name)
+    return plugins
