@@ -6,7 +6,7 @@ import importlib
 
 # module name -> function taking the root typer app
 _GROUPS = [
-    # filled in as command modules are added
+    "run_cmd",
 ]
 
 

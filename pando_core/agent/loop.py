@@ -1,0 +1,536 @@
+"""The coder agent: one user turn = stream from the model, run its tool calls, repeat until it stops.
+
+Everything the model says is stored as it happens (throttled), so a cancelled or crashed turn
+leaves a consistent, loadable session: the partial answer is kept with finish reason
+``canceled`` and every tool call has a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .models import ResolvedModel, create_provider_for, request_cost, resolve_model
+from .providers.base import ChatRequest, ProviderError, Usage
+from .tools.base import PermissionDenied, ToolContext, ToolError, ToolResult, tool_schema
+
+log = logging.getLogger("pando.agent")
+
+PERSIST_INTERVAL_S = 0.25
+OUTPUT_RESERVE_TOKENS = 2048 + 512
+INTERRUPTED_TOOL = "Tool execution was interrupted"
+CANCELED_TOOL = "Tool execution canceled by user"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class AgentEvent:
+    """content_delta, thinking_delta, tool_call, tool_result, compaction, request, error, response."""
+
+    type: str
+    session_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TurnResult:
+    session_id: str
+    response: str = ""
+    status: str = "success"  # success | cancelled | error | max_requests | permission_denied
+    finish_reason: str = ""
+    model: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    denials: list[dict[str, str]] = field(default_factory=list)
+    error: str = ""
+    requests: int = 0
+
+
+class TurnCancelled(Exception):
+    pass
+
+
+def _part(kind: str, **data: Any) -> dict[str, Any]:
+    return {"type": kind, "data": data}
+
+
+class _AssistantDraft:
+    """The assistant message being streamed, persisted at most every PERSIST_INTERVAL_S."""
+
+    def __init__(self, messages: Any, session_id: str, model: str) -> None:
+        self.messages = messages
+        self.text = ""
+        self.reasoning = ""
+        self.tool_calls: dict[str, dict[str, Any]] = {}
+        self.order: list[str] = []
+        self.finish: dict[str, Any] | None = None
+        self.model = model
+        self.message = messages.create(session_id, "assistant", [], model=model)
+        self._last_persist = 0.0
+
+    def parts(self) -> list[dict[str, Any]]:
+        parts = []
+        if self.reasoning:
+            parts.append(_part("reasoning", thinking=self.reasoning))
+        if self.text:
+            parts.append(_part("text", text=self.text))
+        for call_id in self.order:
+            call = self.tool_calls[call_id]
+            parts.append(_part("tool_call", **call))
+        if self.finish:
+            parts.append(_part("finish", **self.finish))
+        return parts
+
+    def persist(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_persist < PERSIST_INTERVAL_S:
+            return
+        self._last_persist = now
+        self.message = self.messages.update(self.message["id"], self.parts(), model=self.model)
+
+    def add_call(self, call_id: str, name: str, arguments: str = "", finished: bool = False) -> None:
+        if call_id not in self.tool_calls:
+            self.order.append(call_id)
+            self.tool_calls[call_id] = {"id": call_id, "name": name, "input": arguments, "type": "function", "finished": finished}
+        else:
+            call = self.tool_calls[call_id]
+            call["name"] = name or call["name"]
+            if arguments:
+                call["input"] = arguments
+            call["finished"] = call["finished"] or finished
+
+
+def sanitize_history(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop empty assistant messages; answer tool calls left without results (crash, cancel)."""
+    out: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        parts = message.get("parts", [])
+        if message["role"] == "assistant" and not any(p["type"] in ("text", "tool_call") for p in parts):
+            continue
+        out.append(message)
+        calls = [p["data"] for p in parts if p["type"] == "tool_call"]
+        if message["role"] != "assistant" or not calls:
+            continue
+        following = messages[index + 1] if index + 1 < len(messages) else None
+        answered = set()
+        if following is not None and following["role"] == "tool":
+            answered = {p["data"]["tool_call_id"] for p in following["parts"] if p["type"] == "tool_result"}
+        missing = [c for c in calls if c["id"] not in answered]
+        if missing and (following is None or following["role"] != "tool"):
+            out.append(
+                {
+                    "role": "tool",
+                    "parts": [
+                        _part("tool_result", tool_call_id=c["id"], name=c["name"], content=INTERRUPTED_TOOL, is_error=True)
+                        for c in calls
+                    ],
+                }
+            )
+        elif missing:
+            following["parts"] = list(following["parts"]) + [
+                _part("tool_result", tool_call_id=c["id"], name=c["name"], content=INTERRUPTED_TOOL, is_error=True)
+                for c in missing
+            ]
+    return out
+
+
+def estimate_tokens(messages: list[dict[str, Any]]) -> int:
+    total = 0
+    for message in messages:
+        for part in message.get("parts", []):
+            data = part.get("data", {})
+            total += len(str(data.get("text") or data.get("content") or data.get("input") or data.get("thinking") or ""))
+    return total // 4
+
+
+def trim_to_budget(messages: list[dict[str, Any]], budget_tokens: int) -> list[dict[str, Any]]:
+    """Drop the oldest messages until the estimate fits; the history always starts with a user message."""
+    trimmed = list(messages)
+    while len(trimmed) > 2 and estimate_tokens(trimmed) > budget_tokens:
+        trimmed.pop(0)
+        while len(trimmed) > 2 and trimmed[0]["role"] != "user":
+            trimmed.pop(0)
+    return trimmed
+
+
+def history_for_request(messages: list[dict[str, Any]], summary_message_id: str | None) -> list[dict[str, Any]]:
+    if summary_message_id:
+        for index, message in enumerate(messages):
+            if message["id"] == summary_message_id:
+                first = dict(message, role="user")
+                messages = [first, *messages[index + 1 :]]
+                break
+    return [{"role": m["role"], "parts": m["parts"], "id": m.get("id")} for m in messages if m["role"] != "system"]
+
+
+class CoderAgent:
+    """Runs user turns for sessions of one App."""
+
+    def __init__(self, app: Any, *, name: str = "coder", tool_filter: Callable[[Any], bool] | None = None) -> None:
+        self.app = app
+        self.name = name
+        self.tool_filter = tool_filter
+        self._cancel_events: dict[str, asyncio.Event] = {}
+        self._busy: set[str] = set()
+
+    # -- tools ---------------------------------------------------------------------------------
+
+    def tools(self) -> list[Any]:
+        from .subagent import AgentTool
+        from .tools.builtin import builtin_tools
+
+        tool_config = self.app.config.section("tools")
+        tools = list(builtin_tools(tool_config))
+        if self.name == "coder":
+            tools.append(AgentTool(self.app))
+        for tool in self.app.plugins.flat("pando_register_tools", app=self.app):
+            tools.append(tool)
+        if self.tool_filter is not None:
+            tools = [t for t in tools if self.tool_filter(t)]
+        unique: dict[str, Any] = {}
+        for tool in tools:
+            unique.setdefault(tool.name, tool)
+        return list(unique.values())
+
+    # -- control -------------------------------------------------------------------------------
+
+    def is_busy(self, session_id: str | None = None) -> bool:
+        return bool(self._busy) if session_id is None else session_id in self._busy
+
+    def cancel(self, session_id: str) -> None:
+        event = self._cancel_events.get(session_id)
+        if event is not None:
+            event.set()
+
+    # -- a turn --------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        session_id: str,
+        prompt: str,
+        *,
+        model_ref: str | None = None,
+        on_event: Callable[[AgentEvent], None] | None = None,
+        cancel_event: asyncio.Event | None = None,
+    ) -> TurnResult:
+        if session_id in self._busy:
+            return TurnResult(session_id, status="error", error=f"session {session_id} is busy")
+        cancel_event = cancel_event or asyncio.Event()
+        self._cancel_events[session_id] = cancel_event
+        self._busy.add(session_id)
+        result = TurnResult(session_id)
+        turn = asyncio.ensure_future(self._turn(session_id, prompt, model_ref, on_event, result, cancel_event))
+        watcher = asyncio.ensure_future(cancel_event.wait())
+        try:
+            done, _ = await asyncio.wait({turn, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher in done and not turn.done():
+                turn.cancel()
+                try:
+                    await turn
+                except asyncio.CancelledError:
+                    pass
+            else:
+                await turn
+        except asyncio.CancelledError:
+            # the caller was cancelled (Ctrl-C): let the turn store what it has
+            turn.cancel()
+            try:
+                await asyncio.shield(turn)
+            except asyncio.CancelledError:
+                pass
+            result.status = "cancelled"
+        finally:
+            watcher.cancel()
+            self._busy.discard(session_id)
+            self._cancel_events.pop(session_id, None)
+        self._emit(on_event, AgentEvent("response", session_id, {"result": result}))
+        await self.app.plugins.acall(
+            "pando_turn_finished",
+            app=self.app,
+            session_id=session_id,
+            response=result.response,
+            finish_reason=result.finish_reason,
+            usage={"tokens_in": result.tokens_in, "tokens_out": result.tokens_out, "cost": result.cost},
+        )
+        return result
+
+    def _emit(self, on_event: Callable[[AgentEvent], None] | None, event: AgentEvent) -> None:
+        self.app.events.publish("agent." + event.type, event)
+        if on_event is not None:
+            try:
+                on_event(event)
+            except Exception:  # noqa: BLE001 - a UI callback must not break the turn
+                log.exception("agent event callback failed")
+
+    async def _turn(
+        self,
+        session_id: str,
+        prompt: str,
+        model_ref: str | None,
+        on_event: Callable[[AgentEvent], None] | None,
+        result: TurnResult,
+        cancel_event: asyncio.Event,
+    ) -> None:
+        app = self.app
+        plugins = app.plugins
+        draft: _AssistantDraft | None = None
+        title_task: asyncio.Task | None = None
+        try:
+            model_ref = await plugins.apipeline(
+                "pando_select_provider", "model", model_ref or app.model_ref or "", app=app, session_id=session_id
+            )
+            resolved = resolve_model(app.config, model_ref or None)
+            result.model = resolved.ref
+            provider = app.provider_for(resolved)
+            session = app.sessions.get(session_id)
+            stored = app.messages.list(session_id)
+            if not stored:
+                prefix = await plugins.apipeline(
+                    "pando_conversation_start", "prefix", None, app=app, session_id=session_id, prompt=prompt
+                )
+                if prefix:
+                    prompt = f"{prefix}\n\n{prompt}"
+                if self.name == "coder" and session.get("parent_session_id") is None:
+                    title_task = asyncio.ensure_future(self._generate_title(session_id, prompt, resolved))
+            prompt = await plugins.apipeline("pando_rewrite_prompt", "prompt", prompt, app=app, session_id=session_id)
+            for extra in await plugins.acall("pando_enrich_context", app=app, session_id=session_id, prompt=prompt):
+                prompt = f"{prompt}\n\n{extra}"
+            app.messages.create(session_id, "user", [_part("text", text=prompt)])
+
+            tools = self.tools()
+            system, tools = await build_prompt(app, session_id, prompt, tools)
+            tool_map = {t.name: t for t in tools}
+            agent_cfg = app.config.section("agent")
+            max_requests = int(agent_cfg.get("max_requests_per_turn") or 50)
+            window = int(agent_cfg.get("context_window") or resolved.info.context_window)
+
+            while True:
+                if result.requests >= max_requests:
+                    result.status = "max_requests"
+                    result.finish_reason = "max_requests"
+                    break
+                session = app.sessions.get(session_id)
+                history = history_for_request(app.messages.list(session_id), session.get("summary_message_id"))
+                history = trim_to_budget(sanitize_history(history), int((window - OUTPUT_RESERVE_TOKENS) * 0.9))
+                result.requests += 1
+                self._emit(on_event, AgentEvent("request", session_id, {"n": result.requests}))
+                draft = _AssistantDraft(app.messages, session_id, resolved.model_id)
+                request = ChatRequest(
+                    model=resolved.model_id,
+                    system=system,
+                    messages=history,
+                    tools=[tool_schema(t) for t in tools],
+                    max_tokens=int(agent_cfg.get("max_tokens") or 4096),
+                )
+                usage = await self._stream(provider, request, draft, session_id, on_event)
+                self._account(session_id, resolved, usage, result)
+                finish_reason = draft.finish["reason"] if draft.finish else "end_turn"
+                draft.persist(force=True)
+                result.response = draft.text
+                result.finish_reason = finish_reason
+                calls = [draft.tool_calls[c] for c in draft.order]
+                if not calls:
+                    break
+                denied = await self._run_tools(calls, tool_map, session_id, draft, on_event, result, cancel_event)
+                if denied:
+                    result.status = "permission_denied"
+                    result.finish_reason = "permission_denied"
+                    draft.finish = {"reason": "permission_denied", "time": _now_ms()}
+                    draft.persist(force=True)
+                    break
+                draft = None
+                if agent_cfg.get("auto_compact", True):
+                    await self._maybe_compact(session_id, resolved, window, float(agent_cfg.get("compact_threshold") or 0.85), on_event)
+        except asyncio.CancelledError:
+            result.status = "cancelled"
+            result.finish_reason = "canceled"
+            if draft is not None:
+                self._finish_cancelled(draft, session_id)
+                result.response = draft.text
+        except ProviderError as exc:
+            result.status = "error"
+            result.error = str(exc)
+            result.finish_reason = "error"
+            if draft is not None:
+                draft.finish = {"reason": "error", "time": _now_ms(), "message": str(exc)}
+                draft.persist(force=True)
+            self._emit(on_event, AgentEvent("error", session_id, {"error": str(exc)}))
+        finally:
+            if title_task is not None:
+                try:
+                    await asyncio.wait_for(asyncio.shield(title_task), timeout=10)
+                except (asyncio.TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001
+                    title_task.cancel()
+
+    def _finish_cancelled(self, draft: _AssistantDraft, session_id: str) -> None:
+        draft.finish = {"reason": "canceled", "time": _now_ms()}
+        draft.persist(force=True)
+        calls = [draft.tool_calls[c] for c in draft.order]
+        if calls and not getattr(draft, "tool_message_stored", False):
+            self.app.messages.create(
+                session_id,
+                "tool",
+                [
+                    _part("tool_result", tool_call_id=c["id"], name=c["name"], content=CANCELED_TOOL, is_error=True)
+                    for c in calls
+                ],
+            )
+
+    async def _stream(self, provider, request, draft: _AssistantDraft, session_id, on_event) -> Usage:
+        usage = Usage()
+        async for event in provider.stream(request):
+            kind = event.kind
+            if kind == "text_delta":
+                draft.text += event.text
+                self._emit(on_event, AgentEvent("content_delta", session_id, {"delta": event.text}))
+                draft.persist()
+            elif kind == "reasoning_delta":
+                draft.reasoning += event.text
+                self._emit(on_event, AgentEvent("thinking_delta", session_id, {"delta": event.text}))
+                draft.persist()
+            elif kind == "tool_call_start":
+                draft.add_call(event.tool_call_id, event.tool_name)
+            elif kind == "tool_call_delta":
+                call = draft.tool_calls.get(event.tool_call_id)
+                if call is not None:
+                    call["input"] += event.text
+            elif kind == "tool_call_end":
+                draft.add_call(event.tool_call_id, event.tool_name, event.arguments, finished=True)
+                self._emit(on_event, AgentEvent("tool_call", session_id, {"tool_call": dict(draft.tool_calls[event.tool_call_id])}))
+                draft.persist()
+            elif kind == "complete":
+                for call in event.tool_calls:
+                    streamed = call["id"] in draft.tool_calls and draft.tool_calls[call["id"]]["finished"]
+                    draft.add_call(call["id"], call["name"], call.get("input", ""), finished=True)
+                    if not streamed:
+                        self._emit(on_event, AgentEvent("tool_call", session_id, {"tool_call": dict(draft.tool_calls[call["id"]])}))
+                reason = event.finish_reason or ("tool_use" if draft.tool_calls else "end_turn")
+                draft.finish = {"reason": reason, "time": _now_ms()}
+                usage = event.usage or usage
+        return usage
+
+    def _account(self, session_id: str, resolved: ResolvedModel, usage: Usage, result: TurnResult) -> None:
+        cost = request_cost(resolved.info, usage)
+        prompt_tokens = usage.input_tokens + usage.cache_creation_tokens
+        completion_tokens = usage.output_tokens + usage.cache_read_tokens
+        result.tokens_in += prompt_tokens
+        result.tokens_out += completion_tokens
+        result.cost += cost
+        self.app.store.sessions.add_usage(
+            id=session_id, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost, model=resolved.ref
+        )
+
+    async def _run_tools(self, calls, tool_map, session_id, draft, on_event, result, cancel_event) -> bool:
+        """Run calls in order; store one tool message with every result. True when a call was denied."""
+        results: list[dict[str, Any]] = []
+        denied = False
+        try:
+            for call in calls:
+                if denied:
+                    results.append(_part("tool_result", tool_call_id=call["id"], name=call["name"], content=CANCELED_TOOL, is_error=True))
+                    continue
+                outcome, was_denied = await self._run_one(call, tool_map, session_id, draft, cancel_event)
+                denied = denied or was_denied
+                record = {"id": call["id"], "name": call["name"], "input": call["input"], "is_error": outcome.is_error}
+                result.tool_calls.append(record)
+                part = _part(
+                    "tool_result",
+                    tool_call_id=call["id"],
+                    name=call["name"],
+                    content=outcome.content,
+                    metadata=json.dumps(outcome.metadata, default=str),
+                    is_error=outcome.is_error,
+                )
+                results.append(part)
+                self._emit(on_event, AgentEvent("tool_result", session_id, {"tool_result": part["data"], "tool_call": record}))
+        except asyncio.CancelledError:
+            done = {p["data"]["tool_call_id"] for p in results}
+            results.extend(
+                _part("tool_result", tool_call_id=c["id"], name=c["name"], content=CANCELED_TOOL, is_error=True)
+                for c in calls
+                if c["id"] not in done
+            )
+            self.app.messages.create(session_id, "tool", results)
+            draft.tool_message_stored = True
+            raise
+        self.app.messages.create(session_id, "tool", results)
+        draft.tool_message_stored = True
+        if denied:
+            result.denials = [d.as_dict() for d in self.app.permissions.denials if d.session_id == session_id]
+        return denied
+
+    async def _run_one(self, call, tool_map, session_id, draft, cancel_event) -> tuple[ToolResult, bool]:
+        app = self.app
+        tool = tool_map.get(call["name"])
+        if tool is None:
+            return ToolResult(f"Tool not found: {call['name']}", is_error=True), False
+        try:
+            arguments = json.loads(call["input"]) if call["input"].strip() else {}
+            if not isinstance(arguments, dict):
+                raise ValueError("arguments must be a JSON object")
+        except ValueError as exc:
+            return ToolResult(f"Invalid JSON arguments for {call['name']}: {exc}", is_error=True), False
+        try:
+            arguments = await app.plugins.apipeline(
+                "pando_before_tool_call", "arguments", arguments, app=app, session_id=session_id, tool_name=call["name"]
+            )
+            ctx = app.tool_context(session_id, draft.message["id"], call["id"], cancel_event)
+            outcome = await tool.run(arguments, ctx)
+        except PermissionDenied as exc:
+            return ToolResult(str(exc) or "Permission denied", is_error=True), True
+        except ToolError as exc:
+            return ToolResult(str(exc), is_error=True), False
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken tool must not end the turn
+            log.exception("tool %s failed", call["name"])
+            return ToolResult(f"{call['name']} failed: {type(exc).__name__}: {exc}", is_error=True), False
+        outcome = app.page_result(outcome, session_id)
+        after = await app.plugins.apipeline(
+            "pando_after_tool_call", "result", outcome, app=app, session_id=session_id, tool_name=call["name"], arguments=arguments
+        )
+        if isinstance(after, str):
+            after = ToolResult(after, outcome.is_error, outcome.metadata)
+        return after, False
+
+    # -- compaction and titles -------------------------------------------------------------------
+
+    async def _maybe_compact(self, session_id, resolved, window, threshold, on_event) -> None:
+        from .compaction import compact_session
+
+        session = self.app.sessions.get(session_id)
+        used = int(session["prompt_tokens"]) + int(session["completion_tokens"])
+        available = max(window - OUTPUT_RESERVE_TOKENS, 1)
+        if used < available * threshold:
+            return
+        self._emit(on_event, AgentEvent("compaction", session_id, {"state": "start", "used": used, "window": window}))
+        summary = await compact_session(self.app, session_id, resolved)
+        self._emit(on_event, AgentEvent("compaction", session_id, {"state": "done", "summarised": bool(summary)}))
+
+    async def _generate_title(self, session_id: str, prompt: str, resolved: ResolvedModel) -> None:
+        from .title import generate_title
+
+        try:
+            await generate_title(self.app, session_id, prompt, resolved)
+        except Exception:  # noqa: BLE001 - titles are best effort
+            log.debug("title generation failed", exc_info=True)
+
+
+async def build_prompt(app: Any, session_id: str, prompt: str, tools: list) -> tuple[str, list]:
+    from .prompt import build_system_prompt
+
+    return await build_system_prompt(app, session_id, prompt, tools)
+
+
+def provider_for(app: Any, resolved: ResolvedModel):
+    return create_provider_for(resolved, app.plugins)

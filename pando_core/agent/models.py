@@ -1,0 +1,136 @@
+"""Resolve ``provider/model`` references to a provider instance and the model's limits and prices."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+from .providers.base import ModelInfo, Provider
+
+NO_MODEL_HELP = """no model is configured.
+Configure one of these (or run `pando init`):
+  * OpenAI:     export OPENAI_API_KEY=sk-...  and  pando run --model openai/gpt-4o-mini "..."
+  * Anthropic:  export ANTHROPIC_API_KEY=...  and  pando run --model anthropic/claude-sonnet-4-5 "..."
+  * Ollama:     ollama serve  and  pando run --model ollama/llama3.2 "..."
+or put it in .pando.toml:
+  [agent]
+  model = "openai/gpt-4o-mini"
+"""
+
+# Known context windows and prices (USD per million tokens) for a few common models.
+KNOWN_MODELS: dict[str, dict[str, float]] = {
+    "gpt-4o": {"context_window": 128_000, "input": 2.5, "output": 10.0},
+    "gpt-4o-mini": {"context_window": 128_000, "input": 0.15, "output": 0.6},
+    "gpt-4.1": {"context_window": 1_047_576, "input": 2.0, "output": 8.0},
+    "gpt-4.1-mini": {"context_window": 1_047_576, "input": 0.4, "output": 1.6},
+    "o4-mini": {"context_window": 200_000, "input": 1.1, "output": 4.4},
+    "claude-sonnet-4-5": {"context_window": 200_000, "input": 3.0, "output": 15.0},
+    "claude-opus-4-1": {"context_window": 200_000, "input": 15.0, "output": 75.0},
+    "claude-haiku-4-5": {"context_window": 200_000, "input": 1.0, "output": 5.0},
+}
+
+# Provider names that work with no [providers.NAME] table.
+DEFAULT_PROVIDER_KINDS = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "ollama": "ollama",
+    "openrouter": "openrouter",
+    "groq": "groq",
+    "vllm": "vllm",
+    "lmstudio": "lmstudio",
+    "llamacpp": "llamacpp",
+}
+
+
+@dataclass
+class ResolvedModel:
+    provider_name: str
+    model_id: str
+    info: ModelInfo
+    options: dict[str, Any]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.provider_name}/{self.model_id}"
+
+
+def split_ref(ref: str, providers: dict[str, Any]) -> tuple[str | None, str]:
+    """``openrouter/meta/llama`` -> (openrouter, meta/llama); a bare model -> (None, model)."""
+    head, sep, rest = ref.partition("/")
+    if sep and (head in providers or head in DEFAULT_PROVIDER_KINDS):
+        return head, rest
+    return None, ref
+
+
+def resolve_model(config: Any, ref: str | None = None) -> ResolvedModel:
+    agent = config.section("agent")
+    providers: dict[str, Any] = config.section("providers")
+    ref = (ref or agent.get("model") or "").strip()
+    if not ref:
+        if len(providers) == 1:
+            name, table = next(iter(providers.items()))
+            models = table.get("models") or {}
+            default = table.get("default_model") or (next(iter(models)) if models else "")
+            if default:
+                ref = f"{name}/{default}"
+        if not ref:
+            raise ConfigError(NO_MODEL_HELP.rstrip())
+    provider_name, model_id = split_ref(ref, providers)
+    if provider_name is None:
+        if len(providers) == 1:
+            provider_name = next(iter(providers))
+        elif os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
+            provider_name = "openai"
+        else:
+            raise ConfigError(
+                f"model {ref!r} names no provider; use provider/model, e.g. openai/{ref}, "
+                "or declare the provider in [providers.NAME]"
+            )
+    table = dict(providers.get(provider_name) or {})
+    kind = table.pop("type", None) or DEFAULT_PROVIDER_KINDS.get(provider_name)
+    if kind is None:
+        raise ConfigError(f"provider {provider_name!r} has no type; set [providers.{provider_name}] type = \"openai\"")
+    model_table = dict((table.pop("models", None) or {}).get(model_id) or {})
+    table.pop("default_model", None)
+    known = KNOWN_MODELS.get(model_id, {})
+    info = ModelInfo(
+        id=model_id,
+        provider=provider_name,
+        context_window=int(model_table.get("context_window") or known.get("context_window") or 128_000),
+        max_output_tokens=int(model_table.get("max_output_tokens") or 4096),
+        input_price_per_m=float(model_table.get("input_price", known.get("input", 0.0))),
+        output_price_per_m=float(model_table.get("output_price", known.get("output", 0.0))),
+        cached_input_price_per_m=float(model_table.get("cached_input_price", 0.0)),
+        cached_output_price_per_m=float(model_table.get("cached_output_price", 0.0)),
+    )
+    api_key_env = table.pop("api_key_env", None)
+    if api_key_env and not table.get("api_key"):
+        value = os.environ.get(api_key_env)
+        if not value:
+            raise ConfigError(f"provider {provider_name}: environment variable {api_key_env} is not set")
+        table["api_key"] = value
+    options = {"kind": kind, "name": provider_name, **table}
+    return ResolvedModel(provider_name, model_id, info, options)
+
+
+def create_provider_for(resolved: ResolvedModel, plugins: Any = None) -> Provider:
+    from .providers import registry
+
+    if plugins is not None:
+        for kinds in plugins.call_sync("pando_register_providers"):
+            for kind, factory in dict(kinds).items():
+                registry.register_provider_kind(kind, factory)
+    options = dict(resolved.options)
+    kind = options.pop("kind")
+    return registry.create_provider(kind, **options)
+
+
+def request_cost(info: ModelInfo, usage: Any) -> float:
+    return (
+        info.cached_input_price_per_m * usage.cache_creation_tokens
+        + info.cached_output_price_per_m * usage.cache_read_tokens
+        + info.input_price_per_m * usage.input_tokens
+        + info.output_price_per_m * usage.output_tokens
+    ) / 1_000_000

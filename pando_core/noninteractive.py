@@ -1,0 +1,225 @@
+"""``pando run``: one prompt, no questions asked, output as text, JSON or a JSON event stream.
+
+Exit codes: 0 success, 1 error (provider failure, permission denied), 2 bad usage or
+configuration, 130 cancelled (Ctrl-C / SIGINT / SIGTERM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+from .agent.loop import AgentEvent, TurnResult
+from .errors import UsageError
+
+OUTPUT_FORMATS = ("text", "json", "stream-json")
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+def result_json(result: TurnResult) -> dict[str, Any]:
+    return {
+        "session_id": result.session_id,
+        "response": result.response,
+        "model": result.model,
+        "tokens_in": result.tokens_in,
+        "tokens_out": result.tokens_out,
+        "cost": round(result.cost, 6),
+        "tool_calls": result.tool_calls,
+        "status": result.status,
+        **({"error": result.error} if result.error else {}),
+        **({"denials": result.denials} if result.denials else {}),
+    }
+
+
+def exit_code_for(result: TurnResult) -> int:
+    if result.status == "cancelled":
+        return EXIT_CANCELLED
+    if result.status in ("error", "permission_denied"):
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+class Spinner:
+    """A small stderr spinner for TTYs, stopped at the first streamed text."""
+
+    FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.label = "thinking"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        start = time.monotonic()
+        index = 0
+        while not self._stop.wait(0.1):
+            elapsed = time.monotonic() - start
+            self.stream.write(f"\r{self.FRAMES[index % len(self.FRAMES)]} {self.label} {elapsed:4.1f}s ")
+            self.stream.flush()
+            index += 1
+        self.stream.write("\r\033[K")
+        self.stream.flush()
+
+    def stop(self) -> None:
+        if self._thread is not None and not self._stop.is_set():
+            self._stop.set()
+            self._thread.join(timeout=1)
+
+
+class _Printer:
+    def __init__(self, output_format: str, quiet: bool, out: TextIO, err: TextIO) -> None:
+        self.format = output_format
+        self.quiet = quiet
+        self.out = out
+        self.err = err
+        self.tty = err.isatty() and not quiet
+        self.spinner = Spinner(err) if self.tty and output_format == "text" else None
+        self.wrote_text = False
+
+    def __call__(self, event: AgentEvent) -> None:
+        if self.format == "stream-json":
+            self._stream_json(event)
+        elif self.format == "text":
+            self._text(event)
+
+    def _stream_json(self, event: AgentEvent) -> None:
+        data: dict[str, Any]
+        if event.type == "content_delta":
+            data = {"type": "text_delta", "text": event.data["delta"]}
+        elif event.type == "thinking_delta":
+            data = {"type": "reasoning_delta", "text": event.data["delta"]}
+        elif event.type == "tool_call":
+            call = event.data["tool_call"]
+            data = {"type": "tool_call", "id": call["id"], "name": call["name"], "input": call["input"]}
+        elif event.type == "tool_result":
+            part = event.data["tool_result"]
+            data = {
+                "type": "tool_result",
+                "id": part["tool_call_id"],
+                "name": part["name"],
+                "content": part["content"],
+                "is_error": part["is_error"],
+            }
+        elif event.type == "compaction":
+            data = {"type": "compaction", **event.data}
+        elif event.type == "error":
+            data = {"type": "error", "error": event.data["error"]}
+        else:
+            return
+        data["session_id"] = event.session_id
+        self.out.write(json.dumps(data) + "\n")
+        self.out.flush()
+
+    def _text(self, event: AgentEvent) -> None:
+        if event.type == "content_delta":
+            if self.spinner:
+                self.spinner.stop()
+            self.out.write(event.data["delta"])
+            self.out.flush()
+            self.wrote_text = True
+        elif event.type == "tool_call" and self.tty:
+            call = event.data["tool_call"]
+            if self.spinner:
+                self.spinner.label = f"running {call['name']}"
+            self.err.write(f"\r\033[K• {call['name']} {_short(call['input'])}\n")
+        elif event.type == "tool_result" and self.tty:
+            part = event.data["tool_result"]
+            if part["is_error"]:
+                self.err.write(f"  ✗ {_short(part['content'])}\n")
+        elif event.type == "compaction" and self.tty:
+            message = "⚡ compacting context…" if event.data.get("state") == "start" else "✓ context compacted"
+            self.err.write(message + "\n")
+
+
+def _short(text: str, limit: int = 100) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def run_non_interactive(
+    app: Any,
+    prompt: str,
+    *,
+    output_format: str = "text",
+    quiet: bool = False,
+    yolo: bool = False,
+    session_id: str | None = None,
+    continue_last: bool = False,
+    model: str | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    if output_format not in OUTPUT_FORMATS:
+        raise UsageError(f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}")
+    if not prompt.strip():
+        raise UsageError("the prompt is empty")
+    if yolo:
+        app.permissions.yolo = True
+    if model:
+        app.model_ref = model
+    from .agent.models import resolve_model
+
+    resolve_model(app.config, app.model_ref)  # fail early, with the how-to, when no model is set
+    app.ensure_primary()
+    if session_id:
+        session = app.sessions.restore(session_id)
+    elif continue_last:
+        latest = app.sessions.latest()
+        session = app.sessions.restore(latest["id"]) if latest else app.sessions.create(title=prompt[:50])
+    else:
+        session = app.sessions.create(title=prompt[:50])
+    printer = _Printer(output_format, quiet, out, err)
+    result = asyncio.run(_run_with_signals(app, session["id"], prompt, printer))
+    app.sessions.end(session["id"])
+    if output_format == "json":
+        out.write(json.dumps(result_json(result)) + "\n")
+    elif output_format == "stream-json":
+        out.write(json.dumps({"type": "result", **result_json(result)}) + "\n")
+    else:
+        if printer.wrote_text and not result.response.endswith("\n"):
+            out.write("\n")
+        if result.status == "permission_denied":
+            for denial in result.denials:
+                err.write(f"pando: permission denied: {denial['tool']} {denial['action']} {denial['description']}\n")
+            err.write("pando: re-run with --yolo or allow the tool in [permissions] to let it run\n")
+        elif result.status == "error":
+            err.write(f"pando: error: {result.error}\n")
+        elif result.status == "cancelled":
+            err.write("pando: cancelled\n")
+        elif result.status == "max_requests":
+            err.write("pando: stopped after the maximum number of model requests for one turn\n")
+    out.flush()
+    return exit_code_for(result)
+
+
+async def _run_with_signals(app: Any, session_id: str, prompt: str, printer: _Printer) -> TurnResult:
+    loop = asyncio.get_running_loop()
+    cancel = asyncio.Event()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, cancel.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    if printer.spinner:
+        printer.spinner.start()
+    try:
+        return await app.coder_agent.run(session_id, prompt, on_event=printer, cancel_event=cancel)
+    finally:
+        if printer.spinner:
+            printer.spinner.stop()
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,47 @@
+"""Message service: stored messages with their parts, plus events and plugin hooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def text_of(message: dict) -> str:
+    """The concatenated text parts of a message."""
+    return "".join(p["data"].get("text", "") for p in message.get("parts", []) if p.get("type") == "text")
+
+
+def tool_calls_of(message: dict) -> list[dict]:
+    return [p["data"] for p in message.get("parts", []) if p.get("type") == "tool_call"]
+
+
+def finish_of(message: dict) -> dict | None:
+    for part in message.get("parts", []):
+        if part.get("type") == "finish":
+            return part["data"]
+    return None
+
+
+class MessageService:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    @property
+    def _repo(self):
+        return self.app.store.messages
+
+    def create(self, session_id: str, role: str, parts: list[dict], model: str | None = None) -> dict:
+        message = self._repo.create(session_id=session_id, role=role, parts=parts, model=model)
+        self.app.events.publish("message.created", message)
+        self.app.plugins.call_sync("pando_message_created", app=self.app, message=message)
+        return message
+
+    def update(self, message_id: str, parts: list[dict], model: str | None = None) -> dict:
+        message = self._repo.update(id=message_id, parts=parts, model=model)
+        self.app.events.publish("message.updated", message)
+        return message
+
+    def list(self, session_id: str) -> list[dict]:
+        return self._repo.list(session_id=session_id)
+
+    def get(self, message_id: str) -> dict:
+        return self._repo.get(id=message_id)

@@ -1,0 +1,136 @@
+"""Tool permissions: config allow-lists, --yolo, per-session and persisted grants, interactive asks.
+
+Decision order for one request:
+  1. a per-session handler (an embedding UI) decides alone;
+  2. a ``deny_bash`` pattern refuses;
+  3. ``--yolo`` allows;
+  4. config ``allow_tools`` / ``allow_bash`` allow;
+  5. a grant for this session, or a persisted "always" grant, allows;
+  6. otherwise the interactive asker decides (once / session / always / deny); with no asker
+     (non-interactive runs) the request is denied and recorded so the run can report it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..agent.tools.base import PermissionRequest
+
+ALLOW_ONCE = "once"
+ALLOW_SESSION = "session"
+ALLOW_ALWAYS = "always"
+DENY = "deny"
+
+Asker = Callable[[PermissionRequest], Awaitable[str]]
+
+
+@dataclass
+class Denial:
+    session_id: str
+    tool_name: str
+    action: str
+    description: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"tool": self.tool_name, "action": self.action, "description": self.description}
+
+
+@dataclass
+class _Grant:
+    tool_name: str
+    action: str
+    pattern: str
+
+    def matches(self, request: PermissionRequest) -> bool:
+        if self.tool_name != request.tool_name or self.action != request.action:
+            return False
+        return fnmatch.fnmatchcase(_subject(request), self.pattern)
+
+
+def _subject(request: PermissionRequest) -> str:
+    if request.tool_name == "bash":
+        return str(request.params.get("command", request.description))
+    return request.path or request.description
+
+
+@dataclass
+class PermissionService:
+    config: dict[str, Any]
+    store: Any = None
+    yolo: bool = False
+    asker: Asker | None = None
+    denials: list[Denial] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._session_grants: dict[str, list[_Grant]] = {}
+        self._session_handlers: dict[str, Callable[[PermissionRequest], Awaitable[bool]]] = {}
+        self._lock = threading.Lock()
+
+    def register_session_handler(self, session_id: str, handler: Callable[[PermissionRequest], Awaitable[bool]]) -> None:
+        self._session_handlers[session_id] = handler
+
+    def grant_session(self, session_id: str, tool_name: str, action: str, pattern: str = "*") -> None:
+        with self._lock:
+            self._session_grants.setdefault(session_id, []).append(_Grant(tool_name, action, pattern))
+
+    def _persisted(self) -> list[_Grant]:
+        if self.store is None:
+            return []
+        try:
+            rows = self.store.permission_grants.list()
+        except Exception:  # noqa: BLE001 - a missing table must not block asking
+            return []
+        return [_Grant(r["tool_name"], r["action"], r["pattern"]) for r in rows]
+
+    def _config_allows(self, request: PermissionRequest) -> bool:
+        if request.tool_name in (self.config.get("allow_tools") or []):
+            return True
+        if request.tool_name == "bash":
+            command = str(request.params.get("command", ""))
+            return any(fnmatch.fnmatchcase(command, pattern) for pattern in self.config.get("allow_bash") or [])
+        return False
+
+    def _config_denies(self, request: PermissionRequest) -> bool:
+        if request.tool_name != "bash":
+            return False
+        command = str(request.params.get("command", ""))
+        return any(fnmatch.fnmatchcase(command, pattern) for pattern in self.config.get("deny_bash") or [])
+
+    async def request(self, session_id: str, request: PermissionRequest) -> bool:
+        handler = self._session_handlers.get(session_id)
+        if handler is not None:
+            return self._record(session_id, request, await handler(request))
+        if self._config_denies(request):
+            return self._record(session_id, request, False)
+        if self.yolo or self._config_allows(request):
+            return True
+        with self._lock:
+            grants = list(self._session_grants.get(session_id, []))
+        if any(g.matches(request) for g in grants + self._persisted()):
+            return True
+        if self.asker is None:
+            return self._record(session_id, request, False)
+        answer = await self.asker(request)
+        if answer == ALLOW_SESSION:
+            self.grant_session(session_id, request.tool_name, request.action, _grant_pattern(request))
+        elif answer == ALLOW_ALWAYS and self.store is not None:
+            self.store.permission_grants.add(
+                tool_name=request.tool_name, action=request.action, pattern=_grant_pattern(request)
+            )
+        return self._record(session_id, request, answer in (ALLOW_ONCE, ALLOW_SESSION, ALLOW_ALWAYS))
+
+    def _record(self, session_id: str, request: PermissionRequest, allowed: bool) -> bool:
+        if not allowed:
+            self.denials.append(Denial(session_id, request.tool_name, request.action, request.description))
+        return allowed
+
+
+def _grant_pattern(request: PermissionRequest) -> str:
+    """What a session/always grant covers: the exact bash command, or the whole tool action."""
+    if request.tool_name == "bash":
+        return str(request.params.get("command", "*"))
+    return "*"

@@ -1,0 +1,62 @@
+"""Session service: the store's sessions plus events and plugin hooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import NotFoundError
+
+
+class SessionService:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    @property
+    def _repo(self):
+        return self.app.store.sessions
+
+    def create(self, title: str = "New session", parent_session_id: str | None = None, id: str | None = None) -> dict:
+        session = self._repo.create(title=title, parent_session_id=parent_session_id, id=id)
+        self.app.events.publish("session.created", session)
+        if parent_session_id is None:
+            self.app.plugins.call_sync("pando_session_created", app=self.app, session=session)
+        return session
+
+    def get(self, id: str) -> dict:
+        return self._repo.get(id=id)
+
+    def find(self, id_or_prefix: str) -> dict:
+        try:
+            return self._repo.get(id=id_or_prefix)
+        except NotFoundError:
+            return self._repo.find(id_prefix=id_or_prefix)
+
+    def restore(self, id_or_prefix: str) -> dict:
+        """Load an existing session to continue it (fires ``pando_session_restored``)."""
+        session = self.find(id_or_prefix)
+        self.app.plugins.call_sync("pando_session_restored", app=self.app, session=session)
+        return session
+
+    def latest(self) -> dict | None:
+        return self._repo.latest()
+
+    def list(self, include_children: bool = False, include_empty: bool = False) -> list[dict]:
+        return self._repo.list(include_children=include_children, include_empty=include_empty)
+
+    def rename(self, id: str, title: str) -> dict:
+        session = self._repo.update(id=id, title=title)
+        self.app.events.publish("session.updated", session)
+        return session
+
+    def end(self, id: str) -> None:
+        """The session is over for now (end of a run, /new, leaving the interactive session)."""
+        try:
+            session = self._repo.get(id=id)
+        except NotFoundError:
+            return
+        self.app.events.publish("session.ended", session)
+        self.app.plugins.call_sync("pando_session_ended", app=self.app, session=session)
+
+    def delete(self, id: str) -> None:
+        self._repo.delete(id=id)
+        self.app.events.publish("session.deleted", {"id": id})

@@ -1,0 +1,133 @@
+"""SQLite engines, declared repositories, per-component migrations with rollback."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from sqlalchemy import text
+
+from pando_core.db import Component, Database, Migration, MigrationError, Repository, core_component, migrate, open_local_store, read, write
+from pando_core.db.schema import metadata
+from pando_core.errors import ConstraintError, NotFoundError, ValidationError
+
+
+class NoteRepository(Repository):
+    name = "notes"
+
+    @write
+    def add(self, tx, *, text_value: str) -> dict:
+        tx.conn.execute(text("INSERT INTO notes (body) VALUES (:b)"), {"b": text_value})
+        tx.changed("notes", "insert", text_value)
+        return {"body": text_value}
+
+    @read
+    def all(self, tx) -> list:
+        return [row[0] for row in tx.conn.execute(text("SELECT body FROM notes ORDER BY rowid"))]
+
+
+NOTES = Component("notes", [Migration(1, "create", ["CREATE TABLE notes (body TEXT UNIQUE NOT NULL)"])], [NoteRepository])
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = Database(tmp_path / ".pando" / "pando.db")
+    yield database
+    database.dispose()
+
+
+def test_pragmas_on_every_connection(db):
+    with db.read() as tx:
+        assert tx.conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert tx.conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert tx.conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10_000
+
+
+def test_migrations_of_two_components_apply_in_order_and_are_idempotent(db):
+    applied = migrate(db, [core_component(), NOTES])
+    assert applied[0] == ("core", 1, "initial")
+    assert applied[-1] == ("notes", 1, "create")
+    assert migrate(db, [core_component(), NOTES]) == []
+    with db.read() as tx:
+        rows = tx.conn.exec_driver_sql("SELECT component, version FROM schema_migrations ORDER BY applied_at, component").all()
+    assert [tuple(r) for r in rows] == [("core", 1), ("core", 2), ("notes", 1)]
+
+
+def test_a_failing_migration_rolls_back_and_names_the_step(db):
+    migrate(db, [core_component()])
+    broken = Component(
+        "broken",
+        [
+            Migration(1, "ok", ["CREATE TABLE b1 (x INTEGER)"]),
+            Migration(2, "half", ["CREATE TABLE b2 (x INTEGER)", "INSERT INTO b2 VALUES (1)", "THIS IS NOT SQL"]),
+        ],
+    )
+    with pytest.raises(MigrationError) as info:
+        migrate(db, [broken])
+    assert "migration broken 2 (half) failed at step 3" in str(info.value)
+    with db.read() as tx:
+        tables = {r[0] for r in tx.conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")}
+        versions = tx.conn.exec_driver_sql("SELECT version FROM schema_migrations WHERE component='broken'").all()
+    assert "b1" in tables and "b2" not in tables  # step 1 committed, step 2 rolled back whole
+    assert [v[0] for v in versions] == [1]
+
+
+def test_schema_matches_the_table_definitions(db):
+    migrate(db, [core_component()])
+    with db.read() as tx:
+        for table in metadata.tables.values():
+            columns = {r[1] for r in tx.conn.exec_driver_sql(f"PRAGMA table_info({table.name})")}
+            assert columns == {c.name for c in table.columns}, table.name
+
+
+def test_repositories_declare_reads_and_writes(db):
+    migrate(db, [core_component(), NOTES])
+    store = open_local_store(db, [core_component(), NOTES])
+    assert store.notes.methods["add"].kind == "write"
+    assert store.notes.methods["all"].kind == "read"
+    seen = []
+    db.on_commit(lambda changes, writer: seen.extend(changes))
+    store.notes.add(text_value="one")
+    assert store.notes.all() == ["one"]
+    assert seen[0].as_dict() == {"table": "notes", "op": "insert", "ids": ["one"]}
+    with pytest.raises(ConstraintError):
+        store.notes.add(text_value="one")
+    with pytest.raises(ValidationError):
+        store.notes.add(bogus=1)
+
+
+def test_core_repositories(db):
+    migrate(db, [core_component()])
+    store = open_local_store(db, [core_component()])
+    session = store.sessions.create(title="t")
+    for i in range(5):
+        store.messages.create(session_id=session["id"], role="user", parts=[{"type": "text", "data": {"text": str(i)}}])
+    listed = store.messages.list(session_id=session["id"])
+    assert [m["parts"][0]["data"]["text"] for m in listed] == ["0", "1", "2", "3", "4"]
+    assert store.sessions.get(id=session["id"])["message_count"] == 5
+    usage = store.sessions.add_usage(id=session["id"], prompt_tokens=10, completion_tokens=5, cost=0.5)
+    usage = store.sessions.add_usage(id=session["id"], prompt_tokens=20, completion_tokens=1, cost=0.25)
+    assert (usage["prompt_tokens"], usage["total_prompt_tokens"], usage["cost"]) == (20, 30, 0.75)
+    first = store.files.record_change(session_id=session["id"], path="a.py", before="old", after="new")
+    second = store.files.record_change(session_id=session["id"], path="a.py", before="new", after="newer")
+    assert (first["version"], second["version"]) == ("v1", "v2")
+    versions = store.files.versions(session_id=session["id"], path="a.py")
+    assert [v["version"] for v in versions] == ["initial", "v1", "v2"]
+    assert versions[0]["content"] == "old"
+    with pytest.raises(NotFoundError):
+        store.sessions.get(id="missing")
+    store.sessions.delete(id=session["id"])
+    assert store.messages.list(session_id=session["id"]) == []  # cascade
+
+
+def test_read_only_database_refuses_writes(db, tmp_path):
+    migrate(db, [core_component()])
+    ro = Database(db.path, readonly=True)
+    store = open_local_store(ro, [core_component()])
+    assert store.sessions.list() == []
+    with pytest.raises(RuntimeError, match="read-only"):
+        store.sessions.create(title="x")
+    with pytest.raises(sqlite3.OperationalError):
+        raw = sqlite3.connect(f"file:{db.path}?mode=ro", uri=True)
+        raw.execute("INSERT INTO sessions (id, title, created_at, updated_at, seq) VALUES ('x','x',1,1,1)")
+    ro.dispose()

@@ -1,0 +1,151 @@
+"""Plugin discovery, selection, isolation of broken plugins, strict mode, `pando plugins`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pando_core.errors import UsageError
+from pando_core.plugins import Plugins, select_plugins
+from tests.support.fake_dist import make_distribution
+
+GOOD = textwrap.dedent(
+    """
+    import typer
+    from pando_core import hookimpl
+
+    app = typer.Typer()
+
+    @app.command()
+    def hello():
+        print("hello from good")
+
+    @hookimpl
+    def pando_register_commands(cli):
+        cli.add_typer(app, name="good")
+    """
+)
+OTHER = textwrap.dedent(
+    """
+    from pando_core import hookimpl
+
+    @hookimpl
+    def pando_rewrite_prompt(prompt):
+        return prompt.upper()
+    """
+)
+BROKEN = "raise RuntimeError('boom at import')\n"
+
+
+@pytest.fixture
+def plugin_path(tmp_path):
+    root = make_distribution(tmp_path / "site", "pando-good", "1.2.3", {"good": "good_plugin"}, {"good_plugin": GOOD})
+    make_distribution(root, "pando-other", "0.5.0", {"other": "other_plugin"}, {"other_plugin": OTHER})
+    make_distribution(root, "pando-broken", "0.0.1", {"broken": "broken_plugin"}, {"broken_plugin": BROKEN})
+    return root
+
+
+def pando(plugin_path, pando_env, *args, extra_env=None, cwd=None):
+    env = dict(pando_env)
+    env["PYTHONPATH"] = str(plugin_path) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra_env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pando_core", *args], env=env, capture_output=True, text=True, timeout=60, cwd=cwd
+    )
+
+
+def test_broken_plugin_does_not_break_pando(plugin_path, pando_env, tmp_path):
+    result = pando(plugin_path, pando_env, "plugins", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["good"]["status"] == "loaded"
+    assert rows["good"]["version"] == "1.2.3"
+    assert rows["good"]["distribution"] == "pando-good"
+    assert "pando_register_commands" in rows["good"]["hooks"]
+    assert rows["broken"]["status"] == "error"
+    assert "boom at import" in rows["broken"]["error"]
+    assert "plugin 'broken' failed to load" in result.stderr
+    assert "Traceback" not in result.stderr
+    # the good plugin's command still works
+    hello = pando(plugin_path, pando_env, "good", "hello", cwd=tmp_path)
+    assert hello.returncode == 0 and "hello from good" in hello.stdout
+
+
+def test_strict_mode_makes_a_broken_plugin_fatal(plugin_path, pando_env, tmp_path):
+    result = pando(plugin_path, pando_env, "plugins", extra_env={"PANDO_STRICT_PLUGINS": "1"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "boom at import" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_plugins_flag_selects_exactly_the_named_ones(plugin_path, pando_env, tmp_path):
+    result = pando(plugin_path, pando_env, "--plugins", "other", "plugins", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row["status"] for row in json.loads(result.stdout)}
+    assert rows["other"] == "loaded"
+    assert {status for name, status in rows.items() if name != "other"} == {"disabled"}
+    # a command of an unselected plugin does not exist
+    missing = pando(plugin_path, pando_env, "--plugins=other", "good", "hello", cwd=tmp_path)
+    assert missing.returncode == 2
+
+
+def test_env_and_config_selection(plugin_path, pando_env, tmp_path):
+    rows = json.loads(pando(plugin_path, pando_env, "plugins", "--json", extra_env={"PANDO_PLUGINS": "good"}, cwd=tmp_path).stdout)
+    assert {r["name"]: r["status"] for r in rows}["good"] == "loaded"
+    assert {r["name"]: r["status"] for r in rows}["other"] == "disabled"
+    (tmp_path / ".pando.toml").write_text('[plugins]\ndisabled = ["broken"]\n')
+    rows = json.loads(pando(plugin_path, pando_env, "plugins", "--json", cwd=tmp_path).stdout)
+    statuses = {r["name"]: r["status"] for r in rows}
+    assert (statuses["good"], statuses["other"], statuses["broken"]) == ("loaded", "loaded", "disabled")
+
+
+def test_unknown_plugin_name_lists_installed(plugin_path, pando_env, tmp_path):
+    result = pando(plugin_path, pando_env, "--plugins", "nope", "plugins", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "unknown plugin nope" in result.stderr
+    assert "installed plugins: broken, good, other" in result.stderr
+
+
+def test_select_plugins_rules():
+    installed = ["a", "b", "c"]
+    assert select_plugins(installed, None) == ["a", "b", "c"]
+    assert select_plugins(installed, ["c", "a"]) == ["c", "a"]
+    assert select_plugins(installed, ["none"]) == []
+    assert select_plugins(installed, None, enabled=["a", "b"], disabled=["b"]) == ["a"]
+    with pytest.raises(UsageError):
+        select_plugins(installed, ["z"])
+
+
+def test_pipeline_and_async_hooks():
+    import asyncio
+
+    from pando_core import hookimpl
+
+    class Upper:
+        @hookimpl
+        def pando_rewrite_prompt(self, prompt):
+            return prompt.upper()
+
+    class Suffix:
+        @hookimpl
+        async def pando_rewrite_prompt(self, prompt):
+            return prompt + "!"
+
+    class Keep:
+        @hookimpl
+        def pando_rewrite_prompt(self, prompt):
+            return None
+
+    plugins = Plugins()
+    plugins.register(Upper(), "upper")
+    plugins.register(Keep(), "keep")
+    plugins.register(Suffix(), "suffix")
+    assert asyncio.run(plugins.apipeline("pando_rewrite_prompt", "prompt", "hi", app=None, session_id="s")) == "HI!"
+    assert plugins.pipeline("pando_rewrite_prompt", "prompt", "hi", app=None, session_id="s") == "HI!"
+    with pytest.raises(ValueError):
+        plugins.register(Keep(), "keep")
