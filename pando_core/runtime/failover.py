@@ -1,0 +1,100 @@
+"""Failover: a secondary parks a thread in a blocking lock acquire and promotes when it wins.
+
+The OS lock is the primary's lease: the kernel releases it when the primary dies, even on
+SIGKILL, so the waiting secondary learns of the crash within one poll of the lock. A primary that
+is alive but hung (SIGSTOP, deadlock) still holds the lock: nobody promotes, and ``ensure_primary``
+reports it. Every secondary also follows ``primary.json``, so when another instance is promoted it
+reconnects there and resends its in-flight writes with their original keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from .lock import LockError, read_primary_record
+
+log = logging.getLogger("pando.failover")
+
+FOLLOW_INTERVAL_S = 0.02
+
+
+class PrimaryFollower:
+    """Watches ``primary.json`` and re-points the secondary's client when the primary changes."""
+
+    def __init__(self, runtime) -> None:  # noqa: ANN001
+        self.runtime = runtime
+        self._stop = threading.Event()
+        self._poke = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="pando-primary-follower", daemon=True)
+        self._last_stat: tuple[int, int] | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def poke(self) -> None:
+        """Check primary.json now (an instance.shutdown / instance.promoted event arrived)."""
+        self._poke.set()
+
+    def _follow(self) -> None:
+        path = os.path.join(self.runtime.pando_dir, "primary.json")
+        while not self._stop.is_set():
+            self._poke.wait(FOLLOW_INTERVAL_S)
+            self._poke.clear()
+            try:
+                st = os.stat(path)
+                stamp = (st.st_mtime_ns, st.st_ino)
+            except OSError:
+                continue
+            if stamp == self._last_stat:
+                continue
+            self._last_stat = stamp
+            record = read_primary_record(self.runtime.pando_dir)
+            if record is None or record.instance_id == self.runtime.instance_id:
+                continue
+            current = self.runtime.record
+            if current is None or record.epoch > current.epoch:
+                try:
+                    self.runtime.follow(record)
+                except Exception:  # noqa: BLE001 - try again on the next change
+                    log.exception("could not follow the new primary")
+                    self._last_stat = None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._poke.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+
+
+class FailoverWatcher(PrimaryFollower):
+    """A follower that also waits for the lock and promotes this instance when it wins."""
+
+    def __init__(self, runtime) -> None:  # noqa: ANN001
+        super().__init__(runtime)
+        self._lock_thread = threading.Thread(target=self._wait_for_lock, name="pando-failover", daemon=True)
+        self.enabled = True
+
+    def start(self) -> None:
+        super().start()
+        self._lock_thread.start()
+
+    def _wait_for_lock(self) -> None:
+        try:
+            won = self.runtime.lock.acquire_blocking(self._stop)
+        except LockError:
+            log.exception("failover disabled: the lock can no longer be tried")
+            return
+        if not won or self._stop.is_set():
+            return
+        try:
+            self.runtime.promote(self.runtime.lock)
+        except Exception:  # noqa: BLE001 - keep the process alive; report loudly
+            log.exception("promotion failed; releasing the lock so another instance can take over")
+            self.runtime.lock.release()
+
+    def stop(self) -> None:
+        super().stop()
+        if self._lock_thread.is_alive() and self._lock_thread is not threading.current_thread():
+            self._lock_thread.join(timeout=2)

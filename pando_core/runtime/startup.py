@@ -1,0 +1,480 @@
+"""Bootstrap: become the primary of a working directory, or a secondary of its primary.
+
+``bootstrap(workdir, instance_id)`` tries the lock without blocking. The winner opens the
+database read-write, runs migrations, binds its bus, bumps the epoch and writes ``primary.json``.
+A loser reads ``primary.json``, checks that primary answers, opens the database read-only and
+proxies its writes; with failover on, it parks a thread in a blocking lock acquire and promotes
+itself the moment the kernel hands it the lock (the primary died).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..db import Component, Database, LocalExecutor, MethodRegistry, Store, database_path, migrate
+from ..errors import PandoError, UnavailableError
+from . import protocol as P
+from .auth import client_auth, server_auth
+from .bus import Bus
+from .client import Client, ClientClosed
+from .endpoints import Endpoints, choose_endpoints
+from .instances import InstanceRegistry
+from .lock import InstanceLock, LockError, PrimaryRecord, ensure_pando_dir, read_primary_record, write_primary_record
+from .protocol import RpcError, RpcTimeout
+from .writes import ProxyExecutor, WriteCoordinator, raise_remote
+
+log = logging.getLogger("pando.runtime")
+
+PRIMARY = "primary"
+SECONDARY = "secondary"
+CONNECT_DEADLINE_S = 15.0
+
+
+class BootstrapError(PandoError):
+    pass
+
+
+def _components_or_core(components: list[Component] | None) -> list[Component]:
+    if components:
+        return components
+    from ..db import core_component
+
+    return [core_component()]
+
+
+class Runtime:
+    """The multi-instance runtime of one process (seed: runtime.BootstrapResult).
+
+    Attributes: ``role``, ``store``, ``engine``, ``bus`` (primary), ``client`` (secondary),
+    ``instance_id``, ``endpoints``, ``pub_port``/``rpc_port`` (tcp), ``lock``, ``watcher``,
+    ``epoch``; ``cleanup()`` releases everything in reverse order and is safe to call twice.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        instance_id: str,
+        components: list[Component],
+        *,
+        failover: bool = True,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        self.workdir = Path(workdir).resolve()
+        self.pando_dir = self.workdir / ".pando"
+        self.instance_id = instance_id
+        self.components = components
+        self.failover = failover
+        self.config = dict(config or {})
+        self.registry = MethodRegistry(repo for c in components for repo in c.repositories)
+        self.role: str = ""
+        self.epoch = 0
+        self.db: Database | None = None
+        self.store: Store | None = None
+        self.bus: Bus | None = None
+        self.client: Client | None = None
+        self.coordinator: WriteCoordinator | None = None
+        self.record: PrimaryRecord | None = None
+        self.lock = InstanceLock(self.pando_dir)
+        self.watcher: Any = None
+        self.instances = InstanceRegistry(self.pando_dir)
+        self._promoted_callbacks: list[Callable[[Runtime], None]] = []
+        self._event_callbacks: list[Callable[[P.Event], None]] = []
+        self._state_lock = threading.RLock()
+        self._primary_changed = threading.Condition(self._state_lock)
+        self._cleaned = False
+        self._last_db_seq: int | None = None
+        self.resyncs = 0
+        self.hung_reported = False
+
+    # -- properties --------------------------------------------------------------------------------
+
+    @property
+    def engine(self):
+        return self.db.engine if self.db else None
+
+    @property
+    def endpoints(self) -> Endpoints | None:
+        if self.bus is not None:
+            return self.bus.endpoints
+        if self.record is not None:
+            return Endpoints.from_dict(self.record.endpoints)
+        return None
+
+    @property
+    def pub_port(self) -> int | None:
+        endpoints = self.endpoints
+        return getattr(endpoints, "pub_port", None) if endpoints else None
+
+    @property
+    def rpc_port(self) -> int | None:
+        endpoints = self.endpoints
+        return getattr(endpoints, "rpc_port", None) if endpoints else None
+
+    @property
+    def primary_pid(self) -> int | None:
+        if self.role == PRIMARY:
+            return os.getpid()
+        return self.record.pid if self.record else None
+
+    def on_promoted(self, callback: Callable[[Runtime], None]) -> None:
+        self._promoted_callbacks.append(callback)
+
+    def on_event(self, callback: Callable[[P.Event], None]) -> None:
+        """Bus events as seen by this instance (secondary: from the primary; primary: its own)."""
+        self._event_callbacks.append(callback)
+
+    # -- start ---------------------------------------------------------------------------------------
+
+    def start(self) -> Runtime:
+        try:
+            ensure_pando_dir(self.pando_dir)
+        except LockError as exc:
+            raise BootstrapError(f"cannot use {self.pando_dir}: {exc}") from exc
+        deadline = time.monotonic() + CONNECT_DEADLINE_S
+        last_problem = "no primary record"
+        while True:
+            try:
+                won = self.lock.try_acquire()
+            except LockError as exc:
+                raise BootstrapError(f"cannot take the instance lock {self.lock.path}: {exc}") from exc
+            if won:
+                self._become_primary(first_epoch=True)
+                break
+            problem = self._try_become_secondary()
+            if problem is None:
+                break
+            last_problem = problem
+            if time.monotonic() >= deadline:
+                raise BootstrapError(
+                    f"another pando holds {self.lock.path} but its primary does not answer ({last_problem}); "
+                    "if it is hung, stop it (kill it) and try again"
+                )
+            time.sleep(0.02)
+        self.instances.register(self.instance_id, self.role, self.epoch)
+        return self
+
+    def _become_primary(self, first_epoch: bool) -> None:
+        previous = read_primary_record(self.pando_dir)
+        self.epoch = (previous.epoch if previous else 0) + 1
+        self.db = Database(database_path(self.workdir))
+        migrate(self.db, self.components)
+        self.coordinator = WriteCoordinator(self.db, self.registry, self.instance_id)
+        executor = LocalExecutor(self.db, self.instance_id)
+        if self.store is None:
+            self.store = Store(self.registry, executor)
+        else:
+            self.store.use(executor)
+        prefer = self.config.get("transport", "auto")
+        endpoints = choose_endpoints(str(self.workdir), prefer)
+        auth = server_auth(self.pando_dir, endpoints.transport)
+        self.bus = Bus(
+            endpoints,
+            self.instance_id,
+            self.epoch,
+            auth=auth,
+            max_message_bytes=int(self.config.get("max_message_bytes") or P.DEFAULT_MAX_MESSAGE_BYTES),
+            heartbeat_interval=float(self.config.get("heartbeat_interval") or 1.0),
+            metadata={"workdir": str(self.workdir), "pid": os.getpid()},
+        )
+        self._register_core_methods(self.bus)
+        self.bus.start()
+        self.db.on_commit(self._publish_changes)
+        self.record = PrimaryRecord(
+            instance_id=self.instance_id,
+            pid=os.getpid(),
+            epoch=self.epoch,
+            endpoints=self.bus.endpoints.to_dict(),
+            started_at=P.now_ms(),
+            auth=auth.record_info(),
+            workdir=str(self.workdir),
+        )
+        write_primary_record(self.pando_dir, self.record)
+        self.role = PRIMARY
+
+    def _try_become_secondary(self) -> str | None:
+        record = read_primary_record(self.pando_dir)
+        if record is None:
+            return "no primary record yet"
+        if record.workdir and os.path.realpath(record.workdir) != str(self.workdir):
+            return "primary record names another working directory"
+        try:
+            auth = client_auth(self.pando_dir, record.auth)
+            client = Client(record.endpoints, self.instance_id, auth, default_timeout=float(self.config.get("write_timeout") or 30))
+        except Exception as exc:  # noqa: BLE001
+            return f"cannot connect: {exc}"
+        try:
+            info = client.ping(timeout=0.5)
+        except (RpcError, RpcTimeout) as exc:
+            client.close()
+            return f"primary pid {record.pid} did not answer a ping ({exc})"
+        if info.get("epoch") != record.epoch or info.get("instance_id") != record.instance_id:
+            client.close()
+            return "primary record is stale"
+        db_path = database_path(self.workdir)
+        if not db_path.exists():
+            client.close()
+            return "database not created yet"
+        self.record = record
+        self.epoch = record.epoch
+        self.client = client
+        self.db = Database(db_path, readonly=True)
+        executor = ProxyExecutor(self, self.db, write_timeout=float(self.config.get("write_timeout") or 30))
+        self.store = Store(self.registry, executor)
+        self.role = SECONDARY
+        client.subscribe("", self._on_bus_event)
+        if self.failover:
+            from .failover import FailoverWatcher
+
+            self.watcher = FailoverWatcher(self)
+            self.watcher.start()
+        else:
+            from .failover import PrimaryFollower
+
+            self.watcher = PrimaryFollower(self)
+            self.watcher.start()
+        return None
+
+    # -- primary side --------------------------------------------------------------------------------
+
+    def _register_core_methods(self, bus: Bus) -> None:
+        assert self.coordinator is not None
+        bus.register("db.write", self.coordinator.handle_rpc)
+        bus.register("state.sync", self._rpc_state_sync, params="object")
+        bus.register("session.list", self._rpc_session_list, params="object")
+        bus.register("session.get", self._rpc_session_get, params="object")
+        bus.register("message.list", self._rpc_message_list, params="object")
+
+    def _rpc_state_sync(self, params: dict, call: Any) -> dict:
+        return {
+            "epoch": self.epoch,
+            "instance_id": self.instance_id,
+            "seq": self.bus.last_seq if self.bus else 0,
+            "sessions": self.store.sessions.list(include_empty=True),
+        }
+
+    def _rpc_session_list(self, params: dict, call: Any) -> list:
+        return self.store.sessions.list(include_empty=bool(params.get("include_empty", False)))
+
+    def _rpc_session_get(self, params: dict, call: Any) -> dict:
+        session_id = params.get("id")
+        if not isinstance(session_id, str):
+            raise RpcError.invalid_params("session.get: id must be a string")
+        try:
+            return self.store.sessions.get(id=session_id)
+        except PandoError as exc:
+            raise RpcError(kind=exc.kind, message=str(exc)) from None
+
+    def _rpc_message_list(self, params: dict, call: Any) -> list:
+        session_id = params.get("session_id")
+        if not isinstance(session_id, str):
+            raise RpcError.invalid_params("message.list: session_id must be a string")
+        return self.store.messages.list(session_id=session_id)
+
+    def _publish_changes(self, changes: list, writer: str) -> None:
+        bus = self.bus
+        if bus is None:
+            return
+        for change in changes:
+            bus.publish(P.db_topic(change.table, change.op), {"ids": change.ids, "writer": writer or self.instance_id})
+
+    # -- secondary side ------------------------------------------------------------------------------
+
+    def _on_bus_event(self, event: P.Event) -> None:
+        if event.topic.startswith(P.DB_PREFIX):
+            if self._last_db_seq is not None and event.seq > self._last_db_seq + 1 and self.client is not None:
+                self._resync()
+            self._last_db_seq = event.seq
+        elif event.topic == P.INSTANCE_HEARTBEAT:
+            self._last_db_seq = max(self._last_db_seq or 0, event.seq)
+        elif event.topic in (P.INSTANCE_SHUTDOWN, P.INSTANCE_PROMOTED) and self.watcher is not None:
+            self.watcher.poke()
+        for callback in list(self._event_callbacks):
+            try:
+                callback(event)
+            except Exception:  # noqa: BLE001
+                log.exception("runtime event callback failed")
+
+    def _resync(self) -> None:
+        """A gap in event sequence numbers: fetch the primary's state instead of trusting events."""
+        self.resyncs += 1
+        try:
+            self.client.call("state.sync", {}, timeout=2.0)
+        except (RpcError, RpcTimeout):
+            log.info("state.sync failed; will resync on the next event")
+
+    def follow(self, record: PrimaryRecord) -> None:
+        """Point this secondary at a new primary (after a failover elsewhere)."""
+        with self._state_lock:
+            if self.role != SECONDARY or self.client is None:
+                return
+            if self.record is not None and record.epoch <= self.record.epoch and record.instance_id == self.record.instance_id:
+                return
+            auth = client_auth(self.pando_dir, record.auth)
+            self.client.reconnect(record.endpoints, auth)
+            self.record = record
+            self.epoch = record.epoch
+            self._last_db_seq = None
+            self.hung_reported = False
+            self._primary_changed.notify_all()
+        log.info("now following primary pid %s (epoch %s)", record.pid, record.epoch)
+
+    def send_write(self, method: str, params: dict[str, Any], key: tuple[str, int], timeout: float) -> Any:
+        """Send one keyed write until acknowledged (possibly by a new primary) or the deadline."""
+        deadline = time.monotonic() + timeout
+        last_error = "no answer"
+        attempt_timeout = 1.0
+        while True:
+            with self._state_lock:
+                role, client, coordinator = self.role, self.client, self.coordinator
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise UnavailableError(
+                    f"write {method} was not acknowledged within {timeout:.0f}s ({last_error}); "
+                    "the primary may be hung: check `pando status`"
+                )
+            if role == PRIMARY and coordinator is not None:
+                future = coordinator.submit(method, params, key)
+                try:
+                    return future.result(timeout=remaining)
+                except concurrent.futures.TimeoutError:
+                    last_error = "local coordinator timed out"
+                    continue
+                except RpcError as exc:
+                    if exc.retryable:
+                        last_error = str(exc)
+                        continue
+                    raise_remote(exc)
+            if client is None:
+                raise UnavailableError("this instance has no connection to a primary")
+            try:
+                reply = client.call(
+                    "db.write", {"method": method, "params": params, "key": list(key)}, timeout=min(attempt_timeout, remaining)
+                )
+                return reply["result"]
+            except ClientClosed as exc:
+                last_error = str(exc)
+            except RpcTimeout as exc:
+                last_error = f"timed out ({exc})"
+                attempt_timeout = min(attempt_timeout * 2, 5.0)
+            except RpcError as exc:
+                if exc.retryable or exc.kind in ("unavailable", "closed"):
+                    last_error = str(exc)
+                else:
+                    raise_remote(exc)
+            # wait briefly for a failover to change the primary, then resend with the same key
+            with self._primary_changed:
+                self._primary_changed.wait(timeout=0.05)
+
+    def ensure_primary(self, timeout: float | None = None) -> None:
+        """Actively ping the primary (before each prompt on a secondary)."""
+        if self.role != SECONDARY or self.client is None:
+            return
+        timeout = float(timeout or self.config.get("ping_timeout") or 2.0)
+        try:
+            self.client.ping(timeout=timeout)
+        except (RpcError, RpcTimeout) as exc:
+            pid = self.record.pid if self.record else "?"
+            holder_alive = _pid_alive(pid) if isinstance(pid, int) else False
+            if holder_alive:
+                self.hung_reported = True
+                raise UnavailableError(
+                    f"the primary (pid {pid}) holds the lock but does not answer within {timeout:.1f}s "
+                    "(hung or stopped?); not taking over while it holds the lock. "
+                    f"Resume it (kill -CONT {pid}) or stop it (kill {pid})."
+                ) from exc
+            raise UnavailableError(f"the primary (pid {pid}) is gone and no instance has taken over yet") from exc
+
+    # -- promotion -----------------------------------------------------------------------------------
+
+    def promote(self, lock: Any = None) -> None:
+        """This secondary won the lock: become the primary (seed: PromoteToPrimary)."""
+        with self._state_lock:
+            if self.role == PRIMARY:
+                return
+            started = time.monotonic()
+            old_client, old_db = self.client, self.db
+            self.client = None
+            if old_client is not None:
+                old_client.close(timeout=1.0)  # in-flight proxied writes go local, same keys
+            if old_db is not None:
+                old_db.dispose()
+            self._become_primary(first_epoch=False)
+            self._primary_changed.notify_all()
+        assert self.bus is not None
+        self.bus.publish(P.INSTANCE_PROMOTED, {"instance_id": self.instance_id, "epoch": self.epoch, "pid": os.getpid()})
+        self.instances.register(self.instance_id, self.role, self.epoch)
+        log.info("promoted to primary (epoch %s) in %.0f ms", self.epoch, (time.monotonic() - started) * 1000)
+        for callback in list(self._promoted_callbacks):
+            try:
+                callback(self)
+            except Exception:  # noqa: BLE001 - a plugin must not undo the promotion
+                log.exception("promotion callback failed")
+
+    # -- cleanup --------------------------------------------------------------------------------------
+
+    def cleanup(self) -> None:
+        """Release everything in reverse order; safe to call twice (seed: BootstrapResult.Cleanup)."""
+        with self._state_lock:
+            if self._cleaned:
+                return
+            self._cleaned = True
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.coordinator is not None:
+            self.coordinator.close()  # finish in-flight writes first
+        if self.bus is not None:
+            try:
+                self.bus.publish(P.INSTANCE_SHUTDOWN, {"instance_id": self.instance_id, "epoch": self.epoch})
+            except Exception:  # noqa: BLE001
+                pass
+            self.bus.stop()
+        if self.client is not None:
+            self.client.close(timeout=1.0)
+        if self.db is not None:
+            self.db.dispose()
+        self.instances.unregister(self.instance_id)
+        self.lock.release()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def bootstrap(
+    workdir: str | os.PathLike[str],
+    instance_id: str | None = None,
+    *,
+    failover: bool = True,
+    components: list[Component] | None = None,
+    config: dict[str, Any] | None = None,
+) -> Runtime:
+    """Run the start-up sequence for ``workdir`` and return the runtime (seed: runtime.Bootstrap)."""
+    runtime = Runtime(
+        Path(workdir),
+        instance_id or uuid.uuid4().hex[:12],
+        _components_or_core(components),
+        failover=failover,
+        config=config,
+    )
+    try:
+        return runtime.start()
+    except BaseException:
+        runtime.cleanup()
+        raise
+
+
+BootstrapResult = Runtime

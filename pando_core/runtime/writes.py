@@ -1,0 +1,256 @@
+"""Writes from secondaries: the proxy (secondary side) and the coordinator (primary side).
+
+A secondary's repository write becomes ``db.write {method, params, key: [instance_id, seq]}``.
+The primary queues it; a single coordinator thread applies queued writes in small batches, one
+transaction per batch (group commit) with one SAVEPOINT per write, records every key with its
+outcome in ``applied_writes`` inside the same transaction, and answers only after COMMIT. A key
+seen again (a retry, possibly to a new primary after failover) returns the stored outcome and is
+not applied twice.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from ..db.engine import Change, Database, WriteTx
+from ..db.repository import WRITE, MethodRegistry, MethodSpec, translate_db_error
+from ..db.schema import applied_writes
+from ..errors import PandoError, UnavailableError, error_from_kind
+from .protocol import RpcError
+
+log = logging.getLogger("pando.writes")
+
+BATCH_MAX = 128
+# error kinds that are a property of the request (recorded, so a retry gets the same answer)
+RECORDED_ERROR_KINDS = {"not_found", "constraint", "validation"}
+
+
+@dataclass
+class _Pending:
+    method: str
+    params: dict[str, Any]
+    key: tuple[str, int] | None
+    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    changes: list[Change] = field(default_factory=list)
+    writer: str = ""
+
+
+class WriteCoordinator:
+    """Applies queued writes on the primary in batched transactions."""
+
+    def __init__(self, db: Database, registry: MethodRegistry, instance_id: str) -> None:
+        self.db = db
+        self.registry = registry
+        self.instance_id = instance_id
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="pando-write-coordinator", daemon=True)
+        self._thread.start()
+        self.stats = {"batches": 0, "writes": 0, "duplicates": 0}
+
+    # -- intake --------------------------------------------------------------------------------
+
+    def submit(self, method: str, params: dict[str, Any], key: tuple[str, int] | None) -> concurrent.futures.Future:
+        pending = _Pending(method, params, key, writer=key[0] if key else self.instance_id)
+        with self._lock:
+            if self._closed:
+                pending.future.set_exception(RpcError(kind="unavailable", message="primary is shutting down"))
+                return pending.future
+            self._queue.put(pending)
+        return pending.future
+
+    def handle_rpc(self, params: Any, call: Any) -> concurrent.futures.Future:
+        """The ``db.write`` bus handler: validate, queue, reply after COMMIT."""
+        if not isinstance(params, dict):
+            raise RpcError.invalid_params("db.write params must be an object")
+        method, args, key = params.get("method"), params.get("params", {}), params.get("key")
+        if not isinstance(method, str):
+            raise RpcError.invalid_params("db.write: method must be a string")
+        spec = self.registry.get(method)
+        if spec is None or spec.kind != WRITE:
+            raise RpcError(kind="method_not_found", message=f"db.write: unknown write method {method!r}")
+        if not isinstance(args, dict):
+            raise RpcError.invalid_params("db.write: params must be an object")
+        if not (
+            isinstance(key, list)
+            and len(key) == 2
+            and isinstance(key[0], str)
+            and isinstance(key[1], int)
+            and not isinstance(key[1], bool)
+        ):
+            raise RpcError.invalid_params("db.write: key must be [instance_id, sequence]")
+        future = self.submit(method, args, (key[0], key[1]))
+        reply: concurrent.futures.Future = concurrent.futures.Future()
+
+        def relay(done: concurrent.futures.Future) -> None:
+            error = done.exception()
+            if error is None:
+                reply.set_result({"result": done.result()})
+            elif isinstance(error, RpcError):
+                reply.set_exception(error)
+            elif isinstance(error, PandoError):
+                reply.set_exception(RpcError(kind=error.kind, message=str(error)))
+            else:
+                reply.set_exception(RpcError(kind="internal", message=f"{type(error).__name__}: {error}"))
+
+        future.add_done_callback(relay)
+        return reply
+
+    # -- the coordinator thread ----------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < BATCH_MAX:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._apply(batch)
+                    return
+                batch.append(item)
+            self._apply(batch)
+
+    def _apply(self, batch: list[_Pending]) -> None:
+        outcomes: list[tuple[str, Any]] = []
+        try:
+            with self.db.write_lock, self.db.engine.connect() as conn:
+                with conn.begin():
+                    for item in batch:
+                        outcomes.append(self._apply_one(conn, item))
+        except Exception as exc:  # noqa: BLE001 - the whole batch failed to commit
+            log.exception("write batch failed to commit")
+            error = RpcError(kind="unavailable", message=f"write batch failed: {exc}")
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(error)
+            return
+        self.stats["batches"] += 1
+        for item, (status, value) in zip(batch, outcomes, strict=True):
+            if status == "ok":
+                item.future.set_result(value)
+            else:
+                item.future.set_exception(value)
+        for item in batch:
+            if item.changes:
+                self.db.notify(item.changes, item.writer)
+
+    def _apply_one(self, conn: Any, item: _Pending) -> tuple[str, Any]:
+        if item.key is not None:
+            stored = conn.execute(
+                select(applied_writes.c.ok, applied_writes.c.result).where(
+                    applied_writes.c.instance_id == item.key[0], applied_writes.c.seq == item.key[1]
+                )
+            ).first()
+            if stored is not None:
+                self.stats["duplicates"] += 1
+                payload = json.loads(stored.result) if stored.result else None
+                if stored.ok:
+                    return "ok", payload
+                return "error", error_from_kind(payload["kind"], payload["message"])
+        spec: MethodSpec | None = self.registry.get(item.method)
+        if spec is None:
+            return "error", RpcError(kind="method_not_found", message=f"unknown write method {item.method!r}")
+        savepoint = conn.begin_nested()
+        tx = WriteTx(conn)
+        try:
+            result = spec.repository(None).call_impl(spec.attribute, tx, item.params)
+            json.dumps(result)  # results travel as JSON
+            if item.key is not None:
+                self._record(conn, item, True, result)
+            savepoint.commit()
+            item.changes = tx.changes
+            self.stats["writes"] += 1
+            return "ok", result
+        except Exception as exc:  # noqa: BLE001 - one failure must not sink the batch
+            savepoint.rollback()
+            error = translate_db_error(exc, item.method)
+            if isinstance(error, TypeError):
+                error = error_from_kind("validation", f"{item.method}: {error}")
+            if isinstance(error, PandoError) and error.kind in RECORDED_ERROR_KINDS:
+                if item.key is not None:
+                    self._record(conn, item, False, {"kind": error.kind, "message": str(error)})
+                return "error", error
+            if isinstance(error, PandoError):
+                return "error", error
+            log.warning("write %s failed: %s", item.method, error)
+            return "error", RpcError(kind="app_error", message=f"{item.method}: {type(error).__name__}: {error}")
+
+    @staticmethod
+    def _record(conn: Any, item: _Pending, ok: bool, result: Any) -> None:
+        conn.execute(
+            insert(applied_writes).values(
+                instance_id=item.key[0],
+                seq=item.key[1],
+                method=item.method,
+                ok=1 if ok else 0,
+                result=json.dumps(result),
+                created_at=WriteTx.now_ms(),
+            )
+        )
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop taking writes, finish the queued ones, stop the thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+        self._thread.join(timeout)
+
+
+class ProxyExecutor:
+    """A secondary's executor: reads from the local read-only database, writes via the primary.
+
+    Each write gets one idempotency key and is re-sent with that same key until the primary (the
+    old one or a new one after failover) answers, or the write deadline passes. If this instance
+    is itself promoted meanwhile, the write is applied locally through its coordinator, still
+    under the same key.
+    """
+
+    def __init__(self, runtime: Any, db: Database, *, write_timeout: float = 30.0) -> None:
+        self.runtime = runtime
+        self.db = db
+        self.write_timeout = write_timeout
+        self._seq = itertools.count(1)
+
+    def run_read(self, spec: MethodSpec, params: dict[str, Any]) -> Any:
+        repo = spec.repository(self)
+        with self.db.read() as tx:
+            return repo.call_impl(spec.attribute, tx, params)
+
+    def run_write(self, spec: MethodSpec, params: dict[str, Any]) -> Any:
+        key = (self.runtime.instance_id, next(self._seq))
+        return self.runtime.send_write(spec.qualified, params, key, self.write_timeout)
+
+
+def raise_remote(error: RpcError) -> None:
+    """Turn a wire error back into the core's error classes where the kind is known."""
+    if error.kind in RECORDED_ERROR_KINDS:
+        raise error_from_kind(error.kind, error.message) from None
+    if error.kind in ("method_not_found", "invalid_params"):
+        raise error_from_kind("validation", error.message) from None
+    raise error
+
+
+def deadline_error(method: str, timeout: float, reason: str) -> UnavailableError:
+    return UnavailableError(f"write {method} was not acknowledged within {timeout:.0f}s: {reason}")
+
+
+def monotonic() -> float:
+    return time.monotonic()
