@@ -54,6 +54,7 @@ class TurnResult:
     denials: list[dict[str, str]] = field(default_factory=list)
     error: str = ""
     requests: int = 0
+    needs_title: Any = None
 
 
 class TurnCancelled(Exception):
@@ -253,6 +254,12 @@ class CoderAgent:
             watcher.cancel()
             self._busy.discard(session_id)
             self._cancel_events.pop(session_id, None)
+        if result.needs_title and result.status == "success":
+            # after the turn, so that the title request never races the turn's own requests
+            try:
+                await asyncio.wait_for(self._generate_title(session_id, *result.needs_title), timeout=15)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - titles are best effort
+                log.debug("no title for %s", session_id)
         self._emit(on_event, AgentEvent("response", session_id, {"result": result}))
         await self.app.plugins.acall(
             "pando_turn_finished",
@@ -284,7 +291,6 @@ class CoderAgent:
         app = self.app
         plugins = app.plugins
         draft: _AssistantDraft | None = None
-        title_task: asyncio.Task | None = None
         try:
             model_ref = await plugins.apipeline(
                 "pando_select_provider", "model", model_ref or app.model_ref or "", app=app, session_id=session_id
@@ -300,8 +306,8 @@ class CoderAgent:
                 )
                 if prefix:
                     prompt = f"{prefix}\n\n{prompt}"
-                if self.name == "coder" and session.get("parent_session_id") is None:
-                    title_task = asyncio.ensure_future(self._generate_title(session_id, prompt, resolved))
+                if self._wants_title(session):
+                    result.needs_title = (prompt, resolved)
             prompt = await plugins.apipeline("pando_rewrite_prompt", "prompt", prompt, app=app, session_id=session_id)
             for extra in await plugins.acall("pando_enrich_context", app=app, session_id=session_id, prompt=prompt):
                 prompt = f"{prompt}\n\n{extra}"
@@ -365,12 +371,6 @@ class CoderAgent:
                 draft.finish = {"reason": "error", "time": _now_ms(), "message": str(exc)}
                 draft.persist(force=True)
             self._emit(on_event, AgentEvent("error", session_id, {"error": str(exc)}))
-        finally:
-            if title_task is not None:
-                try:
-                    await asyncio.wait_for(asyncio.shield(title_task), timeout=10)
-                except (asyncio.TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001
-                    title_task.cancel()
 
     def _finish_cancelled(self, draft: _AssistantDraft, session_id: str) -> None:
         draft.finish = {"reason": "canceled", "time": _now_ms()}
@@ -504,6 +504,14 @@ class CoderAgent:
         return after, False
 
     # -- compaction and titles -------------------------------------------------------------------
+
+    def _wants_title(self, session: dict) -> bool:
+        """Titles for top-level sessions of interactive use, or whenever a title model is configured."""
+        if self.name != "coder" or session.get("parent_session_id") is not None:
+            return False
+        if self.app.config.section("agent").get("title_model"):
+            return True
+        return getattr(self.app.options, "startup_mode", "") == "interactive"
 
     async def _maybe_compact(self, session_id, resolved, window, threshold, on_event) -> None:
         from .compaction import compact_session

@@ -6,6 +6,7 @@ import importlib
 
 # module name -> function taking the root typer app
 _GROUPS = [
+    "snapshots_cmd",
     "run_cmd",
 ]
 

@@ -32,6 +32,11 @@ class ChatRequest:
     tools: list[dict[str, Any]] = field(default_factory=list)  # [{name, description, parameters}]
     max_tokens: int = 4096
     temperature: float | None = None
+    # Reasoning controls (providers ignore what they cannot use): "low" | "medium" | "high" | "max";
+    # OpenAI reasoning models get `reasoning_effort`, Anthropic derives a thinking budget from it
+    # unless `thinking_budget` (tokens) is given explicitly.
+    reasoning_effort: str | None = None
+    thinking_budget: int | None = None
 
 
 @dataclass
@@ -65,6 +70,9 @@ class ProviderEvent:
     finish_reason: str = ""
     usage: Usage | None = None
     tool_calls: list[dict[str, str]] = field(default_factory=list)  # [{id, name, input}]
+    # reasoning_delta only: an Anthropic thinking-block signature (sent with empty `text` when the block
+    # ends). Store it as `signature` in the reasoning part's data so the block can be sent back.
+    signature: str = ""
 
 
 @dataclass

@@ -95,7 +95,7 @@ class ToolContext:
         if self.permissions is None:
             return
         if not await self.permissions.request(self.session_id, request):
-            raise PermissionDenied(f"Permission denied: {request.tool_name} {request.action} {request.description}")
+            raise PermissionDenied(f"Permission denied: {request.tool_name} ({request.action}) {request.description.splitlines()[0] if request.description else ''}".rstrip())
 
     def resolve_path(self, raw: str) -> Path:
         """Resolve a model-given path against the workdir, refusing escapes unless permitted."""

@@ -48,7 +48,7 @@ def is_binary_sample(sample: bytes) -> bool:
     if b"\x00" in sample:
         return True
     allowed = {7, 8, 9, 10, 12, 13, 27}
-    odd = sum(1 for byte in sample if byte < 32 and byte not in allowed or byte == 127)
+    odd = sum(1 for byte in sample if (byte < 32 and byte not in allowed) or byte == 127)
     return odd / len(sample) > 0.30
 
 

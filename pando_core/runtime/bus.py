@@ -1,0 +1,809 @@
+"""The primary's IPC bus: PUB (events) + ROUTER (JSON-RPC 2.0), served by one I/O thread.
+
+Threading model
+    * One I/O thread owns every ZeroMQ socket of the bus (PUB, ROUTER and, with CURVE, the ZAP
+      handler socket).  No other thread touches them.
+    * Other threads hand work to it through a locked FIFO plus a wake-up byte on a
+      ``socket.socketpair`` that the I/O thread polls next to the ROUTER.  ``publish()`` and the
+      replies produced by handlers go through the same FIFO, so they leave in the order they were
+      produced.
+    * Requests are decoded and validated on the I/O thread; handlers run on a small pool of
+      worker threads (``workers``), except those registered with ``inline=True`` (cheap,
+      non-blocking ones such as ``instance.ping``) which run on the I/O thread itself.
+    * A handler returns a JSON-able result, raises :class:`RpcError` (kind preserved on the
+      wire), or returns a :class:`concurrent.futures.Future`; the reply for a future is sent when
+      it completes, from whatever thread completes it (the write coordinator replies after
+      COMMIT this way).  Do not block inside a future's completion.
+
+Robustness
+    Malformed multipart frames, invalid UTF-8/JSON, non-objects, missing or invalid
+    ``jsonrpc``/``method``/``id``, unknown methods, wrongly typed params and oversized messages
+    get a JSON-RPC error reply when a reply is possible (notifications never get one), else they
+    are dropped with a (rate-limited) log line.  A request whose ``meta.timeout_ms`` deadline has
+    passed before a worker picks it up is answered with a ``timeout`` error without running the
+    handler.  More than ``max_pending_requests`` queued requests -> ``unavailable`` (retryable).
+    In token-auth mode anything that does not carry the right token is dropped without reply.
+
+Lifecycle
+    ``Bus(...)`` → ``register(...)`` → ``start()`` (binds PUB then ROUTER; on tcp a port taken by
+    someone else falls back to a free port, see :attr:`Bus.endpoints`) → ``publish``/serve →
+    ``stop()`` (idempotent, bounded: flushes queued events with a short linger, closes sockets,
+    then terminates the context).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import zmq
+
+from . import protocol as P
+from .auth import ServerAuth
+from .endpoints import LOOPBACK, EndpointError, Endpoints
+
+__all__ = ["Bus", "BusClosed", "BusError", "CallContext", "Handler"]
+
+log = logging.getLogger(__name__)
+
+ParamsKind = Literal["any", "object", "array"]
+
+
+class BusError(RuntimeError):
+    """The bus could not be started (bind failure, bad endpoints, ...)."""
+
+
+class BusClosed(BusError):
+    """The bus has been stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """What a handler knows about the call it serves.
+
+    ``client_identity`` is the ROUTER routing id of the caller's socket; ``instance_id`` is the
+    caller's instance id when it sent one (``meta.instance_id``); ``deadline`` is a
+    ``time.monotonic()`` value derived from the caller's ``meta.timeout_ms`` (None = no
+    deadline); ``meta`` is the request ``meta`` without credentials.
+    """
+
+    method: str
+    request_id: str | int | None
+    client_identity: bytes
+    instance_id: str | None
+    received_at: float
+    deadline: float | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_notification(self) -> bool:
+        return self.request_id is None
+
+    def remaining(self) -> float | None:
+        """Seconds until the caller gives up (None = unknown)."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+
+Handler = Callable[[Any, CallContext], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Method:
+    handler: Handler
+    params: ParamsKind
+    inline: bool
+
+
+class _Throttle:
+    """Rate-limited logging (one line per key per interval, counting what was suppressed)."""
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def log(self, key: str, level: int, msg: str, *args: Any) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(key, -1e9) < self.interval:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return
+            self._last[key] = now
+            n = self._suppressed.pop(key, 0)
+        if n:
+            msg += f" ({n} similar messages suppressed)"
+        log.log(level, msg, *args)
+
+
+class Bus:
+    """PUB + ROUTER server of a primary.  All public methods are thread-safe.
+
+    :param endpoints: where to bind (:func:`choose_endpoints`); the actually bound endpoints are
+        :attr:`endpoints` after :meth:`start` — write *those* into ``primary.json``.
+    :param instance_id: this process's instance id (goes into every envelope and ping).
+    :param epoch: the primary epoch (goes into every envelope); seqs restart at 1 per bus.
+    :param auth: :class:`ServerAuth` (default: none — only acceptable for ipc or tests).
+    :param max_message_bytes: cap for one request/reply; larger requests get ``too_large``.
+    :param heartbeat_interval: seconds between ``instance.heartbeat`` events (first one at start).
+    :param workers: handler threads.
+    :param port_fallback: on tcp, bind a free port when the requested one is in use.
+    :param metadata: static JSON-able info added to ``instance.ping``/``instance.info`` results
+        (e.g. ``{"workdir": ...}`` so clients can check they reached the right primary).
+    """
+
+    def __init__(
+        self,
+        endpoints: Endpoints | Mapping[str, Any],
+        instance_id: str,
+        epoch: int,
+        *,
+        auth: ServerAuth | None = None,
+        max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
+        heartbeat_interval: float = 1.0,
+        workers: int = 8,
+        max_pending_requests: int = 10_000,
+        max_pending_events: int = 100_000,
+        hwm: int = 10_000,
+        port_fallback: bool = True,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(endpoints, Endpoints):
+            endpoints = Endpoints.from_dict(endpoints)
+        self._requested = endpoints.validate()
+        self._endpoints: Endpoints | None = None
+        self.instance_id = str(instance_id)
+        self.epoch = int(epoch)
+        self.auth = auth or ServerAuth()
+        if max_message_bytes < 1024:
+            raise ValueError("max_message_bytes must be at least 1024")
+        self.max_message_bytes = int(max_message_bytes)
+        self.heartbeat_interval = float(heartbeat_interval)
+        self._n_workers = max(1, int(workers))
+        self.max_pending_requests = int(max_pending_requests)
+        self.max_pending_events = int(max_pending_events)
+        self._hwm = int(hwm)
+        self._port_fallback = port_fallback
+        self.metadata = dict(metadata or {})
+        P.encode_json(self.metadata)  # fail early if not JSON-able
+
+        self._methods: dict[str, _Method] = {}
+        self._methods_lock = threading.Lock()
+        self.register(P.METHOD_PING, self._ping, inline=True)
+        self.register(P.METHOD_INFO, self._info, inline=True)
+
+        # outgoing FIFO shared by publish() and replies; guarded by _out_lock
+        self._out_lock = threading.Lock()
+        self._out: deque[tuple] = deque()
+        self._out_events = 0
+        self._wake_pending = False
+        self._seq = 0
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+
+        self._state = "new"  # new -> running -> stopped
+        self._state_lock = threading.Lock()
+        self._stopping = False
+        self._flush_linger_ms = 0
+        self._io_failed = False
+        self._ctx: zmq.Context | None = None
+        self._pub: zmq.Socket | None = None
+        self._router: zmq.Socket | None = None
+        self._zap: zmq.Socket | None = None
+        self._io: threading.Thread | None = None
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
+        self._pending = 0  # queued + running requests (guarded by _out_lock)
+        self._started_at = P.now_ms()
+        self._started_mono = time.monotonic()
+        self._throttle = _Throttle()
+        self._stats = {
+            "requests": 0,
+            "replies": 0,
+            "errors": 0,
+            "malformed": 0,
+            "unauthorized": 0,
+            "busy": 0,
+            "send_failures": 0,
+            "events": 0,
+            "events_dropped": 0,
+        }
+
+    # ------------------------------------------------------------------------------------
+    # properties
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """Actually bound endpoints (the requested ones before :meth:`start`)."""
+        return self._endpoints or self._requested
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running" and not self._io_failed
+
+    @property
+    def last_seq(self) -> int:
+        """Seq of the most recently published event (0 = none yet)."""
+        return self._seq
+
+    def stats(self) -> dict[str, int]:
+        """Counters (requests, replies, errors, malformed, unauthorized, busy, events, ...)."""
+        with self._out_lock:
+            d = dict(self._stats)
+            d["pending_requests"] = self._pending
+            d["pending_events"] = self._out_events
+        return d
+
+    # ------------------------------------------------------------------------------------
+    # registration
+
+    def register(
+        self,
+        method: str,
+        handler: Handler,
+        *,
+        params: ParamsKind = "any",
+        inline: bool = False,
+        replace: bool = False,
+    ) -> None:
+        """Serve *method* with ``handler(params, call)``.
+
+        ``params="object"``: params must be a JSON object (absent -> ``{}``), else the caller
+        gets ``invalid_params`` without the handler running; ``"array"`` likewise with ``[]``;
+        ``"any"``: passed as received (None when absent).  ``inline=True`` runs the handler on the
+        I/O thread (only for handlers that never block).  Registering an existing method raises
+        ValueError unless ``replace=True``.  Safe to call before or after :meth:`start`.
+        """
+        if not isinstance(method, str) or not method:
+            raise ValueError("method must be a non-empty string")
+        if params not in ("any", "object", "array"):
+            raise ValueError("params must be 'any', 'object' or 'array'")
+        if not callable(handler):
+            raise TypeError("handler must be callable")
+        with self._methods_lock:
+            if method in self._methods and not replace:
+                raise ValueError(f"method {method!r} is already registered")
+            methods = dict(self._methods)
+            methods[method] = _Method(handler, params, inline)
+            self._methods = methods  # copy-on-write: the I/O thread reads without locking
+
+    def unregister(self, method: str) -> bool:
+        """Stop serving *method* (calls then get ``method_not_found``). Returns True if it was
+        registered."""
+        with self._methods_lock:
+            if method not in self._methods:
+                return False
+            methods = dict(self._methods)
+            del methods[method]
+            self._methods = methods
+            return True
+
+    def methods(self) -> list[str]:
+        return sorted(self._methods)
+
+    # ------------------------------------------------------------------------------------
+    # lifecycle
+
+    def start(self) -> Endpoints:
+        """Bind (PUB, then ROUTER) and start serving.  Returns the bound :attr:`endpoints`.
+
+        Raises BusError when binding fails (everything opened so far is closed again)."""
+        with self._state_lock:
+            if self._state != "new":
+                raise BusClosed("bus already started or stopped") if self._state == "stopped" else BusError("bus already started")
+            ctx = zmq.Context()
+            try:
+                self._open_sockets(ctx)
+            except BaseException:
+                for s in (self._pub, self._router, self._zap):
+                    if s is not None:
+                        s.close(linger=0)
+                self._pub = self._router = self._zap = None
+                ctx.term()
+                self._state = "stopped"
+                self._close_wake()
+                raise
+            self._ctx = ctx
+            for i in range(self._n_workers):
+                t = threading.Thread(target=self._worker_loop, name=f"pando-bus-worker-{i}", daemon=True)
+                t.start()
+                self._workers.append(t)
+            self._io = threading.Thread(target=self._io_loop, name="pando-bus-io", daemon=True)
+            self._state = "running"
+            self._io.start()
+            return self.endpoints
+
+    def _open_sockets(self, ctx: zmq.Context) -> None:
+        if self.auth.needs_zap:
+            # bound before any listening socket so no handshake can slip through unauthenticated
+            self._zap = ctx.socket(zmq.REP)
+            self._zap.linger = 0
+            self._zap.bind("inproc://zeromq.zap.01")
+        pub = self._pub = ctx.socket(zmq.PUB)
+        pub.linger = 0
+        pub.sndhwm = self._hwm
+        self.auth.apply(pub)
+        router = self._router = ctx.socket(zmq.ROUTER)
+        router.linger = 0
+        router.sndhwm = self._hwm
+        router.rcvhwm = self._hwm
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        router.setsockopt(zmq.MAXMSGSIZE, max(4 * self.max_message_bytes, self.max_message_bytes + 65536))
+        self.auth.apply(router)
+        pub_ep = self._bind(pub, self._requested.pub)
+        rpc_ep = self._bind(router, self._requested.rpc)
+        if self._requested.transport == "tcp":
+            pub_port, rpc_port = int(pub_ep.rpartition(":")[2]), int(rpc_ep.rpartition(":")[2])
+            self._endpoints = Endpoints.tcp(pub_port, rpc_port)
+        else:
+            self._endpoints = Endpoints(pub_ep, rpc_ep, "ipc")
+
+    def _bind(self, sock: zmq.Socket, endpoint: str) -> str:
+        try:
+            sock.bind(endpoint)
+        except zmq.ZMQError as exc:
+            if self._requested.transport == "tcp" and exc.errno == zmq.EADDRINUSE and self._port_fallback:
+                log.info("%s is in use; binding a free port instead", endpoint)
+                try:
+                    sock.bind(f"tcp://{LOOPBACK}:*")
+                except zmq.ZMQError as exc2:
+                    raise BusError(f"cannot bind a free tcp port: {exc2}") from exc2
+            else:
+                raise BusError(f"cannot bind {endpoint}: {exc}") from exc
+        bound = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        if not bound:
+            raise EndpointError(f"no LAST_ENDPOINT after binding {endpoint}")
+        return bound
+
+    def stop(self, timeout: float = 5.0, *, flush: float = 0.2) -> None:
+        """Stop serving; idempotent and bounded (never hangs).
+
+        Events and replies queued before the call are sent first; PUB then lingers at most
+        *flush* seconds so a final event (e.g. ``instance.shutdown``) can reach subscribers.
+        Handlers still running are abandoned (their replies are dropped); worker threads are
+        daemons.  Afterwards :meth:`publish` raises BusClosed.
+        """
+        with self._state_lock:
+            if self._state == "stopped":
+                return
+            was_running = self._state == "running"
+            self._state = "stopped"
+            self._flush_linger_ms = max(0, int(flush * 1000))
+            with self._out_lock:
+                self._stopping = True
+        if not was_running:
+            self._close_wake()
+            return
+        deadline = time.monotonic() + timeout
+        self._wake()
+        io = self._io
+        if io is not None:
+            io.join(max(0.0, deadline - time.monotonic()))
+            if io.is_alive():
+                log.error("bus I/O thread did not stop within %.1fs; abandoning its sockets", timeout)
+        for _ in self._workers:
+            self._jobs.put(None)
+        for t in self._workers:
+            t.join(max(0.0, min(0.5, deadline - time.monotonic())))
+        if io is not None and not io.is_alive() and self._ctx is not None:
+            self._ctx.term()  # sockets are closed; bounded by the PUB linger
+        self._ctx = None
+        self._close_wake()
+
+    def _close_wake(self) -> None:
+        for s in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def __enter__(self) -> Bus:
+        if self._state == "new":
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"Bus({self.endpoints.rpc!r}, instance_id={self.instance_id!r}, epoch={self.epoch}, state={self._state})"
+
+    # ------------------------------------------------------------------------------------
+    # publishing
+
+    def publish(self, topic: str, payload: Any = None) -> int:
+        """Queue an event for all subscribers; returns its seq.  Thread-safe, never blocks.
+
+        The payload is JSON-encoded on the caller's thread (TypeError/ValueError if it is not
+        JSON-able).  Events published before :meth:`start` are sent once it runs.  Delivery is
+        best-effort (slow subscribers past the high-water mark, or more than
+        ``max_pending_events`` queued, lose events; the seq gap shows it).  Raises BusClosed after
+        :meth:`stop`.
+        """
+        P.validate_topic(topic)
+        payload_json = P.encode_json(payload)
+        ts = P.now_ms()
+        with self._out_lock:
+            if self._stopping:
+                raise BusClosed("bus is stopped")
+            self._seq += 1
+            seq = self._seq
+            if self._out_events >= self.max_pending_events:
+                self._stats["events_dropped"] += 1
+                return seq
+            self._out_events += 1
+            self._out.append(("pub", topic, seq, ts, payload_json))
+            wake = not self._wake_pending
+            self._wake_pending = True
+        if wake:
+            self._signal()
+        return seq
+
+    def _enqueue_reply(self, frames: list[bytes]) -> None:
+        with self._out_lock:
+            if self._stopping:
+                return
+            self._out.append(("rpc", frames))
+            wake = not self._wake_pending
+            self._wake_pending = True
+        if wake:
+            self._signal()
+
+    def _signal(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            self._wake_w.send(b"\0")
+
+    def _wake(self) -> None:
+        with self._out_lock:
+            self._wake_pending = True
+        self._signal()
+
+    # ------------------------------------------------------------------------------------
+    # I/O thread
+
+    def _io_loop(self) -> None:
+        router, pub, zap = self._router, self._pub, self._zap
+        assert router is not None and pub is not None
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        if zap is not None:
+            poller.register(zap, zmq.POLLIN)
+        interval = self.heartbeat_interval
+        next_hb = time.monotonic()
+        try:
+            while True:
+                now = time.monotonic()
+                if interval > 0 and now >= next_hb:
+                    self._heartbeat()
+                    next_hb = now + interval
+                timeout = max(0, int((next_hb - now) * 1000) + 1) if interval > 0 else None
+                if self._out:
+                    timeout = 0
+                try:
+                    events = dict(poller.poll(timeout))
+                except zmq.ZMQError as exc:
+                    if exc.errno == zmq.EINTR:
+                        continue
+                    raise
+                if self._wake_r in events or self._wake_r.fileno() in events:
+                    with contextlib.suppress(BlockingIOError, OSError):
+                        while self._wake_r.recv(4096):
+                            pass
+                if zap is not None and zap in events:
+                    self._serve_zap(zap)
+                if router in events:
+                    self._receive(router)
+                self._flush(pub, router)
+                if self._stopping:
+                    break
+            self._flush(pub, router)
+        except Exception:
+            self._io_failed = True
+            log.exception("bus I/O thread crashed")
+        finally:
+            linger = self._flush_linger_ms
+            with contextlib.suppress(Exception):
+                pub.close(linger=linger)
+            with contextlib.suppress(Exception):
+                router.close(linger=0)
+            if zap is not None:
+                with contextlib.suppress(Exception):
+                    zap.close(linger=0)
+
+    def _heartbeat(self) -> None:
+        with contextlib.suppress(BusClosed):
+            self.publish(
+                P.INSTANCE_HEARTBEAT,
+                {
+                    "instance_id": self.instance_id,
+                    "epoch": self.epoch,
+                    "pid": os.getpid(),
+                    "started_at": self._started_at,
+                    "uptime_ms": int((time.monotonic() - self._started_mono) * 1000),
+                    "interval_ms": int(self.heartbeat_interval * 1000),
+                },
+            )
+
+    def _serve_zap(self, zap: zmq.Socket) -> None:
+        for _ in range(64):
+            try:
+                frames = zap.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                reply = self.auth.zap_reply(frames)
+            except Exception:
+                log.exception("ZAP handler failed")
+                reply = [b"1.0", frames[1] if len(frames) > 1 else b"", b"500", b"internal error", b"", b""]
+            zap.send_multipart(reply)
+
+    def _flush(self, pub: zmq.Socket, router: zmq.Socket) -> None:
+        with self._out_lock:
+            self._wake_pending = False
+            if not self._out:
+                return
+            items = self._out
+            self._out = deque()
+            self._out_events = 0
+        sign_key = self.auth.event_key
+        sent = 0
+        for item in items:
+            if item[0] == "pub":
+                _, topic, seq, ts, payload_json = item
+                frame = P.encode_event_frame(topic, seq, self.epoch, self.instance_id, ts, payload_json, sign_key=sign_key)
+                try:
+                    pub.send(frame, zmq.NOBLOCK)
+                    sent += 1
+                except zmq.ZMQError as exc:
+                    self._throttle.log("pub-send", logging.WARNING, "dropping event %s: %s", topic, exc)
+            else:
+                frames = item[1]
+                try:
+                    router.send_multipart(frames, zmq.NOBLOCK)
+                except zmq.ZMQError as exc:
+                    with self._out_lock:
+                        self._stats["send_failures"] += 1
+                    # EHOSTUNREACH: caller went away (ROUTER_MANDATORY); EAGAIN: its queue is full
+                    self._throttle.log("rpc-send", logging.INFO, "reply dropped: %s", exc)
+        if sent:
+            with self._out_lock:
+                self._stats["events"] += sent
+
+    def _count(self, key: str) -> None:
+        with self._out_lock:
+            self._stats[key] += 1
+
+    def _receive(self, router: zmq.Socket) -> None:
+        for _ in range(256):
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            try:
+                self._on_request(frames)
+            except Exception:  # never let one message kill the loop
+                log.exception("unexpected error while handling a request")
+
+    def _reply_error(self, prefix: list[bytes], rid: Any, error: P.RpcError) -> None:
+        with self._out_lock:
+            self._stats["errors"] += 1
+        self._enqueue_reply([*prefix, P.encode_error(rid, error)])
+
+    def _on_request(self, frames: list[bytes]) -> None:
+        with self._out_lock:
+            self._stats["requests"] += 1
+        token_mode = self.auth.mechanism == "token"
+        if len(frames) < 2:
+            self._count("malformed")
+            self._throttle.log("short", logging.WARNING, "dropping RPC message with %d frame(s)", len(frames))
+            return
+        identity, data, envelope = frames[0], frames[-1], frames[1:-1]
+        if envelope and envelope != [b""]:
+            self._count("malformed")
+            self._throttle.log("frames", logging.WARNING, "malformed RPC envelope (%d frames)", len(frames))
+            if not token_mode:
+                self._reply_error([identity, b""], None, P.RpcError(P.INVALID_REQUEST, "expected [delimiter] + one JSON frame"))
+            return
+        prefix = [identity, b""] if envelope else [identity]
+        if len(data) > self.max_message_bytes:
+            self._count("malformed")
+            self._throttle.log("large", logging.WARNING, "RPC message of %d bytes exceeds cap %d", len(data), self.max_message_bytes)
+            if not token_mode:
+                err = P.RpcError(P.TOO_LARGE, f"message of {len(data)} bytes exceeds the {self.max_message_bytes}-byte cap")
+                self._reply_error(prefix, P.peek_request_id(data), err)
+            return
+        try:
+            obj = P.decode_json(data)
+        except P.ProtocolError as exc:
+            self._count("malformed")
+            self._throttle.log("parse", logging.WARNING, "unparseable RPC message: %s", exc)
+            if not token_mode:
+                self._reply_error(prefix, None, P.RpcError(P.PARSE_ERROR, "parse error"))
+            return
+        try:
+            req = P.parse_request(obj)
+        except P.RequestError as exc:
+            self._count("malformed")
+            self._throttle.log("invalid", logging.WARNING, "invalid RPC request: %s", exc.error.message)
+            if token_mode and not self.auth.check_token(obj.get("meta") if isinstance(obj, dict) else None):
+                self._count("unauthorized")
+                return
+            if not exc.notification:
+                self._reply_error(prefix, exc.id, exc.error)
+            return
+        if not self.auth.check_token(req.meta):
+            self._count("unauthorized")
+            self._throttle.log("token", logging.WARNING, "dropping RPC without a valid token (method %r)", req.method)
+            return
+        entry = self._methods.get(req.method)
+        if entry is None:
+            if not req.is_notification:
+                self._reply_error(prefix, req.id, P.RpcError(P.METHOD_NOT_FOUND, f"method not found: {req.method}"))
+            return
+        params = req.params
+        if entry.params == "object":
+            params = {} if params is None else params
+            bad = not isinstance(params, dict)
+        elif entry.params == "array":
+            params = [] if params is None else params
+            bad = not isinstance(params, list)
+        else:
+            bad = False
+        if bad:
+            if not req.is_notification:
+                self._reply_error(prefix, req.id, P.RpcError(P.INVALID_PARAMS, f"params of {req.method} must be an {entry.params}"))
+            return
+        now = time.monotonic()
+        meta = {k: v for k, v in req.meta.items() if k != "token"}
+        timeout_ms = meta.get("timeout_ms")
+        deadline = now + timeout_ms / 1000 if isinstance(timeout_ms, int | float) and not isinstance(timeout_ms, bool) and timeout_ms >= 0 else None
+        iid = meta.get("instance_id")
+        call = CallContext(
+            method=req.method,
+            request_id=req.id,
+            client_identity=identity,
+            instance_id=iid if isinstance(iid, str) else None,
+            received_at=now,
+            deadline=deadline,
+            meta=meta,
+        )
+        if entry.inline:
+            self._run_handler(entry, params, call, prefix)
+            return
+        with self._out_lock:
+            if self._pending >= self.max_pending_requests:
+                busy = True
+                self._stats["busy"] += 1
+            else:
+                busy = False
+                self._pending += 1
+        if busy:
+            if not req.is_notification:
+                self._reply_error(prefix, req.id, P.RpcError(P.UNAVAILABLE, "server busy, retry later"))
+            return
+        self._jobs.put((entry, params, call, prefix))
+
+    # ------------------------------------------------------------------------------------
+    # workers
+
+    def _worker_loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            entry, params, call, prefix = job
+            try:
+                self._run_handler(entry, params, call, prefix, counted=True)
+            except Exception:
+                log.exception("unexpected error in bus worker")
+
+    def _run_handler(self, entry: _Method, params: Any, call: CallContext, prefix: list[bytes], counted: bool = False) -> None:
+        if self._stopping:
+            self._done(counted)
+            return
+        if call.expired():
+            self._done(counted)
+            if not call.is_notification:
+                self._reply_error(prefix, call.request_id, P.RpcError(P.TIMEOUT, "deadline passed before the request was handled"))
+            return
+        try:
+            result = entry.handler(params, call)
+        except P.RpcError as exc:
+            self._done(counted)
+            if not call.is_notification:
+                self._reply_error(prefix, call.request_id, exc)
+            return
+        except Exception as exc:
+            self._done(counted)
+            log.exception("handler for %s failed", call.method)
+            if not call.is_notification:
+                self._reply_error(prefix, call.request_id, P.RpcError(P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}"))
+            return
+        if isinstance(result, concurrent.futures.Future):
+            result.add_done_callback(lambda fut: self._complete_future(fut, call, prefix, counted))
+            return
+        self._done(counted)
+        self._reply_result(prefix, call, result)
+
+    def _complete_future(self, fut: concurrent.futures.Future, call: CallContext, prefix: list[bytes], counted: bool) -> None:
+        self._done(counted)
+        if call.is_notification:
+            return
+        if fut.cancelled():
+            self._reply_error(prefix, call.request_id, P.RpcError(P.UNAVAILABLE, "request was cancelled"))
+            return
+        exc = fut.exception()
+        if exc is None:
+            self._reply_result(prefix, call, fut.result())
+        elif isinstance(exc, P.RpcError):
+            self._reply_error(prefix, call.request_id, exc)
+        else:
+            log.error("handler future for %s failed", call.method, exc_info=exc)
+            self._reply_error(prefix, call.request_id, P.RpcError(P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}"))
+
+    def _reply_result(self, prefix: list[bytes], call: CallContext, result: Any) -> None:
+        if call.is_notification:
+            return
+        try:
+            data = P.encode_result(call.request_id, result)
+        except (TypeError, ValueError) as exc:
+            log.error("result of %s is not JSON-serialisable: %s", call.method, exc)
+            self._reply_error(prefix, call.request_id, P.RpcError(P.INTERNAL_ERROR, "result is not JSON-serialisable"))
+            return
+        if len(data) > self.max_message_bytes:
+            self._reply_error(prefix, call.request_id, P.RpcError(P.TOO_LARGE, f"reply of {len(data)} bytes exceeds the cap"))
+            return
+        with self._out_lock:
+            self._stats["replies"] += 1
+        self._enqueue_reply([*prefix, data])
+
+    def _done(self, counted: bool) -> None:
+        if counted:
+            with self._out_lock:
+                self._pending -= 1
+
+    # ------------------------------------------------------------------------------------
+    # built-in methods
+
+    def _ping(self, params: Any, call: CallContext) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "instance_id": self.instance_id,
+            "epoch": self.epoch,
+            "pid": os.getpid(),
+            "ts": P.now_ms(),
+            "uptime_ms": int((time.monotonic() - self._started_mono) * 1000),
+            "metadata": self.metadata,
+        }
+
+    def _info(self, params: Any, call: CallContext) -> dict[str, Any]:
+        return {
+            "instance_id": self.instance_id,
+            "epoch": self.epoch,
+            "pid": os.getpid(),
+            "started_at": self._started_at,
+            "uptime_ms": int((time.monotonic() - self._started_mono) * 1000),
+            "endpoints": self.endpoints.to_dict(),
+            "auth": self.auth.mechanism,
+            "heartbeat_interval": self.heartbeat_interval,
+            "max_message_bytes": self.max_message_bytes,
+            "methods": self.methods(),
+            "last_seq": self._seq,
+            "stats": self.stats(),
+            "metadata": self.metadata,
+        }
+

@@ -1,0 +1,631 @@
+"""A secondary's connection to the primary's bus: SUB (events) + DEALER (JSON-RPC 2.0).
+
+Threading model
+    * One I/O thread owns both sockets.  Callers hand it requests through a locked command queue
+      plus a wake-up byte on a ``socket.socketpair``; it sends, receives, matches replies to
+      requests by id and enforces deadlines.
+    * Any number of threads may have calls in flight at once over the single DEALER socket;
+      each reply is matched to its caller by request id.  A reply that arrives after its call
+      timed out (or for an unknown id) is dropped quietly.
+    * Event callbacks run on one dispatcher thread per client, in arrival order — never on the
+      I/O thread.  The completion of a future returned by :meth:`Client.call_async` happens on
+      the I/O thread: do not block in ``add_done_callback`` functions (``call()`` from the I/O
+      thread raises RuntimeError instead of deadlocking).
+
+Deadlines
+    ``call(..., timeout=t)`` raises :class:`RpcTimeout` after *t* seconds.  ``RpcTimeout.sent``
+    is False when the request never left (no primary connected during the whole wait: nothing
+    was applied, safe to retry) and True when the outcome is unknown (retry with the same
+    idempotency key).  The remaining time is sent as ``meta.timeout_ms`` so the bus skips work
+    nobody waits for any more.
+
+Failover
+    :meth:`Client.reconnect` re-points both sockets (new sockets, same routing identity,
+    subscriptions re-applied).  Calls in flight are *not* failed; replies from the old primary
+    are lost with its sockets, so such calls end in ``RpcTimeout(sent=True)`` unless the caller
+    re-sends them (with the same idempotency key) — the caller decides.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import heapq
+import itertools
+import logging
+import queue
+import secrets
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from . import protocol as P
+from .auth import ClientAuth
+from .endpoints import Endpoints
+from .protocol import Event, RpcError, RpcTimeout
+
+__all__ = ["Client", "ClientClosed", "RpcError", "RpcTimeout", "Subscription"]
+
+log = logging.getLogger(__name__)
+
+EventCallback = Callable[[Event], Any]
+
+
+class ClientClosed(RpcError):
+    """The client was closed (pending calls fail with this; it is never retryable by itself)."""
+
+    def __init__(self, message: str = "client closed") -> None:
+        super().__init__(P.UNAVAILABLE, message, kind=P.KIND_CLOSED)
+
+
+class Subscription:
+    """Handle returned by :meth:`Client.subscribe`; ``cancel()`` stops delivery."""
+
+    __slots__ = ("prefix", "callback", "_client", "_active", "_prefix_b")
+
+    def __init__(self, client: Client, prefix: str, callback: EventCallback) -> None:
+        self.prefix = prefix
+        self._prefix_b = prefix.encode("utf-8")
+        self.callback = callback
+        self._client = client
+        self._active = True
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def cancel(self) -> None:
+        self._client.unsubscribe(self)
+
+    def __repr__(self) -> str:
+        return f"Subscription({self.prefix!r}, active={self._active})"
+
+
+@dataclass(slots=True)
+class _Call:
+    id: str
+    method: str
+    data: bytes
+    deadline: float
+    future: concurrent.futures.Future
+    sent: bool = False
+
+
+def _settle(fut: concurrent.futures.Future, result: Any = None, exc: BaseException | None = None) -> None:
+    if fut.done():
+        return
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+
+
+class Client:
+    """Client of a primary's :class:`~pando_core.runtime.bus.Bus`.  Thread-safe.
+
+    :param endpoints: the primary's endpoints (``Endpoints`` or its dict from ``primary.json``).
+    :param instance_id: this process's instance id (sent as ``meta.instance_id``; also part of
+        the DEALER routing identity, which is unique per Client object).
+    :param auth: :class:`ClientAuth` matching the primary's mechanism (default none).
+    :param default_timeout: seconds for calls that pass no timeout.
+    :param max_message_bytes: requests above this raise ``RpcError(kind="too_large")`` locally.
+    """
+
+    def __init__(
+        self,
+        endpoints: Endpoints | Mapping[str, Any],
+        instance_id: str,
+        auth: ClientAuth | None = None,
+        *,
+        default_timeout: float = 10.0,
+        max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
+        hwm: int = 10_000,
+        reconnect_interval: float = 0.025,
+        reconnect_interval_max: float = 1.0,
+        max_pending_events: int = 100_000,
+    ) -> None:
+        if not isinstance(endpoints, Endpoints):
+            endpoints = Endpoints.from_dict(endpoints)
+        self._endpoints = endpoints.validate()
+        self.instance_id = str(instance_id)
+        self._auth = auth or ClientAuth()
+        self.default_timeout = float(default_timeout)
+        self.max_message_bytes = int(max_message_bytes)
+        self._hwm = int(hwm)
+        self._reconnect_ivl = max(1, int(reconnect_interval * 1000))
+        self._reconnect_ivl_max = max(self._reconnect_ivl, int(reconnect_interval_max * 1000))
+        self.max_pending_events = int(max_pending_events)
+        self._identity = ("c-" + self.instance_id[:64] + "-" + secrets.token_hex(4)).encode("utf-8", "replace")
+        self._id_prefix = secrets.token_hex(3) + "-"
+        self._ids = itertools.count(1)
+
+        self._lock = threading.Lock()
+        self._cmds: deque[tuple] = deque()
+        self._pending: dict[str, _Call] = {}
+        self._subs: list[Subscription] = []
+        self._prefix_refs: dict[bytes, int] = {}
+        self._wake_pending = False
+        self._closed = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._events_queued = 0
+        self.last_event_at: float | None = None
+        """``time.monotonic()`` of the last valid event received (any topic)."""
+        self.last_heartbeat: Event | None = None
+        """The last ``instance.heartbeat`` event received (check its instance_id/epoch)."""
+        self.last_heartbeat_at: float | None = None
+        """``time.monotonic()`` when :attr:`last_heartbeat` arrived."""
+        self._stats = {"calls": 0, "replies": 0, "timeouts": 0, "late_replies": 0, "events": 0, "events_dropped": 0, "bad_events": 0}
+
+        self._ctx = zmq.Context()
+        self._sub: zmq.Socket | None = None
+        self._dealer: zmq.Socket | None = None
+        try:
+            self._open_sockets()
+        except BaseException:
+            self._close_sockets()
+            self._ctx.term()
+            self._close_wake()
+            raise
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="pando-client-events", daemon=True)
+        self._dispatcher.start()
+        self._io = threading.Thread(target=self._io_loop, name="pando-client-io", daemon=True)
+        self._io.start()
+
+    # ------------------------------------------------------------------------------------
+    # properties
+
+    @property
+    def endpoints(self) -> Endpoints:
+        return self._endpoints
+
+    @property
+    def auth(self) -> ClientAuth:
+        return self._auth
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def in_flight(self) -> int:
+        """Number of calls waiting for a reply."""
+        with self._lock:
+            return len(self._pending)
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            d = dict(self._stats)
+            d["in_flight"] = len(self._pending)
+        return d
+
+    # ------------------------------------------------------------------------------------
+    # sockets (I/O thread only, except during __init__)
+
+    def _open_sockets(self) -> None:
+        ep, auth = self._endpoints, self._auth
+        sub = self._sub = self._ctx.socket(zmq.SUB)
+        sub.linger = 0
+        sub.rcvhwm = self._hwm
+        sub.setsockopt(zmq.MAXMSGSIZE, max(4 * self.max_message_bytes, self.max_message_bytes + 65536))
+        sub.setsockopt(zmq.RECONNECT_IVL, self._reconnect_ivl)
+        sub.setsockopt(zmq.RECONNECT_IVL_MAX, self._reconnect_ivl_max)
+        auth.apply(sub)
+        # liveness topics always; user prefixes on top
+        sub.setsockopt(zmq.SUBSCRIBE, P.INSTANCE_PREFIX.encode())
+        for prefix in self._prefix_refs:
+            sub.setsockopt(zmq.SUBSCRIBE, prefix)
+        sub.connect(ep.pub)
+        dealer = self._dealer = self._ctx.socket(zmq.DEALER)
+        dealer.linger = 0
+        dealer.setsockopt(zmq.IMMEDIATE, 1)
+        dealer.setsockopt(zmq.ROUTING_ID, self._identity)
+        dealer.sndhwm = self._hwm
+        dealer.rcvhwm = self._hwm
+        dealer.setsockopt(zmq.MAXMSGSIZE, max(4 * self.max_message_bytes, self.max_message_bytes + 65536))
+        dealer.setsockopt(zmq.RECONNECT_IVL, self._reconnect_ivl)
+        dealer.setsockopt(zmq.RECONNECT_IVL_MAX, self._reconnect_ivl_max)
+        dealer.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+        dealer.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+        auth.apply(dealer)
+        dealer.connect(ep.rpc)
+
+    def _close_sockets(self) -> None:
+        for s in (self._sub, self._dealer):
+            if s is not None:
+                with contextlib.suppress(Exception):
+                    s.close(linger=0)
+        self._sub = self._dealer = None
+
+    def _close_wake(self) -> None:
+        for s in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                s.close()
+
+    # ------------------------------------------------------------------------------------
+    # command queue
+
+    def _command(self, cmd: tuple) -> None:
+        with self._lock:
+            if self._closed:
+                raise ClientClosed()
+            self._cmds.append(cmd)
+            wake = not self._wake_pending
+            self._wake_pending = True
+        if wake:
+            with contextlib.suppress(BlockingIOError, OSError):
+                self._wake_w.send(b"\0")
+
+    # ------------------------------------------------------------------------------------
+    # RPC
+
+    def call_async(self, method: str, params: Any = None, timeout: float | None = None) -> concurrent.futures.Future:
+        """Send a request; the future resolves to the result or fails with RpcError/RpcTimeout/
+        ClientClosed.  Encoding errors (TypeError/ValueError) and oversized requests
+        (``RpcError(kind="too_large")``) raise immediately."""
+        timeout = self.default_timeout if timeout is None else float(timeout)
+        if not timeout > 0:
+            raise ValueError("timeout must be positive")
+        rid = f"{self._id_prefix}{next(self._ids)}"
+        meta = {"instance_id": self.instance_id, "timeout_ms": int(timeout * 1000), **self._auth.request_meta()}
+        data = P.encode_request(rid, method, params, meta)
+        if len(data) > self.max_message_bytes:
+            raise RpcError(P.TOO_LARGE, f"request of {len(data)} bytes exceeds the {self.max_message_bytes}-byte cap")
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        deadline = time.monotonic() + timeout
+        call = _Call(rid, method, data, deadline, fut)
+        with self._lock:
+            if self._closed:
+                raise ClientClosed()
+            self._pending[rid] = call
+            self._stats["calls"] += 1
+            self._cmds.append(("send", rid, deadline))
+            wake = not self._wake_pending
+            self._wake_pending = True
+        if wake:
+            with contextlib.suppress(BlockingIOError, OSError):
+                self._wake_w.send(b"\0")
+        return fut
+
+    def call(self, method: str, params: Any = None, timeout: float | None = None) -> Any:
+        """Blocking call; returns the result, raises RpcError (kind preserved), RpcTimeout after
+        *timeout* seconds (default :attr:`default_timeout`) or ClientClosed."""
+        if threading.current_thread() is self._io:
+            raise RuntimeError("Client.call() must not be used from the client's I/O thread (future callbacks)")
+        timeout = self.default_timeout if timeout is None else float(timeout)
+        fut = self.call_async(method, params, timeout)
+        try:
+            return fut.result(timeout + 5.0)  # the I/O thread enforces the deadline; this is a backstop
+        except RpcError:
+            raise  # (RpcTimeout is a TimeoutError, like concurrent.futures.TimeoutError: keep it)
+        except concurrent.futures.TimeoutError:
+            raise RpcTimeout(f"{method}: no reply within {timeout:.3g}s", sent=True) from None
+
+    def notify(self, method: str, params: Any = None) -> None:
+        """Send a JSON-RPC notification (no id, no reply, best effort)."""
+        meta = {"instance_id": self.instance_id, **self._auth.request_meta()}
+        data = P.encode_request(None, method, params, meta)
+        if len(data) > self.max_message_bytes:
+            raise RpcError(P.TOO_LARGE, "notification exceeds the size cap")
+        self._command(("notify", data, time.monotonic() + self.default_timeout))
+
+    def ping(self, timeout: float = 2.0) -> dict[str, Any]:
+        """``instance.ping`` → ``{"status", "instance_id", "epoch", "pid", "ts", ...}``."""
+        return self.call(P.METHOD_PING, None, timeout)
+
+    # ------------------------------------------------------------------------------------
+    # events
+
+    def subscribe(self, prefix: str, callback: EventCallback) -> Subscription:
+        """Deliver every event whose frame starts with *prefix* (``""`` = all; use
+        :func:`protocol.exact_topic` for one exact topic) to ``callback(event)`` on this client's
+        dispatcher thread, in arrival order.  Exceptions in callbacks are logged and ignored."""
+        if not isinstance(prefix, str) or "\0" in prefix.rstrip("\0"):
+            raise ValueError("prefix must be a string (a trailing NUL selects an exact topic)")
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        sub = Subscription(self, prefix, callback)
+        with self._lock:
+            if self._closed:
+                raise ClientClosed()
+            self._subs = [*self._subs, sub]
+        self._command(("sub", prefix.encode("utf-8")))
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Stop delivering to *sub* (idempotent)."""
+        with self._lock:
+            if not sub._active:
+                return
+            sub._active = False
+            self._subs = [s for s in self._subs if s is not sub]
+        with contextlib.suppress(ClientClosed):
+            self._command(("unsub", sub.prefix.encode("utf-8")))
+
+    # ------------------------------------------------------------------------------------
+    # failover / lifecycle
+
+    def reconnect(self, endpoints: Endpoints | Mapping[str, Any], auth: ClientAuth | None = None, timeout: float = 5.0) -> None:
+        """Re-point SUB and DEALER at *endpoints* (and optionally new *auth*, e.g. the new
+        primary's server key).  Returns once the new sockets are connected-to (the connection
+        itself completes asynchronously).  In-flight calls are kept pending; unsent ones go to the
+        new primary."""
+        if not isinstance(endpoints, Endpoints):
+            endpoints = Endpoints.from_dict(endpoints)
+        endpoints.validate()
+        if threading.current_thread() is self._io:
+            raise RuntimeError("reconnect() must not be called from the client's I/O thread")
+        done = threading.Event()
+        box: list[BaseException] = []
+        self._command(("reconnect", endpoints, auth, done, box))
+        if not done.wait(timeout):
+            raise TimeoutError("reconnect was not processed in time")
+        if box:
+            raise box[0]
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close sockets, fail pending calls with ClientClosed, stop threads.  Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._cmds.append(("stop",))
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+        deadline = time.monotonic() + timeout
+        if threading.current_thread() is not self._io:
+            self._io.join(max(0.0, deadline - time.monotonic()))
+        io_done = not self._io.is_alive()
+        with self._lock:
+            pending = list(self._pending.values())
+            self._pending.clear()
+        for call in pending:
+            _settle(call.future, exc=ClientClosed())
+        self._events.put(None)
+        if threading.current_thread() is not self._dispatcher:
+            self._dispatcher.join(max(0.0, min(1.0, deadline - time.monotonic())))
+        if io_done:
+            self._ctx.term()
+            self._close_wake()
+        else:
+            log.error("client I/O thread did not stop within %.1fs", timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self._endpoints.rpc!r}, instance_id={self.instance_id!r}, closed={self._closed})"
+
+    # ------------------------------------------------------------------------------------
+    # I/O thread
+
+    def _io_loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._wake_r, zmq.POLLIN)
+        poller.register(self._sub, zmq.POLLIN)
+        poller.register(self._dealer, zmq.POLLIN)
+        backlog: deque[str | tuple] = deque()  # request ids (or raw notifications) not yet sent
+        deadlines: list[tuple[float, str]] = []
+        want_out = False
+        try:
+            while True:
+                timeout: int | None = None
+                if deadlines:
+                    timeout = max(0, int((deadlines[0][0] - time.monotonic()) * 1000) + 1)
+                try:
+                    events = dict(poller.poll(timeout))
+                except zmq.ZMQError as exc:
+                    if exc.errno == zmq.EINTR:
+                        continue
+                    raise
+                if self._wake_r in events or self._wake_r.fileno() in events:
+                    with contextlib.suppress(BlockingIOError, OSError):
+                        while self._wake_r.recv(4096):
+                            pass
+                with self._lock:
+                    self._wake_pending = False
+                    cmds = self._cmds
+                    self._cmds = deque()
+                stop = False
+                for cmd in cmds:
+                    kind = cmd[0]
+                    if kind == "send":
+                        backlog.append(cmd[1])
+                        heapq.heappush(deadlines, (cmd[2], cmd[1]))
+                    elif kind == "notify":
+                        backlog.append((cmd[1], cmd[2]))
+                    elif kind == "sub":
+                        self._add_prefix(cmd[1])
+                    elif kind == "unsub":
+                        self._remove_prefix(cmd[1])
+                    elif kind == "reconnect":
+                        poller.unregister(self._sub)
+                        poller.unregister(self._dealer)
+                        want_out = False
+                        self._do_reconnect(cmd[1], cmd[2], cmd[4])
+                        poller.register(self._sub, zmq.POLLIN)
+                        poller.register(self._dealer, zmq.POLLIN)
+                        cmd[3].set()
+                    elif kind == "stop":
+                        stop = True
+                if stop:
+                    break
+                if self._dealer in events:
+                    self._recv_replies()
+                if self._sub in events:
+                    self._recv_events()
+                if backlog:
+                    self._send_backlog(backlog)
+                self._expire(deadlines)
+                need_out = bool(backlog)
+                if need_out != want_out:
+                    poller.modify(self._dealer, zmq.POLLIN | (zmq.POLLOUT if need_out else 0))
+                    want_out = need_out
+        except Exception:
+            log.exception("client I/O thread crashed")
+            with self._lock:
+                self._closed = True
+                pending = list(self._pending.values())
+                self._pending.clear()
+            for call in pending:
+                _settle(call.future, exc=ClientClosed("client I/O thread crashed"))
+        finally:
+            self._close_sockets()
+
+    def _add_prefix(self, prefix: bytes) -> None:
+        n = self._prefix_refs.get(prefix, 0)
+        self._prefix_refs[prefix] = n + 1
+        if n == 0 and self._sub is not None:
+            self._sub.setsockopt(zmq.SUBSCRIBE, prefix)
+
+    def _remove_prefix(self, prefix: bytes) -> None:
+        n = self._prefix_refs.get(prefix, 0)
+        if n <= 1:
+            self._prefix_refs.pop(prefix, None)
+            if n == 1 and self._sub is not None:
+                self._sub.setsockopt(zmq.UNSUBSCRIBE, prefix)
+        else:
+            self._prefix_refs[prefix] = n - 1
+
+    def _do_reconnect(self, endpoints: Endpoints, auth: ClientAuth | None, box: list) -> None:
+        old = (self._endpoints, self._auth)
+        self._close_sockets()
+        self._endpoints = endpoints
+        if auth is not None:
+            self._auth = auth
+        try:
+            self._open_sockets()
+        except Exception as exc:  # bad auth etc.: go back to the previous target
+            log.error("reconnect to %s failed: %s", endpoints.rpc, exc)
+            box.append(exc)
+            self._close_sockets()
+            self._endpoints, self._auth = old
+            self._open_sockets()
+        # every call still pending was sent on the old socket, or is waiting in the backlog
+
+    def _send_backlog(self, backlog: deque) -> None:
+        dealer = self._dealer
+        now = time.monotonic()
+        while backlog:
+            item = backlog[0]
+            if isinstance(item, tuple):  # notification
+                data, deadline = item
+                if now >= deadline:
+                    backlog.popleft()
+                    continue
+            else:
+                with self._lock:
+                    call = self._pending.get(item)
+                if call is None:  # already timed out / closed
+                    backlog.popleft()
+                    continue
+                if now >= call.deadline:
+                    backlog.popleft()
+                    continue  # _expire reports it as not sent
+                data = call.data
+            try:
+                dealer.send_multipart([b"", data], zmq.NOBLOCK)
+            except zmq.Again:
+                return  # no primary connected (IMMEDIATE) or HWM reached: wait for POLLOUT
+            backlog.popleft()
+            if not isinstance(item, tuple):
+                call.sent = True
+
+    def _expire(self, deadlines: list[tuple[float, str]]) -> None:
+        now = time.monotonic()
+        while deadlines and deadlines[0][0] <= now:
+            _, rid = heapq.heappop(deadlines)
+            with self._lock:
+                call = self._pending.pop(rid, None)
+                if call is not None:
+                    self._stats["timeouts"] += 1
+            if call is not None:
+                what = "no reply" if call.sent else "not sent (no primary connected)"
+                _settle(call.future, exc=RpcTimeout(f"{call.method}: {what} within the deadline", sent=call.sent))
+
+    def _recv_replies(self) -> None:
+        dealer = self._dealer
+        for _ in range(256):
+            try:
+                frames = dealer.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                resp = P.parse_response(P.decode_json(frames[-1]))
+            except P.ProtocolError as exc:
+                log.debug("dropping malformed reply: %s", exc)
+                continue
+            rid = resp.id
+            with self._lock:
+                call = self._pending.pop(rid, None) if isinstance(rid, str) else None
+                self._stats["replies" if call is not None else "late_replies"] += 1
+            if call is None:
+                log.debug("dropping reply for unknown or timed-out request %r", rid)
+                continue
+            if resp.error is not None:
+                _settle(call.future, exc=resp.error)
+            else:
+                _settle(call.future, resp.result)
+
+    def _recv_events(self) -> None:
+        sub = self._sub
+        verify = self._auth.event_key
+        for _ in range(512):
+            try:
+                frame = sub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                event = P.decode_event(frame, verify_key=verify)
+            except P.ProtocolError as exc:
+                with self._lock:
+                    self._stats["bad_events"] += 1
+                log.debug("dropping bad event: %s", exc)
+                continue
+            now = time.monotonic()
+            self.last_event_at = now
+            if event.topic == P.INSTANCE_HEARTBEAT:
+                self.last_heartbeat = event
+                self.last_heartbeat_at = now
+            subs = self._subs
+            targets = [s for s in subs if frame.startswith(s._prefix_b)] if subs else []
+            with self._lock:
+                self._stats["events"] += 1
+                if targets and self._events_queued >= self.max_pending_events:
+                    self._stats["events_dropped"] += 1
+                    targets = []
+                elif targets:
+                    self._events_queued += 1
+            if targets:
+                self._events.put((targets, event))
+
+    # ------------------------------------------------------------------------------------
+    # dispatcher thread
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            item = self._events.get()
+            if item is None:
+                return
+            targets, event = item
+            with self._lock:
+                self._events_queued -= 1
+            for sub in targets:
+                if not sub._active:
+                    continue
+                try:
+                    sub.callback(event)
+                except Exception:
+                    log.exception("event callback for %r failed", sub.prefix)

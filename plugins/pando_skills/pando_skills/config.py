@@ -1,0 +1,152 @@
+"""The `[skills]` configuration section and the settings the CLI runs with."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .catalog import DEFAULT_CATALOG_URL
+from .errors import ConfigError
+
+SCOPES = ("project", "global")
+
+
+@dataclass
+class SkillsConfig:
+    """`[skills]` section.
+
+    - enabled: discover skills and add them to the system prompt (default true)
+    - paths: extra discovery roots after the four standard ones (relative → working directory)
+    - catalog_url: skills.sh catalog base URL; catalog_enabled: allow search/install from it
+    - default_scope: where `pando skills install/new/uninstall` act without --scope
+    - budget_tokens / max_active: active skill bodies budget (eviction at 80 %) and count cap
+    - tools: expose the skill_read / skill_resource agent tools (off by default, as in the Go original)
+    - match_names: also activate a skill the user names explicitly (off by default)
+    """
+
+    enabled: bool = True
+    paths: list[str] = field(default_factory=list)
+    catalog_url: str = DEFAULT_CATALOG_URL
+    catalog_enabled: bool = True
+    catalog_timeout: float = 10.0
+    default_scope: str = "project"
+    budget_tokens: int = 4000
+    max_active: int = 20
+    tools: bool = False
+    match_names: bool = False
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, section: str = "skills") -> SkillsConfig:
+        """Build from a config mapping. Keys may be snake_case, kebab-case or CamelCase (`BaseURL` and
+        `base_url` mean `catalog_url`); a nested `catalog` mapping (`[SkillsCatalog]` style) is accepted.
+        Unknown keys and wrong types raise ConfigError naming the key."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{section} must be a table/mapping, got {type(data).__name__}")
+        config = cls()
+        for raw_key, value in data.items():
+            key = _norm(raw_key)
+            if key in ("catalog", "skillscatalog") and isinstance(value, Mapping):
+                for sub_key, sub_value in value.items():
+                    _apply(config, f"catalog{_norm(sub_key)}", sub_value, f"{section}.catalog.{sub_key}")
+                continue
+            _apply(config, key, value, f"{section}.{raw_key}")
+        return config
+
+    def settings(self, workdir: Path | str, home: Path | str | None = None) -> SkillsSettings:
+        return SkillsSettings(
+            workdir=Path(workdir),
+            home=Path(home) if home is not None else Path.home(),
+            paths=list(self.paths),
+            catalog_url=self.catalog_url if self.catalog_enabled else "",
+            default_scope=self.default_scope,
+            catalog_timeout=self.catalog_timeout,
+        )
+
+
+@dataclass
+class SkillsSettings:
+    """What the `pando skills` commands need; set by the plugin when the CLI runs."""
+
+    workdir: Path
+    home: Path
+    paths: list[str] = field(default_factory=list)
+    catalog_url: str = DEFAULT_CATALOG_URL  # "" = catalog disabled
+    default_scope: str = "project"
+    catalog_timeout: float = 10.0
+
+
+def _norm(key: object) -> str:
+    text = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", str(key).strip())
+    return text.lower().replace("-", "").replace("_", "")
+
+
+# normalised key -> (attribute, kind)
+_KEYS: dict[str, tuple[str, str]] = {
+    "enabled": ("enabled", "bool"),
+    "paths": ("paths", "paths"),
+    "catalogurl": ("catalog_url", "url"),
+    "baseurl": ("catalog_url", "url"),
+    "catalogbaseurl": ("catalog_url", "url"),
+    "catalogenabled": ("catalog_enabled", "bool"),
+    "catalogtimeout": ("catalog_timeout", "float"),
+    "defaultscope": ("default_scope", "scope"),
+    "catalogdefaultscope": ("default_scope", "scope"),
+    "budgettokens": ("budget_tokens", "int"),
+    "maxactive": ("max_active", "int"),
+    "tools": ("tools", "bool"),
+    "toolsenabled": ("tools", "bool"),
+    "matchnames": ("match_names", "bool"),
+    "catalogautoupdate": ("", "ignored"),  # Go: AutoUpdate (unused)
+    "autoupdate": ("", "ignored"),
+}
+
+
+def _kind_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _apply(config: SkillsConfig, key: str, value: Any, where: str) -> None:
+    if key not in _KEYS:
+        valid = (
+            "enabled, paths, catalog_url, catalog_enabled, catalog_timeout, default_scope, budget_tokens, "
+        )
+        valid += "max_active, tools, match_names"
+        raise ConfigError(f"unknown config key {where} (valid keys: {valid})")
+    attr, kind = _KEYS[key]
+    if kind == "ignored":
+        return
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {_kind_name(value)} {value!r}")
+    elif kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {_kind_name(value)} {value!r}")
+        if value <= 0:
+            raise ConfigError(f"{where} must be positive, got {value}")
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {_kind_name(value)} {value!r}")
+        if value <= 0:
+            raise ConfigError(f"{where} must be positive, got {value}")
+        value = float(value)
+    elif kind == "paths":
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{where} must be a list of strings, got {_kind_name(value)} {value!r}")
+        value = list(value)
+    elif kind == "url":
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {_kind_name(value)} {value!r}")
+        value = value.strip()
+        if value and not value.startswith(("http://", "https://")):
+            raise ConfigError(f"{where} must be an http:// or https:// URL, got {value!r}")
+    elif kind == "scope":
+        if value not in SCOPES:
+            raise ConfigError(f"{where} must be 'project' or 'global', got {value!r}")
+    setattr(config, attr, value)

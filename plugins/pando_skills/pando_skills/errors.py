@@ -1,0 +1,30 @@
+"""Exceptions raised by pando_skills. Every message is one line, ready to show to a user."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SkillsError(Exception):
+    """Base class of every error this plugin raises on purpose."""
+
+
+class SkillParseError(SkillsError):
+    """A SKILL.md file could not be parsed. The message names the file and the problem."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class InstallError(SkillsError):
+    """Installing, uninstalling or scaffolding a skill failed."""
+
+
+class CatalogError(SkillsError):
+    """The skills catalog could not be reached or answered something unusable."""
+
+
+class ConfigError(SkillsError):
+    """The skills configuration section has a wrong key or a wrong type."""

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pando_skills.config import SkillsConfig
+from pando_skills.errors import ConfigError
+
+
+def test_defaults() -> None:
+    config = SkillsConfig.from_dict(None)
+    assert config == SkillsConfig()
+    assert (config.enabled, config.paths, config.catalog_url) == (True, [], "https://skills.sh")
+    assert (config.budget_tokens, config.max_active, config.tools, config.default_scope) == (
+        4000,
+        20,
+        False,
+        "project",
+    )
+
+
+def test_spellings_and_nested_catalog() -> None:
+    config = SkillsConfig.from_dict(
+        {
+            "Enabled": False,
+            "Paths": ["./agents/skills"],
+            "budget-tokens": 8192,
+            "max_active": 5,
+            "SkillsCatalog": {"Enabled": False, "BaseURL": "http://127.0.0.1:9", "DefaultScope": "global"},
+        }
+    )
+    assert config.enabled is False and config.paths == ["./agents/skills"]
+    assert (config.budget_tokens, config.max_active) == (8192, 5)
+    assert (config.catalog_enabled, config.catalog_url, config.default_scope) == (
+        False,
+        "http://127.0.0.1:9",
+        "global",
+    )
+    settings = config.settings("/w", "/h")
+    assert (settings.workdir, settings.home, settings.catalog_url) == (Path("/w"), Path("/h"), "")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"enabled": "yes"}, "skills.enabled must be true or false, got a string 'yes'"),
+        ({"paths": "./x"}, "skills.paths must be a list of strings, got a string './x'"),
+        ({"paths": [1]}, "skills.paths must be a list of strings"),
+        ({"budget_tokens": "4000"}, "skills.budget_tokens must be an integer, got a string '4000'"),
+        ({"budget_tokens": True}, "skills.budget_tokens must be an integer, got a boolean"),
+        ({"max_active": 0}, "skills.max_active must be positive"),
+        ({"catalog_url": "skills.sh"}, "must be an http:// or https:// URL"),
+        ({"default_scope": "all"}, "must be 'project' or 'global'"),
+        ({"budjet": 1}, "unknown config key skills.budjet"),
+        ([], "skills must be a table/mapping"),
+    ],
+)
+def test_type_errors(data, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SkillsConfig.from_dict(data)
+    assert message in str(info.value)

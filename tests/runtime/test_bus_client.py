@@ -1,0 +1,506 @@
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import random
+import signal
+import threading
+import time
+
+import pytest
+import zmq
+
+from pando_core.runtime import protocol as P
+from pando_core.runtime.bus import BusClosed, CallContext
+from pando_core.runtime.client import ClientClosed, RpcError, RpcTimeout
+from pando_core.runtime.endpoints import Endpoints, free_tcp_ports
+
+
+def _sync_events(bus, client, helpers) -> None:
+    """Wait until *client*'s SUB is connected and subscribed (no slow-joiner loss afterwards)."""
+    seen = threading.Event()
+    sub = client.subscribe(P.exact_topic("test.sync"), lambda ev: seen.set())
+    try:
+        helpers.wait_for(lambda: bus.publish("test.sync", None) and seen.wait(0.02), what="subscription to be live")
+    finally:
+        sub.cancel()
+
+
+@pytest.fixture
+def raw_dealer():
+    ctx = zmq.Context()
+    socks = []
+
+    def make(endpoint: str) -> zmq.Socket:
+        s = ctx.socket(zmq.DEALER)
+        s.linger = 0
+        s.rcvtimeo = 2000
+        s.connect(endpoint)
+        socks.append(s)
+        return s
+
+    yield make
+    for s in socks:
+        s.close(linger=0)
+    ctx.term()
+
+
+def test_ping_and_info(make_bus, make_client):
+    bus = make_bus(instance_id="prim-1", epoch=7, metadata={"workdir": "/w"})
+    client = make_client(bus.endpoints, "sec-1")
+    before = P.now_ms()
+    pong = client.ping()
+    assert pong["status"] == "ok"
+    assert (pong["instance_id"], pong["epoch"], pong["pid"]) == ("prim-1", 7, os.getpid())
+    assert pong["ts"] >= before and pong["metadata"] == {"workdir": "/w"}
+    info = client.call(P.METHOD_INFO)
+    assert {"instance.ping", "instance.info"} <= set(info["methods"])
+    assert info["endpoints"] == bus.endpoints.to_dict()
+
+
+def test_handler_sees_call_context(make_bus, make_client):
+    bus = make_bus()
+    seen: list[CallContext] = []
+    bus.register("ctx", lambda params, call: seen.append(call) or params)
+    client = make_client(bus.endpoints, "sec-ctx")
+    assert client.call("ctx", {"x": 1}, timeout=3) == {"x": 1}
+    (call,) = seen
+    assert call.method == "ctx" and call.instance_id == "sec-ctx"
+    assert isinstance(call.request_id, str) and call.client_identity.startswith(b"c-sec-ctx-")
+    assert 0 < call.remaining() <= 3
+    assert "token" not in call.meta
+
+
+def test_200_concurrent_calls_from_8_threads_are_matched(make_bus, make_client):
+    bus = make_bus(workers=8)
+
+    def slow_echo(params, call):
+        time.sleep(random.random() * 0.004)  # shuffle completion order
+        return {"echo": params["n"], "thread": params["t"]}
+
+    bus.register("echo", slow_echo, params="object")
+    client = make_client(bus.endpoints)
+    results: dict[tuple[int, int], object] = {}
+    errors: list[BaseException] = []
+
+    def worker(t: int) -> None:
+        try:
+            for n in range(25):
+                results[(t, n)] = client.call("echo", {"n": n, "t": t}, timeout=10)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,), name=f"pando-test-{t}") for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(results) == 200
+    assert all(v == {"echo": n, "thread": t} for (t, n), v in results.items())
+    # and with call_async: many in flight at once from one thread
+    futs = {n: client.call_async("echo", {"n": n, "t": -1}) for n in range(200)}
+    assert all(f.result(10) == {"echo": n, "thread": -1} for n, f in futs.items())
+    assert client.in_flight() == 0
+
+
+def test_handler_returning_future_is_replied_later(make_bus, make_client, helpers):
+    bus = make_bus()
+    parked: list[tuple[concurrent.futures.Future, object]] = []
+
+    def deferred(params, call):
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        parked.append((fut, params))
+        return fut
+
+    bus.register("deferred", deferred)
+    client = make_client(bus.endpoints)
+    ok = client.call_async("deferred", {"v": 1})
+    bad = client.call_async("deferred", {"v": 2})
+    helpers.wait_for(lambda: len(parked) == 2, what="handlers to park")
+    assert not ok.done() and not bad.done()
+    for fut, params in parked:  # complete from a foreign thread-ish context (the test thread)
+        if params["v"] == 1:
+            fut.set_result({"committed": True})
+        else:
+            fut.set_exception(RpcError.constraint("UNIQUE constraint failed", {"table": "sessions"}))
+    assert ok.result(5) == {"committed": True}
+    with pytest.raises(RpcError) as info:
+        bad.result(5)
+    assert info.value.kind == "constraint" and info.value.data == {"table": "sessions"}
+
+
+def test_timeouts_and_late_replies_are_dropped(make_bus, make_client, helpers):
+    bus = make_bus()
+    release = threading.Event()
+    bus.register("block", lambda params, call: release.wait(10) and "late")
+    bus.register("echo", lambda params, call: params)
+    client = make_client(bus.endpoints)
+    t0 = time.monotonic()
+    with pytest.raises(RpcTimeout) as info:
+        client.call("block", timeout=0.2)
+    elapsed = time.monotonic() - t0
+    assert 0.19 <= elapsed < 1.5
+    assert info.value.sent is True and info.value.kind == "timeout"
+    release.set()
+    helpers.wait_for(lambda: client.stats()["late_replies"] == 1, what="late reply to arrive")
+    assert client.call("echo", ["mine"]) == ["mine"]
+    assert client.in_flight() == 0
+
+
+def test_timeout_without_primary_reports_not_sent(make_client):
+    pub, rpc = free_tcp_ports(2)
+    client = make_client(Endpoints.tcp(pub, rpc))
+    with pytest.raises(RpcTimeout) as info:
+        client.call("instance.ping", timeout=0.15)
+    assert info.value.sent is False
+
+
+def test_expired_requests_are_not_executed(make_bus, make_client, helpers):
+    bus = make_bus(workers=1)
+    gate = threading.Event()
+    ran: list[str] = []
+    bus.register("hold", lambda params, call: gate.wait(10))
+    bus.register("record", lambda params, call: ran.append(params[0]))
+    client = make_client(bus.endpoints)
+    holding = client.call_async("hold", timeout=10)
+    helpers.wait_for(lambda: bus.stats()["pending_requests"] == 1, what="worker to be busy")
+    with pytest.raises(RpcTimeout):
+        client.call("record", ["expired"], timeout=0.1)  # queued behind "hold", deadline passes
+    gate.set()
+    holding.result(5)
+    assert client.call("record", ["fresh"]) is None
+    assert ran == ["fresh"]
+
+
+def test_error_kinds_are_preserved(make_bus, make_client):
+    bus = make_bus()
+    calls: list[object] = []
+
+    def boom(params, call):
+        calls.append(params)
+        kind = params["kind"]
+        if kind == "not_found":
+            raise RpcError.not_found("no such session", {"id": "s1"})
+        if kind == "custom":
+            raise RpcError(kind="quota_exceeded", message="too many", data={"limit": 3})
+        if kind == "validation":
+            raise RpcError.validation("title empty")
+        raise ValueError("bug in handler")
+
+    bus.register("boom", boom, params="object")
+    bus.register("unserialisable", lambda params, call: object())
+    client = make_client(bus.endpoints)
+    expect = {
+        "not_found": (P.NOT_FOUND, "not_found", {"id": "s1"}),
+        "custom": (P.APP_ERROR, "quota_exceeded", {"limit": 3}),
+        "validation": (P.VALIDATION, "validation", None),
+        "bug": (P.INTERNAL_ERROR, "internal", None),
+    }
+    for kind, (code, wire_kind, data) in expect.items():
+        with pytest.raises(RpcError) as info:
+            client.call("boom", {"kind": kind})
+        assert (info.value.code, info.value.kind, info.value.data) == (code, wire_kind, data)
+    with pytest.raises(RpcError) as info:
+        client.call("nope")
+    assert info.value.kind == "method_not_found" and info.value.code == -32601
+    n = len(calls)
+    with pytest.raises(RpcError) as info:
+        client.call("boom", ["wrong", "type"])
+    assert info.value.kind == "invalid_params" and len(calls) == n  # handler never ran
+    with pytest.raises(RpcError) as info:
+        client.call("unserialisable")
+    assert info.value.kind == "internal"
+    # the bus is still fine
+    assert client.ping()["status"] == "ok"
+
+
+def test_busy_bus_answers_unavailable(make_bus, make_client, helpers):
+    bus = make_bus(workers=1, max_pending_requests=1)
+    gate = threading.Event()
+    bus.register("hold", lambda params, call: gate.wait(10))
+    client = make_client(bus.endpoints)
+    first = client.call_async("hold")
+    helpers.wait_for(lambda: bus.stats()["pending_requests"] == 1, what="first request to be pending")
+    with pytest.raises(RpcError) as info:
+        client.call("hold")
+    assert info.value.kind == "unavailable" and info.value.retryable
+    gate.set()
+    assert first.result(5) is True
+
+
+def test_publish_subscribe_prefixes_and_seq_order(make_bus, make_client, helpers):
+    bus = make_bus(heartbeat_interval=0)
+    client = make_client(bus.endpoints)
+    got: dict[str, list[P.Event]] = {"db.session.": [], "exact": [], "all": []}
+    client.subscribe("db.session.", got["db.session."].append)
+    client.subscribe(P.exact_topic("session.update"), got["exact"].append)
+    _sync_events(bus, client, helpers)
+    client.subscribe("", got["all"].append)
+    _sync_events(bus, client, helpers)
+    start = bus.last_seq
+    topics = ["db.session.created", "db.message.created", "session.update", "session.updateX", "db.session.deleted"]
+    seqs = [bus.publish(t, {"i": i}) for i, t in enumerate(topics)]
+    assert seqs == list(range(start + 1, start + 6))
+    helpers.wait_for(lambda: len(got["all"]) >= 5, what="events")
+    assert [e.topic for e in got["db.session."]] == ["db.session.created", "db.session.deleted"]
+    assert [e.topic for e in got["exact"]] == ["session.update"]
+    assert [e.seq for e in got["all"][-5:]] == seqs
+    ev = got["all"][-1]
+    assert (ev.instance_id, ev.epoch, ev.payload) == (bus.instance_id, bus.epoch, {"i": 4})
+
+    # many threads publishing: one total order, received in seq order, nothing lost
+    got["all"].clear()
+    base = bus.last_seq
+
+    def pub(t: int) -> None:
+        for i in range(250):
+            bus.publish(f"load.{t}", {"i": i})
+
+    threads = [threading.Thread(target=pub, args=(t,), name=f"pando-test-pub-{t}") for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    helpers.wait_for(lambda: len(got["all"]) >= 2000, what="2000 events")
+    seen = [e.seq for e in got["all"]]
+    assert seen == list(range(base + 1, base + 2001))
+    for t in range(8):  # per-thread order preserved
+        assert [e.payload["i"] for e in got["all"] if e.topic == f"load.{t}"] == list(range(250))
+
+
+def test_unsubscribe_and_callback_errors_do_not_stop_delivery(make_bus, make_client, helpers):
+    bus = make_bus()
+    client = make_client(bus.endpoints)
+    good: list[P.Event] = []
+    cancelled: list[P.Event] = []
+
+    def bad(ev):
+        raise RuntimeError("callback bug")
+
+    client.subscribe("t.", bad)
+    client.subscribe("t.", good.append)
+    sub = client.subscribe("t.", cancelled.append)
+    _sync_events(bus, client, helpers)
+    sub.cancel()
+    sub.cancel()
+    bus.publish("t.a", 1)
+    bus.publish("t.b", 2)
+    helpers.wait_for(lambda: len(good) == 2, what="events after a failing callback")
+    assert [e.payload for e in good] == [1, 2] and cancelled == []
+
+
+def test_heartbeat_seen(make_bus, make_client, helpers):
+    bus = make_bus(heartbeat_interval=0.05, instance_id="hb-primary", epoch=4)
+    client = make_client(bus.endpoints)
+    beats: list[P.Event] = []
+    client.subscribe(P.INSTANCE_HEARTBEAT, beats.append)
+    helpers.wait_for(lambda: len(beats) >= 3, what="3 heartbeats")
+    hb = client.last_heartbeat
+    assert hb is not None and hb.instance_id == "hb-primary" and hb.epoch == 4
+    assert hb.payload["pid"] == os.getpid() and hb.payload["interval_ms"] == 50
+    assert client.last_heartbeat_at is not None and client.last_event_at >= client.last_heartbeat_at
+
+
+def test_stop_never_hangs_and_is_idempotent(make_bus, make_client, helpers):
+    bus = make_bus()
+    gate = threading.Event()
+    bus.register("hold", lambda params, call: gate.wait(30))
+    clients = [make_client(bus.endpoints, f"s{i}") for i in range(3)]
+    futs = [c.call_async("hold", timeout=30) for c in clients]
+    helpers.wait_for(lambda: bus.stats()["pending_requests"] == 3, what="handlers to block")
+    for i in range(100):
+        bus.publish("spam", {"i": i})
+    t0 = time.monotonic()
+    bus.stop(timeout=2)
+    assert time.monotonic() - t0 < 2.5
+    bus.stop()
+    assert not bus.running
+    with pytest.raises(BusClosed):
+        bus.publish("x", None)
+    gate.set()
+    # clients: pending calls fail fast on close
+    t0 = time.monotonic()
+    for c in clients:
+        c.close()
+        c.close()
+    assert time.monotonic() - t0 < 2
+    for f in futs:
+        with pytest.raises(ClientClosed):
+            f.result(1)
+    with pytest.raises(ClientClosed):
+        clients[0].call("instance.ping")
+
+
+def test_bus_that_never_started_or_failed_stops_cleanly(make_bus):
+    bus = make_bus(start=False)
+    bus.publish("queued.before.start", None)
+    bus.stop()
+    bus.stop()
+
+
+def test_shutdown_event_is_flushed_by_stop(make_bus, make_client, helpers):
+    bus = make_bus()
+    client = make_client(bus.endpoints)
+    got: list[P.Event] = []
+    client.subscribe(P.INSTANCE_SHUTDOWN, got.append)
+    _sync_events(bus, client, helpers)
+    bus.publish(P.INSTANCE_SHUTDOWN, {"instance_id": bus.instance_id, "reason": "graceful shutdown"})
+    bus.stop()
+    helpers.wait_for(lambda: got, what="instance.shutdown")
+
+
+def test_reconnect_to_a_new_bus_on_new_endpoints(make_bus, make_client, helpers):
+    old = make_bus(instance_id="old")
+    new = make_bus(instance_id="new", epoch=2)
+    assert old.endpoints != new.endpoints
+    gate = threading.Event()
+    old.register("hold", lambda params, call: gate.wait(10))
+    client = make_client(old.endpoints)
+    got: list[P.Event] = []
+    client.subscribe("evt.", got.append)
+    assert client.ping()["instance_id"] == "old"
+    in_flight = client.call_async("hold", timeout=1.0)
+    helpers.wait_for(lambda: old.stats()["pending_requests"] == 1, what="call in flight")
+    old.stop()
+    client.reconnect(new.endpoints)
+    assert client.endpoints == new.endpoints
+    assert not in_flight.done()  # reconnect does not fail in-flight calls
+    assert client.ping()["instance_id"] == "new"
+    helpers.wait_for(lambda: new.publish("evt.x", 1) and any(e.instance_id == "new" for e in got), what="events from the new bus")
+    with pytest.raises(RpcTimeout) as info:
+        in_flight.result(5)
+    assert info.value.sent is True
+    gate.set()
+
+
+def test_calls_made_before_primary_exists_are_sent_when_it_appears(make_bus, make_client, tmp_path):
+    pub, rpc = free_tcp_ports(2)
+    endpoints = Endpoints.tcp(pub, rpc)
+    client = make_client(endpoints)
+    fut = client.call_async("instance.ping", timeout=10)
+    bus = make_bus(endpoints, instance_id="late")
+    assert fut.result(10)["instance_id"] == "late"
+    assert bus.endpoints == endpoints
+
+
+def test_call_from_io_thread_is_refused(make_bus, make_client):
+    bus = make_bus()
+    client = make_client(bus.endpoints)
+    box: list[BaseException] = []
+    done = threading.Event()
+
+    def cb(fut):
+        try:
+            client.call("instance.ping")
+        except BaseException as exc:
+            box.append(exc)
+        done.set()
+
+    client.call_async("instance.ping").add_done_callback(cb)
+    assert done.wait(5)
+    assert isinstance(box[0], RuntimeError)
+
+
+def test_oversized_requests_and_replies(make_bus, make_client, raw_dealer):
+    bus = make_bus(max_message_bytes=4096)
+    bus.register("big", lambda params, call: "x" * 10_000)
+    bus.register("echo", lambda params, call: params)
+    client = make_client(bus.endpoints, max_message_bytes=4096)
+    with pytest.raises(RpcError) as info:
+        client.call("echo", ["x" * 5000])
+    assert info.value.kind == "too_large"  # refused locally
+    with pytest.raises(RpcError) as info:
+        client.call("big")
+    assert info.value.kind == "too_large"  # reply capped by the bus
+    dealer = raw_dealer(bus.endpoints.rpc)
+    dealer.send_multipart([b"", P.encode_request("big-1", "echo", ["y" * 6000])])
+    reply = json.loads(dealer.recv_multipart()[-1])
+    assert reply["id"] == "big-1" and reply["error"]["data"]["kind"] == "too_large"
+    assert client.ping()["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("frames", "expect"),
+    [
+        ([b"", b"not json"], (None, P.PARSE_ERROR)),
+        ([b"", b"\xff\xfe"], (None, P.PARSE_ERROR)),
+        ([b"", b"[1,2]"], (None, P.INVALID_REQUEST)),
+        ([b"", b'"str"'], (None, P.INVALID_REQUEST)),
+        ([b"", b'{"id":"a","method":"instance.ping"}'], ("a", P.INVALID_REQUEST)),
+        ([b"", b'{"jsonrpc":"2.0","id":"b"}'], ("b", P.INVALID_REQUEST)),
+        ([b"", b'{"jsonrpc":"2.0","id":{"x":1},"method":"instance.ping"}'], (None, P.INVALID_REQUEST)),
+        ([b"", b'{"jsonrpc":"2.0","id":"c","method":"nope"}'], ("c", P.METHOD_NOT_FOUND)),
+        ([b"", b'{"jsonrpc":"2.0","id":"d","method":"obj","params":[1]}'], ("d", P.INVALID_PARAMS)),
+        ([b"", b'{"jsonrpc":"2.0","id":"e","method":"obj","params":5}'], ("e", P.INVALID_PARAMS)),
+        ([b"x", b"y", b"{}"], (None, P.INVALID_REQUEST)),
+        ([b'{"jsonrpc":"2.0","id":7,"method":"instance.ping"}'], (7, None)),  # no delimiter is fine
+        ([b"", b'{"jsonrpc":"2.0","id":8,"method":"obj"}'], (8, None)),  # absent params -> {}
+    ],
+)
+def test_bad_input_gets_json_rpc_errors(make_bus, raw_dealer, frames, expect):
+    bus = make_bus()
+    bus.register("obj", lambda params, call: params, params="object")
+    dealer = raw_dealer(bus.endpoints.rpc)
+    dealer.send_multipart(frames)
+    reply = json.loads(dealer.recv_multipart()[-1])
+    rid, code = expect
+    assert reply["jsonrpc"] == "2.0" and reply["id"] == rid
+    if code is None:
+        assert "result" in reply
+    else:
+        assert reply["error"]["code"] == code and isinstance(reply["error"]["data"]["kind"], str)
+
+
+def test_notifications_get_no_reply(make_bus, raw_dealer, make_client, helpers):
+    bus = make_bus()
+    got: list[object] = []
+    bus.register("note", lambda params, call: got.append(params))
+    dealer = raw_dealer(bus.endpoints.rpc)
+    dealer.send_multipart([b"", b'{"jsonrpc":"2.0","method":"note","params":[1]}'])
+    dealer.send_multipart([b"", b'{"jsonrpc":"2.0","method":"unknown"}'])
+    dealer.send_multipart([b"", b'{"jsonrpc":"1","method":"note"}'])
+    client = make_client(bus.endpoints)
+    client.notify("note", [2])
+    helpers.wait_for(lambda: len(got) == 2, what="notifications handled")
+    dealer.send_multipart([b"", b'{"jsonrpc":"2.0","id":"after","method":"instance.ping"}'])
+    assert json.loads(dealer.recv_multipart()[-1])["id"] == "after"  # the first reply is the ping's
+
+
+BUS_PROCESS = """
+import json, sys
+from pando_core.runtime.bus import Bus
+from pando_core.runtime.endpoints import choose_endpoints
+bus = Bus(choose_endpoints(sys.argv[1], prefer=sys.argv[3]), sys.argv[2], int(sys.argv[4]), heartbeat_interval=0.05)
+bus.register("echo", lambda params, call: params)
+bus.start()
+print(json.dumps(bus.endpoints.to_dict()), flush=True)
+sys.stdin.readline()
+bus.stop()
+"""
+
+
+@pytest.mark.parametrize("transport", ["ipc", "tcp"])
+def test_cross_process_primary_killed_then_reconnect(tmp_path, spawn, helpers, make_client, transport):
+    if transport == "ipc" and not zmq.has("ipc"):
+        pytest.skip("no ipc")
+    first = spawn(BUS_PROCESS, str(tmp_path / "a"), "proc-a", transport, "1")
+    ep_a = Endpoints.from_dict(json.loads(helpers.read_line(first)))
+    client = make_client(ep_a)
+    beats: list[P.Event] = []
+    client.subscribe(P.INSTANCE_HEARTBEAT, beats.append)
+    assert client.call("echo", {"k": [1, 2]}) == {"k": [1, 2]}
+    helpers.wait_for(lambda: beats and beats[-1].instance_id == "proc-a", what="heartbeat from proc-a")
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(5)
+    with pytest.raises(RpcTimeout):
+        client.call("echo", [1], timeout=0.2)
+    second = spawn(BUS_PROCESS, str(tmp_path / "b"), "proc-b", transport, "2")
+    ep_b = Endpoints.from_dict(json.loads(helpers.read_line(second)))
+    client.reconnect(ep_b)
+    assert client.ping()["instance_id"] == "proc-b"
+    helpers.wait_for(lambda: beats[-1].instance_id == "proc-b" and beats[-1].epoch == 2, what="heartbeat from proc-b")
+    second.stdin.write("\n")
+    second.stdin.flush()
+    assert second.wait(10) == 0

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pando_core.runtime import protocol as P
+
+
+def test_event_roundtrip_and_frame_layout():
+    ev = P.Event("db.session.created", 7, 2, "iid", 123, {"id": "s1", "ü": [1, None]})
+    frame = P.encode_event(ev)
+    topic, _, body = frame.partition(b"\0")
+    assert topic == b"db.session.created"
+    assert list(json.loads(body)) == ["v", "topic", "seq", "epoch", "instance_id", "ts", "payload"]
+    assert P.decode_event(frame) == ev
+
+
+def test_signed_events_reject_forgery():
+    ev = P.Event("instance.heartbeat", 1, 1, "iid", 5, None)
+    key = b"k" * 32
+    signed = P.encode_event(ev, sign_key=key)
+    assert P.decode_event(signed, verify_key=key) == ev
+    for forged in (P.encode_event(ev), P.encode_event(ev, sign_key=b"x" * 32), signed.replace(b'"seq":1', b'"seq":2')):
+        with pytest.raises(P.ProtocolError):
+            P.decode_event(forged, verify_key=key)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [b"", b"no-separator", b"t\0not json", b"t\0[]", b't\0{"topic":"other","seq":1,"epoch":1,"ts":1,"instance_id":"x"}', b't\0{"topic":"t","seq":"1","epoch":1,"ts":1,"instance_id":"x"}', b"\xff\0{}"],
+)
+def test_bad_event_frames(frame):
+    with pytest.raises(P.ProtocolError):
+        P.decode_event(frame)
+
+
+def test_topics():
+    assert P.db_topic("session", "created") == "db.session.created"
+    with pytest.raises(ValueError):
+        P.db_topic("a.b", "c")
+    assert P.exact_topic("session.update") == "session.update\0"
+    with pytest.raises(ValueError):
+        P.validate_topic("a\0b")
+    assert len(set(P.ALL_TOPICS)) == len(P.ALL_TOPICS)
+
+
+def test_rpc_error_wire_roundtrip_preserves_kind_and_data():
+    for err in (
+        P.RpcError.not_found("no session", {"id": "s1"}),
+        P.RpcError.constraint("dup"),
+        P.RpcError(kind="custom_kind", message="m", data=[1, 2]),
+        P.RpcError(-32099, "odd"),
+    ):
+        back = P.RpcError.from_wire(json.loads(json.dumps(err.to_wire())))
+        assert (back.code, back.kind, back.message, back.data) == (err.code, err.kind, err.message, err.data)
+    t = P.RpcError.from_wire(P.RpcTimeout("late").to_wire())
+    assert isinstance(t, P.RpcTimeout) and isinstance(t, TimeoutError)
+    assert P.RpcError.unavailable().retryable and not P.RpcError.not_found().retryable
+    assert P.RpcError.from_wire("garbage").kind == "internal"
+
+
+def test_parse_request_cases():
+    ok = P.parse_request({"jsonrpc": "2.0", "id": "1", "method": "m", "params": {"a": 1}})
+    assert (ok.id, ok.method, ok.params, ok.is_notification) == ("1", "m", {"a": 1}, False)
+    assert P.parse_request({"jsonrpc": "2.0", "method": "m"}).is_notification
+    cases = [
+        ([], None, P.INVALID_REQUEST),
+        ("x", None, P.INVALID_REQUEST),
+        ({"jsonrpc": "1.0", "id": 1, "method": "m"}, 1, P.INVALID_REQUEST),
+        ({"jsonrpc": "2.0", "id": True, "method": "m"}, None, P.INVALID_REQUEST),
+        ({"jsonrpc": "2.0", "id": 1.5, "method": "m"}, None, P.INVALID_REQUEST),
+        ({"jsonrpc": "2.0", "id": "x", "method": ""}, "x", P.INVALID_REQUEST),
+        ({"jsonrpc": "2.0", "id": "x", "method": "m", "params": "s"}, "x", P.INVALID_PARAMS),
+        ({"jsonrpc": "2.0", "id": "x", "method": "m", "meta": 3}, "x", P.INVALID_REQUEST),
+    ]
+    for obj, rid, code in cases:
+        with pytest.raises(P.RequestError) as info:
+            P.parse_request(obj)
+        assert info.value.id == rid and info.value.error.code == code
+
+
+def test_peek_request_id_only_trusts_canonical_prefix():
+    data = P.encode_request("req-9", "m", {"blob": "x" * 1000})
+    assert P.peek_request_id(data) == "req-9"
+    assert P.peek_request_id(P.encode_request(42, "m")) == 42
+    assert P.peek_request_id(b'{"params":{"id":"evil"},"jsonrpc":"2.0","id":"x"}') is None
+    assert P.peek_request_id(b'{"jsonrpc":"2.0","method":"m","id":"x"}') is None
+    assert P.peek_request_id(b"\xff" * 10) is None
+
+
+def test_strict_json():
+    with pytest.raises(P.ProtocolError):
+        P.decode_json(b"NaN")
+    with pytest.raises(P.ProtocolError):
+        P.decode_json(b"[" * 100_000)
+    with pytest.raises(ValueError):
+        P.encode_json(float("nan"))
