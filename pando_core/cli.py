@@ -63,10 +63,25 @@ def build_cli(context):  # noqa: ANN001 - typer imported lazily
             None, "--plugins", help="comma-separated plugins to load (default: all installed; 'none' for none)"
         ),
         debug: bool = typer.Option(False, "--debug", help="show tracebacks and debug logs"),
+        prompt: str = typer.Option(None, "--prompt", "-p", help="run one prompt non-interactively (like `pando run`)"),
+        goal: str = typer.Option(None, "--goal", help="work toward an objective (like `pando goal`)"),
+        output_format: str = typer.Option("text", "--output-format", "-f", help="with -p/--goal: text, json or stream-json"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="with -p/--goal: no spinner"),
+        yolo: bool = typer.Option(False, "--yolo", help="with -p/--goal: approve every tool call"),
+        model: str = typer.Option(None, "--model", "-m", help="provider/model to use"),
     ) -> None:
         if version:
             _print_version()
             raise typer.Exit(0)
+        if ctx.invoked_subcommand is None and prompt is not None:
+            from .commands.run_cmd import read_prompt, run_prompt
+
+            text = read_prompt([prompt])
+            raise typer.Exit(run_prompt(text, output_format, quiet, yolo, model, None, False))
+        if ctx.invoked_subcommand is None and goal is not None:
+            from .commands.goal_cmd import run_goal_command
+
+            raise typer.Exit(run_goal_command(goal, output_format=output_format, quiet=quiet, yolo=yolo, model=model))
         if ctx.invoked_subcommand is None:
             from .commands import entry
 

@@ -136,7 +136,11 @@ def pando_bus_setup(bus: Any, app: Any) -> None:
 
 @hookspec
 def pando_started(app: Any, role: str) -> None:
-    """The instance finished bootstrap. ``role`` is "primary" or "secondary". Returns nothing."""
+    """The instance finished bootstrap and the App is built.
+
+    When: once per process, after ``pando_bus_setup`` on a primary. ``role`` is "primary" or
+    "secondary". Returns nothing.
+    """
 
 
 @hookspec
@@ -149,7 +153,11 @@ def pando_promoted(app: Any, epoch: int) -> None:
 
 @hookspec
 def pando_shutdown(app: Any) -> None:
-    """The instance is shutting down; stop background work. Called on every role. Returns nothing."""
+    """The instance is shutting down; stop background work.
+
+    When: once, at the start of ``App.shutdown()``, before the bus and database close. Role: any.
+    Returns nothing.
+    """
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,7 +241,8 @@ def pando_filter_system_prompt(app: Any, session_id: str, prompt: str) -> Any:
 def pando_before_tool_call(app: Any, session_id: str, tool_name: str, arguments: dict) -> Any:
     """Inspect, rewrite or refuse a tool call before it runs (pipeline).
 
-    When: before every tool call (built-in, plugin and MCP tools), after permission checks.
+    When: before every tool call (built-in, plugin and MCP tools); the tool asks for permission
+    afterwards, for the arguments as rewritten.
     Returns: a new arguments dict, or None to keep them. Raise
     ``pando_core.agent.tools.base.ToolError`` to refuse the call; its message goes to the model.
     """
@@ -255,24 +264,43 @@ def pando_after_tool_call(app: Any, session_id: str, tool_name: str, arguments: 
 
 @hookspec
 def pando_session_created(app: Any, session: dict) -> None:
-    """A session was created (``session`` is its row as a dict). Returns nothing."""
+    """A top-level session was created.
+
+    When: right after the row is stored (``session`` is the row as a dict). Role: any. Returns nothing.
+    """
 
 
 @hookspec
 def pando_session_restored(app: Any, session: dict) -> None:
-    """An existing session was loaded to continue it (``--continue``, ``--session``, /sessions)."""
+    """An existing session was loaded to continue it.
+
+    When: ``pando run --continue`` / ``--session``, ``pando goal --resume``, /sessions. Role: any.
+    Returns nothing.
+    """
 
 
 @hookspec
 def pando_session_ended(app: Any, session: dict) -> None:
-    """A session ended: the end of a ``pando run``/``pando goal``, /new, or leaving the session."""
+    """A session ended.
+
+    When: at the end of ``pando run`` / ``pando goal``, on /new, or when the interactive session is
+    left. Role: any. Returns nothing.
+    """
 
 
 @hookspec
 def pando_message_created(app: Any, message: dict) -> None:
-    """A message was stored (user, assistant or tool). Returns nothing."""
+    """A message was stored.
+
+    When: after every user, assistant or tool message is created (``message`` has its parts).
+    Role: any. Returns nothing.
+    """
 
 
 @hookspec
 def pando_turn_finished(app: Any, session_id: str, response: str, finish_reason: str, usage: dict) -> None:
-    """The agent finished answering one user turn (including on error or cancellation)."""
+    """The agent finished answering one user turn.
+
+    When: at the end of every turn, also on error or cancellation. ``usage`` has tokens_in,
+    tokens_out and cost of the turn. Role: any. Returns nothing.
+    """

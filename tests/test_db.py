@@ -7,7 +7,18 @@ import sqlite3
 import pytest
 from sqlalchemy import text
 
-from pando_core.db import Component, Database, Migration, MigrationError, Repository, core_component, migrate, open_local_store, read, write
+from pando_core.db import (
+    Component,
+    Database,
+    Migration,
+    MigrationError,
+    Repository,
+    core_component,
+    migrate,
+    open_local_store,
+    read,
+    write,
+)
 from pando_core.db.schema import metadata
 from pando_core.errors import ConstraintError, NotFoundError, ValidationError
 

@@ -284,7 +284,7 @@ def test_cli_mode_with_port_file(tmp_path: Path) -> None:
     script.write_text(json.dumps({"responses": [{"text": "from script"}], "rules": [], "default": "echo"}))
     port_file = tmp_path / "url.txt"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -297,21 +297,23 @@ def test_cli_mode_with_port_file(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while not port_file.exists():
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "model server did not write its port file"
-            time.sleep(0.02)
-        base_url = port_file.read_text().strip()
-        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
-        status, _, raw = post(base_url + "/chat/completions", chat("hello"))
-        assert status == 200
-        assert json.loads(raw)["choices"][0]["message"]["content"] == "from script"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
+    ) as proc:
+        try:
+            deadline = time.monotonic() + 15
+            while not port_file.exists():
+                assert proc.poll() is None, "model server exited early"
+                assert time.monotonic() < deadline, "model server did not write its port file"
+                time.sleep(0.02)
+            base_url = port_file.read_text().strip()
+            assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
+            status, _, raw = post(base_url + "/chat/completions", chat("hello"))
+            assert status == 200
+            assert json.loads(raw)["choices"][0]["message"]["content"] == "from script"
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=10)
+            assert proc.returncode == 0, err.decode()
+            assert out.decode().strip() == base_url
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=5)

@@ -17,7 +17,7 @@ from typing import Any
 
 from .models import ResolvedModel, create_provider_for, request_cost, resolve_model
 from .providers.base import ChatRequest, ProviderError, Usage
-from .tools.base import PermissionDenied, ToolContext, ToolError, ToolResult, tool_schema
+from .tools.base import PermissionDenied, ToolError, ToolResult, tool_schema
 
 log = logging.getLogger("pando.agent")
 
@@ -258,7 +258,7 @@ class CoderAgent:
             # after the turn, so that the title request never races the turn's own requests
             try:
                 await asyncio.wait_for(self._generate_title(session_id, *result.needs_title), timeout=15)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - titles are best effort
+            except (TimeoutError, Exception):  # noqa: BLE001 - titles are best effort
                 log.debug("no title for %s", session_id)
         self._emit(on_event, AgentEvent("response", session_id, {"result": result}))
         await self.app.plugins.acall(

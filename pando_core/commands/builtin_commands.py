@@ -8,6 +8,9 @@ import importlib
 _GROUPS = [
     "snapshots_cmd",
     "run_cmd",
+    "status_cmd",
+    "tools_cmd",
+    "init_cmd",
 ]
 
 

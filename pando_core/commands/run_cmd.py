@@ -1,7 +1,6 @@
 """``pando run PROMPT``: one non-interactive agent turn (also ``pando -p PROMPT``)."""
 
 import sys
-from typing import Optional
 
 import typer
 
@@ -17,12 +16,12 @@ def read_prompt(words: list[str]) -> str:
 
 
 def run_command(
-    prompt: Optional[list[str]] = typer.Argument(None, help="the prompt; '-' (or piped stdin) reads it from stdin"),
+    prompt: list[str] | None = typer.Argument(None, help="the prompt; '-' (or piped stdin) reads it from stdin"),
     output_format: str = typer.Option("text", "--output-format", "-f", help="text, json or stream-json"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no spinner or progress on stderr"),
     yolo: bool = typer.Option(False, "--yolo", help="approve every tool call without asking"),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="provider/model to use"),
-    session: Optional[str] = typer.Option(None, "--session", "-s", help="continue this session (id or prefix)"),
+    model: str | None = typer.Option(None, "--model", "-m", help="provider/model to use"),
+    session: str | None = typer.Option(None, "--session", "-s", help="continue this session (id or prefix)"),
     continue_last: bool = typer.Option(False, "--continue", "-c", help="continue the most recent session"),
 ) -> None:
     """Run one prompt through the agent and print the answer (exit 0 ok, 1 error, 2 usage, 130 cancelled)."""

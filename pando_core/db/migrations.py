@@ -89,7 +89,7 @@ def _apply(db: Database, component: str, migration: Migration) -> None:
                 step = 1
                 migration.up(tx.conn)
             else:
-                for step, statement in enumerate(migration.up, start=1):
+                for step, statement in enumerate(migration.up, start=1):  # noqa: B007 - read in the error
                     tx.conn.exec_driver_sql(statement)
             tx.conn.execute(
                 text(

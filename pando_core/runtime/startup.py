@@ -27,7 +27,14 @@ from .bus import Bus
 from .client import Client, ClientClosed
 from .endpoints import Endpoints, choose_endpoints
 from .instances import InstanceRegistry
-from .lock import InstanceLock, LockError, PrimaryRecord, ensure_pando_dir, read_primary_record, write_primary_record
+from .lock import (
+    InstanceLock,
+    LockError,
+    PrimaryRecord,
+    ensure_pando_dir,
+    read_primary_record,
+    write_primary_record,
+)
 from .protocol import RpcError, RpcTimeout
 from .writes import ProxyExecutor, WriteCoordinator, raise_remote
 

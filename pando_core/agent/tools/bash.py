@@ -205,6 +205,9 @@ Usage notes:
   git diff, ...) run without asking; others may need the user's approval."""
 
 
+_SHELL_STATES: OrderedDict[str, ShellState] = OrderedDict()
+
+
 @dataclass
 class ShellState:
     """What persists between bash calls of one session."""
@@ -491,12 +494,17 @@ class BashTool:
         self.max_output_chars = max_output_chars
         self.safe_prefixes = tuple(safe_prefixes) if safe_prefixes is not None else SAFE_PREFIXES
         self.persist_env = persist_env
-        self._states: OrderedDict[str, ShellState] = OrderedDict()
+        # shared by all BashTool instances: agent loops may build fresh tool objects for every turn
+        self._states = _SHELL_STATES
 
     # ------------------------------------------------------------------ state
 
     def state_for(self, ctx: ToolContext) -> ShellState:
-        """The session's shell state (ctx.extra["shell_state"] wins when the caller supplies one)."""
+        """The session's shell state (ctx.extra["shell_state"] wins when the caller supplies one).
+
+        Otherwise states are kept per (session id, working directory) in a process-wide LRU, so the
+        directory survives across turns even when the tool object is recreated.
+        """
         workdir = str(ctx.workdir.resolve())
         supplied = ctx.extra.get("shell_state")
         if isinstance(supplied, ShellState):

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urljoin, urlparse
 
 from pando_core.agent.tools.base import PermissionRequest, ToolContext, ToolError, ToolResult
-from pando_core.agent.tools.write import int_arg, str_arg
+from pando_core.agent.tools.write import str_arg
 
 DEFAULT_TIMEOUT_S = 30
 MAX_TIMEOUT_S = 120
@@ -293,6 +293,16 @@ def html_to_markdown(html: str, base_url: str = "") -> str:
     return result
 
 
+def _seconds(value: Any, default: float) -> float:
+    if isinstance(value, bool) or value is None or value == "":
+        return default
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ToolError(f"timeout must be a number of seconds, got {value!r}") from exc
+    return seconds if seconds > 0 else default
+
+
 def _charset(content_type: str) -> str:
     match = re.search(r"charset=([\w.:-]+)", content_type, re.IGNORECASE)
     return match.group(1).strip("\"'") if match else ""
@@ -335,7 +345,7 @@ class FetchTool:
                 "enum": list(FORMATS),
                 "description": "Output format: markdown (default), text or html",
             },
-            "timeout": {"type": "integer", "description": "Timeout in seconds (default 30, max 120)"},
+            "timeout": {"type": "number", "description": "Timeout in seconds (default 30, max 120)"},
         },
         "required": ["url"],
     }
@@ -349,10 +359,8 @@ class FetchTool:
         fmt = (str_arg(args, "format") or "markdown").strip().lower()
         if fmt not in FORMATS:
             raise ToolError(f"format must be one of {', '.join(FORMATS)}")
-        timeout = int_arg(args, "timeout", DEFAULT_TIMEOUT_S)
-        if timeout <= 0:
-            timeout = DEFAULT_TIMEOUT_S
-        timeout = min(timeout, self.max_timeout_s)
+        timeout = _seconds(args.get("timeout"), DEFAULT_TIMEOUT_S)
+        timeout = min(timeout, float(self.max_timeout_s))
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ToolError("URL must start with http:// or https:// and include a host")
@@ -415,7 +423,7 @@ class FetchTool:
             },
         )
 
-    async def _download(self, url: str, timeout: int) -> tuple[int, str, str, bytes, bool]:
+    async def _download(self, url: str, timeout: float) -> tuple[int, str, str, bytes, bool]:
         import httpx
 
         chunks: list[bytes] = []
@@ -446,9 +454,9 @@ class FetchTool:
                                 chunks.append(chunk)
                                 size += len(chunk)
         except TimeoutError as exc:
-            raise ToolError(f"Request timed out after {timeout} s: {url}") from exc
+            raise ToolError(f"Request timed out after {timeout:g} s: {url}") from exc
         except httpx.TimeoutException as exc:
-            raise ToolError(f"Request timed out after {timeout} s: {url}") from exc
+            raise ToolError(f"Request timed out after {timeout:g} s: {url}") from exc
         except httpx.TooManyRedirects as exc:
             raise ToolError(f"Too many redirects while fetching {url}") from exc
         except httpx.HTTPError as exc:

@@ -135,17 +135,27 @@ class ResultPager:
 DEFAULT_PAGER = ResultPager()
 
 
+def pager_for(ctx: ToolContext, default: ResultPager | None = None) -> ResultPager:
+    """The pager of this call: ctx.extra["result_pager"], else ctx.extra["app"].pager, else `default`."""
+    supplied = ctx.extra.get("result_pager")
+    if isinstance(supplied, ResultPager):
+        return supplied
+    app_pager = getattr(ctx.extra.get("app"), "pager", None)
+    if isinstance(app_pager, ResultPager):
+        return app_pager
+    return default or DEFAULT_PAGER
+
+
 def wrap_large_result(
     result: ToolResult, ctx: ToolContext, pager: ResultPager | None = None, tool_name: str | None = None
 ) -> ToolResult:
     """Return `result` unchanged when small (or an error); else its first page plus a paging note.
 
-    `pager` defaults to ctx.extra["result_pager"] or the process-wide DEFAULT_PAGER (which the default
-    `result_page` tool reads from). `tool_name` lets write-type tools be exempted.
+    `pager` defaults to `pager_for(ctx)` (ctx.extra["result_pager"], ctx.extra["app"].pager or the
+    process-wide DEFAULT_PAGER) — the same lookup `result_page` uses. `tool_name` exempts write-type tools.
     """
     if pager is None:
-        extra = ctx.extra.get("result_pager")
-        pager = extra if isinstance(extra, ResultPager) else DEFAULT_PAGER
+        pager = pager_for(ctx)
     if result.is_error or len(result.content) <= pager.threshold:
         return result
     if tool_name in NOT_PAGED or "result_id" in result.metadata:
@@ -170,6 +180,7 @@ class ResultPageTool:
     }
 
     def __init__(self, pager: ResultPager | None = None) -> None:
+        """`pager` is used when the call context names none (see `pager_for`)."""
         self.pager = pager or DEFAULT_PAGER
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
@@ -177,8 +188,7 @@ class ResultPageTool:
         if not result_id:
             raise ToolError("id is required")
         page = int_arg(args, "page", 2)
-        extra = ctx.extra.get("result_pager")
-        pager = extra if isinstance(extra, ResultPager) else self.pager
+        pager = pager_for(ctx, self.pager)
         text, entry = pager.page(ctx.session_id, result_id, page)
         return ToolResult(
             content=f"{text}\n\n{pager.note(entry, page)}",

@@ -460,7 +460,8 @@ local function classify(t)
 end
 
 local function compile(code, chunkname, env)
-  return load(code, chunkname, "t", env)
+  local f, err = load(code, chunkname, "t", env)
+  return f, err
 end
 
 for _, name in next, { "python", "debug", "io", "os", "package", "require", "dofile", "loadfile", "load",

@@ -1,0 +1,38 @@
+"""``pando tools``: the tools the agent has, and those ``pando mcp-server`` would expose."""
+
+import json
+
+import typer
+
+from ..context import current
+
+
+def tools_command(
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    mcp_server: bool = typer.Option(False, "--mcp-server", help="list the tools plugins expose over MCP instead"),
+) -> None:
+    """List agent tools (built-in and from plugins) with their descriptions."""
+    from ..app import App, AppOptions
+
+    app = App.create(current(), AppOptions(startup_mode="tools"))
+    try:
+        if mcp_server:
+            tools = app.plugins.flat("pando_mcp_server_tools", app=app)
+        else:
+            tools = app.coder_agent.tools()
+        rows = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools]
+    finally:
+        app.shutdown()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo("no tools")
+    width = max((len(r["name"]) for r in rows), default=0)
+    for row in rows:
+        first = (row["description"] or "").strip().splitlines()[0] if row["description"] else ""
+        typer.echo(f"{row['name']:<{width}}  {first}")
+
+
+def register(cli: typer.Typer) -> None:
+    cli.command("tools")(tools_command)

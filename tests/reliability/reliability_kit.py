@@ -1,0 +1,230 @@
+"""Helpers for the reliability tests: worker processes, condition waits, read-only DB checks.
+
+``Cluster.spawn(name, *flags)`` starts ``worker.py`` (see its docstring for the JSON-lines
+protocol); every line it prints is collected by a reader thread, and ``Worker.wait(...)`` blocks
+on a condition variable until a matching line arrives or a deadline passes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+WORKER = str(Path(__file__).with_name("worker.py"))
+ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def wait_for(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.005) -> Any:
+    """Poll *cond* until it returns something truthy; fail the test after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:.1f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def hold_for(cond: Callable[[], Any], duration: float, what: str, interval: float = 0.01) -> None:
+    """Assert that *cond* stays truthy for *duration* seconds (a negative observation)."""
+    end = time.monotonic() + duration
+    while time.monotonic() < end:
+        assert cond(), f"{what} stopped holding"
+        time.sleep(interval)
+
+
+class Worker:
+    def __init__(self, name: str, proc: subprocess.Popen) -> None:
+        self.name = name
+        self.proc = proc
+        self.lines: list[dict] = []
+        self.stderr: list[str] = []
+        self.cond = threading.Condition()
+        self.killed_at_m: int | None = None  # monotonic_ns just before SIGKILL was sent
+        self.eof = False
+        self._threads = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read_stdout(self) -> None:
+        for raw in self.proc.stdout:
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                rec = {"ev": "raw", "text": raw.rstrip("\n")}
+            with self.cond:
+                self.lines.append(rec)
+                self.cond.notify_all()
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def _read_stderr(self) -> None:
+        for raw in self.proc.stderr:
+            self.stderr.append(raw.rstrip("\n"))
+
+    # -- queries ---------------------------------------------------------------------------------
+    def events(self, ev: str | None = None) -> list[dict]:
+        with self.cond:
+            return [r for r in self.lines if ev is None or r.get("ev") == ev]
+
+    def count(self, ev: str) -> int:
+        with self.cond:
+            return sum(1 for r in self.lines if r.get("ev") == ev)
+
+    def wait(
+        self, pred: Callable[[dict], bool] | str, timeout: float = 15.0, start: int = 0, what: str = ""
+    ) -> dict:
+        """First line (from index *start*) matching *pred* (or whose ``ev`` equals it)."""
+        if isinstance(pred, str):
+            ev = pred
+            pred = lambda r: r.get("ev") == ev  # noqa: E731
+        deadline = time.monotonic() + timeout
+        i = start
+        with self.cond:
+            while True:
+                while i < len(self.lines):
+                    rec = self.lines[i]
+                    i += 1
+                    if rec.get("ev") == "crash":
+                        pytest.fail(f"worker {self.name} crashed:\n{rec.get('error')}")
+                    if pred(rec):
+                        return rec
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.eof and i >= len(self.lines)):
+                    break
+                self.cond.wait(min(remaining, 0.25))
+        pytest.fail(
+            f"worker {self.name} (pid {self.pid}, rc={self.proc.poll()}): no {what or 'matching line'} within {timeout}s\n"
+            f"last lines: {self.lines[-5:]}\nstderr: {self.stderr[-20:]}"
+        )
+
+    def mark(self) -> int:
+        with self.cond:
+            return len(self.lines)
+
+    # -- commands -------------------------------------------------------------------------------
+    def send(self, **cmd: Any) -> None:
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+
+    def command(self, timeout: float = 15.0, **cmd: Any) -> dict:
+        """Send a command and wait for its reply line."""
+        tag = f"{cmd.get('op')}-{time.monotonic_ns()}"
+        start = self.mark()
+        self.send(tag=tag, **cmd)
+        return self.wait(
+            lambda r: r.get("ev") == "reply" and r.get("tag") == tag, timeout, start, what=f"reply to {cmd}"
+        )
+
+    def close_stdin(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if sig == signal.SIGKILL:
+            self.killed_at_m = time.monotonic_ns()
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def reap(self, timeout: float = 10.0) -> int:
+        rc = self.proc.wait(timeout)
+        for t in self._threads:
+            t.join(timeout)
+        return rc
+
+
+class Cluster:
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.env = env
+        self.workers: list[Worker] = []
+
+    def spawn(
+        self, name: str, *flags: str, config: dict | None = None, workdir: Path | None = None
+    ) -> Worker:
+        argv = [sys.executable, WORKER, "--workdir", str(workdir or self.workdir), "--id", name]
+        if config:
+            argv += ["--config", json.dumps(config)]
+        proc = subprocess.Popen(
+            [*argv, *flags],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            env=self.env,
+            cwd=ROOT,
+        )
+        worker = Worker(name, proc)
+        self.workers.append(worker)
+        return worker
+
+    def by_pid(self, pid: int) -> Worker | None:
+        return next((w for w in self.workers if w.pid == pid), None)
+
+    def teardown(self) -> None:
+        for w in self.workers:
+            if w.proc.poll() is None:
+                w.proc.kill()
+        for w in self.workers:
+            try:
+                w.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+            for stream in (w.proc.stdin, w.proc.stdout, w.proc.stderr):
+                try:
+                    if stream:
+                        stream.close()
+                except OSError:
+                    pass
+
+
+def primary_record(workdir: Path) -> dict | None:
+    try:
+        return json.loads((workdir / ".pando" / "primary.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def db_rows(workdir: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    """Query ``.pando/pando.db`` through a read-only sqlite3 connection (the test's own view)."""
+    path = workdir / ".pando" / "pando.db"
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,321 @@
+"""A pando instance for the reliability tests: bootstraps in a workdir and follows orders.
+
+Run as ``python worker.py --workdir W --id NAME [options]``.  Every line on stdout is one JSON
+object with ``ev`` (what happened), ``id`` (this worker), ``pid``, ``t`` (``time.time_ns()``) and
+``m`` (``time.monotonic_ns()``, system-wide on Linux, so comparable between processes).
+
+Events: ``lock`` (this process won the instance lock, logged right after flock returned),
+``ready`` (bootstrap returned: role, epoch), ``role`` (promoted), ``tick`` (still primary, holding
+the lock), ``invoke``/``ok``/``fail`` (write loop), ``event`` (a ``db.*`` bus event seen by
+``on_event``), ``reply`` (answer to a stdin command), ``stopped`` (write loop ended), ``bye``.
+
+Commands, one JSON object per stdin line (``op``): ``write`` (``sid``: create that session),
+``writes`` (``n``, ``prefix``: create n sessions, reply once), ``ensure_primary``
+(``timeout``), ``role``, ``call`` (``method``, ``params``, ``timeout``: ``rt.client.call``),
+``stop_writes``, ``cleanup``, ``exit``.  EOF on stdin = ``cleanup`` then exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+
+_out_lock = threading.Lock()
+NAME = "?"
+
+
+def emit(ev: str, **fields) -> None:
+    record = {
+        "ev": ev,
+        "id": NAME,
+        "pid": os.getpid(),
+        "t": time.time_ns(),
+        "m": time.monotonic_ns(),
+        **fields,
+    }
+    line = json.dumps(record, default=str) + "\n"
+    with _out_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
+def _instrument_lock() -> None:
+    """Log the moment this process wins the instance lock (the start of its writer interval)."""
+    from pando_core.runtime import lock as lock_mod
+
+    original = lock_mod.InstanceLock._attempt
+
+    def _attempt(self, timeout, cancel):  # noqa: ANN001
+        won = original(self, timeout, cancel)
+        if won:
+            emit("lock")
+        return won
+
+    lock_mod.InstanceLock._attempt = _attempt
+
+
+def _error_fields(exc: BaseException) -> dict:
+    return {
+        "error": f"{type(exc).__name__}: {exc}",
+        "kind": getattr(exc, "kind", None),
+        "type": type(exc).__name__,
+    }
+
+
+DEFINITIVE_KINDS = {"not_found", "constraint", "validation"}
+
+
+class WriteLoop:
+    """Writes keyed records as fast as it can, logging invoke / ok / fail for each.
+
+    Even n: ``sessions.create(id=f"{name}-{n}")``; odd n: a message in session ``{name}-{n-1}``
+    whose text is ``{name}-{n}`` (message ids are made by the primary, so only the idempotency
+    key can keep a retried message from being stored twice).
+    """
+
+    def __init__(self, rt, name: str, limit: int | None) -> None:  # noqa: ANN001
+        self.rt = rt
+        self.name = name
+        self.limit = limit
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="worker-writes", daemon=True)
+
+    def run(self) -> None:
+        n = 0
+        acked = 0
+        while not self.stop.is_set() and (self.limit is None or n < self.limit):
+            key = f"{self.name}-{n}"
+            emit("invoke", key=key, n=n)
+            try:
+                if n % 2 == 0:
+                    self.rt.store.sessions.create(id=key, title=f"write {key}")
+                else:
+                    self.rt.store.messages.create(
+                        session_id=f"{self.name}-{n - 1}", role="user", parts=[{"type": "text", "text": key}]
+                    )
+            except Exception as exc:  # noqa: BLE001 - every outcome is recorded
+                kind = getattr(exc, "kind", None)
+                emit(
+                    "fail",
+                    key=key,
+                    n=n,
+                    definitive=kind in DEFINITIVE_KINDS,
+                    role=self.rt.role,
+                    **_error_fields(exc),
+                )
+            else:
+                acked += 1
+                emit("ok", key=key, n=n, role=self.rt.role, epoch=self.rt.epoch)
+            n += 1
+        emit("stopped", invoked=n, acked=acked)
+
+
+def _primary_ticks(rt, stop: threading.Event) -> None:  # noqa: ANN001
+    while not stop.wait(0.02):
+        if rt.role == "primary" and rt.lock.held:
+            emit("tick", epoch=rt.epoch)
+
+
+def _lock_only(workdir: str) -> None:
+    """Hold the instance lock without ever starting a primary, until stdin says release."""
+    from pando_core.runtime.lock import InstanceLock
+
+    lock = InstanceLock(os.path.join(workdir, ".pando"))
+    if not lock.try_acquire():
+        emit("lock_busy")
+        return
+    emit("locked")
+    sys.stdin.readline()
+    lock.release()
+    emit("released")
+    sys.stdin.readline()
+
+
+def main() -> None:
+    global NAME
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--id", required=True)
+    parser.add_argument("--config", default="{}")
+    parser.add_argument("--no-failover", action="store_true")
+    parser.add_argument("--write-loop", action="store_true")
+    parser.add_argument("--max-writes", type=int)
+    parser.add_argument(
+        "--write-once", action="store_true", help="create session <id>-boot right after bootstrap"
+    )
+    parser.add_argument(
+        "--echo", action="store_true", help="serve echo.ping whenever this instance is primary"
+    )
+    parser.add_argument("--events", action="store_true", help="print db.* events seen by on_event")
+    parser.add_argument("--ticks", action="store_true", help="print a tick every 20 ms while primary")
+    parser.add_argument("--lock-only", action="store_true")
+    args = parser.parse_args()
+    NAME = args.id
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format=f"[{NAME}] %(name)s: %(message)s")
+
+    if args.lock_only:
+        _lock_only(args.workdir)
+        return
+
+    _instrument_lock()
+    from pando_core.runtime.startup import bootstrap
+
+    config = json.loads(args.config)
+    emit("starting")
+    rt = bootstrap(args.workdir, instance_id=args.id, failover=not args.no_failover, config=config)
+
+    def register_echo(runtime) -> None:  # noqa: ANN001
+        def echo(params, call):  # noqa: ANN001
+            return {
+                "echo": params,
+                "served_by": runtime.instance_id,
+                "epoch": runtime.epoch,
+                "pid": os.getpid(),
+            }
+
+        runtime.bus.register("echo.ping", echo, params="object", replace=True)
+        emit("echo_registered", epoch=runtime.epoch)
+
+    def promoted(runtime) -> None:  # noqa: ANN001
+        emit("role", role=runtime.role, epoch=runtime.epoch)
+        if args.echo:
+            register_echo(runtime)
+
+    rt.on_promoted(promoted)
+    if args.events:
+
+        def on_event(event) -> None:  # noqa: ANN001
+            if event.topic.startswith("db."):
+                emit("event", topic=event.topic, seq=event.seq, epoch=event.epoch, payload=event.payload)
+
+        rt.on_event(on_event)
+    if args.echo and rt.role == "primary":
+        register_echo(rt)
+
+    ready = {
+        "role": rt.role,
+        "epoch": rt.epoch,
+        "instance": rt.instance_id,
+        "endpoints": rt.endpoints.to_dict(),
+    }
+    if rt.role == "secondary" and rt.client is not None:
+        ready["heartbeat_seen"] = _wait_heartbeat(rt, 5.0)
+    emit("ready", **ready)
+
+    if args.write_once:
+        try:
+            row = rt.store.sessions.create(id=f"{args.id}-boot", title=f"boot write of {args.id}")
+            emit("ok", key=row["id"], role=rt.role, epoch=rt.epoch)
+        except Exception as exc:  # noqa: BLE001
+            emit("fail", key=f"{args.id}-boot", **_error_fields(exc))
+
+    stop_ticks = threading.Event()
+    if args.ticks:
+        threading.Thread(target=_primary_ticks, args=(rt, stop_ticks), daemon=True).start()
+    loop = None
+    if args.write_loop:
+        loop = WriteLoop(rt, args.id, args.max_writes)
+        loop.thread.start()
+
+    done = threading.Event()
+
+    def shutdown(reason: str) -> None:
+        if done.is_set():
+            return
+        done.set()
+        if loop is not None:
+            loop.stop.set()
+            loop.thread.join(30)
+        stop_ticks.set()
+        role = rt.role
+        emit("cleanup_start", role=role, epoch=rt.epoch, reason=reason)
+        rt.cleanup()
+        emit("bye", role=role, reason=reason)
+
+    def on_sigterm(signum, frame) -> None:  # noqa: ANN001
+        threading.Thread(target=lambda: (shutdown("sigterm"), os._exit(0)), daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            cmd = json.loads(line)
+        except ValueError:
+            emit("reply", ok=False, error=f"bad command {line!r}")
+            continue
+        op = cmd.get("op")
+        try:
+            if op == "exit":
+                break
+            if op == "cleanup":
+                shutdown("command")
+                emit("reply", op=op, ok=True)
+                continue
+            result = _run_command(rt, loop, cmd)
+        except Exception as exc:  # noqa: BLE001
+            emit("reply", op=op, ok=False, tag=cmd.get("tag"), **_error_fields(exc))
+        else:
+            emit("reply", op=op, ok=True, tag=cmd.get("tag"), result=result)
+    shutdown("stdin closed")
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def _wait_heartbeat(rt, timeout: float) -> bool:  # noqa: ANN001
+    """Wait until the SUB socket delivered an event (so later events are not lost to slow joining)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        client = rt.client
+        if client is not None and client.last_event_at is not None:
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def _run_command(rt, loop, cmd: dict):  # noqa: ANN001
+    op = cmd.get("op")
+    if op == "write":
+        return rt.store.sessions.create(id=cmd["sid"], title=cmd.get("title", "cmd write"))
+    if op == "writes":
+        prefix = cmd["prefix"]
+        return [
+            rt.store.sessions.create(id=f"{prefix}-{i}", title="batch")["id"] for i in range(int(cmd["n"]))
+        ]
+    if op == "ensure_primary":
+        t0 = time.monotonic()
+        try:
+            rt.ensure_primary(timeout=cmd.get("timeout"))
+        finally:
+            emit("ensure_primary_took", seconds=time.monotonic() - t0)
+        return {"role": rt.role}
+    if op == "role":
+        return {"role": rt.role, "epoch": rt.epoch, "record_pid": rt.record.pid if rt.record else None}
+    if op == "call":
+        if rt.client is None:
+            raise RuntimeError("no client (this instance is the primary)")
+        return rt.client.call(cmd["method"], cmd.get("params"), timeout=cmd.get("timeout", 5.0))
+    if op == "stop_writes":
+        if loop is not None:
+            loop.stop.set()
+            loop.thread.join(60)
+        return {"stopped": True}
+    raise ValueError(f"unknown op {op!r}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:
+        emit("crash", error=traceback.format_exc())
+        sys.stdout.flush()
+        os._exit(3)
