@@ -108,7 +108,8 @@ def test_unknown_plugin_name_lists_installed(plugin_path, pando_env, tmp_path):
     result = pando(plugin_path, pando_env, "--plugins", "nope", "plugins", cwd=tmp_path)
     assert result.returncode == 2
     assert "unknown plugin nope" in result.stderr
-    assert "installed plugins: broken, good, other" in result.stderr
+    listed = result.stderr.split("installed plugins:")[1]
+    assert all(name in listed for name in ("broken", "good", "other"))
 
 
 def test_select_plugins_rules():

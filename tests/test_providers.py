@@ -398,8 +398,16 @@ def test_list_models(kind: str) -> None:
 
 def test_list_models_auth_error() -> None:
     with ScriptedModelServer(api_key="k") as server:
+        provider = make("openai", server, api_key="nope")
+
+        async def go():
+            try:
+                return await provider.list_models()
+            finally:
+                await provider.aclose()
+
         with pytest.raises(ProviderError) as info:
-            run(make("openai", server, api_key="nope").list_models())
+            run(go())
         assert info.value.kind == "auth"
 
 

@@ -28,9 +28,7 @@ class Asker:
 
 
 def make_ctx(tmp_path: Path, asker: Asker | None = None, session: str | None = None, **kw) -> ToolContext:
-    return ToolContext(
-        workdir=tmp_path, session_id=session or uuid.uuid4().hex, permissions=asker, **kw
-    )
+    return ToolContext(workdir=tmp_path, session_id=session or uuid.uuid4().hex, permissions=asker, **kw)
 
 
 def run(tool: BashTool, ctx: ToolContext, **args):

@@ -284,8 +284,12 @@ def test_concurrent_edits_to_one_file_are_serialised(tmp_path):
     async def both():
         tool = EditTool()
         return await asyncio.gather(
-            *(tool.run({"file_path": "c.py", "old_string": f"v{n} = {n}", "new_string": f"v{n} = -{n}"}, ctx)
-              for n in range(0, 20, 2))
+            *(
+                tool.run(
+                    {"file_path": "c.py", "old_string": f"v{n} = {n}", "new_string": f"v{n} = -{n}"}, ctx
+                )
+                for n in range(0, 20, 2)
+            )
         )
 
     asyncio.run(both())

@@ -11,6 +11,8 @@ _GROUPS = [
     "status_cmd",
     "tools_cmd",
     "init_cmd",
+    "goal_cmd",
+    "sessions_cmd",
 ]
 
 

@@ -57,8 +57,12 @@ class MethodSpec:
         except TypeError as exc:
             raise ValidationError(f"{self.qualified}: {exc}") from exc
         params = dict(bound.arguments)
-        params.pop(next(iter(self.signature.parameters)))  # self
-        params.pop(list(self.signature.parameters)[1])  # tx
+        names = list(self.signature.parameters)
+        params.pop(names[0])  # self
+        params.pop(names[1])  # tx
+        for name, parameter in self.signature.parameters.items():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD and name in params:
+                params.update(params.pop(name))
         return params
 
 

@@ -175,6 +175,7 @@ class ServerAuth:
     token: bytes | None = None
     pando_dir: str | None = None
     _last_reload: float = field(default=0.0, repr=False)
+    _last_reject_log: float = field(default=-1e9, repr=False)
 
     def record_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"mechanism": self.mechanism}
@@ -226,7 +227,12 @@ class ServerAuth:
             key = z85.encode(credentials[0])
             if self.client_allowed(key):
                 return [b"1.0", request_id, b"200", b"OK", b"pando-client", b""]
-            log.warning("rejected CURVE client with unknown public key %s", key.decode("ascii", "replace"))
+            now = time.monotonic()
+            if now - self._last_reject_log > 5.0:
+                self._last_reject_log = now
+                log.warning(
+                    "rejected CURVE client with unknown public key %s", key.decode("ascii", "replace")
+                )
             return [b"1.0", request_id, b"400", b"unknown key", b"", b""]
         return [b"1.0", request_id, b"400", b"mechanism not allowed", b"", b""]
 
@@ -328,7 +334,9 @@ def client_auth(pando_dir: str | os.PathLike[str], record_auth: dict[str, Any] |
         if len(server_public_b) != 40:
             raise AuthError("invalid server public key in primary record")
         public, secret = load_or_create_client_keypair(pando_dir)
-        return ClientAuth(MECH_CURVE, server_public=server_public_b, client_public=public, client_secret=secret)
+        return ClientAuth(
+            MECH_CURVE, server_public=server_public_b, client_public=public, client_secret=secret
+        )
     if mech == MECH_TOKEN:
         return ClientAuth(MECH_TOKEN, token=load_or_create_token(pando_dir))
     raise AuthError(f"primary uses unknown auth mechanism {mech!r}")

@@ -200,6 +200,7 @@ class Bus:
         self._stopping = False
         self._flush_linger_ms = 0
         self._io_failed = False
+        self._io_ident: int | None = None
         self._ctx: zmq.Context | None = None
         self._pub: zmq.Socket | None = None
         self._router: zmq.Socket | None = None
@@ -304,7 +305,11 @@ class Bus:
         Raises BusError when binding fails (everything opened so far is closed again)."""
         with self._state_lock:
             if self._state != "new":
-                raise BusClosed("bus already started or stopped") if self._state == "stopped" else BusError("bus already started")
+                raise (
+                    BusClosed("bus already started or stopped")
+                    if self._state == "stopped"
+                    else BusError("bus already started")
+                )
             ctx = zmq.Context()
             try:
                 self._open_sockets(ctx)
@@ -398,8 +403,9 @@ class Bus:
                 log.error("bus I/O thread did not stop within %.1fs; abandoning its sockets", timeout)
         for _ in self._workers:
             self._jobs.put(None)
+        workers_deadline = min(deadline, time.monotonic() + 0.5)  # handlers may block: don't wait long
         for t in self._workers:
-            t.join(max(0.0, min(0.5, deadline - time.monotonic())))
+            t.join(max(0.0, workers_deadline - time.monotonic()))
         if io is not None and not io.is_alive() and self._ctx is not None:
             self._ctx.term()  # sockets are closed; bounded by the PUB linger
         self._ctx = None
@@ -448,7 +454,7 @@ class Bus:
             self._out.append(("pub", topic, seq, ts, payload_json))
             wake = not self._wake_pending
             self._wake_pending = True
-        if wake:
+        if wake and threading.get_ident() != self._io_ident:  # the I/O thread flushes before polling
             self._signal()
         return seq
 
@@ -459,7 +465,7 @@ class Bus:
             self._out.append(("rpc", frames))
             wake = not self._wake_pending
             self._wake_pending = True
-        if wake:
+        if wake and threading.get_ident() != self._io_ident:
             self._signal()
 
     def _signal(self) -> None:
@@ -475,6 +481,7 @@ class Bus:
     # I/O thread
 
     def _io_loop(self) -> None:
+        self._io_ident = threading.get_ident()
         router, pub, zap = self._router, self._pub, self._zap
         assert router is not None and pub is not None
         poller = zmq.Poller()
@@ -564,7 +571,9 @@ class Bus:
         for item in items:
             if item[0] == "pub":
                 _, topic, seq, ts, payload_json = item
-                frame = P.encode_event_frame(topic, seq, self.epoch, self.instance_id, ts, payload_json, sign_key=sign_key)
+                frame = P.encode_event_frame(
+                    topic, seq, self.epoch, self.instance_id, ts, payload_json, sign_key=sign_key
+                )
                 try:
                     pub.send(frame, zmq.NOBLOCK)
                     sent += 1
@@ -616,14 +625,26 @@ class Bus:
             self._count("malformed")
             self._throttle.log("frames", logging.WARNING, "malformed RPC envelope (%d frames)", len(frames))
             if not token_mode:
-                self._reply_error([identity, b""], None, P.RpcError(P.INVALID_REQUEST, "expected [delimiter] + one JSON frame"))
+                self._reply_error(
+                    [identity, b""],
+                    None,
+                    P.RpcError(P.INVALID_REQUEST, "expected [delimiter] + one JSON frame"),
+                )
             return
         prefix = [identity, b""] if envelope else [identity]
         if len(data) > self.max_message_bytes:
             self._count("malformed")
-            self._throttle.log("large", logging.WARNING, "RPC message of %d bytes exceeds cap %d", len(data), self.max_message_bytes)
+            self._throttle.log(
+                "large",
+                logging.WARNING,
+                "RPC message of %d bytes exceeds cap %d",
+                len(data),
+                self.max_message_bytes,
+            )
             if not token_mode:
-                err = P.RpcError(P.TOO_LARGE, f"message of {len(data)} bytes exceeds the {self.max_message_bytes}-byte cap")
+                err = P.RpcError(
+                    P.TOO_LARGE, f"message of {len(data)} bytes exceeds the {self.max_message_bytes}-byte cap"
+                )
                 self._reply_error(prefix, P.peek_request_id(data), err)
             return
         try:
@@ -647,12 +668,16 @@ class Bus:
             return
         if not self.auth.check_token(req.meta):
             self._count("unauthorized")
-            self._throttle.log("token", logging.WARNING, "dropping RPC without a valid token (method %r)", req.method)
+            self._throttle.log(
+                "token", logging.WARNING, "dropping RPC without a valid token (method %r)", req.method
+            )
             return
         entry = self._methods.get(req.method)
         if entry is None:
             if not req.is_notification:
-                self._reply_error(prefix, req.id, P.RpcError(P.METHOD_NOT_FOUND, f"method not found: {req.method}"))
+                self._reply_error(
+                    prefix, req.id, P.RpcError(P.METHOD_NOT_FOUND, f"method not found: {req.method}")
+                )
             return
         params = req.params
         if entry.params == "object":
@@ -665,12 +690,20 @@ class Bus:
             bad = False
         if bad:
             if not req.is_notification:
-                self._reply_error(prefix, req.id, P.RpcError(P.INVALID_PARAMS, f"params of {req.method} must be an {entry.params}"))
+                self._reply_error(
+                    prefix,
+                    req.id,
+                    P.RpcError(P.INVALID_PARAMS, f"params of {req.method} must be an {entry.params}"),
+                )
             return
         now = time.monotonic()
         meta = {k: v for k, v in req.meta.items() if k != "token"}
         timeout_ms = meta.get("timeout_ms")
-        deadline = now + timeout_ms / 1000 if isinstance(timeout_ms, int | float) and not isinstance(timeout_ms, bool) and timeout_ms >= 0 else None
+        deadline = (
+            now + timeout_ms / 1000
+            if isinstance(timeout_ms, int | float) and not isinstance(timeout_ms, bool) and timeout_ms >= 0
+            else None
+        )
         iid = meta.get("instance_id")
         call = CallContext(
             method=req.method,
@@ -711,14 +744,20 @@ class Bus:
             except Exception:
                 log.exception("unexpected error in bus worker")
 
-    def _run_handler(self, entry: _Method, params: Any, call: CallContext, prefix: list[bytes], counted: bool = False) -> None:
+    def _run_handler(
+        self, entry: _Method, params: Any, call: CallContext, prefix: list[bytes], counted: bool = False
+    ) -> None:
         if self._stopping:
             self._done(counted)
             return
         if call.expired():
             self._done(counted)
             if not call.is_notification:
-                self._reply_error(prefix, call.request_id, P.RpcError(P.TIMEOUT, "deadline passed before the request was handled"))
+                self._reply_error(
+                    prefix,
+                    call.request_id,
+                    P.RpcError(P.TIMEOUT, "deadline passed before the request was handled"),
+                )
             return
         try:
             result = entry.handler(params, call)
@@ -731,7 +770,11 @@ class Bus:
             self._done(counted)
             log.exception("handler for %s failed", call.method)
             if not call.is_notification:
-                self._reply_error(prefix, call.request_id, P.RpcError(P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}"))
+                self._reply_error(
+                    prefix,
+                    call.request_id,
+                    P.RpcError(P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}"),
+                )
             return
         if isinstance(result, concurrent.futures.Future):
             result.add_done_callback(lambda fut: self._complete_future(fut, call, prefix, counted))
@@ -739,7 +782,9 @@ class Bus:
         self._done(counted)
         self._reply_result(prefix, call, result)
 
-    def _complete_future(self, fut: concurrent.futures.Future, call: CallContext, prefix: list[bytes], counted: bool) -> None:
+    def _complete_future(
+        self, fut: concurrent.futures.Future, call: CallContext, prefix: list[bytes], counted: bool
+    ) -> None:
         self._done(counted)
         if call.is_notification:
             return
@@ -753,7 +798,11 @@ class Bus:
             self._reply_error(prefix, call.request_id, exc)
         else:
             log.error("handler future for %s failed", call.method, exc_info=exc)
-            self._reply_error(prefix, call.request_id, P.RpcError(P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}"))
+            self._reply_error(
+                prefix,
+                call.request_id,
+                P.RpcError(P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}"),
+            )
 
     def _reply_result(self, prefix: list[bytes], call: CallContext, result: Any) -> None:
         if call.is_notification:
@@ -762,10 +811,16 @@ class Bus:
             data = P.encode_result(call.request_id, result)
         except (TypeError, ValueError) as exc:
             log.error("result of %s is not JSON-serialisable: %s", call.method, exc)
-            self._reply_error(prefix, call.request_id, P.RpcError(P.INTERNAL_ERROR, "result is not JSON-serialisable"))
+            self._reply_error(
+                prefix, call.request_id, P.RpcError(P.INTERNAL_ERROR, "result is not JSON-serialisable")
+            )
             return
         if len(data) > self.max_message_bytes:
-            self._reply_error(prefix, call.request_id, P.RpcError(P.TOO_LARGE, f"reply of {len(data)} bytes exceeds the cap"))
+            self._reply_error(
+                prefix,
+                call.request_id,
+                P.RpcError(P.TOO_LARGE, f"reply of {len(data)} bytes exceeds the cap"),
+            )
             return
         with self._out_lock:
             self._stats["replies"] += 1
@@ -806,4 +861,3 @@ class Bus:
             "stats": self.stats(),
             "metadata": self.metadata,
         }
-

@@ -142,7 +142,9 @@ class Client:
         self._reconnect_ivl = max(1, int(reconnect_interval * 1000))
         self._reconnect_ivl_max = max(self._reconnect_ivl, int(reconnect_interval_max * 1000))
         self.max_pending_events = int(max_pending_events)
-        self._identity = ("c-" + self.instance_id[:64] + "-" + secrets.token_hex(4)).encode("utf-8", "replace")
+        self._identity = ("c-" + self.instance_id[:64] + "-" + secrets.token_hex(4)).encode(
+            "utf-8", "replace"
+        )
         self._id_prefix = secrets.token_hex(3) + "-"
         self._ids = itertools.count(1)
 
@@ -165,7 +167,15 @@ class Client:
         """The last ``instance.heartbeat`` event received (check its instance_id/epoch)."""
         self.last_heartbeat_at: float | None = None
         """``time.monotonic()`` when :attr:`last_heartbeat` arrived."""
-        self._stats = {"calls": 0, "replies": 0, "timeouts": 0, "late_replies": 0, "events": 0, "events_dropped": 0, "bad_events": 0}
+        self._stats = {
+            "calls": 0,
+            "replies": 0,
+            "timeouts": 0,
+            "late_replies": 0,
+            "events": 0,
+            "events_dropped": 0,
+            "bad_events": 0,
+        }
 
         self._ctx = zmq.Context()
         self._sub: zmq.Socket | None = None
@@ -177,7 +187,9 @@ class Client:
             self._ctx.term()
             self._close_wake()
             raise
-        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="pando-client-events", daemon=True)
+        self._dispatcher = threading.Thread(
+            target=self._dispatch_loop, name="pando-client-events", daemon=True
+        )
         self._dispatcher.start()
         self._io = threading.Thread(target=self._io_loop, name="pando-client-io", daemon=True)
         self._io.start()
@@ -268,7 +280,9 @@ class Client:
     # ------------------------------------------------------------------------------------
     # RPC
 
-    def call_async(self, method: str, params: Any = None, timeout: float | None = None) -> concurrent.futures.Future:
+    def call_async(
+        self, method: str, params: Any = None, timeout: float | None = None
+    ) -> concurrent.futures.Future:
         """Send a request; the future resolves to the result or fails with RpcError/RpcTimeout/
         ClientClosed.  Encoding errors (TypeError/ValueError) and oversized requests
         (``RpcError(kind="too_large")``) raise immediately."""
@@ -276,10 +290,16 @@ class Client:
         if not timeout > 0:
             raise ValueError("timeout must be positive")
         rid = f"{self._id_prefix}{next(self._ids)}"
-        meta = {"instance_id": self.instance_id, "timeout_ms": int(timeout * 1000), **self._auth.request_meta()}
+        meta = {
+            "instance_id": self.instance_id,
+            "timeout_ms": int(timeout * 1000),
+            **self._auth.request_meta(),
+        }
         data = P.encode_request(rid, method, params, meta)
         if len(data) > self.max_message_bytes:
-            raise RpcError(P.TOO_LARGE, f"request of {len(data)} bytes exceeds the {self.max_message_bytes}-byte cap")
+            raise RpcError(
+                P.TOO_LARGE, f"request of {len(data)} bytes exceeds the {self.max_message_bytes}-byte cap"
+            )
         fut: concurrent.futures.Future = concurrent.futures.Future()
         deadline = time.monotonic() + timeout
         call = _Call(rid, method, data, deadline, fut)
@@ -300,13 +320,13 @@ class Client:
         """Blocking call; returns the result, raises RpcError (kind preserved), RpcTimeout after
         *timeout* seconds (default :attr:`default_timeout`) or ClientClosed."""
         if threading.current_thread() is self._io:
-            raise RuntimeError("Client.call() must not be used from the client's I/O thread (future callbacks)")
+            raise RuntimeError(
+                "Client.call() must not be used from the client's I/O thread (future callbacks)"
+            )
         timeout = self.default_timeout if timeout is None else float(timeout)
         fut = self.call_async(method, params, timeout)
         try:
             return fut.result(timeout + 5.0)  # the I/O thread enforces the deadline; this is a backstop
-        except RpcError:
-            raise  # (RpcTimeout is a TimeoutError, like concurrent.futures.TimeoutError: keep it)
         except concurrent.futures.TimeoutError:
             raise RpcTimeout(f"{method}: no reply within {timeout:.3g}s", sent=True) from None
 
@@ -354,7 +374,9 @@ class Client:
     # ------------------------------------------------------------------------------------
     # failover / lifecycle
 
-    def reconnect(self, endpoints: Endpoints | Mapping[str, Any], auth: ClientAuth | None = None, timeout: float = 5.0) -> None:
+    def reconnect(
+        self, endpoints: Endpoints | Mapping[str, Any], auth: ClientAuth | None = None, timeout: float = 5.0
+    ) -> None:
         """Re-point SUB and DEALER at *endpoints* (and optionally new *auth*, e.g. the new
         primary's server key).  Returns once the new sockets are connected-to (the connection
         itself completes asynchronously).  In-flight calls are kept pending; unsent ones go to the
@@ -553,7 +575,9 @@ class Client:
                     self._stats["timeouts"] += 1
             if call is not None:
                 what = "no reply" if call.sent else "not sent (no primary connected)"
-                _settle(call.future, exc=RpcTimeout(f"{call.method}: {what} within the deadline", sent=call.sent))
+                _settle(
+                    call.future, exc=RpcTimeout(f"{call.method}: {what} within the deadline", sent=call.sent)
+                )
 
     def _recv_replies(self) -> None:
         dealer = self._dealer

@@ -270,7 +270,10 @@ def write_primary_record(pando_dir: str | os.PathLike[str], record: PrimaryRecor
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
     """Write *data* to *path* atomically with *mode* (shared by lock and auth files)."""
     directory = os.path.dirname(path)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}.tmp")
+    tmp = os.path.join(
+        directory,
+        f".{os.path.basename(path)}.{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}.tmp",
+    )
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
     try:
         try:

@@ -226,8 +226,24 @@ def encode_event_frame(
     sign_key: bytes | None = None,
 ) -> bytes:
     """Build the wire frame from an already-encoded payload (used by the bus I/O thread)."""
-    header = encode_json({"v": ENVELOPE_VERSION, "topic": topic, "seq": seq, "epoch": epoch, "instance_id": instance_id, "ts": ts})
-    body = topic.encode("utf-8") + b"\0" + header[:-1].encode("utf-8") + b',"payload":' + payload_json.encode("utf-8") + b"}"
+    header = encode_json(
+        {
+            "v": ENVELOPE_VERSION,
+            "topic": topic,
+            "seq": seq,
+            "epoch": epoch,
+            "instance_id": instance_id,
+            "ts": ts,
+        }
+    )
+    body = (
+        topic.encode("utf-8")
+        + b"\0"
+        + header[:-1].encode("utf-8")
+        + b',"payload":'
+        + payload_json.encode("utf-8")
+        + b"}"
+    )
     if sign_key is not None:
         body += b"\0" + _event_mac(sign_key, body)
     return body
@@ -438,15 +454,22 @@ class RpcError(Exception):
         return cls(code, message, data, kind=kind)
 
 
-class RpcTimeout(RpcError, TimeoutError):
+class RpcTimeout(RpcError):
     """No reply before the deadline.
+
+    Deliberately *not* a subclass of the built-in ``TimeoutError``: on Python 3.11
+    ``concurrent.futures.TimeoutError`` *is* ``TimeoutError``, so ``future.result(t)`` wrapped in
+    ``except concurrent.futures.TimeoutError`` would otherwise swallow an RpcTimeout (and its
+    ``sent`` flag) stored in the future.
 
     ``sent`` tells whether the request left this process: ``False`` means it was certainly not
     applied (safe to retry); ``True`` means the outcome is unknown ("ambiguous") and a retry must
     use the same idempotency key.
     """
 
-    def __init__(self, message: str = "timed out", *, sent: bool = True, code: int = TIMEOUT, data: Any = None) -> None:
+    def __init__(
+        self, message: str = "timed out", *, sent: bool = True, code: int = TIMEOUT, data: Any = None
+    ) -> None:
         super().__init__(code, message, data, kind=KIND_TIMEOUT)
         self.sent = sent
 
@@ -542,7 +565,9 @@ def parse_request(obj: Any) -> Request:
     when it could be determined, else None).  Batches (arrays) are not supported.
     """
     if not isinstance(obj, dict):
-        what = "batch requests are not supported" if isinstance(obj, list) else "request must be a JSON object"
+        what = (
+            "batch requests are not supported" if isinstance(obj, list) else "request must be a JSON object"
+        )
         raise RequestError(RpcError(INVALID_REQUEST, what), None)
     has_id = "id" in obj
     rid = obj.get("id")
@@ -556,7 +581,9 @@ def parse_request(obj: Any) -> Request:
         raise RequestError(RpcError(INVALID_REQUEST, "method must be a non-empty string"), rid, notification)
     params = obj.get("params")
     if params is not None and not isinstance(params, dict | list):
-        raise RequestError(RpcError(INVALID_PARAMS, "params must be an object or an array"), rid, notification)
+        raise RequestError(
+            RpcError(INVALID_PARAMS, "params must be an object or an array"), rid, notification
+        )
     meta = obj.get("meta")
     if meta is None:
         meta = {}
@@ -577,7 +604,9 @@ def parse_response(obj: Any) -> Response:
     return Response(id=rid, result=obj.get("result"))
 
 
-_ID_PREFIX = re.compile(rb'^\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*(?:"((?:[^"\\]|\\.){0,256})"|(-?\d{1,19}))\s*[,}]')
+_ID_PREFIX = re.compile(
+    rb'^\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*(?:"((?:[^"\\]|\\.){0,256})"|(-?\d{1,19}))\s*[,}]'
+)
 
 
 def peek_request_id(data: bytes) -> str | int | None:

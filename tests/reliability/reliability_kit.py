@@ -127,13 +127,13 @@ class Worker:
         self.proc.stdin.write(json.dumps(cmd) + "\n")
         self.proc.stdin.flush()
 
-    def command(self, timeout: float = 15.0, **cmd: Any) -> dict:
+    def command(self, wait_s: float = 15.0, **cmd: Any) -> dict:
         """Send a command and wait for its reply line."""
         tag = f"{cmd.get('op')}-{time.monotonic_ns()}"
         start = self.mark()
         self.send(tag=tag, **cmd)
         return self.wait(
-            lambda r: r.get("ev") == "reply" and r.get("tag") == tag, timeout, start, what=f"reply to {cmd}"
+            lambda r: r.get("ev") == "reply" and r.get("tag") == tag, wait_s, start, what=f"reply to {cmd}"
         )
 
     def close_stdin(self) -> None:
@@ -228,3 +228,122 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Jepsen-style checker
+
+
+def writer_intervals(workers: list[Worker], kills: dict[int, dict]) -> list[dict]:
+    """One interval per process that ever won the lock: from the moment flock returned to the
+    last moment it acted as primary (tick, primary-role ack, promotion, ready as primary)."""
+    intervals = []
+    for w in workers:
+        locks = w.events("lock")
+        if not locks:
+            continue
+        assert len(locks) == 1, f"{w.name} won the lock {len(locks)} times"
+        start = locks[0]["m"]
+        epoch = None
+        end = start
+        for r in w.events():
+            role = r.get("role")
+            primary_claim = (
+                r["ev"] == "tick"
+                or (r["ev"] in ("ready", "role") and role == "primary")
+                or (r["ev"] == "ok" and role == "primary")
+            )
+            if primary_claim:
+                end = max(end, r["m"])
+                if r.get("epoch") is not None:
+                    epoch = r["epoch"] if epoch is None else epoch
+                    assert r["epoch"] == epoch, (
+                        f"{w.name} changed epoch while primary: {epoch} -> {r['epoch']}"
+                    )
+        if epoch is None and w.pid in kills:
+            epoch = kills[w.pid]["epoch"]
+        intervals.append(
+            {
+                "name": w.name,
+                "pid": w.pid,
+                "start": start,
+                "end": end,
+                "epoch": epoch,
+                "killed_at": w.killed_at_m,
+            }
+        )
+    intervals.sort(key=lambda i: i["start"])
+    return intervals
+
+
+def check_single_writer(workers: list[Worker], kills: dict[int, dict]) -> list[dict]:
+    intervals = writer_intervals(workers, kills)
+    for prev, cur in zip(intervals, intervals[1:], strict=False):
+        assert cur["start"] > prev["end"], f"writer intervals overlap: {prev} and {cur}"
+        if prev["killed_at"] is not None:
+            assert cur["start"] > prev["killed_at"], (
+                f"{cur['name']} won the lock before {prev['name']} was killed"
+            )
+        assert prev["epoch"] is not None and cur["epoch"] is not None, (prev, cur)
+        assert cur["epoch"] > prev["epoch"], f"epochs do not increase: {prev} then {cur}"
+    return intervals
+
+
+def check_writes(workers: list[Worker], workdir: Path) -> dict[str, int]:
+    """Every acknowledged write is in the database exactly once; nothing definitively rejected
+    or never invoked is; ambiguous writes are there at most once; counters are consistent."""
+    invoked: set[str] = set()
+    acked: list[str] = []
+    definitive: set[str] = set()
+    ambiguous: set[str] = set()
+    for w in workers:
+        for r in w.events():
+            if r["ev"] == "invoke":
+                invoked.add(r["key"])
+            elif r["ev"] == "ok" and "n" in r:
+                acked.append(r["key"])
+            elif r["ev"] == "fail":
+                assert r.get("kind") != "constraint", f"a write collided with itself (applied twice?): {r}"
+                (definitive if r.get("definitive") else ambiguous).add(r["key"])
+    assert len(acked) == len(set(acked)), "a write was acknowledged twice"
+    acked_set = set(acked)
+    # keys invoked but neither acked nor failed were in flight when their writer was killed
+    in_flight = invoked - acked_set - definitive - ambiguous
+
+    session_ids = [row[0] for row in db_rows(workdir, "SELECT id FROM sessions WHERE title LIKE 'write %'")]
+    message_tags = []
+    for session_id, parts in db_rows(workdir, "SELECT session_id, parts FROM messages"):
+        for part in json.loads(parts):
+            if part.get("type") == "text":
+                tag = part["text"]
+                writer, _, n = tag.rpartition("-")
+                assert session_id == f"{writer}-{int(n) - 1}", f"message {tag} stored in session {session_id}"
+                message_tags.append(tag)
+    stored = session_ids + message_tags
+    counts: dict[str, int] = {}
+    for key in stored:
+        counts[key] = counts.get(key, 0) + 1
+    duplicated = {k: n for k, n in counts.items() if n > 1}
+    assert not duplicated, f"stored more than once: {sorted(duplicated)[:20]}"
+    missing = sorted(k for k in acked_set if counts.get(k, 0) != 1)
+    assert not missing, f"{len(missing)} acknowledged writes are missing, e.g. {missing[:20]}"
+    rejected_present = sorted(k for k in definitive if k in counts)
+    assert not rejected_present, f"definitively rejected writes are present: {rejected_present[:20]}"
+    never_invoked = sorted(k for k in counts if k not in invoked)
+    assert not never_invoked, f"rows nobody wrote: {never_invoked[:20]}"
+    # message_count (updated in the same transaction as each message insert) matches the rows
+    mismatched = db_rows(
+        workdir,
+        "SELECT s.id, s.message_count, (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id) AS n "
+        "FROM sessions s WHERE s.message_count != (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id)",
+    )
+    assert not mismatched, f"message_count disagrees with the messages table: {mismatched[:10]}"
+    return {
+        "invoked": len(invoked),
+        "acked": len(acked_set),
+        "definitive_failures": len(definitive),
+        "ambiguous_failures": len(ambiguous),
+        "in_flight_at_kill": len(in_flight),
+        "ambiguous_present": sum(1 for k in ambiguous | in_flight if k in counts),
+        "stored": len(stored),
+    }

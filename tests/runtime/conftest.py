@@ -19,7 +19,9 @@ from pando_core.runtime.client import Client
 from pando_core.runtime.endpoints import Endpoints, choose_endpoints
 
 
-def wait_for(cond: Callable[[], object], timeout: float = 5.0, interval: float = 0.002, what: str = "condition") -> object:
+def wait_for(
+    cond: Callable[[], object], timeout: float = 5.0, interval: float = 0.002, what: str = "condition"
+) -> object:
     """Poll *cond* until truthy; fail the test after *timeout* seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -84,7 +86,14 @@ def make_bus(tmp_path) -> Iterator[Callable[..., Bus]]:
     """Factory for started buses (ipc by default), all stopped at teardown."""
     buses: list[Bus] = []
 
-    def _make(endpoints: Endpoints | None = None, *, instance_id: str | None = None, epoch: int = 1, start: bool = True, **kw) -> Bus:
+    def _make(
+        endpoints: Endpoints | None = None,
+        *,
+        instance_id: str | None = None,
+        epoch: int = 1,
+        start: bool = True,
+        **kw,
+    ) -> Bus:
         if endpoints is None:
             endpoints = choose_endpoints(str(tmp_path / f"wd-{len(buses)}"))
         kw.setdefault("heartbeat_interval", 0.05)
@@ -121,7 +130,11 @@ def no_thread_leaks() -> Iterator[None]:
     yield
 
     def leaked() -> list[threading.Thread]:
-        return [t for t in threading.enumerate() if t not in before and t.is_alive() and t.name.startswith("pando-")]
+        return [
+            t
+            for t in threading.enumerate()
+            if t not in before and t.is_alive() and t.name.startswith("pando-")
+        ]
 
     deadline = time.monotonic() + 3.0
     while leaked() and time.monotonic() < deadline:

@@ -7,6 +7,7 @@ import random
 import signal
 import threading
 import time
+import uuid
 
 import pytest
 import zmq
@@ -19,10 +20,13 @@ from pando_core.runtime.endpoints import Endpoints, free_tcp_ports
 
 def _sync_events(bus, client, helpers) -> None:
     """Wait until *client*'s SUB is connected and subscribed (no slow-joiner loss afterwards)."""
+    # Subscription changes reach the PUB asynchronously but in order, so once an event for a
+    # brand-new subscription made *after* the others arrives, the earlier ones are live too.
+    topic = f"test.sync.{uuid.uuid4().hex}"
     seen = threading.Event()
-    sub = client.subscribe(P.exact_topic("test.sync"), lambda ev: seen.set())
+    sub = client.subscribe(P.exact_topic(topic), lambda ev: seen.set())
     try:
-        helpers.wait_for(lambda: bus.publish("test.sync", None) and seen.wait(0.02), what="subscription to be live")
+        helpers.wait_for(lambda: bus.publish(topic, None) and seen.wait(0.02), what="subscription to be live")
     finally:
         sub.cancel()
 
@@ -240,7 +244,13 @@ def test_publish_subscribe_prefixes_and_seq_order(make_bus, make_client, helpers
     client.subscribe("", got["all"].append)
     _sync_events(bus, client, helpers)
     start = bus.last_seq
-    topics = ["db.session.created", "db.message.created", "session.update", "session.updateX", "db.session.deleted"]
+    topics = [
+        "db.session.created",
+        "db.message.created",
+        "session.update",
+        "session.updateX",
+        "db.session.deleted",
+    ]
     seqs = [bus.publish(t, {"i": i}) for i, t in enumerate(topics)]
     assert seqs == list(range(start + 1, start + 6))
     helpers.wait_for(lambda: len(got["all"]) >= 5, what="events")
@@ -361,18 +371,23 @@ def test_reconnect_to_a_new_bus_on_new_endpoints(make_bus, make_client, helpers)
     got: list[P.Event] = []
     client.subscribe("evt.", got.append)
     assert client.ping()["instance_id"] == "old"
-    in_flight = client.call_async("hold", timeout=1.0)
-    helpers.wait_for(lambda: old.stats()["pending_requests"] == 1, what="call in flight")
-    old.stop()
-    client.reconnect(new.endpoints)
-    assert client.endpoints == new.endpoints
-    assert not in_flight.done()  # reconnect does not fail in-flight calls
-    assert client.ping()["instance_id"] == "new"
-    helpers.wait_for(lambda: new.publish("evt.x", 1) and any(e.instance_id == "new" for e in got), what="events from the new bus")
-    with pytest.raises(RpcTimeout) as info:
-        in_flight.result(5)
-    assert info.value.sent is True
-    gate.set()
+    try:
+        in_flight = client.call_async("hold", timeout=3.0)
+        helpers.wait_for(lambda: old.stats()["pending_requests"] == 1, what="call in flight")
+        old.stop()
+        client.reconnect(new.endpoints)
+        assert client.endpoints == new.endpoints
+        assert client.ping()["instance_id"] == "new"
+        assert not in_flight.done()  # reconnect does not fail in-flight calls; the caller decides
+        helpers.wait_for(
+            lambda: new.publish("evt.x", 1) and any(e.instance_id == "new" for e in got),
+            what="events from the new bus",
+        )
+    finally:
+        gate.set()
+    client.close()
+    with pytest.raises(ClientClosed):
+        in_flight.result(1)
 
 
 def test_calls_made_before_primary_exists_are_sent_when_it_appears(make_bus, make_client, tmp_path):
@@ -500,7 +515,9 @@ def test_cross_process_primary_killed_then_reconnect(tmp_path, spawn, helpers, m
     ep_b = Endpoints.from_dict(json.loads(helpers.read_line(second)))
     client.reconnect(ep_b)
     assert client.ping()["instance_id"] == "proc-b"
-    helpers.wait_for(lambda: beats[-1].instance_id == "proc-b" and beats[-1].epoch == 2, what="heartbeat from proc-b")
+    helpers.wait_for(
+        lambda: beats[-1].instance_id == "proc-b" and beats[-1].epoch == 2, what="heartbeat from proc-b"
+    )
     second.stdin.write("\n")
     second.stdin.flush()
     assert second.wait(10) == 0

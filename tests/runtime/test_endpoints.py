@@ -15,8 +15,8 @@ from pando_core.runtime.endpoints import (
     choose_endpoints,
     derived_ports,
     ensure_private_dir,
-    free_tcp_ports,
     fnv1a_32,
+    free_tcp_ports,
     ipc_socket_dir,
     tcp_port_free,
 )
@@ -38,7 +38,7 @@ def test_port_derivation_matches_spec_vectors(path, h, pub, rpc):
     assert derived_ports(path) == (pub, rpc)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(st.text())
 def test_derived_ports_in_range_and_adjacent(path):
     pub, rpc = derived_ports(path)

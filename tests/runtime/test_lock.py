@@ -206,7 +206,13 @@ def _record(epoch: int = 3) -> PrimaryRecord:
         instance_id="abc",
         pid=os.getpid(),
         epoch=epoch,
-        endpoints={"transport": "tcp", "pub": "tcp://127.0.0.1:1", "rpc": "tcp://127.0.0.1:2", "pub_port": 1, "rpc_port": 2},
+        endpoints={
+            "transport": "tcp",
+            "pub": "tcp://127.0.0.1:1",
+            "rpc": "tcp://127.0.0.1:2",
+            "pub_port": 1,
+            "rpc_port": 2,
+        },
         started_at=1_700_000_000_000,
         auth={"mechanism": "curve", "server_public_key": "x" * 40},
         workdir="/w",
@@ -226,7 +232,16 @@ def test_primary_record_roundtrip_mode_and_no_temp_files(tmp_path):
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b"{", b'{"instance_id": "x"', b"\xff\xfe", b"[]", b"null", b'{"instance_id": 1, "pid": 2}', b"x" * 100],
+    [
+        b"",
+        b"{",
+        b'{"instance_id": "x"',
+        b"\xff\xfe",
+        b"[]",
+        b"null",
+        b'{"instance_id": 1, "pid": 2}',
+        b"x" * 100,
+    ],
 )
 def test_read_primary_record_tolerates_garbage(tmp_path, content):
     pando = tmp_path / ".pando"

@@ -614,14 +614,13 @@ class BashTool:
         out_file = tmpdir / "stdout"
         err_file = tmpdir / "stderr"
         dump_env = (
-            f"for __pando_v in $(compgen -e); do printf '%s=%s\\0' \"$__pando_v\" \"${{!__pando_v}}\"; "
+            f'for __pando_v in $(compgen -e); do printf \'%s=%s\\0\' "$__pando_v" "${{!__pando_v}}"; '
             f"done > {shlex.quote(str(env_file))} 2>/dev/null; "
             if self.persist_env
             else ""
         )
-        trap = (
-            f"__pando_ec=$?; pwd -P > {shlex.quote(str(cwd_file))} 2>/dev/null; {dump_env}exit $__pando_ec"
-        )
+        trap = f"__pando_ec=$?; pwd -P > {shlex.quote(str(cwd_file))} 2>/dev/null; {dump_env}exit $__pando_ec"
+        # (on its own line: a syntax error in the command must not quote the trap back to the model)
         script = f"trap {shlex.quote(trap)} EXIT\n{command}\n"
         if len(script) > MAX_ARG_SCRIPT:
             script_file = tmpdir / "script.sh"

@@ -169,7 +169,6 @@ class HtmlConverter(HTMLParser):
         elif tag == "blockquote":
             self._newlines(2)
             self.quote_depth += 1
-            self._emit(self._prefix())
         elif tag == "a":
             href = attributes.get("href", "")
             if href and self.base_url:
@@ -402,7 +401,9 @@ class FetchTool:
         except LookupError:
             text = body.decode("utf-8", "replace")
         kind = content_type.split(";", 1)[0].strip().lower()
-        is_html = "html" in kind or (not kind and text.lstrip()[:200].lower().startswith(("<!doctype", "<html")))
+        is_html = "html" in kind or (
+            not kind and text.lstrip()[:200].lower().startswith(("<!doctype", "<html"))
+        )
         if is_html and fmt == "text":
             text = html_to_text(text, final_url)
         elif is_html and fmt == "markdown":
@@ -434,7 +435,10 @@ class FetchTool:
                 async with httpx.AsyncClient(
                     follow_redirects=True,
                     timeout=httpx.Timeout(timeout),
-                    headers={"User-Agent": USER_AGENT, "Accept": "text/html,text/markdown,text/plain,*/*;q=0.8"},
+                    headers={
+                        "User-Agent": USER_AGENT,
+                        "Accept": "text/html,text/markdown,text/plain,*/*;q=0.8",
+                    },
                     max_redirects=10,
                 ) as client:
                     async with client.stream("GET", url) as response:

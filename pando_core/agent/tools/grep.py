@@ -21,6 +21,7 @@ MAX_RESULTS = 100
 MAX_LINE_CHARS = 500
 MAX_FILE_BYTES = 20 * 1024 * 1024
 RG_TIMEOUT_S = 60.0
+RG_HARD_LIMIT = 5000  # matches gathered from rg before sorting; beyond this the result says "truncated"
 MODES = ("content", "files_with_matches", "count")
 
 GREP_DESCRIPTION = """Search file contents with a regular expression.
@@ -93,8 +94,14 @@ class GrepTool:
     parameters: dict[str, Any] = {
         "type": "object",
         "properties": {
-            "pattern": {"type": "string", "description": "Regular expression (or literal text) to search for"},
-            "path": {"type": "string", "description": "File or directory to search (default: working directory)"},
+            "pattern": {
+                "type": "string",
+                "description": "Regular expression (or literal text) to search for",
+            },
+            "path": {
+                "type": "string",
+                "description": "File or directory to search (default: working directory)",
+            },
             "include": {"type": "string", "description": "Only search files matching this glob, e.g. *.py"},
             "literal_text": {
                 "type": "boolean",
@@ -175,8 +182,12 @@ class GrepTool:
         ctx: ToolContext,
         collector: Collector,
     ) -> bool:
-        """Search with ripgrep; False when rg could not handle the request (fall back to Python)."""
-        cmd = [rg, "--json", "--no-messages", "--sortr", "modified", "--no-require-git"]
+        """Search with ripgrep; False when rg could not handle the request (fall back to Python).
+
+        rg only sorts within each directory, so results are gathered (up to RG_HARD_LIMIT matches), then
+        ordered newest file first and cut to the collector's cap here.
+        """
+        cmd = [rg, "--json", "--no-messages", "--no-require-git"]
         if literal:
             cmd.append("--fixed-strings")
         if ignore_case:
@@ -203,8 +214,11 @@ class GrepTool:
         except OSError:
             return False
         assert proc.stdout is not None and proc.stderr is not None
+        gathered: list[tuple[Path, FileHits]] = []
         current: FileHits | None = None
+        total = 0
         stopped = False
+        stderr = b""
         try:
             async with asyncio.timeout(RG_TIMEOUT_S):
                 while True:
@@ -218,37 +232,47 @@ class GrepTool:
                     kind = message.get("type")
                     data = message.get("data") or {}
                     if kind == "begin":
-                        current = collector.start_file(display_path(Path(_rg_text(data.get("path"))), ctx))
-                        if current is None:
-                            stopped = True
-                            break
+                        path = Path(_rg_text(data.get("path")))
+                        current = FileHits(str(path))
+                        gathered.append((path, current))
                     elif kind in ("match", "context") and current is not None:
                         text = _rg_text(data.get("lines")).rstrip("\n").rstrip("\r")
                         number = int(data.get("line_number") or 0)
-                        for offset, part in enumerate(text.split("\n") or [""]):
-                            if not collector.add(current, number + offset, part, kind == "match"):
-                                stopped = True
-                                break
-                        if stopped:
-                            break
-                stderr = b"" if stopped else await proc.stderr.read()
+                        for offset, part in enumerate(text.split("\n")):
+                            current.lines.append((number + offset, part, kind == "match"))
+                            if kind == "match":
+                                current.matches += 1
+                                total += 1
+                    if total > RG_HARD_LIMIT:
+                        stopped = True
+                        break
+                if not stopped:
+                    stderr = await proc.stderr.read()
+                    await proc.wait()
         except TimeoutError:
             stopped = True
-            collector.truncated = True
-            stderr = b""
         finally:
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
             await proc.wait()
-        if stopped:
-            return True
-        if proc.returncode == 2 and collector.total_matches == 0:
-            message = stderr.decode("utf-8", "replace")
-            if "regex" in message.lower() or "error" in message.lower():
+        if not stopped and proc.returncode == 2 and total == 0:
+            message = stderr.decode("utf-8", "replace").lower()
+            if "regex" in message or "error" in message:
                 return False  # e.g. look-around: Python's re may support it
-        # drop files whose only lines were context (cannot happen with rg, but keep the output clean)
-        collector.files = [hits for hits in collector.files if hits.matches]
+        gathered = [(path, hits) for path, hits in gathered if hits.matches]
+        gathered.sort(key=lambda item: (-_mtime(item[0]), str(item[0])))
+        for path, hits in gathered:
+            target = collector.start_file(display_path(path, ctx))
+            if target is None:
+                break
+            for number, text, is_match in hits.lines:
+                if not collector.add(target, number, text, is_match):
+                    break
+            if collector.truncated:
+                break
+        if stopped:
+            collector.truncated = True
         return True
 
     # ------------------------------------------------------------------ pure Python
@@ -338,6 +362,13 @@ class GrepTool:
                 "pattern, path or include filter.)"
             )
         return ToolResult(content="\n".join(out), metadata=metadata)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _rg_text(value: Any) -> str:

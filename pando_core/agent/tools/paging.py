@@ -124,7 +124,9 @@ class ResultPager:
     def note(self, entry: StoredResult, page: int) -> str:
         start = (page - 1) * entry.page_chars
         end = min(start + entry.page_chars, len(entry.content))
-        text = f"Output is {len(entry.content)} chars; showing {start + 1}-{end} (page {page} of {entry.pages})."
+        text = (
+            f"Output is {len(entry.content)} chars; showing {start + 1}-{end} (page {page} of {entry.pages})."
+        )
         if page < entry.pages:
             text += f" Call result_page with id={entry.id} page={page + 1} for more."
         else:
@@ -192,5 +194,10 @@ class ResultPageTool:
         text, entry = pager.page(ctx.session_id, result_id, page)
         return ToolResult(
             content=f"{text}\n\n{pager.note(entry, page)}",
-            metadata={"result_id": entry.id, "page": page, "pages": entry.pages, "total_chars": len(entry.content)},
+            metadata={
+                "result_id": entry.id,
+                "page": page,
+                "pages": entry.pages,
+                "total_chars": len(entry.content),
+            },
         )

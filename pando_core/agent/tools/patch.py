@@ -90,6 +90,28 @@ class Hunk:
     eof: bool = False
     old_no_eol: bool = False
     new_no_eol: bool = False
+    ops: list[tuple[str, str]] = field(default_factory=list)  # (" " | "-" | "+", text) in order
+
+    def add(self, kind: str, text: str) -> None:
+        self.ops.append((kind, text))
+        if kind != "+":
+            self.old_lines.append(text)
+        if kind != "-":
+            self.new_lines.append(text)
+
+    def replacement(self, matched: list[str]) -> list[str]:
+        """The new lines, keeping the file's own text for context lines (which may differ by fuzz)."""
+        out: list[str] = []
+        old_index = 0
+        for kind, text in self.ops:
+            if kind == " ":
+                out.append(matched[old_index])
+                old_index += 1
+            elif kind == "-":
+                old_index += 1
+            else:
+                out.append(text)
+        return out
 
 
 @dataclass
@@ -186,7 +208,9 @@ def _parse_apply_patch(lines: list[str]) -> list[FileOp]:
             continue
         if line.startswith("*** Move to:"):
             if current is None or current.kind != "update" or current.hunks:
-                raise ToolError(f"Patch line {number}: '*** Move to:' must directly follow '*** Update File:'")
+                raise ToolError(
+                    f"Patch line {number}: '*** Move to:' must directly follow '*** Update File:'"
+                )
             current.move_to = header_value(line, "*** Move to:")
             continue
         if line.strip() == "*** End of File":
@@ -196,14 +220,18 @@ def _parse_apply_patch(lines: list[str]) -> list[FileOp]:
         if current is None:
             if not line.strip():
                 continue
-            raise ToolError(f"Patch line {number}: expected a '*** Add/Update/Delete File:' header, got {line!r}")
+            raise ToolError(
+                f"Patch line {number}: expected a '*** Add/Update/Delete File:' header, got {line!r}"
+            )
         if current.kind == "add":
             if line.startswith("+"):
                 current.add_lines.append((line[1:], False))
             elif not line.strip():
                 current.add_lines.append(("", True))
             else:
-                raise ToolError(f"Patch line {number}: lines of an added file must start with '+', got {line!r}")
+                raise ToolError(
+                    f"Patch line {number}: lines of an added file must start with '+', got {line!r}"
+                )
             continue
         if current.kind == "delete":
             if line.strip():
@@ -231,12 +259,11 @@ def _parse_apply_patch(lines: list[str]) -> list[FileOp]:
             hunk = Hunk()
             current.hunks.append(hunk)
         if line.startswith(" ") or line == "":
-            hunk.old_lines.append(line[1:])
-            hunk.new_lines.append(line[1:])
+            hunk.add(" ", line[1:])
         elif line.startswith("-"):
-            hunk.old_lines.append(line[1:])
+            hunk.add("-", line[1:])
         elif line.startswith("+"):
-            hunk.new_lines.append(line[1:])
+            hunk.add("+", line[1:])
         else:
             raise ToolError(
                 f"Patch line {number}: every line of an update hunk must start with ' ', '-' or '+', got {line!r}"
@@ -259,15 +286,10 @@ def _parse_apply_patch(lines: list[str]) -> list[FileOp]:
 
 def _trim_blank_context(hunk: Hunk) -> None:
     """Drop trailing blank context lines (a blank line after the last hunk line is usually an artefact)."""
-    while (
-        hunk.old_lines
-        and hunk.new_lines
-        and hunk.old_lines[-1] == ""
-        and hunk.new_lines[-1] == ""
-        and len(hunk.old_lines) > 1
-    ):
+    while len(hunk.ops) > 1 and hunk.ops[-1] == (" ", ""):
         hunk.old_lines.pop()
         hunk.new_lines.pop()
+        hunk.ops.pop()
 
 
 _HUNK_HEADER = re.compile(r"^@@+ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@+(.*)$")
@@ -360,17 +382,16 @@ def _read_unified_hunk(lines: list[str], index: int, header: re.Match[str] | Non
         if line == "" or line.startswith(" "):
             if line == "" and counts_done:
                 break
-            hunk.old_lines.append(line[1:])
-            hunk.new_lines.append(line[1:])
+            hunk.add(" ", line[1:])
             seen_old += 1
             seen_new += 1
             last_kind = " "
         elif line.startswith("-"):
-            hunk.old_lines.append(line[1:])
+            hunk.add("-", line[1:])
             seen_old += 1
             last_kind = "-"
         elif line.startswith("+"):
-            hunk.new_lines.append(line[1:])
+            hunk.add("+", line[1:])
             seen_new += 1
             last_kind = "+"
         else:
@@ -406,7 +427,9 @@ _LEVELS = [
 ]
 
 
-def _seek(lines: list[str], pattern: list[str], start: int, hint: int | None, eof: bool) -> tuple[int, int] | None:
+def _seek(
+    lines: list[str], pattern: list[str], start: int, hint: int | None, eof: bool
+) -> tuple[int, int] | None:
     """(index, fuzz) of the first place >= start where `pattern` matches, preferring positions near hint."""
     size = len(pattern)
     last = len(lines) - size
@@ -479,7 +502,7 @@ def apply_hunks(content: str, hunks: list[Hunk], name: str) -> str:
             fuzz += level
             end = at + len(hunk.old_lines)
             at_end = end == len(lines)
-            lines[at:end] = hunk.new_lines
+            lines[at:end] = hunk.replacement(lines[at:end]) if level else hunk.new_lines
             position = at + len(hunk.new_lines)
             if at_end:
                 if hunk.new_no_eol:
@@ -577,7 +600,9 @@ class PatchTool:
             else:
                 lines.append(f"{letters[change.op.kind]} {shown}")
             files.append({"path": str(change.target), "action": change.action})
-        summary = f"Patch applied: {len(changes)} file(s) changed (+{additions} -{removals})\n" + "\n".join(lines)
+        summary = f"Patch applied: {len(changes)} file(s) changed (+{additions} -{removals})\n" + "\n".join(
+            lines
+        )
         return ToolResult(
             content=summary,
             metadata={"diff": combined, "additions": additions, "removals": removals, "files": files},

@@ -83,7 +83,10 @@ class ViewTool:
         "type": "object",
         "properties": {
             "file_path": {"type": "string", "description": "Path of the file to read"},
-            "offset": {"type": "integer", "description": "0-based line number to start reading from (default 0)"},
+            "offset": {
+                "type": "integer",
+                "description": "0-based line number to start reading from (default 0)",
+            },
             "limit": {"type": "integer", "description": "Number of lines to read (default 2000)"},
             "end_line": {
                 "type": "integer",

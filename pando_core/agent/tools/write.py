@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import os
+import re
 import tempfile
 import weakref
 from pathlib import Path
@@ -175,16 +176,31 @@ def make_diff(before: str | None, after: str | None, name: str) -> str:
     return "".join(out)
 
 
+_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
+
+
 def diff_stats(diff: str) -> tuple[int, int]:
-    """(additions, removals) of a unified diff."""
+    """(additions, removals) of a unified diff (hunk line counts tell headers from "---" content lines)."""
     additions = removals = 0
+    old_left = new_left = 0
     for line in diff.splitlines():
-        if line.startswith("+++") or line.startswith("---"):
+        if old_left <= 0 and new_left <= 0:
+            header = _HUNK.match(line)
+            if header:
+                old_left = int(header.group(1)) if header.group(1) is not None else 1
+                new_left = int(header.group(2)) if header.group(2) is not None else 1
+            continue
+        if line.startswith("\\"):
             continue
         if line.startswith("+"):
             additions += 1
+            new_left -= 1
         elif line.startswith("-"):
             removals += 1
+            old_left -= 1
+        else:
+            old_left -= 1
+            new_left -= 1
     return additions, removals
 
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
+if TYPE_CHECKING:  # httpx is imported when the catalog is used, not at start-up
+    import httpx
 
 from . import __version__
 from .errors import CatalogError
@@ -116,6 +117,8 @@ class CatalogClient:
         self._transport = transport
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+        import httpx
+
         url = f"{self.base_url}{path}"
         try:
             with httpx.Client(

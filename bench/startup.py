@@ -1,0 +1,73 @@
+"""Start-up time of `pando --version` and `pando plugins` against `python -c "import typer, pluggy"`.
+
+Prints medians and ratios (targets: --version <= 1.5x, plugins <= 2x the baseline) and checks that
+no heavy library (chromadb, lupa, mcp, openai, anthropic, sqlalchemy, zmq) is imported to answer.
+`--json` prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HEAVY = ("chromadb", "lupa", "mcp", "openai", "anthropic", "sqlalchemy", "zmq")
+
+
+def median_run(cmd: list[str], runs: int, env: dict[str, str], cwd: str) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def heavy_imports(args: list[str], env: dict[str, str], cwd: str) -> list[str]:
+    code = (
+        "import sys, runpy; sys.argv = ['pando'] + sys.argv[1:]\n"
+        "from pando_core.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nfinally:\n"
+        f"    print('\\n' + ','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=cwd, capture_output=True, text=True).stdout
+    return [m for m in out.strip().splitlines()[-1].split(",") if m]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    cwd = tempfile.mkdtemp(prefix="pando-bench-")
+    env = dict(os.environ, HOME=cwd)
+    pando = [sys.executable, "-m", "pando_core"]
+    baseline = median_run([sys.executable, "-c", "import typer, pluggy"], args.runs, env, cwd)
+    version = median_run([*pando, "--version"], args.runs, env, cwd)
+    plugins = median_run([*pando, "plugins"], args.runs, env, cwd)
+    result = {
+        "baseline_ms_median": round(baseline * 1000, 1),
+        "version_ms_median": round(version * 1000, 1),
+        "plugins_ms_median": round(plugins * 1000, 1),
+        "version_ratio": round(version / baseline, 2),
+        "plugins_ratio": round(plugins / baseline, 2),
+        "heavy_imports_version": heavy_imports(["--version"], env, cwd),
+        "heavy_imports_plugins": heavy_imports(["plugins"], env, cwd),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"baseline  python -c 'import typer, pluggy'  {result['baseline_ms_median']:7.1f} ms")
+        print(f"pando --version                           {result['version_ms_median']:7.1f} ms  ratio {result['version_ratio']} (target <= 1.5)")
+        print(f"pando plugins                             {result['plugins_ms_median']:7.1f} ms  ratio {result['plugins_ratio']} (target <= 2.0)")
+        print(f"heavy modules imported: --version {result['heavy_imports_version'] or 'none'}, plugins {result['heavy_imports_plugins'] or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

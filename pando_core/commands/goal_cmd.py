@@ -1,0 +1,313 @@
+"""``pando goal OBJECTIVE``: keep the agent working until an objective is reached (also ``pando --goal``).
+
+Exit codes: 0 completed; 2 failed (max iterations) or timeout; 1 blocked, cancelled, stalled or an
+error; 2 bad usage.
+"""
+
+# no `from __future__ import annotations`: typer evaluates the annotations
+
+import asyncio
+import json
+import signal
+import sys
+from typing import Any, TextIO
+
+import typer
+
+from ..context import current
+from ..errors import UsageError
+
+OUTPUT_FORMATS = ("text", "json", "stream-json")
+
+
+def goal_command(
+    objective: list[str] | None = typer.Argument(
+        None, help="what to achieve (optional with --resume: extra instructions for the resumed goal)"
+    ),
+    max_iterations: int | None = typer.Option(
+        None, "--max-iterations", min=1, help="stop (failed) after N agent turns [default: 20 or [goal]]"
+    ),
+    max_duration: str | None = typer.Option(
+        None, "--max-duration", help="stop (timeout) after this many seconds, or 90s/5m/1h [default: 3600]"
+    ),
+    resume: str | None = typer.Option(
+        None,
+        "--resume",
+        metavar="SESSION",
+        help="continue the unfinished goal of this session (id or prefix)",
+    ),
+    output_format: str = typer.Option("text", "--output-format", "-f", help="text, json or stream-json"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress or summary on stderr"),
+    yolo: bool = typer.Option(False, "--yolo", help="approve every tool call without asking"),
+    model: str | None = typer.Option(None, "--model", "-m", help="provider/model to use"),
+) -> None:
+    """Work toward OBJECTIVE over several agent turns until done (exit 0 completed, 1 blocked/cancelled/stalled, 2 failed/timeout)."""
+    code = run_goal_command(
+        " ".join(objective or []),
+        output_format=output_format,
+        quiet=quiet,
+        yolo=yolo,
+        model=model,
+        max_iterations=max_iterations,
+        max_duration=max_duration,
+        resume=resume,
+    )
+    raise typer.Exit(code)
+
+
+def run_goal_command(
+    objective: str,
+    *,
+    output_format: str = "text",
+    quiet: bool = False,
+    yolo: bool = False,
+    model: str | None = None,
+    max_iterations: int | None = None,
+    max_duration: Any = None,
+    resume: str | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run goal mode in the current context and print the outcome; returns the exit code.
+
+    Raises UsageError (exit 2) for an empty objective or a bad option, PandoError for other failures.
+    """
+    output_format = (output_format or "text").lower()
+    if output_format not in OUTPUT_FORMATS:
+        raise UsageError(f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}")
+    objective = (objective or "").strip()
+    if not objective and not resume:
+        raise UsageError('the goal objective is empty: pando goal "OBJECTIVE"')
+    from ..app import App, AppOptions
+
+    app = App.create(current(), AppOptions(startup_mode="goal", yolo=yolo, model=model))
+    try:
+        return run_goal_in_app(
+            app,
+            objective,
+            output_format=output_format,
+            quiet=quiet,
+            yolo=yolo,
+            model=model,
+            max_iterations=max_iterations,
+            max_duration=max_duration,
+            resume=resume,
+            out=out,
+            err=err,
+        )
+    finally:
+        app.shutdown()
+
+
+def run_goal_in_app(
+    app: Any,
+    objective: str,
+    *,
+    output_format: str = "text",
+    quiet: bool = False,
+    yolo: bool = False,
+    model: str | None = None,
+    max_iterations: int | None = None,
+    max_duration: Any = None,
+    resume: str | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    from ..agent.models import resolve_model
+    from ..goal import GoalOptions
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    if yolo:
+        app.permissions.yolo = True
+    if model:
+        app.model_ref = model
+    GoalOptions.resolve(app, max_iterations, max_duration)  # bad limits: a usage error before any work
+    resolve_model(app.config, app.model_ref)  # fail early, with the how-to, when no model is set
+    app.ensure_primary()
+    view = _GoalView(output_format, quiet, out, err)
+    result = asyncio.run(_drive(app, objective, max_iterations, max_duration, resume, view))
+    view.finish(result)
+    return result.exit_code
+
+
+async def _drive(app, objective, max_iterations, max_duration, resume, view):  # noqa: ANN001, ANN202
+    from ..goal import arun_goal
+
+    loop = asyncio.get_running_loop()
+    cancel = asyncio.Event()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, cancel.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    try:
+        return await arun_goal(
+            app,
+            objective,
+            max_iterations=max_iterations,
+            max_duration=max_duration,
+            resume_session=resume,
+            on_event=view.on_event,
+            cancel_event=cancel,
+            on_progress=view.on_progress,
+        )
+    finally:
+        view.stop_spinner()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+class _GoalView:
+    """Streams agent events (text / stream-json), progress lines on a TTY, and the final output."""
+
+    def __init__(self, output_format: str, quiet: bool, out: TextIO, err: TextIO) -> None:
+        from ..noninteractive import _Printer
+
+        self.format = output_format
+        self.quiet = quiet
+        self.out = out
+        self.err = err
+        self.tty = _isatty(err) and not quiet
+        self.printer = _Printer(output_format, quiet, out, err)
+        self.printer.spinner = None  # one spinner per iteration, see on_progress
+        self.spinner = None
+        self.streamed = False  # any text streamed at all
+        self.iteration_text = False  # text streamed in the current iteration
+        self.last_char = "\n"
+
+    # -- agent events ------------------------------------------------------------------------------
+
+    def on_event(self, event: Any) -> None:
+        if event.type == "content_delta" and self.format == "text":
+            self.stop_spinner()
+            if not self.iteration_text and self.streamed:
+                self.out.write("\n" if self.last_char == "\n" else "\n\n")
+            self.iteration_text = True
+            self.streamed = True
+            delta = event.data.get("delta", "")
+            if delta:
+                self.last_char = delta[-1]
+        self.printer(event)
+
+    # -- goal progress -----------------------------------------------------------------------------
+
+    def on_progress(self, info: Any) -> None:
+        if info.kind == "started":
+            if self.format == "stream-json":
+                self._json_line(
+                    {
+                        "type": "goal_started",
+                        "session_id": info.session_id,
+                        "objective": info.objective,
+                        "iteration": info.iteration,
+                        "max_iterations": info.max_iterations,
+                        "resumed": info.resumed,
+                    }
+                )
+            if self.tty:
+                verb = "resumed" if info.resumed else "started"
+                self.err.write(f"Goal {verb}: {info.objective}\n")
+                self.err.flush()
+        elif info.kind == "iteration_start":
+            self.iteration_text = False
+            if self.tty and self.format == "text":
+                from ..noninteractive import Spinner
+
+                self.stop_spinner()
+                self.spinner = Spinner(self.err)
+                self.spinner.label = f"goal iteration {info.iteration + 1}/{info.max_iterations}"
+                self.printer.spinner = self.spinner
+                self.spinner.start()
+        elif info.kind == "iteration":
+            self.stop_spinner()
+            if self.format == "stream-json":
+                self._json_line(
+                    {
+                        "type": "goal_iteration",
+                        "session_id": info.session_id,
+                        "iteration": info.iteration,
+                        "max_iterations": info.max_iterations,
+                        "elapsed_seconds": round(info.elapsed, 3),
+                        "status": info.status,
+                        "progress": info.progress,
+                        "next_step": info.next_step,
+                        "blocked_reason": info.blocked_reason,
+                    }
+                )
+            if self.tty:
+                if self.format == "text" and self.iteration_text and self.last_char != "\n":
+                    self.out.write("\n")
+                    self.out.flush()
+                    self.last_char = "\n"
+                progress = _short(info.progress or info.next_step or "no progress reported", 160)
+                self.err.write(
+                    f"iteration {info.iteration}/{info.max_iterations}, elapsed {int(info.elapsed)}s: {progress}\n"
+                )
+                self.err.flush()
+
+    def stop_spinner(self) -> None:
+        if self.spinner is not None:
+            self.spinner.stop()
+            self.spinner = None
+            self.printer.spinner = None
+
+    # -- the outcome -------------------------------------------------------------------------------
+
+    def finish(self, result: Any) -> None:
+        self.stop_spinner()
+        data = result.as_json()
+        if self.format == "json":
+            self.out.write(json.dumps(data, indent=2) + "\n")
+        elif self.format == "stream-json":
+            self._json_line({"type": "result", **data})
+        else:
+            if self.streamed:
+                if self.last_char != "\n":
+                    self.out.write("\n")
+            else:
+                text = result.response or result.progress or result.blocked_reason or "No content available"
+                self.out.write(text if text.endswith("\n") else text + "\n")
+            if not self.quiet:
+                self._summary(result)
+        self.out.flush()
+        self.err.flush()
+
+    def _summary(self, result: Any) -> None:
+        if result.status == "completed":
+            self.err.write("Goal completed.\n")
+        else:
+            self.err.write(f"Goal finished with status: {result.status}\n")
+        self.err.write(
+            f"Session: {result.session_id} (iteration {result.iteration}/{result.max_iterations})\n"
+        )
+        if result.progress:
+            self.err.write(f"Progress: {_short(result.progress, 300)}\n")
+        if result.blocked_reason and result.blocked_reason != result.progress:
+            self.err.write(f"Reason: {_short(result.blocked_reason, 300)}\n")
+        if result.next_step:
+            self.err.write(f"Next step: {_short(result.next_step, 300)}\n")
+        if result.status != "completed":
+            self.err.write(f"Resume with: pando goal --resume {result.session_id[:8]}\n")
+
+    def _json_line(self, data: dict) -> None:
+        self.out.write(json.dumps(data) + "\n")
+        self.out.flush()
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _short(text: str, limit: int) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def register(cli: typer.Typer) -> None:
+    cli.command("goal")(goal_command)

@@ -1,0 +1,267 @@
+"""The coding agent end to end: the real CLI or App against the scripted OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from pando_core import hookimpl
+from pando_core.agent.tools.base import ToolResult
+from pando_core.testing.model_server import Reply
+from pando_core.testing.pytest_plugin import write_model_config
+
+
+def run_cli(workdir, env, *args, input=None, timeout=60):
+    return subprocess.run(
+        [sys.executable, "-m", "pando_core", "--plugins", "none", *args],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, input=input,
+    )
+
+
+def messages_of(workdir, session_id):
+    db = sqlite3.connect(f"file:{workdir}/.pando/pando.db?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT role, parts FROM messages WHERE session_id=? ORDER BY seq", (session_id,)).fetchall()
+    finally:
+        db.close()
+    return [(role, json.loads(parts)) for role, parts in rows]
+
+
+def tool_results(request_body):
+    return [m for m in request_body["messages"] if m["role"] == "tool"]
+
+
+def test_run_writes_a_file_through_a_tool_and_answers(model_server, pando_workdir, pando_env):
+    write_model_config(pando_workdir, model_server.base_url)
+    model_server.script(Reply.tool("write", {"file_path": "hello.txt", "content": "hi\n"}), Reply.text("Wrote hello.txt."))
+    result = run_cli(pando_workdir, pando_env, "run", "--yolo", "-f", "json", "create hello.txt")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) >= {"session_id", "response", "model", "tokens_in", "tokens_out", "cost", "tool_calls", "status"}
+    assert data["status"] == "success"
+    assert data["response"] == "Wrote hello.txt."
+    assert data["model"] == "scripted/test-model"
+    assert [c["name"] for c in data["tool_calls"]] == ["write"]
+    assert data["tokens_in"] > 0 and data["tokens_out"] > 0
+    assert (pando_workdir / "hello.txt").read_text() == "hi\n"
+    roles = [role for role, _ in messages_of(pando_workdir, data["session_id"])]
+    assert roles == ["user", "assistant", "tool", "assistant"]
+    # the second request carried the tool result back to the model
+    assert "hello.txt" in tool_results(model_server.requests[1])[0]["content"]
+
+
+def test_text_and_stream_json_formats(model_server, pando_workdir, pando_env):
+    write_model_config(pando_workdir, model_server.base_url)
+    model_server.script(Reply.text("plain answer"))
+    text = run_cli(pando_workdir, pando_env, "run", "say something")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout == "plain answer\n"
+    model_server.script(Reply.tool("ls", {}), Reply.text("listed", chunk_size=2))
+    stream = run_cli(pando_workdir, pando_env, "run", "-f", "stream-json", "list files")
+    assert stream.returncode == 0, stream.stderr
+    events = [json.loads(line) for line in stream.stdout.splitlines()]
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "tool_call" and "tool_result" in kinds and kinds[-1] == "result"
+    assert "".join(e["text"] for e in events if e["type"] == "text_delta") == "listed"
+    assert events[-1]["status"] == "success" and events[-1]["response"] == "listed"
+
+
+def test_prompt_from_stdin_and_dash_p(model_server, pando_workdir, pando_env):
+    write_model_config(pando_workdir, model_server.base_url)
+    piped = run_cli(pando_workdir, pando_env, "run", "-", input="from stdin\n")
+    assert piped.returncode == 0 and piped.stdout.strip() == "echo: from stdin"
+    flag = run_cli(pando_workdir, pando_env, "-p", "from flag", "-f", "json")
+    assert flag.returncode == 0, flag.stderr
+    assert json.loads(flag.stdout)["response"] == "echo: from flag"
+
+
+def test_edit_with_a_non_unique_match_goes_back_to_the_model(model_server, pando_workdir, pando_env):
+    write_model_config(pando_workdir, model_server.base_url)
+    (pando_workdir / "a.py").write_text("x = 1\nx = 1\n")
+    model_server.script(
+        Reply.tool("view", {"file_path": "a.py"}),
+        Reply.tool("edit", {"file_path": "a.py", "old_string": "x = 1", "new_string": "x = 2"}),
+        Reply.text("The match was not unique."),
+    )
+    result = run_cli(pando_workdir, pando_env, "run", "--yolo", "-f", "json", "change x")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["tool_calls"][1]["is_error"] is True
+    error_text = tool_results(model_server.requests[2])[-1]["content"]
+    assert "2" in error_text and ("matches" in error_text or "occurrences" in error_text or "unique" in error_text)
+    assert (pando_workdir / "a.py").read_text() == "x = 1\nx = 1\n"
+
+
+def test_bash_timeout(model_server, pando_workdir, pando_env):
+    write_model_config(pando_workdir, model_server.base_url)
+    model_server.script(Reply.tool("bash", {"command": "sleep 20", "timeout": 300}), Reply.text("it timed out"))
+    started = time.monotonic()
+    result = run_cli(pando_workdir, pando_env, "run", "--yolo", "-f", "json", "sleep")
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 15
+    content = tool_results(model_server.requests[1])[-1]["content"]
+    assert "aborted" in content.lower()
+
+
+def test_denied_tool_in_a_non_interactive_run(model_server, pando_workdir, pando_env):
+    write_model_config(pando_workdir, model_server.base_url)
+    model_server.script(
+        Reply.tools({"name": "write", "arguments": {"file_path": "x.txt", "content": "x"}}, {"name": "bash", "arguments": {"command": "touch y.txt"}}),
+        Reply.text("never asked"),
+    )
+    result = run_cli(pando_workdir, pando_env, "run", "-f", "json", "write x")
+    assert result.returncode == 1
+    data = json.loads(result.stdout)
+    assert data["status"] == "permission_denied"
+    assert data["denials"][0]["tool"] == "write"
+    assert not (pando_workdir / "x.txt").exists() and not (pando_workdir / "y.txt").exists()
+    assert len(model_server.requests) == 1  # the turn ended; the remaining call was not run
+    model_server.script(Reply.tool("write", {"file_path": "x.txt", "content": "x"}))
+    text = run_cli(pando_workdir, pando_env, "run", "write x")
+    assert "permission denied" in text.stderr and "--yolo" in text.stderr
+    # an allow-list in config lets it through
+    (pando_workdir / ".pando.toml").write_text((pando_workdir / ".pando.toml").read_text() + '\n[permissions]\nallow_tools = ["write"]\n')
+    model_server.script(Reply.tool("write", {"file_path": "x.txt", "content": "x"}), Reply.text("ok"))
+    allowed = run_cli(pando_workdir, pando_env, "run", "-f", "json", "write x")
+    assert allowed.returncode == 0 and (pando_workdir / "x.txt").exists()
+
+
+def test_cancellation_mid_stream_keeps_the_session_consistent(model_server, pando_workdir, pando_env):
+    write_model_config(pando_workdir, model_server.base_url)
+    model_server.script(Reply.text("word " * 400, chunk_size=5, chunk_delay=0.02))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pando_core", "--plugins", "none", "run", "-f", "stream-json", "talk a lot"],
+        cwd=pando_workdir, env=pando_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        first = proc.stdout.readline()  # streaming has started
+        assert json.loads(first)["type"] == "text_delta"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    final = json.loads(out.splitlines()[-1])
+    assert final["status"] == "cancelled"
+    messages = messages_of(pando_workdir, final["session_id"])
+    assert [role for role, _ in messages] == ["user", "assistant"]
+    parts = messages[1][1]
+    finish = [p for p in parts if p["type"] == "finish"][0]
+    assert finish["data"]["reason"] == "canceled"
+    assert [p for p in parts if p["type"] == "text"][0]["data"]["text"].startswith("word")
+    # the session is loadable and can continue
+    model_server.script(Reply.text("continued"))
+    again = run_cli(pando_workdir, pando_env, "run", "--session", final["session_id"], "-f", "json", "go on")
+    assert again.returncode == 0 and json.loads(again.stdout)["response"] == "continued"
+
+
+def test_compaction_with_a_small_window(model_server, pando_workdir, pando_env):
+    write_model_config(pando_workdir, model_server.base_url, extra="")
+    config = pando_workdir / ".pando.toml"
+    config.write_text(config.read_text().replace('[agent]\n', '[agent]\ncontext_window = 4000\ncompact_threshold = 0.5\n'))
+    model_server.script(
+        Reply.tool("ls", {}),
+        Reply.tool("ls", {}, usage={"prompt_tokens": 3000, "completion_tokens": 10}),
+        Reply.text("Objective: list files. Current state: listed."),  # the summary request
+        Reply.text("done after compaction"),
+    )
+    result = run_cli(pando_workdir, pando_env, "run", "-f", "json", "list the files")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["response"] == "done after compaction"
+    summary_request = model_server.requests[2]
+    assert summary_request.get("tools") in (None, [])
+    db = sqlite3.connect(f"file:{pando_workdir}/.pando/pando.db?mode=ro", uri=True)
+    summary_id = db.execute("SELECT summary_message_id FROM sessions WHERE id=?", (data["session_id"],)).fetchone()[0]
+    assert summary_id
+    # the request after compaction starts from the summary
+    last = model_server.requests[3]["messages"]
+    assert "Summary of the earlier conversation" in json.dumps(last[1])
+
+
+def test_rate_limit_then_success(model_server, pando_workdir, pando_env):
+    write_model_config(pando_workdir, model_server.base_url)
+    model_server.script(Reply.error(429, retry_after=0), Reply.text("after retry"))
+    result = run_cli(pando_workdir, pando_env, "run", "-f", "json", "hi")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["response"] == "after retry"
+
+
+def test_provider_errors_are_one_line(model_server, pando_workdir, pando_env):
+    write_model_config(pando_workdir, model_server.base_url)
+    model_server.script(Reply.error(401))
+    result = run_cli(pando_workdir, pando_env, "run", "hi")
+    assert result.returncode == 1
+    assert "auth" in result.stderr.lower() and "Traceback" not in result.stderr
+    (pando_workdir / ".pando.toml").unlink()
+    unconfigured = run_cli(pando_workdir, pando_env, "run", "hi")
+    assert unconfigured.returncode == 2
+    assert "no model is configured" in unconfigured.stderr and "OPENAI_API_KEY" in unconfigured.stderr
+
+
+def test_run_from_a_secondary_lands_through_the_primary(model_server, pando_workdir, pando_env):
+    write_model_config(pando_workdir, model_server.base_url)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pando_core.runtime import bootstrap; rt = bootstrap(sys.argv[1]); "
+         "print(rt.role, rt.instance_id, flush=True); sys.stdin.read(); rt.cleanup()", str(pando_workdir)],
+        env=pando_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        role, primary_id = holder.stdout.readline().split()
+        assert role == "primary"
+        model_server.script(Reply.tool("write", {"file_path": "s.txt", "content": "from secondary"}), Reply.text("done"))
+        result = run_cli(pando_workdir, pando_env, "run", "--yolo", "-f", "json", "write s.txt")
+        assert result.returncode == 0, result.stderr
+        session_id = json.loads(result.stdout)["session_id"]
+        db = sqlite3.connect(f"file:{pando_workdir}/.pando/pando.db?mode=ro", uri=True)
+        proxied = db.execute("SELECT COUNT(*), COUNT(DISTINCT instance_id) FROM applied_writes").fetchone()
+        assert proxied[0] >= 5 and proxied[1] == 1  # the run's writes went through the primary's coordinator
+        assert [r for r, _ in messages_of(pando_workdir, session_id)] == ["user", "assistant", "tool", "assistant"]
+        assert db.execute("SELECT COUNT(*) FROM files WHERE session_id=?", (session_id,)).fetchone()[0] == 2
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+
+
+class RewritingPlugin:
+    """A plugin tool plus a before-tool hook that rewrites its arguments."""
+
+    class Shout:
+        name = "shout"
+        description = "Shout a word."
+        parameters = {"type": "object", "properties": {"word": {"type": "string"}}, "required": ["word"]}
+
+        async def run(self, args, ctx):
+            return ToolResult(args["word"].upper() + "!")
+
+    @hookimpl
+    def pando_register_tools(self, app):
+        return [self.Shout()]
+
+    @hookimpl
+    def pando_before_tool_call(self, tool_name, arguments):
+        if tool_name == "shout":
+            return {"word": arguments["word"] + " rewritten"}
+        return None
+
+    @hookimpl
+    def pando_after_tool_call(self, tool_name, result):
+        if tool_name == "shout":
+            return ToolResult(result.content + " (checked)")
+        return None
+
+
+def test_plugin_tool_and_before_tool_hook(model_server, make_app):
+    app = make_app(extra_plugins={"rewriter": RewritingPlugin()}, model_server=model_server)
+    model_server.script(Reply.tool("shout", {"word": "hey"}), Reply.text("shouted"))
+    session = app.sessions.create(title="t")
+    result = asyncio.run(app.coder_agent.run(session["id"], "shout hey"))
+    assert result.status == "success", result.error
+    sent = tool_results(model_server.requests[1])[0]["content"]
+    assert sent == "HEY REWRITTEN! (checked)"
+    assert json.loads(result.tool_calls[0]["input"]) == {"word": "hey"}
