@@ -390,7 +390,7 @@ class InteractiveSession:
             try:
                 self._show_request(request)
                 question = questionary.select(
-                    f"Allow {request.tool_name} to {request.action}?",
+                    f"Allow {request.tool_name}?",
                     choices=[questionary.Choice(title, value=value) for title, value in PERMISSION_CHOICES],
                     qmark="?",
                     instruction="(↑/↓ and Enter)",

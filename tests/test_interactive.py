@@ -89,9 +89,9 @@ def test_permission_prompt_allow_once_writes_the_file(term, model_server, pando_
         Reply.text("I wrote hello.txt for you."),
     )
     child = term()
-    child.send("create hello.txt\r")
-    child.expect("• write")
-    child.expect("Allow write to write\\?")
+    child.send("make the greeting file\r")
+    child.expect("hello.txt")  # the tool line: • write  hello.txt
+    child.expect("Allow write\\?")
     child.expect("Deny")
     child.send("\r")  # the first choice, "Allow once"
     child.expect("✓")

@@ -320,6 +320,8 @@ class Bus:
                 self._pub = self._router = self._zap = None
                 ctx.term()
                 self._state = "stopped"
+                with self._out_lock:
+                    self._stopping = True
                 self._close_wake()
                 raise
             self._ctx = ctx
@@ -397,7 +399,8 @@ class Bus:
         deadline = time.monotonic() + timeout
         self._wake()
         io = self._io
-        if io is not None:
+        me = threading.current_thread()
+        if io is not None and io is not me:  # stop() may be called from a handler on the I/O thread
             io.join(max(0.0, deadline - time.monotonic()))
             if io.is_alive():
                 log.error("bus I/O thread did not stop within %.1fs; abandoning its sockets", timeout)
@@ -405,11 +408,8 @@ class Bus:
             self._jobs.put(None)
         workers_deadline = min(deadline, time.monotonic() + 0.5)  # handlers may block: don't wait long
         for t in self._workers:
-            t.join(max(0.0, workers_deadline - time.monotonic()))
-        if io is not None and not io.is_alive() and self._ctx is not None:
-            self._ctx.term()  # sockets are closed; bounded by the PUB linger
-        self._ctx = None
-        self._close_wake()
+            if t is not me:
+                t.join(max(0.0, workers_deadline - time.monotonic()))
 
     def _close_wake(self) -> None:
         for s in (self._wake_r, self._wake_w):
@@ -522,6 +522,8 @@ class Bus:
             self._io_failed = True
             log.exception("bus I/O thread crashed")
         finally:
+            # this thread owns every socket of the context: close them, then terminate it here
+            # (bounded by the PUB linger), so stop() never has to touch a socket.
             linger = self._flush_linger_ms
             with contextlib.suppress(Exception):
                 pub.close(linger=linger)
@@ -530,6 +532,12 @@ class Bus:
             if zap is not None:
                 with contextlib.suppress(Exception):
                     zap.close(linger=0)
+            self._pub = self._router = self._zap = None
+            ctx, self._ctx = self._ctx, None
+            if ctx is not None:
+                with contextlib.suppress(Exception):
+                    ctx.term()
+            self._close_wake()
 
     def _heartbeat(self) -> None:
         with contextlib.suppress(BusClosed):

@@ -348,7 +348,11 @@ class Client:
     def subscribe(self, prefix: str, callback: EventCallback) -> Subscription:
         """Deliver every event whose frame starts with *prefix* (``""`` = all; use
         :func:`protocol.exact_topic` for one exact topic) to ``callback(event)`` on this client's
-        dispatcher thread, in arrival order.  Exceptions in callbacks are logged and ignored."""
+        dispatcher thread, in arrival order.  Exceptions in callbacks are logged and ignored.
+
+        The subscription reaches the publisher asynchronously (ZeroMQ "slow joiner"): events
+        published right after this call may be missed, and events are best-effort anyway.  State
+        must be caught up with a snapshot RPC, using ``Event.seq`` to discard what it covers."""
         if not isinstance(prefix, str) or "\0" in prefix.rstrip("\0"):
             raise ValueError("prefix must be a string (a trailing NUL selects an exact topic)")
         if not callable(callback):
@@ -404,22 +408,19 @@ class Client:
         with contextlib.suppress(OSError):
             self._wake_w.send(b"\0")
         deadline = time.monotonic() + timeout
-        if threading.current_thread() is not self._io:
+        me = threading.current_thread()
+        if me is not self._io:  # close() may run in a future callback on the I/O thread
             self._io.join(max(0.0, deadline - time.monotonic()))
-        io_done = not self._io.is_alive()
+            if self._io.is_alive():
+                log.error("client I/O thread did not stop within %.1fs", timeout)
         with self._lock:
             pending = list(self._pending.values())
             self._pending.clear()
         for call in pending:
             _settle(call.future, exc=ClientClosed())
         self._events.put(None)
-        if threading.current_thread() is not self._dispatcher:
+        if me is not self._dispatcher:
             self._dispatcher.join(max(0.0, min(1.0, deadline - time.monotonic())))
-        if io_done:
-            self._ctx.term()
-            self._close_wake()
-        else:
-            log.error("client I/O thread did not stop within %.1fs", timeout)
 
     def __enter__(self) -> Client:
         return self
@@ -503,8 +504,13 @@ class Client:
                 self._pending.clear()
             for call in pending:
                 _settle(call.future, exc=ClientClosed("client I/O thread crashed"))
+            self._events.put(None)
         finally:
+            # this thread owns every socket of the context: close them and terminate it here
             self._close_sockets()
+            with contextlib.suppress(Exception):
+                self._ctx.term()
+            self._close_wake()
 
     def _add_prefix(self, prefix: bytes) -> None:
         n = self._prefix_refs.get(prefix, 0)

@@ -88,10 +88,11 @@ def test_stopped_primary_is_reported_not_replaced(cluster, workdir):
             5 * HEARTBEAT,
             "secondaries staying secondary",
         )
+        mark = secondaries[0].mark()
         reply = secondaries[0].command(op="ensure_primary", timeout=0.5)
         assert not reply["ok"] and reply["kind"] == "unavailable"
         assert "does not answer" in reply["error"] and f"pid {primary.pid}" in reply["error"], reply["error"]
-        took = secondaries[0].wait("ensure_primary_took", 5)["seconds"]
+        took = secondaries[0].wait("ensure_primary_took", 5, mark)["seconds"]
         assert 0.4 < took < 2.0
         # a write issued now waits (it must not go anywhere else)
         pending = secondaries[1].mark()

@@ -61,7 +61,9 @@ def test_jepsen_kill_primary_repeatedly(cluster, workdir):
         primary = cluster.by_pid(record["pid"])
         # let the cluster make progress under this primary before hitting it again
         base = total_acks()
-        wait_for(lambda: total_acks() >= base + 40, 15, f"40 more acknowledged writes (round {round_no})")
+        wait_for(
+            lambda base=base: total_acks() >= base + 40, 15, f"40 more acknowledged writes (round {round_no})"
+        )
 
         if round_no == STOP_ROUND:
             locks_before = sum(w.count("lock") for w in cluster.workers)
@@ -69,7 +71,7 @@ def test_jepsen_kill_primary_repeatedly(cluster, workdir):
             try:
                 # > 3 heartbeat intervals: nobody takes over a live (stopped) lock holder
                 hold_for(
-                    lambda: (
+                    lambda locks_before=locks_before, record=record: (
                         sum(w.count("lock") for w in cluster.workers) == locks_before
                         and primary_record(workdir)["epoch"] == record["epoch"]
                     ),
@@ -79,7 +81,7 @@ def test_jepsen_kill_primary_repeatedly(cluster, workdir):
             finally:
                 primary.kill(signal.SIGCONT)
             base = total_acks()
-            wait_for(lambda: total_acks() >= base + 40, 15, "writes to resume after SIGCONT")
+            wait_for(lambda base=base: total_acks() >= base + 40, 15, "writes to resume after SIGCONT")
             assert primary_record(workdir)["epoch"] == record["epoch"]
 
         kill_m = time.monotonic_ns()
@@ -89,14 +91,14 @@ def test_jepsen_kill_primary_repeatedly(cluster, workdir):
         cluster.spawn(f"w{next_name}", *FLAGS, config=CONFIG)  # there are always four writers
         next_name += 1
         new = wait_for(
-            lambda: (r := primary_record(workdir)) and r["epoch"] > record["epoch"] and r,
+            lambda record=record: (r := primary_record(workdir)) and r["epoch"] > record["epoch"] and r,
             10,
             f"a new primary after kill {round_no + 1}",
         )
         assert new["pid"] != primary.pid
         # first write acknowledged by the new primary (its own or a proxied one)
         first_ack = wait_for(
-            lambda: min(
+            lambda new=new: min(
                 (r["m"] for w in cluster.workers for r in w.events("ok") if r.get("epoch") == new["epoch"]),
                 default=None,
             ),

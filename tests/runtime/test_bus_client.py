@@ -521,3 +521,29 @@ def test_cross_process_primary_killed_then_reconnect(tmp_path, spawn, helpers, m
     second.stdin.write("\n")
     second.stdin.flush()
     assert second.wait(10) == 0
+
+
+def test_stop_and_close_from_their_own_threads(make_bus, make_client, helpers):
+    bus = make_bus()
+    stopped = threading.Event()
+
+    def stop_me(params, call):
+        bus.stop()  # from a worker thread
+        stopped.set()
+        return "bye"
+
+    bus.register("stop", stop_me)
+    client = make_client(bus.endpoints)
+    client.call_async("stop")
+    assert stopped.wait(5) and not bus.running
+    # close() from a future callback, i.e. on the client's own I/O thread
+    other = make_bus()
+    client2 = make_client(other.endpoints)
+    closed = threading.Event()
+    client2.call_async("instance.ping").add_done_callback(lambda f: (client2.close(), closed.set()))
+    assert closed.wait(5) and client2.closed
+    # close() from an event callback (dispatcher thread)
+    client3 = make_client(other.endpoints)
+    done = threading.Event()
+    client3.subscribe(P.INSTANCE_HEARTBEAT, lambda ev: (client3.close(), done.set()))
+    assert done.wait(5) and client3.closed

@@ -1,0 +1,224 @@
+"""The pluggy wiring of pando-lua: every hook site of the core routed to the sandboxed Lua engine.
+
+Tool filters run for every tool call (built-in, plugin and MCP tools); the "server" of a built-in
+or plugin tool is the tool's own name, so ``bash-input`` filters bash arguments and
+``global-input`` filters every call.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pando_core import hookimpl
+from pando_core.config import ConfigSection, Field
+
+log = logging.getLogger("pando.lua")
+
+SECTION = ConfigSection(
+    "lua",
+    {
+        "scripts": Field("list", [], "Lua files to load (relative to the working directory)"),
+        "timeout": Field("float", 1.0, "seconds one hook call may run"),
+        "strict": Field("bool", False, "errors refuse the operation instead of passing data through"),
+        "hot_reload": Field("bool", True, "reload a script when its file changes"),
+        "memory_limit": Field("int", 32 * 1024 * 1024, "bytes of Lua memory"),
+    },
+    "Lua filters and hooks",
+)
+
+
+class LuaSubsystem:
+    """``app.lua``: the engine plus the glue that turns hook results into pipeline values."""
+
+    def __init__(self, engine) -> None:  # noqa: ANN001
+        self.engine = engine
+
+    def hook(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
+        from .engine import LuaFilterError
+
+        if self.engine.hot_reload:
+            self.engine.reload_if_changed()
+        try:
+            return self.engine.call_hook(name, data)
+        except LuaFilterError as exc:
+            from pando_core.agent.tools.base import ToolError
+
+            raise ToolError(str(exc)) from None
+
+    def filter(self, name: str, data: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        from .engine import LuaFilterError
+
+        if self.engine.hot_reload:
+            self.engine.reload_if_changed()
+        try:
+            return self.engine.call_filter(name, data, context=context)
+        except LuaFilterError as exc:
+            from pando_core.agent.tools.base import ToolError
+
+            raise ToolError(str(exc)) from None
+
+
+def _lua(app) -> LuaSubsystem | None:  # noqa: ANN001
+    return getattr(app, "lua", None)
+
+
+@hookimpl
+def pando_config_sections():
+    return SECTION
+
+
+@hookimpl
+def pando_app_subsystems(app):
+    from pando_core.errors import ConfigError
+
+    from .config import LuaConfig, LuaConfigError
+    from .engine import LuaEngine, LuaLoadError
+    from .helpers import LuaHelpers
+
+    try:
+        config = LuaConfig.from_dict(app.config.section("lua"))
+    except LuaConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    helpers = LuaHelpers(
+        workdir=str(app.workdir),
+        config=app.config.redacted(),
+        tools=lambda: [tool.name for tool in app.coder_agent.tools()],
+    )
+    try:
+        engine = LuaEngine.from_config(config, base_dir=app.workdir, helpers=helpers, logger=log)
+    except LuaLoadError as exc:
+        raise ConfigError(f"lua (strict): a script failed to load, refusing to start:\n{exc}") from None
+    return {"lua": LuaSubsystem(engine)}
+
+
+@hookimpl
+def pando_shutdown(app):
+    subsystem = _lua(app)
+    if subsystem is not None:
+        subsystem.engine.close()
+
+
+@hookimpl
+def pando_session_created(app, session):
+    if (lua := _lua(app)) is not None:
+        lua.hook("session_start", {"session_id": session["id"], "title": session["title"], "created_at": session["created_at"]})
+
+
+@hookimpl
+def pando_session_restored(app, session):
+    if (lua := _lua(app)) is not None:
+        lua.hook("session_restore", {"session_id": session["id"], "title": session["title"], "message_count": session["message_count"]})
+
+
+@hookimpl
+def pando_session_ended(app, session):
+    if (lua := _lua(app)) is not None:
+        lua.hook("session_end", {"session_id": session["id"], "title": session["title"], "message_count": session["message_count"]})
+
+
+@hookimpl
+def pando_conversation_start(app, session_id, prompt):
+    if (lua := _lua(app)) is None:
+        return None
+    result = lua.hook("conversation_start", {"session_id": session_id, "is_new_session": True, "message_count": 0})
+    return result.get("injected_context") or None
+
+
+@hookimpl
+def pando_rewrite_prompt(app, session_id, prompt):
+    if (lua := _lua(app)) is None:
+        return None
+    result = lua.hook("user_prompt", {"session_id": session_id, "user_content": prompt})
+    return result.get("modified_content") or None
+
+
+@hookimpl
+def pando_select_provider(app, session_id, model):
+    if (lua := _lua(app)) is None:
+        return None
+    provider, _, model_id = (model or "").partition("/")
+    result = lua.hook("provider_select", {"provider": provider, "model": model_id, "agent_name": "coder", "session_id": session_id})
+    chosen = result.get("model_ref")
+    return chosen if isinstance(chosen, str) and chosen else None
+
+
+@hookimpl
+def pando_filter_prompt_section(app, name, text):
+    if (lua := _lua(app)) is None:
+        return None
+    result = lua.hook("template_section", {"section_name": name, "section_content": text, "agent_name": "coder"})
+    content = result.get("section_content")
+    return content if isinstance(content, str) else None
+
+
+@hookimpl
+def pando_check_capability(app, capability, enabled):
+    if (lua := _lua(app)) is None:
+        return None
+    result = lua.hook("capability_check", {"capability": capability, "available": enabled, "agent_name": "coder"})
+    available = result.get("available")
+    return available if isinstance(available, bool) else None
+
+
+@hookimpl
+def pando_compose_prompt(app, sections):
+    from pando_core.agent.prompt import PromptSection
+
+    if (lua := _lua(app)) is None:
+        return None
+    data = {"sections": [{"name": s.name, "content": s.text} for s in sections], "agent_name": "coder"}
+    result = lua.hook("prompt_compose", data)
+    new = result.get("sections")
+    if not isinstance(new, list):
+        return None
+    return [PromptSection(str(item.get("name", "")), str(item.get("content", ""))) for item in new if isinstance(item, dict)]
+
+
+@hookimpl
+def pando_filter_system_prompt(app, session_id, prompt):
+    if (lua := _lua(app)) is None:
+        return None
+    result = lua.hook("system_prompt", {"system_prompt": prompt, "agent_name": "coder", "session_id": session_id})
+    text = result.get("system_prompt")
+    return text if isinstance(text, str) and text else None
+
+
+@hookimpl
+def pando_before_tool_call(app, session_id, tool_name, arguments):
+    if (lua := _lua(app)) is None:
+        return None
+    return lua.filter(f"{tool_name}-input", dict(arguments), {"tool_name": tool_name, "session_id": session_id})
+
+
+@hookimpl
+def pando_after_tool_call(app, session_id, tool_name, arguments, result):
+    from pando_core.agent.tools.base import ToolResult
+
+    if (lua := _lua(app)) is None:
+        return None
+    out = lua.filter(
+        f"{tool_name}-output",
+        {"output": result.content},
+        {"tool_name": tool_name, "session_id": session_id, "parameters": dict(arguments)},
+    )
+    text = out.get("output")
+    if isinstance(text, str) and text != result.content:
+        return ToolResult(text, result.is_error, result.metadata)
+    return None
+
+
+@hookimpl
+def pando_turn_finished(app, session_id, response, finish_reason, usage):
+    if (lua := _lua(app)) is not None:
+        lua.hook(
+            "agent_response_finish",
+            {"session_id": session_id, "finish_reason": finish_reason, "input_tokens": usage.get("tokens_in", 0), "output_tokens": usage.get("tokens_out", 0)},
+        )
+
+
+@hookimpl
+def pando_register_commands(cli):
+    from .cli import build_cli
+
+    cli.add_typer(build_cli(), name="lua", help="Check and try Lua hook scripts.")

@@ -1,0 +1,78 @@
+"""Lua hook sites change the agent's behaviour in real runs against the scripted model server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+from pando_core.testing.model_server import Reply
+from pando_core.testing.pytest_plugin import write_model_config
+
+SCRIPT = """
+function hook_user_prompt(ctx)
+  return {modified_content = "REWRITTEN: " .. ctx.user_content}
+end
+function hook_system_prompt(ctx)
+  return {system_prompt = ctx.system_prompt .. "\\nLUA-WAS-HERE"}
+end
+function hook_template_section(ctx)
+  if ctx.section_name == "environment" then return {section_content = ""} end
+  return nil
+end
+function hook_capability_check(ctx)
+  if ctx.capability == "fetch" then return {available = false} end
+  return nil
+end
+_G["bash-input"] = function(ctx)
+  ctx.command = "echo filtered"
+  return ctx
+end
+function global_output(ctx)
+  return {output = ctx.output .. " [lua]"}
+end
+"""
+
+
+def test_hook_sites_in_an_agent_run(model_server, make_app, pando_workdir):
+    (pando_workdir / "hooks.lua").write_text(SCRIPT)
+    app = make_app(plugins=["lua"], model_server=model_server, config='\n[lua]\nscripts = ["hooks.lua"]\n')
+    app.permissions.yolo = True
+    model_server.script(Reply.tool("bash", {"command": "rm -rf /tmp/nothing"}), Reply.text("done"))
+    session = app.sessions.create(title="t")
+    result = asyncio.run(app.coder_agent.run(session["id"], "hello"))
+    assert result.status == "success", result.error
+    first = model_server.requests[0]
+    system = first["messages"][0]["content"]
+    assert "LUA-WAS-HERE" in system  # system prompt changed
+    assert "<env>" not in system  # a section dropped
+    assert first["messages"][-1]["content"] == "REWRITTEN: hello"  # prompt rewritten
+    assert "fetch" not in [t["function"]["name"] for t in first["tools"]]  # capability turned off
+    assert json.loads(result.tool_calls[0]["input"]) == {"command": "rm -rf /tmp/nothing"}
+    tool_message = [m for m in model_server.requests[1]["messages"] if m["role"] == "tool"][0]
+    assert tool_message["content"].startswith("filtered")  # arguments rewritten before running
+    assert tool_message["content"].endswith(" [lua]")  # output rewritten
+
+
+def test_strict_load_error_refuses_to_start(model_server, pando_workdir, pando_env):
+    write_model_config(pando_workdir, model_server.base_url, extra='\n[lua]\nstrict = true\nscripts = ["bad.lua"]\n')
+    (pando_workdir / "bad.lua").write_text("this is not lua (")
+    result = subprocess.run(
+        [sys.executable, "-m", "pando_core", "--plugins", "lua", "run", "hi"],
+        cwd=pando_workdir, env=pando_env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "refusing to start" in result.stderr and "bad.lua" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_lua_cli(pando_workdir, pando_env):
+    (pando_workdir / "t.lua").write_text(SCRIPT)
+    run = [sys.executable, "-m", "pando_core", "--plugins", "lua", "lua"]
+    check = subprocess.run([*run, "check", "t.lua"], cwd=pando_workdir, env=pando_env, capture_output=True, text=True)
+    assert check.returncode == 0 and "hook_user_prompt" in check.stdout and "bash-input" in check.stdout
+    hook = subprocess.run([*run, "run", "t.lua", "--hook", "user_prompt", "--input", '{"user_content": "x"}'], cwd=pando_workdir, env=pando_env, capture_output=True, text=True)
+    assert json.loads(hook.stdout) == {"modified_content": "REWRITTEN: x"}
+    filt = subprocess.run([*run, "run", "t.lua", "--hook", "bash-input", "--input", '{"command": "ls"}'], cwd=pando_workdir, env=pando_env, capture_output=True, text=True)
+    assert json.loads(filt.stdout) == {"command": "echo filtered"}

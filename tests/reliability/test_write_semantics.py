@@ -1,0 +1,123 @@
+"""Change events and idempotent writes, across real processes."""
+
+from __future__ import annotations
+
+from reliability_kit import db_rows, primary_record, wait_for
+
+CONFIG = {"heartbeat_interval": 0.1}
+
+
+def test_change_events_reach_secondaries_in_order(cluster, workdir):
+    primary = cluster.spawn("p", config=CONFIG)
+    assert primary.wait("ready", 20)["role"] == "primary"
+    watcher = cluster.spawn("watcher", "--events", config=CONFIG)
+    ready = watcher.wait("ready", 20)
+    assert ready["role"] == "secondary" and ready["heartbeat_seen"]
+    other = cluster.spawn("other", config=CONFIG)
+    assert other.wait("ready", 20)["role"] == "secondary"
+
+    # writes made on the primary itself ...
+    assert primary.command(op="writes", n=5, prefix="local")["ok"]
+    # ... and writes proxied from another secondary
+    assert other.command(op="writes", n=3, prefix="remote")["ok"]
+
+    expected = [f"local-{i}" for i in range(5)] + [f"remote-{i}" for i in range(3)]
+
+    def inserts():
+        return [e for e in watcher.events("event") if e["topic"] == "db.sessions.insert"]
+
+    wait_for(lambda: len(inserts()) >= len(expected), 10, "8 db.sessions.insert events")
+    events = inserts()
+    assert [i for e in events for i in e["payload"]["ids"]] == expected
+    assert [e["payload"]["writer"] for e in events] == ["p"] * 5 + ["other"] * 3
+    seqs = [e["seq"] for e in watcher.events("event")]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
+    assert {e["epoch"] for e in events} == {1}
+    # and the rows are readable on the watcher's own read-only connection right away
+    assert {row[0] for row in db_rows(workdir, "SELECT id FROM sessions")} == set(expected)
+
+
+def _db_write(worker, key, method="sessions.create", **params):
+    return worker.command(
+        op="call", method="db.write", params={"method": method, "params": params, "key": key}
+    )
+
+
+def test_same_key_twice_applies_once_and_errors_keep_their_kind(cluster, workdir):
+    primary = cluster.spawn("p", config=CONFIG)
+    assert primary.wait("ready", 20)["role"] == "primary"
+    client = cluster.spawn("c", "--no-failover", config=CONFIG)
+    assert client.wait("ready", 20)["role"] == "secondary"
+
+    first = _db_write(client, ["idem", 1], id="idem-1", title="once")
+    again = _db_write(client, ["idem", 1], id="idem-1", title="once")
+    assert first["ok"] and again["ok"]
+    assert first["result"] == again["result"]  # the stored result, created_at and seq included
+    assert first["result"]["result"]["id"] == "idem-1"
+    # the same key with different params still returns the first outcome (the key identifies the write)
+    assert _db_write(client, ["idem", 1], id="idem-other", title="x")["result"] == first["result"]
+    assert db_rows(workdir, "SELECT id FROM sessions") == [("idem-1",)]
+    assert db_rows(workdir, "SELECT instance_id, seq, ok FROM applied_writes") == [("idem", 1, 1)]
+
+    # a new key for the same row: a constraint error, with its kind across the wire
+    conflict = _db_write(client, ["idem", 2], id="idem-1", title="twice")
+    assert not conflict["ok"] and conflict["kind"] == "constraint", conflict
+    assert "UNIQUE" in conflict["error"]
+    # retried, the recorded error comes back the same, and nothing was written
+    again = _db_write(client, ["idem", 2], id="idem-1", title="twice")
+    assert (again["kind"], again["error"]) == (conflict["kind"], conflict["error"])
+    assert db_rows(workdir, "SELECT COUNT(*) FROM sessions") == [(1,)]
+    # through the repository API the same conflict surfaces as a ConstraintError
+    via_store = client.command(op="write", sid="idem-1")
+    assert (
+        not via_store["ok"] and via_store["kind"] == "constraint" and via_store["type"] == "ConstraintError"
+    )
+    # other kinds survive too
+    missing = _db_write(
+        client,
+        ["idem", 3],
+        method="messages.create",
+        session_id="nope",
+        role="user",
+        parts=[{"type": "text", "text": "x"}],
+    )
+    assert not missing["ok"] and missing["kind"] == "not_found"
+    invalid = _db_write(
+        client, ["idem", 4], method="messages.create", session_id="idem-1", role="wizard", parts=[]
+    )
+    assert not invalid["ok"] and invalid["kind"] == "validation"
+    unknown = _db_write(client, ["idem", 5], method="sessions.get", id="idem-1")  # a read is not a write
+    assert not unknown["ok"] and unknown["kind"] == "method_not_found"
+    bad_key = client.command(
+        op="call", method="db.write", params={"method": "sessions.create", "params": {}, "key": "nope"}
+    )
+    assert not bad_key["ok"] and bad_key["kind"] == "invalid_params"
+    assert primary.proc.poll() is None
+
+
+def test_key_applied_by_a_dead_primary_is_not_applied_again(cluster, workdir):
+    """The applied-writes table lives in the shared database: a key resent to the next primary
+    after a failover returns the stored outcome instead of applying twice."""
+    primary = cluster.spawn("p", config=CONFIG)
+    assert primary.wait("ready", 20)["role"] == "primary"
+    heir = cluster.spawn("heir", config=CONFIG)
+    assert heir.wait("ready", 20)["role"] == "secondary"
+    client = cluster.spawn("c", "--no-failover", config=CONFIG)
+    assert client.wait("ready", 20)["role"] == "secondary"
+    parts = [{"type": "text", "text": "exactly once"}]
+    assert _db_write(client, ["k", 1], id="s1", title="t")["ok"]
+    first = _db_write(client, ["k", 2], method="messages.create", session_id="s1", role="user", parts=parts)
+    assert first["ok"]
+
+    primary.kill()
+    primary.reap()
+    wait_for(lambda: (r := primary_record(workdir)) and r["epoch"] == 2, 10, "the heir to take over")
+
+    def resend():
+        r = _db_write(client, ["k", 2], method="messages.create", session_id="s1", role="user", parts=parts)
+        return r if r["ok"] else None
+
+    again = wait_for(resend, 10, "the resent write to be answered by the new primary")
+    assert again["result"] == first["result"]
+    assert db_rows(workdir, "SELECT COUNT(*) FROM messages") == [(1,)]
+    assert db_rows(workdir, "SELECT message_count FROM sessions WHERE id = 's1'") == [(1,)]
