@@ -73,6 +73,10 @@ def build_cli(context):  # noqa: ANN001 - typer imported lazily
         if version:
             _print_version()
             raise typer.Exit(0)
+        if prompt is not None and goal is not None:
+            from .errors import UsageError
+
+            raise UsageError("--goal cannot be combined with --prompt")
         if ctx.invoked_subcommand is None and prompt is not None:
             from .commands.run_cmd import read_prompt, run_prompt
 

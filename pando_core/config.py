@@ -97,6 +97,15 @@ CORE_SECTIONS = [
         "the coder agent",
     ),
     ConfigSection(
+        "goal",
+        {
+            "max_iterations": Field("int", 20, "iterations before a goal stops (status failed)"),
+            "max_duration": Field("any", 3600, "seconds (or 90s, 5m, 1h) before a goal times out"),
+            "stall_iterations": Field("int", 3, "iterations without progress before a goal is stalled"),
+        },
+        "goal mode",
+    ),
+    ConfigSection(
         "providers",
         {},
         "provider accounts: [providers.NAME] type, base_url, api_key_env, api_key, models",

@@ -263,6 +263,7 @@ _FIELD = re.compile(
     r"\s*(?:\*\*|__)?\s*:\s*(?:\*\*|__)?\s*(.*?)\s*(?:\*\*|__)?\s*$",
     re.IGNORECASE,
 )
+_INLINE_NEXT = re.compile(r"\b(?:next step|remaining work)\s*:\s*(.+)", re.IGNORECASE)
 _CHECKBOX = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\[([ xX~>/-])\]\s+(.+?)\s*$")
 _MARK_BLOCKED = re.compile(r"\bGOAL\s+BLOCKED\b\s*:?\s*(.*)", re.IGNORECASE | re.DOTALL)
 _MARK_COMPLETED = re.compile(r"\bGOAL\s+COMPLETED?\b\s*:?\s*(.*)", re.IGNORECASE | re.DOTALL)
@@ -419,6 +420,9 @@ def evaluate(
     if not next_step and open_items:
         active = [t.text for t in todos if t.active and not t.done]
         next_step = (active or open_items)[0]
+    if not next_step:
+        inline = _INLINE_NEXT.findall(prose)
+        next_step = normalize(inline[-1]) if inline else ""
     reason = fields.get("blocked_reason", "")
 
     status: str | None = _normalize_status(fields["status"]) if "status" in fields else None
@@ -431,7 +435,8 @@ def evaluate(
             marker_reason = next((normalize(x) for x in blocked.group(1).splitlines() if x.strip()), "")
         elif completed:
             status = COMPLETED
-            marker_reason = normalize(completed.group(1))
+            rest = completed.group(1)
+            marker_reason = normalize(rest.split("\n", 1)[0]) or normalize(rest)
     if status is None:
         has_completion = _matches(_COMPLETION_RULES, norm)
         has_remaining = _matches(_REMAINING_RULES, norm)
@@ -654,6 +659,7 @@ class GoalRunner:
         self.cancel = _Cancel(cancel_event)
         self.started = time.monotonic()
         self.resumed = False
+        self._row: dict[str, Any] = {}
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -707,7 +713,7 @@ class GoalRunner:
         state.progress = row.get("last_progress") or ""
         state.next_step = row.get("next_step") or ""
         state.response = row.get("response") or ""
-        state.stall_count = int(row.get("stall_count") or 0)
+        state.stall_count = 0  # a resumed goal gets a fresh stall budget
         state.plan = self._plan_from_history(session["id"])
         state.initial_todo_sig = state.last_todo_sig = todo_signature(state.plan)
         extra = "\n\n".join(x for x in (self.options.initial_prompt.strip(), extra.strip()) if x)
@@ -769,7 +775,7 @@ class GoalRunner:
             self.app.sessions.end(state.session_id)
         except Exception:  # noqa: BLE001 - ending hooks are best effort
             pass
-        result = GoalResult.from_row(self.app.store.goals.latest_for_session(session_id=state.session_id))
+        result = GoalResult.from_row(self._row)
         self._report("finished", state)
         return result
 
@@ -920,7 +926,7 @@ class GoalRunner:
     # -- persistence and reporting ----------------------------------------------------------------
 
     def _persist(self, state: _State) -> None:
-        row = self.app.store.goals.update(
+        self._row = row = self.app.store.goals.update(
             id=state.goal_id,
             status=state.status,
             iteration=state.iteration,

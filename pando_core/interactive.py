@@ -12,8 +12,8 @@ session carries on.
 When stdin is not a terminal, bare ``pando`` never prompts: the whole of stdin is one prompt, run
 like ``pando run`` (or the help is printed when stdin is empty).
 
-Key bindings at the prompt: Enter sends; Esc then Enter (or Alt-Enter), Ctrl-J, or a trailing
-backslash followed by Enter insert a new line; Up/Down walk the history; Tab completes commands.
+Key bindings at the prompt: Enter sends; Esc then Enter (or Alt-Enter), or a trailing backslash
+followed by Enter, insert a new line; Up/Down walk the history; Tab completes commands.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ ALIASES = {"/quit": "/exit", "/q": "/exit", "/?": "/help", "/cls": "/clear"}
 
 KEY_HELP: tuple[tuple[str, str], ...] = (
     ("Enter", "send the message"),
-    ("Esc Enter / Alt-Enter", "insert a new line (so does Ctrl-J, or a trailing \\ before Enter)"),
+    ("Esc Enter / Alt-Enter", "insert a new line (so does a trailing \\ before Enter)"),
     ("Up / Down", "walk the prompt history (kept in .pando/history)"),
     ("Tab", "complete a slash command"),
     ("Ctrl-C", "cancel the running answer; at the prompt, press twice within 2 s to quit"),
@@ -74,7 +74,7 @@ def short(text: Any, limit: int = 100) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-_SUMMARY_KEYS = ("command", "file_path", "path", "pattern", "url", "query", "description", "prompt", "name")
+_SUMMARY_KEYS = ("command", "pattern", "file_path", "path", "url", "query", "description", "prompt", "name")
 
 
 def tool_summary(raw_input: Any, limit: int = 90) -> str:
@@ -92,7 +92,7 @@ def tool_summary(raw_input: Any, limit: int = 90) -> str:
         if value:
             text = str(value)
             if key == "pattern" and args.get("path"):
-                text = f"{text}  in {args['path']}"
+                text = f"{text} in {args['path']}"
             return short(text, limit)
     return short(json.dumps(args, ensure_ascii=False, default=str), limit) if args else ""
 
@@ -147,6 +147,28 @@ def _no_echo(stream: Any) -> Iterator[None]:
 
 
 # -------------------------------------------------------------------------------------- turn view
+
+LIVE_TAIL_CHARS = 6000
+
+
+def live_tail(text: str, max_chars: int = LIVE_TAIL_CHARS) -> str:
+    """The end of a long streamed answer, cut at a paragraph, for the live region only.
+
+    Re-rendering the whole answer ten times a second gets slow; only the last screenful is shown
+    anyway. An open code fence before the cut is re-opened so the tail still renders as code.
+    """
+    if len(text) <= max_chars:
+        return text
+    cut = text.rfind("\n\n", 0, len(text) - max_chars)
+    if cut <= 0:
+        cut = text.rfind("\n", 0, len(text) - max_chars)
+    if cut <= 0:
+        return text
+    head, tail = text[:cut], text[cut:].lstrip("\n")
+    fences = [line for line in head.splitlines() if line.lstrip().startswith("```")]
+    if len(fences) % 2 == 1:
+        tail = fences[-1].strip() + "\n" + tail
+    return tail
 
 
 class TurnView:
@@ -269,8 +291,8 @@ class TurnView:
             self._plain_open = False
 
     def close(self) -> None:
+        self.pause()  # first: the transient region goes away, then the final text is printed once
         self.flush()
-        self.pause()
 
 
 class _LiveTail:
@@ -288,7 +310,7 @@ class _LiveTail:
         text = view.text
         if text.strip():
             limit = max(3, console.size.height - 3)
-            lines = console.render_lines(Markdown(text), options.update(height=None), pad=False)
+            lines = console.render_lines(Markdown(live_tail(text)), options.update(height=None), pad=False)
             for line in lines[-limit:]:
                 yield from line
                 yield Segment.line()
@@ -326,7 +348,9 @@ def _key_bindings() -> Any:
 
     kb = KeyBindings()
 
+    # Ctrl-J is Enter too: Enter typed ahead while a turn runs (cooked mode, ICRNL) arrives as \n
     @kb.add("enter")
+    @kb.add("c-j")
     def _enter(event: Any) -> None:
         buffer = event.current_buffer
         document = buffer.document
@@ -337,7 +361,6 @@ def _key_bindings() -> Any:
         buffer.validate_and_handle()
 
     @kb.add("escape", "enter")
-    @kb.add("c-j")
     def _newline(event: Any) -> None:
         event.current_buffer.insert_text("\n")
 
@@ -350,12 +373,14 @@ def _key_bindings() -> Any:
 class InteractiveSession:
     """One interactive terminal session on an App (attach the App after creating it)."""
 
-    def __init__(self, console: Any = None) -> None:
+    def __init__(self, console: Any = None, *, pt_input: Any = None, pt_output: Any = None) -> None:
         if console is None:
             from rich.console import Console
 
             console = Console(highlight=False)
         self.console = console
+        # prompt_toolkit input/output for the prompt and the questions (tests pass pipe/dummy ones)
+        self._pt_io = {k: v for k, v in (("input", pt_input), ("output", pt_output)) if v is not None}
         self.app: Any = None
         self.session_id: str | None = None
         self.plugin_commands: dict[str, Callable[..., Any]] = {}
@@ -370,6 +395,7 @@ class InteractiveSession:
         self._known_primary_pid: int | None = None
         self._announced_epoch: int | None = None
         self._unsubscribe: list[Callable[[], None]] = []
+        self._warmup: asyncio.Future | None = None
 
     def attach(self, app: Any) -> None:
         self.app = app
@@ -384,8 +410,8 @@ class InteractiveSession:
         async with self._ask_lock:
             view = self._view
             if view is not None:
-                view.flush()
                 view.pause()
+                view.flush()
             answer: str | None = None
             try:
                 self._show_request(request)
@@ -394,6 +420,7 @@ class InteractiveSession:
                     choices=[questionary.Choice(title, value=value) for title, value in PERMISSION_CHOICES],
                     qmark="?",
                     instruction="(↑/↓ and Enter)",
+                    **self._pt_io,
                 )
                 answer = await question.unsafe_ask_async()
             except KeyboardInterrupt:
@@ -533,10 +560,14 @@ class InteractiveSession:
             self._notice(f"primary changed: pid {old} → {pid}")
 
     async def _poll_primary(self) -> None:
+        """Catch primary changes no event told us about; redraw the prompt when the role changes."""
+        role = self.app.role
         while True:
             await asyncio.sleep(PRIMARY_POLL_S)
             self._check_primary_pid()
-            self._refresh_prompt()
+            if self.app.role != role:
+                role = self.app.role
+                self._refresh_prompt()
 
     async def _ensure_primary(self) -> None:
         from .errors import PandoError
@@ -578,6 +609,7 @@ class InteractiveSession:
             style=Style.from_dict({"prompt": "bold ansicyan"}),
             enable_open_in_editor=False,
             reserve_space_for_menu=4,
+            **self._pt_io,
         )
 
     async def _read(self) -> str:
@@ -599,6 +631,7 @@ class InteractiveSession:
         self.plugin_commands = await self._load_plugin_commands()
         self._prompt = self._build_prompt()
         poller = asyncio.ensure_future(self._poll_primary())
+        self._warmup = asyncio.ensure_future(asyncio.to_thread(self._warm_provider))
         self._banner()
         try:
             while self._terminated is None:
@@ -625,6 +658,8 @@ class InteractiveSession:
                 await self._turn(text)
         finally:
             poller.cancel()
+            if self._warmup is not None:
+                await asyncio.wait({self._warmup}, timeout=10)
             for unsubscribe in self._unsubscribe:
                 unsubscribe()
             await self._close_providers()
@@ -647,6 +682,21 @@ class InteractiveSession:
             "[dim]/help for commands · Esc Enter for a new line · Ctrl-C cancels · Ctrl-D quits[/dim]",
             highlight=False,
         )
+
+    def _warm_provider(self) -> None:
+        """While the user types: import the provider SDK and build the client (slow the first time)."""
+        from .agent.models import resolve_model
+
+        try:
+            self.app.provider_for(resolve_model(self.app.config, self.app.model_ref))
+        except Exception:  # noqa: BLE001 - the turn reports any real problem
+            pass
+
+    async def _await_warmup(self) -> None:
+        """Before anything uses a provider: never two threads building the same one."""
+        if self._warmup is not None:
+            warmup, self._warmup = self._warmup, None
+            await warmup
 
     async def _close_providers(self) -> None:
         """Close HTTP clients inside this loop (App.shutdown would otherwise do it in a new one)."""
@@ -683,6 +733,7 @@ class InteractiveSession:
         try:
             with _no_echo(sys.stdin):
                 view.start()
+                await self._await_warmup()
                 result = await app.coder_agent.run(
                     self.session_id, text, on_event=view.on_event, cancel_event=cancel
                 )
@@ -765,14 +816,15 @@ class InteractiveSession:
         if name == "/exit":
             return False
         try:
-            if handler is not None:
-                await self._cancellable(handler(args))
-            elif name in self.plugin_commands:
-                await self._cancellable(self._plugin_command(name, args))
-            else:
-                self.console.print(
-                    f"[red]unknown command {name}[/red] — /help lists the commands", highlight=False
-                )
+            with _no_echo(sys.stdin):
+                if handler is not None:
+                    await self._cancellable(handler(args))
+                elif name in self.plugin_commands:
+                    await self._cancellable(self._plugin_command(name, args))
+                else:
+                    self.console.print(
+                        f"[red]unknown command {name}[/red] — /help lists the commands", highlight=False
+                    )
         except asyncio.CancelledError:
             if asyncio.current_task() is not None and asyncio.current_task().cancelling():
                 raise
@@ -847,7 +899,7 @@ class InteractiveSession:
         choices.append(questionary.Choice("Cancel", value=""))
         try:
             chosen = await questionary.select(
-                "Resume which session?", choices=choices, qmark="?"
+                "Resume which session?", choices=choices, qmark="?", **self._pt_io
             ).unsafe_ask_async()
         except KeyboardInterrupt:
             chosen = ""
@@ -917,6 +969,7 @@ class InteractiveSession:
             return
         resolved = resolve_model(self.app.config, self.app.model_ref)
         with self.console.status("compacting the conversation…"):
+            await self._await_warmup()
             summary = await compact_session(self.app, self.session_id, resolved)
         if summary:
             self.console.print(

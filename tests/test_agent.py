@@ -112,7 +112,6 @@ def test_denied_tool_in_a_non_interactive_run(model_server, pando_workdir, pando
     write_model_config(pando_workdir, model_server.base_url)
     model_server.script(
         Reply.tools({"name": "write", "arguments": {"file_path": "x.txt", "content": "x"}}, {"name": "bash", "arguments": {"command": "touch y.txt"}}),
-        Reply.text("never asked"),
     )
     result = run_cli(pando_workdir, pando_env, "run", "-f", "json", "write x")
     assert result.returncode == 1

@@ -61,7 +61,7 @@ def test_migrations_of_two_components_apply_in_order_and_are_idempotent(db):
     assert migrate(db, [core_component(), NOTES]) == []
     with db.read() as tx:
         rows = tx.conn.exec_driver_sql("SELECT component, version FROM schema_migrations ORDER BY applied_at, component").all()
-    assert [tuple(r) for r in rows] == [("core", 1), ("core", 2), ("notes", 1)]
+    assert [tuple(r) for r in rows] == [("core", 1), ("core", 2), ("core", 3), ("notes", 1)]
 
 
 def test_a_failing_migration_rolls_back_and_names_the_step(db):

@@ -10,10 +10,13 @@ import sys
 
 import pytest
 
+from pando_core.commands.goal_cmd import run_goal_in_app
+from pando_core.errors import NotFoundError, UsageError
 from pando_core.goal import (
     BLOCKED,
     COMPLETED,
     IN_PROGRESS,
+    GoalOptions,
     GoalResult,
     build_continuation_prompt,
     build_initial_prompt,
@@ -58,7 +61,9 @@ def goal_json(workdir, env, *args, timeout=60):
     try:
         data = json.loads(proc.stdout)
     except ValueError:
-        raise AssertionError(f"no JSON on stdout (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from None
+        raise AssertionError(
+            f"no JSON on stdout (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        ) from None
     return proc, data
 
 
@@ -89,7 +94,9 @@ def user_prompts(server):
 
 
 def test_goal_completed_after_two_iterations(goal_dir, pando_env, model_server):
-    final = "- [x] create notes.txt\n- [x] check it\n\n" + status_block("completed", "notes.txt created and checked")
+    final = "- [x] create notes.txt\n- [x] check it\n\n" + status_block(
+        "completed", "notes.txt created and checked"
+    )
     model_server.script(
         Reply.tool("write", {"file_path": "notes.txt", "content": "hello\n"}),
         Reply.text(
@@ -184,15 +191,6 @@ def test_goal_times_out_during_a_slow_turn(goal_dir, pando_env, model_server):
     assert row["status"] == "timeout" and row["completed_at"]
 
 
-def test_goal_turn_error_blocks_the_goal(goal_dir, pando_env, model_server):
-    model_server.script(Reply.error(400, "bad request body"))
-    proc, data = goal_json(goal_dir, pando_env, "anything")
-    assert proc.returncode == 1, proc.stderr
-    assert data["status"] == "blocked"
-    assert data["blocked_reason"].startswith("agent error:")
-    assert "bad request body" in data["blocked_reason"]
-
-
 def start_goal(workdir, env, *args):
     return subprocess.Popen(
         [*PANDO, "goal", "--yolo", "-f", "json", *args],
@@ -228,7 +226,9 @@ def test_goal_cancelled_by_sigint(goal_dir, pando_env, model_server):
 
 def test_interrupted_goal_resumes_where_it_stopped(goal_dir, pando_env, model_server):
     model_server.script(
-        Reply.text("- [x] part one\n- [ ] part two\n\n" + status_block("in_progress", "part one done", "part two")),
+        Reply.text(
+            "- [x] part one\n- [ ] part two\n\n" + status_block("in_progress", "part one done", "part two")
+        ),
         Reply.text("slow", delay=30),
     )
     proc = start_goal(goal_dir, pando_env, "--max-iterations", "5", "two parts")
@@ -257,15 +257,14 @@ def test_interrupted_goal_resumes_where_it_stopped(goal_dir, pando_env, model_se
         assert db.execute("SELECT COUNT(*) FROM session_goals").fetchone()[0] == 1
     finally:
         db.close()
-    # a completed goal cannot be resumed without a new objective
-    again = goal_cli(goal_dir, pando_env, "--resume", session_prefix)
-    assert again.returncode == 2 and "already completed" in again.stderr
 
 
 def test_completion_with_unchecked_todos_continues(goal_dir, pando_env, model_server):
     model_server.script(
         Reply.text("- [x] write code\n- [ ] write tests\n\nGOAL COMPLETED: code written"),
-        Reply.text("- [x] write code\n- [x] write tests\n\n" + status_block("completed", "code and tests written")),
+        Reply.text(
+            "- [x] write code\n- [x] write tests\n\n" + status_block("completed", "code and tests written")
+        ),
     )
     proc, data = goal_json(goal_dir, pando_env, "code with tests")
     assert proc.returncode == 0, proc.stderr
@@ -283,7 +282,9 @@ def test_text_and_stream_json_output(goal_dir, pando_env, model_server):
     assert text.stdout == "All good.\nGOAL COMPLETED: nothing to do\n"
     assert "Goal completed." in text.stderr and "Progress: nothing to do" in text.stderr
 
-    model_server.script(Reply.text(status_block("in_progress", "half")), Reply.text("GOAL BLOCKED: need a key"))
+    model_server.script(
+        Reply.text(status_block("in_progress", "half")), Reply.text("GOAL BLOCKED: need a key")
+    )
     stream = goal_cli(goal_dir, pando_env, "-f", "stream-json", "--quiet", "two turns")
     assert stream.returncode == 1, stream.stderr
     events = [json.loads(line) for line in stream.stdout.splitlines()]
@@ -298,12 +299,8 @@ def test_text_and_stream_json_output(goal_dir, pando_env, model_server):
 def test_goal_usage_errors(goal_dir, pando_env):
     empty = goal_cli(goal_dir, pando_env, "   ")
     assert empty.returncode == 2 and "objective is empty" in empty.stderr
-    bad_format = goal_cli(goal_dir, pando_env, "-f", "xml", "x")
-    assert bad_format.returncode == 2 and "--output-format" in bad_format.stderr
     bad_duration = goal_cli(goal_dir, pando_env, "--max-duration", "soon", "x")
     assert bad_duration.returncode == 2 and "duration" in bad_duration.stderr
-    unknown = goal_cli(goal_dir, pando_env, "--resume", "nope")
-    assert unknown.returncode != 0 and "not found" in unknown.stderr
 
 
 # ------------------------------------------------------------------------------------- in process
@@ -407,3 +404,43 @@ def test_prompts_and_durations():
     with pytest.raises(ValueError):
         parse_duration("soon")
     assert [format_duration(x) for x in (1, 90, 3600)] == ["1s", "1m30s", "1h0m0s"]
+
+
+def test_turn_error_blocks_and_resume_rules(make_app, model_server):
+    model_server.script(Reply.error(400, "bad request body"))
+    app = make_app(model_server=model_server)
+    result = run_goal(app, "anything")
+    assert (result.status, result.iteration, result.exit_code) == ("blocked", 0, 1)
+    assert result.blocked_reason.startswith("agent error:") and "bad request body" in result.blocked_reason
+    # a blocked goal can be resumed; the objective given with --resume becomes extra instructions
+    model_server.script(Reply.text("GOAL COMPLETED: fixed"))
+    resumed = run_goal(app, "use the other endpoint", resume_session=result.session_id)
+    assert (resumed.session_id, resumed.status, resumed.iteration) == (result.session_id, "completed", 1)
+    assert "use the other endpoint" in user_prompts(model_server)[-1]
+    assert "iteration 1 of 20" in user_prompts(model_server)[-1]
+    with pytest.raises(UsageError, match="already completed"):
+        run_goal(app, "", resume_session=result.session_id[:8])
+    with pytest.raises(NotFoundError):
+        run_goal(app, "", resume_session="nope")
+    with pytest.raises(UsageError, match="output-format"):
+        run_goal_in_app(app, "x", output_format="xml")
+
+
+def test_goal_options_from_arguments_config_and_defaults(make_app):
+    app = make_app(config='[goal]\nmax_iterations = 7\nmax_duration = "90s"\nstall_iterations = 2\n')
+    assert GoalOptions.resolve(app) == GoalOptions(7, 90.0, 2)
+    assert GoalOptions.resolve(app, 3, "1h", 4) == GoalOptions(3, 3600.0, 4)
+    with pytest.raises(UsageError, match="duration"):
+        GoalOptions.resolve(app, max_duration="soon")
+
+
+def test_denied_tool_without_yolo_blocks_the_goal(make_app, model_server):
+    model_server.script(
+        Reply.tool("write", {"file_path": "x.txt", "content": "x"}), Reply.text("never asked")
+    )
+    app = make_app(model_server=model_server)
+    result = run_goal(app, "write x.txt")
+    assert (result.status, result.exit_code) == ("blocked", 1)
+    assert result.blocked_reason.startswith("permission denied: write")
+    assert "--yolo" in result.blocked_reason
+    assert len(model_server.requests) == 1

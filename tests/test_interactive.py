@@ -6,18 +6,29 @@ against a ScriptedModelServer; no fixed sleeps, only ``expect`` with timeouts.
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
 
 import pexpect
 import pytest
+from prompt_toolkit import PromptSession
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from rich.console import Console
 
+from pando_core.agent.tools.base import PermissionRequest
+from pando_core.interactive import InteractiveSession, _key_bindings, live_tail, tool_summary
 from pando_core.testing.model_server import Reply
 from pando_core.testing.pytest_plugin import write_model_config
 
 PROMPT = "pando \\(primary\\) › "
+SECONDARY_PROMPT = "pando \\(secondary\\) › "
 TIMEOUT = 20
 
 
@@ -35,7 +46,7 @@ def term(pando_env, pando_workdir, model_server):
     )
     children: list[pexpect.spawn] = []
 
-    def spawn() -> pexpect.spawn:
+    def spawn(role: str = "primary") -> pexpect.spawn:
         child = pexpect.spawn(
             sys.executable,
             ["-m", "pando_core", "--plugins", "none"],
@@ -46,7 +57,7 @@ def term(pando_env, pando_workdir, model_server):
             dimensions=(40, 100),
         )
         children.append(child)
-        child.expect(PROMPT)
+        child.expect(PROMPT if role == "primary" else SECONDARY_PROMPT)
         return child
 
     yield spawn
@@ -101,7 +112,7 @@ def test_permission_prompt_allow_once_writes_the_file(term, model_server, pando_
     assert quit_with_ctrl_d(child) == 0
 
 
-def test_slash_commands_status_and_help(term):
+def test_slash_commands_status_help_and_ctrl_c_twice_quits(term):
     child = term()
     child.send("/status\r")
     child.expect("role")
@@ -116,7 +127,12 @@ def test_slash_commands_status_and_help(term):
     child.send("/nope\r")
     child.expect("unknown command /nope")
     child.expect(PROMPT)
-    assert quit_with_ctrl_d(child) == 0
+    child.send("\x03")  # Ctrl-C twice at the prompt quits
+    child.expect("Ctrl-C again")
+    child.send("\x03")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
 
 
 def test_ctrl_c_cancels_a_streaming_answer_and_keeps_the_partial_text(term, model_server, pando_workdir):
@@ -139,26 +155,16 @@ def test_ctrl_c_cancels_a_streaming_answer_and_keeps_the_partial_text(term, mode
     assert text.startswith("word") and len(text) < len("word " * 400)
 
 
-def test_ctrl_c_twice_at_the_prompt_quits(term):
+def test_new_starts_another_session_and_multiline_input(term, pando_workdir):
     child = term()
-    child.send("\x03")
-    child.expect("Ctrl-C again")
-    child.send("\x03")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
-
-
-def test_new_starts_another_session(term, pando_workdir):
-    child = term()
-    child.send("first question\r")
-    child.expect("echo: first question")
+    child.send("first\\\rquestion\r")  # a trailing backslash + Enter inserts a new line
+    child.expect("echo: first")
     child.expect(PROMPT)
     child.send("/new\r")
     child.expect("new session")
     child.expect(PROMPT)
-    child.send("second question\r")
-    child.expect("echo: second question")
+    child.send("second\x1b\rquestion\r")  # so does Esc Enter
+    child.expect("echo: second")
     child.expect(PROMPT)
     assert quit_with_ctrl_d(child) == 0
     rows = db_rows(pando_workdir, "SELECT id FROM sessions WHERE message_count > 0")
@@ -167,7 +173,23 @@ def test_new_starts_another_session(term, pando_workdir):
         json.loads(parts)[0]["data"]["text"]
         for (parts,) in db_rows(pando_workdir, "SELECT parts FROM messages WHERE role = 'user'")
     }
-    assert firsts == {"first question", "second question"}
+    assert firsts == {"first\nquestion", "second\nquestion"}
+
+
+def test_failover_is_announced_and_the_secondary_carries_on(term):
+    primary = term()
+    secondary = term(role="secondary")
+    secondary.send("/status\r")
+    secondary.expect("role")
+    secondary.expect("secondary")
+    secondary.expect(SECONDARY_PROMPT)
+    os.kill(primary.pid, signal.SIGKILL)
+    secondary.expect("⚡ this instance is now the primary \\(epoch 2\\)")
+    secondary.expect(PROMPT)  # the prompt shows the new role
+    secondary.send("still here?\r")
+    secondary.expect("echo: still here\\?")
+    secondary.expect(PROMPT)
+    assert quit_with_ctrl_d(secondary) == 0
 
 
 def _run_piped(workdir, env, stdin_text):
@@ -190,3 +212,94 @@ def test_piped_stdin_runs_one_prompt_or_prints_help(model_server, pando_workdir,
     empty = _run_piped(pando_workdir, pando_env, "")
     assert empty.returncode == 0, empty.stderr
     assert "Usage" in empty.stdout
+
+
+# ------------------------------------------------------------------ in-process pieces (no terminal)
+
+
+def test_enter_sends_while_backslash_enter_and_esc_enter_insert_newlines():
+    with create_pipe_input() as pipe:
+        session = PromptSession(
+            multiline=True, key_bindings=_key_bindings(), input=pipe, output=DummyOutput()
+        )
+        pipe.send_text("one\\\rtwo\x1b\rthree\r")
+        assert session.prompt() == "one\ntwo\nthree"
+
+
+@pytest.mark.parametrize(
+    ("keys", "answer"),
+    [
+        ("\r", "once"),
+        ("\x1b[B\r", "session"),
+        ("\x1b[B\x1b[B\r", "always"),
+        ("\x1b[A\r", "deny"),
+        ("\x03", "deny"),
+    ],
+)
+def test_permission_asker_maps_the_choices(keys, answer):
+    out = io.StringIO()
+    with create_pipe_input() as pipe:
+        ui = InteractiveSession(Console(file=out, width=100), pt_input=pipe, pt_output=DummyOutput())
+        pipe.send_text(keys)
+        request = PermissionRequest("bash", "execute", "ls -la", params={"command": "ls -la"})
+        assert asyncio.run(ui.ask_permission(request)) == answer
+    assert "bash wants to execute: ls -la" in out.getvalue()
+
+
+class _FakePlugins:
+    def __init__(self, mapping):
+        self.mapping = mapping
+
+    async def acall(self, name, **kwargs):
+        assert name == "pando_slash_commands"
+        return [self.mapping]
+
+    def list(self):
+        return []
+
+
+class _FakeApp:
+    role = "primary"
+    runtime = None
+
+    def __init__(self, plugins):
+        self.plugins = plugins
+
+
+def test_plugin_slash_commands_run_and_are_listed_in_help():
+    def greet(app, args):
+        """Say hello to someone."""
+        return f"hello **{args}** from {app.role}"
+
+    async def shout(app, args):
+        return args.upper()
+
+    out = io.StringIO()
+    ui = InteractiveSession(Console(file=out, width=100))
+    ui.attach(_FakeApp(_FakePlugins({"/greet": greet, "shout": shout, "/status": greet})))
+
+    async def scenario():
+        ui.plugin_commands = await ui._load_plugin_commands()
+        assert sorted(ui.plugin_commands) == ["/greet", "/shout"]  # a built-in is never shadowed
+        assert await ui._command("/greet world")
+        assert await ui._command("/shout quiet")
+        assert await ui._command("/help")
+        assert not await ui._command("/exit")
+
+    asyncio.run(scenario())
+    text = out.getvalue()
+    assert "hello world from primary" in text
+    assert "QUIET" in text
+    assert "/greet" in text and "Say hello to someone." in text and "Plugin commands" in text
+
+
+def test_tool_summary_and_live_tail():
+    assert tool_summary('{"command": "ls -la"}') == "ls -la"
+    assert tool_summary({"file_path": "src/app.py", "content": "x"}) == "src/app.py"
+    assert tool_summary('{"pattern": "TODO", "path": "src"}') == "TODO in src"
+    assert tool_summary("not json") == "not json"
+    assert tool_summary("{}") == ""
+    text = "intro\n\n```python\n" + "x = 1\n" * 2000
+    tail = live_tail(text, max_chars=600)
+    assert tail.startswith("```python\n") and len(tail) < len(text)
+    assert live_tail("short") == "short"

@@ -72,6 +72,7 @@ class _AssistantDraft:
         self.messages = messages
         self.text = ""
         self.reasoning = ""
+        self.reasoning_signature = ""
         self.tool_calls: dict[str, dict[str, Any]] = {}
         self.order: list[str] = []
         self.finish: dict[str, Any] | None = None
@@ -81,8 +82,11 @@ class _AssistantDraft:
 
     def parts(self) -> list[dict[str, Any]]:
         parts = []
-        if self.reasoning:
-            parts.append(_part("reasoning", thinking=self.reasoning))
+        if self.reasoning or self.reasoning_signature:
+            data = {"thinking": self.reasoning}
+            if self.reasoning_signature:
+                data["signature"] = self.reasoning_signature
+            parts.append(_part("reasoning", **data))
         if self.text:
             parts.append(_part("text", text=self.text))
         for call_id in self.order:
@@ -320,14 +324,16 @@ class CoderAgent:
             max_requests = int(agent_cfg.get("max_requests_per_turn") or 50)
             window = int(agent_cfg.get("context_window") or resolved.info.context_window)
 
+            stored = None  # the history is loaded once, then kept in memory for the turn
             while True:
                 if result.requests >= max_requests:
                     result.status = "max_requests"
                     result.finish_reason = "max_requests"
                     break
-                session = app.sessions.get(session_id)
-                history = history_for_request(app.messages.list(session_id), session.get("summary_message_id"))
-                history = trim_to_budget(sanitize_history(history), int((window - OUTPUT_RESERVE_TOKENS) * 0.9))
+                if stored is None:
+                    session = app.sessions.get(session_id)
+                    stored = history_for_request(app.messages.list(session_id), session.get("summary_message_id"))
+                history = trim_to_budget(sanitize_history(stored), int((window - OUTPUT_RESERVE_TOKENS) * 0.9))
                 result.requests += 1
                 self._emit(on_event, AgentEvent("request", session_id, {"n": result.requests}))
                 draft = _AssistantDraft(app.messages, session_id, resolved.model_id)
@@ -347,16 +353,20 @@ class CoderAgent:
                 calls = [draft.tool_calls[c] for c in draft.order]
                 if not calls:
                     break
-                denied = await self._run_tools(calls, tool_map, session_id, draft, on_event, result, cancel_event)
+                tool_message, denied = await self._run_tools(calls, tool_map, session_id, draft, on_event, result, cancel_event)
                 if denied:
                     result.status = "permission_denied"
                     result.finish_reason = "permission_denied"
                     draft.finish = {"reason": "permission_denied", "time": _now_ms()}
                     draft.persist(force=True)
                     break
+                stored.append({"role": "assistant", "parts": draft.parts(), "id": draft.message["id"]})
+                stored.append({"role": "tool", "parts": tool_message["parts"], "id": tool_message["id"]})
                 draft = None
                 if agent_cfg.get("auto_compact", True):
-                    await self._maybe_compact(session_id, resolved, window, float(agent_cfg.get("compact_threshold") or 0.85), on_event)
+                    threshold = float(agent_cfg.get("compact_threshold") or 0.85)
+                    if await self._maybe_compact(session_id, resolved, window, threshold, usage, on_event):
+                        stored = None  # continue from the summary
         except asyncio.CancelledError:
             result.status = "cancelled"
             result.finish_reason = "canceled"
@@ -395,6 +405,8 @@ class CoderAgent:
                 self._emit(on_event, AgentEvent("content_delta", session_id, {"delta": event.text}))
                 draft.persist()
             elif kind == "reasoning_delta":
+                if getattr(event, "signature", ""):
+                    draft.reasoning_signature = event.signature
                 draft.reasoning += event.text
                 self._emit(on_event, AgentEvent("thinking_delta", session_id, {"delta": event.text}))
                 draft.persist()
@@ -430,8 +442,8 @@ class CoderAgent:
             id=session_id, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost, model=resolved.ref
         )
 
-    async def _run_tools(self, calls, tool_map, session_id, draft, on_event, result, cancel_event) -> bool:
-        """Run calls in order; store one tool message with every result. True when a call was denied."""
+    async def _run_tools(self, calls, tool_map, session_id, draft, on_event, result, cancel_event) -> tuple[dict, bool]:
+        """Run calls in order; store one tool message with every result; also say whether a call was denied."""
         results: list[dict[str, Any]] = []
         denied = False
         try:
@@ -463,11 +475,11 @@ class CoderAgent:
             self.app.messages.create(session_id, "tool", results)
             draft.tool_message_stored = True
             raise
-        self.app.messages.create(session_id, "tool", results)
+        message = self.app.messages.create(session_id, "tool", results)
         draft.tool_message_stored = True
         if denied:
             result.denials = [d.as_dict() for d in self.app.permissions.denials if d.session_id == session_id]
-        return denied
+        return message, denied
 
     async def _run_one(self, call, tool_map, session_id, draft, cancel_event) -> tuple[ToolResult, bool]:
         app = self.app
@@ -513,17 +525,18 @@ class CoderAgent:
             return True
         return getattr(self.app.options, "startup_mode", "") == "interactive"
 
-    async def _maybe_compact(self, session_id, resolved, window, threshold, on_event) -> None:
+    async def _maybe_compact(self, session_id, resolved, window, threshold, usage, on_event) -> bool:
+        """Compact when the last request's context fill nears the window; True when it did."""
         from .compaction import compact_session
 
-        session = self.app.sessions.get(session_id)
-        used = int(session["prompt_tokens"]) + int(session["completion_tokens"])
+        used = usage.input_tokens + usage.cache_creation_tokens + usage.output_tokens + usage.cache_read_tokens
         available = max(window - OUTPUT_RESERVE_TOKENS, 1)
         if used < available * threshold:
-            return
+            return False
         self._emit(on_event, AgentEvent("compaction", session_id, {"state": "start", "used": used, "window": window}))
         summary = await compact_session(self.app, session_id, resolved)
         self._emit(on_event, AgentEvent("compaction", session_id, {"state": "done", "summarised": bool(summary)}))
+        return bool(summary)
 
     async def _generate_title(self, session_id: str, prompt: str, resolved: ResolvedModel) -> None:
         from .title import generate_title

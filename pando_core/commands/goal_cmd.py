@@ -22,13 +22,20 @@ OUTPUT_FORMATS = ("text", "json", "stream-json")
 
 def goal_command(
     objective: list[str] | None = typer.Argument(
-        None, help="what to achieve (optional with --resume: extra instructions for the resumed goal)"
+        None,
+        metavar="OBJECTIVE",
+        help="what to achieve (optional with --resume: extra instructions for the resumed goal)",
     ),
     max_iterations: int | None = typer.Option(
-        None, "--max-iterations", min=1, help="stop (failed) after N agent turns [default: 20 or [goal]]"
+        None,
+        "--max-iterations",
+        min=1,
+        help="stop (failed) after N agent turns (default 20, or goal.max_iterations)",
     ),
     max_duration: str | None = typer.Option(
-        None, "--max-duration", help="stop (timeout) after this many seconds, or 90s/5m/1h [default: 3600]"
+        None,
+        "--max-duration",
+        help="stop (timeout) after SECONDS, or 90s/5m/1h (default 3600, or goal.max_duration)",
     ),
     resume: str | None = typer.Option(
         None,
@@ -116,6 +123,9 @@ def run_goal_in_app(
     from ..agent.models import resolve_model
     from ..goal import GoalOptions
 
+    output_format = (output_format or "text").lower()
+    if output_format not in OUTPUT_FORMATS:
+        raise UsageError(f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}")
     out = out or sys.stdout
     err = err or sys.stderr
     if yolo:

@@ -213,4 +213,13 @@ CORE_MIGRATIONS = [
             "CREATE INDEX idx_session_goals_session ON session_goals (session_id)",
         ],
     ),
+    Migration(
+        3,
+        "seq_indexes",
+        [
+            "CREATE INDEX idx_sessions_seq ON sessions (seq)",
+            "CREATE INDEX idx_messages_seq ON messages (seq)",
+            "CREATE INDEX idx_files_seq ON files (seq)",
+        ],
+    ),
 ]

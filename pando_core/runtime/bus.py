@@ -564,7 +564,10 @@ class Bus:
             except Exception:
                 log.exception("ZAP handler failed")
                 reply = [b"1.0", frames[1] if len(frames) > 1 else b"", b"500", b"internal error", b"", b""]
-            zap.send_multipart(reply)
+            try:
+                zap.send_multipart(reply)
+            except zmq.ZMQError as exc:
+                log.warning("cannot answer ZAP request: %s", exc)
 
     def _flush(self, pub: zmq.Socket, router: zmq.Socket) -> None:
         with self._out_lock:

@@ -572,13 +572,19 @@ class Client:
                 call.sent = True
 
     def _expire(self, deadlines: list[tuple[float, str]]) -> None:
+        """Fail calls whose deadline passed; drop heap entries of calls already answered (so the
+        poll timeout always targets a call that is still waiting)."""
         now = time.monotonic()
-        while deadlines and deadlines[0][0] <= now:
-            _, rid = heapq.heappop(deadlines)
+        while deadlines:
+            deadline, rid = deadlines[0]
             with self._lock:
-                call = self._pending.pop(rid, None)
-                if call is not None:
+                call = self._pending.get(rid)
+                if call is not None and deadline <= now:
+                    del self._pending[rid]
                     self._stats["timeouts"] += 1
+            if call is not None and deadline > now:
+                return
+            heapq.heappop(deadlines)
             if call is not None:
                 what = "no reply" if call.sent else "not sent (no primary connected)"
                 _settle(

@@ -21,7 +21,6 @@ Transports, in order of preference for ``prefer="auto"``:
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
@@ -280,7 +279,9 @@ def choose_endpoints(
 
     For ipc the private socket directory (``runtime_dir`` overrides its parent, which is created
     0700 too) is created here; a stale socket file left by a crashed primary is harmless (libzmq
-    re-binds it; only the lock holder ever binds).
+    re-binds it; only the lock holder ever binds).  Secondaries connect to whatever path the
+    primary recorded in ``primary.json``, so it must be visible to them: a process in a private
+    ``/tmp`` namespace (systemd ``PrivateTmp``, some sandboxes) needs ``runtime_dir`` or tcp.
     """
     if prefer not in ("auto", "ipc", "tcp"):
         raise ValueError(f"prefer must be 'auto', 'ipc' or 'tcp', not {prefer!r}")
@@ -311,8 +312,3 @@ def choose_endpoints(
     log.info("derived ports %d/%d are taken; using free ports", pub, rpc)
     pub, rpc = free_tcp_ports(2)
     return Endpoints.tcp(pub, rpc)
-
-
-def is_addr_in_use(exc: BaseException) -> bool:
-    """True if *exc* is a bind failure because the address is taken."""
-    return getattr(exc, "errno", None) == errno.EADDRINUSE

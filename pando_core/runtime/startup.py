@@ -98,7 +98,8 @@ class Runtime:
         self._state_lock = threading.RLock()
         self._primary_changed = threading.Condition(self._state_lock)
         self._cleaned = False
-        self._last_db_seq: int | None = None
+        self._last_db_seq: int | None = None  # seq of the last event seen (any topic)
+        self._last_event_epoch: int | None = None
         self.resyncs = 0
         self.hung_reported = False
         self._waiters_lock = threading.Lock()
@@ -256,7 +257,9 @@ class Runtime:
 
     def _register_core_methods(self, bus: Bus) -> None:
         assert self.coordinator is not None
-        bus.register("db.write", self.coordinator.handle_rpc)
+        # inline: the handler only validates and queues (never blocks), and sparing the hop
+        # through a bus worker thread is a good part of a proxied write's latency
+        bus.register("db.write", self.coordinator.handle_rpc, inline=True)
         bus.register("state.sync", self._rpc_state_sync, params="object")
         bus.register("session.list", self._rpc_session_list, params="object")
         bus.register("session.get", self._rpc_session_get, params="object")
@@ -298,13 +301,15 @@ class Runtime:
     # -- secondary side ------------------------------------------------------------------------------
 
     def _on_bus_event(self, event: P.Event) -> None:
-        if event.topic.startswith(P.DB_PREFIX):
-            if self._last_db_seq is not None and event.seq > self._last_db_seq + 1 and self.client is not None:
-                self._resync()
+        # This subscription receives every topic, and all topics share one seq counter per bus
+        # (epoch): a gap in *any* topic may hide a lost db.* event, and a non-db event is no gap.
+        last = self._last_db_seq
+        if last is not None and event.epoch == self._last_event_epoch and event.seq > last + 1 and self.client is not None:
+            self._resync()
+        if event.epoch != self._last_event_epoch or last is None or event.seq > last:
             self._last_db_seq = event.seq
-        elif event.topic == P.INSTANCE_HEARTBEAT:
-            self._last_db_seq = max(self._last_db_seq or 0, event.seq)
-        elif event.topic in (P.INSTANCE_SHUTDOWN, P.INSTANCE_PROMOTED) and self.watcher is not None:
+            self._last_event_epoch = event.epoch
+        if event.topic in (P.INSTANCE_SHUTDOWN, P.INSTANCE_PROMOTED) and self.watcher is not None:
             self.watcher.poke()
         for callback in list(self._event_callbacks):
             try:

@@ -20,8 +20,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
-
 from ..db.engine import Change, Database, WriteTx
 from ..db.repository import WRITE, MethodRegistry, MethodSpec, translate_db_error
 from ..db.schema import applied_writes
@@ -33,6 +31,10 @@ log = logging.getLogger("pando.writes")
 BATCH_MAX = 128
 # error kinds that are a property of the request (recorded, so a retry gets the same answer)
 RECORDED_ERROR_KINDS = {"not_found", "constraint", "validation"}
+_SELECT_APPLIED = f"SELECT ok, result FROM {applied_writes.name} WHERE instance_id = ? AND seq = ?"
+_INSERT_APPLIED = (
+    f"INSERT INTO {applied_writes.name} (instance_id, seq, method, ok, result, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 
 @dataclass
@@ -151,40 +153,42 @@ class WriteCoordinator:
                 self.db.notify(item.changes, item.writer)
 
     def _apply_one(self, conn: Any, item: _Pending) -> tuple[str, Any]:
+        # The coordinator's own statements go straight to the DBAPI connection, inside the
+        # transaction SQLAlchemy began: building SQLAlchemy constructs for them costs far more
+        # than the SQLite work (see bench/ipc.py).
+        raw = conn.connection.driver_connection
         if item.key is not None:
-            stored = conn.execute(
-                select(applied_writes.c.ok, applied_writes.c.result).where(
-                    applied_writes.c.instance_id == item.key[0], applied_writes.c.seq == item.key[1]
-                )
-            ).first()
+            stored = raw.execute(_SELECT_APPLIED, (item.key[0], item.key[1])).fetchone()
             if stored is not None:
                 self.stats["duplicates"] += 1
-                payload = json.loads(stored.result) if stored.result else None
-                if stored.ok:
+                ok, stored_result = stored
+                payload = json.loads(stored_result) if stored_result else None
+                if ok:
                     return "ok", payload
                 return "error", error_from_kind(payload["kind"], payload["message"])
         spec: MethodSpec | None = self.registry.get(item.method)
         if spec is None:
             return "error", RpcError(kind="method_not_found", message=f"unknown write method {item.method!r}")
-        savepoint = conn.begin_nested()
+        raw.execute("SAVEPOINT pando_write")
         tx = WriteTx(conn)
         try:
             result = spec.repository(None).call_impl(spec.attribute, tx, item.params)
-            json.dumps(result)  # results travel as JSON
+            encoded = json.dumps(result)  # results travel as JSON
             if item.key is not None:
-                self._record(conn, item, True, result)
-            savepoint.commit()
+                self._record(raw, item, True, encoded)
+            raw.execute("RELEASE pando_write")
             item.changes = tx.changes
             self.stats["writes"] += 1
             return "ok", result
         except Exception as exc:  # noqa: BLE001 - one failure must not sink the batch
-            savepoint.rollback()
+            raw.execute("ROLLBACK TO pando_write")
+            raw.execute("RELEASE pando_write")
             error = translate_db_error(exc, item.method)
             if isinstance(error, TypeError):
                 error = error_from_kind("validation", f"{item.method}: {error}")
             if isinstance(error, PandoError) and error.kind in RECORDED_ERROR_KINDS:
                 if item.key is not None:
-                    self._record(conn, item, False, {"kind": error.kind, "message": str(error)})
+                    self._record(raw, item, False, json.dumps({"kind": error.kind, "message": str(error)}))
                 return "error", error
             if isinstance(error, PandoError):
                 return "error", error
@@ -192,16 +196,10 @@ class WriteCoordinator:
             return "error", RpcError(kind="app_error", message=f"{item.method}: {type(error).__name__}: {error}")
 
     @staticmethod
-    def _record(conn: Any, item: _Pending, ok: bool, result: Any) -> None:
-        conn.execute(
-            insert(applied_writes).values(
-                instance_id=item.key[0],
-                seq=item.key[1],
-                method=item.method,
-                ok=1 if ok else 0,
-                result=json.dumps(result),
-                created_at=WriteTx.now_ms(),
-            )
+    def _record(raw: Any, item: _Pending, ok: bool, encoded_result: str) -> None:
+        raw.execute(
+            _INSERT_APPLIED,
+            (item.key[0], item.key[1], item.method, 1 if ok else 0, encoded_result, WriteTx.now_ms()),
         )
 
     def close(self, timeout: float = 10.0) -> None:

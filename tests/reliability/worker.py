@@ -11,7 +11,8 @@ the lock), ``invoke``/``ok``/``fail`` (write loop), ``event`` (a ``db.*`` bus ev
 
 Commands, one JSON object per stdin line (``op``): ``write`` (``sid``: create that session),
 ``writes`` (``n``, ``prefix``: create n sessions, reply once), ``ensure_primary``
-(``timeout``), ``role``, ``call`` (``method``, ``params``, ``timeout``: ``rt.client.call``),
+(``timeout``), ``role`` (role, epoch, resyncs), ``publish`` (``topic``, ``payload``: on the
+primary's bus), ``call`` (``method``, ``params``, ``timeout``: ``rt.client.call``),
 ``stop_writes``, ``cleanup``, ``exit``.  EOF on stdin = ``cleanup`` then exit.
 """
 
@@ -299,7 +300,14 @@ def _run_command(rt, loop, cmd: dict):  # noqa: ANN001
             emit("ensure_primary_took", seconds=time.monotonic() - t0)
         return {"role": rt.role}
     if op == "role":
-        return {"role": rt.role, "epoch": rt.epoch, "record_pid": rt.record.pid if rt.record else None}
+        return {
+            "role": rt.role,
+            "epoch": rt.epoch,
+            "record_pid": rt.record.pid if rt.record else None,
+            "resyncs": rt.resyncs,
+        }
+    if op == "publish":
+        return {"seq": rt.bus.publish(cmd["topic"], cmd.get("payload"))}
     if op == "call":
         if rt.client is None:
             raise RuntimeError("no client (this instance is the primary)")

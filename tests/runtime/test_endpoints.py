@@ -127,6 +127,7 @@ def test_tcp_falls_back_to_free_ports_when_derived_taken(tmp_path, which):
     wd = _free_derived_workdir(tmp_path)
     derived = derived_ports(os.path.realpath(wd))
     squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT leftover must not matter
     try:
         squatter.bind(("127.0.0.1", derived[which]))
         squatter.listen()
@@ -141,6 +142,7 @@ def test_tcp_falls_back_to_free_ports_when_derived_taken(tmp_path, which):
 
 def test_bus_binds_a_free_port_when_requested_one_is_taken(make_bus, make_client):
     squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT leftover must not matter
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
     taken = squatter.getsockname()[1]
@@ -159,6 +161,7 @@ def test_bus_without_fallback_reports_bind_failure(make_bus):
     from pando_core.runtime.bus import BusError
 
     squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT leftover must not matter
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
     taken = squatter.getsockname()[1]

@@ -228,12 +228,12 @@ local now_py, json_encode_py, json_decode_py, get_config_py, git_status_py, load
 local G = _G
 local sethook, dgetmetatable = debug.sethook, debug.getmetatable
 local clock = os.clock
-local pcall, xpcall, error, type, next, rawequal, rawget, select, tostring =
-      pcall, xpcall, error, type, next, rawequal, rawget, select, tostring
+local pcall, xpcall, error, type, next, rawequal, rawget, rawlen, select, tostring =
+      pcall, xpcall, error, type, next, rawequal, rawget, rawlen, select, tostring
 local setmetatable, getmetatable, load, collectgarbage = setmetatable, getmetatable, load, collectgarbage
 local tconcat = table.concat
-local co_create, co_resume, co_wrap, co_yield, co_status, co_isyieldable, co_running, co_close =
-      coroutine.create, coroutine.resume, coroutine.wrap, coroutine.yield, coroutine.status,
+local co_create, co_resume, co_yield, co_status, co_isyieldable, co_running, co_close =
+      coroutine.create, coroutine.resume, coroutine.yield, coroutine.status,
       coroutine.isyieldable, coroutine.running, coroutine.close
 local os_time, os_clock, os_date, os_difftime = os.time, os.clock, os.date, os.difftime
 
@@ -264,9 +264,34 @@ local function after_protected(ok, ...)
   return ok, ...
 end
 local function safe_pcall(...) return after_protected(pcall(...)) end
-local function safe_xpcall(...) return after_protected(xpcall(...)) end
+-- A timeout raised from inside the hook runs the message handler with hooks disabled, so the
+-- user's handler must not run once the call is aborted.
+local function safe_xpcall(f, handler, ...)
+  local function guarded_handler(e)
+    if guard.aborted then return e end
+    return handler(e)
+  end
+  return after_protected(xpcall(f, guarded_handler, ...))
+end
 local function safe_resume(...) return after_protected(co_resume(...)) end
 local function safe_close(...) return after_protected(co_close(...)) end
+-- Lua-level hooks are per coroutine (not inherited), so every coroutine gets the hook explicitly.
+local function safe_create(f)
+  local co = co_create(f)
+  sethook(co, hook, "", COUNT)
+  return co
+end
+local function wrap_result(co, ok, ...)
+  if guard.aborted then error(TIMEOUT, 0) end
+  if ok then return ... end
+  local err = ...
+  if co_status(co) == "dead" then co_close(co) end
+  error(err, 0)
+end
+local function safe_wrap(f)
+  local co = safe_create(f)
+  return function(...) return wrap_result(co, co_resume(co, ...)) end
+end
 
 local function finish(ok, ...)
   if ok then return ... end
@@ -302,8 +327,43 @@ local safe_string = {}
 for k, v in next, string do
   if k ~= "dump" then safe_string[k] = v end
 end
-dgetmetatable("").__index = safe_string
 local safe_table, safe_math, safe_utf8 = copy(table), copy(math), copy(utf8)
+
+-- The count hook cannot see time spent inside one C call, so library functions that can take
+-- long on big inputs check the deadline first (only when the input is big: hot loops on small
+-- strings stay cheap).  This bounds the overshoot to one such call.
+local BIG = 65536
+local function check_deadline()
+  if guard.aborted then error(TIMEOUT, 0) end
+  if now_py() > deadline then
+    guard.aborted = true
+    error(TIMEOUT, 0)
+  end
+end
+local function big_string_guard(f)
+  return function(s, ...)
+    if type(s) == "string" and #s >= BIG then check_deadline() end
+    return f(s, ...)
+  end
+end
+for _, name in next, { "find", "match", "gmatch", "gsub", "upper", "lower", "reverse", "byte", "format" } do
+  safe_string[name] = big_string_guard(string[name])
+end
+local s_rep = string.rep
+safe_string.rep = function(s, n, sep)
+  if type(s) == "string" and type(n) == "number" and n * (#s + 1) >= BIG then check_deadline() end
+  return s_rep(s, n, sep)
+end
+local t_concat, t_sort = table.concat, table.sort
+safe_table.concat = function(t, ...)
+  if type(t) == "table" and rawlen(t) >= 4096 then check_deadline() end
+  return t_concat(t, ...)
+end
+safe_table.sort = function(t, ...)
+  if type(t) == "table" and rawlen(t) >= 4096 then check_deadline() end
+  return t_sort(t, ...)
+end
+dgetmetatable("").__index = safe_string
 
 local function safe_getmetatable(o)
   if type(o) ~= "table" then return nil end
@@ -342,7 +402,7 @@ local function make_env(label)
   env.unpack = safe_table.unpack
   env.string, env.table, env.math, env.utf8 = copy(safe_string), copy(safe_table), copy(safe_math), copy(safe_utf8)
   env.os = { time = os_time, clock = os_clock, date = os_date, difftime = os_difftime }
-  env.coroutine = { create = co_create, resume = safe_resume, wrap = co_wrap, yield = co_yield,
+  env.coroutine = { create = safe_create, resume = safe_resume, wrap = safe_wrap, yield = co_yield,
                     status = co_status, isyieldable = co_isyieldable, running = co_running,
                     close = safe_close }
   local json = { encode = json_encode, decode = json_decode, null = NULL, array = json_array }
@@ -807,6 +867,8 @@ class LuaEngine:
             raise _CallFailed("error", _lua_error_text(e)) from None
         self._reraise_pending()
         if status == b"error":
+            if self._guard[b"aborted"]:
+                raise _CallFailed("timeout", f"timed out after {self._timeout:g}s")
             message = _text(out)
             if message == "not enough memory":
                 self._after_memory_error()

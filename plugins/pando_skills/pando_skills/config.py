@@ -23,7 +23,7 @@ class SkillsConfig:
     - catalog_url: skills.sh catalog base URL; catalog_enabled: allow search/install from it
     - default_scope: where `pando skills install/new/uninstall` act without --scope
     - budget_tokens / max_active: active skill bodies budget (eviction at 80 %) and count cap
-    - tools: expose the skill_read / skill_resource agent tools (off by default, as in the Go original)
+    - tools: expose the skill_read / skill_resource agent tools (on by default; the Go original has none)
     - match_names: also activate a skill the user names explicitly (off by default)
     """
 
@@ -35,7 +35,7 @@ class SkillsConfig:
     default_scope: str = "project"
     budget_tokens: int = 4000
     max_active: int = 20
-    tools: bool = False
+    tools: bool = True
     match_names: bool = False
 
     @classmethod

@@ -56,5 +56,5 @@ class SkillManager:
         return "\n\n".join(part for part in parts if part)
 
     def tools(self) -> list[Any]:
-        """skill_read / skill_resource bound to the current skills ([] unless `tools` is enabled)."""
+        """skill_read / skill_resource bound to the current skills ([] when `tools` is turned off)."""
         return make_tools(lambda: self._skills) if self.config.tools else []

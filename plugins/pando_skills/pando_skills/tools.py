@@ -1,4 +1,4 @@
-"""Agent tools `skill_read` and `skill_resource` (core Tool protocol; off by default for Go fidelity)."""
+"""Agent tools `skill_read` and `skill_resource` (core Tool protocol; on unless `[skills] tools = false`)."""
 
 from __future__ import annotations
 

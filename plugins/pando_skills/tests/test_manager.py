@@ -22,7 +22,7 @@ def test_turn_activation_and_prompt(dirs, make_skill) -> None:
     text = manager.system_prompt(context)
     assert "## Active Skill: sql" in text and text.endswith("EXPLAIN first")
     assert [t.name for t in manager.tools()] == ["skill_read", "skill_resource"]
-    assert SkillManager(workdir, home).tools() == []
+    assert SkillManager(workdir, home, SkillsConfig(tools=False)).tools() == []
     # a skill that disappears on reload leaves the active set
     (workdir / ".pando" / "skills" / "sql" / "SKILL.md").unlink()
     manager.reload()

@@ -1,0 +1,104 @@
+"""Framework overhead per model request.
+
+One agent request round (stream a short answer with one tool call from the scripted server, run
+the tool, store everything) minus the same HTTP exchange done with a bare httpx client, medians
+over the same run. Target <= 5 ms. `--json` prints {"overhead_ms_median": ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    import httpx
+
+    from pando_core.app import App, AppOptions
+    from pando_core.context import PandoContext, set_current
+    from pando_core.testing.model_server import Reply, ScriptedModelServer
+    from pando_core.testing.pytest_plugin import write_model_config
+
+    workdir = Path(tempfile.mkdtemp(prefix="pando-bench-agent-"))
+    os.environ["HOME"] = str(workdir)
+    server = ScriptedModelServer()
+    server.start()
+    write_model_config(workdir, server.base_url)
+    (workdir / "a.txt").write_text("x\n")
+    context = PandoContext(workdir, requested_plugins=[], env=dict(os.environ))
+    set_current(context)
+    app = App.create(context, AppOptions(startup_mode="run", yolo=True))
+    tool_reply = Reply.tool("view", {"file_path": "a.txt"}, text="checking")
+
+    async def agent_round() -> float:
+        session = app.sessions.create(title="bench")
+        server.script(tool_reply, Reply.text("done"))
+        start = time.perf_counter()
+        result = await app.coder_agent.run(session["id"], "look at a.txt")
+        elapsed = time.perf_counter() - start
+        assert result.status == "success", result.error
+        return elapsed
+
+    body = dict(server.requests[0]) if server.requests else None
+
+    async def bare_round(client: httpx.AsyncClient) -> float:
+        server.script(tool_reply, Reply.text("done"))
+        start = time.perf_counter()
+        for _ in range(2):
+            async with client.stream("POST", server.base_url + "/chat/completions", json=request_body) as response:
+                async for _line in response.aiter_lines():
+                    pass
+        return time.perf_counter() - start
+
+    async def run() -> tuple[list[float], list[float]]:
+        agent, bare = [], []
+        async with httpx.AsyncClient(headers={"Authorization": "Bearer test"}) as client:
+            for _ in range(3):
+                await agent_round()
+                await bare_round(client)
+            for _ in range(args.rounds):
+                agent.append(await agent_round())
+                bare.append(await bare_round(client))
+        return agent, bare
+
+    server.script(Reply.text("warm"))
+    session = app.sessions.create(title="warm")
+    asyncio.run(app.coder_agent.run(session["id"], "warm up"))
+    request_body = dict(server.requests[-1])
+    request_body["stream"] = True
+    del body
+    agent, bare = asyncio.run(run())
+    app.shutdown()
+    server.stop()
+    agent_ms, bare_ms = statistics.median(agent) * 1000, statistics.median(bare) * 1000
+    # one agent round = two model requests (tool call, then the answer)
+    overhead = (agent_ms - bare_ms) / 2
+    result = {
+        "overhead_ms_median": round(overhead, 3),
+        "agent_round_ms_median": round(agent_ms, 3),
+        "bare_http_ms_median": round(bare_ms, 3),
+        "requests_per_round": 2,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"agent round (2 requests + tool + storage): {agent_ms:.2f} ms median")
+        print(f"bare httpx, same 2 exchanges:              {bare_ms:.2f} ms median")
+        print(f"framework overhead per request:            {overhead:.2f} ms (target <= 5)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

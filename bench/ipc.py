@@ -1,0 +1,562 @@
+"""Multi-instance IPC benchmark: proxied writes, aggregate throughput, failover, change events.
+
+Every figure is measured in the same run as its baseline:
+
+``serial_write_ratio``
+    median latency of one proxied write (secondary -> primary -> COMMIT -> ack, through
+    ``store.sessions.create``) / (median raw pyzmq DEALER/ROUTER round trip between two
+    processes on the same transport + median raw sqlite3 single-row INSERT+COMMIT, WAL,
+    ``synchronous=NORMAL``, same table shape).  Target <= 1.5.
+``aggregate_write_ratio``
+    committed writes/s with 4 secondary processes x 16 writes in flight each (threads) / writes/s
+    of one process doing direct single-row sqlite3 commits into the same table shape.
+    Target >= 0.6.
+``failover_ms_median``
+    SIGKILL of the primary -> first write acknowledged by the new primary, seen by a secondary
+    that writes in a loop (median of ``--failovers``, default 10).  Target <= 300.
+``event_p99_ms``
+    COMMIT on the primary -> change event handled by a secondary's ``on_event`` callback, p99.
+    Target <= 10.
+
+``python bench/ipc.py`` prints a report; ``--json`` prints one JSON object.  The helper roles
+(``--role ...``) are the child processes the benchmark starts; they are not meant for humans.
+Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+ROOT = HERE.parents[1]
+
+SESSIONS_DDL = """CREATE TABLE sessions (
+    id TEXT PRIMARY KEY, parent_session_id TEXT, title TEXT NOT NULL,
+    message_count INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+    total_prompt_tokens INTEGER NOT NULL, total_completion_tokens INTEGER NOT NULL, cost REAL NOT NULL,
+    summary_message_id TEXT, model TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    seq INTEGER NOT NULL)"""
+SESSIONS_INSERT = (
+    "INSERT INTO sessions (id, parent_session_id, title, message_count, prompt_tokens, completion_tokens,"
+    " total_prompt_tokens, total_completion_tokens, cost, summary_message_id, model, created_at, updated_at, seq)"
+    " VALUES (?, NULL, ?, 0, 0, 0, 0, 0, 0.0, NULL, NULL, ?, ?, ?)"
+)
+
+
+def emit(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = min(len(values) - 1, max(0, int(round(q * (len(values) - 1)))))
+    return values[k]
+
+
+# ---------------------------------------------------------------------------------------------
+# child roles
+
+
+def _bootstrap(workdir: str, *, failover: bool, transport: str):
+    from pando_core.runtime.startup import bootstrap
+
+    config = {"transport": transport, "heartbeat_interval": 0.2}
+    return bootstrap(workdir, failover=failover, config=config)
+
+
+def role_primary(args: argparse.Namespace) -> None:
+    """A primary that, on ``events N``, commits N sessions and reports each COMMIT time."""
+    rt = _bootstrap(args.workdir, failover=True, transport=args.transport)
+    commits: dict[str, int] = {}
+
+    def stamp(changes, writer) -> None:  # noqa: ANN001
+        now = time.monotonic_ns()
+        for change in changes:
+            if change.table == "sessions" and change.op == "insert":
+                for i in change.ids:
+                    commits[i] = now
+
+    # first listener, so the stamp is taken right after COMMIT, before the bus sees the change
+    listeners = getattr(rt.db, "_commit_listeners", None)
+    if isinstance(listeners, list):
+        listeners.insert(0, stamp)
+    else:
+        rt.db.on_commit(stamp)
+    emit({"ready": True, "role": rt.role, "epoch": rt.epoch, "pid": os.getpid()})
+    for line in sys.stdin:
+        cmd = line.split()
+        if cmd and cmd[0] == "events":
+            n, pace = int(cmd[1]), float(cmd[2])
+            commits.clear()
+            for i in range(n):
+                rt.store.sessions.create(id=f"ev-{time.monotonic_ns()}-{i}", title="event")
+                if pace:
+                    time.sleep(pace)  # pacing between writes, not synchronisation
+            emit({"commits": commits})
+    rt.cleanup()
+
+
+def role_standby(args: argparse.Namespace) -> None:
+    """A secondary with failover: the next primary after a kill."""
+    rt = _bootstrap(args.workdir, failover=True, transport=args.transport)
+    emit({"ready": True, "role": rt.role, "epoch": rt.epoch, "pid": os.getpid()})
+    rt.on_promoted(lambda r: emit({"promoted": True, "epoch": r.epoch, "pid": os.getpid()}))
+    sys.stdin.read()
+    os._exit(0)
+
+
+def role_writer(args: argparse.Namespace) -> None:
+    """A secondary with ``--threads`` threads writing ``--count`` sessions each after ``go``."""
+    rt = _bootstrap(args.workdir, failover=False, transport=args.transport)
+    emit({"ready": True, "role": rt.role})
+    sys.stdin.readline()
+    errors: list[str] = []
+    prefix = f"w{os.getpid()}"
+
+    def work(t: int) -> None:
+        try:
+            for i in range(args.count):
+                rt.store.sessions.create(id=f"{prefix}-{t}-{i}", title="agg")
+        except Exception as exc:  # noqa: BLE001
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(args.threads)]
+    start = time.monotonic_ns()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    end = time.monotonic_ns()
+    emit({"done": args.threads * args.count, "start": start, "end": end, "errors": errors[:3]})
+    sys.stdin.read()
+    rt.cleanup()
+
+
+def role_loop_writer(args: argparse.Namespace) -> None:
+    """A secondary without failover writing in a loop; prints one ack line per write."""
+    rt = _bootstrap(args.workdir, failover=False, transport=args.transport)
+    emit({"ready": True, "role": rt.role})
+    stop = threading.Event()
+
+    def loop() -> None:
+        n = 0
+        while not stop.is_set():
+            try:
+                rt.store.sessions.create(id=f"loop-{n}", title="loop")
+            except Exception as exc:  # noqa: BLE001
+                emit({"fail": repr(exc), "m": time.monotonic_ns()})
+            else:
+                emit({"ack": n, "epoch": rt.epoch, "m": time.monotonic_ns()})
+            n += 1
+
+    threading.Thread(target=loop, daemon=True).start()
+    sys.stdin.read()
+    stop.set()
+    os._exit(0)
+
+
+def role_echo(args: argparse.Namespace) -> None:
+    """A raw ROUTER that sends every request straight back (the round-trip baseline)."""
+    import zmq
+
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.linger = 0
+    router.bind(args.endpoint)
+    emit({"ready": True, "endpoint": router.getsockopt_string(zmq.LAST_ENDPOINT)})
+    while True:
+        frames = router.recv_multipart()
+        if frames[-1] == b"quit":
+            break
+        router.send_multipart(frames)
+    router.close(0)
+    ctx.term()
+
+
+# ---------------------------------------------------------------------------------------------
+# parent side
+
+
+class Child:
+    def __init__(self, role: str, *extra: str, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE), "--role", role, *extra],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+            env=env,
+            cwd=str(ROOT),
+        )
+        self.lines: list[dict] = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for raw in self.proc.stdout:
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                continue
+            with self._cond:
+                self.lines.append(obj)
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait(self, key: str, timeout: float = 30.0, start: int = 0, pred=None) -> dict:  # noqa: ANN001
+        deadline = time.monotonic() + timeout
+        i = start
+        with self._cond:
+            while True:
+                while i < len(self.lines):
+                    obj = self.lines[i]
+                    i += 1
+                    if key in obj and (pred is None or pred(obj)):
+                        return obj
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.proc.poll() is not None and i >= len(self.lines):
+                    raise TimeoutError(f"no {key!r} from {self.proc.args[3]} within {timeout}s")
+                self._cond.wait(min(remaining, 0.2))
+
+    def mark(self) -> int:
+        with self._cond:
+            return len(self.lines)
+
+    def send(self, line: str) -> None:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = tempfile.mkdtemp(prefix="pbi-", dir="/tmp" if os.path.isdir("/tmp") else None)
+        runtime = os.path.join(self.tmp, "rt")
+        os.mkdir(runtime, 0o700)
+        os.environ["XDG_RUNTIME_DIR"] = runtime
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.env["PYTHONPATH"] = str(ROOT) + (
+            os.pathsep + self.env["PYTHONPATH"] if self.env.get("PYTHONPATH") else ""
+        )
+        self.children: list[Child] = []
+
+    def child(self, role: str, *extra: str) -> Child:
+        c = Child(role, "--transport", self.args.transport, *extra, env=self.env)
+        self.children.append(c)
+        return c
+
+    def workdir(self, name: str) -> str:
+        path = os.path.join(self.tmp, name)
+        os.mkdir(path)
+        return path
+
+    def close(self) -> None:
+        for c in self.children:
+            c.kill()
+
+    # -- baselines ---------------------------------------------------------------------------
+    def zmq_round_trip(self, payload: bytes, n: int) -> float:
+        import zmq
+
+        if self.args.transport == "tcp":
+            endpoint = "tcp://127.0.0.1:*"
+        else:
+            endpoint = "ipc://" + os.path.join(self.tmp, "echo.sock")
+        echo = self.child("echo", "--endpoint", endpoint)
+        bound = echo.wait("ready")["endpoint"]
+        ctx = zmq.Context()
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.linger = 0
+        dealer.connect(bound)
+        times = []
+        try:
+            for i in range(n + n // 5):
+                t0 = time.perf_counter_ns()
+                dealer.send_multipart([b"", payload])
+                dealer.recv_multipart()
+                if i >= n // 5:  # warm-up discarded
+                    times.append(time.perf_counter_ns() - t0)
+            dealer.send_multipart([b"", b"quit"])
+        finally:
+            dealer.close(0)
+            ctx.term()
+            echo.stop()
+        return statistics.median(times) / 1e6
+
+    def sqlite_commit(self, n: int) -> tuple[float, float]:
+        """Median single-row INSERT+COMMIT (ms) and the rate of back-to-back commits (per s)."""
+        path = os.path.join(self.tmp, "raw.db")
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(SESSIONS_DDL)
+        times = []
+        start = time.perf_counter_ns()
+        for i in range(n):
+            t0 = time.perf_counter_ns()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(SESSIONS_INSERT, (f"raw-{i}", "raw", i, i, i))
+            conn.execute("COMMIT")
+            times.append(time.perf_counter_ns() - t0)
+        elapsed = (time.perf_counter_ns() - start) / 1e9
+        conn.close()
+        return statistics.median(times) / 1e6, n / elapsed
+
+    # -- measurements --------------------------------------------------------------------------
+    def serial_and_events(self) -> dict:
+        from pando_core.runtime.startup import bootstrap
+
+        wd = self.workdir("serial")
+        primary = self.child("primary", "--workdir", wd)
+        primary.wait("ready")
+        rt = bootstrap(wd, failover=False, config={"transport": self.args.transport})
+        try:
+            assert rt.role == "secondary"
+            n = self.args.writes
+            for i in range(n // 5):  # warm-up
+                rt.store.sessions.create(title=f"warm {i}")
+            times = []
+            for i in range(n):
+                t0 = time.perf_counter_ns()
+                rt.store.sessions.create(title=f"serial {i}")
+                times.append(time.perf_counter_ns() - t0)
+            proxied = statistics.median(times) / 1e6
+            proxied_p90 = percentile(times, 0.9) / 1e6
+
+            received: dict[str, int] = {}
+
+            def on_event(event) -> None:  # noqa: ANN001
+                if event.topic == "db.sessions.insert":
+                    now = time.monotonic_ns()
+                    for i in event.payload.get("ids", []):
+                        received.setdefault(i, now)
+
+            rt.on_event(on_event)
+            deadline = time.monotonic() + 5
+            while rt.client.last_event_at is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            mark = primary.mark()
+            primary.send(f"events {self.args.events} {self.args.event_pace}")
+            commits = primary.wait("commits", 120, mark)["commits"]
+            deadline = time.monotonic() + 5
+            while len(received) < len(commits) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            lat = [(received[i] - t) / 1e6 for i, t in commits.items() if i in received]
+            lost = len(commits) - len(lat)
+        finally:
+            rt.cleanup()
+            primary.stop()
+        sample = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": "abc123-1",
+                "method": "db.write",
+                "params": {
+                    "method": "sessions.create",
+                    "params": {"title": "serial 1"},
+                    "key": ["instance", 1],
+                },
+                "meta": {"instance_id": "instance", "timeout_ms": 1000},
+            }
+        ).encode()
+        rtt = self.zmq_round_trip(sample, n)
+        sqlite_ms, _ = self.sqlite_commit(n)
+        return {
+            "proxied_write_ms_median": round(proxied, 4),
+            "proxied_write_ms_p90": round(proxied_p90, 4),
+            "zmq_rtt_ms_median": round(rtt, 4),
+            "sqlite_commit_ms_median": round(sqlite_ms, 4),
+            "serial_write_ratio": round(proxied / (rtt + sqlite_ms), 3),
+            "event_p50_ms": round(percentile(lat, 0.5), 3),
+            "event_p99_ms": round(percentile(lat, 0.99), 3),
+            "event_max_ms": round(max(lat), 3) if lat else None,
+            "events_measured": len(lat),
+            "events_lost": lost,
+        }
+
+    def aggregate(self) -> dict:
+        wd = self.workdir("aggregate")
+        primary = self.child("primary", "--workdir", wd)
+        primary.wait("ready")
+        procs, threads, count = self.args.agg_procs, self.args.agg_threads, self.args.agg_count
+        writers = [
+            self.child("writer", "--workdir", wd, "--threads", str(threads), "--count", str(count))
+            for _ in range(procs)
+        ]
+        for w in writers:
+            w.wait("ready", 60)
+        for w in writers:
+            w.send("go")
+        done = [w.wait("done", 300) for w in writers]
+        total = sum(d["done"] for d in done)
+        elapsed = (max(d["end"] for d in done) - min(d["start"] for d in done)) / 1e9
+        errors = [e for d in done for e in d["errors"]]
+        for w in writers:
+            w.stop()
+        primary.stop()
+        rows = (
+            sqlite3.connect(f"file:{wd}/.pando/pando.db?mode=ro", uri=True)
+            .execute("SELECT COUNT(*) FROM sessions WHERE title = 'agg'")
+            .fetchone()[0]
+        )
+        _, baseline_rate = self.sqlite_commit(max(2000, min(total, 20000)))
+        rate = rows / elapsed
+        return {
+            "aggregate_writes_per_s": round(rate, 1),
+            "aggregate_rows": rows,
+            "aggregate_errors": errors,
+            "direct_commits_per_s": round(baseline_rate, 1),
+            "aggregate_write_ratio": round(rate / baseline_rate, 3),
+        }
+
+    def failover(self) -> dict:
+        wd = self.workdir("failover")
+        primary = self.child("primary", "--workdir", wd)
+        primary.wait("ready")
+        standby = self.child("standby", "--workdir", wd)
+        standby.wait("ready")
+        writer = self.child("loop-writer", "--workdir", wd)
+        writer.wait("ready")
+        writer.wait("ack")
+        results = []
+        epoch = 1
+        for _ in range(self.args.failovers):
+            mark = writer.mark()
+            writer.wait("ack", 10, mark)  # the writer is writing to this primary
+            kill_m = time.monotonic_ns()
+            primary.proc.send_signal(signal.SIGKILL)
+            primary.proc.wait()
+            ack = writer.wait(
+                "ack", 30, mark, pred=lambda o, e=epoch, k=kill_m: o["epoch"] > e and o["m"] > k
+            )
+            results.append((ack["m"] - kill_m) / 1e6)
+            epoch = ack["epoch"]
+            primary, standby = standby, self.child("standby", "--workdir", wd)
+            standby.wait("ready", 30)
+        writer.stop()
+        standby.stop()
+        primary.stop()
+        return {
+            "failover_ms_median": round(statistics.median(results), 1),
+            "failover_ms_all": [round(r, 1) for r in results],
+        }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--transport", choices=("ipc", "tcp"), default="ipc")
+    parser.add_argument(
+        "--writes", type=int, default=2000, help="serial writes / round trips / commits to time"
+    )
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--event-pace", type=float, default=0.002, help="seconds between event writes")
+    parser.add_argument("--agg-procs", type=int, default=4)
+    parser.add_argument("--agg-threads", type=int, default=16)
+    parser.add_argument("--agg-count", type=int, default=100, help="writes per thread")
+    parser.add_argument("--failovers", type=int, default=10)
+    parser.add_argument("--only", choices=("serial", "aggregate", "failover"), action="append")
+    parser.add_argument("--role", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    roles = {
+        "primary": role_primary,
+        "standby": role_standby,
+        "writer": role_writer,
+        "loop-writer": role_loop_writer,
+        "echo": role_echo,
+    }
+    if args.role:
+        roles[args.role](args)
+        return 0
+
+    bench = Bench(args)
+    result: dict = {"transport": args.transport, "cpus": os.cpu_count()}
+    only = set(args.only or ("serial", "aggregate", "failover"))
+    try:
+        if "serial" in only:
+            result.update(bench.serial_and_events())
+        if "aggregate" in only:
+            result.update(bench.aggregate())
+        if "failover" in only:
+            result.update(bench.failover())
+    finally:
+        bench.close()
+    targets = {
+        "serial_write_ratio": ("<=", 1.5),
+        "aggregate_write_ratio": (">=", 0.6),
+        "failover_ms_median": ("<=", 300),
+        "event_p99_ms": ("<=", 10),
+    }
+    result["targets_met"] = {
+        k: (result[k] <= v if op == "<=" else result[k] >= v) for k, (op, v) in targets.items() if k in result
+    }
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"transport {result['transport']}, {result['cpus']} CPUs")
+    if "serial_write_ratio" in result:
+        print(
+            f"serial write   : proxied {result['proxied_write_ms_median']:.3f} ms median "
+            f"(p90 {result['proxied_write_ms_p90']:.3f}) vs zmq round trip {result['zmq_rtt_ms_median']:.3f} ms "
+            f"+ sqlite commit {result['sqlite_commit_ms_median']:.3f} ms -> ratio {result['serial_write_ratio']} (target <= 1.5)"
+        )
+        print(
+            f"change events  : p50 {result['event_p50_ms']} ms, p99 {result['event_p99_ms']} ms, "
+            f"max {result['event_max_ms']} ms over {result['events_measured']} (lost {result['events_lost']}) (target p99 <= 10)"
+        )
+    if "aggregate_write_ratio" in result:
+        print(
+            f"aggregate      : {result['aggregate_writes_per_s']:.0f} writes/s ({args.agg_procs} procs x {args.agg_threads} "
+            f"in flight) vs {result['direct_commits_per_s']:.0f} direct commits/s -> ratio "
+            f"{result['aggregate_write_ratio']} (target >= 0.6)"
+        )
+    if "failover_ms_median" in result:
+        print(
+            f"failover       : median {result['failover_ms_median']} ms of {result['failover_ms_all']} (target <= 300)"
+        )
+    print("targets met    :", result["targets_met"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
