@@ -15,17 +15,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 HEAVY = ("chromadb", "lupa", "mcp", "openai", "anthropic", "sqlalchemy", "zmq")
 
 
-def median_run(cmd: list[str], runs: int, env: dict[str, str], cwd: str) -> float:
-    times = []
+def interleaved_medians(commands: dict[str, list[str]], runs: int, env: dict[str, str], cwd: str) -> dict[str, float]:
+    """Run the commands round-robin so that machine noise hits each of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, cmd in commands.items():
+            start = time.perf_counter()
+            subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def heavy_imports(args: list[str], env: dict[str, str], cwd: str) -> list[str]:
@@ -33,10 +36,11 @@ def heavy_imports(args: list[str], env: dict[str, str], cwd: str) -> list[str]:
         "import sys, runpy; sys.argv = ['pando'] + sys.argv[1:]\n"
         "from pando_core.cli import main\n"
         "try:\n    main(sys.argv[1:])\nfinally:\n"
-        f"    print('\\n' + ','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+        f"    print('HEAVY:' + ','.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=cwd, capture_output=True, text=True).stdout
-    return [m for m in out.strip().splitlines()[-1].split(",") if m]
+    err = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=cwd, capture_output=True, text=True).stderr
+    line = [row for row in err.splitlines() if row.startswith("HEAVY:")][-1]
+    return [m for m in line[len("HEAVY:") :].split(",") if m]
 
 
 def main() -> int:
@@ -46,10 +50,19 @@ def main() -> int:
     args = parser.parse_args()
     cwd = tempfile.mkdtemp(prefix="pando-bench-")
     env = dict(os.environ, HOME=cwd)
-    pando = [sys.executable, "-m", "pando_core"]
-    baseline = median_run([sys.executable, "-c", "import typer, pluggy"], args.runs, env, cwd)
-    version = median_run([*pando, "--version"], args.runs, env, cwd)
-    plugins = median_run([*pando, "plugins"], args.runs, env, cwd)
+    script = Path(sys.executable).with_name("pando")
+    pando = [str(script)] if script.exists() else [sys.executable, "-m", "pando_core"]
+    medians = interleaved_medians(
+        {
+            "baseline": [sys.executable, "-c", "import typer, pluggy"],
+            "version": [*pando, "--version"],
+            "plugins": [*pando, "plugins"],
+        },
+        args.runs,
+        env,
+        cwd,
+    )
+    baseline, version, plugins = medians["baseline"], medians["version"], medians["plugins"]
     result = {
         "baseline_ms_median": round(baseline * 1000, 1),
         "version_ms_median": round(version * 1000, 1),

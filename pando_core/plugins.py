@@ -61,18 +61,24 @@ def installed_plugins() -> dict[str, _Candidate]:
 
     found: dict[str, _Candidate] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(ep, "dist", None)
-        found.setdefault(
-            ep.name,
-            _Candidate(
-                name=ep.name,
-                value=ep.value,
-                distribution=dist.metadata["Name"] if dist is not None else "",
-                version=dist.version if dist is not None else "",
-                entry_point=ep,
-            ),
-        )
+        name, version = _name_and_version(getattr(ep, "dist", None))
+        found.setdefault(ep.name, _Candidate(ep.name, ep.value, name, version, ep))
     return found
+
+
+def _name_and_version(dist) -> tuple[str, str]:  # noqa: ANN001
+    """Name and Version from the METADATA header, without the email parser (it costs start-up time)."""
+    if dist is None:
+        return "", ""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break  # end of the header block
+        key, sep, value = line.partition(":")
+        if sep and key in ("Name", "Version") and key not in fields:
+            fields[key] = value.strip()
+    return fields.get("Name", ""), fields.get("Version", "")
 
 
 def parse_names(text: str | None) -> list[str] | None:

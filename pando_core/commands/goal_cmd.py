@@ -6,9 +6,7 @@ error; 2 bad usage.
 
 # no `from __future__ import annotations`: typer evaluates the annotations
 
-import asyncio
 import json
-import signal
 import sys
 from typing import Any, TextIO
 
@@ -136,12 +134,17 @@ def run_goal_in_app(
     resolve_model(app.config, app.model_ref)  # fail early, with the how-to, when no model is set
     app.ensure_primary()
     view = _GoalView(output_format, quiet, out, err)
+    import asyncio
+
     result = asyncio.run(_drive(app, objective, max_iterations, max_duration, resume, view))
     view.finish(result)
     return result.exit_code
 
 
 async def _drive(app, objective, max_iterations, max_duration, resume, view):  # noqa: ANN001, ANN202
+    import asyncio
+    import signal
+
     from ..goal import arun_goal
 
     loop = asyncio.get_running_loop()

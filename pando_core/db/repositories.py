@@ -213,11 +213,13 @@ class MessageRepository(Repository):
         values: dict[str, Any] = {"parts": json.dumps(parts), "updated_at": tx.now_ms(), "finished_at": _finished_at(parts)}
         if model is not None:
             values["model"] = model
-        result = tx.conn.execute(update(t.messages).where(t.messages.c.id == id).values(**values))
-        if result.rowcount == 0:
+        row = tx.conn.execute(
+            update(t.messages).where(t.messages.c.id == id).values(**values).returning(*t.messages.c)
+        ).first()
+        if row is None:
             raise NotFoundError(f"message {id} not found")
         tx.changed("messages", "update", id)
-        return _message_row(tx.conn.execute(select(t.messages).where(t.messages.c.id == id)).first())
+        return dict(_row(row), parts=parts)
 
     @read
     def get(self, tx: ReadTx, *, id: str) -> dict:

@@ -159,10 +159,15 @@ class OpenAICompatibleProvider:
             params["max_tokens"] = request.max_tokens
             if request.temperature is not None:
                 params["temperature"] = request.temperature
+        # messages and tools are already plain JSON: sending them through extra_body skips the SDK's
+        # recursive TypedDict transform, which costs milliseconds per request on long histories
+        body: dict[str, Any] = {"messages": params.pop("messages")}
+        params["messages"] = []
         if request.tools:
-            params["tools"] = [to_openai_tool(t) for t in request.tools]
+            body["tools"] = [to_openai_tool(t) for t in request.tools]
         if self.extra_body:
-            params["extra_body"] = dict(self.extra_body)
+            body.update(self.extra_body)
+        params["extra_body"] = body
         return params
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:

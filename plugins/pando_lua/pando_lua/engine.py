@@ -85,9 +85,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,6 +120,8 @@ log = logging.getLogger("pando_lua")
 BUILTIN_SERVER = "builtin"
 MAX_DEPTH = 100
 MAX_SCRIPT_SIZE = 4 * 1024 * 1024
+#: Extra seconds (beyond the Lua deadlines) before a call is considered stuck in a C function.
+STUCK_GRACE = 2.0
 _LuaError = lua54.LuaError
 _LuaMemoryError = lua54.LuaMemoryError
 _lua_type = lua54.lua_type
@@ -182,6 +186,10 @@ class _CallFailed(Exception):
         super().__init__(message)
         self.kind = kind
         self.message = message
+
+
+class _Stuck(Exception):
+    """The worker did not answer in time: it is stuck inside one long C call."""
 
 
 _ERROR_CLASSES = {"timeout": LuaTimeoutError, "memory": LuaMemoryLimitError}
@@ -551,18 +559,419 @@ def _lua_error_text(exc: BaseException) -> str:
     return msg.split("\nstack traceback:", 1)[0].strip() or type(exc).__name__
 
 
+# ---------------------------------------------------------------------------------------------
+# Worker thread: every Lua operation runs here, so a caller can give up on a call that is stuck
+# inside one long C function (which no hook can interrupt) and the engine can start afresh.
+# ---------------------------------------------------------------------------------------------
+class _Job:
+    __slots__ = ("fn", "args", "ok", "value", "done")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn = fn
+        self.args = args
+        self.ok = False
+        self.value: Any = None
+        self.done = threading.Lock()
+        self.done.acquire()
+
+
+class _Worker:
+    def __init__(self, name: str) -> None:
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=_worker_loop, args=(self._queue,), name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, timeout: float | None, fn: Callable[..., Any], *args: Any) -> Any:
+        if threading.current_thread() is self._thread:  # re-entrant use from a helper
+            return fn(*args)
+        job = _Job(fn, args)
+        self._queue.put(job)
+        if not job.done.acquire(timeout=-1 if timeout is None else timeout):
+            raise _Stuck()
+        if job.ok:
+            return job.value
+        raise job.value
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+
+def _worker_loop(jobs: queue.SimpleQueue[_Job | None]) -> None:
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        try:
+            job.value = job.fn(*job.args)
+            job.ok = True
+        except BaseException as e:  # handed to the caller
+            job.value = e
+        finally:
+            job.fn = job.args = None  # type: ignore[assignment]
+            job.done.release()
+        del job
+
+
+# ---------------------------------------------------------------------------------------------
+# One Lua state with its trusted functions and the Python<->Lua conversion
+# ---------------------------------------------------------------------------------------------
+class _Runtime:
+    def __init__(
+        self, timeout: float, memory_limit: int | None, helpers: LuaHelpers, logger: logging.Logger
+    ) -> None:
+        self.timeout = timeout
+        self.memory_limit = memory_limit
+        self.helpers = helpers
+        self.logger = logger
+        self.deadline = 0.0
+        self.pending: BaseException | None = None
+        self.lua = lua54.LuaRuntime(
+            encoding=None,
+            register_eval=False,
+            register_builtins=False,
+            attribute_filter=_deny_attribute,
+            unpack_returned_tuples=True,
+            max_memory=memory_limit,
+        )
+        bindings = helpers.bindings()
+        try:
+            boot = self.lua.execute(
+                _BOOT,
+                time.monotonic,
+                self._bridge("json.encode", self._json_encode),
+                self._bridge("json.decode", self._json_decode),
+                self._bridge("pando_get_config", bindings["pando_get_config"]),
+                self._bridge("pando_get_git_status", bindings["pando_get_git_status"]),
+                self._bridge("pando_load_file", bindings["pando_load_file"]),
+                self._bridge("pando_list_tools", bindings["pando_list_tools"]),
+                self._bridge("pando_list_mcp_servers", bindings["pando_list_mcp_servers"]),
+                self._log_bridge,
+            )
+        except _LuaError as e:
+            raise LuaLoadError(f"lua: cannot initialise the Lua runtime: {_lua_error_text(e)}") from None
+        self._invoke = boot[b"invoke"]
+        self.resolve = boot[b"resolve"]
+        self._classify = boot[b"classify"]
+        self._compile = boot[b"compile"]
+        self._make_env = boot[b"make_env"]
+        self._guard = boot[b"guard"]
+        self._sethook = boot[b"sethook"]
+        self._setmetatable = boot[b"setmetatable"]
+        self._null = boot[b"NULL"]
+        self._array_mt = boot[b"ARRAY_MT"]
+        self._table_from = self.lua.table_from
+
+    # -- running ---------------------------------------------------------------------------------
+    def load_script(self, label: str, code: bytes) -> Any:
+        """Compile and run a script's top level in a fresh env; return the env or raise _CallFailed."""
+        name = label.encode("utf-8", "surrogateescape")
+        try:
+            env = self._make_env(name)
+            fn, err = self._compile(code, b"@" + name, env)
+        except _LuaMemoryError:
+            self._after_memory_error()
+            raise _CallFailed("memory", self._memory_message()) from None
+        if fn is None:
+            raise _CallFailed("error", _text(err))
+        self._run(fn, None, None, None, None)
+        return env
+
+    def dispatch(
+        self,
+        steps: list[tuple[Any, Any]],
+        names: tuple[bytes, ...],
+        data: Any,
+        extra: dict[str, Any],
+        m1: bytes | None,
+        m2: bytes | None,
+        strict: bool,
+        progress: list[Any],
+    ) -> tuple[Any, list[tuple[Any, str, _CallFailed]]]:
+        """Run the chain over (script, env) pairs; returns (data, failures)."""
+        failures: list[tuple[Any, str, _CallFailed]] = []
+        current = data
+        for script, env in steps:
+            fn, fname = self.resolve(env, *names)
+            if fn is None:
+                continue
+            fname_s = _text(fname)
+            progress[:] = [script, fname_s]
+            try:
+                current = self._call_one(fn, current, extra, m1, m2)
+            except _CallFailed as failure:
+                failures.append((script, fname_s, failure))
+                if strict:
+                    break
+        progress[:] = []
+        return current, failures
+
+    def _call_one(self, fn: Any, data: Any, extra: dict[str, Any], m1: bytes | None, m2: bytes | None) -> Any:
+        try:
+            data_tbl = self.to_lua(data, 0, False)
+            extra_tbl = self.to_lua(extra, 0, False)
+        except _ConversionError as e:
+            raise _CallFailed("conversion", f"cannot pass data to Lua: {e}") from None
+        except _LuaMemoryError:
+            self._after_memory_error()
+            raise _CallFailed("memory", self._memory_message()) from None
+        status, out = self._run(fn, data_tbl, extra_tbl, m1, m2)
+        if status == b"nil":
+            return data
+        if status == b"type":
+            raise _CallFailed("return", f"must return a table or nil, got a {_text(out)}")
+        try:
+            result = self.from_lua(out, 0)
+        except _ConversionError as e:
+            raise _CallFailed("conversion", f"cannot convert the returned table: {e}") from None
+        if not isinstance(result, dict):
+            raise _CallFailed("return", "must return a table with named fields, got an array")
+        if _same(data, result):
+            return data
+        return result
+
+    def _run(
+        self, fn: Any, data_tbl: Any, extra_tbl: Any, m1: bytes | None, m2: bytes | None
+    ) -> tuple[bytes, Any]:
+        deadline = time.monotonic() + self.timeout
+        self.deadline = deadline
+        self.pending = None
+        try:
+            status, out = self._invoke(fn, deadline, data_tbl, extra_tbl, m1, m2)
+        except _LuaMemoryError:
+            self._sethook()
+            self._after_memory_error()
+            self._reraise_pending()
+            raise _CallFailed("memory", self._memory_message()) from None
+        except _LuaError as e:
+            self._sethook()
+            self._reraise_pending()
+            if self._guard[b"aborted"]:
+                raise _CallFailed("timeout", self._timeout_message()) from None
+            raise _CallFailed("error", _lua_error_text(e)) from None
+        self._reraise_pending()
+        if status == b"error":
+            if self._guard[b"aborted"]:
+                raise _CallFailed("timeout", self._timeout_message())
+            message = _text(out)
+            if message == "not enough memory":
+                self._after_memory_error()
+                raise _CallFailed("memory", self._memory_message())
+            raise _CallFailed("error", message)
+        return status, out
+
+    def _reraise_pending(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            raise pending
+
+    def _timeout_message(self) -> str:
+        return f"timed out after {self.timeout:g}s"
+
+    def _memory_message(self) -> str:
+        return f"memory limit exceeded (limit {self.memory_limit} bytes)"
+
+    def _after_memory_error(self) -> None:
+        try:
+            self.lua.gccollect()
+        except Exception:  # pragma: no cover - best effort
+            pass
+
+    def defined_functions(self, env: Any) -> list[str]:
+        return [_text(k) for k, v in env.items() if type(k) is bytes and _lua_type(v) == "function"]
+
+    def memory_used(self) -> int:
+        return int(self.lua.get_memory_used())
+
+    # -- helper bridges --------------------------------------------------------------------------
+    def _bridge(self, label: str, impl: Callable[..., Any]) -> Callable[..., tuple[Any, ...]]:
+        """Wrap a Python callable for Lua: returns (True, value) / (True, nil, message) / (False, error)."""
+
+        def bridge(*args: Any) -> tuple[Any, ...]:
+            try:
+                result = impl(*[self.from_lua(a, 0) for a in args])
+                if time.monotonic() > self.deadline:
+                    self._guard[b"aborted"] = True
+                    return (False, b"pando-lua: time limit exceeded")
+                return (True, self.to_lua(result, 0, False))
+            except HelperRefusal as e:
+                return (True, None, str(e).encode("utf-8", "surrogatepass"))
+            except Exception as e:
+                return (False, f"{label}: {e or type(e).__name__}".encode("utf-8", "surrogatepass"))
+            except BaseException as e:  # SystemExit & co: unwind the script, re-raise afterwards
+                self.pending = e
+                self._guard[b"aborted"] = True
+                return (False, b"pando-lua: interrupted")
+
+        return bridge
+
+    def _log_bridge(self, label: bytes, level: bytes, message: bytes) -> tuple[Any, ...]:
+        try:
+            script, lvl, msg = _text(label), _text(level).lower(), _text(message)
+            custom = self.helpers.log
+            if custom is not None:
+                custom(lvl, f"{script}: {msg}")
+            else:
+                self.logger.log(_LEVELS.get(lvl, logging.INFO), "lua[%s]: %s", script, msg)
+            return (True,)
+        except Exception as e:
+            return (False, f"pando_log: {e}".encode("utf-8", "surrogatepass"))
+        except BaseException as e:
+            self.pending = e
+            self._guard[b"aborted"] = True
+            return (False, b"pando-lua: interrupted")
+
+    @staticmethod
+    def _json_encode(value: Any = None, indent: Any = None) -> bytes:
+        import json
+
+        if indent is not None and (type(indent) is not int or indent < 0):
+            raise ValueError("indent must be a non-negative integer")
+        separators = None if indent else (",", ":")
+        return json.dumps(
+            value, ensure_ascii=False, allow_nan=False, indent=indent, separators=separators
+        ).encode("utf-8", "surrogatepass")
+
+    @staticmethod
+    def _json_decode(text: Any = None) -> _JsonValue:
+        import json
+
+        if not isinstance(text, str):
+            raise ValueError(f"expected a string, got {type(text).__name__}")
+        return _JsonValue(json.loads(text))
+
+    # -- conversion ------------------------------------------------------------------------------
+    def to_lua(self, v: Any, depth: int, nulls: bool) -> Any:
+        t = type(v)
+        if t is str:
+            return v.encode("utf-8", "surrogatepass")
+        if t is int:
+            if _INT_MIN <= v <= _INT_MAX:
+                return v
+            raise _ConversionError(f"integer {v} does not fit in a Lua integer (64 bit)")
+        if t is float or t is bool or t is bytes:
+            return v
+        if v is None:
+            return self._null if nulls else None
+        if t is _JsonValue:
+            return self.to_lua(v.value, depth, True)
+        if depth >= MAX_DEPTH:
+            raise _ConversionError(f"data nested deeper than {MAX_DEPTH} levels (or cyclic)")
+        if t is dict or isinstance(v, Mapping):
+            items: dict[bytes, Any] = {}
+            null = self._null
+            for k, val in v.items():
+                if isinstance(k, str):
+                    kb = k.encode("utf-8", "surrogatepass")
+                else:
+                    raise _ConversionError(f"dict keys must be strings, got {type(k).__name__} {k!r}")
+                if val is None:
+                    if nulls:
+                        items[kb] = null
+                    continue
+                items[kb] = self.to_lua(val, depth + 1, nulls)
+            return self._table_from(items)
+        if (
+            t is list
+            or t is tuple
+            or (isinstance(v, Sequence) and not isinstance(v, str | bytes | bytearray))
+        ):
+            null = self._null
+            tbl = self._table_from([null if x is None else self.to_lua(x, depth + 1, nulls) for x in v])
+            self._setmetatable(tbl, self._array_mt)
+            return tbl
+        if isinstance(v, bool):
+            return bool(v)
+        if isinstance(v, int):
+            return self.to_lua(int(v), depth, nulls)
+        if isinstance(v, float):
+            return float(v)
+        if isinstance(v, str):
+            return str(v).encode("utf-8", "surrogatepass")
+        if isinstance(v, bytearray | memoryview):
+            return bytes(v)
+        raise _ConversionError(f"cannot convert a Python {t.__name__} to Lua")
+
+    def from_lua(self, v: Any, depth: int) -> Any:
+        t = type(v)
+        if t is bytes:
+            return v.decode("utf-8", "replace")
+        if v is None or t is int or t is float or t is bool:
+            return v
+        lt = _lua_type(v)
+        if lt != "table":
+            if lt is None:
+                raise _ConversionError(f"cannot convert a Python {t.__name__} object")
+            raise _ConversionError(f"cannot convert a Lua {lt}")
+        if depth >= MAX_DEPTH:
+            raise _ConversionError(f"table nested deeper than {MAX_DEPTH} levels (or cyclic)")
+        items = list(v.items())
+        if not items:
+            kind = self._classify(v)
+            if kind == b"null":
+                return None
+            return [] if kind == b"array" else {}
+        n = len(items)
+        is_array = True
+        for k, _ in items:
+            if type(k) is not int or k < 1 or k > n:
+                is_array = False
+                break
+        d = depth + 1
+        if is_array:
+            out_list: list[Any] = [None] * n
+            for k, val in items:
+                out_list[k - 1] = self.from_lua(val, d)
+            return out_list
+        out: dict[str, Any] = {}
+        for k, val in items:
+            tk = type(k)
+            if tk is bytes:
+                key = k.decode("utf-8", "replace")
+            elif tk is int:
+                key = str(k)
+            elif tk is float:
+                key = repr(k) if k == k else "nan"
+            else:
+                raise _ConversionError(
+                    f"table keys must be strings or numbers, got a {_lua_type(k) or tk.__name__}"
+                )
+            try:
+                out[key] = self.from_lua(val, d)
+            except _ConversionError as e:
+                raise _ConversionError(f"{key}: {e}") from None
+        return out
+
+
+class _JsonValue:
+    """Marks a decoded JSON value: its nulls become json.null (also in objects)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 @dataclass(eq=False)
 class _Script:
     path: Path
     label: str
-    env: Any = None  # Lua table of the last good version, or None
-    sig: tuple[int, int, int] | None = None  # stat signature of the last attempted load
-    error: str | None = None  # error of the last attempted load
+    code: bytes | None = None  # source of the last good version
+    env: Any = None  # its env table in the current runtime, or None
+    sig: tuple[int, int, int] | None = None  # stat signature of the last load attempt
+    error: str | None = None  # error of the last load attempt
+    disabled: bool = False  # stuck in a C call: off until the file changes
 
 
 # ---------------------------------------------------------------------------------------------
 # Engine
 # ---------------------------------------------------------------------------------------------
+def _stop_workers(box: list[_Worker | None]) -> None:
+    worker = box[0]
+    box[0] = None
+    if worker is not None:
+        worker.stop()
+
+
 class LuaEngine:
     """Runs Lua filters and hooks in a sandbox.  Thread-safe (calls are serialised)."""
 
@@ -589,33 +998,14 @@ class LuaEngine:
         self._helpers = helpers or LuaHelpers()
         self._lock = threading.RLock()
         self._closed = False
-        self._deadline = 0.0
-        self._pending: BaseException | None = None
-        self._name_cache: dict[tuple[str, str], tuple[tuple[bytes, ...], bytes | None, bytes | None, str]] = {}
-
-        self._runtime = lua54.LuaRuntime(
-            encoding=None,
-            register_eval=False,
-            register_builtins=False,
-            attribute_filter=_deny_attribute,
-            unpack_returned_tuples=True,
-            max_memory=memory_limit,
-        )
-        try:
-            boot = self._boot(self._helpers.bindings())
-        except _LuaError as e:
-            raise LuaLoadError(f"lua: cannot initialise the Lua runtime: {_lua_error_text(e)}") from None
-        self._invoke = boot[b"invoke"]
-        self._resolve = boot[b"resolve"]
-        self._classify = boot[b"classify"]
-        self._compile = boot[b"compile"]
-        self._make_env = boot[b"make_env"]
-        self._guard = boot[b"guard"]
-        self._sethook = boot[b"sethook"]
-        self._setmetatable = boot[b"setmetatable"]
-        self._null = boot[b"NULL"]
-        self._array_mt = boot[b"ARRAY_MT"]
-        self._table_from = self._runtime.table_from
+        self._name_cache: dict[
+            tuple[str, str], tuple[tuple[bytes, ...], bytes | None, bytes | None, str]
+        ] = {}
+        self._box: list[_Worker | None] = [None]
+        self._finalizer = weakref.finalize(self, _stop_workers, self._box)
+        self._worker: _Worker
+        self._rt: _Runtime
+        self._start_runtime()
 
         self._scripts: list[_Script] = []
         errors: dict[str, str] = {}
@@ -632,20 +1022,6 @@ class LuaEngine:
             self.close()
             lines = [f"lua: {p}: {e}" for p, e in errors.items()]
             raise LuaLoadError("\n".join(lines), errors)
-
-    def _boot(self, bindings: Mapping[str, Any]) -> Any:
-        return self._runtime.execute(
-            _BOOT,
-            time.monotonic,
-            self._bridge("json.encode", self._json_encode),
-            self._bridge("json.decode", self._json_decode),
-            self._bridge("pando_get_config", bindings["pando_get_config"]),
-            self._bridge("pando_get_git_status", bindings["pando_get_git_status"]),
-            self._bridge("pando_load_file", bindings["pando_load_file"]),
-            self._bridge("pando_list_tools", bindings["pando_list_tools"]),
-            self._bridge("pando_list_mcp_servers", bindings["pando_list_mcp_servers"]),
-            self._log_bridge,
-        )
 
     @classmethod
     def from_config(
@@ -702,8 +1078,11 @@ class LuaEngine:
 
     @property
     def memory_used(self) -> int:
+        """Bytes currently used by the Lua runtime."""
         with self._lock:
-            return 0 if self._closed else int(self._runtime.get_memory_used())
+            if self._closed:
+                return 0
+            return int(self._worker.submit(STUCK_GRACE, self._rt.memory_used))
 
     # -- public calls ----------------------------------------------------------------------------
     def call_filter(
@@ -711,22 +1090,19 @@ class LuaEngine:
     ) -> dict[str, Any]:
         """Run the tool filter ``name`` (``"<server>-input"`` or ``"<server>-output"``) on ``data``.
 
-        ``context`` adds read-only top-level ctx fields (``server_name``, ``tool_name``,
-        ``request_id``, ``session_id``, ``timestamp``, ``duration``, and for output filters optionally
-        ``parameters`` = the tool arguments)."""
+        ``context`` adds top-level ctx fields that are not part of the data (``server_name``,
+        ``tool_name``, ``request_id``, ``session_id``, ``timestamp``, ``duration``; for output
+        filters optionally ``parameters`` = the tool arguments).  Returns the new data, or ``data``
+        itself when nothing changed / no function matched / the call failed (non-strict)."""
         key = ("f", name)
         cached = self._name_cache.get(key)
         if cached is None:
             server, direction = _split_filter(name)
             dashed = f"{server.replace('_', '-').replace('.', '-')}-{direction}"
             under = f"{server.replace('-', '_').replace('.', '_')}_{direction}"
-            names = tuple(
-                dict.fromkeys(n.encode() for n in (dashed, under, f"global-{direction}", f"global_{direction}"))
-            )
-            if direction == "input":
-                m1, m2 = b"parameters", None
-            else:
-                m1, m2 = b"result", b"parameters"
+            candidates = (dashed, under, f"global-{direction}", f"global_{direction}")
+            names = tuple(dict.fromkeys(n.encode("utf-8", "surrogatepass") for n in candidates))
+            m1, m2 = (b"parameters", None) if direction == "input" else (b"result", b"parameters")
             cached = (names, m1, m2, server)
             self._name_cache[key] = cached
         names, m1, m2, server = cached
@@ -738,12 +1114,13 @@ class LuaEngine:
         return self._dispatch(names, data, extra, m1, m2)
 
     def call_hook(self, hook_name: str, data: Mapping[str, Any]) -> dict[str, Any]:
-        """Run ``hook_<name>`` (fallback ``hook_global``) on ``data``."""
+        """Run ``hook_<name>`` (fallback ``hook_global``) on ``data``; same return rules as
+        :meth:`call_filter`.  ``ctx.hook_name`` holds the full function name."""
         key = ("h", hook_name)
         cached = self._name_cache.get(key)
         if cached is None:
             fname = hook_function_name(hook_name)
-            cached = ((fname.encode(), b"hook_global"), b"parameters", None, fname)
+            cached = ((fname.encode("utf-8", "surrogatepass"), b"hook_global"), b"parameters", None, fname)
             self._name_cache[key] = cached
         names, m1, m2, fname = cached
         return self._dispatch(names, data, {"hook_name": fname}, m1, m2)
@@ -763,25 +1140,19 @@ class LuaEngine:
             if self._closed:
                 return []
             for script in self._scripts:
-                if script.env is None:
-                    continue
-                for k, v in script.env.items():
-                    if type(k) is bytes and _lua_type(v) == "function":
-                        name = _text(k)
-                        if _is_hook_function(name):
-                            names.add(name)
+                if script.env is not None:
+                    found = self._worker.submit(STUCK_GRACE, self._rt.defined_functions, script.env)
+                    names.update(n for n in found if _is_hook_function(n))
         return sorted(names)
 
     def close(self) -> None:
-        """Drop the Lua state; later calls pass data through unchanged."""
+        """Stop the worker and drop the Lua state; later calls pass data through unchanged."""
         with self._lock:
             self._closed = True
             for script in self._scripts:
                 script.env = None
-            for attr in ("_invoke", "_resolve", "_classify", "_compile", "_make_env", "_guard"):
-                setattr(self, attr, None)
-            self._null = self._array_mt = self._sethook = self._setmetatable = None
-            self._runtime = None  # type: ignore[assignment]
+            _stop_workers(self._box)
+            self._rt = None  # type: ignore[assignment]
 
     def __enter__(self) -> LuaEngine:
         return self
@@ -789,7 +1160,24 @@ class LuaEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- dispatch --------------------------------------------------------------------------------
+    # -- internals -------------------------------------------------------------------------------
+    def _start_runtime(self) -> None:
+        worker = _Worker("pando-lua")
+        self._box[0] = worker
+        self._worker = worker
+        try:
+            self._rt = worker.submit(
+                self._timeout + STUCK_GRACE,
+                _Runtime,
+                self._timeout,
+                self._memory_limit,
+                self._helpers,
+                self._logger,
+            )
+        except BaseException:
+            _stop_workers(self._box)
+            raise
+
     def _dispatch(
         self,
         names: tuple[bytes, ...],
@@ -805,94 +1193,37 @@ class LuaEngine:
                 return data  # type: ignore[return-value]
             if self._hot_reload:
                 self._reload_locked()
-            current: Any = data
-            for script in self._scripts:
-                env = script.env
-                if env is None:
-                    continue
-                fn, fname = self._resolve(env, *names)
-                if fn is None:
-                    continue
-                fname_s = _text(fname)
-                try:
-                    current = self._call_one(fn, current, extra, m1, m2)
-                except _CallFailed as failure:
-                    message = f"lua: {script.path}: {fname_s}: {failure.message}"
-                    if self._strict:
-                        cls = _ERROR_CLASSES.get(failure.kind, LuaFilterError)
-                        raise cls(message, script=str(script.path), function=fname_s, kind=failure.kind) from None
-                    self._logger.warning("%s (data passed through unchanged)", message)
-            return current
+            steps = [(s, s.env) for s in self._scripts if s.env is not None]
+            if not steps:
+                return data  # type: ignore[return-value]
+            progress: list[Any] = []
+            budget = len(steps) * self._timeout + STUCK_GRACE
+            try:
+                result, failures = self._worker.submit(
+                    budget, self._rt.dispatch, steps, names, data, extra, m1, m2, self._strict, progress
+                )
+            except _Stuck:
+                script, fname = (progress + [None, None])[:2]
+                where = f"{script.path}: {fname}" if script is not None else "a Lua call"
+                self._abandon(script, f"{where}: stuck for more than {budget:g}s inside one C function call")
+                if script is None:
+                    return data  # type: ignore[return-value]
+                failure = _CallFailed(
+                    "timeout",
+                    f"timed out after {self._timeout:g}s inside one C function call "
+                    "(script disabled until its file changes)",
+                )
+                result, failures = data, [(script, fname, failure)]
+            for script, fname, failure in failures:
+                message = f"lua: {script.path}: {fname}: {failure.message}"
+                if self._strict:
+                    cls = _ERROR_CLASSES.get(failure.kind, LuaFilterError)
+                    raise cls(message, script=str(script.path), function=fname, kind=failure.kind)
+                self._logger.warning("%s (data passed through unchanged)", message)
+            return result
 
-    def _call_one(self, fn: Any, data: Any, extra: dict[str, Any], m1: bytes | None, m2: bytes | None) -> Any:
-        try:
-            data_tbl = self._to_lua(data, 0, False)
-            extra_tbl = self._to_lua(extra, 0, False)
-        except _ConversionError as e:
-            raise _CallFailed("conversion", f"cannot pass data to Lua: {e}") from None
-        except _LuaMemoryError:
-            self._after_memory_error()
-            raise _CallFailed("memory", self._memory_message()) from None
-        status, out = self._run(fn, data_tbl, extra_tbl, m1, m2)
-        if status == b"nil":
-            return data
-        if status == b"type":
-            raise _CallFailed("return", f"must return a table or nil, got a {_text(out)}")
-        try:
-            result = self._from_lua(out, 0)
-        except _ConversionError as e:
-            raise _CallFailed("conversion", f"cannot convert the returned table: {e}") from None
-        if not isinstance(result, dict):
-            raise _CallFailed("return", "must return a table with named fields, got an array")
-        if _same(data, result):
-            return data
-        return result
-
-    def _run(self, fn: Any, data_tbl: Any, extra_tbl: Any, m1: bytes | None, m2: bytes | None) -> tuple[bytes, Any]:
-        deadline = time.monotonic() + self._timeout
-        self._deadline = deadline
-        self._pending = None
-        try:
-            status, out = self._invoke(fn, deadline, data_tbl, extra_tbl, m1, m2)
-        except _LuaMemoryError:
-            self._sethook()
-            self._after_memory_error()
-            self._reraise_pending()
-            raise _CallFailed("memory", self._memory_message()) from None
-        except _LuaError as e:
-            self._sethook()
-            self._reraise_pending()
-            if self._guard[b"aborted"]:
-                raise _CallFailed("timeout", f"timed out after {self._timeout:g}s") from None
-            raise _CallFailed("error", _lua_error_text(e)) from None
-        self._reraise_pending()
-        if status == b"error":
-            if self._guard[b"aborted"]:
-                raise _CallFailed("timeout", f"timed out after {self._timeout:g}s")
-            message = _text(out)
-            if message == "not enough memory":
-                self._after_memory_error()
-                raise _CallFailed("memory", self._memory_message())
-            raise _CallFailed("error", message)
-        return status, out
-
-    def _reraise_pending(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            raise pending
-
-    def _memory_message(self) -> str:
-        return f"memory limit exceeded (limit {self._memory_limit} bytes)"
-
-    def _after_memory_error(self) -> None:
-        try:
-            self._runtime.gccollect()
-        except Exception:  # pragma: no cover - best effort
-            pass
-
-    # -- loading ---------------------------------------------------------------------------------
     def _load(self, script: _Script) -> str | None:
-        """(Re)load one script.  On success replace its env; return the error message or None."""
+        """(Re)load one script: on success it replaces the script's env; returns the error or None."""
         try:
             st = os.stat(script.path)
             script.sig = (st.st_mtime_ns, st.st_size, st.st_ino)
@@ -902,23 +1233,18 @@ class LuaEngine:
         except OSError as e:
             script.error = f"cannot read script: {e.strerror or e}"
             return script.error
-        label = script.label.encode("utf-8", "surrogateescape")
         try:
-            env = self._make_env(label)
-            fn, err = self._compile(code, b"@" + label, env)
-            if fn is None:
-                script.error = _text(err)
-                return script.error
-            self._run(fn, None, None, None, None)
+            env = self._worker.submit(self._timeout + STUCK_GRACE, self._rt.load_script, script.label, code)
         except _CallFailed as failure:
             script.error = failure.message
             return script.error
-        except _LuaMemoryError:
-            self._after_memory_error()
-            script.error = self._memory_message()
+        except _Stuck:
+            script.error = (
+                "top-level code stuck inside one C function call (script disabled until it changes)"
+            )
+            self._abandon(script, f"{script.path}: {script.error}")
             return script.error
-        script.env = env
-        script.error = None
+        script.code, script.env, script.error, script.disabled = code, env, None, False
         return None
 
     def _reload_locked(self) -> bool:
@@ -933,181 +1259,55 @@ class LuaEngine:
                 continue
             if sig is None:
                 script.sig = None
-                self._logger.warning("lua: %s: script file disappeared; keeping the last good version", script.path)
+                self._logger.warning(
+                    "lua: %s: script file disappeared; keeping the last good version", script.path
+                )
                 continue
             had_good = script.env is not None
             err = self._load(script)
             if err is None:
                 reloaded = True
                 self._logger.info("lua: %s: reloaded", script.path)
-            elif had_good:
-                self._logger.warning("lua: %s: reload failed, keeping the last good version: %s", script.path, err)
+            elif had_good and script.env is not None:
+                self._logger.warning(
+                    "lua: %s: reload failed, keeping the last good version: %s", script.path, err
+                )
             else:
-                self._logger.warning("lua: %s: reload failed, script stays disabled: %s", script.path, err)
+                self._logger.warning("lua: %s: reload failed, script disabled: %s", script.path, err)
         return reloaded
 
-    # -- helper bridges --------------------------------------------------------------------------
-    def _bridge(self, label: str, impl: Any, *, nulls: bool = False) -> Any:
-        """Wrap a Python callable for Lua: returns (True, values...) or (False, message)."""
-
-        def bridge(*args: Any) -> tuple[Any, ...]:
-            try:
-                result = impl(*[self._from_lua(a, 0) for a in args])
-                if time.monotonic() > self._deadline:
-                    self._guard[b"aborted"] = True
-                    return (False, b"pando-lua: time limit exceeded")
-                return (True, self._to_lua(result, 0, nulls))
-            except HelperRefusal as e:
-                return (True, None, _text(str(e)).encode())
-            except _ConversionError as e:
-                return (False, f"{label}: {e}".encode())
-            except Exception as e:
-                return (False, f"{label}: {e or type(e).__name__}".encode())
-            except BaseException as e:  # KeyboardInterrupt & co: unwind the script, re-raise later
-                self._pending = e
-                self._guard[b"aborted"] = True
-                return (False, b"pando-lua: interrupted")
-
-        return bridge
-
-    def _log_bridge(self, label: bytes, level: bytes, message: bytes) -> tuple[Any, ...]:
-        try:
-            script, lvl, msg = _text(label), _text(level).lower(), _text(message)
-            custom = self._helpers.log
-            if custom is not None:
-                custom(lvl, f"{script}: {msg}")
-            else:
-                self._logger.log(_LEVELS.get(lvl, logging.INFO), "lua[%s]: %s", script, msg)
-            return (True,)
-        except Exception as e:
-            return (False, f"pando_log: {e}".encode())
-        except BaseException as e:
-            self._pending = e
-            self._guard[b"aborted"] = True
-            return (False, b"pando-lua: interrupted")
-
-    def _json_encode(self, value: Any = None, indent: Any = None) -> bytes:
-        import json
-
-        if indent is not None and (type(indent) is not int or indent < 0):
-            raise ValueError("indent must be a non-negative integer")
-        return json.dumps(
-            value, ensure_ascii=False, allow_nan=False, indent=indent, separators=None if indent else (",", ":")
-        ).encode("utf-8")
-
-    def _json_decode(self, text: Any = None) -> Any:
-        import json
-
-        if not isinstance(text, str):
-            raise ValueError(f"expected a string, got {type(text).__name__}")
-        return _JsonValue(json.loads(text))
-
-    # -- conversion ------------------------------------------------------------------------------
-    def _to_lua(self, v: Any, depth: int, nulls: bool) -> Any:
-        t = type(v)
-        if t is str:
-            return v.encode("utf-8", "surrogatepass")
-        if t is int:
-            if _INT_MIN <= v <= _INT_MAX:
-                return v
-            raise _ConversionError(f"integer {v} does not fit in a Lua integer (64 bit)")
-        if t is float or t is bool or t is bytes:
-            return v
-        if v is None:
-            return self._null if nulls else None
-        if t is _JsonValue:
-            return self._to_lua(v.value, depth, True) if v.value is not None else self._null
-        if depth >= MAX_DEPTH:
-            raise _ConversionError(f"data nested deeper than {MAX_DEPTH} levels (or cyclic)")
-        if t is dict or isinstance(v, Mapping):
-            items: dict[bytes, Any] = {}
-            null = self._null
-            for k, val in v.items():
-                if type(k) is str:
-                    kb = k.encode("utf-8", "surrogatepass")
-                elif isinstance(k, str):
-                    kb = str(k).encode("utf-8", "surrogatepass")
-                else:
-                    raise _ConversionError(f"dict keys must be strings, got {type(k).__name__} {k!r}")
-                if val is None:
-                    if nulls:
-                        items[kb] = null
+    def _abandon(self, culprit: _Script | None, reason: str) -> None:
+        """The worker is stuck in a C call: leave it (it exits when the call returns), start a new
+        runtime and reload the last good version of every script except the culprit."""
+        self._logger.error(
+            "lua: %s; starting a new Lua runtime (the stuck call keeps running in the background until it returns)",
+            reason,
+        )
+        if culprit is not None:
+            culprit.disabled = True
+        while True:
+            _stop_workers(self._box)
+            for script in self._scripts:
+                script.env = None
+            self._start_runtime()
+            restart = False
+            for script in self._scripts:
+                if script.code is None or script.disabled:
                     continue
-                items[kb] = self._to_lua(val, depth + 1, nulls)
-            return self._table_from(items)
-        if t is list or t is tuple or (isinstance(v, Sequence) and not isinstance(v, str | bytes | bytearray)):
-            null = self._null
-            tbl = self._table_from([null if x is None else self._to_lua(x, depth + 1, nulls) for x in v])
-            self._setmetatable(tbl, self._array_mt)
-            return tbl
-        if isinstance(v, bool):
-            return bool(v)
-        if isinstance(v, int):
-            return self._to_lua(int(v), depth, nulls)
-        if isinstance(v, float):
-            return float(v)
-        if isinstance(v, str):
-            return str(v).encode("utf-8", "surrogatepass")
-        if isinstance(v, bytearray | memoryview):
-            return bytes(v)
-        raise _ConversionError(f"cannot convert a Python {t.__name__} to Lua")
-
-    def _from_lua(self, v: Any, depth: int) -> Any:
-        t = type(v)
-        if t is bytes:
-            return v.decode("utf-8", "replace")
-        if v is None or t is int or t is float or t is bool:
-            return v
-        lt = _lua_type(v)
-        if lt != "table":
-            if lt is None:
-                raise _ConversionError(f"cannot convert a Python {t.__name__} object")
-            raise _ConversionError(f"cannot convert a Lua {lt}")
-        if depth >= MAX_DEPTH:
-            raise _ConversionError(f"table nested deeper than {MAX_DEPTH} levels (or cyclic)")
-        items = list(v.items())
-        if not items:
-            kind = self._classify(v)
-            if kind == b"null":
-                return None
-            return [] if kind == b"array" else {}
-        n = len(items)
-        is_array = True
-        for k, _ in items:
-            if type(k) is not int or k < 1 or k > n:
-                is_array = False
-                break
-        d = depth + 1
-        if is_array:
-            out_list: list[Any] = [None] * n
-            for k, val in items:
-                out_list[k - 1] = self._from_lua(val, d)
-            return out_list
-        out: dict[str, Any] = {}
-        for k, val in items:
-            tk = type(k)
-            if tk is bytes:
-                key = k.decode("utf-8", "replace")
-            elif tk is int:
-                key = str(k)
-            elif tk is float:
-                key = repr(k) if k == k else "nan"
-            else:
-                raise _ConversionError(f"table keys must be strings or numbers, got a {_lua_type(k) or tk.__name__}")
-            try:
-                out[key] = self._from_lua(val, d)
-            except _ConversionError as e:
-                raise _ConversionError(f"{key}: {e}") from None
-        return out
-
-
-class _JsonValue:
-    """Marks a decoded JSON value: its nulls become json.null (also in objects)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
+                try:
+                    script.env = self._worker.submit(
+                        self._timeout + STUCK_GRACE, self._rt.load_script, script.label, script.code
+                    )
+                except _CallFailed as failure:
+                    script.error = failure.message
+                    self._logger.warning("lua: %s: could not be restored: %s", script.path, failure.message)
+                except _Stuck:
+                    script.disabled = True
+                    script.error = "stuck while being restored (script disabled until it changes)"
+                    restart = True
+                    break
+            if not restart:
+                return
 
 
 def _same(orig: Any, new: Any) -> bool:

@@ -7,19 +7,37 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from .catalog import CatalogClient, format_installs
 from .config import SCOPES, SkillsSettings
-from .discovery import discover_skills
 from .errors import SkillsError
-from .installer import install, install_many, scaffold, skills_root, uninstall
-from .model import Skill
-from .tools import find_skill, list_resources, unknown_skill_message
+
+if TYPE_CHECKING:
+    from .model import Skill
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _lib() -> SimpleNamespace:
+    """The skills library, imported when a command runs rather than when `pando` starts."""
+    from . import catalog, discovery, installer, tools
+
+    return SimpleNamespace(
+        discover_skills=discovery.discover_skills,
+        install=installer.install,
+        install_many=installer.install_many,
+        scaffold=installer.scaffold,
+        skills_root=installer.skills_root,
+        uninstall=installer.uninstall,
+        find_skill=tools.find_skill,
+        list_resources=tools.list_resources,
+        unknown_skill_message=tools.unknown_skill_message,
+        CatalogClient=catalog.CatalogClient,
+        format_installs=catalog.format_installs,
+    )
 
 
 def _fail(message: str) -> typer.Exit:
@@ -79,7 +97,7 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
     )
 
     def discover(settings: SkillsSettings) -> tuple[list[Skill], list[str]]:
-        result = discover_skills(settings.workdir, settings.home, settings.paths)
+        result = _lib().discover_skills(settings.workdir, settings.home, settings.paths)
         return result.skills, result.warnings
 
     @app.command("list")
@@ -113,9 +131,9 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
         """Show a skill's metadata, resource files and instructions."""
         settings = get_settings()
         skills, _ = discover(settings)
-        skill = find_skill(skills, name)
+        skill = _lib().find_skill(skills, name)
         if skill is None:
-            raise _fail(unknown_skill_message(name, skills))
+            raise _fail(_lib().unknown_skill_message(name, skills))
         rows = [
             ("name", skill.name),
             ("description", skill.description),
@@ -133,7 +151,7 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
         for key, value in rows:
             if value:
                 typer.echo(f"{key}: {value}")
-        resources, more = list_resources(skill)
+        resources, more = _lib().list_resources(skill)
         if resources:
             typer.echo("resources:")
             for resource in resources:
@@ -155,11 +173,11 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
         dest = (
             directory
             if directory is not None
-            else skills_root(_scope(settings, scope), settings.workdir, settings.home)
+            else _lib().skills_root(_scope(settings, scope), settings.workdir, settings.home)
         )
         if not dest.is_absolute():
             dest = settings.workdir / dest
-        path = scaffold(name, dest)
+        path = _lib().scaffold(name, dest)
         typer.echo(f"Created {path}")
 
     @app.command("install")
@@ -175,7 +193,7 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
         settings = get_settings()
         chosen_scope = _scope(settings, scope)
         catalog = (
-            CatalogClient(settings.catalog_url, settings.catalog_timeout) if settings.catalog_url else None
+            _lib().CatalogClient(settings.catalog_url, settings.catalog_timeout) if settings.catalog_url else None
         )
         kwargs: dict[str, Any] = {
             "scope": chosen_scope,
@@ -185,7 +203,7 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
             "catalog": catalog,
             "skill": skill,
         }
-        installed = install_many(source, **kwargs) if all_skills else [install(source, **kwargs)]
+        installed = _lib().install_many(source, **kwargs) if all_skills else [_lib().install(source, **kwargs)]
         for item in installed:
             details = [item.source_type]
             if item.commit:
@@ -207,7 +225,7 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
         settings = get_settings()
         if not settings.catalog_url:
             raise _fail("the skills catalog is disabled in the configuration")
-        results = CatalogClient(settings.catalog_url, settings.catalog_timeout).search(query, limit=limit)
+        results = _lib().CatalogClient(settings.catalog_url, settings.catalog_timeout).search(query, limit=limit)
         if as_json:
             typer.echo(json.dumps({"query": query, "skills": [r.to_dict() for r in results]}, indent=2))
             return
@@ -217,7 +235,7 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
         width = max(len(r.id) for r in results)
         for result in results:
             about = _short(result.description, 60) if result.description else result.source
-            typer.echo(f"{result.id:<{width}}  {format_installs(result.installs):>14}  {about}")
+            typer.echo(f"{result.id:<{width}}  {_lib().format_installs(result.installs):>14}  {about}")
         typer.echo("Install one with: pando skills install ID")
 
     @app.command("uninstall")
@@ -228,7 +246,7 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
     ) -> None:
         """Remove an installed skill and its lock entry."""
         settings = get_settings()
-        path = uninstall(name, _scope(settings, scope), settings.workdir, settings.home)
+        path = _lib().uninstall(name, _scope(settings, scope), settings.workdir, settings.home)
         typer.echo(f"Removed {name} from {path.parent}")
 
     return app

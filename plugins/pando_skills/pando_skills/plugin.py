@@ -20,7 +20,9 @@ SECTION = ConfigSection(
         "catalog_url": Field("str", "https://skills.sh", "skills.sh catalog base URL"),
         "catalog_enabled": Field("bool", True, "allow `pando skills search/install ID`"),
         "catalog_timeout": Field("float", 10.0, "catalog HTTP timeout (seconds)"),
-        "default_scope": Field("str", "project", "where install/new/uninstall act", choices=("project", "global")),
+        "default_scope": Field(
+            "str", "project", "where install/new/uninstall act", choices=("project", "global")
+        ),
         "budget_tokens": Field("int", 4000, "token budget for active skill bodies (LRU eviction)"),
         "max_active": Field("int", 20, "most skills active at once"),
         "tools": Field("bool", True, "give the agent skill_read and skill_resource"),
@@ -101,4 +103,6 @@ def pando_register_commands(cli):
         context = current()
         return _config(context.config.section("skills")).settings(context.workdir, _home())
 
-    cli.add_typer(build_cli(settings), name="skills", help="Manage SKILL.md skills: list, show, new, install, search.")
+    cli.add_typer(
+        build_cli(settings), name="skills", help="Manage SKILL.md skills: list, show, new, install, search."
+    )

@@ -19,12 +19,12 @@ def test_defaults() -> None:
     )
 
 
-
 def test_plugin_section_defaults_match_the_dataclass() -> None:
     """`pando config` shows the section defaults; the library defaults must be the same values."""
     from pando_skills.plugin import SECTION
 
     assert SkillsConfig.from_dict(SECTION.defaults()) == SkillsConfig()
+
 
 def test_spellings_and_nested_catalog() -> None:
     config = SkillsConfig.from_dict(

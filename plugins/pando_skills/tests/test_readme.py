@@ -20,14 +20,20 @@ def readme() -> str:
 
 
 def section(heading: str) -> str:
-    """The README text from `heading` (a whole line) to the next heading of the same or a higher level."""
-    text = readme()
-    match = re.search(rf"^{re.escape(heading)}\s*$", text, re.MULTILINE)
-    assert match, f"README has no heading {heading!r}"
+    """The README text under `heading` (a whole line) up to the next heading of the same or a higher
+    level; lines inside ``` fences are never headings."""
+    lines = readme().splitlines(keepends=True)
     level = len(heading) - len(heading.lstrip("#"))
-    rest = text[match.end() :]
-    end = re.search(rf"^#{{1,{level}}} ", rest, re.MULTILINE)
-    return rest[: end.start()] if end else rest
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
+    assert start is not None, f"README has no heading {heading!r}"
+    fenced = False
+    for index in range(start + 1, len(lines)):
+        line = lines[index]
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(rf"#{{1,{level}}} ", line):
+            return "".join(lines[start + 1 : index])
+    return "".join(lines[start + 1 :])
 
 
 def first_block(heading: str, language: str) -> str:
@@ -46,7 +52,9 @@ def test_example_skill_md_parses_and_is_discovered(tmp_path: Path) -> None:
 
     skill = parse_skill(skill_dir / "SKILL.md")
     assert skill.name == "sql-tuning"
-    assert skill.description == "Tune slow PostgreSQL queries safely, measuring before and after every change."
+    assert (
+        skill.description == "Tune slow PostgreSQL queries safely, measuring before and after every change."
+    )
     assert skill.triggers == ["slow query", "postgres tuning", "query optimization", "explain analyze"]
     assert skill.when_not_to_use == "schema migrations, data modelling"
     assert skill.disable_model_invocation is False and skill.user_invocable is True
@@ -75,7 +83,9 @@ def test_every_example_key_is_explained() -> None:
 
 
 def trigger_rows() -> list[tuple[str, str, bool]]:
-    rows = re.findall(r'^\| `([^`]+)` \| "([^"]+)" \| (yes|no) \|', section("### Triggers and activation"), re.M)
+    rows = re.findall(
+        r'^\| `([^`]+)` \| "([^"]+)" \| (yes|no) \|', section("### Triggers and activation"), re.M
+    )
     assert len(rows) >= 5
     return [(trigger, prompt, answer == "yes") for trigger, prompt, answer in rows]
 
@@ -89,7 +99,13 @@ def test_stop_words_listed_are_the_real_ones() -> None:
     from pando_skills.activation import STOP_WORDS
 
     text = section("### Triggers and activation")
-    listed = set(re.search(r"not stop words:(.*?)\.\n", text, re.DOTALL).group(1).replace("`", "").replace(",", " ").split())
+    listed = set(
+        re.search(r"not stop words:(.*?)\.\n", text, re.DOTALL)
+        .group(1)
+        .replace("`", "")
+        .replace(",", " ")
+        .split()
+    )
     assert listed == set(STOP_WORDS)
 
 
@@ -97,5 +113,7 @@ def test_configuration_block_shows_the_defaults() -> None:
     shown = tomllib.loads(first_block("## Configuration", "toml"))["skills"]
     defaults = SECTION.defaults()
     assert set(shown) == set(defaults)
-    assert {k: v for k, v in shown.items() if k != "paths"} == {k: v for k, v in defaults.items() if k != "paths"}
+    assert {k: v for k, v in shown.items() if k != "paths"} == {
+        k: v for k, v in defaults.items() if k != "paths"
+    }
     assert defaults["paths"] == []
