@@ -60,7 +60,7 @@ class App:
             self.config.section("permissions"), store, yolo=options.yolo, asker=options.interactive_permissions
         )
         self.projects = store.projects if hasattr(store, "projects") else None
-        self.snapshots = None
+        self.snapshots = self._snapshot_service()
         self.model_ref = options.model
         self.file_tracker = FileReadTracker()
         self.ipc_bus = None
@@ -109,6 +109,23 @@ class App:
             app.shutdown()
             raise
         return app
+
+    def _snapshot_service(self):
+        section = self.config.section("snapshots")
+        if not section.get("enabled", True):
+            return None
+        from .services.snapshots import SnapshotService
+
+        return SnapshotService(self.workdir, max_file_size=section.get("max_file_size"))
+
+    def take_snapshot(self, label: str, session_id: str) -> None:
+        """Best effort: a snapshot failure is logged, never fatal to the session."""
+        if self.snapshots is None:
+            return
+        try:
+            self.snapshots.take(label, session_id=session_id)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("snapshot %r failed: %s", label, exc)
 
     def _attach_subsystems(self) -> None:
         for mapping in self.plugins.call_sync("pando_app_subsystems", app=self):

@@ -96,6 +96,14 @@ CORE_SECTIONS = [
         "the coder agent",
     ),
     ConfigSection(
+        "snapshots",
+        {
+            "enabled": Field("bool", True, "snapshot the working tree when a session starts and ends"),
+            "max_file_size": Field("int", 10 * 1024 * 1024, "larger untracked files are left out"),
+        },
+        "working-tree snapshots",
+    ),
+    ConfigSection(
         "goal",
         {
             "max_iterations": Field("int", 20, "iterations before a goal stops (status failed)"),

@@ -187,6 +187,7 @@ class CoderAgent:
         self.tool_filter = tool_filter
         self._cancel_events: dict[str, asyncio.Event] = {}
         self._busy: set[str] = set()
+        self._background: set[asyncio.Future] = set()
 
     # -- tools ---------------------------------------------------------------------------------
 
@@ -260,10 +261,16 @@ class CoderAgent:
             self._cancel_events.pop(session_id, None)
         if result.needs_title and result.status == "success":
             # after the turn, so that the title request never races the turn's own requests
-            try:
-                await asyncio.wait_for(self._generate_title(session_id, *result.needs_title), timeout=15)
-            except (TimeoutError, Exception):  # noqa: BLE001 - titles are best effort
-                log.debug("no title for %s", session_id)
+            title = asyncio.ensure_future(asyncio.wait_for(self._generate_title(session_id, *result.needs_title), timeout=15))
+            if getattr(self.app.options, "startup_mode", "") == "interactive":
+                self._background.add(title)  # the user gets the prompt back at once
+                title.add_done_callback(self._background.discard)
+                title.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved: no warning
+            else:
+                try:
+                    await title
+                except Exception:  # noqa: BLE001 - titles are best effort (includes time-outs)
+                    log.debug("no title for %s", session_id)
         self._emit(on_event, AgentEvent("response", session_id, {"result": result}))
         await self.app.plugins.acall(
             "pando_turn_finished",

@@ -19,6 +19,7 @@ class SessionService:
         session = self._repo.create(title=title, parent_session_id=parent_session_id, id=id)
         self.app.events.publish("session.created", session)
         if parent_session_id is None:
+            self.app.take_snapshot("session start", session["id"])
             self.app.plugins.call_sync("pando_session_created", app=self.app, session=session)
         return session
 
@@ -54,6 +55,8 @@ class SessionService:
             session = self._repo.get(id=id)
         except NotFoundError:
             return
+        if session.get("parent_session_id") is None:
+            self.app.take_snapshot("session end", session["id"])
         self.app.events.publish("session.ended", session)
         self.app.plugins.call_sync("pando_session_ended", app=self.app, session=session)
 

@@ -171,3 +171,25 @@ def test_failover_when_promoted_secondary_had_writes_in_flight(cluster, workdir)
     check_single_writer(cluster.workers, {primary.pid: {"epoch": 1}})
     summary = check_writes(cluster.workers, workdir)
     assert summary["acked"] == summary["invoked"], summary
+
+
+def test_dead_primary_without_failover_is_reported_and_followed_later(cluster, workdir):
+    primary = cluster.spawn("p", config=CONFIG)
+    assert primary.wait("ready", 20)["role"] == "primary"
+    lonely = cluster.spawn("lonely", "--no-failover", config=CONFIG)
+    assert lonely.wait("ready", 20)["role"] == "secondary"
+    primary.kill()
+    primary.reap()
+    mark = lonely.mark()
+    reply = lonely.command(op="ensure_primary", timeout=0.5)
+    assert not reply["ok"] and reply["kind"] == "unavailable"
+    assert "is gone" in reply["error"], reply["error"]
+    assert lonely.wait("ensure_primary_took", 5, mark)["seconds"] < 2.0
+    assert not lonely.count("lock")  # failover disabled: it never takes the lock
+    # a new instance becomes primary; the lonely secondary follows it and writes again
+    successor = cluster.spawn("successor", config=CONFIG)
+    assert successor.wait("ready", 20)["role"] == "primary"
+    wait_for(lambda: lonely.command(op="ensure_primary", timeout=0.5)["ok"], 10, "the secondary to follow")
+    assert lonely.command(op="write", sid="after-successor")["ok"]
+    assert db_rows(workdir, "SELECT id FROM sessions") == [("after-successor",)]
+    assert not lonely.count("lock")

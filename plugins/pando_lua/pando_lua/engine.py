@@ -635,7 +635,8 @@ class _Runtime:
         )
         bindings = helpers.bindings()
         try:
-            boot = self.lua.execute(
+            loader = self.lua.eval(b"function(code, ...) return assert(load(code, '=[pando-lua]', 't'))(...) end")
+            boot = loader(
                 _BOOT,
                 time.monotonic,
                 self._bridge("json.encode", self._json_encode),
@@ -1072,7 +1073,8 @@ class LuaEngine:
 
     @property
     def load_errors(self) -> dict[str, str]:
-        """Script path -> error of its most recent (failed) load attempt."""
+        """Script path -> why it is not (or not in its latest version) active: the error of its most
+        recent load attempt, or why it was disabled."""
         with self._lock:
             return {str(s.path): s.error for s in self._scripts if s.error is not None}
 
@@ -1285,6 +1287,8 @@ class LuaEngine:
         )
         if culprit is not None:
             culprit.disabled = True
+            if culprit.error is None:
+                culprit.error = "disabled after being stuck inside one C function call (until its file changes)"
         while True:
             _stop_workers(self._box)
             for script in self._scripts:

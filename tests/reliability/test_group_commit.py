@@ -1,0 +1,114 @@
+"""Group commit on a real SQLite file: one transaction per batch, one savepoint per write."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import sqlite3
+import sys
+
+import pytest
+from reliability_kit import wait_for
+
+from pando_core.db import Database, MethodRegistry, core_component, migrate
+from pando_core.errors import ConstraintError, NotFoundError
+from pando_core.runtime.protocol import RpcError
+from pando_core.runtime.writes import WriteCoordinator
+
+
+@pytest.fixture
+def coordinator(tmp_path):
+    db = Database(tmp_path / "pando.db")
+    components = [core_component()]
+    migrate(db, components)
+    coord = WriteCoordinator(db, MethodRegistry(r for c in components for r in c.repositories), "primary")
+    yield coord, db, tmp_path / "pando.db"
+    coord.close()
+    db.dispose()
+
+
+def _coordinator_frame(coord) -> str | None:
+    frame = sys._current_frames().get(coord._thread.ident)
+    return frame.f_code.co_name if frame is not None else None
+
+
+def _rows(path, sql):
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_a_failing_write_does_not_sink_its_batch(coordinator):
+    coord, db, path = coordinator
+    published = []
+    db.on_commit(lambda changes, writer: published.append((writer, [c.as_dict() for c in changes])))
+    coord.submit("sessions.create", {"id": "s0", "title": "t"}, ("a", 1)).result(10)
+    # hold the writer: a first write parks the coordinator thread inside _apply, and the next
+    # submissions queue up behind it and are applied together as one batch
+    with db.write_lock:
+        batches_before = coord.stats["batches"]
+        blocker = coord.submit("sessions.create", {"id": "blocker", "title": "t"}, ("z", 1))
+        wait_for(lambda: _coordinator_frame(coord) == "_apply", 5, "the coordinator to wait for the lock")
+        futures = [
+            coord.submit("sessions.create", {"id": "s1", "title": "t"}, ("a", 2)),
+            coord.submit("sessions.create", {"id": "s0", "title": "dup"}, ("a", 3)),  # constraint
+            coord.submit(
+                "messages.create", {"session_id": "nope", "role": "user", "parts": []}, ("b", 1)
+            ),  # not found
+            coord.submit("sessions.create", {"id": "s2", "title": "t"}, ("a", 4)),
+            coord.submit(
+                "sessions.create", {"id": "s1", "title": "again"}, ("a", 2)
+            ),  # same key: same answer
+        ]
+    concurrent.futures.wait([blocker, *futures], timeout=10)
+    assert coord.stats["batches"] == batches_before + 2  # the blocker, then all five in one transaction
+    assert futures[0].result()["id"] == "s1"
+    with pytest.raises(ConstraintError):
+        futures[1].result()
+    with pytest.raises(NotFoundError):
+        futures[2].result()
+    assert futures[3].result()["id"] == "s2"
+    assert futures[4].result() == futures[0].result()
+    assert _rows(path, "SELECT id, title FROM sessions WHERE id != 'blocker' ORDER BY id") == [
+        ("s0", "t"),
+        ("s1", "t"),
+        ("s2", "t"),
+    ]
+    assert _rows(
+        path, "SELECT instance_id, seq, ok FROM applied_writes WHERE instance_id != 'z' ORDER BY 1, 2"
+    ) == [
+        ("a", 1, 1),
+        ("a", 2, 1),
+        ("a", 3, 0),
+        ("a", 4, 1),
+        ("b", 1, 0),
+    ]
+    # a retried failure returns the recorded error, and nothing is applied
+    with pytest.raises(ConstraintError):
+        coord.submit("sessions.create", {"id": "s0", "title": "dup"}, ("a", 3)).result(10)
+    # change events only for what was committed, once each, after COMMIT
+    inserted = [c["ids"][0] for _, changes in published for c in changes if c["op"] == "insert"]
+    assert inserted == ["s0", "blocker", "s1", "s2"]
+    assert coord.stats["duplicates"] == 2
+
+
+def test_unexpected_errors_are_not_recorded(coordinator):
+    coord, db, path = coordinator
+    with db.write_lock:
+        blocker = coord.submit("sessions.create", {"id": "blocker", "title": "t"}, ("z", 1))
+        wait_for(lambda: _coordinator_frame(coord) == "_apply", 5, "the coordinator to wait for the lock")
+        bad = coord.submit("sessions.create", {"id": "s1", "title": {"not": "bindable"}}, ("a", 1))
+        good = coord.submit("sessions.create", {"id": "s2", "title": "fine"}, ("a", 2))
+    with pytest.raises(RpcError) as info:
+        bad.result(10)
+    assert info.value.kind == "app_error"
+    assert good.result(10)["id"] == "s2" and blocker.result(10)["id"] == "blocker"
+    # not a property of the request: not recorded, so a retry with the same key runs again
+    assert _rows(path, "SELECT instance_id, seq FROM applied_writes ORDER BY 1") == [("a", 2), ("z", 1)]
+    assert _rows(path, "SELECT id FROM sessions ORDER BY id") == [("blocker",), ("s2",)]
+    coord.close()
+    late = coord.submit("sessions.create", {"id": "s3", "title": "late"}, ("a", 3))
+    with pytest.raises(RpcError, match="shutting down") as info:
+        late.result(1)
+    assert info.value.retryable
