@@ -319,7 +319,7 @@ class Bench:
 
     def sqlite_commit(self, n: int) -> tuple[float, float]:
         """Median single-row INSERT+COMMIT (ms) and the rate of back-to-back commits (per s)."""
-        path = os.path.join(self.tmp, "raw.db")
+        path = os.path.join(tempfile.mkdtemp(dir=self.tmp), "raw.db")
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")

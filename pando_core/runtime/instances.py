@@ -39,7 +39,7 @@ class InstanceRegistry:
                 pid = int(data["pid"])
             except (OSError, ValueError, KeyError):
                 continue
-            if _alive(pid):
+            if pid_alive(pid):
                 found.append(data)
             else:
                 try:
@@ -49,7 +49,8 @@ class InstanceRegistry:
         return found
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists (ours or another user's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

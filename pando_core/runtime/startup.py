@@ -26,7 +26,7 @@ from .auth import client_auth, server_auth
 from .bus import Bus
 from .client import Client, ClientClosed
 from .endpoints import Endpoints, choose_endpoints
-from .instances import InstanceRegistry
+from .instances import InstanceRegistry, pid_alive
 from .lock import (
     InstanceLock,
     LockError,
@@ -432,7 +432,7 @@ class Runtime:
             self.client.ping(timeout=timeout)
         except (RpcError, RpcTimeout) as exc:
             pid = self.record.pid if self.record else "?"
-            holder_alive = _pid_alive(pid) if isinstance(pid, int) else False
+            holder_alive = pid_alive(pid) if isinstance(pid, int) else False
             if holder_alive:
                 self.hung_reported = True
                 raise UnavailableError(
@@ -493,16 +493,6 @@ class Runtime:
             self.db.dispose()
         self.instances.unregister(self.instance_id)
         self.lock.release()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def bootstrap(

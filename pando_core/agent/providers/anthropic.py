@@ -5,7 +5,6 @@ Imports the SDK at module level: import this module lazily (the registry does).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -13,8 +12,9 @@ from typing import Any
 
 import anthropic
 
-from .base import ChatRequest, ModelInfo, ProviderError, ProviderEvent, Usage
-from .retry import ErrorInfo, RetryPolicy, build_provider_error, call_with_retries, classify_sdk_error
+from .base import ChatRequest, ModelInfo, ProviderEvent, Usage
+from .retry import call_with_retries
+from .sdk_base import SdkProvider
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 PLACEHOLDER_API_KEY = "missing-api-key"
@@ -33,7 +33,11 @@ _MIN_THINKING_BUDGET = 1024
 _CACHE = {"type": "ephemeral"}
 
 
-class AnthropicProvider:
+class AnthropicProvider(SdkProvider):
+    sdk = anthropic
+    sdk_client_class = "AsyncAnthropic"
+    placeholder_api_key = PLACEHOLDER_API_KEY
+
     """Streams Anthropic Messages and lists models.
 
     `base_url` (default `ANTHROPIC_BASE_URL`, else api.anthropic.com) is the server root; a trailing
@@ -58,72 +62,23 @@ class AnthropicProvider:
         backoff_base: float = 0.5,
         backoff_max: float = 32.0,
     ) -> None:
-        self.name = name
         env_url = os.environ.get(base_url_env) if base_url_env else None
         url = (base_url or env_url or DEFAULT_BASE_URL).rstrip("/")
         if url.endswith("/v1"):
-            url = url[: -len("/v1")]
-        self.base_url = url
-        self.api_key_env = api_key_env
-        key = api_key if api_key is not None else os.environ.get(api_key_env, "") if api_key_env else ""
-        self._api_key = key or PLACEHOLDER_API_KEY
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
-        self.default_headers = dict(default_headers or {})
+            url = url[: -len("/v1")]  # the SDK appends /v1/messages itself
+        self._configure(
+            name=name,
+            base_url=url,
+            api_key=api_key,
+            api_key_env=api_key_env,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            default_headers=default_headers,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+        )
         self.prompt_cache = prompt_cache
-        self.retry_policy = RetryPolicy(
-            max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max
-        )
-        self._client: anthropic.AsyncAnthropic | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
-
-    # --- client -----------------------------------------------------------------------------------
-
-    def _get_client(self) -> anthropic.AsyncAnthropic:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            self._client = anthropic.AsyncAnthropic(
-                api_key=self._api_key,
-                base_url=self.base_url,
-                max_retries=0,
-                timeout=anthropic.Timeout(self.timeout, connect=self.connect_timeout),
-                default_headers=self.default_headers or None,
-            )
-            self._client_loop = loop
-        return self._client
-
-    async def aclose(self) -> None:
-        client, self._client, self._client_loop = self._client, None, None
-        if client is not None:
-            try:
-                await client.close()
-            except RuntimeError:
-                pass
-
-    # --- errors -----------------------------------------------------------------------------------
-
-    @staticmethod
-    def _classify(exc: BaseException) -> ErrorInfo | None:
-        return classify_sdk_error(
-            exc,
-            status_error=anthropic.APIStatusError,
-            connection_error=anthropic.APIConnectionError,
-            timeout_error=anthropic.APITimeoutError,
-            api_error=anthropic.APIError,
-        )
-
-    def _error(
-        self, info: ErrorInfo, attempts: int, model: str = "", mid_stream: bool = False
-    ) -> ProviderError:
-        return build_provider_error(
-            info,
-            provider=self.name,
-            base_url=self.base_url,
-            model=model,
-            api_key_env=self.api_key_env,
-            attempts=attempts,
-            mid_stream=mid_stream,
-        )
 
     # --- requests ---------------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ Imports the SDK at module level: import this module lazily (the registry does).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -18,7 +17,8 @@ from typing import Any
 import openai
 
 from .base import ChatRequest, ModelInfo, ProviderError, ProviderEvent, Usage
-from .retry import ErrorInfo, RetryPolicy, build_provider_error, call_with_retries, classify_sdk_error
+from .retry import call_with_retries
+from .sdk_base import SdkProvider
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Local servers accept any key but the SDK insists on one.
@@ -47,7 +47,11 @@ class _ToolCall:
     started: bool = False
 
 
-class OpenAICompatibleProvider:
+class OpenAICompatibleProvider(SdkProvider):
+    sdk = openai
+    sdk_client_class = "AsyncOpenAI"
+    placeholder_api_key = PLACEHOLDER_API_KEY
+
     """Streams chat completions and lists models from an OpenAI-compatible endpoint.
 
     `api_key`/`base_url` default to the `api_key_env` / `base_url_env` environment variables; without a
@@ -74,71 +78,21 @@ class OpenAICompatibleProvider:
         backoff_max: float = 32.0,
         send_reasoning_content: bool = True,
     ) -> None:
-        self.name = name
         env_url = os.environ.get(base_url_env) if base_url_env else None
-        self.base_url = (base_url or env_url or default_base_url).rstrip("/")
-        self.api_key_env = api_key_env
-        key = api_key if api_key is not None else os.environ.get(api_key_env, "") if api_key_env else ""
-        self._api_key = key or PLACEHOLDER_API_KEY
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
-        self.default_headers = dict(default_headers or {})
+        self._configure(
+            name=name,
+            base_url=(base_url or env_url or default_base_url).rstrip("/"),
+            api_key=api_key,
+            api_key_env=api_key_env,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            default_headers=default_headers,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+        )
         self.extra_body = dict(extra_body or {})
         self.send_reasoning_content = send_reasoning_content
-        self.retry_policy = RetryPolicy(
-            max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max
-        )
-        self._client: openai.AsyncOpenAI | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
-
-    # --- client -----------------------------------------------------------------------------------
-
-    def _get_client(self) -> openai.AsyncOpenAI:
-        """One SDK client per event loop (pooled connections cannot cross loops)."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            self._client = openai.AsyncOpenAI(
-                api_key=self._api_key,
-                base_url=self.base_url,
-                max_retries=0,
-                timeout=openai.Timeout(self.timeout, connect=self.connect_timeout),
-                default_headers=self.default_headers or None,
-            )
-            self._client_loop = loop
-        return self._client
-
-    async def aclose(self) -> None:
-        client, self._client, self._client_loop = self._client, None, None
-        if client is not None:
-            try:
-                await client.close()
-            except RuntimeError:  # created on another (closed) loop
-                pass
-
-    # --- errors -----------------------------------------------------------------------------------
-
-    @staticmethod
-    def _classify(exc: BaseException) -> ErrorInfo | None:
-        return classify_sdk_error(
-            exc,
-            status_error=openai.APIStatusError,
-            connection_error=openai.APIConnectionError,
-            timeout_error=openai.APITimeoutError,
-            api_error=openai.APIError,
-        )
-
-    def _error(
-        self, info: ErrorInfo, attempts: int, model: str = "", mid_stream: bool = False
-    ) -> ProviderError:
-        return build_provider_error(
-            info,
-            provider=self.name,
-            base_url=self.base_url,
-            model=model,
-            api_key_env=self.api_key_env,
-            attempts=attempts,
-            mid_stream=mid_stream,
-        )
 
     # --- requests ---------------------------------------------------------------------------------
 

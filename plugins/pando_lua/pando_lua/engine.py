@@ -902,6 +902,8 @@ class _Runtime:
         if lt != "table":
             if lt is None:
                 raise _ConversionError(f"cannot convert a Python {t.__name__} object")
+            if "Coroutine" in t.__name__ or lt == "thread":
+                lt = "coroutine"
             raise _ConversionError(f"cannot convert a Lua {lt}")
         if depth >= MAX_DEPTH:
             raise _ConversionError(f"table nested deeper than {MAX_DEPTH} levels (or cyclic)")

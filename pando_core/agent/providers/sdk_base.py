@@ -1,0 +1,94 @@
+"""What the SDK-backed providers share: settings, one SDK client per event loop, error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+from .base import ProviderError
+from .retry import ErrorInfo, RetryPolicy, build_provider_error, classify_sdk_error
+
+
+class SdkProvider:
+    """Base of providers built on an official SDK module (``openai``, ``anthropic``).
+
+    Subclasses set ``sdk`` (the module, exposing ``APIStatusError``, ``APIConnectionError``,
+    ``APITimeoutError``, ``APIError`` and ``Timeout``), ``sdk_client_class`` (the async client's
+    attribute name) and ``placeholder_api_key``.
+    """
+
+    sdk: ModuleType
+    sdk_client_class: str
+    placeholder_api_key = "not-needed"
+
+    def _configure(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        api_key: str | None,
+        api_key_env: str | None,
+        timeout: float,
+        connect_timeout: float,
+        default_headers: Mapping[str, str] | None,
+        max_retries: int,
+        backoff_base: float,
+        backoff_max: float,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url
+        self.api_key_env = api_key_env
+        key = api_key if api_key is not None else os.environ.get(api_key_env, "") if api_key_env else ""
+        self._api_key = key or self.placeholder_api_key
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.default_headers = dict(default_headers or {})
+        self.retry_policy = RetryPolicy(max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max)
+        self._client: Any = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def _get_client(self) -> Any:
+        """One SDK client per event loop (pooled connections cannot cross loops)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            client_class = getattr(self.sdk, self.sdk_client_class)
+            self._client = client_class(
+                api_key=self._api_key,
+                base_url=self.base_url,
+                max_retries=0,  # retries are ours (retry.py), with Retry-After and one-line errors
+                timeout=self.sdk.Timeout(self.timeout, connect=self.connect_timeout),
+                default_headers=self.default_headers or None,
+            )
+            self._client_loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client, self._client_loop = self._client, None, None
+        if client is not None:
+            try:
+                await client.close()
+            except RuntimeError:  # created on another (closed) loop
+                pass
+
+    def _classify(self, exc: BaseException) -> ErrorInfo | None:
+        return classify_sdk_error(
+            exc,
+            status_error=self.sdk.APIStatusError,
+            connection_error=self.sdk.APIConnectionError,
+            timeout_error=self.sdk.APITimeoutError,
+            api_error=self.sdk.APIError,
+        )
+
+    def _error(self, info: ErrorInfo, attempts: int, model: str = "", mid_stream: bool = False) -> ProviderError:
+        return build_provider_error(
+            info,
+            provider=self.name,
+            base_url=self.base_url,
+            model=model,
+            api_key_env=self.api_key_env,
+            attempts=attempts,
+            mid_stream=mid_stream,
+        )
