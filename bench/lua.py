@@ -36,7 +36,9 @@ ARGS = {"owner": "digiogithub", "repo": "pando", "query": "is:open label:bug", "
 CONTEXT = {"tool_name": "search_issues", "session_id": "s-1", "request_id": "r-1"}
 
 
-def python_filter(name: str, data: dict[str, Any], *, context: dict[str, Any] | None = None) -> dict[str, Any]:
+def python_filter(
+    name: str, data: dict[str, Any], *, context: dict[str, Any] | None = None
+) -> dict[str, Any]:
     out = dict(data)
     out["per_page"] = 20
     return out

@@ -450,13 +450,18 @@ class Runtime:
             if self.role == PRIMARY:
                 return
             started = time.monotonic()
-            old_client, old_db = self.client, self.db
+            old_client, old_db, old_record = self.client, self.db, self.record
+            proxy = self.store.executor if self.store is not None else None
             self.client = None
             if old_client is not None:
                 old_client.close(timeout=1.0)  # in-flight proxied writes go local, same keys
             if old_db is not None:
                 old_db.dispose()
-            self._become_primary(first_epoch=False)
+            try:
+                self._become_primary(first_epoch=False)
+            except BaseException:
+                self._undo_promotion(proxy, old_record)
+                raise
             self._primary_changed.notify_all()
         self._wake_writers()
         assert self.bus is not None
@@ -468,6 +473,42 @@ class Runtime:
                 callback(self)
             except Exception:  # noqa: BLE001 - a plugin must not undo the promotion
                 log.exception("promotion callback failed")
+
+    def _undo_promotion(self, proxy: Any, record: PrimaryRecord | None) -> None:
+        """A promotion failed half-way (the caller then gives the lock back): drop whatever it
+        built -- above all the read-write connection the store may already be writing through --
+        and be a secondary again, proxying writes, pointed at the last known primary so that the
+        follower re-points it at whoever is promoted next. Never a writer without the lock."""
+        bus, coordinator, db = self.bus, self.coordinator, self.db
+        self.bus = self.coordinator = None
+        self.role = SECONDARY
+        self.record = record
+        self.epoch = record.epoch if record is not None else 0
+        for closer in (
+            (lambda: bus.stop(timeout=2.0)) if bus is not None else None,
+            (lambda: coordinator.close(timeout=2.0)) if coordinator is not None else None,
+            (lambda: db.dispose()) if db is not None else None,
+        ):
+            if closer is not None:
+                try:
+                    closer()
+                except Exception:  # noqa: BLE001
+                    log.exception("cleaning up after a failed promotion")
+        self.db = Database(database_path(self.workdir), readonly=True)
+        if isinstance(proxy, ProxyExecutor) and self.store is not None:
+            proxy.db = self.db  # same executor: its idempotency key sequence carries on
+            self.store.use(proxy)
+        if record is not None:
+            try:
+                auth = client_auth(self.pando_dir, record.auth)
+                self.client = Client(
+                    record.endpoints, self.instance_id, auth, default_timeout=float(self.config.get("write_timeout") or 30)
+                )
+                self.client.subscribe("", self._on_bus_event)
+            except Exception:  # noqa: BLE001 - writes wait for the next primary (see send_write)
+                log.exception("cannot reconnect after a failed promotion")
+                self.client = None
+        self._last_db_seq = None
 
     # -- cleanup --------------------------------------------------------------------------------------
 

@@ -225,7 +225,11 @@ class ProxyExecutor:
         self.runtime = runtime
         self.db = db
         self.write_timeout = write_timeout
-        self._seq = itertools.count(1)
+        # applied_writes outlives this process: a later process started with the same instance
+        # id must not reuse a key, or its new writes would get this one's stored results (and
+        # never be applied). Start at the wall clock in microseconds: no process issues more
+        # than one write per microsecond, so earlier incarnations' keys are all smaller.
+        self._seq = itertools.count(time.time_ns() // 1000)
 
     def run_read(self, spec: MethodSpec, params: dict[str, Any]) -> Any:
         repo = spec.repository(self)

@@ -193,3 +193,37 @@ def test_dead_primary_without_failover_is_reported_and_followed_later(cluster, w
     assert lonely.command(op="write", sid="after-successor")["ok"]
     assert db_rows(workdir, "SELECT id FROM sessions") == [("after-successor",)]
     assert not lonely.count("lock")
+
+
+def test_failed_promotion_leaves_a_working_secondary_and_no_second_writer(cluster, workdir):
+    """The instance that wins the lock cannot finish its promotion (here: its bus cannot be
+    built). It must give the lock back, stay a secondary that never writes the database
+    itself, and follow whoever becomes primary next."""
+    primary = cluster.spawn("p", config=CONFIG)
+    assert primary.wait("ready", 20)["role"] == "primary"
+    heir = cluster.spawn("heir", config={**CONFIG, "max_message_bytes": 100, "write_timeout": 20})
+    assert heir.wait("ready", 20)["role"] == "secondary"
+    primary.kill()
+    primary.reap()
+    heir.wait("lock", 10, what="the heir to win the lock")
+    wait_for(lambda: any("promotion failed" in line for line in heir.stderr), 10, "the failed promotion")
+    assert not heir.count("role")
+    # with no primary at all, a write must wait, not go straight into the database
+    mark = heir.mark()
+    heir.send(op="write", sid="no-primary-yet", tag="gap")
+    hold_for(
+        lambda: (
+            not any(r.get("tag") == "gap" for r in heir.events("reply"))
+            and not db_rows(workdir, "SELECT id FROM sessions WHERE id = 'no-primary-yet'")
+        ),
+        1.0,
+        "the write waiting for a primary",
+    )
+    successor = cluster.spawn("successor", config=CONFIG)
+    ready = successor.wait("ready", 20)
+    assert ready["role"] == "primary" and ready["epoch"] == 2
+    reply = heir.wait(lambda r: r.get("tag") == "gap", 20, mark, what="the write, through the successor")
+    assert reply["ok"], reply
+    # it went through the successor's coordinator (keyed), not through a local connection
+    assert db_rows(workdir, "SELECT instance_id FROM applied_writes") == [("heir",)]
+    assert heir.command(op="role")["result"]["role"] == "secondary"

@@ -126,3 +126,21 @@ def test_key_applied_by_a_dead_primary_is_not_applied_again(cluster, workdir):
     assert again["result"] == first["result"]
     assert db_rows(workdir, "SELECT COUNT(*) FROM messages") == [(1,)]
     assert db_rows(workdir, "SELECT message_count FROM sessions WHERE id = 's1'") == [(1,)]
+
+
+def test_restarted_instance_with_the_same_id_does_not_reuse_idempotency_keys(cluster, workdir):
+    """Keys live in the shared database for good: an instance id used again by a later process
+    (``bootstrap(workdir, instance_id="...")``) must not get the earlier process's stored results
+    for its own, different writes."""
+    primary = cluster.spawn("p", config=CONFIG)
+    assert primary.wait("ready", 20)["role"] == "primary"
+    first = cluster.spawn("fixed-id", "--no-failover", config=CONFIG)
+    assert first.wait("ready", 20)["role"] == "secondary"
+    assert first.command(op="write", sid="first-run")["result"]["id"] == "first-run"
+    first.close_stdin()
+    assert first.reap(10) == 0
+    again = cluster.spawn("fixed-id", "--no-failover", config=CONFIG)
+    assert again.wait("ready", 20)["role"] == "secondary"
+    reply = again.command(op="write", sid="second-run")
+    assert reply["ok"] and reply["result"]["id"] == "second-run", reply
+    assert {row[0] for row in db_rows(workdir, "SELECT id FROM sessions")} == {"first-run", "second-run"}

@@ -1,7 +1,8 @@
 """Sandboxed Lua engine for pando-lua (lupa, Lua 5.4).
 
-One :class:`LuaEngine` owns one ``lupa.lua54.LuaRuntime`` and any number of scripts.  All calls are
-serialised by a lock.  Public API::
+One :class:`LuaEngine` owns one ``lupa.lua54.LuaRuntime`` (driven by its own worker thread) and any
+number of scripts.  All calls are serialised by a lock.  With ``hot_reload=True`` the engine itself
+runs :meth:`LuaEngine.reload_if_changed` (a cheap ``os.stat`` per script) before each call.  Public API::
 
     LuaEngine(scripts, *, timeout=1.0, memory_limit=32 MiB, strict=False, helpers=None,
               logger=None, hot_reload=False)
@@ -73,12 +74,20 @@ others, debug, package, dofile, loadfile, python.  The runtime has ``register_ev
 ``python`` table removed; helpers are Lua closures over Python callables that catch every exception,
 so no Python object (exceptions included) ever reaches script code.
 
-Limits: ``memory_limit`` (lupa ``max_memory``, whole runtime) -> "memory limit exceeded"; a count hook
-(every 1000 VM instructions, installed by trusted code) checks a wall-clock deadline (``timeout`` per
-call and for a script's top-level code) and, once expired, fires on every instruction so
-``pcall``-loops cannot swallow it; stack overflows surface as ordinary errors.  Time spent inside a
-helper counts toward the deadline, but a single long C call (e.g. a pathological ``string.find``
-pattern on a large string) cannot be interrupted.
+Limits
+------
+``memory_limit`` (lupa ``max_memory``, whole runtime) -> "memory limit exceeded".  Time: a count hook
+(every 1000 VM instructions, installed by trusted code on the main thread and on every coroutine the
+script creates) checks a wall-clock deadline (``timeout`` per function call and for a script's
+top-level code); once expired it fires on every instruction and pcall/xpcall/coroutine.resume
+re-raise, so ``pcall`` loops cannot swallow it.  String/table functions that can be slow on big
+inputs check the deadline before starting; time spent inside a helper counts too.  Stack overflows
+are ordinary errors.  Lua runs on one worker thread per engine; if a single C call cannot be
+interrupted (a pathological pattern such as ``("a"):rep(1e4):find(".-.-.-b")``), the caller gets its
+answer after ``timeout + STUCK_GRACE`` (a timeout failure), the runtime is abandoned to that thread
+(which exits when the call eventually returns, burning one core meanwhile), a new runtime is built
+from the last good version of every script, and the culprit script stays disabled until its file
+changes.  Note: count hooks make pure-Lua loops about 2x slower in Lua 5.4.
 """
 
 from __future__ import annotations
@@ -359,8 +368,19 @@ for _, name in next, { "find", "match", "gmatch", "gsub", "upper", "lower", "rev
 end
 local s_rep = string.rep
 safe_string.rep = function(s, n, sep)
-  if type(s) == "string" and type(n) == "number" and n * (#s + 1) >= BIG then check_deadline() end
+  if type(n) == "number" and n > 0 then
+    local unit = (type(s) == "string" and #s or 1) + (sep == nil and 0 or (type(sep) == "string" and #sep or 1))
+    if unit == 0 then return "" end  -- ("").rep(1e15) would loop 1e15 times inside C
+    if n * (unit + 1) >= BIG then check_deadline() end
+  end
   return s_rep(s, n, sep)
+end
+local t_move = table.move
+safe_table.move = function(a1, f, e, t, a2)
+  if type(f) == "number" and type(e) == "number" and e - f >= 1e7 then
+    error("table.move: range too large", 2)  -- one C loop; no real table is that big under the memory cap
+  end
+  return t_move(a1, f, e, t, a2)
 end
 local t_concat, t_sort = table.concat, table.sort
 safe_table.concat = function(t, ...)
@@ -581,6 +601,9 @@ class _Worker:
         self._thread = threading.Thread(target=_worker_loop, args=(self._queue,), name=name, daemon=True)
         self._thread.start()
 
+    def is_current(self) -> bool:
+        return threading.current_thread() is self._thread
+
     def submit(self, timeout: float | None, fn: Callable[..., Any], *args: Any) -> Any:
         if threading.current_thread() is self._thread:  # re-entrant use from a helper
             return fn(*args)
@@ -635,7 +658,9 @@ class _Runtime:
         )
         bindings = helpers.bindings()
         try:
-            loader = self.lua.eval(b"function(code, ...) return assert(load(code, '=[pando-lua]', 't'))(...) end")
+            loader = self.lua.eval(
+                b"function(code, ...) return assert(load(code, '=[pando-lua]', 't'))(...) end"
+            )
             boot = loader(
                 _BOOT,
                 time.monotonic,
@@ -701,8 +726,12 @@ class _Runtime:
                 current = self._call_one(fn, current, extra, m1, m2)
             except _CallFailed as failure:
                 failures.append((script, fname_s, failure))
-                if strict:
-                    break
+            except _LuaError as e:  # defensive: any other error of the Lua runtime
+                failures.append((script, fname_s, _CallFailed("error", _lua_error_text(e))))
+            else:
+                continue
+            if strict:
+                break
         progress[:] = []
         return current, failures
 
@@ -1192,6 +1221,14 @@ class LuaEngine:
     ) -> dict[str, Any]:
         if not isinstance(data, Mapping):
             raise TypeError(f"data must be a mapping, got {type(data).__name__}")
+        if not self._closed and self._worker.is_current():
+            # Called from a helper while a script runs: refused (it would reset the running call's
+            # deadline and hook, and the caller holds the lock while it waits for us).
+            message = f"lua: re-entrant call of {_text(names[0])} from a helper ignored"
+            if self._strict:
+                raise LuaFilterError(message, function=_text(names[0]))
+            self._logger.warning("%s (data passed through unchanged)", message)
+            return data  # type: ignore[return-value]
         with self._lock:
             if self._closed:
                 return data  # type: ignore[return-value]
@@ -1218,13 +1255,16 @@ class LuaEngine:
                     "(script disabled until its file changes)",
                 )
                 result, failures = data, [(script, fname, failure)]
-            for script, fname, failure in failures:
-                message = f"lua: {script.path}: {fname}: {failure.message}"
-                if self._strict:
-                    cls = _ERROR_CLASSES.get(failure.kind, LuaFilterError)
-                    raise cls(message, script=str(script.path), function=fname, kind=failure.kind)
-                self._logger.warning("%s (data passed through unchanged)", message)
-            return result
+            return self._report(result, failures)
+
+    def _report(self, result: Any, failures: list[tuple[Any, str, _CallFailed]]) -> Any:
+        for script, fname, failure in failures:
+            message = f"lua: {script.path}: {fname}: {failure.message}"
+            if self._strict:
+                cls = _ERROR_CLASSES.get(failure.kind, LuaFilterError)
+                raise cls(message, script=str(script.path), function=fname, kind=failure.kind)
+            self._logger.warning("%s (data passed through unchanged)", message)
+        return result
 
     def _load(self, script: _Script) -> str | None:
         """(Re)load one script: on success it replaces the script's env; returns the error or None."""
@@ -1290,7 +1330,9 @@ class LuaEngine:
         if culprit is not None:
             culprit.disabled = True
             if culprit.error is None:
-                culprit.error = "disabled after being stuck inside one C function call (until its file changes)"
+                culprit.error = (
+                    "disabled after being stuck inside one C function call (until its file changes)"
+                )
         while True:
             _stop_workers(self._box)
             for script in self._scripts:

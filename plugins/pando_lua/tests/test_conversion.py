@@ -8,7 +8,6 @@ import math
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from pando_lua.engine import LuaFilterError
 
 IDENTITY = "function hook_id(ctx) return ctx.parameters end\n"
@@ -191,7 +190,9 @@ json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st
 json_scalars = json_scalars | st.floats(allow_nan=False, allow_infinity=False)
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -277,6 +278,8 @@ def test_json_null_in_returned_data_becomes_none(make_engine) -> None:
 
 
 def test_special_floats(make_engine) -> None:
-    engine = make_engine("function hook_x(ctx) return {inf = ctx.v * 2, nan = 0/0, neg = -0.0} end", strict=True)
+    engine = make_engine(
+        "function hook_x(ctx) return {inf = ctx.v * 2, nan = 0/0, neg = -0.0} end", strict=True
+    )
     out = engine.call_hook("x", {"v": math.inf})
     assert out["inf"] == math.inf and math.isnan(out["nan"]) and math.copysign(1, out["neg"]) == -1

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import pytest
-
 from pando_lua.config import LuaConfig
 from pando_lua.engine import (
     BUILTIN_SERVER,
@@ -82,8 +82,12 @@ def test_server_names_are_normalised_and_both_forms_found(make_engine) -> None:
 
 
 def test_builtin_tools_use_the_builtin_server_name(make_engine) -> None:
-    engine = make_engine("function builtin_input(ctx) ctx.parameters.tool = ctx.tool_name return ctx.parameters end")
-    out = engine.call_filter(filter_name(BUILTIN_SERVER, "input"), {"cmd": "ls"}, context={"tool_name": "bash"})
+    engine = make_engine(
+        "function builtin_input(ctx) ctx.parameters.tool = ctx.tool_name return ctx.parameters end"
+    )
+    out = engine.call_filter(
+        filter_name(BUILTIN_SERVER, "input"), {"cmd": "ls"}, context={"tool_name": "bash"}
+    )
     assert out == {"cmd": "ls", "tool": "bash"}
 
 
@@ -128,7 +132,11 @@ def test_hook_data_is_flat_and_mirrored_under_parameters(make_engine) -> None:
     out = engine.call_hook("system_prompt", {"system_prompt": "Be nice.", "agent_name": "coder"})
     assert out == {"system_prompt": "Be nice.\n\nAlways answer in Spanish.", "agent_name": "coder"}
     out = engine.call_hook("user_prompt", {"session_id": "s1", "user_content": "key sk-abc123 here"})
-    assert out == {"session_id": "s1", "user_content": "key sk-abc123 here", "modified_content": "key [REDACTED] here"}
+    assert out == {
+        "session_id": "s1",
+        "user_content": "key sk-abc123 here",
+        "modified_content": "key [REDACTED] here",
+    }
     out = engine.call_hook("parameters_only", {"agent_name": "coder"})
     assert out == {"agent_name": "coder", "extra": "coder"}
 
@@ -201,7 +209,9 @@ def test_output_filter_sees_result_and_the_go_example_works(make_engine) -> None
 
 
 def test_go_input_filter_example(make_engine) -> None:
-    engine = make_engine('_G["github-input"] = function(ctx) ctx.parameters.per_page = 20; return ctx.parameters end')
+    engine = make_engine(
+        '_G["github-input"] = function(ctx) ctx.parameters.per_page = 20; return ctx.parameters end'
+    )
     assert engine.call_filter("github-input", {"q": "bug", "per_page": 100}) == {"q": "bug", "per_page": 20}
 
 
@@ -481,3 +491,41 @@ def test_context_manager_and_invalid_arguments(tmp_path: Path) -> None:
         LuaEngine([], memory_limit=-1)
     with pytest.raises(LuaLoadError):
         LuaEngine([], memory_limit=1024)  # too small to even start
+
+
+def test_reentrant_call_from_a_helper_is_refused(make_engine, caplog) -> None:
+    from pando_lua.helpers import LuaHelpers
+
+    holder: dict[str, LuaEngine] = {}
+
+    def get_config(key: str):
+        return holder["engine"].call_hook("x", {"from": key})
+
+    engine = make_engine(
+        "function hook_x(ctx) ctx.x = true return ctx end\n"
+        "function hook_outer(ctx) return {inner = pando_get_config('k')} end\n",
+        helpers=LuaHelpers(get_config=get_config),
+    )
+    holder["engine"] = engine
+    assert engine.call_hook("outer", {}) == {"inner": {"from": "k"}}
+    assert "re-entrant" in caplog.text
+    assert engine.call_hook("x", {}) == {"x": True}
+
+
+def test_dropped_engines_stop_their_worker_thread(tmp_path: Path) -> None:
+    import gc
+    import threading
+
+    path = tmp_path / "s.lua"
+    path.write_text("function hook_x(ctx) return {v = 1} end")
+    before = {t.ident for t in threading.enumerate()}
+    for _ in range(5):
+        LuaEngine([path]).call_hook("x", {})
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        extra = [t for t in threading.enumerate() if t.ident not in before and t.name == "pando-lua"]
+        if not extra:
+            break
+        extra[0].join(0.1)
+    assert not extra

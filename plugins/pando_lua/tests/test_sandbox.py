@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from pando_lua import engine as engine_mod
 from pando_lua.engine import LuaEngine, LuaFilterError, LuaMemoryLimitError, LuaTimeoutError
 
@@ -82,7 +81,9 @@ def test_escapes_in_non_strict_mode_pass_data_through(make_engine, tmp_path: Pat
 
 def test_environment_contains_only_the_allowed_globals(make_engine) -> None:
     engine = make_engine(
-        hook("local names = {} for k in pairs(_G) do names[#names + 1] = k end table.sort(names) return {names = names}")
+        hook(
+            "local names = {} for k in pairs(_G) do names[#names + 1] = k end table.sort(names) return {names = names}"
+        )
     )
     names = set(engine.call_hook("x", {})["names"])
     allowed = {
@@ -93,7 +94,9 @@ def test_environment_contains_only_the_allowed_globals(make_engine) -> None:
         "pando_load_file", "pando_log", "hook_x", "hook_ok",
     }  # fmt: skip
     assert names == allowed
-    os_engine = make_engine(hook("local n = {} for k in pairs(os) do n[#n + 1] = k end table.sort(n) return {n = n}"))
+    os_engine = make_engine(
+        hook("local n = {} for k in pairs(os) do n[#n + 1] = k end table.sort(n) return {n = n}")
+    )
     assert os_engine.call_hook("x", {})["n"] == ["clock", "date", "difftime", "time"]
 
 
@@ -160,9 +163,11 @@ def test_infinite_loop_is_stopped_within_the_timeout(make_engine) -> None:
         "for i = 1, math.maxinteger do for j = 1, math.maxinteger do end end",
         "local t = setmetatable({}, {__index = function(t, k) while true do end end}) return {v = t.x}",
         "local f = load('while true do end') f()",
+        "while true do local s = (''):rep(1e15) .. ('x'):rep(3, '') end",
+        "while true do table.move({}, 1, 1e15, 2) end",
     ],
     ids=["pcall", "xpcall", "coroutine_wrap", "coroutine_resume", "tostring", "sort", "gsub", "c_heavy", "nested",
-         "metamethod", "load"],
+         "metamethod", "load", "empty_rep", "table_move"],
 )  # fmt: skip
 def test_loops_that_try_to_dodge_the_timeout_are_stopped(body: str, make_engine) -> None:
     engine = make_engine(hook(body), timeout=0.25)
@@ -298,7 +303,9 @@ def test_helper_raising_base_exception_propagates_and_engine_survives(make_engin
     def boom() -> list[str]:
         raise SystemExit(3)
 
-    engine = make_engine(hook("while true do pcall(pando_list_tools) end"), helpers=LuaHelpers(list_tools=boom))
+    engine = make_engine(
+        hook("while true do pcall(pando_list_tools) end"), helpers=LuaHelpers(list_tools=boom)
+    )
     with pytest.raises(SystemExit):
         engine.call_hook("x", {})
     assert_still_works(engine)
