@@ -356,6 +356,12 @@ class Bench:
                 times.append(time.perf_counter_ns() - t0)
             proxied = statistics.median(times) / 1e6
             proxied_p90 = percentile(times, 0.9) / 1e6
+            pings = []
+            for _ in range(n):
+                t0 = time.perf_counter_ns()
+                rt.client.ping()
+                pings.append(time.perf_counter_ns() - t0)
+            ping = statistics.median(pings) / 1e6
 
             received: dict[str, int] = {}
 
@@ -395,12 +401,17 @@ class Bench:
         ).encode()
         rtt = self.zmq_round_trip(sample, n)
         sqlite_ms, _ = self.sqlite_commit(n)
+        repository_ms = self.repository_latency(n)
         return {
             "proxied_write_ms_median": round(proxied, 4),
             "proxied_write_ms_p90": round(proxied_p90, 4),
             "zmq_rtt_ms_median": round(rtt, 4),
             "sqlite_commit_ms_median": round(sqlite_ms, 4),
             "serial_write_ratio": round(proxied / (rtt + sqlite_ms), 3),
+            # where the time goes: the bus/client round trip alone, and the same repository
+            # write done locally (no IPC) -- context for the ratio, not part of it
+            "pando_ping_ms_median": round(ping, 4),
+            "direct_repository_write_ms_median": round(repository_ms, 4),
             "event_p50_ms": round(percentile(lat, 0.5), 3),
             "event_p99_ms": round(percentile(lat, 0.99), 3),
             "event_max_ms": round(max(lat), 3) if lat else None,
@@ -446,12 +457,29 @@ class Bench:
             "aggregate_vs_direct_repository_ratio": round(rate / repository_rate, 3),
         }
 
+    def repository_latency(self, n: int) -> float:
+        """Median ``store.sessions.create`` on a local read-write database (no IPC), in ms."""
+        from pando_core.db import Database, core_component, migrate, open_local_store
+
+        db = Database(Path(tempfile.mkdtemp(dir=self.tmp)) / "pando.db")
+        components = [core_component()]
+        migrate(db, components)
+        store = open_local_store(db, components, "bench")
+        times = []
+        for i in range(n + n // 5):
+            t0 = time.perf_counter_ns()
+            store.sessions.create(title=f"direct {i}")
+            if i >= n // 5:
+                times.append(time.perf_counter_ns() - t0)
+        db.dispose()
+        return statistics.median(times) / 1e6
+
     def repository_commits(self, n: int) -> float:
         """Secondary baseline: one process calling ``store.sessions.create`` on its own read-write
         database (the same repository code the primary runs, without any IPC)."""
         from pando_core.db import Database, core_component, migrate, open_local_store
 
-        db = Database(Path(self.tmp) / "repository" / "pando.db")
+        db = Database(Path(tempfile.mkdtemp(dir=self.tmp)) / "pando.db")
         components = [core_component()]
         migrate(db, components)
         store = open_local_store(db, components, "bench")
@@ -558,6 +586,10 @@ def main() -> int:
             f"serial write   : proxied {result['proxied_write_ms_median']:.3f} ms median "
             f"(p90 {result['proxied_write_ms_p90']:.3f}) vs zmq round trip {result['zmq_rtt_ms_median']:.3f} ms "
             f"+ sqlite commit {result['sqlite_commit_ms_median']:.3f} ms -> ratio {result['serial_write_ratio']} (target <= 1.5)"
+        )
+        print(
+            f"  (context    : pando bus ping {result['pando_ping_ms_median']:.3f} ms; the same repository write "
+            f"without IPC {result['direct_repository_write_ms_median']:.3f} ms)"
         )
         print(
             f"change events  : p50 {result['event_p50_ms']} ms, p99 {result['event_p99_ms']} ms, "

@@ -267,3 +267,22 @@ def test_plugin_tool_and_before_tool_hook(model_server, make_app):
     sent = tool_results(model_server.requests[1])[0]["content"]
     assert sent == "HEY REWRITTEN! (checked)"
     assert json.loads(result.tool_calls[0]["input"]) == {"word": "hey"}
+
+
+class RefusingPlugin:
+    @hookimpl
+    def pando_filter_system_prompt(self, prompt):
+        from pando_core.agent.tools.base import ToolError
+
+        raise ToolError("policy: no system prompt today")
+
+
+def test_a_plugin_hook_that_raises_ends_the_turn_cleanly(model_server, make_app):
+    app = make_app(extra_plugins={"refuser": RefusingPlugin()}, model_server=model_server)
+    session = app.sessions.create(title="t")
+    result = asyncio.run(app.coder_agent.run(session["id"], "hello"))
+    assert result.status == "error"
+    assert result.error == "policy: no system prompt today"
+    assert model_server.requests == []
+    # the user's message was stored; the session stays usable
+    assert [m["role"] for m in app.messages.list(session["id"])] == ["user"]

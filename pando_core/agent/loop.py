@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import PandoError
 from .models import ResolvedModel, create_provider_for, request_cost, resolve_model
 from .providers.base import ChatRequest, ProviderError, Usage
 from .tools.base import PermissionDenied, ToolError, ToolResult, tool_schema
@@ -388,6 +389,24 @@ class CoderAgent:
                 draft.finish = {"reason": "error", "time": _now_ms(), "message": str(exc)}
                 draft.persist(force=True)
             self._emit(on_event, AgentEvent("error", session_id, {"error": str(exc)}))
+        except (ToolError, PandoError) as exc:
+            # a plugin refused (strict Lua hook, policy) or the store failed: end the turn cleanly
+            self._fail(result, draft, session_id, str(exc), on_event)
+        except Exception as exc:  # noqa: BLE001 - a bug in a plugin hook must not crash the caller
+            log.exception("turn failed")
+            self._fail(result, draft, session_id, f"{type(exc).__name__}: {exc}", on_event)
+
+    def _fail(self, result: TurnResult, draft: _AssistantDraft | None, session_id: str, message: str, on_event) -> None:
+        result.status = "error"
+        result.error = message
+        result.finish_reason = "error"
+        if draft is not None:
+            draft.finish = {"reason": "error", "time": _now_ms(), "message": message}
+            try:
+                draft.persist(force=True)
+            except Exception:  # noqa: BLE001 - the store itself may be what failed
+                log.debug("could not store the failed turn", exc_info=True)
+        self._emit(on_event, AgentEvent("error", session_id, {"error": message}))
 
     def _finish_cancelled(self, draft: _AssistantDraft, session_id: str) -> None:
         draft.finish = {"reason": "canceled", "time": _now_ms()}

@@ -53,7 +53,7 @@ def _instrument_lock() -> None:
 
     original = lock_mod.InstanceLock._attempt
 
-    def _attempt(self, timeout, cancel):  # noqa: ANN001
+    def _attempt(self, timeout, cancel):
         won = original(self, timeout, cancel)
         if won:
             emit("lock")
@@ -81,7 +81,7 @@ class WriteLoop:
     key can keep a retried message from being stored twice).
     """
 
-    def __init__(self, rt, name: str, limit: int | None) -> None:  # noqa: ANN001
+    def __init__(self, rt, name: str, limit: int | None) -> None:
         self.rt = rt
         self.name = name
         self.limit = limit
@@ -118,7 +118,7 @@ class WriteLoop:
         emit("stopped", invoked=n, acked=acked)
 
 
-def _primary_ticks(rt, stop: threading.Event) -> None:  # noqa: ANN001
+def _primary_ticks(rt, stop: threading.Event) -> None:
     while not stop.wait(0.02):
         if rt.role == "primary" and rt.lock.held:
             emit("tick", epoch=rt.epoch)
@@ -172,8 +172,8 @@ def main() -> None:
     emit("starting")
     rt = bootstrap(args.workdir, instance_id=args.id, failover=not args.no_failover, config=config)
 
-    def register_echo(runtime) -> None:  # noqa: ANN001
-        def echo(params, call):  # noqa: ANN001
+    def register_echo(runtime) -> None:
+        def echo(params, call):
             return {
                 "echo": params,
                 "served_by": runtime.instance_id,
@@ -184,7 +184,7 @@ def main() -> None:
         runtime.bus.register("echo.ping", echo, params="object", replace=True)
         emit("echo_registered", epoch=runtime.epoch)
 
-    def promoted(runtime) -> None:  # noqa: ANN001
+    def promoted(runtime) -> None:
         emit("role", role=runtime.role, epoch=runtime.epoch)
         if args.echo:
             register_echo(runtime)
@@ -192,7 +192,7 @@ def main() -> None:
     rt.on_promoted(promoted)
     if args.events:
 
-        def on_event(event) -> None:  # noqa: ANN001
+        def on_event(event) -> None:
             if event.topic.startswith("db."):
                 emit("event", topic=event.topic, seq=event.seq, epoch=event.epoch, payload=event.payload)
 
@@ -240,7 +240,7 @@ def main() -> None:
         rt.cleanup()
         emit("bye", role=role, reason=reason)
 
-    def on_sigterm(signum, frame) -> None:  # noqa: ANN001
+    def on_sigterm(signum, frame) -> None:
         threading.Thread(target=lambda: (shutdown("sigterm"), os._exit(0)), daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_sigterm)
@@ -272,7 +272,7 @@ def main() -> None:
     os._exit(0)
 
 
-def _wait_heartbeat(rt, timeout: float) -> bool:  # noqa: ANN001
+def _wait_heartbeat(rt, timeout: float) -> bool:
     """Wait until the SUB socket delivered an event (so later events are not lost to slow joining)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -283,7 +283,7 @@ def _wait_heartbeat(rt, timeout: float) -> bool:  # noqa: ANN001
     return False
 
 
-def _run_command(rt, loop, cmd: dict):  # noqa: ANN001
+def _run_command(rt, loop, cmd: dict):
     op = cmd.get("op")
     if op == "write":
         return rt.store.sessions.create(id=cmd["sid"], title=cmd.get("title", "cmd write"))

@@ -35,7 +35,9 @@ def build_cli() -> typer.Typer:
     @app.command("run")
     def run(
         file: Path = typer.Argument(..., help="a Lua script"),
-        hook: str = typer.Option(..., "--hook", help="hook name without hook_ (user_prompt) or a filter (github-input)"),
+        hook: str = typer.Option(
+            ..., "--hook", help="hook name without hook_ (user_prompt) or a filter (github-input)"
+        ),
         input: str = typer.Option("{}", "--input", help="the data as a JSON object"),
         timeout: float = typer.Option(1.0, "--timeout", help="seconds"),
     ) -> None:
@@ -57,7 +59,10 @@ def build_cli() -> typer.Typer:
             raise typer.Exit(1) from None
         try:
             if hook.endswith(("-input", "-output", "_input", "_output")):
-                result = engine.call_filter(hook.replace("_input", "-input").replace("_output", "-output"), data)
+                name = hook.replace("_input", "-input").replace("_output", "-output")
+                tool = name.rsplit("-", 1)[0]
+                # like the agent's wiring: "<tool>-input", then "builtin-input", then "global-input"
+                result = engine.call_filter(name, data, context={"tool_name": tool}, fallback="builtin")
             else:
                 result = engine.call_hook(hook.removeprefix("hook_"), data)
         except PandoLuaError as exc:

@@ -7,7 +7,7 @@ runs :meth:`LuaEngine.reload_if_changed` (a cheap ``os.stat`` per script) before
     LuaEngine(scripts, *, timeout=1.0, memory_limit=32 MiB, strict=False, helpers=None,
               logger=None, hot_reload=False)
     LuaEngine.from_config(config, *, base_dir=None, helpers=None, logger=None)
-    engine.call_filter(name, data, *, context=None) -> dict
+    engine.call_filter(name, data, *, context=None, fallback=None) -> dict
     engine.call_hook(hook_name, data) -> dict
     engine.reload_if_changed() -> bool
     engine.defined_hooks() -> list[str]
@@ -21,8 +21,9 @@ Tool filters: ``call_filter("github-input", args)`` tries ``github-input``, then
 contain ``-``, so a script defines the dashed form as ``_G["github-input"] = function(ctx) ... end``
 or the friendlier ``function github_input(ctx) ... end``; both work, the dashed form wins if both
 exist.  Use :func:`filter_name` to build the name from an MCP server name (``_`` and ``.`` become ``-``,
-like Go).  Built-in tools use the server name ``"builtin"`` (``builtin-input`` / ``builtin_input``;
-``ctx.tool_name`` tells which tool).  Hooks: ``call_hook("system_prompt", data)`` (or
+like Go).  ``call_filter(name, data, fallback="builtin")`` also tries ``builtin-input`` /
+``builtin_input`` before the global ones (pando-lua's wiring calls ``"<tool name>-input"`` with that
+fallback for built-in and plugin tools; ``ctx.tool_name`` tells which tool).  Hooks: ``call_hook("system_prompt", data)`` (or
 ``"hook_system_prompt"``) tries ``hook_system_prompt`` then ``hook_global``.  A script without a
 matching function leaves the data unchanged.  With several scripts, they run in order as a chain,
 each one seeing the previous one's output; a failing script (non-strict) is skipped.
@@ -1031,7 +1032,7 @@ class LuaEngine:
         self._lock = threading.RLock()
         self._closed = False
         self._name_cache: dict[
-            tuple[str, str], tuple[tuple[bytes, ...], bytes | None, bytes | None, str]
+            tuple[str, ...], tuple[tuple[bytes, ...], bytes | None, bytes | None, str]
         ] = {}
         self._box: list[_Worker | None] = [None]
         self._finalizer = weakref.finalize(self, _stop_workers, self._box)
@@ -1119,21 +1120,31 @@ class LuaEngine:
 
     # -- public calls ----------------------------------------------------------------------------
     def call_filter(
-        self, name: str, data: Mapping[str, Any], *, context: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        data: Mapping[str, Any],
+        *,
+        context: Mapping[str, Any] | None = None,
+        fallback: str | None = None,
     ) -> dict[str, Any]:
         """Run the tool filter ``name`` (``"<server>-input"`` or ``"<server>-output"``) on ``data``.
 
         ``context`` adds top-level ctx fields that are not part of the data (``server_name``,
         ``tool_name``, ``request_id``, ``session_id``, ``timestamp``, ``duration``; for output
-        filters optionally ``parameters`` = the tool arguments).  Returns the new data, or ``data``
+        filters optionally ``parameters`` = the tool arguments).  ``fallback`` names a server whose
+        filter each script tries after ``name``'s own and before ``global-*`` (pando-lua's wiring
+        passes ``"builtin"`` for built-in and plugin tools).  Returns the new data, or ``data``
         itself when nothing changed / no function matched / the call failed (non-strict)."""
-        key = ("f", name)
+        key = ("f", name, fallback or "")
         cached = self._name_cache.get(key)
         if cached is None:
             server, direction = _split_filter(name)
-            dashed = f"{server.replace('_', '-').replace('.', '-')}-{direction}"
-            under = f"{server.replace('-', '_').replace('.', '_')}_{direction}"
-            candidates = (dashed, under, f"global-{direction}", f"global_{direction}")
+            servers = [server] if not fallback else [server, fallback]
+            candidates: list[str] = []
+            for s in servers:
+                candidates.append(f"{s.replace('_', '-').replace('.', '-')}-{direction}")
+                candidates.append(f"{s.replace('-', '_').replace('.', '_')}_{direction}")
+            candidates += [f"global-{direction}", f"global_{direction}"]
             names = tuple(dict.fromkeys(n.encode("utf-8", "surrogatepass") for n in candidates))
             m1, m2 = (b"parameters", None) if direction == "input" else (b"result", b"parameters")
             cached = (names, m1, m2, server)

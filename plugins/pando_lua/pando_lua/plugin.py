@@ -1,19 +1,17 @@
 """The pluggy wiring of pando-lua: every hook site of the core routed to the sandboxed Lua engine.
 
 Tool filters run for every tool call (built-in, plugin and MCP tools); the "server" of a built-in
-or plugin tool is the tool's own name, so ``bash-input`` filters bash arguments and
-``global-input`` filters every call.
+or plugin tool is the tool's own name, so ``bash-input`` filters bash arguments.  Each script's
+lookup for a call of tool ``T`` is ``T-input`` (or ``T_input``), then ``builtin-input`` (the server
+name the engine documents for built-in tools), then ``global-input``; ``-output`` likewise.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from pando_core import hookimpl
 from pando_core.config import ConfigSection, Field
-
-log = logging.getLogger("pando.lua")
 
 SECTION = ConfigSection(
     "lua",
@@ -47,12 +45,12 @@ class LuaSubsystem:
             raise ToolError(str(exc)) from None
 
     def filter(self, name: str, data: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-        from .engine import LuaFilterError
+        from .engine import BUILTIN_SERVER, LuaFilterError
 
         if self.engine.hot_reload:
             self.engine.reload_if_changed()
         try:
-            return self.engine.call_filter(name, data, context=context)
+            return self.engine.call_filter(name, data, context=context, fallback=BUILTIN_SERVER)
         except LuaFilterError as exc:
             from pando_core.agent.tools.base import ToolError
 
@@ -70,6 +68,8 @@ def pando_config_sections():
 
 @hookimpl
 def pando_app_subsystems(app):
+    import logging
+
     from pando_core.errors import ConfigError
 
     from .config import LuaConfig, LuaConfigError
@@ -86,7 +86,9 @@ def pando_app_subsystems(app):
         tools=lambda: [tool.name for tool in app.coder_agent.tools()],
     )
     try:
-        engine = LuaEngine.from_config(config, base_dir=app.workdir, helpers=helpers, logger=log)
+        engine = LuaEngine.from_config(
+            config, base_dir=app.workdir, helpers=helpers, logger=logging.getLogger("pando.lua")
+        )
     except LuaLoadError as exc:
         raise ConfigError(f"lua (strict): a script failed to load, refusing to start:\n{exc}") from None
     return {"lua": LuaSubsystem(engine)}
@@ -102,27 +104,47 @@ def pando_shutdown(app):
 @hookimpl
 def pando_session_created(app, session):
     if (lua := _lua(app)) is not None:
-        lua.hook("session_start", {"session_id": session["id"], "title": session["title"], "created_at": session["created_at"]})
+        lua.hook(
+            "session_start",
+            {"session_id": session["id"], "title": session["title"], "created_at": session["created_at"]},
+        )
 
 
 @hookimpl
 def pando_session_restored(app, session):
     if (lua := _lua(app)) is not None:
-        lua.hook("session_restore", {"session_id": session["id"], "title": session["title"], "message_count": session["message_count"]})
+        lua.hook(
+            "session_restore",
+            {
+                "session_id": session["id"],
+                "title": session["title"],
+                "message_count": session["message_count"],
+            },
+        )
 
 
 @hookimpl
 def pando_session_ended(app, session):
     if (lua := _lua(app)) is not None:
-        lua.hook("session_end", {"session_id": session["id"], "title": session["title"], "message_count": session["message_count"]})
+        lua.hook(
+            "session_end",
+            {
+                "session_id": session["id"],
+                "title": session["title"],
+                "message_count": session["message_count"],
+            },
+        )
 
 
 @hookimpl
 def pando_conversation_start(app, session_id, prompt):
     if (lua := _lua(app)) is None:
         return None
-    result = lua.hook("conversation_start", {"session_id": session_id, "is_new_session": True, "message_count": 0})
-    return result.get("injected_context") or None
+    result = lua.hook(
+        "conversation_start", {"session_id": session_id, "is_new_session": True, "message_count": 0}
+    )
+    context = result.get("injected_context")
+    return context if isinstance(context, str) and context else None
 
 
 @hookimpl
@@ -130,15 +152,27 @@ def pando_rewrite_prompt(app, session_id, prompt):
     if (lua := _lua(app)) is None:
         return None
     result = lua.hook("user_prompt", {"session_id": session_id, "user_content": prompt})
-    return result.get("modified_content") or None
+    content = result.get("modified_content")
+    return content if isinstance(content, str) and content else None
 
 
 @hookimpl
 def pando_select_provider(app, session_id, model):
+    from pando_core.agent.models import resolve_model
+    from pando_core.errors import ConfigError
+
     if (lua := _lua(app)) is None:
         return None
-    provider, _, model_id = (model or "").partition("/")
-    result = lua.hook("provider_select", {"provider": provider, "model": model_id, "agent_name": "coder", "session_id": session_id})
+    # ``model`` is empty unless --model was given: show the script the model the turn would use
+    try:
+        resolved = resolve_model(app.config, model or None)
+        provider, model_id = resolved.provider_name, resolved.model_id
+    except ConfigError:
+        provider, _, model_id = (model or "").partition("/")
+    result = lua.hook(
+        "provider_select",
+        {"provider": provider, "model": model_id, "agent_name": "coder", "session_id": session_id},
+    )
     chosen = result.get("model_ref")
     return chosen if isinstance(chosen, str) and chosen else None
 
@@ -147,7 +181,9 @@ def pando_select_provider(app, session_id, model):
 def pando_filter_prompt_section(app, name, text):
     if (lua := _lua(app)) is None:
         return None
-    result = lua.hook("template_section", {"section_name": name, "section_content": text, "agent_name": "coder"})
+    result = lua.hook(
+        "template_section", {"section_name": name, "section_content": text, "agent_name": "coder"}
+    )
     content = result.get("section_content")
     return content if isinstance(content, str) else None
 
@@ -156,7 +192,9 @@ def pando_filter_prompt_section(app, name, text):
 def pando_check_capability(app, capability, enabled):
     if (lua := _lua(app)) is None:
         return None
-    result = lua.hook("capability_check", {"capability": capability, "available": enabled, "agent_name": "coder"})
+    result = lua.hook(
+        "capability_check", {"capability": capability, "available": enabled, "agent_name": "coder"}
+    )
     available = result.get("available")
     return available if isinstance(available, bool) else None
 
@@ -172,14 +210,20 @@ def pando_compose_prompt(app, sections):
     new = result.get("sections")
     if not isinstance(new, list):
         return None
-    return [PromptSection(str(item.get("name", "")), str(item.get("content", ""))) for item in new if isinstance(item, dict)]
+    return [
+        PromptSection(str(item.get("name", "")), str(item.get("content", "")))
+        for item in new
+        if isinstance(item, dict)
+    ]
 
 
 @hookimpl
 def pando_filter_system_prompt(app, session_id, prompt):
     if (lua := _lua(app)) is None:
         return None
-    result = lua.hook("system_prompt", {"system_prompt": prompt, "agent_name": "coder", "session_id": session_id})
+    result = lua.hook(
+        "system_prompt", {"system_prompt": prompt, "agent_name": "coder", "session_id": session_id}
+    )
     text = result.get("system_prompt")
     return text if isinstance(text, str) and text else None
 
@@ -188,20 +232,27 @@ def pando_filter_system_prompt(app, session_id, prompt):
 def pando_before_tool_call(app, session_id, tool_name, arguments):
     if (lua := _lua(app)) is None:
         return None
-    return lua.filter(f"{tool_name}-input", dict(arguments), {"tool_name": tool_name, "session_id": session_id})
+    return lua.filter(
+        f"{tool_name}-input", dict(arguments), {"tool_name": tool_name, "session_id": session_id}
+    )
 
 
 @hookimpl
 def pando_after_tool_call(app, session_id, tool_name, arguments, result):
-    from pando_core.agent.tools.base import ToolResult
+    from pando_core.agent.tools.base import ToolError, ToolResult
 
     if (lua := _lua(app)) is None:
         return None
-    out = lua.filter(
-        f"{tool_name}-output",
-        {"output": result.content},
-        {"tool_name": tool_name, "session_id": session_id, "parameters": dict(arguments)},
-    )
+    try:
+        out = lua.filter(
+            f"{tool_name}-output",
+            {"output": result.content},
+            {"tool_name": tool_name, "session_id": session_id, "parameters": dict(arguments)},
+        )
+    except ToolError as exc:
+        # strict mode: the agent loop does not catch errors raised after the tool ran, so the
+        # failure becomes the call's (error) result instead of ending the turn with a traceback
+        return ToolResult(str(exc), True, result.metadata)
     text = out.get("output")
     if isinstance(text, str) and text != result.content:
         return ToolResult(text, result.is_error, result.metadata)
@@ -213,7 +264,12 @@ def pando_turn_finished(app, session_id, response, finish_reason, usage):
     if (lua := _lua(app)) is not None:
         lua.hook(
             "agent_response_finish",
-            {"session_id": session_id, "finish_reason": finish_reason, "input_tokens": usage.get("tokens_in", 0), "output_tokens": usage.get("tokens_out", 0)},
+            {
+                "session_id": session_id,
+                "finish_reason": finish_reason,
+                "input_tokens": usage.get("tokens_in", 0),
+                "output_tokens": usage.get("tokens_out", 0),
+            },
         )
 
 

@@ -56,11 +56,17 @@ def test_hook_sites_in_an_agent_run(model_server, make_app, pando_workdir):
 
 
 def test_strict_load_error_refuses_to_start(model_server, pando_workdir, pando_env):
-    write_model_config(pando_workdir, model_server.base_url, extra='\n[lua]\nstrict = true\nscripts = ["bad.lua"]\n')
+    write_model_config(
+        pando_workdir, model_server.base_url, extra='\n[lua]\nstrict = true\nscripts = ["bad.lua"]\n'
+    )
     (pando_workdir / "bad.lua").write_text("this is not lua (")
     result = subprocess.run(
         [sys.executable, "-m", "pando_core", "--plugins", "lua", "run", "hi"],
-        cwd=pando_workdir, env=pando_env, capture_output=True, text=True, timeout=60,
+        cwd=pando_workdir,
+        env=pando_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "refusing to start" in result.stderr and "bad.lua" in result.stderr
@@ -70,9 +76,23 @@ def test_strict_load_error_refuses_to_start(model_server, pando_workdir, pando_e
 def test_lua_cli(pando_workdir, pando_env):
     (pando_workdir / "t.lua").write_text(SCRIPT)
     run = [sys.executable, "-m", "pando_core", "--plugins", "lua", "lua"]
-    check = subprocess.run([*run, "check", "t.lua"], cwd=pando_workdir, env=pando_env, capture_output=True, text=True)
+    check = subprocess.run(
+        [*run, "check", "t.lua"], cwd=pando_workdir, env=pando_env, capture_output=True, text=True
+    )
     assert check.returncode == 0 and "hook_user_prompt" in check.stdout and "bash-input" in check.stdout
-    hook = subprocess.run([*run, "run", "t.lua", "--hook", "user_prompt", "--input", '{"user_content": "x"}'], cwd=pando_workdir, env=pando_env, capture_output=True, text=True)
+    hook = subprocess.run(
+        [*run, "run", "t.lua", "--hook", "user_prompt", "--input", '{"user_content": "x"}'],
+        cwd=pando_workdir,
+        env=pando_env,
+        capture_output=True,
+        text=True,
+    )
     assert json.loads(hook.stdout) == {"modified_content": "REWRITTEN: x"}
-    filt = subprocess.run([*run, "run", "t.lua", "--hook", "bash-input", "--input", '{"command": "ls"}'], cwd=pando_workdir, env=pando_env, capture_output=True, text=True)
+    filt = subprocess.run(
+        [*run, "run", "t.lua", "--hook", "bash-input", "--input", '{"command": "ls"}'],
+        cwd=pando_workdir,
+        env=pando_env,
+        capture_output=True,
+        text=True,
+    )
     assert json.loads(filt.stdout) == {"command": "echo filtered"}

@@ -193,7 +193,9 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
         settings = get_settings()
         chosen_scope = _scope(settings, scope)
         catalog = (
-            _lib().CatalogClient(settings.catalog_url, settings.catalog_timeout) if settings.catalog_url else None
+            _lib().CatalogClient(settings.catalog_url, settings.catalog_timeout)
+            if settings.catalog_url
+            else None
         )
         kwargs: dict[str, Any] = {
             "scope": chosen_scope,
@@ -203,7 +205,9 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
             "catalog": catalog,
             "skill": skill,
         }
-        installed = _lib().install_many(source, **kwargs) if all_skills else [_lib().install(source, **kwargs)]
+        installed = (
+            _lib().install_many(source, **kwargs) if all_skills else [_lib().install(source, **kwargs)]
+        )
         for item in installed:
             details = [item.source_type]
             if item.commit:
@@ -225,7 +229,9 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
         settings = get_settings()
         if not settings.catalog_url:
             raise _fail("the skills catalog is disabled in the configuration")
-        results = _lib().CatalogClient(settings.catalog_url, settings.catalog_timeout).search(query, limit=limit)
+        results = (
+            _lib().CatalogClient(settings.catalog_url, settings.catalog_timeout).search(query, limit=limit)
+        )
         if as_json:
             typer.echo(json.dumps({"query": query, "skills": [r.to_dict() for r in results]}, indent=2))
             return

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from pando_core import hookimpl
 from pando_core.config import ConfigSection, Field
-
-log = logging.getLogger("pando.skills")
 
 SECTION = ConfigSection(
     "skills",
@@ -62,13 +59,15 @@ def pando_config_sections():
 
 @hookimpl
 def pando_app_subsystems(app):
+    import logging
+
     from .manager import SkillManager
 
     config = _config(app.config.section("skills"))
     manager = SkillManager(app.workdir, _home(), config)
     if config.enabled:
         for warning in manager.reload():
-            log.warning("skills: %s", warning)
+            logging.getLogger("pando.skills").warning("skills: %s", warning)
     return {"skills": SkillsSubsystem(manager)}
 
 
