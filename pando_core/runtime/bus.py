@@ -709,12 +709,7 @@ class Bus:
             return
         now = time.monotonic()
         meta = {k: v for k, v in req.meta.items() if k != "token"}
-        timeout_ms = meta.get("timeout_ms")
-        deadline = (
-            now + timeout_ms / 1000
-            if isinstance(timeout_ms, int | float) and not isinstance(timeout_ms, bool) and timeout_ms >= 0
-            else None
-        )
+        deadline = _deadline(meta, now)
         iid = meta.get("instance_id")
         call = CallContext(
             method=req.method,
@@ -872,3 +867,19 @@ class Bus:
             "stats": self.stats(),
             "metadata": self.metadata,
         }
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _deadline(meta: Mapping[str, Any], now: float) -> float | None:
+    """The caller's deadline on our monotonic clock: from its absolute wall-clock deadline when it
+    sent a plausible one (exact even if we read the request late), else from its timeout."""
+    at_ms = _number(meta.get("deadline_at_ms"))
+    if at_ms is not None:
+        remaining = at_ms / 1000 - time.time()
+        if -600 < remaining < 86_400:
+            return now + remaining
+    timeout_ms = _number(meta.get("timeout_ms"))
+    return now + timeout_ms / 1000 if timeout_ms is not None and timeout_ms >= 0 else None

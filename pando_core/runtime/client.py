@@ -293,6 +293,8 @@ class Client:
         meta = {
             "instance_id": self.instance_id,
             "timeout_ms": int(timeout * 1000),
+            # absolute too: the bus may read the request late (same host, same wall clock)
+            "deadline_at_ms": int((time.time() + timeout) * 1000),
             **self._auth.request_meta(),
         }
         data = P.encode_request(rid, method, params, meta)
