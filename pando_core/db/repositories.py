@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from ..errors import NotFoundError, ValidationError
 from . import schema as t
@@ -20,9 +20,76 @@ def _row(row: Any) -> dict[str, Any] | None:
     return dict(row._mapping) if row is not None else None
 
 
-def _next_seq(tx: WriteTx, table) -> int:
-    current = tx.conn.execute(select(func.max(table.c.seq))).scalar()
+# Statements are built once and executed with bound parameters: building a statement with literal
+# values costs SQLAlchemy far more than running it (hundreds of microseconds per write).
+_STATEMENTS: dict[tuple, Any] = {}
+
+
+def _statement(key: tuple, build) -> Any:  # noqa: ANN001
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS[key] = build()
+    return statement
+
+
+def _insert(tx: WriteTx, table, values: dict[str, Any]) -> None:  # noqa: ANN001
+    tx.conn.execute(_statement(("insert", table.name), lambda: insert(table)), values)
+
+
+def _get_by_id(tx: ReadTx | WriteTx, table, row_id: str) -> Any:  # noqa: ANN001
+    statement = _statement(("get", table.name), lambda: select(table).where(table.c.id == bindparam("row_id")))
+    return tx.conn.execute(statement, {"row_id": row_id}).first()
+
+
+def _update_by_id(tx: WriteTx, table, row_id: str, values: dict[str, Any]) -> Any:  # noqa: ANN001
+    """UPDATE ... RETURNING the row (None when there is no such row)."""
+    keys = tuple(sorted(values))
+    statement = _statement(
+        ("update", table.name, keys),
+        lambda: update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values({key: bindparam("v_" + key) for key in keys})
+        .returning(*table.c),
+    )
+    params = {"v_" + key: value for key, value in values.items()}
+    params["row_id"] = row_id
+    return tx.conn.execute(statement, params).first()
+
+
+def _next_seq(tx: WriteTx, table) -> int:  # noqa: ANN001
+    current = tx.conn.execute(_statement(("max_seq", table.name), lambda: select(func.max(table.c.seq)))).scalar()
     return (current or 0) + 1
+
+
+_ADD_USAGE = None
+
+
+def _add_usage_statement() -> Any:
+    s = t.sessions.c
+    return (
+        update(t.sessions)
+        .where(s.id == bindparam("row_id"))
+        .values(
+            prompt_tokens=bindparam("v_prompt"),
+            completion_tokens=bindparam("v_completion"),
+            total_prompt_tokens=s.total_prompt_tokens + bindparam("v_prompt_add"),
+            total_completion_tokens=s.total_completion_tokens + bindparam("v_completion_add"),
+            cost=s.cost + bindparam("v_cost"),
+            model=func.coalesce(bindparam("v_model"), s.model),
+            updated_at=bindparam("v_now"),
+        )
+        .returning(*t.sessions.c)
+    )
+
+
+def _bump_message_count(tx: WriteTx, session_id: str, delta: int, now: int) -> None:
+    statement = _statement(
+        ("message_count",),
+        lambda: update(t.sessions)
+        .where(t.sessions.c.id == bindparam("row_id"))
+        .values(message_count=t.sessions.c.message_count + bindparam("v_delta"), updated_at=bindparam("v_now")),
+    )
+    tx.conn.execute(statement, {"row_id": session_id, "v_delta": delta, "v_now": now})
 
 
 def _new_id(given: str | None) -> str:
@@ -53,13 +120,13 @@ class SessionRepository(Repository):
             "updated_at": now,
             "seq": _next_seq(tx, t.sessions),
         }
-        tx.conn.execute(insert(t.sessions).values(**values))
+        _insert(tx, t.sessions, values)
         tx.changed("sessions", "insert", values["id"])
         return values
 
     @read
     def get(self, tx: ReadTx, *, id: str) -> dict:
-        row = _row(tx.conn.execute(select(t.sessions).where(t.sessions.c.id == id)).first())
+        row = _row(_get_by_id(tx, t.sessions, id))
         if row is None:
             raise NotFoundError(f"session {id} not found")
         return row
@@ -102,12 +169,11 @@ class SessionRepository(Repository):
         unknown = set(fields) - allowed
         if unknown:
             raise ValidationError(f"sessions.update: unknown fields {', '.join(sorted(unknown))}")
-        values = dict(fields, updated_at=tx.now_ms())
-        result = tx.conn.execute(update(t.sessions).where(t.sessions.c.id == id).values(**values))
-        if result.rowcount == 0:
+        row = _update_by_id(tx, t.sessions, id, dict(fields, updated_at=tx.now_ms()))
+        if row is None:
             raise NotFoundError(f"session {id} not found")
         tx.changed("sessions", "update", id)
-        return _row(tx.conn.execute(select(t.sessions).where(t.sessions.c.id == id)).first())
+        return _row(row)
 
     @write
     def add_usage(
@@ -121,22 +187,22 @@ class SessionRepository(Repository):
         model: str | None = None,
     ) -> dict:
         """Record one request's usage: last-request fill (overwritten) and cumulative totals."""
-        s = t.sessions.c
-        values: dict[str, Any] = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_prompt_tokens": s.total_prompt_tokens + prompt_tokens,
-            "total_completion_tokens": s.total_completion_tokens + completion_tokens,
-            "cost": s.cost + cost,
-            "updated_at": tx.now_ms(),
+        statement = _statement(("add_usage",), _add_usage_statement)
+        params = {
+            "row_id": id,
+            "v_prompt": prompt_tokens,
+            "v_completion": completion_tokens,
+            "v_prompt_add": prompt_tokens,
+            "v_completion_add": completion_tokens,
+            "v_cost": cost,
+            "v_model": model or None,
+            "v_now": tx.now_ms(),
         }
-        if model:
-            values["model"] = model
-        result = tx.conn.execute(update(t.sessions).where(s.id == id).values(**values))
-        if result.rowcount == 0:
+        row = tx.conn.execute(statement, params).first()
+        if row is None:
             raise NotFoundError(f"session {id} not found")
         tx.changed("sessions", "update", id)
-        return _row(tx.conn.execute(select(t.sessions).where(s.id == id)).first())
+        return _row(row)
 
     @write
     def add_cost(self, tx: WriteTx, *, id: str, cost: float) -> None:
@@ -195,15 +261,10 @@ class MessageRepository(Repository):
             "finished_at": _finished_at(parts),
             "seq": _next_seq(tx, t.messages),
         }
-        exists = tx.conn.execute(select(t.sessions.c.id).where(t.sessions.c.id == session_id)).first()
-        if exists is None:
+        if _get_by_id(tx, t.sessions, session_id) is None:
             raise NotFoundError(f"session {session_id} not found")
-        tx.conn.execute(insert(t.messages).values(**values))
-        tx.conn.execute(
-            update(t.sessions)
-            .where(t.sessions.c.id == session_id)
-            .values(message_count=t.sessions.c.message_count + 1, updated_at=now)
-        )
+        _insert(tx, t.messages, values)
+        _bump_message_count(tx, session_id, 1, now)
         tx.changed("messages", "insert", values["id"])
         tx.changed("sessions", "update", session_id)
         return dict(values, parts=parts)
@@ -213,9 +274,7 @@ class MessageRepository(Repository):
         values: dict[str, Any] = {"parts": json.dumps(parts), "updated_at": tx.now_ms(), "finished_at": _finished_at(parts)}
         if model is not None:
             values["model"] = model
-        row = tx.conn.execute(
-            update(t.messages).where(t.messages.c.id == id).values(**values).returning(*t.messages.c)
-        ).first()
+        row = _update_by_id(tx, t.messages, id, values)
         if row is None:
             raise NotFoundError(f"message {id} not found")
         tx.changed("messages", "update", id)
@@ -223,15 +282,18 @@ class MessageRepository(Repository):
 
     @read
     def get(self, tx: ReadTx, *, id: str) -> dict:
-        row = _message_row(tx.conn.execute(select(t.messages).where(t.messages.c.id == id)).first())
+        row = _message_row(_get_by_id(tx, t.messages, id))
         if row is None:
             raise NotFoundError(f"message {id} not found")
         return row
 
     @read
     def list(self, tx: ReadTx, *, session_id: str) -> list:
-        query = select(t.messages).where(t.messages.c.session_id == session_id).order_by(t.messages.c.seq)
-        return [_message_row(r) for r in tx.conn.execute(query)]
+        query = _statement(
+            ("messages_of",),
+            lambda: select(t.messages).where(t.messages.c.session_id == bindparam("sid")).order_by(t.messages.c.seq),
+        )
+        return [_message_row(r) for r in tx.conn.execute(query, {"sid": session_id})]
 
     @write
     def delete(self, tx: WriteTx, *, id: str) -> None:
@@ -239,11 +301,7 @@ class MessageRepository(Repository):
         if row is None:
             raise NotFoundError(f"message {id} not found")
         tx.conn.execute(delete(t.messages).where(t.messages.c.id == id))
-        tx.conn.execute(
-            update(t.sessions)
-            .where(t.sessions.c.id == row[0])
-            .values(message_count=t.sessions.c.message_count - 1, updated_at=tx.now_ms())
-        )
+        _bump_message_count(tx, row[0], -1, tx.now_ms())
         tx.changed("messages", "delete", id)
 
 
@@ -287,7 +345,7 @@ class FileRepository(Repository):
                 "updated_at": now,
                 "seq": _next_seq(tx, t.files),
             }
-            tx.conn.execute(insert(t.files).values(**values))
+            _insert(tx, t.files, values)
             tx.changed("files", "insert", values["id"])
             created.append(values)
         return created[-1]
