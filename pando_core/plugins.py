@@ -56,14 +56,86 @@ class _Candidate:
 
 
 def installed_plugins() -> dict[str, _Candidate]:
-    """Every plugin entry point installed in this environment, by name."""
+    """Every plugin entry point installed in this environment, by name.
+
+    The scan (importlib.metadata, which imports the email package) is cached per user, keyed by
+    the modification times of the sys.path directories: installing, upgrading or removing a
+    distribution changes its directory, so a stale cache is never used.
+    """
+    fingerprint = _path_fingerprint()
+    cached = _read_cache(fingerprint)
+    if cached is not None:
+        return cached
     from importlib.metadata import entry_points
 
     found: dict[str, _Candidate] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         name, version = _name_and_version(getattr(ep, "dist", None))
         found.setdefault(ep.name, _Candidate(ep.name, ep.value, name, version, ep))
+    _write_cache(fingerprint, found)
     return found
+
+
+def _cache_file() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pando", "plugins.json")
+
+
+def _path_fingerprint() -> list:
+    stamps = []
+    cwd = os.getcwd()
+    for entry in sys.path:
+        if entry in ("", ".", cwd):
+            continue  # `python -m` puts the working directory first; it holds no distributions
+        try:
+            stamps.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except OSError:
+            stamps.append([entry, None])
+    return stamps
+
+
+def _read_cache(fingerprint: list) -> dict[str, _Candidate] | None:
+    import json
+
+    try:
+        with open(_cache_file(), encoding="utf-8") as handle:
+            data = json.load(handle)
+        if data.get("fingerprint") != fingerprint or data.get("format") != 1:
+            return None
+        return {
+            row["name"]: _Candidate(row["name"], row["value"], row["distribution"], row["version"], None)
+            for row in data["plugins"]
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _write_cache(fingerprint: list, found: dict[str, _Candidate]) -> None:
+    import json
+
+    path = _cache_file()
+    rows = [{"name": c.name, "value": c.value, "distribution": c.distribution, "version": c.version} for c in found.values()]
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump({"format": 1, "fingerprint": fingerprint, "plugins": rows}, handle)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache we cannot write only costs start-up time
+
+
+def load_entry_point(candidate: _Candidate) -> Any:
+    """Import what an entry point names ("module" or "module:attribute")."""
+    if candidate.entry_point is not None:
+        return candidate.entry_point.load()
+    import importlib
+
+    module_name, _, attribute = candidate.value.partition(":")
+    target = importlib.import_module(module_name.strip())
+    for part in filter(None, attribute.strip().split(".")):
+        target = getattr(target, part)
+    return target
 
 
 def _name_and_version(dist) -> tuple[str, str]:  # noqa: ANN001
@@ -149,7 +221,7 @@ class Plugins:
             info = PluginInfo(name, candidate.version, candidate.distribution)
             self.infos[name] = info
             try:
-                module = candidate.entry_point.load()
+                module = load_entry_point(candidate)
                 self.register(module, name, info=info)
             except Exception as exc:  # noqa: BLE001 - isolation is the point
                 info.status = "error"

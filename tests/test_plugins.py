@@ -150,3 +150,19 @@ def test_pipeline_and_async_hooks():
     assert plugins.pipeline("pando_rewrite_prompt", "prompt", "hi", app=None, session_id="s") == "HI!"
     with pytest.raises(ValueError):
         plugins.register(Keep(), "keep")
+
+
+def test_the_entry_point_cache_sees_new_installs(plugin_path, pando_env, tmp_path):
+    first = pando(plugin_path, pando_env, "plugins", "--json", cwd=tmp_path)
+    assert "late" not in {row["name"] for row in json.loads(first.stdout)}
+    # a cached scan skips importlib.metadata (and the email package it imports)
+    env = dict(pando_env, PYTHONPATH=str(plugin_path))
+    timed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pando_core", "plugins"], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert "importlib.metadata" not in timed.stderr
+    # installing a distribution changes its directory: the cache is not used
+    make_distribution(plugin_path, "pando-late", "2.0.0", {"late": "late_plugin"}, {"late_plugin": OTHER})
+    second = pando(plugin_path, pando_env, "plugins", "--json", cwd=tmp_path)
+    rows = {row["name"]: row for row in json.loads(second.stdout)}
+    assert rows["late"]["version"] == "2.0.0" and rows["late"]["status"] == "loaded"
