@@ -286,3 +286,93 @@ def test_a_plugin_hook_that_raises_ends_the_turn_cleanly(model_server, make_app)
     assert model_server.requests == []
     # the user's message was stored; the session stays usable
     assert [m["role"] for m in app.messages.list(session["id"])] == ["user"]
+
+
+def test_models_and_init_commands(model_server, pando_workdir, pando_env):
+    write_model_config(pando_workdir, model_server.base_url)
+    listed = run_cli(pando_workdir, pando_env, "models", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [row["id"] for row in json.loads(listed.stdout)] == ["test-model"]
+    unknown = run_cli(pando_workdir, pando_env, "models", "nope")
+    assert unknown.returncode == 2 and "unknown provider 'nope'" in unknown.stderr
+    fresh = pando_workdir / "fresh"
+    fresh.mkdir()
+    made = run_cli(fresh, pando_env, "init", "--provider", "ollama", "--model", "qwen2.5-coder", "--yes")
+    assert made.returncode == 0, made.stderr
+    text = (fresh / ".pando.toml").read_text()
+    assert 'model = "ollama/qwen2.5-coder"' in text and 'base_url = "http://localhost:11434/v1"' in text
+    again = run_cli(fresh, pando_env, "init", "--provider", "openai", "--yes")
+    assert again.returncode == 2 and "--force" in again.stderr
+    no_tty = run_cli(pando_workdir / "fresh", pando_env, "init", "--force")
+    assert no_tty.returncode == 2 and "--provider" in no_tty.stderr
+    shown = run_cli(fresh, pando_env, "config", "show", "--json")
+    assert json.loads(shown.stdout)["config"]["agent"]["model"] == "ollama/qwen2.5-coder"
+
+
+class EchoProviderPlugin:
+    """A plugin-provided provider kind: answers with the reversed prompt, reports usage."""
+
+    @hookimpl
+    def pando_register_providers(self):
+        from pando_core.agent.providers.base import ModelInfo, ProviderEvent, Usage
+
+        class Reverser:
+            name = "reverser"
+
+            async def stream(self, request):
+                text = request.messages[-1]["parts"][0]["data"]["text"][::-1]
+                yield ProviderEvent("text_delta", text=text)
+                yield ProviderEvent("complete", finish_reason="end_turn", usage=Usage(input_tokens=1000, output_tokens=500))
+
+            async def list_models(self):
+                return [ModelInfo("r1", "reverser")]
+
+            async def aclose(self):
+                return None
+
+        return {"reverser": lambda **options: Reverser()}
+
+
+def test_a_plugin_provider_and_cost_accounting(make_app):
+    config = (
+        '[agent]\nmodel = "rev/r1"\n[providers.rev]\ntype = "reverser"\n'
+        "[providers.rev.models.r1]\ninput_price = 2.0\noutput_price = 10.0\n"
+    )
+    app = make_app(extra_plugins={"reverser": EchoProviderPlugin()}, config=config)
+    session = app.sessions.create(title="t")
+    result = asyncio.run(app.coder_agent.run(session["id"], "abc"))
+    assert result.status == "success", result.error
+    assert result.response == "cba"
+    assert abs(result.cost - (1000 * 2.0 + 500 * 10.0) / 1_000_000) < 1e-12
+    stored = app.sessions.get(session["id"])
+    assert stored["total_prompt_tokens"] == 1000 and stored["total_completion_tokens"] == 500
+    assert abs(stored["cost"] - result.cost) < 1e-12
+    second = asyncio.run(app.coder_agent.run(session["id"], "xy"))
+    assert app.sessions.get(session["id"])["total_prompt_tokens"] == 2000
+    assert abs(app.sessions.get(session["id"])["cost"] - 2 * second.cost) < 1e-12
+
+
+def test_interrupted_tool_calls_are_answered_before_the_next_request():
+    from pando_core.agent.loop import INTERRUPTED_TOOL, sanitize_history
+
+    call = {"type": "tool_call", "data": {"id": "c1", "name": "bash", "input": "{}"}}
+    history = [
+        {"role": "user", "parts": [{"type": "text", "data": {"text": "go"}}]},
+        {"role": "assistant", "parts": [call]},  # the process died while the tool ran
+        {"role": "user", "parts": [{"type": "text", "data": {"text": "again"}}]},
+        {"role": "assistant", "parts": []},  # an empty draft left by a crash
+    ]
+    repaired = sanitize_history(history)
+    assert [m["role"] for m in repaired] == ["user", "assistant", "tool", "user"]
+    assert repaired[2]["parts"][0]["data"] == {
+        "tool_call_id": "c1", "name": "bash", "content": INTERRUPTED_TOOL, "is_error": True
+    }
+
+
+def test_continue_resumes_the_latest_session(model_server, pando_workdir, pando_env):
+    write_model_config(pando_workdir, model_server.base_url)
+    first = json.loads(run_cli(pando_workdir, pando_env, "run", "-f", "json", "remember 42").stdout)
+    second = json.loads(run_cli(pando_workdir, pando_env, "run", "--continue", "-f", "json", "what number?").stdout)
+    assert second["session_id"] == first["session_id"]
+    sent = model_server.requests[-1]["messages"]
+    assert [m["content"] for m in sent if m["role"] == "user"] == ["remember 42", "what number?"]

@@ -11,6 +11,7 @@ _GROUPS = [
     "status_cmd",
     "tools_cmd",
     "init_cmd",
+    "models_cmd",
     "goal_cmd",
     "sessions_cmd",
 ]

@@ -1,0 +1,49 @@
+"""``pando models``: the models a configured provider offers (GET /models where it is offered)."""
+
+import asyncio
+import json
+
+import typer
+
+from ..context import current
+from ..errors import ConfigError
+
+
+def models_command(
+    provider: str | None = typer.Argument(None, help="provider name (default: the one of [agent] model)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """List the models a provider offers, with context windows and prices where it says."""
+    from ..agent.models import DEFAULT_PROVIDER_KINDS, create_provider_for, resolve_model
+    from ..agent.providers.base import ProviderError
+
+    config = current().config
+    if provider is not None and provider not in config.section("providers") and provider not in DEFAULT_PROVIDER_KINDS:
+        known = ", ".join(sorted({*config.section("providers"), *DEFAULT_PROVIDER_KINDS}))
+        raise ConfigError(f"unknown provider {provider!r}; known: {known}")
+    resolved = resolve_model(config, f"{provider}/-" if provider else None)
+    instance = create_provider_for(resolved, current().plugins)
+
+    async def fetch():
+        try:
+            return await instance.list_models()
+        finally:
+            await instance.aclose()
+
+    try:
+        models = asyncio.run(fetch())
+    except ProviderError as exc:
+        raise ConfigError(str(exc)) from None
+    rows = [
+        {"id": m.id, "context_window": m.context_window, "input_price": m.input_price_per_m, "output_price": m.output_price_per_m}
+        for m in models
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        typer.echo(f"{resolved.provider_name}/{row['id']}")
+
+
+def register(cli: typer.Typer) -> None:
+    cli.command("models")(models_command)
