@@ -78,8 +78,9 @@ class _AssistantDraft:
         self.order: list[str] = []
         self.finish: dict[str, Any] | None = None
         self.model = model
-        self.message = messages.create(session_id, "assistant", [], model=model)
-        self._last_persist = 0.0
+        self.session_id = session_id
+        self.message: dict[str, Any] | None = None  # stored at the first persist: one write less per request
+        self._last_persist = time.monotonic()  # the first write waits one interval (or the end)
 
     def parts(self) -> list[dict[str, Any]]:
         parts = []
@@ -102,7 +103,10 @@ class _AssistantDraft:
         if not force and now - self._last_persist < PERSIST_INTERVAL_S:
             return
         self._last_persist = now
-        self.message = self.messages.update(self.message["id"], self.parts(), model=self.model)
+        if self.message is None:
+            self.message = self.messages.create(self.session_id, "assistant", self.parts(), model=self.model)
+        else:
+            self.message = self.messages.update(self.message["id"], self.parts(), model=self.model)
 
     def add_call(self, call_id: str, name: str, arguments: str = "", finished: bool = False) -> None:
         if call_id not in self.tool_calls:
