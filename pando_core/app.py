@@ -97,6 +97,8 @@ class App:
             )
             store = runtime.store
         app = cls(context, options, store, runtime)
+        if runtime is not None:
+            runtime.on_interrupt(app.coder_agent.cancel)
         try:
             app._attach_subsystems()
             if runtime is not None:
@@ -153,6 +155,15 @@ class App:
         self.ipc_is_primary = False
         self.ipc_bus = None
         runtime.on_promoted(self._on_promoted)
+
+    # -- session.interrupt: cancel a running turn from any instance ----------------------------------
+
+    def interrupt_session(self, session_id: str) -> None:
+        """Cancel the turn running for ``session_id`` wherever it runs (this or another instance)."""
+        if self.runtime is None:
+            self.coder_agent.cancel(session_id)
+        else:
+            self.runtime.interrupt_session(session_id)
 
     def _on_promoted(self, runtime: Any) -> None:
         self.setup_ipc(runtime.bus)

@@ -376,3 +376,70 @@ def test_continue_resumes_the_latest_session(model_server, pando_workdir, pando_
     assert second["session_id"] == first["session_id"]
     sent = model_server.requests[-1]["messages"]
     assert [m["content"] for m in sent if m["role"] == "user"] == ["remember 42", "what number?"]
+
+
+def test_session_interrupt_from_another_process(model_server, pando_workdir, pando_env):
+    """`pando sessions interrupt ID` cancels a turn running in another instance (session.interrupt)."""
+    write_model_config(pando_workdir, model_server.base_url)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pando_core.runtime import bootstrap; rt = bootstrap(sys.argv[1]); "
+         "print(rt.role, flush=True); sys.stdin.read(); rt.cleanup()", str(pando_workdir)],
+        env=pando_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "primary"
+        model_server.script(Reply.text("slow " * 500, chunk_size=5, chunk_delay=0.02))
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "pando_core", "--plugins", "none", "run", "-f", "stream-json", "talk"],
+            cwd=pando_workdir, env=pando_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            session_id = json.loads(runner.stdout.readline())["session_id"]  # streaming has started
+            interrupt = run_cli(pando_workdir, pando_env, "sessions", "interrupt", session_id[:8])
+            assert interrupt.returncode == 0, interrupt.stderr
+            out, err = runner.communicate(timeout=30)
+        finally:
+            runner.kill()
+        assert runner.returncode == 130, err
+        assert json.loads(out.splitlines()[-1])["status"] == "cancelled"
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+
+
+def test_sub_agent_tool_runs_a_read_only_task_session(model_server, make_app, pando_workdir):
+    (pando_workdir / "notes.md").write_text("the answer is 42\n")
+    app = make_app(model_server=model_server)
+    model_server.script(
+        Reply.tool("agent", {"prompt": "find the answer in notes.md"}, id="task-1"),
+        Reply.tool("view", {"file_path": "notes.md"}),  # the sub-agent's first request
+        Reply.text("It is 42."),  # the sub-agent's answer
+        Reply.text("The sub-agent says 42."),
+    )
+    session = app.sessions.create(title="t")
+    result = asyncio.run(app.coder_agent.run(session["id"], "what is the answer?"))
+    assert result.response == "The sub-agent says 42."
+    sub_tools = {t["function"]["name"] for t in model_server.requests[1]["tools"]}
+    assert sub_tools <= {"glob", "grep", "ls", "view", "result_page"} and "view" in sub_tools
+    assert tool_results(model_server.requests[3])[0]["content"] == "It is 42."
+    task = app.sessions.get("task-1")
+    assert task["parent_session_id"] == session["id"]
+
+
+def test_request_cap_title_model_context_files_and_bash_allow_list(model_server, make_app, pando_workdir):
+    (pando_workdir / "AGENTS.md").write_text("Always answer in haiku.\n")
+    write_model_config(pando_workdir, model_server.base_url, extra='\n[permissions]\nallow_bash = ["echo *"]\n')
+    config = pando_workdir / ".pando.toml"
+    config.write_text(config.read_text().replace("[agent]\n", '[agent]\nmax_requests_per_turn = 2\ntitle_model = "scripted/titler"\n'))
+    app = make_app()
+    model_server.script(Reply.tool("bash", {"command": "echo hi"}), Reply.tool("bash", {"command": "echo again"}))
+    model_server.add_rule(model="titler", response=Reply.text("Haiku about echo"))
+    session = app.sessions.create(title="t")
+    result = asyncio.run(app.coder_agent.run(session["id"], "say hi twice"))
+    assert result.status == "max_requests" and result.requests == 2
+    assert [c["is_error"] for c in result.tool_calls] == [False, False]  # allowed by the bash pattern
+    system = model_server.requests[0]["messages"][0]["content"]
+    assert "Always answer in haiku." in system and "AGENTS.md" in system
+    title_request = [r for r in model_server.requests if r["model"] == "titler"]
+    assert title_request and not title_request[0].get("tools")
+    assert app.sessions.get(session["id"])["title"] == "Haiku about echo"

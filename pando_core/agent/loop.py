@@ -190,7 +190,7 @@ class CoderAgent:
         self.app = app
         self.name = name
         self.tool_filter = tool_filter
-        self._cancel_events: dict[str, asyncio.Event] = {}
+        self._cancel_events: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
         self._busy: set[str] = set()
         self._background: set[asyncio.Future] = set()
 
@@ -219,9 +219,22 @@ class CoderAgent:
         return bool(self._busy) if session_id is None else session_id in self._busy
 
     def cancel(self, session_id: str) -> None:
-        event = self._cancel_events.get(session_id)
-        if event is not None:
+        """Cancel the session's running turn; safe from any thread (bus handlers, signal handlers)."""
+        entry = self._cancel_events.get(session_id)
+        if entry is None:
+            return
+        loop, event = entry
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
             event.set()
+        else:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # the turn's loop already closed: nothing left to cancel
+                pass
 
     # -- a turn --------------------------------------------------------------------------------
 
@@ -237,7 +250,7 @@ class CoderAgent:
         if session_id in self._busy:
             return TurnResult(session_id, status="error", error=f"session {session_id} is busy")
         cancel_event = cancel_event or asyncio.Event()
-        self._cancel_events[session_id] = cancel_event
+        self._cancel_events[session_id] = (asyncio.get_running_loop(), cancel_event)
         self._busy.add(session_id)
         result = TurnResult(session_id)
         turn = asyncio.ensure_future(self._turn(session_id, prompt, model_ref, on_event, result, cancel_event))
@@ -264,7 +277,7 @@ class CoderAgent:
             watcher.cancel()
             self._busy.discard(session_id)
             self._cancel_events.pop(session_id, None)
-        if result.needs_title and result.status == "success":
+        if result.needs_title and result.status in ("success", "max_requests", "permission_denied"):
             # after the turn, so that the title request never races the turn's own requests
             title = asyncio.ensure_future(asyncio.wait_for(self._generate_title(session_id, *result.needs_title), timeout=15))
             if getattr(self.app.options, "startup_mode", "") == "interactive":

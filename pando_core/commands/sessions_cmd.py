@@ -290,6 +290,17 @@ def import_command(
         )
 
 
+@app.command("interrupt")
+def interrupt_command(
+    session_id: str = typer.Argument(..., metavar="ID", help="session id (or unique prefix)"),
+) -> None:
+    """Cancel the turn a session is running, in whichever pando process runs it."""
+    with _open_app() as instance:
+        session = instance.sessions.find(session_id)
+        instance.interrupt_session(session["id"])
+    typer.echo(f"Interrupt sent to session {session['id']}")
+
+
 @app.command("rename")
 def rename_command(
     session_id: str = typer.Argument(..., metavar="ID", help="session id (or unique prefix)"),

@@ -98,6 +98,7 @@ TOOL_END = "tool.end"
 INSTANCE_HEARTBEAT = "instance.heartbeat"
 INSTANCE_SHUTDOWN = "instance.shutdown"
 INSTANCE_PROMOTED = "instance.promoted"
+SESSION_INTERRUPT = "session.interrupt"  # RPC and event: cancel a session's running turn anywhere
 
 #: Prefix of every instance lifecycle topic (the client always subscribes to it for liveness).
 INSTANCE_PREFIX = "instance."

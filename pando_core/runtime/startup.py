@@ -95,6 +95,7 @@ class Runtime:
         self.instances = InstanceRegistry(self.pando_dir)
         self._promoted_callbacks: list[Callable[[Runtime], None]] = []
         self._event_callbacks: list[Callable[[P.Event], None]] = []
+        self._interrupt_callbacks: list[Callable[[str], None]] = []
         self._state_lock = threading.RLock()
         self._primary_changed = threading.Condition(self._state_lock)
         self._cleaned = False
@@ -264,6 +265,36 @@ class Runtime:
         bus.register("session.list", self._rpc_session_list, params="object")
         bus.register("session.get", self._rpc_session_get, params="object")
         bus.register("message.list", self._rpc_message_list, params="object")
+        bus.register(P.SESSION_INTERRUPT, self._rpc_interrupt, params="object")
+
+    def on_interrupt(self, callback: Callable[[str], None]) -> None:
+        """``callback(session_id)`` runs when any instance asks to interrupt a session's turn."""
+        self._interrupt_callbacks.append(callback)
+
+    def interrupt_session(self, session_id: str) -> None:
+        """Ask every instance (this one included) to cancel the session's running turn."""
+        if self.role == PRIMARY:
+            self._rpc_interrupt({"session_id": session_id}, None)
+        elif self.client is not None:
+            self.client.call(P.SESSION_INTERRUPT, {"session_id": session_id}, timeout=5)
+        else:
+            raise UnavailableError("this instance has no connection to a primary")
+
+    def _rpc_interrupt(self, params: dict, call: Any) -> dict:
+        session_id = params.get("session_id")
+        if not isinstance(session_id, str):
+            raise RpcError.invalid_params("session.interrupt: session_id must be a string")
+        self._run_interrupt_callbacks(session_id)
+        if self.bus is not None:
+            self.bus.publish(P.SESSION_INTERRUPT, {"session_id": session_id})
+        return {"session_id": session_id}
+
+    def _run_interrupt_callbacks(self, session_id: str) -> None:
+        for callback in list(self._interrupt_callbacks):
+            try:
+                callback(session_id)
+            except Exception:  # noqa: BLE001
+                log.exception("interrupt callback failed")
 
     def _rpc_state_sync(self, params: dict, call: Any) -> dict:
         return {
@@ -311,6 +342,9 @@ class Runtime:
             self._last_event_epoch = event.epoch
         if event.topic in (P.INSTANCE_SHUTDOWN, P.INSTANCE_PROMOTED) and self.watcher is not None:
             self.watcher.poke()
+        elif event.topic == P.SESSION_INTERRUPT and isinstance(event.payload, dict):
+            if isinstance(event.payload.get("session_id"), str):
+                self._run_interrupt_callbacks(event.payload["session_id"])
         for callback in list(self._event_callbacks):
             try:
                 callback(event)
