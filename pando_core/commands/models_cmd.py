@@ -1,6 +1,5 @@
 """``pando models``: the models a configured provider offers (GET /models where it is offered)."""
 
-import asyncio
 import json
 
 import typer
@@ -29,6 +28,8 @@ def models_command(
             return await instance.list_models()
         finally:
             await instance.aclose()
+
+    import asyncio
 
     try:
         models = asyncio.run(fetch())

@@ -1,0 +1,24 @@
+"""Start-up stays light: answering `pando --version` and `pando plugins` imports no heavy library."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("asyncio", "sqlalchemy", "zmq", "openai", "anthropic", "lupa", "yaml", "httpx", "pydantic", "chromadb", "mcp")
+
+
+def imported_modules(pando_env, *args: str) -> set[str]:
+    code = (
+        "import sys\nfrom pando_core.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nfinally:\n    print('MODULES:' + ','.join(sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, *args], env=pando_env, capture_output=True, text=True, timeout=60)
+    line = [row for row in result.stderr.splitlines() if row.startswith("MODULES:")][-1]
+    return {name.split(".")[0] for name in line[len("MODULES:") :].split(",")}
+
+
+def test_version_and_plugins_import_nothing_heavy(pando_env):
+    for args in (("--version",), ("plugins",), ("--help",)):
+        heavy = imported_modules(pando_env, *args) & set(HEAVY)
+        assert not heavy, f"pando {' '.join(args)} imported {sorted(heavy)}"
