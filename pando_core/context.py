@@ -27,6 +27,8 @@ class PandoContext:
         self.debug = debug
         self.env = dict(os.environ if env is None else env)
         self.requested_plugins = requested_plugins
+        # options given before the subcommand (`pando --model X run ...`) are defaults for run and goal
+        self.root_options: dict[str, Any] = {}
         base = load_config(self.workdir, env=self.env)
         plugin_section = base.section("plugins")
         if requested_plugins is None:
@@ -37,6 +39,13 @@ class PandoContext:
             config_disabled=plugin_section.get("disabled"),
             extra=extra_plugins,
         )
+
+    def with_root_options(self, output_format: str, quiet: bool, yolo: bool, model: str | None) -> tuple:
+        """A subcommand's own options, completed by those given to ``pando`` itself."""
+        root = self.root_options
+        if output_format == "text" and root.get("output_format"):
+            output_format = root["output_format"]
+        return output_format, quiet or bool(root.get("quiet")), yolo or bool(root.get("yolo")), model or root.get("model")
 
     @cached_property
     def config(self) -> Config:

@@ -443,3 +443,12 @@ def test_request_cap_title_model_context_files_and_bash_allow_list(model_server,
     title_request = [r for r in model_server.requests if r["model"] == "titler"]
     assert title_request and not title_request[0].get("tools")
     assert app.sessions.get(session["id"])["title"] == "Haiku about echo"
+
+
+def test_options_before_the_subcommand_apply_to_it(model_server, pando_workdir, pando_env):
+    """The README's main command: `pando --model provider/model run "..."`."""
+    write_model_config(pando_workdir, model_server.base_url)
+    result = run_cli(pando_workdir, pando_env, "--model", "scripted/other-model", "-f", "json", "run", "hi")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["model"] == "scripted/other-model"
+    assert model_server.requests[-1]["model"] == "other-model"

@@ -47,6 +47,7 @@ def goal_command(
     model: str | None = typer.Option(None, "--model", "-m", help="provider/model to use"),
 ) -> None:
     """Work toward OBJECTIVE over several agent turns until done (exit 0 completed, 1 blocked/cancelled/stalled, 2 failed/timeout)."""
+    output_format, quiet, yolo, model = current().with_root_options(output_format, quiet, yolo, model)
     code = run_goal_command(
         " ".join(objective or []),
         output_format=output_format,

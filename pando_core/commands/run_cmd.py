@@ -35,6 +35,7 @@ def run_command(
 def run_prompt(text, output_format, quiet, yolo, model, session, continue_last, mode="run") -> int:
     from ..app import App, AppOptions
 
+    output_format, quiet, yolo, model = current().with_root_options(output_format, quiet, yolo, model)
     app = App.create(current(), AppOptions(startup_mode=mode, yolo=yolo, model=model))
     try:
         return app.run_non_interactive(
