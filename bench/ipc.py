@@ -26,6 +26,7 @@ Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -439,11 +440,8 @@ class Bench:
         for w in writers:
             w.stop()
         primary.stop()
-        rows = (
-            sqlite3.connect(f"file:{wd}/.pando/pando.db?mode=ro", uri=True)
-            .execute("SELECT COUNT(*) FROM sessions WHERE title = 'agg'")
-            .fetchone()[0]
-        )
+        with contextlib.closing(sqlite3.connect(f"file:{wd}/.pando/pando.db?mode=ro", uri=True)) as conn:
+            rows = conn.execute("SELECT COUNT(*) FROM sessions WHERE title = 'agg'").fetchone()[0]
         _, baseline_rate = self.sqlite_commit(max(2000, min(total, 20000)))
         repository_rate = self.repository_commits(max(1000, min(total, 20000)))
         rate = rows / elapsed
@@ -457,14 +455,18 @@ class Bench:
             "aggregate_vs_direct_repository_ratio": round(rate / repository_rate, 3),
         }
 
-    def repository_latency(self, n: int) -> float:
-        """Median ``store.sessions.create`` on a local read-write database (no IPC), in ms."""
+    def local_store(self):  # noqa: ANN201
+        """A fresh read-write database and its store, in this process (the no-IPC baselines)."""
         from pando_core.db import Database, core_component, migrate, open_local_store
 
         db = Database(Path(tempfile.mkdtemp(dir=self.tmp)) / "pando.db")
         components = [core_component()]
         migrate(db, components)
-        store = open_local_store(db, components, "bench")
+        return db, open_local_store(db, components, "bench")
+
+    def repository_latency(self, n: int) -> float:
+        """Median ``store.sessions.create`` on a local read-write database (no IPC), in ms."""
+        db, store = self.local_store()
         times = []
         for i in range(n + n // 5):
             t0 = time.perf_counter_ns()
@@ -477,12 +479,7 @@ class Bench:
     def repository_commits(self, n: int) -> float:
         """Secondary baseline: one process calling ``store.sessions.create`` on its own read-write
         database (the same repository code the primary runs, without any IPC)."""
-        from pando_core.db import Database, core_component, migrate, open_local_store
-
-        db = Database(Path(tempfile.mkdtemp(dir=self.tmp)) / "pando.db")
-        components = [core_component()]
-        migrate(db, components)
-        store = open_local_store(db, components, "bench")
+        db, store = self.local_store()
         start = time.perf_counter_ns()
         for i in range(n):
             store.sessions.create(id=f"direct-{i}", title="agg")

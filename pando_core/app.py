@@ -12,6 +12,8 @@ import asyncio
 import logging
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +114,16 @@ class App:
             raise
         return app
 
+    @classmethod
+    @contextmanager
+    def running(cls, context: PandoContext, options: AppOptions | None = None) -> Iterator[App]:
+        """``with App.running(context, options) as app:`` — created, and shut down however the block ends."""
+        app = cls.create(context, options)
+        try:
+            yield app
+        finally:
+            app.shutdown()
+
     def _snapshot_service(self):
         section = self.config.section("snapshots")
         if not section.get("enabled", True):
@@ -202,26 +214,24 @@ class App:
             files=self.file_tracker,
             history=self.history,
             permissions=self.permissions,
-            allow_outside_workdir=bool(self.config.section("permissions").get("allow_outside_workdir")),
+            allow_outside_workdir=self.permissions.config.get("allow_outside_workdir", False),
             cancel_event=cancel_event,
             extra={"app": self},
         )
 
-    def page_result(self, result: ToolResult, session_id: str) -> ToolResult:
-        from .agent.tools.paging import ResultPager, wrap_large_result
-
-        if self._pager is None:
-            self._pager = ResultPager()
-        ctx = ToolContext(workdir=self.workdir, session_id=session_id, extra={"app": self})
-        return wrap_large_result(result, ctx, self._pager)
-
     @property
     def pager(self):
-        from .agent.tools.paging import ResultPager
-
+        """The one store of large tool results: filled by the loop, read by the result_page tool."""
         if self._pager is None:
+            from .agent.tools.paging import ResultPager
+
             self._pager = ResultPager()
         return self._pager
+
+    def page_result(self, result: ToolResult, session_id: str) -> ToolResult:
+        from .agent.tools.paging import wrap_large_result
+
+        return wrap_large_result(result, ToolContext(workdir=self.workdir, session_id=session_id), self.pager)
 
     # -- entry points --------------------------------------------------------------------------------
 

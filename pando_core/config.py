@@ -255,6 +255,7 @@ class Config:
         self.data = data
         self.sections = sections
         self.sources = sources
+        self.warnings: list[str] = []  # unknown keys, filled by load_config
 
     def section(self, name: str) -> dict[str, Any]:
         declared = self.sections.get(name)
@@ -334,30 +335,51 @@ def validate(data: dict[str, Any], sections: Mapping[str, ConfigSection], origin
     return warnings
 
 
+@dataclass
+class ConfigFiles:
+    """The config files found for a working directory, read and merged once (later files win)."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    origin: dict[tuple[str, str], str] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+
+
+def read_config_files(workdir: Path, *, env: Mapping[str, str] | None = None, home: Path | None = None) -> ConfigFiles:
+    env = os.environ if env is None else env
+    files = ConfigFiles()
+    for path in [*user_config_paths(home, env), *project_config_paths(workdir)]:
+        if not path.is_file():
+            continue
+        data = read_config_file(path)
+        files.sources.append(str(path))
+        for name, value in data.items():
+            files.origin[(name, "")] = str(path)
+            if isinstance(value, dict):
+                for key in value:
+                    files.origin[(name, key)] = str(path)
+        _merge(files.data, data)
+    return files
+
+
 def load_config(
     workdir: Path,
     sections: list[ConfigSection] | None = None,
     *,
     env: Mapping[str, str] | None = None,
     home: Path | None = None,
+    files: ConfigFiles | None = None,
 ) -> Config:
-    """Read every source, merge, validate; bad values raise ConfigError naming file, key and type."""
+    """Read every source (or use ``files`` already read), merge, validate.
+
+    Bad values raise ConfigError naming file, key and type. Environment variables are parsed
+    against the declared sections, so they are applied here rather than when files are read.
+    """
     env = os.environ if env is None else env
+    files = files if files is not None else read_config_files(workdir, env=env, home=home)
     declared = {section.name: section for section in [*CORE_SECTIONS, *(sections or [])]}
-    merged: dict[str, Any] = {}
-    origin: dict[tuple[str, str], str] = {}
-    sources: list[str] = []
-    for path in [*user_config_paths(home, env), *project_config_paths(workdir)]:
-        if not path.is_file():
-            continue
-        data = read_config_file(path)
-        sources.append(str(path))
-        for name, value in data.items():
-            origin[(name, "")] = str(path)
-            if isinstance(value, dict):
-                for key in value:
-                    origin[(name, key)] = str(path)
-        _merge(merged, data)
+    merged = copy.deepcopy(files.data)
+    origin = dict(files.origin)
+    sources = list(files.sources)
     overlay = _env_overlay(env, declared)
     if overlay:
         sources.append("environment")

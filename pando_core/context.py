@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .config import Config, load_config
+from .config import Config, load_config, read_config_files
 from .plugins import Plugins, build_plugins, parse_names
 
 
@@ -29,7 +29,8 @@ class PandoContext:
         self.requested_plugins = requested_plugins
         # options given before the subcommand (`pando --model X run ...`) are defaults for run and goal
         self.root_options: dict[str, Any] = {}
-        base = load_config(self.workdir, env=self.env)
+        self._config_files = read_config_files(self.workdir, env=self.env)
+        base = load_config(self.workdir, env=self.env, files=self._config_files)
         plugin_section = base.section("plugins")
         if requested_plugins is None:
             requested_plugins = parse_names(self.env.get("PANDO_PLUGINS"))
@@ -50,7 +51,7 @@ class PandoContext:
     @cached_property
     def config(self) -> Config:
         sections = self.plugins.flat("pando_config_sections")
-        return load_config(self.workdir, sections, env=self.env)
+        return load_config(self.workdir, sections, env=self.env, files=self._config_files)
 
     @property
     def pando_dir(self) -> Path:

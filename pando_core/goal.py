@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UsageError
+from .services.messages import text_of
 
 RUNNING = "running"
 COMPLETED = "completed"
@@ -689,7 +690,6 @@ class GoalRunner:
             max_duration_seconds=duration_seconds,
         )
         state = self._state(row)
-        state.initial_todo_sig = state.last_todo_sig = todo_signature(state.plan)
         prompt = build_initial_prompt(
             objective,
             max_iterations=opts.max_iterations,
@@ -742,7 +742,7 @@ class GoalRunner:
         plan: list[TodoItem] = []
         for message in self.app.messages.list(session_id):
             if message["role"] == "assistant":
-                items = parse_checklist(_text_of(message))
+                items = parse_checklist(text_of(message))
                 if items:
                     plan = items
         return plan
@@ -757,6 +757,7 @@ class GoalRunner:
         try:
             while state.status == RUNNING:
                 if self._check_limits(state):
+                    self._persist(state)
                     break
                 before = state.iteration
                 prompt = await self._iteration(state, prompt)
@@ -765,12 +766,9 @@ class GoalRunner:
                     self._report("iteration", state)
         except asyncio.CancelledError:
             if state.status == RUNNING:
-                state.progress = state.progress or "GOAL CANCELLED"
-                state.blocked_reason = "GOAL CANCELLED"
-                state.finish(CANCELLED)
+                self._cancelled(state)
             self._persist(state)
             raise
-        self._persist(state)
         try:
             self.app.sessions.end(state.session_id)
         except Exception:  # noqa: BLE001 - ending hooks are best effort
@@ -781,9 +779,7 @@ class GoalRunner:
 
     def _check_limits(self, state: _State) -> bool:
         if self.cancel.is_set():
-            state.progress = state.progress or "GOAL CANCELLED"
-            state.blocked_reason = "GOAL CANCELLED"
-            state.finish(CANCELLED)
+            self._cancelled(state)
             return True
         if self.elapsed() >= state.max_duration:
             self._timeout(state)
@@ -794,6 +790,12 @@ class GoalRunner:
             state.finish(FAILED)
             return True
         return False
+
+    @staticmethod
+    def _cancelled(state: _State) -> None:
+        state.progress = state.progress or "GOAL CANCELLED"
+        state.blocked_reason = "GOAL CANCELLED"
+        state.finish(CANCELLED)
 
     def _timeout(self, state: _State) -> None:
         text = f"GOAL TIMEOUT: exceeded max duration ({format_duration(state.max_duration)})"
@@ -833,30 +835,13 @@ class GoalRunner:
             if why and why[0] == "deadline":
                 self._timeout(state)
             else:
-                state.progress = state.progress or "GOAL CANCELLED"
-                state.blocked_reason = "GOAL CANCELLED"
-                state.finish(CANCELLED)
-            self._emit_error(state, state.blocked_reason)
-            return prompt
-        if result.status == "error":
-            state.blocked_reason = f"agent error: {result.error or 'unknown error'}"
+                self._cancelled(state)
+        elif result.status in ("error", "permission_denied"):
+            state.blocked_reason = _turn_failure(result)
             if result.response.strip():
                 state.response = result.response.strip()
             state.finish(BLOCKED)
-            self._emit_error(state, state.blocked_reason)
-            return prompt
-        if result.status == "permission_denied":
-            denied = "; ".join(
-                f"{d.get('tool')} {d.get('action')} {d.get('description', '')}".strip()
-                for d in result.denials
-            )
-            state.blocked_reason = (
-                f"permission denied: {denied or 'a tool call was refused'} "
-                "(re-run with --yolo or allow the tool in [permissions])"
-            )
-            if result.response.strip():
-                state.response = result.response.strip()
-            state.finish(BLOCKED)
+        if state.status != RUNNING:  # the turn did not complete: nothing to evaluate
             self._emit_error(state, state.blocked_reason)
             return prompt
 
@@ -918,7 +903,7 @@ class GoalRunner:
             if message["role"] == "user":
                 break
             if message["role"] == "assistant":
-                text = _text_of(message)
+                text = text_of(message)
                 if text.strip():
                     texts.append(text)
         return list(reversed(texts))
@@ -973,8 +958,17 @@ class GoalRunner:
             pass
 
 
-def _text_of(message: dict) -> str:
-    return "".join(p["data"].get("text", "") for p in message.get("parts", []) if p.get("type") == "text")
+def _turn_failure(result: Any) -> str:
+    """The blocked reason for a turn that ended in an error or a refused tool call."""
+    if result.status == "error":
+        return f"agent error: {result.error or 'unknown error'}"
+    denied = "; ".join(
+        f"{d.get('tool')} {d.get('action')} {d.get('description', '')}".strip() for d in result.denials
+    )
+    return (
+        f"permission denied: {denied or 'a tool call was refused'} "
+        "(re-run with --yolo or allow the tool in [permissions])"
+    )
 
 
 async def arun_goal(
@@ -1003,25 +997,12 @@ def run_goal(
     *,
     max_iterations: int | None = DEFAULT_MAX_ITERATIONS,
     max_duration: float | str | None = DEFAULT_MAX_DURATION,
-    stall_iterations: int | None = None,
-    initial_prompt: str = "",
-    resume_session: str | None = None,
-    on_event: Callable[[Any], None] | None = None,
-    cancel_event: asyncio.Event | threading.Event | None = None,
-    on_progress: Callable[[GoalProgress], None] | None = None,
+    **options: Any,
 ) -> GoalResult:
-    """Run a goal to a terminal status (blocking). Pass None limits to use config ``[goal]``."""
+    """Run a goal to a terminal status (blocking); other keywords as for `arun_goal`.
+
+    Unlike `arun_goal`, the limits default to 20 iterations / 3600 s: pass None to use config ``[goal]``.
+    """
     return asyncio.run(
-        arun_goal(
-            app,
-            objective,
-            max_iterations=max_iterations,
-            max_duration=max_duration,
-            stall_iterations=stall_iterations,
-            initial_prompt=initial_prompt,
-            resume_session=resume_session,
-            on_event=on_event,
-            cancel_event=cancel_event,
-            on_progress=on_progress,
-        )
+        arun_goal(app, objective, max_iterations=max_iterations, max_duration=max_duration, **options)
     )

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .agent.tools.base import PermissionRequest
+from .noninteractive import short
 
 ALLOW_ONCE, ALLOW_SESSION, ALLOW_ALWAYS, DENY = "once", "session", "always", "deny"
 PERMISSION_CHOICES = (
@@ -69,9 +70,6 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def short(text: Any, limit: int = 100) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 _SUMMARY_KEYS = ("command", "pattern", "file_path", "path", "url", "query", "description", "prompt", "name")
@@ -625,7 +623,6 @@ class InteractiveSession:
 
     async def run(self) -> int:
         self._loop = asyncio.get_running_loop()
-        self._ask_lock = asyncio.Lock()
         self._install_signal_handlers()
         self._watch_failover()
         self.plugin_commands = await self._load_plugin_commands()
@@ -729,7 +726,7 @@ class InteractiveSession:
         cancel = asyncio.Event()
         view = TurnView(self.console)
         self._cancel, self._view, self._interrupt = cancel, view, cancel.set
-        result = None
+        result = error = None
         try:
             with _no_echo(sys.stdin):
                 view.start()
@@ -738,16 +735,14 @@ class InteractiveSession:
                     self.session_id, text, on_event=view.on_event, cancel_event=cancel
                 )
         except PandoError as exc:
-            view.close()
-            self.console.print(f"[red]✗ error: {short(exc, 400)}[/red]", highlight=False)
+            error = short(exc, 400)
         except Exception as exc:  # noqa: BLE001 - the session goes on
-            view.close()
-            self.console.print(
-                f"[red]✗ error: {type(exc).__name__}: {short(exc, 400)}[/red]", highlight=False
-            )
+            error = f"{type(exc).__name__}: {short(exc, 400)}"
         finally:
-            view.close()
+            view.close()  # the final text first, then the error or the outcome below it
             self._cancel = self._view = self._interrupt = None
+        if error is not None:
+            self.console.print(f"[red]✗ error: {error}[/red]", highlight=False)
         if result is not None:
             self._report(result)
 

@@ -12,6 +12,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from .agent.loop import AgentEvent, TurnResult
@@ -131,19 +133,41 @@ class _Printer:
             call = event.data["tool_call"]
             if self.spinner:
                 self.spinner.label = f"running {call['name']}"
-            self.err.write(f"\r\033[K• {call['name']} {_short(call['input'])}\n")
+            self.err.write(f"\r\033[K• {call['name']} {short(call['input'])}\n")
         elif event.type == "tool_result" and self.tty:
             part = event.data["tool_result"]
             if part["is_error"]:
-                self.err.write(f"  ✗ {_short(part['content'])}\n")
+                self.err.write(f"  ✗ {short(part['content'])}\n")
         elif event.type == "compaction" and self.tty:
-            message = "⚡ compacting context…" if event.data.get("state") == "start" else "✓ context compacted"
+            message = (
+                "⚡ compacting context…" if event.data.get("state") == "start" else "✓ context compacted"
+            )
             self.err.write(message + "\n")
 
 
-def _short(text: str, limit: int = 100) -> str:
+def short(text: Any, limit: int = 100) -> str:
+    """One line of at most ``limit`` characters, for progress and tool summaries."""
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+@contextmanager
+def cancel_on_signals() -> Iterator[asyncio.Event]:
+    """Inside a running loop: an event set by SIGINT or SIGTERM for as long as the block runs."""
+    loop = asyncio.get_running_loop()
+    cancel = asyncio.Event()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, cancel.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread, or no signals on this platform
+    try:
+        yield cancel
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 def run_non_interactive(
@@ -192,7 +216,9 @@ def run_non_interactive(
             out.write("\n")
         if result.status == "permission_denied":
             for denial in result.denials:
-                err.write(f"pando: permission denied: {denial['tool']} {denial['action']} {denial['description']}\n")
+                err.write(
+                    f"pando: permission denied: {denial['tool']} {denial['action']} {denial['description']}\n"
+                )
             err.write("pando: re-run with --yolo or allow the tool in [permissions] to let it run\n")
         elif result.status == "error":
             err.write(f"pando: error: {result.error}\n")
@@ -205,21 +231,11 @@ def run_non_interactive(
 
 
 async def _run_with_signals(app: Any, session_id: str, prompt: str, printer: _Printer) -> TurnResult:
-    loop = asyncio.get_running_loop()
-    cancel = asyncio.Event()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, cancel.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
     if printer.spinner:
         printer.spinner.start()
     try:
-        return await app.coder_agent.run(session_id, prompt, on_event=printer, cancel_event=cancel)
+        with cancel_on_signals() as cancel:
+            return await app.coder_agent.run(session_id, prompt, on_event=printer, cancel_event=cancel)
     finally:
         if printer.spinner:
             printer.spinner.stop()
-        for sig in installed:
-            loop.remove_signal_handler(sig)

@@ -233,7 +233,7 @@ class Plugins:
 
     def register(self, plugin: Any, name: str, *, info: PluginInfo | None = None) -> None:
         """Register a plugin object (module, class instance) under ``name``."""
-        if self.pm.has_plugin(name) or self.pm.get_plugin(name) is not None:
+        if self.pm.has_plugin(name):
             raise ValueError(f"duplicate plugin name {name!r}")
         self.pm.register(plugin, name=name)
         try:
@@ -249,10 +249,6 @@ class Plugins:
     def unregister(self, name: str) -> None:
         self.pm.unregister(name=name)
         self.infos.pop(name, None)
-
-    @property
-    def loaded_names(self) -> list[str]:
-        return [name for name, info in self.infos.items() if info.status == "loaded"]
 
     def list(self) -> list[PluginInfo]:
         return [self.infos[name] for name in sorted(self.infos)]
@@ -296,10 +292,7 @@ class Plugins:
     async def apipeline(self, hook_name: str, value_arg: str, value: Any, **kwargs: Any) -> Any:
         """Thread ``value`` through every implementation in plugin order (None keeps the value)."""
         for impl in self._impls(hook_name):
-            call_kwargs = dict(kwargs)
-            call_kwargs[value_arg] = value
-            wanted = {k: v for k, v in call_kwargs.items() if k in impl.argnames}
-            result = impl.function(**wanted)
+            result = _call_impl(impl, value_arg, value, kwargs)
             if inspect.isawaitable(result):
                 result = await result
             if result is not None:
@@ -309,16 +302,17 @@ class Plugins:
     def pipeline(self, hook_name: str, value_arg: str, value: Any, **kwargs: Any) -> Any:
         """Synchronous ``apipeline`` (awaitable results are run to completion)."""
         for impl in self._impls(hook_name):
-            call_kwargs = dict(kwargs)
-            call_kwargs[value_arg] = value
-            wanted = {k: v for k, v in call_kwargs.items() if k in impl.argnames}
-            result = _resolve_sync(impl.function(**wanted))
+            result = _resolve_sync(_call_impl(impl, value_arg, value, kwargs))
             if result is not None:
                 value = result
         return value
 
-    def hook_names(self) -> list[str]:
-        return sorted(name for name in dir(hookspecs) if name.startswith("pando_"))
+
+def _call_impl(impl: Any, value_arg: str, value: Any, kwargs: dict[str, Any]) -> Any:
+    """Call one implementation with the arguments it declares (pluggy's own calling rule)."""
+    available = dict(kwargs)
+    available[value_arg] = value
+    return impl.function(**{name: available[name] for name in impl.argnames if name in available})
 
 
 def _resolve_sync(result: Any) -> Any:

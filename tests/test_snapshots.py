@@ -507,6 +507,10 @@ def test_ignore_rule_parsing():
     assert _ignored(rules, "a/z", False) and _ignored(rules, "a/b/c/z", False)
     assert _ignored(rules, "#hash", False)
     assert _ignored(rules, "trailing", True) and not _ignored(rules, "trailing", False)
+    # git semantics: "]" first in a class is literal; braces are not alternatives
+    special = parse_ignore_lines(["[]x]", "{a,b}.txt"])
+    assert _ignored(special, "]", False) and _ignored(special, "x", False)
+    assert _ignored(special, "{a,b}.txt", False) and not _ignored(special, "a.txt", False)
 
 
 def test_files_restore_with_missing_blob_is_reported(tmp_path, env):

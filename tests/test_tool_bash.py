@@ -11,20 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pando_core.agent.tools.base import PermissionDenied, PermissionRequest, ToolContext, ToolError
+from pando_core.agent.tools.base import PermissionDenied, ToolContext, ToolError
 from pando_core.agent.tools.bash import BashTool, banned_word, is_safe_command
-
-
-class Asker:
-    """A tiny real PermissionAsker: records every request and answers with `answer`."""
-
-    def __init__(self, answer: bool = True) -> None:
-        self.answer = answer
-        self.requests: list[PermissionRequest] = []
-
-    async def request(self, session_id: str, request: PermissionRequest) -> bool:
-        self.requests.append(request)
-        return self.answer
+from tests.support.doubles import Asker
 
 
 def make_ctx(tmp_path: Path, asker: Asker | None = None, session: str | None = None, **kw) -> ToolContext:

@@ -9,24 +9,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pando_core.agent.tools.base import PermissionDenied, PermissionRequest, ToolContext, ToolError
+from pando_core.agent.tools.base import PermissionDenied, ToolContext, ToolError
 from pando_core.agent.tools.fetch import FetchTool, html_to_markdown, html_to_text
+from tests.support.doubles import Asker
 
 PAGE = """<!doctype html><html><head><title>Demo page</title><style>p{color:red}</style>
 <script>var secret = "do not show";</script></head>
 <body><h1>Hello</h1><p>First <b>bold</b> para with a <a href="/next">link</a>.</p>
 <ul><li>one</li><li>two</li></ul><pre>code  block
   indented</pre></body></html>"""
-
-
-class Asker:
-    def __init__(self, answer: bool = True) -> None:
-        self.answer = answer
-        self.requests: list[PermissionRequest] = []
-
-    async def request(self, session_id: str, request: PermissionRequest) -> bool:
-        self.requests.append(request)
-        return self.answer
 
 
 @pytest.fixture

@@ -8,20 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pando_core.agent.tools.base import PermissionDenied, PermissionRequest, ToolContext, ToolError
+from pando_core.agent.tools.base import PermissionDenied, ToolContext, ToolError
 from pando_core.agent.tools.edit import EditTool
 from pando_core.agent.tools.view import ViewTool
 from pando_core.agent.tools.write import WriteTool
-
-
-class Asker:
-    def __init__(self, answer: bool = True) -> None:
-        self.answer = answer
-        self.requests: list[PermissionRequest] = []
-
-    async def request(self, session_id: str, request: PermissionRequest) -> bool:
-        self.requests.append(request)
-        return self.answer
+from tests.support.doubles import Asker
 
 
 class History:
@@ -71,7 +62,8 @@ def test_view_cuts_long_lines_and_handles_empty_files(tmp_path):
     first = result.content.split("\n")[1]
     assert first.endswith("...") and len(first) == 7 + 2000 + 3
     (tmp_path / "empty.txt").write_text("")
-    assert "empty" in call(ViewTool(), make_ctx(tmp_path), file_path="empty.txt").content
+    empty = call(ViewTool(), make_ctx(tmp_path), file_path="empty.txt")
+    assert "is empty" in empty.content and empty.metadata["total_lines"] == 0
 
 
 def test_view_refuses_binary_images_and_directories(tmp_path):

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import PandoError
-from .models import ResolvedModel, create_provider_for, request_cost, resolve_model
+from .models import ResolvedModel, request_cost, resolve_model
+from .prompt import build_system_prompt
 from .providers.base import ChatRequest, ProviderError, Usage
 from .tools.base import PermissionDenied, ToolError, ToolResult, tool_schema
 
@@ -58,12 +59,13 @@ class TurnResult:
     needs_title: Any = None
 
 
-class TurnCancelled(Exception):
-    pass
-
-
 def _part(kind: str, **data: Any) -> dict[str, Any]:
     return {"type": kind, "data": data}
+
+
+def _error_result(call: dict[str, Any], content: str) -> dict[str, Any]:
+    """A tool_result part for a call that did not run (canceled, interrupted)."""
+    return _part("tool_result", tool_call_id=call["id"], name=call["name"], content=content, is_error=True)
 
 
 class _AssistantDraft:
@@ -80,6 +82,7 @@ class _AssistantDraft:
         self.model = model
         self.session_id = session_id
         self.message: dict[str, Any] | None = None  # stored at the first persist: one write less per request
+        self.tool_message_stored = False
         self._last_persist = time.monotonic()  # the first write waits one interval (or the end)
 
     def parts(self) -> list[dict[str, Any]]:
@@ -122,6 +125,7 @@ class _AssistantDraft:
 
 def sanitize_history(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Drop empty assistant messages; answer tool calls left without results (crash, cancel)."""
+    messages = list(messages)
     out: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
         parts = message.get("parts", [])
@@ -132,45 +136,43 @@ def sanitize_history(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if message["role"] != "assistant" or not calls:
             continue
         following = messages[index + 1] if index + 1 < len(messages) else None
-        answered = set()
-        if following is not None and following["role"] == "tool":
-            answered = {p["data"]["tool_call_id"] for p in following["parts"] if p["type"] == "tool_result"}
-        missing = [c for c in calls if c["id"] not in answered]
-        if missing and (following is None or following["role"] != "tool"):
-            out.append(
-                {
-                    "role": "tool",
-                    "parts": [
-                        _part("tool_result", tool_call_id=c["id"], name=c["name"], content=INTERRUPTED_TOOL, is_error=True)
-                        for c in calls
-                    ],
-                }
-            )
-        elif missing:
-            following["parts"] = list(following["parts"]) + [
-                _part("tool_result", tool_call_id=c["id"], name=c["name"], content=INTERRUPTED_TOOL, is_error=True)
-                for c in missing
-            ]
+        if following is None or following["role"] != "tool":
+            out.append({"role": "tool", "parts": [_error_result(c, INTERRUPTED_TOOL) for c in calls]})
+            continue
+        answered = {p["data"]["tool_call_id"] for p in following["parts"] if p["type"] == "tool_result"}
+        missing = [_error_result(c, INTERRUPTED_TOOL) for c in calls if c["id"] not in answered]
+        if missing:  # answered in a copy: the caller's history is not changed
+            messages[index + 1] = dict(following, parts=[*following["parts"], *missing])
     return out
 
 
-def estimate_tokens(messages: list[dict[str, Any]]) -> int:
+def _message_chars(message: dict[str, Any]) -> int:
     total = 0
-    for message in messages:
-        for part in message.get("parts", []):
-            data = part.get("data", {})
-            total += len(str(data.get("text") or data.get("content") or data.get("input") or data.get("thinking") or ""))
-    return total // 4
+    for part in message.get("parts", []):
+        data = part.get("data", {})
+        total += len(str(data.get("text") or data.get("content") or data.get("input") or data.get("thinking") or ""))
+    return total
+
+
+def estimate_tokens(messages: list[dict[str, Any]]) -> int:
+    return sum(_message_chars(m) for m in messages) // 4
 
 
 def trim_to_budget(messages: list[dict[str, Any]], budget_tokens: int) -> list[dict[str, Any]]:
     """Drop the oldest messages until the estimate fits; the history always starts with a user message."""
-    trimmed = list(messages)
-    while len(trimmed) > 2 and estimate_tokens(trimmed) > budget_tokens:
-        trimmed.pop(0)
-        while len(trimmed) > 2 and trimmed[0]["role"] != "user":
-            trimmed.pop(0)
-    return trimmed
+    sizes = [_message_chars(m) for m in messages]
+    total, start, end = sum(sizes), 0, len(messages)
+
+    def drop_first() -> None:
+        nonlocal total, start
+        total -= sizes[start]
+        start += 1
+
+    while end - start > 2 and total // 4 > budget_tokens:
+        drop_first()
+        while end - start > 2 and messages[start]["role"] != "user":
+            drop_first()
+    return list(messages[start:])
 
 
 def history_for_request(messages: list[dict[str, Any]], summary_message_id: str | None) -> list[dict[str, Any]]:
@@ -200,7 +202,7 @@ class CoderAgent:
         from .subagent import AgentTool
         from .tools.builtin import builtin_tools
 
-        tool_config = self.app.config.section("tools")
+        tool_config = dict(self.app.config.section("tools"), pager=self.app.pager)
         tools = list(builtin_tools(tool_config))
         if self.name == "coder":
             tools.append(AgentTool(self.app))
@@ -328,8 +330,7 @@ class CoderAgent:
             result.model = resolved.ref
             provider = app.provider_for(resolved)
             session = app.sessions.get(session_id)
-            stored = app.messages.list(session_id)
-            if not stored:
+            if not session["message_count"]:
                 prefix = await plugins.apipeline(
                     "pando_conversation_start", "prefix", None, app=app, session_id=session_id, prompt=prompt
                 )
@@ -343,7 +344,7 @@ class CoderAgent:
             app.messages.create(session_id, "user", [_part("text", text=prompt)])
 
             tools = self.tools()
-            system, tools = await build_prompt(app, session_id, prompt, tools)
+            system, tools = await build_system_prompt(app, session_id, prompt, tools)
             tool_map = {t.name: t for t in tools}
             agent_cfg = app.config.section("agent")
             max_requests = int(agent_cfg.get("max_requests_per_turn") or 50)
@@ -356,7 +357,7 @@ class CoderAgent:
                     result.finish_reason = "max_requests"
                     break
                 if stored is None:
-                    session = app.sessions.get(session_id)
+                    session = session or app.sessions.get(session_id)
                     stored = history_for_request(app.messages.list(session_id), session.get("summary_message_id"))
                 history = trim_to_budget(sanitize_history(stored), int((window - OUTPUT_RESERVE_TOKENS) * 0.9))
                 result.requests += 1
@@ -391,23 +392,15 @@ class CoderAgent:
                 if agent_cfg.get("auto_compact", True):
                     threshold = float(agent_cfg.get("compact_threshold") or 0.85)
                     if await self._maybe_compact(session_id, resolved, window, threshold, usage, on_event):
-                        stored = None  # continue from the summary
+                        stored = session = None  # continue from the summary
         except asyncio.CancelledError:
             result.status = "cancelled"
             result.finish_reason = "canceled"
             if draft is not None:
                 self._finish_cancelled(draft, session_id)
                 result.response = draft.text
-        except ProviderError as exc:
-            result.status = "error"
-            result.error = str(exc)
-            result.finish_reason = "error"
-            if draft is not None:
-                draft.finish = {"reason": "error", "time": _now_ms(), "message": str(exc)}
-                draft.persist(force=True)
-            self._emit(on_event, AgentEvent("error", session_id, {"error": str(exc)}))
-        except (ToolError, PandoError) as exc:
-            # a plugin refused (strict Lua hook, policy) or the store failed: end the turn cleanly
+        except (ProviderError, ToolError, PandoError) as exc:
+            # the provider failed, a plugin refused (strict Lua hook, policy) or the store failed
             self._fail(result, draft, session_id, str(exc), on_event)
         except Exception as exc:  # noqa: BLE001 - a bug in a plugin hook must not crash the caller
             log.exception("turn failed")
@@ -429,15 +422,8 @@ class CoderAgent:
         draft.finish = {"reason": "canceled", "time": _now_ms()}
         draft.persist(force=True)
         calls = [draft.tool_calls[c] for c in draft.order]
-        if calls and not getattr(draft, "tool_message_stored", False):
-            self.app.messages.create(
-                session_id,
-                "tool",
-                [
-                    _part("tool_result", tool_call_id=c["id"], name=c["name"], content=CANCELED_TOOL, is_error=True)
-                    for c in calls
-                ],
-            )
+        if calls and not draft.tool_message_stored:
+            self.app.messages.create(session_id, "tool", [_error_result(c, CANCELED_TOOL) for c in calls])
 
     async def _stream(self, provider, request, draft: _AssistantDraft, session_id, on_event) -> Usage:
         usage = Usage()
@@ -448,7 +434,7 @@ class CoderAgent:
                 self._emit(on_event, AgentEvent("content_delta", session_id, {"delta": event.text}))
                 draft.persist()
             elif kind == "reasoning_delta":
-                if getattr(event, "signature", ""):
+                if event.signature:
                     draft.reasoning_signature = event.signature
                 draft.reasoning += event.text
                 self._emit(on_event, AgentEvent("thinking_delta", session_id, {"delta": event.text}))
@@ -492,7 +478,7 @@ class CoderAgent:
         try:
             for call in calls:
                 if denied:
-                    results.append(_part("tool_result", tool_call_id=call["id"], name=call["name"], content=CANCELED_TOOL, is_error=True))
+                    results.append(_error_result(call, CANCELED_TOOL))
                     continue
                 outcome, was_denied = await self._run_one(call, tool_map, session_id, draft, cancel_event)
                 denied = denied or was_denied
@@ -510,11 +496,7 @@ class CoderAgent:
                 self._emit(on_event, AgentEvent("tool_result", session_id, {"tool_result": part["data"], "tool_call": record}))
         except asyncio.CancelledError:
             done = {p["data"]["tool_call_id"] for p in results}
-            results.extend(
-                _part("tool_result", tool_call_id=c["id"], name=c["name"], content=CANCELED_TOOL, is_error=True)
-                for c in calls
-                if c["id"] not in done
-            )
+            results.extend(_error_result(c, CANCELED_TOOL) for c in calls if c["id"] not in done)
             self.app.messages.create(session_id, "tool", results)
             draft.tool_message_stored = True
             raise
@@ -588,13 +570,3 @@ class CoderAgent:
             await generate_title(self.app, session_id, prompt, resolved)
         except Exception:  # noqa: BLE001 - titles are best effort
             log.debug("title generation failed", exc_info=True)
-
-
-async def build_prompt(app: Any, session_id: str, prompt: str, tools: list) -> tuple[str, list]:
-    from .prompt import build_system_prompt
-
-    return await build_system_prompt(app, session_id, prompt, tools)
-
-
-def provider_for(app: Any, resolved: ResolvedModel):
-    return create_provider_for(resolved, app.plugins)

@@ -31,17 +31,12 @@ KNOWN_MODELS: dict[str, dict[str, float]] = {
     "claude-haiku-4-5": {"context_window": 200_000, "input": 1.0, "output": 5.0},
 }
 
-# Provider names that work with no [providers.NAME] table.
-DEFAULT_PROVIDER_KINDS = {
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "ollama": "ollama",
-    "openrouter": "openrouter",
-    "groq": "groq",
-    "vllm": "vllm",
-    "lmstudio": "lmstudio",
-    "llamacpp": "llamacpp",
-}
+
+def builtin_provider_kinds() -> list[str]:
+    """Provider kinds usable as a provider name with no [providers.NAME] table (openai, ollama, ...)."""
+    from .providers.registry import provider_kinds
+
+    return provider_kinds()
 
 
 @dataclass
@@ -54,14 +49,6 @@ class ResolvedModel:
     @property
     def ref(self) -> str:
         return f"{self.provider_name}/{self.model_id}"
-
-
-def split_ref(ref: str, providers: dict[str, Any]) -> tuple[str | None, str]:
-    """``openrouter/meta/llama`` -> (openrouter, meta/llama); a bare model -> (None, model)."""
-    head, sep, rest = ref.partition("/")
-    if sep and (head in providers or head in DEFAULT_PROVIDER_KINDS):
-        return head, rest
-    return None, ref
 
 
 def resolve_model(config: Any, ref: str | None = None) -> ResolvedModel:
@@ -77,7 +64,10 @@ def resolve_model(config: Any, ref: str | None = None) -> ResolvedModel:
                 ref = f"{name}/{default}"
         if not ref:
             raise ConfigError(NO_MODEL_HELP.rstrip())
-    provider_name, model_id = split_ref(ref, providers)
+    from .providers.registry import parse_model_ref
+
+    kinds = builtin_provider_kinds()
+    provider_name, model_id = parse_model_ref(ref, known_providers={*providers, *kinds})
     if provider_name is None:
         if len(providers) == 1:
             provider_name = next(iter(providers))
@@ -89,7 +79,7 @@ def resolve_model(config: Any, ref: str | None = None) -> ResolvedModel:
                 "or declare the provider in [providers.NAME]"
             )
     table = dict(providers.get(provider_name) or {})
-    kind = table.pop("type", None) or DEFAULT_PROVIDER_KINDS.get(provider_name)
+    kind = table.pop("type", None) or (provider_name if provider_name in kinds else None)
     if kind is None:
         raise ConfigError(f"provider {provider_name!r} has no type; set [providers.{provider_name}] type = \"openai\"")
     model_table = dict((table.pop("models", None) or {}).get(model_id) or {})

@@ -20,7 +20,7 @@ def show(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> No
         typer.echo(json.dumps({"sources": config.sources, "config": data}, indent=2, default=str))
         return
     typer.echo("# sources: " + (", ".join(config.sources) if config.sources else "defaults only"))
-    for warning in getattr(config, "warnings", []):
+    for warning in config.warnings:
         typer.echo(f"# warning: {warning}")
     typer.echo(_to_toml(data))
 

@@ -15,8 +15,6 @@ import typer
 from ..context import current
 from ..errors import UsageError
 
-OUTPUT_FORMATS = ("text", "json", "stream-json")
-
 
 def goal_command(
     objective: list[str] | None = typer.Argument(
@@ -65,44 +63,35 @@ def run_goal_command(
     objective: str,
     *,
     output_format: str = "text",
-    quiet: bool = False,
     yolo: bool = False,
     model: str | None = None,
-    max_iterations: int | None = None,
-    max_duration: Any = None,
     resume: str | None = None,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
+    **options: Any,
 ) -> int:
     """Run goal mode in the current context and print the outcome; returns the exit code.
 
+    The other keywords (quiet, max_iterations, max_duration, out, err) are those of `run_goal_in_app`.
     Raises UsageError (exit 2) for an empty objective or a bad option, PandoError for other failures.
     """
-    output_format = (output_format or "text").lower()
-    if output_format not in OUTPUT_FORMATS:
-        raise UsageError(f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}")
+    output_format = _output_format(output_format)  # usage errors before the App is built
     objective = (objective or "").strip()
     if not objective and not resume:
         raise UsageError('the goal objective is empty: pando goal "OBJECTIVE"')
     from ..app import App, AppOptions
 
-    app = App.create(current(), AppOptions(startup_mode="goal", yolo=yolo, model=model))
-    try:
+    with App.running(current(), AppOptions(startup_mode="goal", yolo=yolo, model=model)) as app:
         return run_goal_in_app(
-            app,
-            objective,
-            output_format=output_format,
-            quiet=quiet,
-            yolo=yolo,
-            model=model,
-            max_iterations=max_iterations,
-            max_duration=max_duration,
-            resume=resume,
-            out=out,
-            err=err,
+            app, objective, output_format=output_format, yolo=yolo, model=model, resume=resume, **options
         )
-    finally:
-        app.shutdown()
+
+
+def _output_format(value: str | None) -> str:
+    from ..noninteractive import OUTPUT_FORMATS
+
+    value = (value or "text").lower()
+    if value not in OUTPUT_FORMATS:
+        raise UsageError(f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}")
+    return value
 
 
 def run_goal_in_app(
@@ -122,9 +111,7 @@ def run_goal_in_app(
     from ..agent.models import resolve_model
     from ..goal import GoalOptions
 
-    output_format = (output_format or "text").lower()
-    if output_format not in OUTPUT_FORMATS:
-        raise UsageError(f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}")
+    output_format = _output_format(output_format)
     out = out or sys.stdout
     err = err or sys.stderr
     if yolo:
@@ -143,35 +130,23 @@ def run_goal_in_app(
 
 
 async def _drive(app, objective, max_iterations, max_duration, resume, view):  # noqa: ANN001, ANN202
-    import asyncio
-    import signal
-
     from ..goal import arun_goal
+    from ..noninteractive import cancel_on_signals
 
-    loop = asyncio.get_running_loop()
-    cancel = asyncio.Event()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, cancel.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
     try:
-        return await arun_goal(
-            app,
-            objective,
-            max_iterations=max_iterations,
-            max_duration=max_duration,
-            resume_session=resume,
-            on_event=view.on_event,
-            cancel_event=cancel,
-            on_progress=view.on_progress,
-        )
+        with cancel_on_signals() as cancel:
+            return await arun_goal(
+                app,
+                objective,
+                max_iterations=max_iterations,
+                max_duration=max_duration,
+                resume_session=resume,
+                on_event=view.on_event,
+                cancel_event=cancel,
+                on_progress=view.on_progress,
+            )
     finally:
         view.stop_spinner()
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 class _GoalView:
@@ -184,8 +159,8 @@ class _GoalView:
         self.quiet = quiet
         self.out = out
         self.err = err
-        self.tty = _isatty(err) and not quiet
         self.printer = _Printer(output_format, quiet, out, err)
+        self.tty = self.printer.tty  # stderr is a terminal and not --quiet
         self.printer.spinner = None  # one spinner per iteration, see on_progress
         self.spinner = None
         self.streamed = False  # any text streamed at all
@@ -256,7 +231,9 @@ class _GoalView:
                     self.out.write("\n")
                     self.out.flush()
                     self.last_char = "\n"
-                progress = _short(info.progress or info.next_step or "no progress reported", 160)
+                from ..noninteractive import short
+
+                progress = short(info.progress or info.next_step or "no progress reported", 160)
                 self.err.write(
                     f"iteration {info.iteration}/{info.max_iterations}, elapsed {int(info.elapsed)}s: {progress}\n"
                 )
@@ -290,6 +267,8 @@ class _GoalView:
         self.err.flush()
 
     def _summary(self, result: Any) -> None:
+        from ..noninteractive import short
+
         if result.status == "completed":
             self.err.write("Goal completed.\n")
         else:
@@ -298,29 +277,17 @@ class _GoalView:
             f"Session: {result.session_id} (iteration {result.iteration}/{result.max_iterations})\n"
         )
         if result.progress:
-            self.err.write(f"Progress: {_short(result.progress, 300)}\n")
+            self.err.write(f"Progress: {short(result.progress, 300)}\n")
         if result.blocked_reason and result.blocked_reason != result.progress:
-            self.err.write(f"Reason: {_short(result.blocked_reason, 300)}\n")
+            self.err.write(f"Reason: {short(result.blocked_reason, 300)}\n")
         if result.next_step:
-            self.err.write(f"Next step: {_short(result.next_step, 300)}\n")
+            self.err.write(f"Next step: {short(result.next_step, 300)}\n")
         if result.status != "completed":
             self.err.write(f"Resume with: pando goal --resume {result.session_id[:8]}\n")
 
     def _json_line(self, data: dict) -> None:
         self.out.write(json.dumps(data) + "\n")
         self.out.flush()
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
-def _short(text: str, limit: int) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def register(cli: typer.Typer) -> None:

@@ -13,12 +13,13 @@ def models_command(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """List the models a provider offers, with context windows and prices where it says."""
-    from ..agent.models import DEFAULT_PROVIDER_KINDS, create_provider_for, resolve_model
+    from ..agent.models import builtin_provider_kinds, create_provider_for, resolve_model
     from ..agent.providers.base import ProviderError
 
     config = current().config
-    if provider is not None and provider not in config.section("providers") and provider not in DEFAULT_PROVIDER_KINDS:
-        known = ", ".join(sorted({*config.section("providers"), *DEFAULT_PROVIDER_KINDS}))
+    configured, kinds = config.section("providers"), builtin_provider_kinds()
+    if provider is not None and provider not in configured and provider not in kinds:
+        known = ", ".join(sorted({*configured, *kinds}))
         raise ConfigError(f"unknown provider {provider!r}; known: {known}")
     resolved = resolve_model(config, f"{provider}/-" if provider else None)
     instance = create_provider_for(resolved, current().plugins)

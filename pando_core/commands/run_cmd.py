@@ -36,13 +36,10 @@ def run_prompt(text, output_format, quiet, yolo, model, session, continue_last, 
     from ..app import App, AppOptions
 
     output_format, quiet, yolo, model = current().with_root_options(output_format, quiet, yolo, model)
-    app = App.create(current(), AppOptions(startup_mode=mode, yolo=yolo, model=model))
-    try:
+    with App.running(current(), AppOptions(startup_mode=mode, yolo=yolo, model=model)) as app:
         return app.run_non_interactive(
             text, output_format=output_format, quiet=quiet, yolo=yolo, session_id=session, continue_last=continue_last
         )
-    finally:
-        app.shutdown()
 
 
 def register(cli: typer.Typer) -> None:

@@ -7,7 +7,6 @@ import json
 import re
 import sys
 import time
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,19 +19,15 @@ from ..errors import UsageError
 EXPORT_FORMAT = "pando-session"
 EXPORT_VERSION = 1
 SHOW_RESULT_LINES = 20
+_HEADINGS = {"user": "User", "assistant": "Assistant", "tool": "Tool results", "system": "System"}
 
 app = typer.Typer(help="Stored sessions: list, show, export, import, rename, delete.", no_args_is_help=True)
 
 
-@contextmanager
 def _open_app():
     from ..app import App, AppOptions
 
-    instance = App.create(current(), AppOptions(startup_mode="sessions"))
-    try:
-        yield instance
-    finally:
-        instance.shutdown()
+    return App.running(current(), AppOptions(startup_mode="sessions"))
 
 
 def _when(ms: Any) -> str:
@@ -94,10 +89,7 @@ def render_markdown(session: dict, messages: list[dict], result_lines: int | Non
         out.append(f"- Model: {session['model']}")
     for message in messages:
         role = message["role"]
-        heading = {"user": "User", "assistant": "Assistant", "tool": "Tool results", "system": "System"}.get(
-            role, role.title()
-        )
-        out += ["", f"## {heading}", ""]
+        out += ["", f"## {_HEADINGS.get(role, role.title())}", ""]
         for part in message.get("parts", []):
             kind, data = part.get("type"), part.get("data", {})
             if kind == "text" and data.get("text", "").strip():
@@ -380,12 +372,15 @@ def history_command(
 ) -> None:
     """Files the agent changed, with a diff of the first recorded version against the latest."""
     with _open_app() as instance:
+        changed: dict[str, list[dict]] = {}  # session id -> its changed files, by path
         if session_id:
             sessions = [instance.sessions.find(session_id)]
+            changed[sessions[0]["id"]] = instance.history.changed_files(sessions[0]["id"])
         else:
-            ids = {row["session_id"] for row in instance.history.changed_files()}
+            for row in instance.history.changed_files():
+                changed.setdefault(row["session_id"], []).append(row)
             sessions = []
-            for sid in ids:
+            for sid in changed:
                 try:
                     sessions.append(instance.sessions.get(sid))
                 except Exception:  # noqa: BLE001 - rows of a session being deleted
@@ -395,7 +390,7 @@ def history_command(
                 sessions = sessions[:1]
         entries = []
         for session in sessions:
-            for row in instance.history.changed_files(session["id"]):
+            for row in changed[session["id"]]:
                 versions = instance.history.versions(session["id"], row["path"])
                 shown = _display_path(row["path"], instance.workdir)
                 entries.append(

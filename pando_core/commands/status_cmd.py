@@ -14,8 +14,7 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="print JSO
     from ..app import App, AppOptions
 
     context = current()
-    app = App.create(context, AppOptions(startup_mode="status"))
-    try:
+    with App.running(context, AppOptions(startup_mode="status")) as app:
         runtime = app.runtime
         client = runtime.client
         heartbeat_age = None
@@ -34,8 +33,6 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="print JSO
             "workdir": str(context.workdir),
             "instances": len(runtime.instances.live()),
         }
-    finally:
-        app.shutdown()
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return

@@ -14,15 +14,9 @@ def tools_command(
     """List agent tools (built-in and from plugins) with their descriptions."""
     from ..app import App, AppOptions
 
-    app = App.create(current(), AppOptions(startup_mode="tools"))
-    try:
-        if mcp_server:
-            tools = app.plugins.flat("pando_mcp_server_tools", app=app)
-        else:
-            tools = app.coder_agent.tools()
+    with App.running(current(), AppOptions(startup_mode="tools")) as app:
+        tools = app.plugins.flat("pando_mcp_server_tools", app=app) if mcp_server else app.coder_agent.tools()
         rows = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools]
-    finally:
-        app.shutdown()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

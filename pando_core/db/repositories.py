@@ -56,6 +56,29 @@ def _update_by_id(tx: WriteTx, table, row_id: str, values: dict[str, Any]) -> An
     return tx.conn.execute(statement, params).first()
 
 
+SESSION_FIELDS = frozenset({"title", "summary_message_id", "prompt_tokens", "completion_tokens", "cost", "model"})
+GOAL_FIELDS = frozenset(
+    {
+        "status",
+        "iteration",
+        "last_progress",
+        "next_step",
+        "blocked_reason",
+        "response",
+        "stall_count",
+        "completed_at",
+        "max_iterations",
+        "max_duration_seconds",
+    }
+)
+
+
+def _check_fields(method: str, fields: dict[str, Any], allowed: frozenset[str]) -> None:
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValidationError(f"{method}: unknown fields {', '.join(sorted(unknown))}")
+
+
 def _next_seq(tx: WriteTx, table) -> int:  # noqa: ANN001
     current = tx.conn.execute(_statement(("max_seq", table.name), lambda: select(func.max(table.c.seq)))).scalar()
     return (current or 0) + 1
@@ -165,10 +188,7 @@ class SessionRepository(Repository):
 
     @write
     def update(self, tx: WriteTx, *, id: str, **fields: Any) -> dict:
-        allowed = {"title", "summary_message_id", "prompt_tokens", "completion_tokens", "cost", "model"}
-        unknown = set(fields) - allowed
-        if unknown:
-            raise ValidationError(f"sessions.update: unknown fields {', '.join(sorted(unknown))}")
+        _check_fields("sessions.update", fields, SESSION_FIELDS)
         row = _update_by_id(tx, t.sessions, id, dict(fields, updated_at=tx.now_ms()))
         if row is None:
             raise NotFoundError(f"session {id} not found")
@@ -382,11 +402,9 @@ class ProjectRepository(Repository):
         now = tx.now_ms()
         existing = _row(tx.conn.execute(select(t.projects).where(t.projects.c.path == path)).first())
         if existing:
-            tx.conn.execute(
-                update(t.projects).where(t.projects.c.id == existing["id"]).values(last_opened=now, updated_at=now)
-            )
+            row = _update_by_id(tx, t.projects, existing["id"], {"last_opened": now, "updated_at": now})
             tx.changed("projects", "update", existing["id"])
-            return dict(existing, last_opened=now, updated_at=now)
+            return _row(row)
         values = {
             "id": str(uuid.uuid4()),
             "name": name or path.rstrip("/").rsplit("/", 1)[-1],
@@ -397,7 +415,7 @@ class ProjectRepository(Repository):
             "created_at": now,
             "updated_at": now,
         }
-        tx.conn.execute(insert(t.projects).values(**values))
+        _insert(tx, t.projects, values)
         tx.changed("projects", "insert", values["id"])
         return values
 
@@ -420,7 +438,7 @@ class PermissionGrantRepository(Repository):
             "pattern": pattern,
             "created_at": tx.now_ms(),
         }
-        tx.conn.execute(insert(t.permission_grants).values(**values))
+        _insert(tx, t.permission_grants, values)
         tx.changed("permission_grants", "insert", values["id"])
         return values
 
@@ -455,34 +473,18 @@ class GoalRepository(Repository):
             "created_at": now,
             "updated_at": now,
         }
-        tx.conn.execute(insert(t.session_goals).values(**values))
+        _insert(tx, t.session_goals, values)
         tx.changed("session_goals", "insert", values["id"])
         return values
 
     @write
     def update(self, tx: WriteTx, *, id: str, **fields: Any) -> dict:
-        allowed = {
-            "status",
-            "iteration",
-            "last_progress",
-            "next_step",
-            "blocked_reason",
-            "response",
-            "stall_count",
-            "completed_at",
-            "max_iterations",
-            "max_duration_seconds",
-        }
-        unknown = set(fields) - allowed
-        if unknown:
-            raise ValidationError(f"goals.update: unknown fields {', '.join(sorted(unknown))}")
-        result = tx.conn.execute(
-            update(t.session_goals).where(t.session_goals.c.id == id).values(**fields, updated_at=tx.now_ms())
-        )
-        if result.rowcount == 0:
+        _check_fields("goals.update", fields, GOAL_FIELDS)
+        row = _update_by_id(tx, t.session_goals, id, dict(fields, updated_at=tx.now_ms()))
+        if row is None:
             raise NotFoundError(f"goal {id} not found")
         tx.changed("session_goals", "update", id)
-        return _row(tx.conn.execute(select(t.session_goals).where(t.session_goals.c.id == id)).first())
+        return _row(row)
 
     @read
     def latest_for_session(self, tx: ReadTx, *, session_id: str) -> dict | None:

@@ -322,11 +322,12 @@ def client_auth(pando_dir: str | os.PathLike[str], record_auth: dict[str, Any] |
     For curve the server key comes from the record (falling back to ``.pando/auth/server.key``
     when the record has none); the client keypair and token come from ``.pando/auth/``.
     """
-    mech = (record_auth or {}).get("mechanism", MECH_NONE)
+    record_auth = record_auth or {}
+    mech = record_auth.get("mechanism", MECH_NONE)
     if mech == MECH_NONE:
         return ClientAuth(MECH_NONE)
     if mech == MECH_CURVE:
-        server_public = (record_auth or {}).get("server_public_key")
+        server_public = record_auth.get("server_public_key")
         if isinstance(server_public, str):
             server_public_b = server_public.encode("ascii")
         else:

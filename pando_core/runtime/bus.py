@@ -57,6 +57,7 @@ __all__ = ["Bus", "BusClosed", "BusError", "CallContext", "Handler"]
 log = logging.getLogger(__name__)
 
 ParamsKind = Literal["any", "object", "array"]
+_PARAMS_TYPES: dict[str, type] = {"object": dict, "array": list}  # absent params -> an empty one
 
 
 class BusError(RuntimeError):
@@ -105,6 +106,33 @@ class _Method:
     handler: Handler
     params: ParamsKind
     inline: bool
+
+
+class Wakeup:
+    """The wake-up byte of an I/O thread: a ``socket.socketpair`` whose read end the thread polls
+    next to its ZeroMQ sockets.  Shared by the bus and :class:`~pando_core.runtime.client.Client`."""
+
+    def __init__(self) -> None:
+        self.r, self._w = socket.socketpair()
+        self.r.setblocking(False)
+        self._w.setblocking(False)
+        #: what to register with a ``zmq.Poller`` (it reports plain sockets by their fd)
+        self.fd = self.r.fileno()
+
+    def signal(self) -> None:
+        """Wake the polling thread (a full buffer already wakes it; a closed pair is ignored)."""
+        with contextlib.suppress(OSError):
+            self._w.send(b"\0")
+
+    def drain(self) -> None:
+        with contextlib.suppress(OSError):
+            while self.r.recv(4096):
+                pass
+
+    def close(self) -> None:
+        for s in (self.r, self._w):
+            with contextlib.suppress(OSError):
+                s.close()
 
 
 class _Throttle:
@@ -191,9 +219,7 @@ class Bus:
         self._out_events = 0
         self._wake_pending = False
         self._seq = 0
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        self._wakeup = Wakeup()
 
         self._state = "new"  # new -> running -> stopped
         self._state_lock = threading.Lock()
@@ -322,7 +348,7 @@ class Bus:
                 self._state = "stopped"
                 with self._out_lock:
                     self._stopping = True
-                self._close_wake()
+                self._wakeup.close()
                 raise
             self._ctx = ctx
             for i in range(self._n_workers):
@@ -350,7 +376,7 @@ class Bus:
         router.rcvhwm = self._hwm
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         router.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        router.setsockopt(zmq.MAXMSGSIZE, max(4 * self.max_message_bytes, self.max_message_bytes + 65536))
+        router.setsockopt(zmq.MAXMSGSIZE, P.zmq_max_msgsize(self.max_message_bytes))
         self.auth.apply(router)
         pub_ep = self._bind(pub, self._requested.pub)
         rpc_ep = self._bind(router, self._requested.rpc)
@@ -394,7 +420,7 @@ class Bus:
             with self._out_lock:
                 self._stopping = True
         if not was_running:
-            self._close_wake()
+            self._wakeup.close()
             return
         deadline = time.monotonic() + timeout
         self._wake()
@@ -410,11 +436,6 @@ class Bus:
         for t in self._workers:
             if t is not me:
                 t.join(max(0.0, workers_deadline - time.monotonic()))
-
-    def _close_wake(self) -> None:
-        for s in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                s.close()
 
     def __enter__(self) -> Bus:
         if self._state == "new":
@@ -451,31 +472,33 @@ class Bus:
                 self._stats["events_dropped"] += 1
                 return seq
             self._out_events += 1
-            self._out.append(("pub", topic, seq, ts, payload_json))
-            wake = not self._wake_pending
-            self._wake_pending = True
-        if wake and threading.get_ident() != self._io_ident:  # the I/O thread flushes before polling
-            self._signal()
+            wake = self._append_out(("pub", topic, seq, ts, payload_json))
+        if wake:
+            self._wakeup.signal()
         return seq
 
-    def _enqueue_reply(self, frames: list[bytes]) -> None:
+    def _enqueue_reply(self, frames: list[bytes], counter: str) -> None:
+        """Queue a reply and count it (``replies``/``errors``) under the same lock."""
         with self._out_lock:
+            self._stats[counter] += 1
             if self._stopping:
                 return
-            self._out.append(("rpc", frames))
-            wake = not self._wake_pending
-            self._wake_pending = True
-        if wake and threading.get_ident() != self._io_ident:
-            self._signal()
+            wake = self._append_out(("rpc", frames))
+        if wake:
+            self._wakeup.signal()
 
-    def _signal(self) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):
-            self._wake_w.send(b"\0")
+    def _append_out(self, item: tuple) -> bool:
+        """Append to the outgoing FIFO (caller holds ``_out_lock``); True if the I/O thread needs a
+        wake-up byte (none pending yet, and not on the I/O thread, which flushes before polling)."""
+        self._out.append(item)
+        wake = not self._wake_pending
+        self._wake_pending = True
+        return wake and threading.get_ident() != self._io_ident
 
     def _wake(self) -> None:
         with self._out_lock:
             self._wake_pending = True
-        self._signal()
+        self._wakeup.signal()
 
     # ------------------------------------------------------------------------------------
     # I/O thread
@@ -486,7 +509,8 @@ class Bus:
         assert router is not None and pub is not None
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
-        poller.register(self._wake_r, zmq.POLLIN)
+        wakeup = self._wakeup
+        poller.register(wakeup.fd, zmq.POLLIN)
         if zap is not None:
             poller.register(zap, zmq.POLLIN)
         interval = self.heartbeat_interval
@@ -500,16 +524,9 @@ class Bus:
                 timeout = max(0, int((next_hb - now) * 1000) + 1) if interval > 0 else None
                 if self._out:
                     timeout = 0
-                try:
-                    events = dict(poller.poll(timeout))
-                except zmq.ZMQError as exc:
-                    if exc.errno == zmq.EINTR:
-                        continue
-                    raise
-                if self._wake_r in events or self._wake_r.fileno() in events:
-                    with contextlib.suppress(BlockingIOError, OSError):
-                        while self._wake_r.recv(4096):
-                            pass
+                events = dict(poller.poll(timeout))  # pyzmq retries EINTR itself
+                if wakeup.fd in events:
+                    wakeup.drain()
                 if zap is not None and zap in events:
                     self._serve_zap(zap)
                 if router in events:
@@ -537,7 +554,7 @@ class Bus:
             if ctx is not None:
                 with contextlib.suppress(Exception):
                     ctx.term()
-            self._close_wake()
+            wakeup.close()
 
     def _heartbeat(self) -> None:
         with contextlib.suppress(BusClosed):
@@ -548,7 +565,7 @@ class Bus:
                     "epoch": self.epoch,
                     "pid": os.getpid(),
                     "started_at": self._started_at,
-                    "uptime_ms": int((time.monotonic() - self._started_mono) * 1000),
+                    "uptime_ms": self._uptime_ms(),
                     "interval_ms": int(self.heartbeat_interval * 1000),
                 },
             )
@@ -619,13 +636,10 @@ class Bus:
                 log.exception("unexpected error while handling a request")
 
     def _reply_error(self, prefix: list[bytes], rid: Any, error: P.RpcError) -> None:
-        with self._out_lock:
-            self._stats["errors"] += 1
-        self._enqueue_reply([*prefix, P.encode_error(rid, error)])
+        self._enqueue_reply([*prefix, P.encode_error(rid, error)], "errors")
 
     def _on_request(self, frames: list[bytes]) -> None:
-        with self._out_lock:
-            self._stats["requests"] += 1
+        self._count("requests")
         token_mode = self.auth.mechanism == "token"
         if len(frames) < 2:
             self._count("malformed")
@@ -691,15 +705,10 @@ class Bus:
                 )
             return
         params = req.params
-        if entry.params == "object":
-            params = {} if params is None else params
-            bad = not isinstance(params, dict)
-        elif entry.params == "array":
-            params = [] if params is None else params
-            bad = not isinstance(params, list)
-        else:
-            bad = False
-        if bad:
+        expected = _PARAMS_TYPES.get(entry.params)  # None: "any"
+        if expected is not None and params is None:
+            params = expected()
+        if expected is not None and not isinstance(params, expected):
             if not req.is_notification:
                 self._reply_error(
                     prefix,
@@ -757,62 +766,50 @@ class Bus:
             self._done(counted)
             return
         if call.expired():
-            self._done(counted)
-            if not call.is_notification:
-                self._reply_error(
-                    prefix,
-                    call.request_id,
-                    P.RpcError(P.TIMEOUT, "deadline passed before the request was handled"),
-                )
+            error = P.RpcError(P.TIMEOUT, "deadline passed before the request was handled")
+            self._finish(call, prefix, counted, exc=error)
             return
         try:
             result = entry.handler(params, call)
-        except P.RpcError as exc:
-            self._done(counted)
-            if not call.is_notification:
-                self._reply_error(prefix, call.request_id, exc)
-            return
         except Exception as exc:
-            self._done(counted)
-            log.exception("handler for %s failed", call.method)
-            if not call.is_notification:
-                self._reply_error(
-                    prefix,
-                    call.request_id,
-                    P.RpcError(P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}"),
-                )
+            self._finish(call, prefix, counted, exc=exc)
             return
         if isinstance(result, concurrent.futures.Future):
             result.add_done_callback(lambda fut: self._complete_future(fut, call, prefix, counted))
             return
-        self._done(counted)
-        self._reply_result(prefix, call, result)
+        self._finish(call, prefix, counted, result)
 
     def _complete_future(
         self, fut: concurrent.futures.Future, call: CallContext, prefix: list[bytes], counted: bool
     ) -> None:
-        self._done(counted)
-        if call.is_notification:
-            return
         if fut.cancelled():
-            self._reply_error(prefix, call.request_id, P.RpcError(P.UNAVAILABLE, "request was cancelled"))
+            self._finish(call, prefix, counted, exc=P.RpcError(P.UNAVAILABLE, "request was cancelled"))
             return
         exc = fut.exception()
-        if exc is None:
-            self._reply_result(prefix, call, fut.result())
-        elif isinstance(exc, P.RpcError):
-            self._reply_error(prefix, call.request_id, exc)
-        else:
-            log.error("handler future for %s failed", call.method, exc_info=exc)
-            self._reply_error(
-                prefix,
-                call.request_id,
-                P.RpcError(P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}"),
-            )
+        self._finish(call, prefix, counted, None if exc is not None else fut.result(), exc)
 
-    def _reply_result(self, prefix: list[bytes], call: CallContext, result: Any) -> None:
+    def _finish(
+        self,
+        call: CallContext,
+        prefix: list[bytes],
+        counted: bool,
+        result: Any = None,
+        exc: BaseException | None = None,
+    ) -> None:
+        """A handled request's outcome: release its pending slot, then reply (unless it is a
+        notification).  An RpcError keeps its kind; any other exception is an internal error."""
+        self._done(counted)
+        if exc is not None and not isinstance(exc, P.RpcError):
+            log.error("handler for %s failed", call.method, exc_info=exc)
+            exc = P.RpcError(P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
         if call.is_notification:
             return
+        if exc is not None:
+            self._reply_error(prefix, call.request_id, exc)
+        else:
+            self._reply_result(prefix, call, result)
+
+    def _reply_result(self, prefix: list[bytes], call: CallContext, result: Any) -> None:
         try:
             data = P.encode_result(call.request_id, result)
         except (TypeError, ValueError) as exc:
@@ -828,9 +825,7 @@ class Bus:
                 P.RpcError(P.TOO_LARGE, f"reply of {len(data)} bytes exceeds the cap"),
             )
             return
-        with self._out_lock:
-            self._stats["replies"] += 1
-        self._enqueue_reply([*prefix, data])
+        self._enqueue_reply([*prefix, data], "replies")
 
     def _done(self, counted: bool) -> None:
         if counted:
@@ -840,6 +835,9 @@ class Bus:
     # ------------------------------------------------------------------------------------
     # built-in methods
 
+    def _uptime_ms(self) -> int:
+        return int((time.monotonic() - self._started_mono) * 1000)
+
     def _ping(self, params: Any, call: CallContext) -> dict[str, Any]:
         return {
             "status": "ok",
@@ -847,7 +845,7 @@ class Bus:
             "epoch": self.epoch,
             "pid": os.getpid(),
             "ts": P.now_ms(),
-            "uptime_ms": int((time.monotonic() - self._started_mono) * 1000),
+            "uptime_ms": self._uptime_ms(),
             "metadata": self.metadata,
         }
 
@@ -857,7 +855,7 @@ class Bus:
             "epoch": self.epoch,
             "pid": os.getpid(),
             "started_at": self._started_at,
-            "uptime_ms": int((time.monotonic() - self._started_mono) * 1000),
+            "uptime_ms": self._uptime_ms(),
             "endpoints": self.endpoints.to_dict(),
             "auth": self.auth.mechanism,
             "heartbeat_interval": self.heartbeat_interval,

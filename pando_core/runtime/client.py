@@ -35,7 +35,6 @@ import itertools
 import logging
 import queue
 import secrets
-import socket
 import threading
 import time
 from collections import deque
@@ -47,6 +46,7 @@ import zmq
 
 from . import protocol as P
 from .auth import ClientAuth
+from .bus import Wakeup
 from .endpoints import Endpoints
 from .protocol import Event, RpcError, RpcTimeout
 
@@ -155,12 +155,9 @@ class Client:
         self._prefix_refs: dict[bytes, int] = {}
         self._wake_pending = False
         self._closed = False
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        self._wakeup = Wakeup()
 
-        self._events: queue.SimpleQueue = queue.SimpleQueue()
-        self._events_queued = 0
+        self._events: queue.SimpleQueue = queue.SimpleQueue()  # (targets, event) for the dispatcher
         self.last_event_at: float | None = None
         """``time.monotonic()`` of the last valid event received (any topic)."""
         self.last_heartbeat: Event | None = None
@@ -185,7 +182,7 @@ class Client:
         except BaseException:
             self._close_sockets()
             self._ctx.term()
-            self._close_wake()
+            self._wakeup.close()
             raise
         self._dispatcher = threading.Thread(
             target=self._dispatch_loop, name="pando-client-events", daemon=True
@@ -224,14 +221,10 @@ class Client:
     # sockets (I/O thread only, except during __init__)
 
     def _open_sockets(self) -> None:
-        ep, auth = self._endpoints, self._auth
+        ep = self._endpoints
         sub = self._sub = self._ctx.socket(zmq.SUB)
         sub.linger = 0
-        sub.rcvhwm = self._hwm
-        sub.setsockopt(zmq.MAXMSGSIZE, max(4 * self.max_message_bytes, self.max_message_bytes + 65536))
-        sub.setsockopt(zmq.RECONNECT_IVL, self._reconnect_ivl)
-        sub.setsockopt(zmq.RECONNECT_IVL_MAX, self._reconnect_ivl_max)
-        auth.apply(sub)
+        self._configure(sub)
         # liveness topics always; user prefixes on top
         sub.setsockopt(zmq.SUBSCRIBE, P.INSTANCE_PREFIX.encode())
         for prefix in self._prefix_refs:
@@ -242,14 +235,18 @@ class Client:
         dealer.setsockopt(zmq.IMMEDIATE, 1)
         dealer.setsockopt(zmq.ROUTING_ID, self._identity)
         dealer.sndhwm = self._hwm
-        dealer.rcvhwm = self._hwm
-        dealer.setsockopt(zmq.MAXMSGSIZE, max(4 * self.max_message_bytes, self.max_message_bytes + 65536))
-        dealer.setsockopt(zmq.RECONNECT_IVL, self._reconnect_ivl)
-        dealer.setsockopt(zmq.RECONNECT_IVL_MAX, self._reconnect_ivl_max)
         dealer.setsockopt(zmq.HEARTBEAT_IVL, 1000)
         dealer.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
-        auth.apply(dealer)
+        self._configure(dealer)
         dealer.connect(ep.rpc)
+
+    def _configure(self, sock: zmq.Socket) -> None:
+        """Options both sockets share: receive limits, reconnect pacing, credentials."""
+        sock.rcvhwm = self._hwm
+        sock.setsockopt(zmq.MAXMSGSIZE, P.zmq_max_msgsize(self.max_message_bytes))
+        sock.setsockopt(zmq.RECONNECT_IVL, self._reconnect_ivl)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, self._reconnect_ivl_max)
+        self._auth.apply(sock)
 
     def _close_sockets(self) -> None:
         for s in (self._sub, self._dealer):
@@ -258,24 +255,22 @@ class Client:
                     s.close(linger=0)
         self._sub = self._dealer = None
 
-    def _close_wake(self) -> None:
-        for s in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                s.close()
-
     # ------------------------------------------------------------------------------------
     # command queue
 
-    def _command(self, cmd: tuple) -> None:
+    def _command(self, cmd: tuple, call: _Call | None = None) -> None:
+        """Hand *cmd* to the I/O thread (registering *call* as pending in the same step)."""
         with self._lock:
             if self._closed:
                 raise ClientClosed()
+            if call is not None:
+                self._pending[call.id] = call
+                self._stats["calls"] += 1
             self._cmds.append(cmd)
             wake = not self._wake_pending
             self._wake_pending = True
         if wake:
-            with contextlib.suppress(BlockingIOError, OSError):
-                self._wake_w.send(b"\0")
+            self._wakeup.signal()
 
     # ------------------------------------------------------------------------------------
     # RPC
@@ -304,18 +299,7 @@ class Client:
             )
         fut: concurrent.futures.Future = concurrent.futures.Future()
         deadline = time.monotonic() + timeout
-        call = _Call(rid, method, data, deadline, fut)
-        with self._lock:
-            if self._closed:
-                raise ClientClosed()
-            self._pending[rid] = call
-            self._stats["calls"] += 1
-            self._cmds.append(("send", rid, deadline))
-            wake = not self._wake_pending
-            self._wake_pending = True
-        if wake:
-            with contextlib.suppress(BlockingIOError, OSError):
-                self._wake_w.send(b"\0")
+        self._command(("send", rid, deadline), _Call(rid, method, data, deadline, fut))
         return fut
 
     def call(self, method: str, params: Any = None, timeout: float | None = None) -> Any:
@@ -407,8 +391,7 @@ class Client:
                 return
             self._closed = True
             self._cmds.append(("stop",))
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"\0")
+        self._wakeup.signal()
         deadline = time.monotonic() + timeout
         me = threading.current_thread()
         if me is not self._io:  # close() may run in a future callback on the I/O thread
@@ -437,8 +420,9 @@ class Client:
     # I/O thread
 
     def _io_loop(self) -> None:
+        wakeup = self._wakeup
         poller = zmq.Poller()
-        poller.register(self._wake_r, zmq.POLLIN)
+        poller.register(wakeup.fd, zmq.POLLIN)
         poller.register(self._sub, zmq.POLLIN)
         poller.register(self._dealer, zmq.POLLIN)
         backlog: deque[str | tuple] = deque()  # request ids (or raw notifications) not yet sent
@@ -449,16 +433,9 @@ class Client:
                 timeout: int | None = None
                 if deadlines:
                     timeout = max(0, int((deadlines[0][0] - time.monotonic()) * 1000) + 1)
-                try:
-                    events = dict(poller.poll(timeout))
-                except zmq.ZMQError as exc:
-                    if exc.errno == zmq.EINTR:
-                        continue
-                    raise
-                if self._wake_r in events or self._wake_r.fileno() in events:
-                    with contextlib.suppress(BlockingIOError, OSError):
-                        while self._wake_r.recv(4096):
-                            pass
+                events = dict(poller.poll(timeout))  # pyzmq retries EINTR itself
+                if wakeup.fd in events:
+                    wakeup.drain()
                 with self._lock:
                     self._wake_pending = False
                     cmds = self._cmds
@@ -512,7 +489,7 @@ class Client:
             self._close_sockets()
             with contextlib.suppress(Exception):
                 self._ctx.term()
-            self._close_wake()
+            wakeup.close()
 
     def _add_prefix(self, prefix: bytes) -> None:
         n = self._prefix_refs.get(prefix, 0)
@@ -620,34 +597,38 @@ class Client:
     def _recv_events(self) -> None:
         sub = self._sub
         verify = self._auth.event_key
-        for _ in range(512):
-            try:
-                frame = sub.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                event = P.decode_event(frame, verify_key=verify)
-            except P.ProtocolError as exc:
-                with self._lock:
-                    self._stats["bad_events"] += 1
-                log.debug("dropping bad event: %s", exc)
-                continue
-            now = time.monotonic()
-            self.last_event_at = now
-            if event.topic == P.INSTANCE_HEARTBEAT:
-                self.last_heartbeat = event
-                self.last_heartbeat_at = now
-            subs = self._subs
-            targets = [s for s in subs if frame.startswith(s._prefix_b)] if subs else []
-            with self._lock:
-                self._stats["events"] += 1
-                if targets and self._events_queued >= self.max_pending_events:
-                    self._stats["events_dropped"] += 1
-                    targets = []
-                elif targets:
-                    self._events_queued += 1
-            if targets:
-                self._events.put((targets, event))
+        counts = {"events": 0, "events_dropped": 0, "bad_events": 0}
+        try:
+            for _ in range(512):
+                try:
+                    frame = sub.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    return
+                try:
+                    event = P.decode_event(frame, verify_key=verify)
+                except P.ProtocolError as exc:
+                    counts["bad_events"] += 1
+                    log.debug("dropping bad event: %s", exc)
+                    continue
+                counts["events"] += 1
+                now = time.monotonic()
+                self.last_event_at = now
+                if event.topic == P.INSTANCE_HEARTBEAT:
+                    self.last_heartbeat = event
+                    self.last_heartbeat_at = now
+                targets = [s for s in self._subs if frame.startswith(s._prefix_b)]
+                if not targets:
+                    continue
+                # only this thread adds to the queue, so its size is an upper bound of what the
+                # dispatcher has not taken yet
+                if self._events.qsize() >= self.max_pending_events:
+                    counts["events_dropped"] += 1
+                else:
+                    self._events.put((targets, event))
+        finally:
+            with self._lock:  # one lock round per burst, not per event
+                for key, n in counts.items():
+                    self._stats[key] += n
 
     # ------------------------------------------------------------------------------------
     # dispatcher thread
@@ -658,8 +639,6 @@ class Client:
             if item is None:
                 return
             targets, event = item
-            with self._lock:
-                self._events_queued -= 1
             for sub in targets:
                 if not sub._active:
                     continue

@@ -74,7 +74,6 @@ class FailoverWatcher(PrimaryFollower):
     def __init__(self, runtime) -> None:  # noqa: ANN001
         super().__init__(runtime)
         self._lock_thread = threading.Thread(target=self._wait_for_lock, name="pando-failover", daemon=True)
-        self.enabled = True
 
     def start(self) -> None:
         super().start()

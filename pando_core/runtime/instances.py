@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from pathlib import Path
 from typing import Any
+
+from .lock import atomic_write
 
 
 class InstanceRegistry:
@@ -15,18 +18,18 @@ class InstanceRegistry:
 
     def register(self, instance_id: str, role: str, epoch: int) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self.directory / f"{instance_id}.json"
-        data = {"instance_id": instance_id, "pid": os.getpid(), "role": role, "epoch": epoch, "since": int(time.time() * 1000)}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        data = {
+            "instance_id": instance_id,
+            "pid": os.getpid(),
+            "role": role,
+            "epoch": epoch,
+            "since": int(time.time() * 1000),
+        }
+        atomic_write(str(self.directory / f"{instance_id}.json"), json.dumps(data).encode("utf-8"))
 
     def unregister(self, instance_id: str) -> None:
-        try:
+        with contextlib.suppress(OSError):
             (self.directory / f"{instance_id}.json").unlink()
-        except OSError:
-            pass
 
     def live(self) -> list[dict[str, Any]]:
         """Instances whose process is alive; files left by dead processes are removed."""
@@ -42,10 +45,8 @@ class InstanceRegistry:
             if pid_alive(pid):
                 found.append(data)
             else:
-                try:
+                with contextlib.suppress(OSError):
                     path.unlink()
-                except OSError:
-                    pass
         return found
 
 

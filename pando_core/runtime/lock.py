@@ -17,6 +17,7 @@ another".
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -190,14 +191,12 @@ class InstanceLock:
 
 
 def _describe(exc: BaseException) -> str:
-    import errno as _errno
-
     code = getattr(exc, "errno", None)
-    if code in (_errno.EACCES, _errno.EPERM):
+    if code in (errno.EACCES, errno.EPERM):
         return f"permission denied ({exc})"
-    if code in (_errno.ENOSYS, _errno.ENOLCK, _errno.EOPNOTSUPP):
+    if code in (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP):
         return f"this filesystem does not support file locks (network or FUSE filesystem?) ({exc})"
-    if code == _errno.EROFS:
+    if code == errno.EROFS:
         return f"read-only filesystem ({exc})"
     return f"{type(exc).__name__}: {exc}"
 

@@ -66,6 +66,7 @@ __all__ = [
     "parse_response",
     "peek_request_id",
     "validate_topic",
+    "zmq_max_msgsize",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -75,6 +76,13 @@ __all__ = [
 #: ``max_message_bytes`` argument; messages above it get a ``too_large`` error instead of being
 #: processed.  libzmq's own MAXMSGSIZE is set to a multiple of this as a hard memory guard.
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+def zmq_max_msgsize(max_message_bytes: int) -> int:
+    """libzmq ``MAXMSGSIZE`` for sockets whose messages are capped at *max_message_bytes*: a hard
+    memory guard well above the cap, so over-cap messages still arrive and get ``too_large``."""
+    return max(4 * max_message_bytes, max_message_bytes + 65536)
+
 
 #: Version number written in every event envelope (``"v"``).
 ENVELOPE_VERSION = 1
@@ -99,6 +107,7 @@ INSTANCE_HEARTBEAT = "instance.heartbeat"
 INSTANCE_SHUTDOWN = "instance.shutdown"
 INSTANCE_PROMOTED = "instance.promoted"
 SESSION_INTERRUPT = "session.interrupt"  # RPC and event: cancel a session's running turn anywhere
+STATE_RESYNC = "state.resync"  # local only: a secondary lost events and fetched the primary's state
 
 #: Prefix of every instance lifecycle topic (the client always subscribes to it for liveness).
 INSTANCE_PREFIX = "instance."
@@ -119,6 +128,7 @@ ALL_TOPICS = (
     INSTANCE_HEARTBEAT,
     INSTANCE_SHUTDOWN,
     INSTANCE_PROMOTED,
+    SESSION_INTERRUPT,
 )
 
 # Built-in RPC methods served by every bus.

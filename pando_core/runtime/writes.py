@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..db.engine import Change, Database, WriteTx
-from ..db.repository import WRITE, MethodRegistry, MethodSpec, translate_db_error
+from ..db.repository import WRITE, LocalExecutor, MethodRegistry, MethodSpec, translate_db_error
 from ..db.schema import applied_writes
-from ..errors import PandoError, UnavailableError, error_from_kind
+from ..errors import PandoError, error_from_kind
 from .protocol import RpcError
 
 log = logging.getLogger("pando.writes")
@@ -119,14 +119,15 @@ class WriteCoordinator:
                 self._last_done = time.monotonic()
 
     @staticmethod
-    def _reply_now(pending: _Pending) -> dict[str, Any]:
-        error = pending.future.exception()
+    def _reply(done: concurrent.futures.Future) -> dict[str, Any]:
+        """The db.write reply for a finished write: its result, or its error with the kind kept."""
+        error = done.exception()
         if error is None:
-            return {"result": pending.future.result()}
+            return {"result": done.result()}
         raise _as_rpc_error(error)
 
     def handle_rpc(self, params: Any, call: Any) -> concurrent.futures.Future:
-        """The ``db.write`` bus handler: validate, queue, reply after COMMIT."""
+        """The ``db.write`` bus handler: validate, then apply now (idle bus) or queue; reply after COMMIT."""
         if not isinstance(params, dict):
             raise RpcError.invalid_params("db.write params must be an object")
         method, args, key = params.get("method"), params.get("params", {}), params.get("key")
@@ -147,16 +148,15 @@ class WriteCoordinator:
             raise RpcError.invalid_params("db.write: key must be [instance_id, sequence]")
         direct = self._try_direct(method, args, (key[0], key[1]))
         if direct is not None:
-            return self._reply_now(direct)
+            return self._reply(direct.future)
         future = self.submit(method, args, (key[0], key[1]))
         reply: concurrent.futures.Future = concurrent.futures.Future()
 
         def relay(done: concurrent.futures.Future) -> None:
-            error = done.exception()
-            if error is None:
-                reply.set_result({"result": done.result()})
-            else:
-                reply.set_exception(_as_rpc_error(error))
+            try:
+                reply.set_result(self._reply(done))
+            except RpcError as error:
+                reply.set_exception(error)
 
         future.add_done_callback(relay)
         return reply
@@ -264,7 +264,7 @@ class WriteCoordinator:
         self._thread.join(timeout)
 
 
-class ProxyExecutor:
+class ProxyExecutor(LocalExecutor):
     """A secondary's executor: reads from the local read-only database, writes via the primary.
 
     Each write gets one idempotency key and is re-sent with that same key until the primary (the
@@ -274,19 +274,14 @@ class ProxyExecutor:
     """
 
     def __init__(self, runtime: Any, db: Database, *, write_timeout: float = 30.0) -> None:
+        super().__init__(db, runtime.instance_id)  # reads: LocalExecutor.run_read on the read-only db
         self.runtime = runtime
-        self.db = db
         self.write_timeout = write_timeout
         # applied_writes outlives this process: a later process started with the same instance
         # id must not reuse a key, or its new writes would get this one's stored results (and
         # never be applied). Start at the wall clock in microseconds: no process issues more
         # than one write per microsecond, so earlier incarnations' keys are all smaller.
         self._seq = itertools.count(time.time_ns() // 1000)
-
-    def run_read(self, spec: MethodSpec, params: dict[str, Any]) -> Any:
-        repo = spec.repository(self)
-        with self.db.read() as tx:
-            return repo.call_impl(spec.attribute, tx, params)
 
     def run_write(self, spec: MethodSpec, params: dict[str, Any]) -> Any:
         key = (self.runtime.instance_id, next(self._seq))
@@ -301,10 +296,3 @@ def raise_remote(error: RpcError) -> None:
         raise error_from_kind("validation", error.message) from None
     raise error
 
-
-def deadline_error(method: str, timeout: float, reason: str) -> UnavailableError:
-    return UnavailableError(f"write {method} was not acknowledged within {timeout:.0f}s: {reason}")
-
-
-def monotonic() -> float:
-    return time.monotonic()

@@ -230,7 +230,10 @@ def _translate_glob(pattern: str) -> str:
             out.append("[^/]")
             i += 1
         elif c == "[":
-            j = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("!", "^") else i + 1)
+            start = i + 2 if pattern[i + 1 : i + 2] in ("!", "^") else i + 1
+            if pattern[start : start + 1] == "]":
+                start += 1  # like git: a "]" first in the class is a literal one
+            j = pattern.find("]", start)
             if j == -1:
                 out.append(re.escape(c))
                 i += 1
@@ -572,9 +575,8 @@ class SnapshotService:
         return snapshot
 
     def list(self, session_id: str | None = None) -> list[Snapshot]:
-        snaps = list(enumerate(self._read_index()))
-        snaps.sort(key=lambda pair: (pair[1].created_at, pair[0]), reverse=True)
-        return [s for _, s in snaps if session_id is None or s.session_id == session_id]
+        snaps = _newest_first(self._read_index())
+        return [s for s in snaps if session_id is None or s.session_id == session_id]
 
     def get(self, id_or_prefix: str) -> Snapshot:
         key = (id_or_prefix or "").strip()
@@ -601,8 +603,7 @@ class SnapshotService:
 
     def diff(self, a: str, b: str | None = None, *, paths: list[str] | None = None) -> str:
         """Unified diff from snapshot ``a`` to snapshot ``b`` (or the current working tree)."""
-        old = self.get(a)
-        new = self.get(b) if b is not None else None
+        old, new = self._pair(a, b)
         selected = self._selection(paths)
         if old.kind == "git":
             git = self._git()
@@ -622,7 +623,7 @@ class SnapshotService:
             if selected is not None:
                 args += ["--"] + [f":(literal){p}" if p else "." for p in selected]
             return git.run(*args, cwd=git.toplevel).decode(errors="replace")
-        _, changes = self._changes(a, b, paths)
+        changes = self._files_changes(old, new, selected)
         return "".join(self._files_diff(change, new is None) for change in changes)
 
     def restore(
@@ -700,7 +701,8 @@ class SnapshotService:
         if max_snapshots is not None and max_snapshots < 0:
             raise SnapshotError("max_snapshots must be >= 0")
         with self._acquire():
-            ordered = self.list()
+            index = self._read_index()
+            ordered = _newest_first(index)
             removed: dict[str, Snapshot] = {}
             if older_than_days is not None:
                 cutoff = _now_ms() - int(older_than_days * 86_400_000)
@@ -710,7 +712,7 @@ class SnapshotService:
                 removed.update({s.id: s for s in kept[max_snapshots:]})
             if not removed:
                 return []
-            remaining = [s for s in self._read_index() if s.id not in removed]
+            remaining = [s for s in index if s.id not in removed]
             self._drop(list(removed.values()))
             self._write_index(remaining)
             self._gc_blobs(remaining)
@@ -741,31 +743,44 @@ class SnapshotService:
             return None
         return [normalize_rel_path(self.workdir, p) for p in paths]
 
-    def _changes(self, a: str, b: str | None, paths: list[str] | None) -> tuple[Snapshot, list[_Change]]:
+    def _pair(self, a: str, b: str | None) -> tuple[Snapshot, Snapshot | None]:
+        """Snapshots ``a`` and ``b`` (None: the working tree), which must be of the same kind."""
         old = self.get(a)
         new = self.get(b) if b is not None else None
         if new is not None and new.kind != old.kind:
             raise SnapshotError(
                 f"cannot compare a {old.kind} snapshot ({old.id}) with a {new.kind} one ({new.id})"
             )
+        return old, new
+
+    def _changes(self, a: str, b: str | None, paths: list[str] | None) -> tuple[Snapshot, list[_Change]]:
+        old, new = self._pair(a, b)
         selected = self._selection(paths)
         if old.kind == "git":
             git = self._git()
             new_tree = self._git_tree(new) if new else self._git_current_tree()
             changes = git.diff_trees(self._git_tree(old), new_tree)
-        else:
-            old_files = self._manifest(old)["files"]
-            new_files = self._manifest(new)["files"] if new else self._scan(store=False)[0]
-            changes = []
-            for path in sorted(set(old_files) | set(new_files)):
-                o, n = old_files.get(path), new_files.get(path)
-                if o is None:
-                    changes.append(_Change("A", path, None, n))
-                elif n is None:
-                    changes.append(_Change("D", path, o, None))
-                elif o["sha256"] != n["sha256"] or o["mode"] != n["mode"]:
-                    changes.append(_Change("M", path, o, n))
-        return old, [c for c in changes if _path_selected(c.path, selected)]
+            return old, [c for c in changes if _path_selected(c.path, selected)]
+        return old, self._files_changes(old, new, selected)
+
+    def _files_changes(
+        self, old: Snapshot, new: Snapshot | None, selected: list[str] | None
+    ) -> list[_Change]:
+        """Changes between two files snapshots (``new`` None: the working tree), limited to ``selected``."""
+        old_files = self._manifest(old)["files"]
+        new_files = self._manifest(new)["files"] if new else self._scan(store=False)[0]
+        changes = []
+        for path in sorted(set(old_files) | set(new_files)):
+            if not _path_selected(path, selected):
+                continue
+            o, n = old_files.get(path), new_files.get(path)
+            if o is None:
+                changes.append(_Change("A", path, None, n))
+            elif n is None:
+                changes.append(_Change("D", path, o, None))
+            elif o["sha256"] != n["sha256"] or o["mode"] != n["mode"]:
+                changes.append(_Change("M", path, o, n))
+        return changes
 
     # ---------------------------------------------------------------- git kind
 
@@ -1071,6 +1086,12 @@ class SnapshotService:
                 break
             parent = parent.parent
         return None
+
+
+def _newest_first(snaps: list[Snapshot]) -> list[Snapshot]:
+    """Newest first; snapshots of the same millisecond in reverse index (creation) order."""
+    order = sorted(enumerate(snaps), key=lambda pair: (pair[1].created_at, pair[0]), reverse=True)
+    return [snap for _, snap in order]
 
 
 def _mode_str(mode: int) -> str:

@@ -220,16 +220,6 @@ def db_rows(workdir: Path, sql: str, params: tuple = ()) -> list[tuple]:
         conn.close()
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 # ---------------------------------------------------------------------------------------------
 # Jepsen-style checker
 

@@ -24,10 +24,11 @@ from reliability_kit import (
     check_single_writer,
     check_writes,
     hold_for,
-    pid_alive,
     primary_record,
     wait_for,
 )
+
+from pando_core.runtime.instances import pid_alive
 
 KILLS = 20
 STOP_ROUND = 5  # before this kill, SIGSTOP the primary for a while instead of killing it at once

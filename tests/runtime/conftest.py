@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from pando_core.runtime import protocol as P
 from pando_core.runtime.bus import Bus
 from pando_core.runtime.client import Client
 from pando_core.runtime.endpoints import Endpoints, choose_endpoints
@@ -49,9 +50,22 @@ def read_line(proc: subprocess.Popen, timeout: float = 10.0) -> str:
     return line.strip()
 
 
+def sync_events(bus: Bus, client: Client) -> None:
+    """Wait until *client*'s SUB is connected and subscribed (no slow-joiner loss afterwards)."""
+    # Subscription changes reach the PUB asynchronously but in order, so once an event for a
+    # brand-new subscription made *after* the others arrives, the earlier ones are live too.
+    topic = f"test.sync.{uuid.uuid4().hex}"
+    seen = threading.Event()
+    sub = client.subscribe(P.exact_topic(topic), lambda ev: seen.set())
+    try:
+        wait_for(lambda: bus.publish(topic, None) and seen.wait(0.02), what="subscription to be live")
+    finally:
+        sub.cancel()
+
+
 @pytest.fixture
 def helpers() -> SimpleNamespace:
-    return SimpleNamespace(wait_for=wait_for, read_line=read_line)
+    return SimpleNamespace(wait_for=wait_for, read_line=read_line, sync_events=sync_events)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 import stat
 import threading
-import uuid
 
 import pytest
 import zmq
@@ -37,16 +36,6 @@ def _tcp_bus(make_bus, tmp_path, auth):
     return bus, counter
 
 
-def _sync(bus, client, helpers):
-    topic = f"test.sync.{uuid.uuid4().hex}"
-    seen = threading.Event()
-    sub = client.subscribe(P.exact_topic(topic), lambda ev: seen.set())
-    try:
-        helpers.wait_for(lambda: bus.publish(topic, None) and seen.wait(0.02), what="subscription")
-    finally:
-        sub.cancel()
-
-
 def _assert_locked_out(bus, client, counter, helpers):
     events: list[P.Event] = []
     client.subscribe("", events.append)
@@ -75,7 +64,7 @@ def test_curve_client_with_credentials_works_and_files_are_private(make_bus, mak
     assert client.call("count") == 1
     got: list[P.Event] = []
     client.subscribe("db.", got.append)
-    _sync(bus, client, helpers)
+    helpers.sync_events(bus, client)
     bus.publish("db.session.created", {"id": "s"})
     helpers.wait_for(lambda: got, what="encrypted event")
     assert got[0].payload == {"id": "s"}
@@ -131,7 +120,7 @@ def test_token_mode(make_bus, make_client, tmp_path, helpers):
     assert good.call("count") == 1
     got: list[P.Event] = []
     good.subscribe("db.", got.append)
-    _sync(bus, good, helpers)
+    helpers.sync_events(bus, good)
     bus.publish("db.x.y", 1)
     helpers.wait_for(lambda: got, what="signed event")
     # no token: no reply, no handler; unsigned events are not accepted by it either

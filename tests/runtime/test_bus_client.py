@@ -7,7 +7,6 @@ import random
 import signal
 import threading
 import time
-import uuid
 
 import pytest
 import zmq
@@ -16,19 +15,6 @@ from pando_core.runtime import protocol as P
 from pando_core.runtime.bus import BusClosed, CallContext
 from pando_core.runtime.client import ClientClosed, RpcError, RpcTimeout
 from pando_core.runtime.endpoints import Endpoints, free_tcp_ports
-
-
-def _sync_events(bus, client, helpers) -> None:
-    """Wait until *client*'s SUB is connected and subscribed (no slow-joiner loss afterwards)."""
-    # Subscription changes reach the PUB asynchronously but in order, so once an event for a
-    # brand-new subscription made *after* the others arrives, the earlier ones are live too.
-    topic = f"test.sync.{uuid.uuid4().hex}"
-    seen = threading.Event()
-    sub = client.subscribe(P.exact_topic(topic), lambda ev: seen.set())
-    try:
-        helpers.wait_for(lambda: bus.publish(topic, None) and seen.wait(0.02), what="subscription to be live")
-    finally:
-        sub.cancel()
 
 
 @pytest.fixture
@@ -240,9 +226,9 @@ def test_publish_subscribe_prefixes_and_seq_order(make_bus, make_client, helpers
     got: dict[str, list[P.Event]] = {"db.session.": [], "exact": [], "all": []}
     client.subscribe("db.session.", got["db.session."].append)
     client.subscribe(P.exact_topic("session.update"), got["exact"].append)
-    _sync_events(bus, client, helpers)
+    helpers.sync_events(bus, client)
     client.subscribe("", got["all"].append)
-    _sync_events(bus, client, helpers)
+    helpers.sync_events(bus, client)
     start = bus.last_seq
     topics = [
         "db.session.created",
@@ -292,7 +278,7 @@ def test_unsubscribe_and_callback_errors_do_not_stop_delivery(make_bus, make_cli
     client.subscribe("t.", bad)
     client.subscribe("t.", good.append)
     sub = client.subscribe("t.", cancelled.append)
-    _sync_events(bus, client, helpers)
+    helpers.sync_events(bus, client)
     sub.cancel()
     sub.cancel()
     bus.publish("t.a", 1)
@@ -355,7 +341,7 @@ def test_shutdown_event_is_flushed_by_stop(make_bus, make_client, helpers):
     client = make_client(bus.endpoints)
     got: list[P.Event] = []
     client.subscribe(P.INSTANCE_SHUTDOWN, got.append)
-    _sync_events(bus, client, helpers)
+    helpers.sync_events(bus, client)
     bus.publish(P.INSTANCE_SHUTDOWN, {"instance_id": bus.instance_id, "reason": "graceful shutdown"})
     bus.stop()
     helpers.wait_for(lambda: got, what="instance.shutdown")

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import stat
+from collections.abc import Iterator
 
 import pytest
 import zmq
@@ -107,6 +109,19 @@ def test_ipc_refuses_foreign_or_non_directory_runtime_dir(tmp_path):
             ensure_private_dir(str(foreign))
 
 
+@contextlib.contextmanager
+def _squatter(port: int = 0) -> Iterator[int]:
+    """Someone else listening on 127.0.0.1:*port* (0: any free port); yields the port taken."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT leftover must not matter
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
 def _free_derived_workdir(tmp_path) -> str:
     for i in range(200):
         wd = str(tmp_path / f"w{i}")
@@ -126,47 +141,26 @@ def test_tcp_uses_derived_ports_when_free(tmp_path):
 def test_tcp_falls_back_to_free_ports_when_derived_taken(tmp_path, which):
     wd = _free_derived_workdir(tmp_path)
     derived = derived_ports(os.path.realpath(wd))
-    squatter = socket.socket()
-    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT leftover must not matter
-    try:
-        squatter.bind(("127.0.0.1", derived[which]))
-        squatter.listen()
+    with _squatter(derived[which]):
         ep = choose_endpoints(wd, prefer="tcp")
         assert ep.transport == "tcp"
         assert derived[which] not in (ep.pub_port, ep.rpc_port)
         assert ep.pub_port != ep.rpc_port
         assert tcp_port_free(ep.pub_port) and tcp_port_free(ep.rpc_port)
-    finally:
-        squatter.close()
 
 
 def test_bus_binds_a_free_port_when_requested_one_is_taken(make_bus, make_client):
-    squatter = socket.socket()
-    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT leftover must not matter
-    squatter.bind(("127.0.0.1", 0))
-    squatter.listen()
-    taken = squatter.getsockname()[1]
-    try:
+    with _squatter() as taken:
         bus = make_bus(Endpoints.tcp(taken, free_tcp_ports(1)[0]))
         assert bus.endpoints.transport == "tcp"
         assert bus.endpoints.pub_port != taken
         assert bus.endpoints.pub == f"tcp://127.0.0.1:{bus.endpoints.pub_port}"
         client = make_client(bus.endpoints)
         assert client.ping()["instance_id"] == bus.instance_id
-    finally:
-        squatter.close()
 
 
 def test_bus_without_fallback_reports_bind_failure(make_bus):
     from pando_core.runtime.bus import BusError
 
-    squatter = socket.socket()
-    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT leftover must not matter
-    squatter.bind(("127.0.0.1", 0))
-    squatter.listen()
-    taken = squatter.getsockname()[1]
-    try:
-        with pytest.raises(BusError, match="cannot bind"):
-            make_bus(Endpoints.tcp(taken, free_tcp_ports(1)[0]), port_fallback=False)
-    finally:
-        squatter.close()
+    with _squatter() as taken, pytest.raises(BusError, match="cannot bind"):
+        make_bus(Endpoints.tcp(taken, free_tcp_ports(1)[0]), port_fallback=False)

@@ -12,9 +12,8 @@ from typing import Any
 
 import anthropic
 
-from .base import ChatRequest, ModelInfo, ProviderEvent, Usage
-from .retry import call_with_retries
-from .sdk_base import SdkProvider
+from .base import ChatRequest, ModelInfo, ProviderEvent, Usage, result_text, tool_parameters
+from .sdk_base import SdkProvider, finish_reason
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 PLACEHOLDER_API_KEY = "missing-api-key"
@@ -34,10 +33,6 @@ _CACHE = {"type": "ephemeral"}
 
 
 class AnthropicProvider(SdkProvider):
-    sdk = anthropic
-    sdk_client_class = "AsyncAnthropic"
-    placeholder_api_key = PLACEHOLDER_API_KEY
-
     """Streams Anthropic Messages and lists models.
 
     `base_url` (default `ANTHROPIC_BASE_URL`, else api.anthropic.com) is the server root; a trailing
@@ -45,6 +40,10 @@ class AnthropicProvider(SdkProvider):
     cache_control markers to the system prompt, the last tool and the last two messages. Retries and
     errors follow the same policy as the OpenAI provider (see retry.py).
     """
+
+    sdk = anthropic
+    sdk_client_class = "AsyncAnthropic"
+    placeholder_api_key = PLACEHOLDER_API_KEY
 
     def __init__(
         self,
@@ -115,97 +114,69 @@ class AnthropicProvider(SdkProvider):
         """Stream `request`; see ProviderEvent for the event sequence. Raises ProviderError."""
         client = self._get_client()
         params = self.build_params(request)
-        stream = await call_with_retries(
-            lambda: client.messages.create(**params),
-            policy=self.retry_policy,
-            classify=self._classify,
-            to_error=lambda info, attempts: self._error(info, attempts, request.model),
-            description=f"{self.name} messages request",
+        stream = await self._with_retries(
+            lambda: client.messages.create(**params), "messages request", request.model
         )
         usage = Usage()
         stop_reason: str | None = None
         blocks: dict[int, dict[str, str]] = {}  # index -> {type, id, name, json}
         calls: list[dict[str, str]] = []
-        try:
-            try:
-                async for event in stream:
-                    kind = event.type
-                    if kind == "message_start":
-                        _update_usage(usage, event.message.usage)
-                    elif kind == "content_block_start":
-                        block = event.content_block
-                        state = {"type": block.type, "id": "", "name": "", "json": ""}
-                        blocks[event.index] = state
-                        if block.type == "tool_use":
-                            state["id"], state["name"] = block.id, block.name
-                            yield ProviderEvent(
-                                kind="tool_call_start", tool_call_id=block.id, tool_name=block.name
-                            )
-                        elif block.type == "text" and getattr(block, "text", ""):
-                            yield ProviderEvent(kind="text_delta", text=block.text)
-                        elif block.type == "thinking" and getattr(block, "thinking", ""):
-                            yield ProviderEvent(kind="reasoning_delta", text=block.thinking)
-                    elif kind == "content_block_delta":
-                        delta = event.delta
-                        state = blocks.get(event.index) or {}
-                        if delta.type == "text_delta" and delta.text:
-                            yield ProviderEvent(kind="text_delta", text=delta.text)
-                        elif delta.type == "thinking_delta" and delta.thinking:
-                            yield ProviderEvent(kind="reasoning_delta", text=delta.thinking)
-                        elif delta.type == "signature_delta" and delta.signature:
-                            yield ProviderEvent(kind="reasoning_delta", signature=delta.signature)
-                        elif delta.type == "input_json_delta" and delta.partial_json and state:
-                            state["json"] += delta.partial_json
-                            yield ProviderEvent(
-                                kind="tool_call_delta", tool_call_id=state["id"], text=delta.partial_json
-                            )
-                    elif kind == "content_block_stop":
-                        state = blocks.get(event.index) or {}
-                        if state.get("type") == "tool_use":
-                            arguments = state["json"] if state["json"].strip() else "{}"
-                            calls.append({"id": state["id"], "name": state["name"], "input": arguments})
-                            yield ProviderEvent(
-                                kind="tool_call_end",
-                                tool_call_id=state["id"],
-                                tool_name=state["name"],
-                                arguments=arguments,
-                            )
-                    elif kind == "message_delta":
-                        if event.delta.stop_reason:
-                            stop_reason = event.delta.stop_reason
-                        _update_usage(usage, event.usage)
-            except Exception as exc:  # SDK errors, and transport errors some SDKs leave unwrapped
-                info = self._classify(exc)
-                if info is None:
-                    raise
-                raise self._error(info, 1, request.model, mid_stream=True) from exc
-        finally:
-            try:
-                await stream.close()
-            except Exception:  # noqa: BLE001 - best-effort cleanup
-                pass
+        async with self._reading(stream, request.model):
+            async for event in stream:
+                kind = event.type
+                if kind == "message_start":
+                    _update_usage(usage, event.message.usage)
+                elif kind == "content_block_start":
+                    block = event.content_block
+                    state = {"type": block.type, "id": "", "name": "", "json": ""}
+                    blocks[event.index] = state
+                    if block.type == "tool_use":
+                        state["id"], state["name"] = block.id, block.name
+                        yield ProviderEvent(
+                            kind="tool_call_start", tool_call_id=block.id, tool_name=block.name
+                        )
+                    elif block.type == "text" and getattr(block, "text", ""):
+                        yield ProviderEvent(kind="text_delta", text=block.text)
+                    elif block.type == "thinking" and getattr(block, "thinking", ""):
+                        yield ProviderEvent(kind="reasoning_delta", text=block.thinking)
+                elif kind == "content_block_delta":
+                    delta = event.delta
+                    state = blocks.get(event.index) or {}
+                    if delta.type == "text_delta" and delta.text:
+                        yield ProviderEvent(kind="text_delta", text=delta.text)
+                    elif delta.type == "thinking_delta" and delta.thinking:
+                        yield ProviderEvent(kind="reasoning_delta", text=delta.thinking)
+                    elif delta.type == "signature_delta" and delta.signature:
+                        yield ProviderEvent(kind="reasoning_delta", signature=delta.signature)
+                    elif delta.type == "input_json_delta" and delta.partial_json and state:
+                        state["json"] += delta.partial_json
+                        yield ProviderEvent(
+                            kind="tool_call_delta", tool_call_id=state["id"], text=delta.partial_json
+                        )
+                elif kind == "content_block_stop":
+                    state = blocks.get(event.index) or {}
+                    if state.get("type") == "tool_use":
+                        arguments = state["json"] if state["json"].strip() else "{}"
+                        calls.append({"id": state["id"], "name": state["name"], "input": arguments})
+                        yield ProviderEvent(
+                            kind="tool_call_end",
+                            tool_call_id=state["id"],
+                            tool_name=state["name"],
+                            arguments=arguments,
+                        )
+                elif kind == "message_delta":
+                    if event.delta.stop_reason:
+                        stop_reason = event.delta.stop_reason
+                    _update_usage(usage, event.usage)
 
-        if calls:
-            finish_reason = "tool_use"
-        elif stop_reason is None:
-            finish_reason = "end_turn"
-        else:
-            finish_reason = _STOP_MAP.get(stop_reason, "unknown")
-        yield ProviderEvent(kind="complete", finish_reason=finish_reason, usage=usage, tool_calls=calls)
+        yield ProviderEvent(
+            kind="complete",
+            finish_reason=finish_reason(bool(calls), stop_reason, _STOP_MAP),
+            usage=usage,
+            tool_calls=calls,
+        )
 
     async def list_models(self) -> list[ModelInfo]:
-        client = self._get_client()
-
-        async def fetch() -> list[Any]:
-            return [model async for model in client.models.list()]
-
-        models = await call_with_retries(
-            fetch,
-            policy=self.retry_policy,
-            classify=self._classify,
-            to_error=lambda info, attempts: self._error(info, attempts),
-            description=f"{self.name} model list",
-        )
         return [
             ModelInfo(
                 id=m.id,
@@ -213,7 +184,7 @@ class AnthropicProvider(SdkProvider):
                 context_window=getattr(m, "max_input_tokens", None) or 200_000,
                 max_output_tokens=getattr(m, "max_tokens", None) or 8192,
             )
-            for m in models
+            for m in await self._sdk_models()
         ]
 
 
@@ -273,10 +244,11 @@ def _mark_cache(messages: list[dict[str, Any]]) -> None:
 
 
 def to_anthropic_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
-    schema = dict(tool.get("parameters") or {})
-    if "type" not in schema:  # a bare properties map
-        schema = {"type": "object", "properties": schema, "required": list(tool.get("required") or [])}
-    return {"name": tool["name"], "description": tool.get("description", ""), "input_schema": schema}
+    return {
+        "name": tool["name"],
+        "description": tool.get("description", ""),
+        "input_schema": tool_parameters(tool),
+    }
 
 
 def _tool_input(raw: Any) -> dict[str, Any]:
@@ -289,14 +261,6 @@ def _tool_input(raw: Any) -> dict[str, Any]:
             return {}
         return value if isinstance(value, dict) else {"value": value}
     return {}
-
-
-def _result_content(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if content is None:
-        return ""
-    return json.dumps(content)
 
 
 def to_anthropic_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -333,7 +297,7 @@ def to_anthropic_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]
                 result: dict[str, Any] = {
                     "type": "tool_result",
                     "tool_use_id": data.get("tool_call_id", ""),
-                    "content": _result_content(data.get("content")),
+                    "content": result_text(data.get("content")),
                 }
                 if data.get("is_error"):
                     result["is_error"] = True

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -85,6 +86,23 @@ class ModelInfo:
     output_price_per_m: float = 0.0
     cached_input_price_per_m: float = 0.0
     cached_output_price_per_m: float = 0.0
+
+
+def tool_parameters(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON schema of a neutral tool description; a bare properties map is wrapped in an object."""
+    schema = dict(tool.get("parameters") or {})
+    if "type" not in schema:
+        schema = {"type": "object", "properties": schema, "required": list(tool.get("required") or [])}
+    return schema
+
+
+def result_text(content: Any) -> str:
+    """A tool_result part's content as the string the provider APIs take (non-strings as JSON)."""
+    if isinstance(content, str):
+        return content
+    if content is None:
+        return ""
+    return json.dumps(content)
 
 
 @runtime_checkable

@@ -6,7 +6,6 @@ Imports the SDK at module level: import this module lazily (the registry does).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import uuid
@@ -16,9 +15,8 @@ from typing import Any
 
 import openai
 
-from .base import ChatRequest, ModelInfo, ProviderError, ProviderEvent, Usage
-from .retry import call_with_retries
-from .sdk_base import SdkProvider
+from .base import ChatRequest, ModelInfo, ProviderError, ProviderEvent, Usage, result_text, tool_parameters
+from .sdk_base import SdkProvider, finish_reason
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Local servers accept any key but the SDK insists on one.
@@ -40,7 +38,6 @@ def is_reasoning_model(model: str) -> bool:
 
 @dataclass
 class _ToolCall:
-    key: int  # arrival order
     id: str = ""
     name: str = ""
     arguments: str = ""
@@ -48,10 +45,6 @@ class _ToolCall:
 
 
 class OpenAICompatibleProvider(SdkProvider):
-    sdk = openai
-    sdk_client_class = "AsyncOpenAI"
-    placeholder_api_key = PLACEHOLDER_API_KEY
-
     """Streams chat completions and lists models from an OpenAI-compatible endpoint.
 
     `api_key`/`base_url` default to the `api_key_env` / `base_url_env` environment variables; without a
@@ -59,6 +52,10 @@ class OpenAICompatibleProvider(SdkProvider):
     timeouts and connection errors are retried here (`max_retries`, exponential backoff from
     `backoff_base` seconds with jitter, capped at `backoff_max`, honouring Retry-After).
     """
+
+    sdk = openai
+    sdk_client_class = "AsyncOpenAI"
+    placeholder_api_key = PLACEHOLDER_API_KEY
 
     def __init__(
         self,
@@ -132,44 +129,29 @@ class OpenAICompatibleProvider(SdkProvider):
         """
         client = self._get_client()
         params = self.build_params(request)
-        stream = await call_with_retries(
-            lambda: client.chat.completions.create(**params),
-            policy=self.retry_policy,
-            classify=self._classify,
-            to_error=lambda info, attempts: self._error(info, attempts, request.model),
-            description=f"{self.name} chat request",
+        stream = await self._with_retries(
+            lambda: client.chat.completions.create(**params), "chat request", request.model
         )
         tools = _ToolCallAccumulator()
         finish: str | None = None
         usage = Usage()
-        try:
-            try:
-                async for chunk in stream:
-                    if chunk.usage is not None:
-                        usage = map_usage(chunk.usage)
-                    for choice in chunk.choices or []:
-                        delta = choice.delta
-                        if delta is not None:
-                            reasoning = _reasoning_text(delta)
-                            if reasoning:
-                                yield ProviderEvent(kind="reasoning_delta", text=reasoning)
-                            if delta.content:
-                                yield ProviderEvent(kind="text_delta", text=delta.content)
-                            for tool_delta in delta.tool_calls or []:
-                                for event in tools.add(tool_delta):
-                                    yield event
-                        if choice.finish_reason:
-                            finish = choice.finish_reason
-            except Exception as exc:  # SDK errors, and transport errors some SDKs leave unwrapped
-                info = self._classify(exc)
-                if info is None:
-                    raise
-                raise self._error(info, 1, request.model, mid_stream=True) from exc
-        finally:
-            try:
-                await stream.close()
-            except Exception:  # noqa: BLE001 - best-effort cleanup
-                pass
+        async with self._reading(stream, request.model):
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    usage = map_usage(chunk.usage)
+                for choice in chunk.choices or []:
+                    delta = choice.delta
+                    if delta is not None:
+                        reasoning = _reasoning_text(delta)
+                        if reasoning:
+                            yield ProviderEvent(kind="reasoning_delta", text=reasoning)
+                        if delta.content:
+                            yield ProviderEvent(kind="text_delta", text=delta.content)
+                        for tool_delta in delta.tool_calls or []:
+                            for event in tools.add(tool_delta):
+                                yield event
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
 
         complete_calls = []
         for call in tools.calls:
@@ -182,30 +164,15 @@ class OpenAICompatibleProvider(SdkProvider):
                 kind="tool_call_end", tool_call_id=call.id, tool_name=call.name, arguments=arguments
             )
             complete_calls.append({"id": call.id, "name": call.name, "input": arguments})
-        if complete_calls:
-            finish_reason = "tool_use"
-        elif finish is None:
-            finish_reason = "end_turn"
-        else:
-            finish_reason = _FINISH_MAP.get(finish, "unknown")
         yield ProviderEvent(
-            kind="complete", finish_reason=finish_reason, usage=usage, tool_calls=complete_calls
+            kind="complete",
+            finish_reason=finish_reason(bool(complete_calls), finish, _FINISH_MAP),
+            usage=usage,
+            tool_calls=complete_calls,
         )
 
     async def list_models(self) -> list[ModelInfo]:
-        client = self._get_client()
-
-        async def fetch() -> list[Any]:
-            return [model async for model in client.models.list()]
-
-        models = await call_with_retries(
-            fetch,
-            policy=self.retry_policy,
-            classify=self._classify,
-            to_error=lambda info, attempts: self._error(info, attempts),
-            description=f"{self.name} model list",
-        )
-        return [model_info(self.name, m) for m in models]
+        return [model_info(self.name, m) for m in await self._sdk_models()]
 
 
 # ------------------------------------------------------------------------------------ conversions
@@ -241,7 +208,7 @@ class _ToolCallAccumulator:
         if call is not None and new_id and call.id and new_id != call.id:
             call = None  # some servers reuse index 0 for every call: a different id is a new call
         if call is None:
-            call = _ToolCall(key=len(self.calls))
+            call = _ToolCall()
             self.calls.append(call)
             self._by_index[index] = call
         if new_id and not call.id:
@@ -279,29 +246,14 @@ def map_usage(usage: Any) -> Usage:
 
 
 def to_openai_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
-    parameters = dict(tool.get("parameters") or {})
-    if "type" not in parameters:  # a bare properties map
-        parameters = {
-            "type": "object",
-            "properties": parameters,
-            "required": list(tool.get("required") or []),
-        }
     return {
         "type": "function",
         "function": {
             "name": tool["name"],
             "description": tool.get("description", ""),
-            "parameters": parameters,
+            "parameters": tool_parameters(tool),
         },
     }
-
-
-def _result_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if content is None:
-        return ""
-    return json.dumps(content)
 
 
 def _image_url(data: Mapping[str, Any]) -> str | None:
@@ -367,7 +319,7 @@ def to_openai_messages(request: ChatRequest, *, send_reasoning_content: bool = T
                 {
                     "role": "tool",
                     "tool_call_id": result.get("tool_call_id", ""),
-                    "content": _result_text(result.get("content")),
+                    "content": result_text(result.get("content")),
                 }
             )
         if texts or images:

@@ -1,15 +1,19 @@
-"""What the SDK-backed providers share: settings, one SDK client per event loop, error mapping."""
+"""What the SDK-backed providers share: settings, one SDK client per event loop, retries and error
+mapping (before and during a stream), the model list call and the final finish reason."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from .base import ProviderError
-from .retry import ErrorInfo, RetryPolicy, build_provider_error, classify_sdk_error
+from .retry import ErrorInfo, RetryPolicy, build_provider_error, call_with_retries, classify_sdk_error
+
+T = TypeVar("T")
 
 
 class SdkProvider:
@@ -46,7 +50,9 @@ class SdkProvider:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.default_headers = dict(default_headers or {})
-        self.retry_policy = RetryPolicy(max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max)
+        self.retry_policy = RetryPolicy(
+            max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max
+        )
         self._client: Any = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
 
@@ -82,7 +88,9 @@ class SdkProvider:
             api_error=self.sdk.APIError,
         )
 
-    def _error(self, info: ErrorInfo, attempts: int, model: str = "", mid_stream: bool = False) -> ProviderError:
+    def _error(
+        self, info: ErrorInfo, attempts: int, model: str = "", mid_stream: bool = False
+    ) -> ProviderError:
         return build_provider_error(
             info,
             provider=self.name,
@@ -92,3 +100,47 @@ class SdkProvider:
             attempts=attempts,
             mid_stream=mid_stream,
         )
+
+    async def _with_retries(self, operation: Callable[[], Awaitable[T]], what: str, model: str = "") -> T:
+        """Await `operation()` under the retry policy; failures become one-line ProviderErrors."""
+        return await call_with_retries(
+            operation,
+            policy=self.retry_policy,
+            classify=self._classify,
+            to_error=lambda info, attempts: self._error(info, attempts, model),
+            description=f"{self.name} {what}",
+        )
+
+    @contextlib.asynccontextmanager
+    async def _reading(self, stream: Any, model: str) -> AsyncIterator[Any]:
+        """Around the iteration of an SDK stream: map SDK (and unwrapped transport) errors to a
+        mid-stream ProviderError, and always close the stream (also on cancellation or early exit)."""
+        try:
+            yield stream
+        except Exception as exc:
+            info = self._classify(exc)
+            if info is None:
+                raise
+            raise self._error(info, 1, model, mid_stream=True) from exc
+        finally:
+            with contextlib.suppress(Exception):  # best-effort cleanup
+                await stream.close()
+
+    async def _sdk_models(self) -> list[Any]:
+        """Every entry of the SDK's (paginated) model list, with retries."""
+        client = self._get_client()
+
+        async def fetch() -> list[Any]:
+            return [model async for model in client.models.list()]
+
+        return await self._with_retries(fetch, "model list")
+
+
+def finish_reason(has_tool_calls: bool, raw: str | None, mapping: Mapping[str, str]) -> str:
+    """The neutral finish reason: tool_use whenever calls were made, end_turn when the server sent none,
+    else the server's reason through `mapping` ("unknown" when it is not there)."""
+    if has_tool_calls:
+        return "tool_use"
+    if raw is None:
+        return "end_turn"
+    return mapping.get(raw, "unknown")

@@ -91,19 +91,31 @@ class ToolContext:
     allow_outside_workdir: bool = False
     cancel_event: asyncio.Event | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    _root: tuple[Path, Path] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def root(self) -> Path:
+        """The working directory, resolved once (tools call this for every path they show or check;
+        recomputed only when `workdir` is reassigned)."""
+        cached = self._root
+        if cached is None or cached[0] is not self.workdir:
+            cached = self._root = (self.workdir, self.workdir.resolve())
+        return cached[1]
 
     async def ask(self, request: PermissionRequest) -> None:
         """Ask permission; raise PermissionDenied when refused. No asker means allowed (tests, trusted use)."""
         if self.permissions is None:
             return
         if not await self.permissions.request(self.session_id, request):
-            raise PermissionDenied(f"Permission denied: {request.tool_name} ({request.action}) {request.description.splitlines()[0] if request.description else ''}".rstrip())
+            first_line = request.description.splitlines()[0] if request.description else ""
+            raise PermissionDenied(
+                f"Permission denied: {request.tool_name} ({request.action}) {first_line}".rstrip()
+            )
 
     def resolve_path(self, raw: str) -> Path:
         """Resolve a model-given path against the workdir, refusing escapes unless permitted."""
         if not raw:
             raise ToolError("path is required")
-        workdir = self.workdir.resolve()
+        workdir = self.root()
         candidate = Path(raw).expanduser()
         if not candidate.is_absolute():
             text = str(candidate)

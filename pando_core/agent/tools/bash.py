@@ -214,7 +214,6 @@ class ShellState:
 
     cwd: str
     env: dict[str, str] | None = None
-    workdir: str = ""
     lock: asyncio.Lock | None = field(default=None, repr=False)
     lock_loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
 
@@ -505,7 +504,7 @@ class BashTool:
         Otherwise states are kept per (session id, working directory) in a process-wide LRU, so the
         directory survives across turns even when the tool object is recreated.
         """
-        workdir = str(ctx.workdir.resolve())
+        workdir = str(ctx.root())
         supplied = ctx.extra.get("shell_state")
         if isinstance(supplied, ShellState):
             if not supplied.cwd:
@@ -514,7 +513,7 @@ class BashTool:
         key = f"{ctx.session_id}\0{workdir}"
         state = self._states.get(key)
         if state is None:
-            state = ShellState(cwd=workdir, workdir=workdir)
+            state = ShellState(cwd=workdir)
             self._states[key] = state
             while len(self._states) > MAX_SESSIONS:
                 self._states.popitem(last=False)
@@ -565,7 +564,7 @@ class BashTool:
         cwd = state.cwd
         if not os.path.isdir(cwd):
             notes.append(f"(The previous directory {cwd} no longer exists; running in {ctx.workdir}.)")
-            cwd = str(ctx.workdir.resolve())
+            cwd = str(ctx.root())
             state.cwd = cwd
 
         if not is_safe_command(command, self.safe_prefixes):

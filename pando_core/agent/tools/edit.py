@@ -17,18 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pando_core.agent.tools.base import PermissionRequest, ToolContext, ToolError, ToolResult
+from pando_core.agent.tools.base import ToolContext, ToolError, ToolResult
 from pando_core.agent.tools.write import (
     bool_arg,
-    diff_stats,
     display_path,
-    make_diff,
     path_lock,
     read_text,
-    record_history,
-    short_diff,
     str_arg,
-    write_text_atomic,
+    write_with_permission,
 )
 
 EDIT_DESCRIPTION = """Edit a file by replacing an exact piece of text with new text. Also creates new files.
@@ -395,27 +391,10 @@ class EditTool:
                 f"{shown} already exists. To change it, view it and pass the text to replace as "
                 "old_string (or use the write tool to overwrite it)."
             )
-        diff = make_diff(None, content, shown)
-        additions, removals = diff_stats(diff)
-        await ctx.ask(
-            PermissionRequest(
-                tool_name=self.name,
-                action="write",
-                description=f"Create {shown}\n{short_diff(diff)}",
-                path=str(path),
-                params={"file_path": str(path), "diff": diff},
-            )
+        metadata = await write_with_permission(
+            ctx, self.name, path, shown, None, content, verb="Create", failure="create"
         )
-        try:
-            write_text_atomic(path, content)
-        except OSError as exc:
-            raise ToolError(f"Failed to create {shown}: {exc}") from exc
-        ctx.files.record(path)
-        record_history(ctx, path, None, content)
-        return ToolResult(
-            content=f"Created {shown} (+{additions} lines)",
-            metadata={"diff": diff, "additions": additions, "removals": removals, "file_path": str(path)},
-        )
+        return ToolResult(content=f"Created {shown} (+{metadata['additions']} lines)", metadata=metadata)
 
     async def _replace(
         self, path: Path, old: str, new: str, replace_all: bool, ctx: ToolContext
@@ -455,42 +434,16 @@ class EditTool:
             raise ToolError(f"The edit would not change {shown}; new content is identical")
         after = result.replace("\n", "\r\n") if crlf else result
 
-        diff = make_diff(before, after, shown)
-        additions, removals = diff_stats(diff)
-        await ctx.ask(
-            PermissionRequest(
-                tool_name=self.name,
-                action="write",
-                description=f"Edit {shown}\n{short_diff(diff)}",
-                path=str(path),
-                params={"file_path": str(path), "diff": diff},
-            )
-        )
-        try:
-            write_text_atomic(path, after)
-        except OSError as exc:
-            raise ToolError(f"Failed to write {shown}: {exc}") from exc
-        ctx.files.record(path)
-        record_history(ctx, path, before, after)
+        metadata = await write_with_permission(ctx, self.name, path, shown, before, after, verb="Edit")
 
         count = len(matches)
         first = min(matches, key=lambda m: m.start)
-        new_start = first.start
-        if count == 1:
-            summary = f"Edited {shown}: replaced 1 occurrence (+{additions} -{removals})"
-        else:
-            summary = f"Edited {shown}: replaced {count} occurrences (+{additions} -{removals})"
+        occurrences = "1 occurrence" if count == 1 else f"{count} occurrences"
+        summary = f"Edited {shown}: replaced {occurrences} (+{metadata['additions']} -{metadata['removals']})"
         if strategy != "exact":
             summary += f" [matched with {strategy}]"
-        excerpt = snippet(result, new_start, len(first.replacement))
+        excerpt = snippet(result, first.start, len(first.replacement))
         return ToolResult(
             content=f"{summary}\n\n{excerpt}",
-            metadata={
-                "diff": diff,
-                "additions": additions,
-                "removals": removals,
-                "file_path": str(path),
-                "replacements": count,
-                "strategy": strategy,
-            },
+            metadata={**metadata, "replacements": count, "strategy": strategy},
         )

@@ -86,7 +86,7 @@ class HtmlConverter(HTMLParser):
         self.skip_depth = 0
         self.pre_depth = 0
         self.list_stack: list[list[Any]] = []  # [kind, counter]
-        self.link_stack: list[tuple[str, int]] = []
+        self.link_stack: list[str] = []  # href of each open <a>
         self.title = ""
         self._in_title = False
         self.quote_depth = 0
@@ -173,7 +173,7 @@ class HtmlConverter(HTMLParser):
             href = attributes.get("href", "")
             if href and self.base_url:
                 href = urljoin(self.base_url, href)
-            self.link_stack.append((href, len(self.out)))
+            self.link_stack.append(href)
             if md and href and not href.startswith(("javascript:", "#")):
                 self._emit("[")
         elif tag == "img":
@@ -238,7 +238,7 @@ class HtmlConverter(HTMLParser):
             self._newlines(2)
         elif tag == "a":
             if self.link_stack:
-                href, _start = self.link_stack.pop()
+                href = self.link_stack.pop()
                 if md and href and not href.startswith(("javascript:", "#")):
                     self._emit(f"]({href})")
         elif tag in ("td", "th"):

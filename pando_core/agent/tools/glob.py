@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -269,16 +270,18 @@ def walk_files(
     rules = IgnoreRules(base) if gitignore else None
     if rules is not None:
         rules.load_ancestors(root)
-    stack = [root]
+    root_rel = root.relative_to(base).as_posix()
+    # (directory, its posix path relative to base): entries' relative paths are built by joining names
+    stack = [(root, "" if root_rel == "." else root_rel)]
     while stack:
-        directory = stack.pop()
+        directory, dir_rel = stack.pop()
         if rules is not None:
             rules.load_dir(directory)
         try:
             entries = list(os.scandir(directory))
         except OSError:
             continue
-        subdirs: list[Path] = []
+        subdirs: list[tuple[Path, str]] = []
         for entry in entries:
             name = entry.name
             if skip_hidden and name.startswith("."):
@@ -287,23 +290,20 @@ def walk_files(
                 is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 continue
-            path = Path(entry.path)
             if is_dir and name in skip_dirs:
                 continue
-            if rules is not None:
-                rel = path.relative_to(base).as_posix()
-                if rules.ignored(rel, is_dir):
-                    continue
+            rel = f"{dir_rel}/{name}" if dir_rel else name
+            if rules is not None and rules.ignored(rel, is_dir):
+                continue
             if is_dir:
-                subdirs.append(path)
+                subdirs.append((Path(entry.path), rel))
                 continue
             try:
                 info = entry.stat()  # follows symlinks to files
             except OSError:
                 continue
-            if not os.path.isfile(entry.path):
-                continue
-            yield path, info
+            if stat.S_ISREG(info.st_mode):  # regular files, directly or through a link
+                yield Path(entry.path), info
         stack.extend(sorted(subdirs, reverse=True))
 
 
@@ -320,7 +320,7 @@ def split_literal_prefix(pattern: str) -> tuple[str, str]:
 
 
 def search_root(ctx: ToolContext, raw: str) -> Path:
-    root = ctx.resolve_path(raw) if raw else ctx.workdir.resolve()
+    root = ctx.resolve_path(raw) if raw else ctx.root()
     if not root.exists():
         raise ToolError(f"Path not found: {raw}")
     return root
@@ -366,7 +366,7 @@ class GlobTool:
             root = ctx.resolve_path(str(narrowed))
             pattern = rest
         matcher = GlobMatcher(pattern, anchored=anchored)
-        base = ctx.workdir.resolve()
+        base = ctx.root()
 
         def collect() -> list[tuple[float, str]]:
             found: list[tuple[float, str]] = []

@@ -196,7 +196,7 @@ class GrepTool:
             cmd += ["--context", str(context)]
         for skipped in sorted(ALWAYS_SKIP_DIRS):
             cmd += ["--glob", f"!{skipped}"]
-        pando_ignore = ctx.workdir.resolve() / ".pandoignore"
+        pando_ignore = ctx.root() / ".pandoignore"
         if pando_ignore.is_file():
             cmd += ["--ignore-file", str(pando_ignore)]
         if include.strip():
@@ -287,7 +287,7 @@ class GrepTool:
         collector: Collector,
     ) -> None:
         matcher = _include_matcher(include)
-        base = ctx.workdir.resolve()
+        base = ctx.root()
         if root.is_file():
             candidates = [(root, root.stat())]
         else:

@@ -104,7 +104,7 @@ def list_arg(args: dict[str, Any], name: str) -> list[str]:
 def display_path(path: Path, ctx: ToolContext) -> str:
     """The path relative to the working directory when inside it, else absolute."""
     try:
-        return path.relative_to(ctx.workdir.resolve()).as_posix() or "."
+        return path.relative_to(ctx.root()).as_posix() or "."
     except ValueError:
         return str(path)
 
@@ -234,6 +234,40 @@ def record_history(ctx: ToolContext, path: Path, before: str | None, after: str)
         ctx.history.record_change(ctx.session_id, str(path), before, after)
 
 
+async def write_with_permission(
+    ctx: ToolContext,
+    tool_name: str,
+    path: Path,
+    shown: str,
+    before: str | None,
+    after: str,
+    *,
+    verb: str,
+    failure: str = "write",
+) -> dict[str, Any]:
+    """Ask to write `after` to `path` (the prompt reads "<verb> <shown>" plus the diff), write it
+    atomically, count the write as a read and record the change. Returns the result metadata:
+    diff, additions, removals and file_path."""
+    diff = make_diff(before, after, shown)
+    additions, removals = diff_stats(diff)
+    await ctx.ask(
+        PermissionRequest(
+            tool_name=tool_name,
+            action="write",
+            description=f"{verb} {shown}\n{short_diff(diff)}",
+            path=str(path),
+            params={"file_path": str(path), "diff": diff},
+        )
+    )
+    try:
+        write_text_atomic(path, after)
+    except OSError as exc:
+        raise ToolError(f"Failed to {failure} {shown}: {exc}") from exc
+    ctx.files.record(path)
+    record_history(ctx, path, before, after)
+    return {"diff": diff, "additions": additions, "removals": removals, "file_path": str(path)}
+
+
 # --------------------------------------------------------------------------- the tool
 
 WRITE_DESCRIPTION = """Create a new file or overwrite an existing file with the given content.
@@ -277,26 +311,10 @@ class WriteTool:
                 before = read_text(path)
                 if before == content:
                     raise ToolError(f"{shown} already contains exactly this content; nothing to write")
-            diff = make_diff(before, content, shown)
-            additions, removals = diff_stats(diff)
             verb = "Create" if before is None else "Overwrite"
-            await ctx.ask(
-                PermissionRequest(
-                    tool_name=self.name,
-                    action="write",
-                    description=f"{verb} {shown}\n{short_diff(diff)}",
-                    path=str(path),
-                    params={"file_path": str(path), "diff": diff},
-                )
-            )
-            try:
-                write_text_atomic(path, content)
-            except OSError as exc:
-                raise ToolError(f"Failed to write {shown}: {exc}") from exc
-            ctx.files.record(path)
-            record_history(ctx, path, before, content)
+            metadata = await write_with_permission(ctx, self.name, path, shown, before, content, verb=verb)
         action = "created" if before is None else "written"
         return ToolResult(
-            content=f"File successfully {action}: {shown} (+{additions} -{removals})",
-            metadata={"diff": diff, "additions": additions, "removals": removals, "file_path": str(path)},
+            content=f"File successfully {action}: {shown} (+{metadata['additions']} -{metadata['removals']})",
+            metadata=metadata,
         )

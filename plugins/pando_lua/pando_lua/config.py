@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pando_core.errors import ConfigError
+
 __all__ = ["LuaConfig", "LuaConfigError", "DEFAULT_MEMORY_LIMIT", "MIN_MEMORY_LIMIT"]
 
 DEFAULT_MEMORY_LIMIT = 32 * 1024 * 1024
@@ -42,8 +44,10 @@ _IGNORED = {"enabled"}
 _KNOWN = ("scripts", "timeout", "strict", "hot_reload", "memory_limit")
 
 
-class LuaConfigError(ValueError):
-    """Invalid ``[lua]`` configuration; the message names the key and the expected type."""
+class LuaConfigError(ConfigError, ValueError):
+    """Invalid ``[lua]`` configuration; the message names the key and the expected type.
+
+    A core ``ConfigError``, so ``pando`` reports it as one line (exit code 2)."""
 
 
 def _describe(value: Any) -> str:

@@ -8,6 +8,7 @@ name the engine documents for built-in tools), then ``global-input``; ``-output`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pando_core import hookimpl
@@ -17,10 +18,11 @@ SECTION = ConfigSection(
     "lua",
     {
         "scripts": Field("list", [], "Lua files to load (relative to the working directory)"),
-        "timeout": Field("float", 1.0, "seconds one hook call may run"),
+        # "any": durations ("500ms") and sizes ("32MiB") are parsed and checked by LuaConfig.from_dict
+        "timeout": Field("any", 1.0, "seconds one hook call may run (or 500ms, 2s, 1m)"),
         "strict": Field("bool", False, "errors refuse the operation instead of passing data through"),
         "hot_reload": Field("bool", True, "reload a script when its file changes"),
-        "memory_limit": Field("int", 32 * 1024 * 1024, "bytes of Lua memory"),
+        "memory_limit": Field("any", 32 * 1024 * 1024, "bytes of Lua memory (or 64MiB, 1g)"),
     },
     "Lua filters and hooks",
 )
@@ -32,29 +34,26 @@ class LuaSubsystem:
     def __init__(self, engine) -> None:  # noqa: ANN001
         self.engine = engine
 
+    # With ``hot_reload`` the engine itself checks the scripts' files before each call.
     def hook(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
-        from .engine import LuaFilterError
-
-        if self.engine.hot_reload:
-            self.engine.reload_if_changed()
-        try:
-            return self.engine.call_hook(name, data)
-        except LuaFilterError as exc:
-            from pando_core.agent.tools.base import ToolError
-
-            raise ToolError(str(exc)) from None
+        return _refusing(self.engine.call_hook, name, data)
 
     def filter(self, name: str, data: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-        from .engine import BUILTIN_SERVER, LuaFilterError
+        from .engine import BUILTIN_SERVER
 
-        if self.engine.hot_reload:
-            self.engine.reload_if_changed()
-        try:
-            return self.engine.call_filter(name, data, context=context, fallback=BUILTIN_SERVER)
-        except LuaFilterError as exc:
-            from pando_core.agent.tools.base import ToolError
+        return _refusing(self.engine.call_filter, name, data, context=context, fallback=BUILTIN_SERVER)
 
-            raise ToolError(str(exc)) from None
+
+def _refusing(call: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Run an engine call; a strict-mode failure refuses the operation as a ToolError."""
+    from .engine import LuaFilterError
+
+    try:
+        return call(*args, **kwargs)
+    except LuaFilterError as exc:
+        from pando_core.agent.tools.base import ToolError
+
+        raise ToolError(str(exc)) from None
 
 
 def _lua(app) -> LuaSubsystem | None:  # noqa: ANN001
@@ -72,14 +71,11 @@ def pando_app_subsystems(app):
 
     from pando_core.errors import ConfigError
 
-    from .config import LuaConfig, LuaConfigError
+    from .config import LuaConfig
     from .engine import LuaEngine, LuaLoadError
     from .helpers import LuaHelpers
 
-    try:
-        config = LuaConfig.from_dict(app.config.section("lua"))
-    except LuaConfigError as exc:
-        raise ConfigError(str(exc)) from None
+    config = LuaConfig.from_dict(app.config.section("lua"))  # LuaConfigError is a core ConfigError
     helpers = LuaHelpers(
         workdir=str(app.workdir),
         config=app.config.redacted(),

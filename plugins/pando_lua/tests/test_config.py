@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from pando_lua import __version__
 from pando_lua.config import DEFAULT_MEMORY_LIMIT, LuaConfig, LuaConfigError
+from pando_lua.plugin import SECTION
+
+from pando_core.config import load_config
+from pando_core.errors import ConfigError
 
 
 def test_defaults() -> None:
@@ -72,3 +79,18 @@ def test_invalid_values_name_the_key_and_expected_type(d, fragments: list[str]) 
     for fragment in fragments:
         assert fragment in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+def test_readme_config_block_passes_the_core_and_the_plugin(tmp_path) -> None:
+    """The README's [lua] example ("32MiB", durations) is accepted by the declared section and parsed
+    by LuaConfig; a bad value is a core ConfigError (one line, exit code 2)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"^```toml\n(.*?)^```", readme, re.MULTILINE | re.DOTALL)
+    assert block is not None
+    (tmp_path / ".pando.toml").write_text(block.group(1).replace('"32MiB"', '"64MiB"'), encoding="utf-8")
+    config = load_config(tmp_path, [SECTION], env={"PANDO_LUA__TIMEOUT": "500ms"}, home=tmp_path)
+    lua = LuaConfig.from_dict(config.section("lua"))
+    assert (lua.memory_limit, lua.timeout) == (64 << 20, 0.5)
+    assert LuaConfig.from_dict(SECTION.defaults()) == LuaConfig()
+    with pytest.raises(ConfigError, match="lua.timeout"):
+        LuaConfig.from_dict({"timeout": "soon"})

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 
 from pando_core.testing.model_server import Reply
 from pando_core.testing.pytest_plugin import write_model_config
@@ -55,44 +53,46 @@ def test_hook_sites_in_an_agent_run(model_server, make_app, pando_workdir):
     assert tool_message["content"].endswith(" [lua]")  # output rewritten
 
 
-def test_strict_load_error_refuses_to_start(model_server, pando_workdir, pando_env):
+def test_hot_reload_between_turns_is_done_by_the_engine(model_server, make_app, pando_workdir):
+    """The wiring calls the engine once per hook; the engine's own per-call check picks up the edit."""
+    import os
+
+    script = pando_workdir / "live.lua"
+    script.write_text('function hook_user_prompt(ctx) return {modified_content = "ONE"} end\n')
+    app = make_app(plugins=["lua"], model_server=model_server, config='\n[lua]\nscripts = ["live.lua"]\n')
+    calls: list[str] = []
+    engine = app.lua.engine
+    original = engine.reload_if_changed
+    engine.reload_if_changed = lambda: calls.append("reload") or original()  # the plugin must not call it
+    model_server.script(Reply.text("a"), Reply.text("b"))
+    session = app.sessions.create(title="t")
+    assert asyncio.run(app.coder_agent.run(session["id"], "hello")).status == "success"
+    script.write_text('function hook_user_prompt(ctx) return {modified_content = "TWO!"} end\n')
+    stat = script.stat()
+    os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert asyncio.run(app.coder_agent.run(session["id"], "again")).status == "success"
+    assert model_server.requests[0]["messages"][-1]["content"] == "ONE"
+    assert model_server.requests[1]["messages"][-1]["content"] == "TWO!"
+    assert calls == []
+
+
+def test_strict_load_error_refuses_to_start(model_server, pando_workdir, run_pando):
     write_model_config(
         pando_workdir, model_server.base_url, extra='\n[lua]\nstrict = true\nscripts = ["bad.lua"]\n'
     )
     (pando_workdir / "bad.lua").write_text("this is not lua (")
-    result = subprocess.run(
-        [sys.executable, "-m", "pando_core", "--plugins", "lua", "run", "hi"],
-        cwd=pando_workdir,
-        env=pando_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_pando("--plugins", "lua", "run", "hi", timeout=60)
     assert result.returncode == 2
     assert "refusing to start" in result.stderr and "bad.lua" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_lua_cli(pando_workdir, pando_env):
+def test_lua_cli(pando_workdir, run_pando):
     (pando_workdir / "t.lua").write_text(SCRIPT)
-    run = [sys.executable, "-m", "pando_core", "--plugins", "lua", "lua"]
-    check = subprocess.run(
-        [*run, "check", "t.lua"], cwd=pando_workdir, env=pando_env, capture_output=True, text=True
-    )
+    lua = ("--plugins", "lua", "lua")
+    check = run_pando(*lua, "check", "t.lua")
     assert check.returncode == 0 and "hook_user_prompt" in check.stdout and "bash-input" in check.stdout
-    hook = subprocess.run(
-        [*run, "run", "t.lua", "--hook", "user_prompt", "--input", '{"user_content": "x"}'],
-        cwd=pando_workdir,
-        env=pando_env,
-        capture_output=True,
-        text=True,
-    )
+    hook = run_pando(*lua, "run", "t.lua", "--hook", "user_prompt", "--input", '{"user_content": "x"}')
     assert json.loads(hook.stdout) == {"modified_content": "REWRITTEN: x"}
-    filt = subprocess.run(
-        [*run, "run", "t.lua", "--hook", "bash-input", "--input", '{"command": "ls"}'],
-        cwd=pando_workdir,
-        env=pando_env,
-        capture_output=True,
-        text=True,
-    )
+    filt = run_pando(*lua, "run", "t.lua", "--hook", "bash-input", "--input", '{"command": "ls"}')
     assert json.loads(filt.stdout) == {"command": "echo filtered"}

@@ -15,6 +15,7 @@ from pando_lua.engine import LuaEngine
 
 from pando_core.agent.prompt import TOOL_GUIDANCE
 from pando_core.testing.model_server import Reply
+from pando_core.testing.model_server import last_user_text as user_text
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 README = PLUGIN_DIR / "README.md"
@@ -126,6 +127,13 @@ def agent(make_app, model_server, pando_workdir, caplog):
     assert not problems
 
 
+def one_turn(app, model_server, *replies):
+    """Script ``replies``, then run one turn (prompt "hello") in a new session: (session, result)."""
+    model_server.script(*replies)
+    session = app.sessions.create(title="t")
+    return session, run(app, session["id"])
+
+
 def run(app, session_id: str, prompt: str = "hello"):
     result = asyncio.run(app.coder_agent.run(session_id, prompt))
     assert result.status == "success", result.error
@@ -135,10 +143,6 @@ def run(app, session_id: str, prompt: str = "hello"):
 def system_prompt(request: dict) -> str:
     assert request["messages"][0]["role"] == "system"
     return request["messages"][0]["content"]
-
-
-def user_text(request: dict) -> str:
-    return [m for m in request["messages"] if m["role"] == "user"][-1]["content"]
 
 
 def tool_outputs(request: dict) -> dict[str, str]:
@@ -172,9 +176,7 @@ def test_session_start(agent, caplog):
 @example("hook_session_restore")
 def test_session_restore(agent, model_server, caplog):
     app = agent("hook_session_restore")
-    model_server.script(Reply.text("hi"))
-    session = app.sessions.create(title="t")
-    run(app, session["id"])
+    session, _ = one_turn(app, model_server, Reply.text("hi"))
     app.sessions.restore(session["id"][:8])
     assert 'lua[x.lua]: continuing "t" (2 messages)' in lua_logs(caplog)
 
@@ -182,9 +184,7 @@ def test_session_restore(agent, model_server, caplog):
 @example("hook_provider_select")
 def test_provider_select(agent, model_server):
     app = agent("hook_provider_select")
-    model_server.script(Reply.text("hi"))
-    session = app.sessions.create(title="t")
-    result = run(app, session["id"])
+    _, result = one_turn(app, model_server, Reply.text("hi"))
     assert model_server.requests[0]["model"] == "gpt-4o-mini"  # configured: scripted/test-model
     assert result.model == "scripted/gpt-4o-mini"
 
@@ -234,9 +234,7 @@ def test_user_prompt(agent, model_server):
 @example("hook_capability_check")
 def test_capability_check(agent, model_server):
     app = agent("hook_capability_check")
-    model_server.script(Reply.text("ok"))
-    session = app.sessions.create(title="t")
-    run(app, session["id"])
+    one_turn(app, model_server, Reply.text("ok"))
     tools = {t["function"]["name"] for t in model_server.requests[0]["tools"]}
     assert "fetch" not in tools and "bash" not in tools
     assert {"view", "write", "edit"} <= tools
@@ -245,9 +243,7 @@ def test_capability_check(agent, model_server):
 @example("hook_template_section")
 def test_template_section(agent, model_server):
     app = agent("hook_template_section")
-    model_server.script(Reply.text("ok"))
-    session = app.sessions.create(title="t")
-    run(app, session["id"])
+    one_turn(app, model_server, Reply.text("ok"))
     system = system_prompt(model_server.requests[0])
     assert "<env>" not in system and "Working directory" not in system  # section dropped
     assert "Run `make lint` before every commit." in system
@@ -259,9 +255,7 @@ def test_prompt_compose(agent, model_server, pando_workdir):
     (pando_workdir / ".pando").mkdir(exist_ok=True)
     (pando_workdir / ".pando" / "rules.md").write_text("Rule: tabs, never spaces.", encoding="utf-8")
     app = agent("hook_prompt_compose")
-    model_server.script(Reply.text("ok"))
-    session = app.sessions.create(title="t")
-    run(app, session["id"])
+    one_turn(app, model_server, Reply.text("ok"))
     system = system_prompt(model_server.requests[0])
     assert system.startswith("Rule: tabs, never spaces.\n\n")
     assert TOOL_GUIDANCE not in system
@@ -271,9 +265,7 @@ def test_prompt_compose(agent, model_server, pando_workdir):
 @example("hook_system_prompt")
 def test_system_prompt(agent, model_server):
     app = agent("hook_system_prompt")
-    model_server.script(Reply.tool("ls", {}), Reply.text("ok"))
-    session = app.sessions.create(title="t")
-    run(app, session["id"])
+    one_turn(app, model_server, Reply.tool("ls", {}), Reply.text("ok"))
     for request in model_server.requests:
         assert system_prompt(request).endswith("\n\nAlways answer in Spanish.")
         assert system_prompt(request).count("Always answer in Spanish.") == 1  # once per turn
@@ -384,18 +376,14 @@ def test_global_filters(agent, model_server, caplog):
 @example("hook_agent_response_finish")
 def test_agent_response_finish(agent, model_server, caplog):
     app = agent("hook_agent_response_finish")
-    model_server.script(Reply.text("ok", usage={"prompt_tokens": 120, "completion_tokens": 7}))
-    session = app.sessions.create(title="t")
-    run(app, session["id"])
+    one_turn(app, model_server, Reply.text("ok", usage={"prompt_tokens": 120, "completion_tokens": 7}))
     assert "lua[x.lua]: turn finished (end_turn): 120 tokens in, 7 out" in lua_logs(caplog)
 
 
 @example("hook_session_end")
 def test_session_end(agent, model_server, caplog):
     app = agent("hook_session_end")
-    model_server.script(Reply.text("ok"))
-    session = app.sessions.create(title="t")
-    run(app, session["id"])
+    session, _ = one_turn(app, model_server, Reply.text("ok"))
     app.sessions.end(session["id"])
     assert f"lua[x.lua]: session {session['id']} ended after 2 messages" in lua_logs(caplog)
 
@@ -403,9 +391,7 @@ def test_session_end(agent, model_server, caplog):
 @example("hook_global")
 def test_hook_global(agent, model_server, caplog):
     app = agent("hook_global")
-    model_server.script(Reply.tool("ls", {}), Reply.text("ok"))
-    session = app.sessions.create(title="t")
-    result = run(app, session["id"])
+    session, result = one_turn(app, model_server, Reply.tool("ls", {}), Reply.text("ok"))
     app.sessions.restore(session["id"])
     app.sessions.end(session["id"])
     fired = {m.removeprefix("lua[x.lua]: hook fired: ") for m in lua_logs(caplog) if "hook fired: " in m}

@@ -29,10 +29,13 @@ def trigger_matches(trigger: str, prompt: str) -> bool:
     """The spec's rule for one trigger: the normalised trigger is a substring of the normalised prompt;
     otherwise every significant word of the trigger occurs in the prompt as a substring (no word boundaries,
     so "sql" matches "postgresql")."""
+    return _trigger_in(trigger, normalise(prompt))
+
+
+def _trigger_in(trigger: str, norm_prompt: str) -> bool:
     norm_trigger = normalise(trigger)
     if not norm_trigger:
         return False
-    norm_prompt = normalise(prompt)
     if norm_trigger in norm_prompt:
         return True
     words = significant_words(norm_trigger)
@@ -42,10 +45,14 @@ def trigger_matches(trigger: str, prompt: str) -> bool:
 def matching_trigger(skill: Skill, prompt: str) -> str | None:
     """The first `when-to-use` trigger of `skill` the prompt matches, or None. Skills with
     `disable-model-invocation` or without triggers never match."""
+    return _first_trigger(skill, normalise(prompt))
+
+
+def _first_trigger(skill: Skill, norm_prompt: str) -> str | None:
     if skill.disable_model_invocation:
         return None
     for trigger in skill.triggers:
-        if trigger_matches(trigger, prompt):
+        if _trigger_in(trigger, norm_prompt):
             return trigger
     return None
 
@@ -56,10 +63,14 @@ def should_activate(skill: Skill, prompt: str) -> bool:
 
 def names_skill(skill: Skill, prompt: str) -> bool:
     """True when the prompt names the skill as whole words ("use the sql-tuning skill", "/sql-tuning")."""
+    return _named_in(skill, normalise(prompt))
+
+
+def _named_in(skill: Skill, norm_prompt: str) -> bool:
     name = normalise(skill.name)
     if not name:
         return False
-    return re.search(rf"(?<![a-z0-9]){re.escape(name)}(?![a-z0-9])", normalise(prompt)) is not None
+    return re.search(rf"(?<![a-z0-9]){re.escape(name)}(?![a-z0-9])", norm_prompt) is not None
 
 
 def match_skills(prompt: str, skills: Iterable[Skill], *, match_names: bool = False) -> list[Skill]:
@@ -69,13 +80,13 @@ def match_skills(prompt: str, skills: Iterable[Skill], *, match_names: bool = Fa
     `disable-model-invocation` (naming it is a user invocation) unless `user-invocable: false`.
     Off by default: the Go original only uses the triggers.
     """
-    matched: list[Skill] = []
-    for skill in skills:
-        if should_activate(skill, prompt) or (
-            match_names and skill.user_invocable and names_skill(skill, prompt)
-        ):
-            matched.append(skill)
-    return matched
+    norm_prompt = normalise(prompt)  # once per turn, not once per trigger
+    return [
+        skill
+        for skill in skills
+        if _first_trigger(skill, norm_prompt) is not None
+        or (match_names and skill.user_invocable and _named_in(skill, norm_prompt))
+    ]
 
 
 class ActiveSkills:

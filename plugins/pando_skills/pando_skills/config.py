@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -114,10 +114,7 @@ def _kind_name(value: Any) -> str:
 
 def _apply(config: SkillsConfig, key: str, value: Any, where: str) -> None:
     if key not in _KEYS:
-        valid = (
-            "enabled, paths, catalog_url, catalog_enabled, catalog_timeout, default_scope, budget_tokens, "
-        )
-        valid += "max_active, tools, match_names"
+        valid = ", ".join(f.name for f in fields(SkillsConfig))
         raise ConfigError(f"unknown config key {where} (valid keys: {valid})")
     attr, kind = _KEYS[key]
     if kind == "ignored":

@@ -8,11 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SkillParseError
-from .model import SKILL_FILE, STAGING_PREFIX, Skill
+from .model import SKILL_FILE, SKIP_DIRS, STAGING_PREFIX, Skill
 from .parser import parse_skill
-
-# Directories never entered while walking a root (VCS data, dependency trees, caches).
-SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv"})
 
 
 @dataclass

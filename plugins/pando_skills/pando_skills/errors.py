@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pando_core.errors import ConfigError as CoreConfigError
+
 
 class SkillsError(Exception):
     """Base class of every error this plugin raises on purpose."""
@@ -26,5 +28,6 @@ class CatalogError(SkillsError):
     """The skills catalog could not be reached or answered something unusable."""
 
 
-class ConfigError(SkillsError):
-    """The skills configuration section has a wrong key or a wrong type."""
+class ConfigError(SkillsError, CoreConfigError):
+    """The skills configuration section has a wrong key or a wrong type. Also a core ConfigError, so
+    `pando` reports it as one line (exit code 2) when the App is built."""

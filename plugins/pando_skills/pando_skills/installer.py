@@ -19,12 +19,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .catalog import CatalogClient, CatalogSkill
+from .config import SCOPES
 from .discovery import find_skill_files
 from .errors import CatalogError, InstallError, SkillParseError
-from .model import SKILL_FILE, STAGING_PREFIX, Skill, name_problem
+from .model import SKILL_FILE, STAGING_PREFIX, Skill, name_problem, path_inside
 from .parser import parse_skill
 
-SCOPES = ("project", "global")
 LOCK_FILE = "skills-lock.json"
 LOCK_VERSION = 1
 GIT_TIMEOUT = 120.0
@@ -397,8 +397,7 @@ def _ensure_inside(skills: list[Skill], checkout: Path, source: str) -> list[Ski
     """Refuse skills of a cloned repository that resolve outside the checkout (symlinked directories)."""
     root = os.path.realpath(checkout)
     for skill in skills:
-        real = os.path.realpath(skill.root)
-        if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+        if not path_inside(os.path.realpath(skill.root), root):
             raise InstallError(f"{source}: skill '{skill.name}' is a symlink leaving the repository")
     return skills
 
@@ -411,16 +410,15 @@ def _copy_skill(src: Path, dst: Path) -> None:
     symlinked directories and links that point outside the skill are left out."""
     src_real = os.path.realpath(src)
 
-    def inside(path: str) -> bool:
-        return path == src_real or path.startswith(src_real.rstrip(os.sep) + os.sep)
-
     def ignore(directory: str, names: list[str]) -> list[str]:
         skipped = []
         for name in names:
             full = os.path.join(directory, name)
             if name == ".git":
                 skipped.append(name)
-            elif os.path.islink(full) and (os.path.isdir(full) or not inside(os.path.realpath(full))):
+            elif os.path.islink(full) and (
+                os.path.isdir(full) or not path_inside(os.path.realpath(full), src_real)
+            ):
                 skipped.append(name)
         return skipped
 
@@ -537,8 +535,7 @@ def _run_install(
     git_timeout: float,
     single: bool,
 ) -> list[InstalledSkill]:
-    check_scope(scope)
-    root = skills_root(scope, workdir, home)
+    root = skills_root(scope, workdir, home)  # checks the scope
     other_root = skills_root("global", workdir, home)
     spec = parse_source(source, workdir)
     if spec.kind == "local":

@@ -23,12 +23,14 @@ class SkillManager:
         self.home = Path(home) if home is not None else Path.home()
         self.config = config or SkillsConfig()
         self._skills: list[Skill] = []
+        self._listing = ""  # the "Available Skills" section, built once per discovery
         self.warnings: list[str] = []
 
     def reload(self) -> list[str]:
         """(Re)discover the skills; returns the warnings (malformed files, duplicates)."""
         result = discover_skills(self.workdir, self.home, self.config.paths)
         self._skills = result.skills
+        self._listing = prompt_section(self._skills, tools=self.config.tools)
         self.warnings = result.warnings
         return self.warnings
 
@@ -50,7 +52,7 @@ class SkillManager:
 
     def system_prompt(self, context: ActiveSkills | None = None) -> str:
         """The skills list plus the active skill blocks ("" when there are no skills)."""
-        parts = [prompt_section(self._skills, tools=self.config.tools)]
+        parts = [self._listing]
         if context is not None:
             parts.append(active_section(context))
         return "\n\n".join(part for part in parts if part)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 SKILL_FILE = "SKILL.md"
 # Prefix of the installer's temporary directories inside a skills root (never discovered as skills).
 STAGING_PREFIX = ".pando-staging-"
+# Directories never entered while walking a root or a skill (VCS data, dependency trees, caches).
+SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv"})
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -30,6 +33,11 @@ def name_problem(name: str) -> str | None:
     if _CONTROL.search(name):
         return f"skill name {name!r} contains control characters"
     return None
+
+
+def path_inside(path: str, root: str) -> bool:
+    """True when the (already real) `path` is `root` or below it."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def estimate_tokens(text: str) -> int:

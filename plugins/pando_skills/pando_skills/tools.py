@@ -10,13 +10,12 @@ from typing import Any
 
 from pando_core.agent.tools.base import ToolContext, ToolResult
 
-from .model import SKILL_FILE, Skill
+from .model import SKILL_FILE, SKIP_DIRS, Skill, path_inside
 
 SkillsProvider = Callable[[], Iterable[Skill] | Mapping[str, Skill]]
 
 MAX_RESOURCE_BYTES = 256 * 1024
 MAX_LISTED_RESOURCES = 200
-_SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv"}
 
 
 class ResourceError(Exception):
@@ -58,10 +57,6 @@ def unknown_skill_message(name: str, skills: Iterable[Skill]) -> str:
     return f"Unknown skill '{name}'. Available skills: {shown}"
 
 
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
 def resolve_resource(skill: Skill, raw: str) -> Path:
     """The real path of resource `raw` of `skill`. Refuses absolute paths, `..` components and paths
     (including symlinks) that resolve outside the skill directory."""
@@ -79,7 +74,7 @@ def resolve_resource(skill: Skill, raw: str) -> Path:
         raise ResourceError(f"Path {raw} escapes the skill directory ('..' is not allowed)")
     root = os.path.realpath(skill.root)
     target = os.path.realpath(os.path.join(root, *[part for part in parts if part not in ("", ".")]))
-    if not _inside(target, root):
+    if not path_inside(target, root):
         raise ResourceError(f"Path {raw} resolves outside the skill directory")
     return Path(target)
 
@@ -93,12 +88,12 @@ def list_resources(skill: Skill, limit: int = MAX_LISTED_RESOURCES) -> tuple[lis
         dirnames[:] = sorted(
             d
             for d in dirnames
-            if d not in _SKIP_DIRS and _inside(os.path.realpath(os.path.join(dirpath, d)), root)
+            if d not in SKIP_DIRS and path_inside(os.path.realpath(os.path.join(dirpath, d)), root)
         )
         for filename in sorted(filenames):
             full = os.path.join(dirpath, filename)
             rel = os.path.relpath(full, root).replace(os.sep, "/")
-            if rel == SKILL_FILE or not _inside(os.path.realpath(full), root):
+            if rel == SKILL_FILE or not path_inside(os.path.realpath(full), root):
                 continue
             found.append(rel)
             if len(found) > limit:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from pando_core.testing.model_server import Reply
@@ -114,13 +112,18 @@ def test_activation_follows_each_turn_and_session(model_server, make_app, pando_
     assert LIST_LINE in system and BODY_MARKER not in system
 
 
-def test_tools_off_and_plugin_disabled(model_server, make_app, pando_workdir) -> None:
-    make_skill(pando_workdir)
-    app = make_app(plugins=["skills"], model_server=model_server, config="\n[skills]\ntools = false\n")
+def one_turn_request(make_app, model_server, workdir: Path, config: str) -> dict:
+    """The model request of one matching turn in an App with the example skill and `config`."""
+    make_skill(workdir)
+    app = make_app(plugins=["skills"], model_server=model_server, config=config)
     model_server.script(Reply.text("ok"))
     session = app.sessions.create(title="t")
     assert asyncio.run(app.coder_agent.run(session["id"], MATCHING_PROMPT)).status == "success"
-    request = model_server.requests[0]
+    return model_server.requests[0]
+
+
+def test_tools_off_and_plugin_disabled(model_server, make_app, pando_workdir) -> None:
+    request = one_turn_request(make_app, model_server, pando_workdir, "\n[skills]\ntools = false\n")
     tool_names = {tool["function"]["name"] for tool in request["tools"]}
     assert not {"skill_read", "skill_resource"} & tool_names
     system = system_of(request)
@@ -128,30 +131,14 @@ def test_tools_off_and_plugin_disabled(model_server, make_app, pando_workdir) ->
 
 
 def test_enabled_false_adds_nothing(model_server, make_app, pando_workdir) -> None:
-    make_skill(pando_workdir)
-    app = make_app(plugins=["skills"], model_server=model_server, config="\n[skills]\nenabled = false\n")
-    model_server.script(Reply.text("ok"))
-    session = app.sessions.create(title="t")
-    assert asyncio.run(app.coder_agent.run(session["id"], MATCHING_PROMPT)).status == "success"
-    request = model_server.requests[0]
+    request = one_turn_request(make_app, model_server, pando_workdir, "\n[skills]\nenabled = false\n")
     assert "Available Skills" not in system_of(request) and BODY_MARKER not in system_of(request)
     assert "skill_read" not in {tool["function"]["name"] for tool in request["tools"]}
 
 
-def test_cli_subprocess(pando_workdir, pando_env) -> None:
+def test_cli_subprocess(pando_workdir, run_pando) -> None:
     make_skill(pando_workdir)
-
-    def pando(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "pando_core", *args],
-            cwd=pando_workdir,
-            env=pando_env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    listed = pando("--plugins", "skills", "skills", "list", "--json")
+    listed = run_pando("--plugins", "skills", "skills", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     data = json.loads(listed.stdout)
     assert [skill["name"] for skill in data["skills"]] == ["pg-tuning"]
@@ -160,6 +147,6 @@ def test_cli_subprocess(pando_workdir, pando_env) -> None:
     assert skill["triggers"] == ["slow query", "postgres tuning"] and skill["location"] == "project"
     assert data["warnings"] == []
 
-    without = pando("--plugins", "none", "skills", "list")
+    without = run_pando("--plugins", "none", "skills", "list")
     assert without.returncode == 2
     assert "No such command" in without.stderr and "skills" in without.stderr

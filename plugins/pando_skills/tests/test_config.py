@@ -66,3 +66,14 @@ def test_type_errors(data, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         SkillsConfig.from_dict(data)
     assert message in str(info.value)
+
+
+def test_config_error_is_a_core_config_error() -> None:
+    """Raised while the App is built, it must reach the user as `pando: error: ...` (exit code 2)."""
+    from pando_skills.errors import SkillsError
+
+    from pando_core.errors import ConfigError as CoreConfigError
+
+    with pytest.raises(CoreConfigError) as info:
+        SkillsConfig.from_dict({"max_active": 0})
+    assert isinstance(info.value, SkillsError) and info.value.exit_code == 2
