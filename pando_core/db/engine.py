@@ -1,23 +1,30 @@
 """SQLite engines: one read-write writer (the primary) or read-only readers (secondaries).
 
 Python 3.11's sqlite3 runs in "legacy transaction control" mode, in which DDL autocommits and
-SAVEPOINTs misbehave. We take control ourselves: autocommit at the driver level, and an explicit
-``BEGIN IMMEDIATE`` (writer) / ``BEGIN`` (reader) emitted by SQLAlchemy's ``begin`` event. That makes
-migrations transactional and lets the write coordinator use one savepoint per queued write.
+SAVEPOINTs misbehave. We take control ourselves: autocommit at the driver level, and explicit
+``BEGIN IMMEDIATE`` (writes) / ``BEGIN`` (reads). That makes migrations transactional and lets the
+write coordinator use one savepoint per queued write.
+
+Every write goes through one long-lived writer connection (:class:`WriterConnection`): the
+transaction is begun and ended on the DBAPI connection directly, and a SQLAlchemy ``Connection``
+wrapping that same DBAPI connection is there for repositories that build SQLAlchemy statements.
+Checking a connection out of a pool and letting SQLAlchemy run BEGIN/COMMIT cost about 35 us per
+transaction, more than the SQLite work of a typical write (see bench/ipc.py).
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import QueuePool, StaticPool
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -34,12 +41,26 @@ class Change:
         return {"table": self.table, "op": self.op, "ids": self.ids}
 
 
-@dataclass
 class WriteTx:
-    """What a repository's write method gets: the connection in an open transaction."""
+    """What a repository's write method gets: the writer connection in an open transaction.
 
-    conn: Connection
-    changes: list[Change] = field(default_factory=list)
+    ``tx.raw`` is the DBAPI (``sqlite3``) connection: plain SQL on it is the fast path. ``tx.conn``
+    is a SQLAlchemy ``Connection`` on the same DBAPI connection and the same transaction.
+    """
+
+    __slots__ = ("_writer", "changes")
+
+    def __init__(self, writer: WriterConnection) -> None:
+        self._writer = writer
+        self.changes: list[Change] = []
+
+    @property
+    def raw(self) -> sqlite3.Connection:
+        return self._writer.raw
+
+    @property
+    def conn(self) -> Connection:
+        return self._writer.sqlalchemy()
 
     def changed(self, table: str, op: str, *ids: str) -> None:
         self.changes.append(Change(table, op, [str(i) for i in ids]))
@@ -53,18 +74,68 @@ class WriteTx:
 class ReadTx:
     conn: Connection
 
+    @property
+    def raw(self) -> sqlite3.Connection:
+        return self.conn.connection.driver_connection
+
+
+def _configure_dbapi(dbapi_connection: sqlite3.Connection, *, readonly: bool) -> None:
+    dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    if not readonly:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class WriterConnection:
+    """The primary's one write connection: a DBAPI connection whose transactions we run ourselves.
+
+    ``begin``/``commit``/``rollback`` act on the DBAPI connection. A SQLAlchemy ``Connection`` over
+    the same DBAPI connection (a private engine with a static pool and no BEGIN of its own) is
+    opened with the writer -- opening it later would let SQLAlchemy's first-connect rollback end a
+    transaction in progress. When SQLAlchemy took part in a transaction, it is ended through
+    SQLAlchemy, which commits or rolls back the DBAPI connection, so both agree on the state.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.raw = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        _configure_dbapi(self.raw, readonly=False)
+        self._engine = create_engine("sqlite://", creator=lambda: self.raw, poolclass=StaticPool)
+        self._sa = self._engine.connect()
+
+    def sqlalchemy(self) -> Connection:
+        return self._sa
+
+    def begin(self) -> None:
+        self.raw.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        if self._sa.in_transaction():
+            self._sa.commit()  # COMMITs the DBAPI connection too
+        else:
+            self.raw.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._sa.in_transaction():
+            self._sa.rollback()
+        elif self.raw.in_transaction:
+            self.raw.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._sa.close()
+        self._engine.dispose()
+        self.raw.close()
+
 
 def _configure(engine: Engine, *, readonly: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # pragma: no cover - driver callback
-        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        if not readonly:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
+        _configure_dbapi(dbapi_connection, readonly=readonly)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # pragma: no cover - driver callback
@@ -91,6 +162,7 @@ class Database:
         )
         _configure(self.engine, readonly=readonly)
         self._write_lock = threading.RLock()
+        self._writer: WriterConnection | None = None
         self._commit_listeners: list[Callable[[list[Change], str], None]] = []
         if not readonly:
             # create the file and switch it to WAL now, so read-only openers can attach
@@ -107,16 +179,36 @@ class Database:
     @contextmanager
     def write(self, writer: str = "") -> Iterator[WriteTx]:
         """One write transaction; listeners hear its changes after COMMIT."""
+        with self._write_lock, self.transaction() as tx:
+            yield tx
+        if tx.changes:
+            self.notify(tx.changes, writer)
+
+    @contextmanager
+    def transaction(self) -> Iterator[WriteTx]:
+        """BEGIN IMMEDIATE ... COMMIT on the writer connection (ROLLBACK if the block raises).
+
+        The caller holds :attr:`write_lock`; changes are not announced (see :meth:`write`).
+        """
+        connection = self.writer()
+        if connection.raw.in_transaction:
+            raise RuntimeError("a write transaction is already open on this database (nested write)")
+        connection.begin()
+        tx = WriteTx(connection)
+        try:
+            yield tx
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+
+    def writer(self) -> WriterConnection:
+        """The write connection (opened on first use). Hold :attr:`write_lock` while using it."""
         if self.readonly:
             raise RuntimeError("this database is open read-only; writes go through the primary")
-        with self._write_lock:
-            with self.engine.connect() as conn:
-                with conn.begin():
-                    tx = WriteTx(conn)
-                    yield tx
-            changes = tx.changes
-        if changes:
-            self.notify(changes, writer)
+        if self._writer is None:
+            self._writer = WriterConnection(self.path)
+        return self._writer
 
     @property
     def write_lock(self) -> threading.RLock:
@@ -140,4 +232,8 @@ class Database:
                 logging.getLogger("pando.db").exception("commit listener failed")
 
     def dispose(self) -> None:
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
         self.engine.dispose()

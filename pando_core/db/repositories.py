@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 
 from ..errors import NotFoundError, ValidationError
 from . import schema as t
@@ -17,11 +17,14 @@ MESSAGE_ROLES = ("user", "assistant", "tool", "system")
 
 
 def _row(row: Any) -> dict[str, Any] | None:
-    return dict(row._mapping) if row is not None else None
+    """A result row as a dict (rows from the raw helpers already are)."""
+    if row is None or isinstance(row, dict):
+        return row
+    return dict(row._mapping)
 
 
-# Statements are built once and executed with bound parameters: building a statement with literal
-# values costs SQLAlchemy far more than running it (hundreds of microseconds per write).
+# Statements built with SQLAlchemy are built once and executed with bound parameters: building a
+# statement with literal values costs SQLAlchemy far more than running it.
 _STATEMENTS: dict[tuple, Any] = {}
 
 
@@ -32,28 +35,50 @@ def _statement(key: tuple, build) -> Any:  # noqa: ANN001
     return statement
 
 
+# The statements every write runs (insert, get/update by id, next seq) are plain SQL on the
+# DBAPI connection, generated from the table definitions: SQLAlchemy's execution machinery costs
+# several times the SQLite work of these one-row statements.
+_SQL: dict[tuple, str] = {}
+
+
+def _sql(key: tuple, build) -> str:  # noqa: ANN001
+    text = _SQL.get(key)
+    if text is None:
+        text = _SQL[key] = build()
+    return text
+
+
+def _one(cursor: Any) -> dict[str, Any] | None:
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cursor.description], row, strict=True))
+
+
 def _insert(tx: WriteTx, table, values: dict[str, Any]) -> None:  # noqa: ANN001
-    tx.conn.execute(_statement(("insert", table.name), lambda: insert(table)), values)
+    keys = tuple(values)
+    sql = _sql(
+        ("insert", table.name, keys),
+        lambda: f"INSERT INTO {table.name} ({', '.join(keys)}) VALUES ({', '.join(':' + k for k in keys)})",
+    )
+    tx.raw.execute(sql, values)
 
 
-def _get_by_id(tx: ReadTx | WriteTx, table, row_id: str) -> Any:  # noqa: ANN001
-    statement = _statement(("get", table.name), lambda: select(table).where(table.c.id == bindparam("row_id")))
-    return tx.conn.execute(statement, {"row_id": row_id}).first()
+def _get_by_id(tx: ReadTx | WriteTx, table, row_id: str) -> dict[str, Any] | None:  # noqa: ANN001
+    sql = _sql(("get", table.name), lambda: f"SELECT * FROM {table.name} WHERE id = ?")
+    return _one(tx.raw.execute(sql, (row_id,)))
 
 
-def _update_by_id(tx: WriteTx, table, row_id: str, values: dict[str, Any]) -> Any:  # noqa: ANN001
+def _update_by_id(tx: WriteTx, table, row_id: str, values: dict[str, Any]) -> dict[str, Any] | None:  # noqa: ANN001
     """UPDATE ... RETURNING the row (None when there is no such row)."""
     keys = tuple(sorted(values))
-    statement = _statement(
+    sql = _sql(
         ("update", table.name, keys),
-        lambda: update(table)
-        .where(table.c.id == bindparam("row_id"))
-        .values({key: bindparam("v_" + key) for key in keys})
-        .returning(*table.c),
+        lambda: f"UPDATE {table.name} SET {', '.join(f'{k} = :v_{k}' for k in keys)} WHERE id = :row_id RETURNING *",
     )
     params = {"v_" + key: value for key, value in values.items()}
     params["row_id"] = row_id
-    return tx.conn.execute(statement, params).first()
+    return _one(tx.raw.execute(sql, params))
 
 
 SESSION_FIELDS = frozenset({"title", "summary_message_id", "prompt_tokens", "completion_tokens", "cost", "model"})
@@ -80,39 +105,18 @@ def _check_fields(method: str, fields: dict[str, Any], allowed: frozenset[str]) 
 
 
 def _next_seq(tx: WriteTx, table) -> int:  # noqa: ANN001
-    current = tx.conn.execute(_statement(("max_seq", table.name), lambda: select(func.max(table.c.seq)))).scalar()
+    current = tx.raw.execute(_sql(("max_seq", table.name), lambda: f"SELECT max(seq) FROM {table.name}")).fetchone()[0]
     return (current or 0) + 1
 
 
-_ADD_USAGE = None
-
-
-def _add_usage_statement() -> Any:
-    s = t.sessions.c
-    return (
-        update(t.sessions)
-        .where(s.id == bindparam("row_id"))
-        .values(
-            prompt_tokens=bindparam("v_prompt"),
-            completion_tokens=bindparam("v_completion"),
-            total_prompt_tokens=s.total_prompt_tokens + bindparam("v_prompt_add"),
-            total_completion_tokens=s.total_completion_tokens + bindparam("v_completion_add"),
-            cost=s.cost + bindparam("v_cost"),
-            model=func.coalesce(bindparam("v_model"), s.model),
-            updated_at=bindparam("v_now"),
-        )
-        .returning(*t.sessions.c)
-    )
+_ADD_USAGE = """UPDATE sessions SET prompt_tokens = :v_prompt, completion_tokens = :v_completion,
+    total_prompt_tokens = total_prompt_tokens + :v_prompt, total_completion_tokens = total_completion_tokens + :v_completion,
+    cost = cost + :v_cost, model = coalesce(:v_model, model), updated_at = :v_now WHERE id = :row_id RETURNING *"""
+_BUMP_MESSAGE_COUNT = "UPDATE sessions SET message_count = message_count + ?, updated_at = ? WHERE id = ?"
 
 
 def _bump_message_count(tx: WriteTx, session_id: str, delta: int, now: int) -> None:
-    statement = _statement(
-        ("message_count",),
-        lambda: update(t.sessions)
-        .where(t.sessions.c.id == bindparam("row_id"))
-        .values(message_count=t.sessions.c.message_count + bindparam("v_delta"), updated_at=bindparam("v_now")),
-    )
-    tx.conn.execute(statement, {"row_id": session_id, "v_delta": delta, "v_now": now})
+    tx.raw.execute(_BUMP_MESSAGE_COUNT, (delta, now, session_id))
 
 
 def _new_id(given: str | None) -> str:
@@ -149,7 +153,7 @@ class SessionRepository(Repository):
 
     @read
     def get(self, tx: ReadTx, *, id: str) -> dict:
-        row = _row(_get_by_id(tx, t.sessions, id))
+        row = _get_by_id(tx, t.sessions, id)
         if row is None:
             raise NotFoundError(f"session {id} not found")
         return row
@@ -207,22 +211,19 @@ class SessionRepository(Repository):
         model: str | None = None,
     ) -> dict:
         """Record one request's usage: last-request fill (overwritten) and cumulative totals."""
-        statement = _statement(("add_usage",), _add_usage_statement)
         params = {
             "row_id": id,
             "v_prompt": prompt_tokens,
             "v_completion": completion_tokens,
-            "v_prompt_add": prompt_tokens,
-            "v_completion_add": completion_tokens,
             "v_cost": cost,
             "v_model": model or None,
             "v_now": tx.now_ms(),
         }
-        row = tx.conn.execute(statement, params).first()
+        row = _one(tx.raw.execute(_ADD_USAGE, params))
         if row is None:
             raise NotFoundError(f"session {id} not found")
         tx.changed("sessions", "update", id)
-        return _row(row)
+        return row
 
     @write
     def add_cost(self, tx: WriteTx, *, id: str, cost: float) -> None:

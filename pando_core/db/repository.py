@@ -130,6 +130,10 @@ class MethodRegistry:
 
 def translate_db_error(exc: Exception, method: str) -> Exception:
     """Map driver errors to kinds that survive the wire (constraint, not found, validation)."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.IntegrityError):
+        return ConstraintError(f"{method}: {exc}")
     from sqlalchemy.exc import IntegrityError
 
     if isinstance(exc, IntegrityError):

@@ -1,12 +1,16 @@
 """A secondary's connection to the primary's bus: SUB (events) + DEALER (JSON-RPC 2.0).
 
 Threading model
-    * One I/O thread owns both sockets.  Callers hand it requests through a locked command queue
-      plus a wake-up byte on a ``socket.socketpair``; it sends, receives, matches replies to
-      requests by id and enforces deadlines.
-    * Any number of threads may have calls in flight at once over the single DEALER socket;
-      each reply is matched to its caller by request id.  A reply that arrives after its call
-      timed out (or for an unknown id) is dropped quietly.
+    * One I/O thread owns the SUB socket and the shared DEALER.  Callers hand it requests through
+      a locked command queue plus a wake-up byte on a ``socket.socketpair``; it sends, receives,
+      matches replies to requests by id and enforces deadlines.
+    * Any number of threads may have calls in flight at once over the shared DEALER; each reply
+      is matched to its caller by request id.  A reply that arrives after its call timed out (or
+      for an unknown id) is dropped quietly.
+    * A blocking :meth:`Client.call` made while no other blocking call uses it takes the *direct
+      lane* instead: a second DEALER that the calling thread itself sends on and polls, so the
+      call costs one round trip and no thread hand-offs (two hand-offs cost more than the round
+      trip itself).  Concurrent blocking calls share the I/O thread's DEALER.
     * Event callbacks run on one dispatcher thread per client, in arrival order — never on the
       I/O thread.  The completion of a future returned by :meth:`Client.call_async` happens on
       the I/O thread: do not block in ``add_done_callback`` functions (``call()`` from the I/O
@@ -20,10 +24,11 @@ Deadlines
     nobody waits for any more.
 
 Failover
-    :meth:`Client.reconnect` re-points both sockets (new sockets, same routing identity,
-    subscriptions re-applied).  Calls in flight are *not* failed; replies from the old primary
-    are lost with its sockets, so such calls end in ``RpcTimeout(sent=True)`` unless the caller
-    re-sends them (with the same idempotency key) — the caller decides.
+    :meth:`Client.reconnect` re-points every socket (new sockets, same routing identity,
+    subscriptions re-applied).  Calls not sent yet go to the new primary.  Calls already sent
+    can get no reply any more (it would come on the old socket): they fail at once with
+    :class:`CallInterrupted` (an ``RpcTimeout`` with ``sent=True``), and the caller re-sends them
+    with the same idempotency key.
 """
 
 from __future__ import annotations
@@ -48,9 +53,9 @@ from . import protocol as P
 from .auth import ClientAuth
 from .bus import Wakeup
 from .endpoints import Endpoints
-from .protocol import Event, RpcError, RpcTimeout
+from .protocol import CallInterrupted, Event, RpcError, RpcTimeout
 
-__all__ = ["Client", "ClientClosed", "RpcError", "RpcTimeout", "Subscription"]
+__all__ = ["CallInterrupted", "Client", "ClientClosed", "RpcError", "RpcTimeout", "Subscription"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +100,10 @@ class _Call:
     deadline: float
     future: concurrent.futures.Future
     sent: bool = False
+
+
+class _Regenerate(Exception):
+    """The connection generation changed before a direct-lane request was sent."""
 
 
 def _settle(fut: concurrent.futures.Future, result: Any = None, exc: BaseException | None = None) -> None:
@@ -145,6 +154,7 @@ class Client:
         self._identity = ("c-" + self.instance_id[:64] + "-" + secrets.token_hex(4)).encode(
             "utf-8", "replace"
         )
+        self._direct_identity = self._identity + b"-d"
         self._id_prefix = secrets.token_hex(3) + "-"
         self._ids = itertools.count(1)
 
@@ -156,6 +166,16 @@ class Client:
         self._wake_pending = False
         self._closed = False
         self._wakeup = Wakeup()
+
+        # the direct lane: used by whichever thread holds _direct_lock; the latch of the current
+        # connection generation is signalled (and replaced) when the sockets are replaced
+        self._direct_lock = threading.Lock()
+        self._direct: zmq.Socket | None = None
+        self._direct_generation = -1
+        self._direct_pollers: tuple[zmq.Poller, zmq.Poller] | None = None
+        self._generation = 0
+        self._latch = Wakeup()
+        self._old_latches: list[Wakeup] = []
 
         self._events: queue.SimpleQueue = queue.SimpleQueue()  # (targets, event) for the dispatcher
         self.last_event_at: float | None = None
@@ -230,15 +250,23 @@ class Client:
         for prefix in self._prefix_refs:
             sub.setsockopt(zmq.SUBSCRIBE, prefix)
         sub.connect(ep.pub)
-        dealer = self._dealer = self._ctx.socket(zmq.DEALER)
-        dealer.linger = 0
-        dealer.setsockopt(zmq.IMMEDIATE, 1)
-        dealer.setsockopt(zmq.ROUTING_ID, self._identity)
-        dealer.sndhwm = self._hwm
-        dealer.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-        dealer.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
-        self._configure(dealer)
-        dealer.connect(ep.rpc)
+        self._dealer = self._new_dealer(self._identity)
+
+    def _new_dealer(self, identity: bytes) -> zmq.Socket:
+        dealer = self._ctx.socket(zmq.DEALER)
+        try:
+            dealer.linger = 0
+            dealer.setsockopt(zmq.IMMEDIATE, 1)
+            dealer.setsockopt(zmq.ROUTING_ID, identity)
+            dealer.sndhwm = self._hwm
+            dealer.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+            dealer.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+            self._configure(dealer)
+            dealer.connect(self._endpoints.rpc)
+        except BaseException:
+            dealer.close(linger=0)
+            raise
+        return dealer
 
     def _configure(self, sock: zmq.Socket) -> None:
         """Options both sockets share: receive limits, reconnect pacing, credentials."""
@@ -282,6 +310,13 @@ class Client:
         ClientClosed.  Encoding errors (TypeError/ValueError) and oversized requests
         (``RpcError(kind="too_large")``) raise immediately."""
         timeout = self.default_timeout if timeout is None else float(timeout)
+        rid, data = self._encode_call(method, params, timeout)
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        deadline = time.monotonic() + timeout
+        self._command(("send", rid, deadline), _Call(rid, method, data, deadline, fut))
+        return fut
+
+    def _encode_call(self, method: str, params: Any, timeout: float) -> tuple[str, bytes]:
         if not timeout > 0:
             raise ValueError("timeout must be positive")
         rid = f"{self._id_prefix}{next(self._ids)}"
@@ -297,10 +332,7 @@ class Client:
             raise RpcError(
                 P.TOO_LARGE, f"request of {len(data)} bytes exceeds the {self.max_message_bytes}-byte cap"
             )
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-        deadline = time.monotonic() + timeout
-        self._command(("send", rid, deadline), _Call(rid, method, data, deadline, fut))
-        return fut
+        return rid, data
 
     def call(self, method: str, params: Any = None, timeout: float | None = None) -> Any:
         """Blocking call; returns the result, raises RpcError (kind preserved), RpcTimeout after
@@ -310,11 +342,107 @@ class Client:
                 "Client.call() must not be used from the client's I/O thread (future callbacks)"
             )
         timeout = self.default_timeout if timeout is None else float(timeout)
+        if self._direct_lock.acquire(blocking=False):
+            try:
+                return self._call_direct(method, params, timeout)
+            finally:
+                self._direct_lock.release()
         fut = self.call_async(method, params, timeout)
         try:
             return fut.result(timeout + 5.0)  # the I/O thread enforces the deadline; this is a backstop
         except concurrent.futures.TimeoutError:
             raise RpcTimeout(f"{method}: no reply within {timeout:.3g}s", sent=True) from None
+
+    # ------------------------------------------------------------------------------------
+    # direct lane (only the thread holding _direct_lock runs these)
+
+    def _call_direct(self, method: str, params: Any, timeout: float) -> Any:
+        rid, data = self._encode_call(method, params, timeout)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._stats["calls"] += 1
+        sent = False
+        try:
+            while not sent:
+                with self._lock:
+                    if self._closed:
+                        raise ClientClosed()
+                    generation, latch = self._generation, self._latch
+                    stale, self._old_latches = self._old_latches, []
+                for old in stale:  # only a direct-lane holder polls latches: none polls these now
+                    old.close()
+                dealer, out_poller, in_poller = self._direct_socket(generation, latch)
+                try:
+                    while not sent:
+                        try:
+                            dealer.send_multipart([b"", data], zmq.NOBLOCK)
+                            sent = True
+                        except zmq.Again:  # not connected yet (IMMEDIATE) or queue full
+                            self._wait_direct(out_poller, latch, deadline, method, sent)
+                except _Regenerate:  # reconnected before the request left: send it on the new socket
+                    continue
+            while True:
+                self._wait_direct(in_poller, latch, deadline, method, sent)
+                try:
+                    frames = dealer.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    continue
+                try:
+                    resp = P.parse_response(P.decode_json(frames[-1]))
+                except P.ProtocolError as exc:
+                    log.debug("dropping malformed reply: %s", exc)
+                    continue
+                if resp.id != rid:  # a late reply to an earlier call of this lane that timed out
+                    with self._lock:
+                        self._stats["late_replies"] += 1
+                    continue
+                with self._lock:
+                    self._stats["replies"] += 1
+                if resp.error is not None:
+                    raise resp.error
+                return resp.result
+        except RpcTimeout:
+            with self._lock:
+                self._stats["timeouts"] += 1
+            raise
+
+    def _wait_direct(self, poller: zmq.Poller, latch: Wakeup, deadline: float, method: str, sent: bool) -> None:
+        """Block until *dealer* is ready (as *poller* asks), the connection generation changes,
+        or the deadline passes."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            what = "no reply" if sent else "not sent (no primary connected)"
+            raise RpcTimeout(f"{method}: {what} within the deadline", sent=sent)
+        events = dict(poller.poll(int(remaining * 1000) + 1))
+        if latch.fd in events:
+            if self._closed:
+                raise ClientClosed()
+            if sent:
+                raise CallInterrupted(f"{method}: the connection to the primary was replaced while waiting")
+            raise _Regenerate()
+
+    def _direct_socket(self, generation: int, latch: Wakeup) -> tuple[zmq.Socket, zmq.Poller, zmq.Poller]:
+        """The direct lane's DEALER for the current connection generation (re-created after a
+        reconnect), with its send and receive pollers (each also watching the latch)."""
+        if self._direct is None or self._direct_generation != generation:
+            self._close_direct()
+            self._direct = self._new_dealer(self._direct_identity)
+            self._direct_generation = generation
+            out_poller, in_poller = zmq.Poller(), zmq.Poller()
+            out_poller.register(self._direct, zmq.POLLOUT)
+            in_poller.register(self._direct, zmq.POLLIN)
+            for poller in (out_poller, in_poller):
+                poller.register(latch.fd, zmq.POLLIN)
+            self._direct_pollers = (out_poller, in_poller)
+        assert self._direct_pollers is not None
+        return self._direct, *self._direct_pollers
+
+    def _close_direct(self) -> None:
+        if self._direct is not None:
+            with contextlib.suppress(Exception):
+                self._direct.close(linger=0)
+        self._direct = None
+        self._direct_pollers = None
 
     def notify(self, method: str, params: Any = None) -> None:
         """Send a JSON-RPC notification (no id, no reply, best effort)."""
@@ -376,9 +504,20 @@ class Client:
         endpoints.validate()
         if threading.current_thread() is self._io:
             raise RuntimeError("reconnect() must not be called from the client's I/O thread")
+        with self._lock:
+            if self._closed:
+                raise ClientClosed()
+            previous = (self._endpoints, self._auth)
+            self._endpoints = endpoints
+            if auth is not None:
+                self._auth = auth
+            self._generation += 1
+            replaced, self._latch = self._latch, Wakeup()
+            self._old_latches.append(replaced)
+        replaced.signal()  # a direct-lane call waiting on the old connection gives up at once
         done = threading.Event()
         box: list[BaseException] = []
-        self._command(("reconnect", endpoints, auth, done, box))
+        self._command(("reconnect", endpoints, auth, done, box, previous))
         if not done.wait(timeout):
             raise TimeoutError("reconnect was not processed in time")
         if box:
@@ -386,13 +525,28 @@ class Client:
 
     def close(self, timeout: float = 5.0) -> None:
         """Close sockets, fail pending calls with ClientClosed, stop threads.  Idempotent."""
+        deadline = time.monotonic() + timeout
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            latch = self._latch
+        latch.signal()  # a direct-lane call in progress gives up (ClientClosed)
+        # the context terminates only once every socket is closed, the direct lane's too
+        if self._direct_lock.acquire(timeout=max(0.1, timeout / 2)):
+            try:
+                self._close_direct()
+                with self._lock:
+                    latches, self._old_latches = [*self._old_latches, self._latch], []
+                for old in latches:
+                    old.close()
+            finally:
+                self._direct_lock.release()
+        else:
+            log.error("a direct-lane call did not end within %.1fs; closing anyway", timeout / 2)
+        with self._lock:
             self._cmds.append(("stop",))
         self._wakeup.signal()
-        deadline = time.monotonic() + timeout
         me = threading.current_thread()
         if me is not self._io:  # close() may run in a future callback on the I/O thread
             self._io.join(max(0.0, deadline - time.monotonic()))
@@ -456,7 +610,7 @@ class Client:
                         poller.unregister(self._sub)
                         poller.unregister(self._dealer)
                         want_out = False
-                        self._do_reconnect(cmd[1], cmd[2], cmd[4])
+                        self._do_reconnect(cmd[1], cmd[2], cmd[4], cmd[5])
                         poller.register(self._sub, zmq.POLLIN)
                         poller.register(self._dealer, zmq.POLLIN)
                         cmd[3].set()
@@ -506,21 +660,24 @@ class Client:
         else:
             self._prefix_refs[prefix] = n - 1
 
-    def _do_reconnect(self, endpoints: Endpoints, auth: ClientAuth | None, box: list) -> None:
-        old = (self._endpoints, self._auth)
+    def _do_reconnect(self, endpoints: Endpoints, auth: ClientAuth | None, box: list, old: tuple) -> None:
         self._close_sockets()
-        self._endpoints = endpoints
-        if auth is not None:
-            self._auth = auth
         try:
             self._open_sockets()
         except Exception as exc:  # bad auth etc.: go back to the previous target
             log.error("reconnect to %s failed: %s", endpoints.rpc, exc)
             box.append(exc)
             self._close_sockets()
-            self._endpoints, self._auth = old
+            with self._lock:
+                self._endpoints, self._auth = old
             self._open_sockets()
-        # every call still pending was sent on the old socket, or is waiting in the backlog
+        # calls sent on the old socket can get no reply any more; the backlog goes to the new one
+        with self._lock:
+            lost = [call for call in self._pending.values() if call.sent]
+            for call in lost:
+                del self._pending[call.id]
+        for call in lost:
+            _settle(call.future, exc=CallInterrupted(f"{call.method}: the connection to the primary was replaced while waiting"))
 
     def _send_backlog(self, backlog: deque) -> None:
         dealer = self._dealer

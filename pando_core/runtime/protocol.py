@@ -485,6 +485,15 @@ class RpcTimeout(RpcError):
         self.sent = sent
 
 
+class CallInterrupted(RpcTimeout):
+    """The call was sent, then the connection it was sent on was replaced (the client followed a
+    new primary) or closed: no reply can come. Like any sent timeout the outcome is unknown, so
+    resend at once with the same idempotency key."""
+
+    def __init__(self, message: str = "the connection to the primary was replaced while waiting") -> None:
+        super().__init__(message, sent=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # JSON-RPC messages
 

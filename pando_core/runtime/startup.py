@@ -35,7 +35,7 @@ from .lock import (
     read_primary_record,
     write_primary_record,
 )
-from .protocol import RpcError, RpcTimeout
+from .protocol import CallInterrupted, RpcError, RpcTimeout
 from .writes import ProxyExecutor, WriteCoordinator, raise_remote
 
 log = logging.getLogger("pando.runtime")
@@ -43,7 +43,6 @@ log = logging.getLogger("pando.runtime")
 PRIMARY = "primary"
 SECONDARY = "secondary"
 CONNECT_DEADLINE_S = 15.0
-_PRIMARY_CHANGED = object()  # sentinel: a proxied write was interrupted by a change of primary
 
 
 class BootstrapError(PandoError):
@@ -103,8 +102,6 @@ class Runtime:
         self._last_event_epoch: int | None = None
         self.resyncs = 0
         self.hung_reported = False
-        self._waiters_lock = threading.Lock()
-        self._write_waiters: set[threading.Event] = set()
 
     # -- properties --------------------------------------------------------------------------------
 
@@ -395,7 +392,6 @@ class Runtime:
             self._last_db_seq = None
             self.hung_reported = False
             self._primary_changed.notify_all()
-        self._wake_writers()
         log.info("now following primary pid %s (epoch %s)", record.pid, record.epoch)
 
     def send_write(self, method: str, params: dict[str, Any], key: tuple[str, int], timeout: float) -> Any:
@@ -427,14 +423,15 @@ class Runtime:
             if client is None:
                 raise UnavailableError("this instance has no connection to a primary")
             try:
-                reply = self._call_until_primary_changes(
-                    client, {"method": method, "params": params, "key": list(key)}, min(attempt_timeout, remaining)
+                reply = client.call(
+                    "db.write", {"method": method, "params": params, "key": list(key)}, min(attempt_timeout, remaining)
                 )
-                if reply is _PRIMARY_CHANGED:
-                    # the request may have gone to a primary that died: resend it at once, same key
-                    last_error = "the primary changed while the write was in flight"
-                    continue
                 return reply["result"]
+            except CallInterrupted:
+                # this instance followed a new primary while the write was in flight (the old one
+                # may have died before or after applying it): resend at once, same key
+                last_error = "the primary changed while the write was in flight"
+                continue
             except ClientClosed as exc:
                 last_error = str(exc)
             except RpcTimeout as exc:
@@ -448,36 +445,6 @@ class Runtime:
             # wait briefly for a failover to change the primary, then resend with the same key
             with self._primary_changed:
                 self._primary_changed.wait(timeout=0.05)
-
-    def _call_until_primary_changes(self, client: Client, params: dict[str, Any], timeout: float) -> Any:
-        """``db.write`` on *client*; returns its reply, or ``_PRIMARY_CHANGED`` as soon as this
-        instance follows a new primary or is promoted while waiting (the reply from a dead
-        primary would never come, so waiting out the timeout would stall every failover)."""
-        wake = threading.Event()
-        with self._waiters_lock:
-            self._write_waiters.add(wake)
-        try:
-            future = client.call_async("db.write", params, timeout)
-            future.add_done_callback(lambda _f: wake.set())  # runs on the client's I/O thread: no locks
-            wake.wait(timeout + 1.0)
-            if not future.done():
-                future.cancel()
-                if future.cancelled():
-                    return _PRIMARY_CHANGED
-            try:
-                return future.result(timeout=0)
-            except concurrent.futures.TimeoutError:  # backstop: the client's I/O thread is stuck
-                raise RpcTimeout(f"db.write: no reply within {timeout:.3g}s", sent=True) from None
-        finally:
-            with self._waiters_lock:
-                self._write_waiters.discard(wake)
-
-    def _wake_writers(self) -> None:
-        """The primary changed: in-flight proxied writes stop waiting and resend (same keys)."""
-        with self._waiters_lock:
-            waiters = list(self._write_waiters)
-        for wake in waiters:
-            wake.set()
 
     def ensure_primary(self, timeout: float | None = None) -> None:
         """Actively ping the primary (before each prompt on a secondary)."""
@@ -519,7 +486,6 @@ class Runtime:
                 self._undo_promotion(proxy, old_record)
                 raise
             self._primary_changed.notify_all()
-        self._wake_writers()
         assert self.bus is not None
         self.bus.publish(P.INSTANCE_PROMOTED, {"instance_id": self.instance_id, "epoch": self.epoch, "pid": os.getpid()})
         self.instances.register(self.instance_id, self.role, self.epoch)

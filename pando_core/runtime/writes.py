@@ -35,6 +35,7 @@ QUIET_BEFORE_DIRECT_S = 0.0002
 # error kinds that are a property of the request (recorded, so a retry gets the same answer)
 RECORDED_ERROR_KINDS = {"not_found", "constraint", "validation"}
 _SELECT_APPLIED = f"SELECT ok, result FROM {applied_writes.name} WHERE instance_id = ? AND seq = ?"
+_MAX_APPLIED = f"SELECT max(seq) FROM {applied_writes.name} WHERE instance_id = ?"
 _INSERT_APPLIED = (
     f"INSERT INTO {applied_writes.name} (instance_id, seq, method, ok, result, created_at) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -48,6 +49,23 @@ class _Pending:
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     changes: list[Change] = field(default_factory=list)
     writer: str = ""
+
+
+def _coalesce(batch: list[_Pending]) -> dict[str, list[Change]]:
+    """A batch's changes, one per (table, op) for each writer: one event per writer and kind of
+    change per commit rather than one per write (a busy primary publishes far fewer events)."""
+    merged: dict[str, dict[tuple[str, str], Change]] = {}
+    for item in batch:
+        if not item.changes:
+            continue
+        per_writer = merged.setdefault(item.writer, {})
+        for change in item.changes:
+            into = per_writer.get((change.table, change.op))
+            if into is None:
+                per_writer[(change.table, change.op)] = Change(change.table, change.op, list(change.ids))
+            else:
+                into.ids.extend(i for i in change.ids if i not in into.ids)
+    return {writer: list(changes.values()) for writer, changes in merged.items()}
 
 
 def _as_rpc_error(error: BaseException) -> RpcError:
@@ -71,9 +89,12 @@ class WriteCoordinator:
         self._outstanding = 0  # queued or being applied
         self._last_done = 0.0
         self._lock = threading.Lock()
+        # highest key recorded per writing instance (coordinator and direct path hold the write
+        # lock while using it); filled from applied_writes the first time an instance writes
+        self._recorded_max: dict[str, int] = {}
+        self.stats = {"batches": 0, "writes": 0, "duplicates": 0}
         self._thread = threading.Thread(target=self._loop, name="pando-write-coordinator", daemon=True)
         self._thread.start()
-        self.stats = {"batches": 0, "writes": 0, "duplicates": 0}
 
     # -- intake --------------------------------------------------------------------------------
 
@@ -183,12 +204,13 @@ class WriteCoordinator:
     def _apply(self, batch: list[_Pending]) -> None:
         outcomes: list[tuple[str, Any]] = []
         try:
-            with self.db.write_lock, self.db.engine.connect() as conn:
-                with conn.begin():
-                    for item in batch:
-                        outcomes.append(self._apply_one(conn, item))
+            with self.db.write_lock, self.db.transaction() as tx:
+                raw = tx.raw
+                for item in batch:
+                    outcomes.append(self._apply_one(raw, tx, item))
         except Exception as exc:  # noqa: BLE001 - the whole batch failed to commit
             log.exception("write batch failed to commit")
+            self._recorded_max.clear()  # keys noted in this batch were rolled back with it
             error = RpcError(kind="unavailable", message=f"write batch failed: {exc}")
             for item in batch:
                 if not item.future.done():
@@ -200,17 +222,27 @@ class WriteCoordinator:
                 item.future.set_result(value)
             else:
                 item.future.set_exception(value)
-        for item in batch:
-            if item.changes:
-                self.db.notify(item.changes, item.writer)
+        for writer, changes in _coalesce(batch).items():
+            self.db.notify(changes, writer)
 
-    def _apply_one(self, conn: Any, item: _Pending) -> tuple[str, Any]:
+    def _already_applied(self, raw: Any, key: tuple[str, int]) -> tuple[int, str | None] | None:
+        """The stored outcome of *key*, or None. A key above every key recorded for its instance
+        cannot have been applied, so the lookup is skipped for fresh writes (the common case)."""
+        instance_id, seq = key
+        highest = self._recorded_max.get(instance_id)
+        if highest is None:
+            highest = raw.execute(_MAX_APPLIED, (instance_id,)).fetchone()[0]
+            highest = self._recorded_max[instance_id] = -1 if highest is None else highest
+        if seq > highest:
+            return None
+        return raw.execute(_SELECT_APPLIED, (instance_id, seq)).fetchone()
+
+    def _apply_one(self, raw: Any, batch_tx: WriteTx, item: _Pending) -> tuple[str, Any]:
         # The coordinator's own statements go straight to the DBAPI connection, inside the
-        # transaction SQLAlchemy began: building SQLAlchemy constructs for them costs far more
-        # than the SQLite work (see bench/ipc.py).
-        raw = conn.connection.driver_connection
+        # batch's transaction: building SQLAlchemy constructs for them costs more than the SQLite
+        # work (see bench/ipc.py).
         if item.key is not None:
-            stored = raw.execute(_SELECT_APPLIED, (item.key[0], item.key[1])).fetchone()
+            stored = self._already_applied(raw, item.key)
             if stored is not None:
                 self.stats["duplicates"] += 1
                 ok, stored_result = stored
@@ -222,7 +254,7 @@ class WriteCoordinator:
         if spec is None:
             return "error", RpcError(kind="method_not_found", message=f"unknown write method {item.method!r}")
         raw.execute("SAVEPOINT pando_write")
-        tx = WriteTx(conn)
+        tx = WriteTx(batch_tx._writer)
         try:
             result = spec.repository(None).call_impl(spec.attribute, tx, item.params)
             encoded = json.dumps(result)  # results travel as JSON
@@ -247,12 +279,11 @@ class WriteCoordinator:
             log.warning("write %s failed: %s", item.method, error)
             return "error", RpcError(kind="app_error", message=f"{item.method}: {type(error).__name__}: {error}")
 
-    @staticmethod
-    def _record(raw: Any, item: _Pending, ok: bool, encoded_result: str) -> None:
-        raw.execute(
-            _INSERT_APPLIED,
-            (item.key[0], item.key[1], item.method, 1 if ok else 0, encoded_result, WriteTx.now_ms()),
-        )
+    def _record(self, raw: Any, item: _Pending, ok: bool, encoded_result: str) -> None:
+        instance_id, seq = item.key
+        raw.execute(_INSERT_APPLIED, (instance_id, seq, item.method, 1 if ok else 0, encoded_result, WriteTx.now_ms()))
+        if seq > self._recorded_max.get(instance_id, -1):
+            self._recorded_max[instance_id] = seq
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop taking writes, finish the queued ones, stop the thread."""

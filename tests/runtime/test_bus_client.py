@@ -13,7 +13,7 @@ import zmq
 
 from pando_core.runtime import protocol as P
 from pando_core.runtime.bus import BusClosed, CallContext
-from pando_core.runtime.client import ClientClosed, RpcError, RpcTimeout
+from pando_core.runtime.client import CallInterrupted, ClientClosed, RpcError, RpcTimeout
 from pando_core.runtime.endpoints import Endpoints, free_tcp_ports
 
 
@@ -133,9 +133,12 @@ def test_timeouts_and_late_replies_are_dropped(make_bus, make_client, helpers):
     elapsed = time.monotonic() - t0
     assert 0.19 <= elapsed < 1.5
     assert info.value.sent is True and info.value.kind == "timeout"
+    replies = bus.stats()["replies"]
     release.set()
-    helpers.wait_for(lambda: client.stats()["late_replies"] == 1, what="late reply to arrive")
+    helpers.wait_for(lambda: bus.stats()["replies"] == replies + 1, what="the late reply to be sent")
+    # the late reply waits on the socket the call used; the next call must not take it for its own
     assert client.call("echo", ["mine"]) == ["mine"]
+    helpers.wait_for(lambda: client.stats()["late_replies"] == 1, what="the late reply to be dropped")
     assert client.in_flight() == 0
 
 
@@ -364,7 +367,10 @@ def test_reconnect_to_a_new_bus_on_new_endpoints(make_bus, make_client, helpers)
         client.reconnect(new.endpoints)
         assert client.endpoints == new.endpoints
         assert client.ping()["instance_id"] == "new"
-        assert not in_flight.done()  # reconnect does not fail in-flight calls; the caller decides
+        # its reply could only come on the old socket: it fails at once, resend is the caller's call
+        with pytest.raises(CallInterrupted) as info:
+            in_flight.result(1)
+        assert info.value.sent is True and isinstance(info.value, RpcTimeout)
         helpers.wait_for(
             lambda: new.publish("evt.x", 1) and any(e.instance_id == "new" for e in got),
             what="events from the new bus",
@@ -372,8 +378,6 @@ def test_reconnect_to_a_new_bus_on_new_endpoints(make_bus, make_client, helpers)
     finally:
         gate.set()
     client.close()
-    with pytest.raises(ClientClosed):
-        in_flight.result(1)
 
 
 def test_calls_made_before_primary_exists_are_sent_when_it_appears(make_bus, make_client, tmp_path):
@@ -533,3 +537,84 @@ def test_stop_and_close_from_their_own_threads(make_bus, make_client, helpers):
     done = threading.Event()
     client3.subscribe(P.INSTANCE_HEARTBEAT, lambda ev: (client3.close(), done.set()))
     assert done.wait(5) and client3.closed
+
+
+# -- the direct lane: a blocking call made while no other blocking call is running is sent and
+# received by the calling thread itself
+
+
+def _blocking_call_in_thread(client, method: str, timeout: float):  # noqa: ANN001, ANN202
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        started = time.monotonic()
+        try:
+            outcome["result"] = client.call(method, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            outcome["error"] = exc
+        outcome["elapsed"] = time.monotonic() - started
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_blocking_call_is_interrupted_at_once_by_reconnect(make_bus, make_client, helpers):
+    old = make_bus(instance_id="old")
+    new = make_bus(instance_id="new", epoch=2)
+    gate = threading.Event()
+    old.register("hold", lambda params, call: gate.wait(10))
+    client = make_client(old.endpoints)
+    try:
+        thread, outcome = _blocking_call_in_thread(client, "hold", timeout=8.0)
+        helpers.wait_for(lambda: old.stats()["pending_requests"] == 1, what="the call to reach the bus")
+        assert client.in_flight() == 0  # it went by the direct lane, not the I/O thread
+        client.reconnect(new.endpoints)
+        thread.join(5)
+        assert isinstance(outcome["error"], CallInterrupted) and outcome["error"].sent is True
+        assert outcome["elapsed"] < 2.0
+        # the lane works again, on the new primary
+        assert client.call("instance.ping", timeout=2)["instance_id"] == "new"
+    finally:
+        gate.set()
+
+
+def test_close_ends_a_blocking_call_at_once(make_bus, make_client, helpers):
+    bus = make_bus()
+    gate = threading.Event()
+    bus.register("hold", lambda params, call: gate.wait(10))
+    client = make_client(bus.endpoints)
+    try:
+        thread, outcome = _blocking_call_in_thread(client, "hold", timeout=8.0)
+        helpers.wait_for(lambda: bus.stats()["pending_requests"] == 1, what="the call to reach the bus")
+        started = time.monotonic()
+        client.close()
+        assert time.monotonic() - started < 3.0
+        thread.join(5)
+        assert isinstance(outcome["error"], ClientClosed)
+        with pytest.raises(ClientClosed):
+            client.call("instance.ping", timeout=1)
+    finally:
+        gate.set()
+
+
+def test_concurrent_blocking_calls_share_the_lane_and_the_io_thread(make_bus, make_client):
+    bus = make_bus()
+    bus.register("echo", lambda params, call: params)
+    client = make_client(bus.endpoints)
+    wrong: list[tuple] = []
+
+    def work(t: int) -> None:
+        for i in range(200):
+            got = client.call("echo", [t, i], timeout=10)
+            if got != [t, i]:
+                wrong.append((t, i, got))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert wrong == []
+    stats = client.stats()
+    assert stats["calls"] == stats["replies"] == 1600 and stats["in_flight"] == 0
