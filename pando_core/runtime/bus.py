@@ -210,6 +210,7 @@ class Bus:
 
         self._methods: dict[str, _Method] = {}
         self._methods_lock = threading.Lock()
+        self._round_hooks: list[Callable[[], None]] = []
         self.register(P.METHOD_PING, self._ping, inline=True)
         self.register(P.METHOD_INFO, self._info, inline=True)
 
@@ -307,6 +308,11 @@ class Bus:
             methods = dict(self._methods)
             methods[method] = _Method(handler, params, inline)
             self._methods = methods  # copy-on-write: the I/O thread reads without locking
+
+    def add_round_hook(self, hook: Callable[[], None]) -> None:
+        """Run ``hook()`` on the I/O thread after each burst of requests it received (before the
+        replies go out): inline handlers may hold work and finish it for the whole burst at once."""
+        self._round_hooks = [*self._round_hooks, hook]
 
     def unregister(self, method: str) -> bool:
         """Stop serving *method* (calls then get ``method_not_found``). Returns True if it was
@@ -531,6 +537,11 @@ class Bus:
                     self._serve_zap(zap)
                 if router in events:
                     self._receive(router)
+                    for hook in self._round_hooks:
+                        try:
+                            hook()
+                        except Exception:  # never let a hook kill the loop
+                            log.exception("bus round hook failed")
                 self._flush(pub, router)
                 if self._stopping:
                     break

@@ -7,10 +7,10 @@ Threading model
     * Any number of threads may have calls in flight at once over the shared DEALER; each reply
       is matched to its caller by request id.  A reply that arrives after its call timed out (or
       for an unknown id) is dropped quietly.
-    * A blocking :meth:`Client.call` made while no other blocking call uses it takes the *direct
-      lane* instead: a second DEALER that the calling thread itself sends on and polls, so the
-      call costs one round trip and no thread hand-offs (two hand-offs cost more than the round
-      trip itself).  Concurrent blocking calls share the I/O thread's DEALER.
+    * A blocking :meth:`Client.call` takes a *direct lane* instead: a DEALER of a small pool that
+      the calling thread borrows, sends on and polls itself, so the call costs one round trip
+      and no thread hand-offs (the hand-offs cost more than the round trip itself).  With more
+      than ``MAX_DIRECT_LANES`` blocking calls at once, the others use the I/O thread.
     * Event callbacks run on one dispatcher thread per client, in arrival order — never on the
       I/O thread.  The completion of a future returned by :meth:`Client.call_async` happens on
       the I/O thread: do not block in ``add_done_callback`` functions (``call()`` from the I/O
@@ -102,6 +102,28 @@ class _Call:
     sent: bool = False
 
 
+MAX_DIRECT_LANES = 32
+
+
+class _Lane:
+    """One direct-lane DEALER, used by one borrowing thread at a time."""
+
+    __slots__ = ("number", "socket", "generation", "out_poller", "in_poller")
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.socket: zmq.Socket | None = None
+        self.generation = -1
+        self.out_poller: zmq.Poller | None = None
+        self.in_poller: zmq.Poller | None = None
+
+    def close(self) -> None:
+        if self.socket is not None:
+            with contextlib.suppress(Exception):
+                self.socket.close(linger=0)
+        self.socket = self.out_poller = self.in_poller = None
+
+
 class _Regenerate(Exception):
     """The connection generation changed before a direct-lane request was sent."""
 
@@ -154,7 +176,6 @@ class Client:
         self._identity = ("c-" + self.instance_id[:64] + "-" + secrets.token_hex(4)).encode(
             "utf-8", "replace"
         )
-        self._direct_identity = self._identity + b"-d"
         self._id_prefix = secrets.token_hex(3) + "-"
         self._ids = itertools.count(1)
 
@@ -167,12 +188,12 @@ class Client:
         self._closed = False
         self._wakeup = Wakeup()
 
-        # the direct lane: used by whichever thread holds _direct_lock; the latch of the current
-        # connection generation is signalled (and replaced) when the sockets are replaced
-        self._direct_lock = threading.Lock()
-        self._direct: zmq.Socket | None = None
-        self._direct_generation = -1
-        self._direct_pollers: tuple[zmq.Poller, zmq.Poller] | None = None
+        # direct lanes (guarded by _lock); the latch of the current connection generation is
+        # signalled (and replaced) when the sockets are replaced
+        self._free_lanes: list[_Lane] = []
+        self._lanes_made = 0
+        self._lanes_busy = 0
+        self._lanes_returned = threading.Condition(self._lock)
         self._generation = 0
         self._latch = Wakeup()
         self._old_latches: list[Wakeup] = []
@@ -342,11 +363,12 @@ class Client:
                 "Client.call() must not be used from the client's I/O thread (future callbacks)"
             )
         timeout = self.default_timeout if timeout is None else float(timeout)
-        if self._direct_lock.acquire(blocking=False):
+        lane = self._borrow_lane()
+        if lane is not None:
             try:
-                return self._call_direct(method, params, timeout)
+                return self._call_direct(lane, method, params, timeout)
             finally:
-                self._direct_lock.release()
+                self._return_lane(lane)
         fut = self.call_async(method, params, timeout)
         try:
             return fut.result(timeout + 5.0)  # the I/O thread enforces the deadline; this is a backstop
@@ -354,9 +376,37 @@ class Client:
             raise RpcTimeout(f"{method}: no reply within {timeout:.3g}s", sent=True) from None
 
     # ------------------------------------------------------------------------------------
-    # direct lane (only the thread holding _direct_lock runs these)
+    # direct lanes (a lane is used only by the thread that borrowed it)
 
-    def _call_direct(self, method: str, params: Any, timeout: float) -> Any:
+    def _borrow_lane(self) -> _Lane | None:
+        with self._lock:
+            if self._closed:
+                raise ClientClosed()
+            if self._free_lanes:
+                lane = self._free_lanes.pop()
+            elif self._lanes_made < MAX_DIRECT_LANES:
+                self._lanes_made += 1
+                lane = _Lane(self._lanes_made)
+            else:
+                return None
+            self._lanes_busy += 1
+            return lane
+
+    def _return_lane(self, lane: _Lane) -> None:
+        with self._lock:
+            self._lanes_busy -= 1
+            if self._closed:
+                lane.close()
+                self._lanes_returned.notify_all()
+                return
+            self._free_lanes.append(lane)
+            stale = []
+            if not self._lanes_busy and self._old_latches:  # nobody polls them any more
+                stale, self._old_latches = self._old_latches, []
+        for old in stale:
+            old.close()
+
+    def _call_direct(self, lane: _Lane, method: str, params: Any, timeout: float) -> Any:
         rid, data = self._encode_call(method, params, timeout)
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -368,10 +418,7 @@ class Client:
                     if self._closed:
                         raise ClientClosed()
                     generation, latch = self._generation, self._latch
-                    stale, self._old_latches = self._old_latches, []
-                for old in stale:  # only a direct-lane holder polls latches: none polls these now
-                    old.close()
-                dealer, out_poller, in_poller = self._direct_socket(generation, latch)
+                dealer, out_poller, in_poller = self._lane_socket(lane, generation, latch)
                 try:
                     while not sent:
                         try:
@@ -421,28 +468,19 @@ class Client:
                 raise CallInterrupted(f"{method}: the connection to the primary was replaced while waiting")
             raise _Regenerate()
 
-    def _direct_socket(self, generation: int, latch: Wakeup) -> tuple[zmq.Socket, zmq.Poller, zmq.Poller]:
-        """The direct lane's DEALER for the current connection generation (re-created after a
+    def _lane_socket(self, lane: _Lane, generation: int, latch: Wakeup) -> tuple[zmq.Socket, zmq.Poller, zmq.Poller]:
+        """The lane's DEALER for the current connection generation (re-created after a
         reconnect), with its send and receive pollers (each also watching the latch)."""
-        if self._direct is None or self._direct_generation != generation:
-            self._close_direct()
-            self._direct = self._new_dealer(self._direct_identity)
-            self._direct_generation = generation
-            out_poller, in_poller = zmq.Poller(), zmq.Poller()
-            out_poller.register(self._direct, zmq.POLLOUT)
-            in_poller.register(self._direct, zmq.POLLIN)
-            for poller in (out_poller, in_poller):
+        if lane.socket is None or lane.generation != generation:
+            lane.close()
+            lane.socket = self._new_dealer(self._identity + b"-d%d" % lane.number)
+            lane.generation = generation
+            lane.out_poller, lane.in_poller = zmq.Poller(), zmq.Poller()
+            lane.out_poller.register(lane.socket, zmq.POLLOUT)
+            lane.in_poller.register(lane.socket, zmq.POLLIN)
+            for poller in (lane.out_poller, lane.in_poller):
                 poller.register(latch.fd, zmq.POLLIN)
-            self._direct_pollers = (out_poller, in_poller)
-        assert self._direct_pollers is not None
-        return self._direct, *self._direct_pollers
-
-    def _close_direct(self) -> None:
-        if self._direct is not None:
-            with contextlib.suppress(Exception):
-                self._direct.close(linger=0)
-        self._direct = None
-        self._direct_pollers = None
+        return lane.socket, lane.out_poller, lane.in_poller
 
     def notify(self, method: str, params: Any = None) -> None:
         """Send a JSON-RPC notification (no id, no reply, best effort)."""
@@ -531,19 +569,18 @@ class Client:
                 return
             self._closed = True
             latch = self._latch
-        latch.signal()  # a direct-lane call in progress gives up (ClientClosed)
-        # the context terminates only once every socket is closed, the direct lane's too
-        if self._direct_lock.acquire(timeout=max(0.1, timeout / 2)):
-            try:
-                self._close_direct()
-                with self._lock:
-                    latches, self._old_latches = [*self._old_latches, self._latch], []
-                for old in latches:
-                    old.close()
-            finally:
-                self._direct_lock.release()
-        else:
-            log.error("a direct-lane call did not end within %.1fs; closing anyway", timeout / 2)
+        latch.signal()  # direct-lane calls in progress give up (ClientClosed)
+        # the context terminates only once every socket is closed, the lanes' too: close the
+        # free ones, wait for the borrowed ones to come back (their borrowers close them)
+        with self._lock:
+            for lane in self._free_lanes:
+                lane.close()
+            self._free_lanes.clear()
+            if not self._lanes_returned.wait_for(lambda: not self._lanes_busy, max(0.1, timeout / 2)):
+                log.error("a direct-lane call did not end within %.1fs; closing anyway", timeout / 2)
+            latches, self._old_latches = [*self._old_latches, self._latch], []
+        for old in latches:
+            old.close()
         with self._lock:
             self._cmds.append(("stop",))
         self._wakeup.signal()

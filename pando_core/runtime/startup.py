@@ -260,12 +260,11 @@ class Runtime:
 
     def _register_core_methods(self, bus: Bus) -> None:
         assert self.coordinator is not None
-        # inline: the handler only validates and queues (never blocks), and sparing the hop
-        # through a bus worker thread is a good part of a proxied write's latency
-        # inline: on the bus thread. It queues the write for the coordinator, or, when the bus has
-        # been idle, commits it right there (one SQLite commit, well under a millisecond) because
-        # the two thread hand-offs would cost more than the commit. See WriteCoordinator._try_direct.
+        # inline, on the bus thread: the handler only validates and holds the write; at the end of
+        # each receive round the writes that arrived together are committed as one batch, on the
+        # bus thread too (see WriteCoordinator.apply_round)
         bus.register("db.write", self.coordinator.handle_rpc, inline=True)
+        bus.add_round_hook(self.coordinator.apply_round)
         bus.register("state.sync", self._rpc_state_sync, params="object")
         bus.register("session.list", self._rpc_session_list, params="object")
         bus.register("session.get", self._rpc_session_get, params="object")

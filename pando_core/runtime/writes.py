@@ -29,9 +29,6 @@ from .protocol import RpcError
 log = logging.getLogger("pando.writes")
 
 BATCH_MAX = 128
-# A write that arrives this long after the previous one finished is applied on the bus thread
-# directly; one arriving sooner is part of a burst and is queued for a batched commit.
-QUIET_BEFORE_DIRECT_S = 0.0002
 # error kinds that are a property of the request (recorded, so a retry gets the same answer)
 RECORDED_ERROR_KINDS = {"not_found", "constraint", "validation"}
 _SELECT_APPLIED = f"SELECT ok, result FROM {applied_writes.name} WHERE instance_id = ? AND seq = ?"
@@ -49,6 +46,7 @@ class _Pending:
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     changes: list[Change] = field(default_factory=list)
     writer: str = ""
+    for_bus: bool = False  # the future is the db.write reply: {"result": ...} or an RpcError
 
 
 def _coalesce(batch: list[_Pending]) -> dict[str, list[Change]]:
@@ -86,8 +84,8 @@ class WriteCoordinator:
         self.instance_id = instance_id
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._closed = False
-        self._outstanding = 0  # queued or being applied
-        self._last_done = 0.0
+        self._outstanding = 0  # queued or being applied by the coordinator thread
+        self._round: list[_Pending] = []  # db.write requests of the bus's current receive round
         self._lock = threading.Lock()
         # highest key recorded per writing instance (coordinator and direct path hold the write
         # lock while using it); filled from applied_writes the first time an instance writes
@@ -99,7 +97,10 @@ class WriteCoordinator:
     # -- intake --------------------------------------------------------------------------------
 
     def submit(self, method: str, params: dict[str, Any], key: tuple[str, int] | None) -> concurrent.futures.Future:
-        pending = _Pending(method, params, key, writer=key[0] if key else self.instance_id)
+        """Queue a write for the coordinator thread; the future gets its result or error."""
+        return self._enqueue(_Pending(method, params, key, writer=key[0] if key else self.instance_id))
+
+    def _enqueue(self, pending: _Pending) -> concurrent.futures.Future:
         with self._lock:
             if self._closed:
                 pending.future.set_exception(RpcError(kind="unavailable", message="primary is shutting down"))
@@ -112,43 +113,10 @@ class WriteCoordinator:
     def _finished(self, _future: concurrent.futures.Future) -> None:
         with self._lock:
             self._outstanding -= 1
-            self._last_done = time.monotonic()
-
-    def _try_direct(self, method: str, params: dict[str, Any], key: tuple[str, int]) -> _Pending | None:
-        """Apply a write on the calling (bus) thread when nothing else is queued or running.
-
-        An idle coordinator gains nothing from a hand-off, and two thread switches are most of a
-        proxied write's latency. Under load writes go through the queue and are batched. Order is
-        kept: the direct path is taken only when no earlier write is outstanding.
-        """
-        with self._lock:
-            if self._closed or self._outstanding:
-                return None
-            if time.monotonic() - self._last_done < QUIET_BEFORE_DIRECT_S:
-                return None  # writes are arriving back to back: let the coordinator batch them
-            if not self.db.write_lock.acquire(blocking=False):
-                return None
-            self._outstanding += 1
-        try:
-            pending = _Pending(method, params, key, writer=key[0])
-            self._apply([pending])
-            return pending
-        finally:
-            self.db.write_lock.release()
-            with self._lock:
-                self._outstanding -= 1
-                self._last_done = time.monotonic()
-
-    @staticmethod
-    def _reply(done: concurrent.futures.Future) -> dict[str, Any]:
-        """The db.write reply for a finished write: its result, or its error with the kind kept."""
-        error = done.exception()
-        if error is None:
-            return {"result": done.result()}
-        raise _as_rpc_error(error)
 
     def handle_rpc(self, params: Any, call: Any) -> concurrent.futures.Future:
-        """The ``db.write`` bus handler: validate, then apply now (idle bus) or queue; reply after COMMIT."""
+        """The ``db.write`` bus handler (bus I/O thread): validate, and hold the write for this
+        receive round; :meth:`apply_round` applies it. The future is the reply, set after COMMIT."""
         if not isinstance(params, dict):
             raise RpcError.invalid_params("db.write params must be an object")
         method, args, key = params.get("method"), params.get("params", {}), params.get("key")
@@ -167,20 +135,33 @@ class WriteCoordinator:
             and not isinstance(key[1], bool)
         ):
             raise RpcError.invalid_params("db.write: key must be [instance_id, sequence]")
-        direct = self._try_direct(method, args, (key[0], key[1]))
-        if direct is not None:
-            return self._reply(direct.future)
-        future = self.submit(method, args, (key[0], key[1]))
-        reply: concurrent.futures.Future = concurrent.futures.Future()
+        pending = _Pending(method, args, (key[0], key[1]), writer=key[0], for_bus=True)
+        self._round.append(pending)
+        return pending.future
 
-        def relay(done: concurrent.futures.Future) -> None:
-            try:
-                reply.set_result(self._reply(done))
-            except RpcError as error:
-                reply.set_exception(error)
+    def apply_round(self) -> None:
+        """The bus's end-of-receive-round hook: apply the writes that arrived together.
 
-        future.add_done_callback(relay)
-        return reply
+        They are one group commit, applied right here on the bus thread: an idle primary answers
+        a write with no thread hand-off (two switches would cost more than the commit), and a
+        busy one commits everything that queued up while it was committing the previous round.
+        If a local write holds the database, or earlier writes still wait in the coordinator's
+        queue (order is kept), the round joins that queue instead of blocking the bus.
+        """
+        batch = self._round
+        if not batch:
+            return
+        self._round = []
+        with self._lock:
+            direct = not self._closed and not self._outstanding and self.db.write_lock.acquire(blocking=False)
+        if not direct:
+            for pending in batch:
+                self._enqueue(pending)
+            return
+        try:
+            self._apply(batch)
+        finally:
+            self.db.write_lock.release()
 
     # -- the coordinator thread ----------------------------------------------------------------
 
@@ -219,9 +200,9 @@ class WriteCoordinator:
         self.stats["batches"] += 1
         for item, (status, value) in zip(batch, outcomes, strict=True):
             if status == "ok":
-                item.future.set_result(value)
+                item.future.set_result({"result": value} if item.for_bus else value)
             else:
-                item.future.set_exception(value)
+                item.future.set_exception(_as_rpc_error(value) if item.for_bus else value)
         for writer, changes in _coalesce(batch).items():
             self.db.notify(changes, writer)
 

@@ -11,6 +11,7 @@ import time
 import pytest
 import zmq
 
+from pando_core.runtime import client as client_module
 from pando_core.runtime import protocol as P
 from pando_core.runtime.bus import BusClosed, CallContext
 from pando_core.runtime.client import CallInterrupted, ClientClosed, RpcError, RpcTimeout
@@ -598,7 +599,8 @@ def test_close_ends_a_blocking_call_at_once(make_bus, make_client, helpers):
         gate.set()
 
 
-def test_concurrent_blocking_calls_share_the_lane_and_the_io_thread(make_bus, make_client):
+def test_concurrent_blocking_calls_use_the_lanes_then_the_io_thread(make_bus, make_client, monkeypatch):
+    monkeypatch.setattr(client_module, "MAX_DIRECT_LANES", 3)  # 8 callers: 3 on lanes, the rest queued
     bus = make_bus()
     bus.register("echo", lambda params, call: params)
     client = make_client(bus.endpoints)
@@ -618,3 +620,4 @@ def test_concurrent_blocking_calls_share_the_lane_and_the_io_thread(make_bus, ma
     assert wrong == []
     stats = client.stats()
     assert stats["calls"] == stats["replies"] == 1600 and stats["in_flight"] == 0
+    assert client._lanes_made == 3
