@@ -72,10 +72,11 @@ class ClientClosed(RpcError):
 class Subscription:
     """Handle returned by :meth:`Client.subscribe`; ``cancel()`` stops delivery."""
 
-    __slots__ = ("prefix", "callback", "_client", "_active", "_prefix_b")
+    __slots__ = ("prefix", "callback", "inline", "_client", "_active", "_prefix_b")
 
-    def __init__(self, client: Client, prefix: str, callback: EventCallback) -> None:
+    def __init__(self, client: Client, prefix: str, callback: EventCallback, inline: bool = False) -> None:
         self.prefix = prefix
+        self.inline = inline
         self._prefix_b = prefix.encode("utf-8")
         self.callback = callback
         self._client = client
@@ -497,10 +498,14 @@ class Client:
     # ------------------------------------------------------------------------------------
     # events
 
-    def subscribe(self, prefix: str, callback: EventCallback) -> Subscription:
+    def subscribe(self, prefix: str, callback: EventCallback, *, inline: bool = False) -> Subscription:
         """Deliver every event whose frame starts with *prefix* (``""`` = all; use
         :func:`protocol.exact_topic` for one exact topic) to ``callback(event)`` on this client's
         dispatcher thread, in arrival order.  Exceptions in callbacks are logged and ignored.
+
+        ``inline=True`` runs the callback on the I/O thread as the event is read, sparing a thread
+        hand-off per event: only for quick bookkeeping that never blocks or calls :meth:`call`
+        (hand slower work to the dispatcher with :meth:`defer`).
 
         The subscription reaches the publisher asynchronously (ZeroMQ "slow joiner"): events
         published right after this call may be missed, and events are best-effort anyway.  State
@@ -509,13 +514,17 @@ class Client:
             raise ValueError("prefix must be a string (a trailing NUL selects an exact topic)")
         if not callable(callback):
             raise TypeError("callback must be callable")
-        sub = Subscription(self, prefix, callback)
+        sub = Subscription(self, prefix, callback, inline)
         with self._lock:
             if self._closed:
                 raise ClientClosed()
             self._subs = [*self._subs, sub]
         self._command(("sub", prefix.encode("utf-8")))
         return sub
+
+    def defer(self, callback: Callable[[Event], Any], event: Event) -> None:
+        """Run ``callback(event)`` on the dispatcher thread, after the events queued before it."""
+        self._events.put((callback, event))
 
     def unsubscribe(self, sub: Subscription) -> None:
         """Stop delivering to *sub* (idempotent)."""
@@ -810,7 +819,13 @@ class Client:
                 if event.topic == P.INSTANCE_HEARTBEAT:
                     self.last_heartbeat = event
                     self.last_heartbeat_at = now
-                targets = [s for s in self._subs if frame.startswith(s._prefix_b)]
+                targets = []
+                for subscription in self._subs:
+                    if frame.startswith(subscription._prefix_b):
+                        if subscription.inline:
+                            self._run_callback(subscription, event)
+                        else:
+                            targets.append(subscription)
                 if not targets:
                     continue
                 # only this thread adds to the queue, so its size is an upper bound of what the
@@ -833,10 +848,20 @@ class Client:
             if item is None:
                 return
             targets, event = item
-            for sub in targets:
-                if not sub._active:
-                    continue
+            if callable(targets):  # defer()
                 try:
-                    sub.callback(event)
+                    targets(event)
                 except Exception:
-                    log.exception("event callback for %r failed", sub.prefix)
+                    log.exception("deferred event callback failed")
+                continue
+            for sub in targets:
+                self._run_callback(sub, event)
+
+    @staticmethod
+    def _run_callback(sub: Subscription, event: Event) -> None:
+        if not sub._active:
+            return
+        try:
+            sub.callback(event)
+        except Exception:
+            log.exception("event callback for %r failed", sub.prefix)

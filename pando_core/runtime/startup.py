@@ -243,7 +243,7 @@ class Runtime:
         executor = ProxyExecutor(self, self.db, write_timeout=self.write_timeout)
         self.store = Store(self.registry, executor)
         self.role = SECONDARY
-        client.subscribe("", self._on_bus_event)
+        client.subscribe("", self._on_bus_event, inline=True)
         if self.failover:
             from .failover import FailoverWatcher
 
@@ -336,8 +336,10 @@ class Runtime:
     # -- secondary side ------------------------------------------------------------------------------
 
     def _on_bus_event(self, event: P.Event) -> None:
-        # This subscription receives every topic, and all topics share one seq counter per bus
-        # (epoch): a gap in *any* topic may hide a lost db.* event, and a non-db event is no gap.
+        # On the client's I/O thread (inline): quick bookkeeping only; callbacks run on its
+        # dispatcher thread, and only when someone listens. This subscription receives every
+        # topic, and all topics share one seq counter per bus (epoch): a gap in *any* topic may
+        # hide a lost db.* event, and a non-db event is no gap.
         last = self._last_db_seq
         if last is not None and event.epoch == self._last_event_epoch and event.seq > last + 1 and self.client is not None:
             self._resync(event)
@@ -346,7 +348,14 @@ class Runtime:
             self._last_event_epoch = event.epoch
         if event.topic in (P.INSTANCE_SHUTDOWN, P.INSTANCE_PROMOTED) and self.watcher is not None:
             self.watcher.poke()
-        elif event.topic == P.SESSION_INTERRUPT and isinstance(event.payload, dict):
+        interrupt = event.topic == P.SESSION_INTERRUPT and self._interrupt_callbacks
+        client = self.client
+        if (interrupt or self._event_callbacks) and client is not None:
+            client.defer(self._dispatch_event, event)
+
+    def _dispatch_event(self, event: P.Event) -> None:
+        """The client's dispatcher thread: interrupt requests and event listeners."""
+        if event.topic == P.SESSION_INTERRUPT and isinstance(event.payload, dict):
             if isinstance(event.payload.get("session_id"), str):
                 self._run_interrupt_callbacks(event.payload["session_id"])
         for callback in list(self._event_callbacks):
@@ -364,18 +373,16 @@ class Runtime:
         """
         self.resyncs += 1
 
-        def deliver(done) -> None:  # noqa: ANN001
+        client = self.client
+
+        def deliver(done) -> None:  # noqa: ANN001 - on the client's I/O thread: hand it over
             if done.exception() is not None:
                 log.info("state.sync failed; listeners will hear the next events only")
                 return
             event = P.Event(P.STATE_RESYNC, seen.seq, seen.epoch, seen.instance_id, P.now_ms(), done.result())
-            for callback in list(self._event_callbacks):
-                try:
-                    callback(event)
-                except Exception:  # noqa: BLE001
-                    log.exception("runtime event callback failed")
+            client.defer(self._dispatch_event, event)
 
-        self.client.call_async("state.sync", {}, timeout=2.0).add_done_callback(deliver)
+        client.call_async("state.sync", {}, timeout=2.0).add_done_callback(deliver)
 
     def follow(self, record: PrimaryRecord) -> None:
         """Point this secondary at a new primary (after a failover elsewhere)."""
@@ -525,7 +532,7 @@ class Runtime:
                 self.client = Client(
                     record.endpoints, self.instance_id, auth, default_timeout=self.write_timeout
                 )
-                self.client.subscribe("", self._on_bus_event)
+                self.client.subscribe("", self._on_bus_event, inline=True)
             except Exception:  # noqa: BLE001 - writes wait for the next primary (see send_write)
                 log.exception("cannot reconnect after a failed promotion")
                 self.client = None

@@ -621,3 +621,32 @@ def test_concurrent_blocking_calls_use_the_lanes_then_the_io_thread(make_bus, ma
     stats = client.stats()
     assert stats["calls"] == stats["replies"] == 1600 and stats["in_flight"] == 0
     assert client._lanes_made == 3
+
+
+def test_inline_subscriptions_run_on_the_io_thread_and_defer_keeps_order(make_bus, make_client, helpers):
+    bus = make_bus()
+    client = make_client(bus.endpoints)
+    seen: list[tuple[str, str, int]] = []
+
+    def inline(event: P.Event) -> None:
+        seen.append(("inline", threading.current_thread().name, event.payload))
+        if event.payload % 2 == 0:
+            client.defer(lambda e: seen.append(("deferred", threading.current_thread().name, e.payload)), event)
+
+    client.subscribe("evt.", lambda e: seen.append(("queued", threading.current_thread().name, e.payload)))
+    client.subscribe("evt.", inline, inline=True)
+    helpers.wait_for(lambda: bus.publish("evt.x", -2) and any(s[0] == "deferred" for s in seen), what="subscriptions")
+    for i in range(10):
+        bus.publish("evt.x", i)
+
+    def count(kind: str) -> int:
+        return sum(1 for s in seen if s[0] == kind and s[2] >= 0)  # warm-up events carry -2
+
+    helpers.wait_for(lambda: count("deferred") == 5 and count("queued") == 10, what="the dispatched callbacks")
+    assert {s[1] for s in seen if s[0] == "inline"} == {"pando-client-io"}
+    assert {s[1] for s in seen if s[0] != "inline"} == {"pando-client-events"}
+    # the dispatcher runs everything in the order the I/O thread handed it over: an inline callback
+    # runs (and defers) before the same event is queued for the ordinary subscriptions
+    dispatched = [(s[0], s[2]) for s in seen if s[0] != "inline" and s[2] >= 0]
+    expected = [pair for i in range(10) for pair in ([("deferred", i)] if i % 2 == 0 else []) + [("queued", i)]]
+    assert dispatched == expected
