@@ -9,7 +9,9 @@ Threading model
       produced.
     * Requests are decoded and validated on the I/O thread; handlers run on a small pool of
       worker threads (``workers``), except those registered with ``inline=True`` (cheap,
-      non-blocking ones such as ``instance.ping``) which run on the I/O thread itself.
+      non-blocking ones such as ``instance.ping``) which run on the I/O thread itself.  Hooks
+      added with :meth:`Bus.add_round_hook` run on the I/O thread after each burst of received
+      requests (the write coordinator commits a burst's writes there as one transaction).
     * A handler returns a JSON-able result, raises :class:`RpcError` (kind preserved on the
       wire), or returns a :class:`concurrent.futures.Future`; the reply for a future is sent when
       it completes, from whatever thread completes it (the write coordinator replies after

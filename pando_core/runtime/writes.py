@@ -1,11 +1,12 @@
 """Writes from secondaries: the proxy (secondary side) and the coordinator (primary side).
 
 A secondary's repository write becomes ``db.write {method, params, key: [instance_id, seq]}``.
-The primary queues it; a single coordinator thread applies queued writes in small batches, one
-transaction per batch (group commit) with one SAVEPOINT per write, records every key with its
-outcome in ``applied_writes`` inside the same transaction, and answers only after COMMIT. A key
-seen again (a retry, possibly to a new primary after failover) returns the stored outcome and is
-not applied twice.
+The ``db.write`` requests the bus receives in one burst are applied together, on the bus thread,
+as one transaction (group commit) with one SAVEPOINT per write; when the database is busy with a
+local write, or earlier writes are still queued, they go to the coordinator thread's queue, which
+batches the same way. Every key is recorded with its outcome in ``applied_writes`` inside the same
+transaction, and the answer goes out only after COMMIT. A key seen again (a retry, possibly to a
+new primary after failover) returns the stored outcome and is not applied twice.
 """
 
 from __future__ import annotations
