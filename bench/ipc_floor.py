@@ -3,7 +3,7 @@
 A deliberately minimal write proxy -- no pando code, no validation, no events, no failover -- that
 still does what makes a proxied write correct: JSON-RPC request and reply, one transaction holding
 the row (with the real ``sessions`` indexes) and its idempotency record, the reply after COMMIT.
-Measured with the same formulas and baselines as bench/ipc.py, in the same run:
+Measured with the same formulas, and with bench/ipc.py's own baseline code, in the same run:
 
 ``floor_serial_ratio``
     median minimal proxied write / (raw DEALER/ROUTER round trip + raw single-row commit).
@@ -29,29 +29,26 @@ import tempfile
 import threading
 import time
 
+from ipc import SESSIONS_DDL, SESSIONS_INSERT, Bench  # bench/ipc.py: the table and the baselines
+
 HERE = os.path.abspath(__file__)
+# the sessions table as bench/ipc.py's baseline has it, plus what a real write also maintains:
+# the table's indexes and the idempotency record
 SCHEMA = [
-    """CREATE TABLE sessions (id TEXT PRIMARY KEY, parent_session_id TEXT, title TEXT NOT NULL,
-    message_count INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
-    total_prompt_tokens INTEGER NOT NULL, total_completion_tokens INTEGER NOT NULL, cost REAL NOT NULL,
-    summary_message_id TEXT, model TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
-    seq INTEGER NOT NULL)""",
+    SESSIONS_DDL,
     "CREATE INDEX idx_sessions_order ON sessions (created_at, seq)",
     "CREATE INDEX idx_sessions_seq ON sessions (seq)",
     """CREATE TABLE applied_writes (instance_id TEXT NOT NULL, seq INTEGER NOT NULL, method TEXT NOT NULL,
     ok INTEGER NOT NULL, result TEXT, created_at INTEGER NOT NULL, PRIMARY KEY (instance_id, seq))""",
 ]
-INSERT_ROW = (
-    "INSERT INTO sessions VALUES (:id, NULL, :title, 0, 0, 0, 0, 0, 0.0, NULL, NULL, :created_at, :created_at, :seq)"
-)
 INSERT_KEY = "INSERT INTO applied_writes VALUES (?, ?, ?, 1, ?, ?)"
 
 
-def open_db(path: str, schema: list[str]) -> sqlite3.Connection:
+def open_db(path: str) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    for statement in schema:
+    for statement in SCHEMA:
         db.execute(statement)
     return db
 
@@ -71,11 +68,11 @@ def request(rid: str, instance: str, seq: int) -> bytes:
 # -- child processes -------------------------------------------------------------------------
 
 
-def serve(endpoint: str, db_path: str, mode: str) -> None:
-    """``echo``: send every message back (round-trip baseline); ``write``: the minimal proxy."""
+def serve(endpoint: str, db_path: str) -> None:
+    """The minimal write proxy."""
     import zmq
 
-    db = open_db(db_path, SCHEMA) if mode == "write" else None
+    db = open_db(db_path)
     ctx = zmq.Context()
     router = ctx.socket(zmq.ROUTER)
     router.bind(endpoint)
@@ -90,10 +87,6 @@ def serve(endpoint: str, db_path: str, mode: str) -> None:
                 break
         if any(frames[-1] == b"quit" for frames in batch):
             break
-        if db is None:
-            for frames in batch:
-                router.send_multipart(frames)
-            continue
         replies = []
         db.execute("BEGIN IMMEDIATE")
         for frames in batch:
@@ -105,7 +98,7 @@ def serve(endpoint: str, db_path: str, mode: str) -> None:
             now = time.time_ns() // 1_000_000
             row = {"id": f"{instance}-{key}", "title": req["params"]["params"]["title"], "created_at": now, "seq": seq}
             db.execute("SAVEPOINT w")
-            db.execute(INSERT_ROW, row)
+            db.execute(SESSIONS_INSERT, (row["id"], row["title"], now, now, seq))
             result = json.dumps(row)
             db.execute(INSERT_KEY, (instance, key, "sessions.create", result, now))
             db.execute("RELEASE w")
@@ -164,12 +157,12 @@ def stop_server(endpoint: str, proc: subprocess.Popen) -> None:
     ctx.term()
 
 
-def serial(tmp: str, mode: str, n: int) -> float:
-    """Median round trip (ms) of *n* requests, one at a time, to a server in *mode*."""
+def floor_write(tmp: str, n: int) -> float:
+    """Median round trip (ms) of *n* writes, one at a time, through the minimal proxy."""
     import zmq
 
-    endpoint = f"ipc://{tmp}/{mode}.sock"
-    server = start("--serve", endpoint, "--db", f"{tmp}/{mode}.db", "--mode", mode)
+    endpoint = f"ipc://{tmp}/write.sock"
+    server = start("--serve", endpoint, "--db", f"{tmp}/write.db")
     ctx = zmq.Context()
     dealer = ctx.socket(zmq.DEALER)
     dealer.connect(endpoint)
@@ -178,10 +171,8 @@ def serial(tmp: str, mode: str, n: int) -> float:
         data = request(f"s-{i}", "serial", i)
         t0 = time.perf_counter_ns()
         dealer.send_multipart([b"", data])
-        reply = dealer.recv_multipart()[-1]
-        if mode == "write":
-            json.loads(reply)
-        if i >= n // 5:
+        json.loads(dealer.recv_multipart()[-1])
+        if i >= n // 5:  # warm-up discarded
             times.append(time.perf_counter_ns() - t0)
     dealer.close(0)
     ctx.term()
@@ -189,25 +180,9 @@ def serial(tmp: str, mode: str, n: int) -> float:
     return statistics.median(times) / 1e6
 
 
-def raw_commit(tmp: str, n: int) -> tuple[float, float]:
-    """Median single-row commit (ms) and back-to-back commits/s, as bench/ipc.py measures them."""
-    db = open_db(f"{tmp}/raw.db", SCHEMA[:1])
-    times = []
-    begun = time.perf_counter_ns()
-    for i in range(n):
-        t0 = time.perf_counter_ns()
-        db.execute("BEGIN IMMEDIATE")
-        db.execute(INSERT_ROW, {"id": f"raw-{i}", "title": "raw", "created_at": i, "seq": i})
-        db.execute("COMMIT")
-        times.append(time.perf_counter_ns() - t0)
-    rate = n / ((time.perf_counter_ns() - begun) / 1e9)
-    db.close()
-    return statistics.median(times) / 1e6, rate
-
-
 def aggregate(tmp: str, procs: int, threads: int, count: int) -> float:
     endpoint = f"ipc://{tmp}/agg.sock"
-    server = start("--serve", endpoint, "--db", f"{tmp}/agg.db", "--mode", "write")
+    server = start("--serve", endpoint, "--db", f"{tmp}/agg.db")
     clients = [
         subprocess.Popen(
             [sys.executable, HERE, "--clients", endpoint, "--threads", str(threads), "--count", str(count)],
@@ -237,21 +212,25 @@ def main() -> int:
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--clients", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
-    parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=16, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.db, args.mode)
+        serve(args.serve, args.db)
         return 0
     if args.clients:
         write_clients(args.clients, args.threads, args.count)
         return 0
     tmp = tempfile.mkdtemp(prefix="pando-floor-")
-    rtt = serial(tmp, "echo", args.writes)
-    write = serial(tmp, "write", args.writes)
-    commit_ms, commit_rate = raw_commit(tmp, args.writes)
-    rate = aggregate(tmp, 4, 16, args.agg_count)
+    baselines = Bench(argparse.Namespace(transport="ipc"))
+    try:
+        rtt = baselines.zmq_round_trip(request("abc123-1", "instance", 1), args.writes)
+        commit_ms, _ = baselines.sqlite_commit(args.writes)
+        write = floor_write(tmp, args.writes)
+        rate = aggregate(tmp, 4, 16, args.agg_count)
+        _, commit_rate = baselines.sqlite_commit(max(2000, min(64 * args.agg_count, 20000)))
+    finally:
+        baselines.close()
     result = {
         "zmq_rtt_ms_median": round(rtt, 4),
         "sqlite_commit_ms_median": round(commit_ms, 4),

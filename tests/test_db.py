@@ -131,6 +131,28 @@ def test_core_repositories(db):
     assert store.messages.list(session_id=session["id"]) == []  # cascade
 
 
+def test_sqlalchemy_and_plain_sql_share_the_write_transaction(db):
+    migrate(db, [core_component(), NOTES])
+    store = open_local_store(db, [core_component(), NOTES])
+    with pytest.raises(LookupError), db.write() as tx:
+        tx.conn.execute(text("INSERT INTO notes (body) VALUES ('via sqlalchemy')"))
+        tx.raw.execute("INSERT INTO notes (body) VALUES ('via dbapi')")
+        raise LookupError("the write fails after both statements")
+    assert store.notes.all() == []  # both statements rolled back together
+    with db.write() as tx:
+        tx.raw.execute("INSERT INTO notes (body) VALUES ('plain')")
+    store.notes.add(text_value="sqlalchemy")
+    with db.write() as tx:
+        tx.conn.execute(text("INSERT INTO notes (body) VALUES ('both 1')"))
+        tx.raw.execute("INSERT INTO notes (body) VALUES ('both 2')")
+    assert store.notes.all() == ["plain", "sqlalchemy", "both 1", "both 2"]
+    with db.write(), pytest.raises(RuntimeError, match="nested"), db.write():
+        pass
+    with pytest.raises(ConstraintError):  # a constraint from either path keeps its kind
+        store.notes.add(text_value="plain")
+    assert store.notes.all() == ["plain", "sqlalchemy", "both 1", "both 2"]
+
+
 def test_read_only_database_refuses_writes(db, tmp_path):
     migrate(db, [core_component()])
     ro = Database(db.path, readonly=True)

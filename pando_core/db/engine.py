@@ -62,6 +62,10 @@ class WriteTx:
     def conn(self) -> Connection:
         return self._writer.sqlalchemy()
 
+    def part(self) -> WriteTx:
+        """A WriteTx in the same transaction with changes of its own (one write of a batch)."""
+        return WriteTx(self._writer)
+
     def changed(self, table: str, op: str, *ids: str) -> None:
         self.changes.append(Change(table, op, [str(i) for i in ids]))
 

@@ -23,8 +23,10 @@ def _row(row: Any) -> dict[str, Any] | None:
     return dict(row._mapping)
 
 
-# Statements built with SQLAlchemy are built once and executed with bound parameters: building a
-# statement with literal values costs SQLAlchemy far more than running it.
+# Statements are built once and executed with bound parameters. The ones every write runs (insert,
+# get/update by id, next seq) are plain SQL text for the DBAPI connection, generated from the table
+# definitions: SQLAlchemy's execution machinery costs several times the SQLite work of these
+# one-row statements. The rest are SQLAlchemy constructs (building one costs more than running it).
 _STATEMENTS: dict[tuple, Any] = {}
 
 
@@ -33,19 +35,6 @@ def _statement(key: tuple, build) -> Any:  # noqa: ANN001
     if statement is None:
         statement = _STATEMENTS[key] = build()
     return statement
-
-
-# The statements every write runs (insert, get/update by id, next seq) are plain SQL on the
-# DBAPI connection, generated from the table definitions: SQLAlchemy's execution machinery costs
-# several times the SQLite work of these one-row statements.
-_SQL: dict[tuple, str] = {}
-
-
-def _sql(key: tuple, build) -> str:  # noqa: ANN001
-    text = _SQL.get(key)
-    if text is None:
-        text = _SQL[key] = build()
-    return text
 
 
 def _one(cursor: Any) -> dict[str, Any] | None:
@@ -57,7 +46,7 @@ def _one(cursor: Any) -> dict[str, Any] | None:
 
 def _insert(tx: WriteTx, table, values: dict[str, Any]) -> None:  # noqa: ANN001
     keys = tuple(values)
-    sql = _sql(
+    sql = _statement(
         ("insert", table.name, keys),
         lambda: f"INSERT INTO {table.name} ({', '.join(keys)}) VALUES ({', '.join(':' + k for k in keys)})",
     )
@@ -65,14 +54,14 @@ def _insert(tx: WriteTx, table, values: dict[str, Any]) -> None:  # noqa: ANN001
 
 
 def _get_by_id(tx: ReadTx | WriteTx, table, row_id: str) -> dict[str, Any] | None:  # noqa: ANN001
-    sql = _sql(("get", table.name), lambda: f"SELECT * FROM {table.name} WHERE id = ?")
+    sql = _statement(("get", table.name), lambda: f"SELECT * FROM {table.name} WHERE id = ?")
     return _one(tx.raw.execute(sql, (row_id,)))
 
 
 def _update_by_id(tx: WriteTx, table, row_id: str, values: dict[str, Any]) -> dict[str, Any] | None:  # noqa: ANN001
     """UPDATE ... RETURNING the row (None when there is no such row)."""
     keys = tuple(sorted(values))
-    sql = _sql(
+    sql = _statement(
         ("update", table.name, keys),
         lambda: f"UPDATE {table.name} SET {', '.join(f'{k} = :v_{k}' for k in keys)} WHERE id = :row_id RETURNING *",
     )
@@ -105,7 +94,7 @@ def _check_fields(method: str, fields: dict[str, Any], allowed: frozenset[str]) 
 
 
 def _next_seq(tx: WriteTx, table) -> int:  # noqa: ANN001
-    current = tx.raw.execute(_sql(("max_seq", table.name), lambda: f"SELECT max(seq) FROM {table.name}")).fetchone()[0]
+    current = tx.raw.execute(_statement(("max_seq", table.name), lambda: f"SELECT max(seq) FROM {table.name}")).fetchone()[0]
     return (current or 0) + 1
 
 

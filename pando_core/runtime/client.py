@@ -129,6 +129,15 @@ class _Regenerate(Exception):
     """The connection generation changed before a direct-lane request was sent."""
 
 
+def _parse_reply(frames: list[bytes]) -> P.Response | None:
+    """A reply read off a DEALER, or None (logged) when it is malformed."""
+    try:
+        return P.parse_response(P.decode_json(frames[-1]))
+    except P.ProtocolError as exc:
+        log.debug("dropping malformed reply: %s", exc)
+        return None
+
+
 def _settle(fut: concurrent.futures.Future, result: Any = None, exc: BaseException | None = None) -> None:
     if fut.done():
         return
@@ -413,52 +422,46 @@ class Client:
         with self._lock:
             self._stats["calls"] += 1
         sent = False
-        try:
-            while not sent:
-                with self._lock:
-                    if self._closed:
-                        raise ClientClosed()
-                    generation, latch = self._generation, self._latch
-                dealer, out_poller, in_poller = self._lane_socket(lane, generation, latch)
-                try:
-                    while not sent:
-                        try:
-                            dealer.send_multipart([b"", data], zmq.NOBLOCK)
-                            sent = True
-                        except zmq.Again:  # not connected yet (IMMEDIATE) or queue full
-                            self._wait_direct(out_poller, latch, deadline, method, sent)
-                except _Regenerate:  # reconnected before the request left: send it on the new socket
-                    continue
-            while True:
-                self._wait_direct(in_poller, latch, deadline, method, sent)
-                try:
-                    frames = dealer.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    continue
-                try:
-                    resp = P.parse_response(P.decode_json(frames[-1]))
-                except P.ProtocolError as exc:
-                    log.debug("dropping malformed reply: %s", exc)
-                    continue
-                if resp.id != rid:  # a late reply to an earlier call of this lane that timed out
-                    with self._lock:
-                        self._stats["late_replies"] += 1
-                    continue
-                with self._lock:
-                    self._stats["replies"] += 1
-                if resp.error is not None:
-                    raise resp.error
-                return resp.result
-        except RpcTimeout:
+        while not sent:
             with self._lock:
-                self._stats["timeouts"] += 1
-            raise
+                if self._closed:
+                    raise ClientClosed()
+                generation, latch = self._generation, self._latch
+            dealer, out_poller, in_poller = self._lane_socket(lane, generation, latch)
+            try:
+                while not sent:
+                    try:
+                        dealer.send_multipart([b"", data], zmq.NOBLOCK)
+                        sent = True
+                    except zmq.Again:  # not connected yet (IMMEDIATE) or queue full
+                        self._wait_direct(out_poller, latch, deadline, method, sent)
+            except _Regenerate:  # reconnected before the request left: send it on the new socket
+                continue
+        while True:
+            self._wait_direct(in_poller, latch, deadline, method, sent)
+            try:
+                resp = _parse_reply(dealer.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                continue
+            if resp is None:
+                continue
+            if resp.id != rid:  # a late reply to an earlier call of this lane that timed out
+                with self._lock:
+                    self._stats["late_replies"] += 1
+                continue
+            with self._lock:
+                self._stats["replies"] += 1
+            if resp.error is not None:
+                raise resp.error
+            return resp.result
 
     def _wait_direct(self, poller: zmq.Poller, latch: Wakeup, deadline: float, method: str, sent: bool) -> None:
         """Block until *dealer* is ready (as *poller* asks), the connection generation changes,
         or the deadline passes."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
+            with self._lock:
+                self._stats["timeouts"] += 1
             what = "no reply" if sent else "not sent (no primary connected)"
             raise RpcTimeout(f"{method}: {what} within the deadline", sent=sent)
         events = dict(poller.poll(int(remaining * 1000) + 1))
@@ -466,7 +469,7 @@ class Client:
             if self._closed:
                 raise ClientClosed()
             if sent:
-                raise CallInterrupted(f"{method}: the connection to the primary was replaced while waiting")
+                raise CallInterrupted(method)
             raise _Regenerate()
 
     def _lane_socket(self, lane: _Lane, generation: int, latch: Wakeup) -> tuple[zmq.Socket, zmq.Poller, zmq.Poller]:
@@ -542,33 +545,38 @@ class Client:
     def reconnect(
         self, endpoints: Endpoints | Mapping[str, Any], auth: ClientAuth | None = None, timeout: float = 5.0
     ) -> None:
-        """Re-point SUB and DEALER at *endpoints* (and optionally new *auth*, e.g. the new
-        primary's server key).  Returns once the new sockets are connected-to (the connection
-        itself completes asynchronously).  In-flight calls are kept pending; unsent ones go to the
-        new primary."""
+        """Re-point every socket at *endpoints* (and optionally new *auth*, e.g. the new primary's
+        server key).  Returns once the new sockets are connected-to (the connection itself
+        completes asynchronously).  Calls already sent fail with :class:`CallInterrupted`; unsent
+        ones go to the new primary."""
         if not isinstance(endpoints, Endpoints):
             endpoints = Endpoints.from_dict(endpoints)
         endpoints.validate()
         if threading.current_thread() is self._io:
             raise RuntimeError("reconnect() must not be called from the client's I/O thread")
-        with self._lock:
-            if self._closed:
-                raise ClientClosed()
-            previous = (self._endpoints, self._auth)
-            self._endpoints = endpoints
-            if auth is not None:
-                self._auth = auth
-            self._generation += 1
-            replaced, self._latch = self._latch, Wakeup()
-            self._old_latches.append(replaced)
-        replaced.signal()  # a direct-lane call waiting on the old connection gives up at once
+        previous = self._retarget(endpoints, auth)
         done = threading.Event()
         box: list[BaseException] = []
-        self._command(("reconnect", endpoints, auth, done, box, previous))
+        self._command(("reconnect", done, box, previous))
         if not done.wait(timeout):
             raise TimeoutError("reconnect was not processed in time")
         if box:
             raise box[0]
+
+    def _retarget(self, endpoints: Endpoints, auth: ClientAuth | None) -> tuple[Endpoints, ClientAuth]:
+        """Point new sockets at *endpoints* and start a new connection generation: a direct-lane
+        call waiting on the old connection gives up at once, and each lane re-creates its socket
+        on next use. Returns the previous target."""
+        with self._lock:
+            if self._closed:
+                raise ClientClosed()
+            previous = (self._endpoints, self._auth)
+            self._endpoints, self._auth = endpoints, auth or self._auth
+            self._generation += 1
+            replaced, self._latch = self._latch, Wakeup()
+            self._old_latches.append(replaced)
+        replaced.signal()
+        return previous
 
     def close(self, timeout: float = 5.0) -> None:
         """Close sockets, fail pending calls with ClientClosed, stop threads.  Idempotent."""
@@ -656,10 +664,10 @@ class Client:
                         poller.unregister(self._sub)
                         poller.unregister(self._dealer)
                         want_out = False
-                        self._do_reconnect(cmd[1], cmd[2], cmd[4], cmd[5])
+                        self._do_reconnect(cmd[2], cmd[3])
                         poller.register(self._sub, zmq.POLLIN)
                         poller.register(self._dealer, zmq.POLLIN)
-                        cmd[3].set()
+                        cmd[1].set()
                     elif kind == "stop":
                         stop = True
                 if stop:
@@ -706,16 +714,16 @@ class Client:
         else:
             self._prefix_refs[prefix] = n - 1
 
-    def _do_reconnect(self, endpoints: Endpoints, auth: ClientAuth | None, box: list, old: tuple) -> None:
+    def _do_reconnect(self, box: list, previous: tuple[Endpoints, ClientAuth]) -> None:
         self._close_sockets()
         try:
             self._open_sockets()
         except Exception as exc:  # bad auth etc.: go back to the previous target
-            log.error("reconnect to %s failed: %s", endpoints.rpc, exc)
+            log.error("reconnect to %s failed: %s", self._endpoints.rpc, exc)
             box.append(exc)
             self._close_sockets()
-            with self._lock:
-                self._endpoints, self._auth = old
+            with contextlib.suppress(ClientClosed):
+                self._retarget(*previous)
             self._open_sockets()
         # calls sent on the old socket can get no reply any more; the backlog goes to the new one
         with self._lock:
@@ -723,7 +731,7 @@ class Client:
             for call in lost:
                 del self._pending[call.id]
         for call in lost:
-            _settle(call.future, exc=CallInterrupted(f"{call.method}: the connection to the primary was replaced while waiting"))
+            _settle(call.future, exc=CallInterrupted(call.method))
 
     def _send_backlog(self, backlog: deque) -> None:
         dealer = self._dealer
@@ -777,13 +785,10 @@ class Client:
         dealer = self._dealer
         for _ in range(256):
             try:
-                frames = dealer.recv_multipart(zmq.NOBLOCK)
+                resp = _parse_reply(dealer.recv_multipart(zmq.NOBLOCK))
             except zmq.Again:
                 return
-            try:
-                resp = P.parse_response(P.decode_json(frames[-1]))
-            except P.ProtocolError as exc:
-                log.debug("dropping malformed reply: %s", exc)
+            if resp is None:
                 continue
             rid = resp.id
             with self._lock:

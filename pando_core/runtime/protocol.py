@@ -490,8 +490,8 @@ class CallInterrupted(RpcTimeout):
     new primary) or closed: no reply can come. Like any sent timeout the outcome is unknown, so
     resend at once with the same idempotency key."""
 
-    def __init__(self, message: str = "the connection to the primary was replaced while waiting") -> None:
-        super().__init__(message, sent=True)
+    def __init__(self, method: str) -> None:
+        super().__init__(f"{method}: the connection to the primary was replaced while waiting", sent=True)
 
 
 # ---------------------------------------------------------------------------------------------

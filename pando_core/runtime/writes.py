@@ -53,18 +53,15 @@ class _Pending:
 def _coalesce(batch: list[_Pending]) -> dict[str, list[Change]]:
     """A batch's changes, one per (table, op) for each writer: one event per writer and kind of
     change per commit rather than one per write (a busy primary publishes far fewer events)."""
-    merged: dict[str, dict[tuple[str, str], Change]] = {}
+    merged: dict[str, dict[tuple[str, str], dict[str, None]]] = {}  # ids kept in order, once each
     for item in batch:
-        if not item.changes:
-            continue
-        per_writer = merged.setdefault(item.writer, {})
         for change in item.changes:
-            into = per_writer.get((change.table, change.op))
-            if into is None:
-                per_writer[(change.table, change.op)] = Change(change.table, change.op, list(change.ids))
-            else:
-                into.ids.extend(i for i in change.ids if i not in into.ids)
-    return {writer: list(changes.values()) for writer, changes in merged.items()}
+            ids = merged.setdefault(item.writer, {}).setdefault((change.table, change.op), {})
+            ids.update(dict.fromkeys(change.ids))
+    return {
+        writer: [Change(table, op, list(ids)) for (table, op), ids in changes.items()]
+        for writer, changes in merged.items()
+    }
 
 
 def _as_rpc_error(error: BaseException) -> RpcError:
@@ -88,8 +85,8 @@ class WriteCoordinator:
         self._outstanding = 0  # queued or being applied by the coordinator thread
         self._round: list[_Pending] = []  # db.write requests of the bus's current receive round
         self._lock = threading.Lock()
-        # highest key recorded per writing instance (coordinator and direct path hold the write
-        # lock while using it); filled from applied_writes the first time an instance writes
+        # highest key recorded per writing instance (used under the database's write lock, by the
+        # bus thread or the coordinator thread); filled from applied_writes on an instance's first write
         self._recorded_max: dict[str, int] = {}
         self.stats = {"batches": 0, "writes": 0, "duplicates": 0}
         self._thread = threading.Thread(target=self._loop, name="pando-write-coordinator", daemon=True)
@@ -236,7 +233,7 @@ class WriteCoordinator:
         if spec is None:
             return "error", RpcError(kind="method_not_found", message=f"unknown write method {item.method!r}")
         raw.execute("SAVEPOINT pando_write")
-        tx = WriteTx(batch_tx._writer)
+        tx = batch_tx.part()
         try:
             result = spec.repository(None).call_impl(spec.attribute, tx, item.params)
             encoded = json.dumps(result)  # results travel as JSON

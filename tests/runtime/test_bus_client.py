@@ -540,8 +540,8 @@ def test_stop_and_close_from_their_own_threads(make_bus, make_client, helpers):
     assert done.wait(5) and client3.closed
 
 
-# -- the direct lane: a blocking call made while no other blocking call is running is sent and
-# received by the calling thread itself
+# -- direct lanes: a blocking call borrows a DEALER of the lane pool and sends and receives on the
+# calling thread itself
 
 
 def _blocking_call_in_thread(client, method: str, timeout: float):  # noqa: ANN001, ANN202
