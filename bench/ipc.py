@@ -372,10 +372,16 @@ class Bench:
                     for i in event.payload.get("ids", []):
                         received.setdefault(i, now)
 
-            rt.on_event(on_event)
+            rt.on_event(on_event, "db.")
+            # change events are taken from now on: wait until the subscription is live
             deadline = time.monotonic() + 5
-            while rt.client.last_event_at is None and time.monotonic() < deadline:
-                time.sleep(0.01)
+            while time.monotonic() < deadline:
+                probe = rt.store.sessions.create(title="subscribed?")["id"]
+                wait_until = time.monotonic() + 0.2
+                while probe not in received and time.monotonic() < wait_until:
+                    time.sleep(0.005)
+                if probe in received:
+                    break
             mark = primary.mark()
             primary.send(f"events {self.args.events} {self.args.event_pace}")
             commits = primary.wait("commits", 120, mark)["commits"]

@@ -530,7 +530,7 @@ class InteractiveSession:
                 if getattr(event, "topic", "") in ("instance.promoted", "instance.shutdown"):
                     self._threadsafe(self._check_primary_pid)
 
-            runtime.on_event(on_runtime_event)
+            runtime.on_event(on_runtime_event, "instance.")
 
     def _on_promoted(self, payload: Any) -> None:
         epoch = (payload or {}).get("epoch") if isinstance(payload, dict) else None

@@ -222,6 +222,7 @@ class Bus:
         self._out_events = 0
         self._wake_pending = False
         self._seq = 0
+        self._change_seq = 0
         self._wakeup = Wakeup()
 
         self._state = "new"  # new -> running -> stopped
@@ -470,20 +471,43 @@ class Bus:
         """
         P.validate_topic(topic)
         payload_json = P.encode_json(payload)
-        ts = P.now_ms()
         with self._out_lock:
-            if self._stopping:
-                raise BusClosed("bus is stopped")
-            self._seq += 1
-            seq = self._seq
-            if self._out_events >= self.max_pending_events:
-                self._stats["events_dropped"] += 1
-                return seq
-            self._out_events += 1
-            wake = self._append_out(("pub", topic, seq, ts, payload_json))
+            seq, wake = self._enqueue_event(topic, payload_json)
         if wake:
             self._wakeup.signal()
         return seq
+
+    def publish_change(self, topic: str, payload: Mapping[str, Any]) -> int:
+        """Queue a change event (``db.*``): like :meth:`publish`, with ``change_seq`` added to the
+        payload -- this bus's count of change events.  Subscribers that take only change topics
+        see a lost one as a gap there (``seq`` counts every topic), and heartbeats carry the
+        latest ``change_seq``, so a lost last change shows too."""
+        P.validate_topic(topic)
+        with self._out_lock:  # numbered and queued together: change_seq order is delivery order
+            change_seq = self._change_seq + 1
+            payload_json = P.encode_json({**payload, "change_seq": change_seq})
+            self._change_seq = change_seq
+            seq, wake = self._enqueue_event(topic, payload_json)
+        if wake:
+            self._wakeup.signal()
+        return seq
+
+    @property
+    def last_change_seq(self) -> int:
+        """``change_seq`` of the most recent change event (0 = none yet)."""
+        return self._change_seq
+
+    def _enqueue_event(self, topic: str, payload_json: str) -> tuple[int, bool]:
+        """Number and queue an event (caller holds ``_out_lock``): (seq, wake-up needed)."""
+        if self._stopping:
+            raise BusClosed("bus is stopped")
+        self._seq += 1
+        seq = self._seq
+        if self._out_events >= self.max_pending_events:
+            self._stats["events_dropped"] += 1
+            return seq, False
+        self._out_events += 1
+        return seq, self._append_out(("pub", topic, seq, P.now_ms(), payload_json))
 
     def _enqueue_reply(self, frames: list[bytes], counter: str) -> None:
         """Queue a reply and count it (``replies``/``errors``) under the same lock."""
@@ -580,6 +604,8 @@ class Bus:
                     "started_at": self._started_at,
                     "uptime_ms": self._uptime_ms(),
                     "interval_ms": int(self.heartbeat_interval * 1000),
+                    # read before queueing: every change it counts is already ahead in the queue
+                    "change_seq": self._change_seq,
                 },
             )
 
@@ -607,28 +633,30 @@ class Bus:
             items = self._out
             self._out = deque()
             self._out_events = 0
-        sign_key = self.auth.event_key
-        sent = 0
+        # replies first: a caller waits on each, while events go out in their own order anyway
+        events = []
         for item in items:
             if item[0] == "pub":
-                _, topic, seq, ts, payload_json = item
-                frame = P.encode_event_frame(
-                    topic, seq, self.epoch, self.instance_id, ts, payload_json, sign_key=sign_key
-                )
-                try:
-                    pub.send(frame, zmq.NOBLOCK)
-                    sent += 1
-                except zmq.ZMQError as exc:
-                    self._throttle.log("pub-send", logging.WARNING, "dropping event %s: %s", topic, exc)
-            else:
-                frames = item[1]
-                try:
-                    router.send_multipart(frames, zmq.NOBLOCK)
-                except zmq.ZMQError as exc:
-                    with self._out_lock:
-                        self._stats["send_failures"] += 1
-                    # EHOSTUNREACH: caller went away (ROUTER_MANDATORY); EAGAIN: its queue is full
-                    self._throttle.log("rpc-send", logging.INFO, "reply dropped: %s", exc)
+                events.append(item)
+                continue
+            try:
+                router.send_multipart(item[1], zmq.NOBLOCK)
+            except zmq.ZMQError as exc:
+                with self._out_lock:
+                    self._stats["send_failures"] += 1
+                # EHOSTUNREACH: caller went away (ROUTER_MANDATORY); EAGAIN: its queue is full
+                self._throttle.log("rpc-send", logging.INFO, "reply dropped: %s", exc)
+        sign_key = self.auth.event_key
+        sent = 0
+        for _, topic, seq, ts, payload_json in events:
+            frame = P.encode_event_frame(
+                topic, seq, self.epoch, self.instance_id, ts, payload_json, sign_key=sign_key
+            )
+            try:
+                pub.send(frame, zmq.NOBLOCK)
+                sent += 1
+            except zmq.ZMQError as exc:
+                self._throttle.log("pub-send", logging.WARNING, "dropping event %s: %s", topic, exc)
         if sent:
             with self._out_lock:
                 self._stats["events"] += sent

@@ -43,6 +43,14 @@ log = logging.getLogger("pando.runtime")
 PRIMARY = "primary"
 SECONDARY = "secondary"
 CONNECT_DEADLINE_S = 15.0
+# what a secondary always takes from the bus: heartbeats, promotion/shutdown notices, interrupts
+BASE_EVENT_PREFIXES = ("instance.", P.SESSION_INTERRUPT)
+
+
+def _takes_changes(prefix: str) -> bool:
+    """Whether a subscription to *prefix* takes change events (``db.*``)."""
+    return prefix.startswith("db.") or "db.".startswith(prefix)
+
 
 
 class BootstrapError(PandoError):
@@ -93,13 +101,19 @@ class Runtime:
         self.watcher: Any = None
         self.instances = InstanceRegistry(self.pando_dir)
         self._promoted_callbacks: list[Callable[[Runtime], None]] = []
-        self._event_callbacks: list[Callable[[P.Event], None]] = []
+        self._event_callbacks: list[tuple[str, Callable[[P.Event], None]]] = []  # (topic prefix, callback)
         self._interrupt_callbacks: list[Callable[[str], None]] = []
         self._state_lock = threading.RLock()
         self._primary_changed = threading.Condition(self._state_lock)
         self._cleaned = False
-        self._last_db_seq: int | None = None  # seq of the last event seen (any topic)
-        self._last_event_epoch: int | None = None
+        # secondary: the topic prefixes the client is subscribed to for _on_bus_event, the last
+        # event it handled (one event matching two prefixes arrives twice), and the change_seq
+        # (with its epoch) of the last change event or heartbeat seen while taking change events
+        self._subscribed: list[str] = []
+        self._last_event: P.Event | None = None
+        self._tracking_changes = False
+        self._last_change_seq: int | None = None
+        self._last_change_epoch: int | None = None
         self.resyncs = 0
         self.hung_reported = False
 
@@ -141,9 +155,21 @@ class Runtime:
     def on_promoted(self, callback: Callable[[Runtime], None]) -> None:
         self._promoted_callbacks.append(callback)
 
-    def on_event(self, callback: Callable[[P.Event], None]) -> None:
-        """Bus events as seen by this instance (secondary: from the primary; primary: its own)."""
-        self._event_callbacks.append(callback)
+    def on_event(self, callback: Callable[[P.Event], None], prefix: str = "") -> None:
+        """``callback(event)`` for the primary's bus events whose topic starts with *prefix*
+        (``""``: all), on a secondary, on the client's dispatcher thread.
+
+        A secondary takes change events (``db.*``) from the primary only once a listener asks
+        for them: it reads the shared database itself, and every event taken costs it a wake-up
+        per write anywhere. Events published before the subscription reaches the primary (well
+        under a millisecond) are not seen; a listener that starts while changes are being made
+        may get a ``state.resync`` first. A primary's own events are not delivered here.
+        """
+        with self._state_lock:
+            self._event_callbacks.append((prefix, callback))
+            client = self.client if self.role == SECONDARY else None
+            if client is not None:
+                self._subscribe(client, prefix)
 
     # -- start ---------------------------------------------------------------------------------------
 
@@ -243,7 +269,7 @@ class Runtime:
         executor = ProxyExecutor(self, self.db, write_timeout=self.write_timeout)
         self.store = Store(self.registry, executor)
         self.role = SECONDARY
-        client.subscribe("", self._on_bus_event, inline=True)
+        self._subscribe_all(client)
         if self.failover:
             from .failover import FailoverWatcher
 
@@ -305,6 +331,7 @@ class Runtime:
             "epoch": self.epoch,
             "instance_id": self.instance_id,
             "seq": self.bus.last_seq if self.bus else 0,
+            "change_seq": self.bus.last_change_seq if self.bus else 0,
             "sessions": self.store.sessions.list(include_empty=True),
         }
 
@@ -331,34 +358,70 @@ class Runtime:
         if bus is None:
             return
         for change in changes:
-            bus.publish(P.db_topic(change.table, change.op), {"ids": change.ids, "writer": writer or self.instance_id})
+            bus.publish_change(P.db_topic(change.table, change.op), {"ids": change.ids, "writer": writer or self.instance_id})
 
     # -- secondary side ------------------------------------------------------------------------------
 
+    def _subscribe_all(self, client: Client) -> None:
+        """Subscribe a new client to what this instance and its listeners need."""
+        self._subscribed = []
+        self._tracking_changes = False
+        self._last_change_seq = None
+        for prefix in (*BASE_EVENT_PREFIXES, *(prefix for prefix, _ in self._event_callbacks)):
+            self._subscribe(client, prefix)
+
+    def _subscribe(self, client: Client, prefix: str) -> None:
+        """Take the topics starting with *prefix* too (caller holds ``_state_lock``)."""
+        if any(prefix.startswith(taken) for taken in self._subscribed):
+            return
+        self._subscribed.append(prefix)
+        if not self._tracking_changes and _takes_changes(prefix):
+            self._tracking_changes = True
+            self._last_change_seq = None  # the first change event or heartbeat sets the baseline
+        client.subscribe(prefix, self._on_bus_event, inline=True)
+
     def _on_bus_event(self, event: P.Event) -> None:
         # On the client's I/O thread (inline): quick bookkeeping only; callbacks run on its
-        # dispatcher thread, and only when someone listens. This subscription receives every
-        # topic, and all topics share one seq counter per bus (epoch): a gap in *any* topic may
-        # hide a lost db.* event, and a non-db event is no gap.
-        last = self._last_db_seq
-        if last is not None and event.epoch == self._last_event_epoch and event.seq > last + 1 and self.client is not None:
-            self._resync(event)
-        if event.epoch != self._last_event_epoch or last is None or event.seq > last:
-            self._last_db_seq = event.seq
-            self._last_event_epoch = event.epoch
-        if event.topic in (P.INSTANCE_SHUTDOWN, P.INSTANCE_PROMOTED) and self.watcher is not None:
+        # dispatcher thread, and only when someone listens.
+        if event is self._last_event:  # the same event, matched by a second prefix
+            return
+        self._last_event = event
+        topic = event.topic
+        if topic.startswith("db."):
+            self._check_change_seq(event, event.payload, heartbeat=False)
+        elif topic == P.INSTANCE_HEARTBEAT:
+            if self._tracking_changes:
+                self._check_change_seq(event, event.payload, heartbeat=True)
+        elif topic in (P.INSTANCE_SHUTDOWN, P.INSTANCE_PROMOTED) and self.watcher is not None:
             self.watcher.poke()
-        interrupt = event.topic == P.SESSION_INTERRUPT and self._interrupt_callbacks
+        interrupt = topic == P.SESSION_INTERRUPT and self._interrupt_callbacks
         client = self.client
-        if (interrupt or self._event_callbacks) and client is not None:
+        if client is not None and (interrupt or any(topic.startswith(p) for p, _ in self._event_callbacks)):
             client.defer(self._dispatch_event, event)
+
+    def _check_change_seq(self, event: P.Event, payload: Any, *, heartbeat: bool) -> None:
+        """Change events are numbered (``change_seq``) and heartbeats carry the latest number: a
+        number skipped, or a heartbeat ahead of the last change seen, means changes were lost."""
+        change_seq = payload.get("change_seq") if isinstance(payload, dict) else None
+        if not isinstance(change_seq, int):
+            return
+        last = self._last_change_seq
+        if last is not None and event.epoch == self._last_change_epoch and self.client is not None:
+            if change_seq > (last if heartbeat else last + 1):
+                self._resync(event)
+        if last is None or event.epoch != self._last_change_epoch or change_seq > last:
+            self._last_change_seq = change_seq
+            self._last_change_epoch = event.epoch
 
     def _dispatch_event(self, event: P.Event) -> None:
         """The client's dispatcher thread: interrupt requests and event listeners."""
         if event.topic == P.SESSION_INTERRUPT and isinstance(event.payload, dict):
             if isinstance(event.payload.get("session_id"), str):
                 self._run_interrupt_callbacks(event.payload["session_id"])
-        for callback in list(self._event_callbacks):
+        for prefix, callback in list(self._event_callbacks):
+            resync = event.topic == P.STATE_RESYNC  # lost changes: for those who take changes
+            if not (_takes_changes(prefix) if resync else event.topic.startswith(prefix)):
+                continue
             try:
                 callback(event)
             except Exception:  # noqa: BLE001
@@ -395,7 +458,7 @@ class Runtime:
             self.client.reconnect(record.endpoints, auth)
             self.record = record
             self.epoch = record.epoch
-            self._last_db_seq = None
+            self._last_change_seq = None
             self.hung_reported = False
             self._primary_changed.notify_all()
         log.info("now following primary pid %s (epoch %s)", record.pid, record.epoch)
@@ -532,11 +595,11 @@ class Runtime:
                 self.client = Client(
                     record.endpoints, self.instance_id, auth, default_timeout=self.write_timeout
                 )
-                self.client.subscribe("", self._on_bus_event, inline=True)
+                self._subscribe_all(self.client)
             except Exception:  # noqa: BLE001 - writes wait for the next primary (see send_write)
                 log.exception("cannot reconnect after a failed promotion")
                 self.client = None
-        self._last_db_seq = None
+        self._last_change_seq = None
 
     # -- cleanup --------------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reliability_kit import db_rows, primary_record, wait_for
+from reliability_kit import db_rows, hold_for, primary_record, wait_for
 
 CONFIG = {"heartbeat_interval": 0.1}
 
@@ -40,6 +40,36 @@ def test_change_events_reach_secondaries_in_order(cluster, workdir):
     assert watcher.command(op="role")["result"]["resyncs"] == 0
     # and the rows are readable on the watcher's own read-only connection right away
     assert {row[0] for row in db_rows(workdir, "SELECT id FROM sessions")} == set(expected)
+
+
+def test_a_lost_change_event_makes_listening_secondaries_resynchronise(cluster):
+    primary = cluster.spawn("p", config=CONFIG)
+    assert primary.wait("ready", 20)["role"] == "primary"
+    watcher = cluster.spawn("watcher", "--events", config=CONFIG)
+    assert watcher.wait("ready", 20)["role"] == "secondary"
+    # change_seq baseline: one change seen
+    assert primary.command(op="writes", n=1, prefix="before")["ok"]
+    wait_for(lambda: any(e["topic"] == "db.sessions.insert" for e in watcher.events("event")), 10, "first change")
+    assert watcher.command(op="role")["result"]["resyncs"] == 0
+
+    # the last change is lost and nothing follows it: the next heartbeat (change_seq ahead) shows it
+    assert primary.command(op="lose_change")["ok"]
+    wait_for(lambda: watcher.command(op="role")["result"]["resyncs"] == 1, 10, "a resync after a heartbeat")
+    resync = wait_for(
+        lambda: next((e for e in watcher.events("event") if e["topic"] == "state.resync"), None),
+        10,
+        "state.resync handed to the listener",
+    )
+    assert resync["payload"]["change_seq"] == 2 and resync["payload"]["sessions"]
+
+    # a change lost between two others: the next change event shows the gap
+    assert primary.command(op="lose_change")["ok"]
+    assert primary.command(op="writes", n=1, prefix="after")["ok"]
+    wait_for(lambda: watcher.command(op="role")["result"]["resyncs"] == 2, 10, "a resync at the next change")
+    # changes that arrive in order cause none
+    assert primary.command(op="writes", n=3, prefix="more")["ok"]
+    wait_for(lambda: sum(e["topic"] == "db.sessions.insert" for e in watcher.events("event")) == 5, 10, "5 changes")
+    hold_for(lambda: watcher.command(op="role")["result"]["resyncs"] == 2, 0.5, "no further resync")
 
 
 def _db_write(worker, key, method="sessions.create", **params):

@@ -12,7 +12,7 @@ the lock), ``invoke``/``ok``/``fail`` (write loop), ``event`` (a ``db.*`` bus ev
 Commands, one JSON object per stdin line (``op``): ``write`` (``sid``: create that session),
 ``writes`` (``n``, ``prefix``: create n sessions, reply once), ``ensure_primary``
 (``timeout``), ``role`` (role, epoch, resyncs), ``publish`` (``topic``, ``payload``: on the
-primary's bus), ``call`` (``method``, ``params``, ``timeout``: ``rt.client.call``),
+primary's bus), ``lose_change`` (the primary's bus skips a change_seq), ``call`` (``method``, ``params``, ``timeout``: ``rt.client.call``),
 ``stop_writes``, ``cleanup``, ``exit``.  EOF on stdin = ``cleanup`` then exit.
 """
 
@@ -193,7 +193,7 @@ def main() -> None:
     if args.events:
 
         def on_event(event) -> None:
-            if event.topic.startswith("db."):
+            if event.topic.startswith("db.") or event.topic == "state.resync":
                 emit("event", topic=event.topic, seq=event.seq, epoch=event.epoch, payload=event.payload)
 
         rt.on_event(on_event)
@@ -308,6 +308,11 @@ def _run_command(rt, loop, cmd: dict):
         }
     if op == "publish":
         return {"seq": rt.bus.publish(cmd["topic"], cmd.get("payload"))}
+    if op == "lose_change":
+        # number a change event that never goes out, as one dropped at a full queue would be
+        with rt.bus._out_lock:
+            rt.bus._change_seq += 1
+        return {"change_seq": rt.bus.last_change_seq}
     if op == "call":
         if rt.client is None:
             raise RuntimeError("no client (this instance is the primary)")

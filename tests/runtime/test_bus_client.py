@@ -650,3 +650,23 @@ def test_inline_subscriptions_run_on_the_io_thread_and_defer_keeps_order(make_bu
     dispatched = [(s[0], s[2]) for s in seen if s[0] != "inline" and s[2] >= 0]
     expected = [pair for i in range(10) for pair in ([("deferred", i)] if i % 2 == 0 else []) + [("queued", i)]]
     assert dispatched == expected
+
+
+def test_change_events_are_numbered_and_heartbeats_carry_the_latest(make_bus, make_client, helpers):
+    bus = make_bus(heartbeat_interval=0.05)
+    client = make_client(bus.endpoints)
+    changes: list[P.Event] = []
+    beats: list[P.Event] = []
+    client.subscribe("db.", changes.append)
+    client.subscribe(P.INSTANCE_HEARTBEAT, beats.append)
+    helpers.wait_for(lambda: beats, what="a heartbeat")
+    assert beats[-1].payload["change_seq"] == 0 and bus.last_change_seq == 0
+    bus.publish("session.update", {"i": 0})  # other topics take a seq, not a change_seq
+    seqs = [bus.publish_change("db.sessions.insert", {"ids": [str(i)], "writer": "w"}) for i in range(3)]
+    helpers.wait_for(lambda: len(changes) == 3, what="3 change events")
+    assert [e.payload["change_seq"] for e in changes] == [1, 2, 3]
+    assert [e.seq for e in changes] == seqs and changes[0].payload["ids"] == ["0"]
+    assert bus.last_change_seq == 3
+    seen = len(beats)
+    helpers.wait_for(lambda: len(beats) > seen, what="the next heartbeat")
+    assert beats[-1].payload["change_seq"] == 3
