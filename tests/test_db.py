@@ -164,3 +164,45 @@ def test_read_only_database_refuses_writes(db, tmp_path):
         raw = sqlite3.connect(f"file:{db.path}?mode=ro", uri=True)
         raw.execute("INSERT INTO sessions (id, title, created_at, updated_at, seq) VALUES ('x','x',1,1,1)")
     ro.dispose()
+
+
+class _BindRepository(Repository):
+    name = "bind_check"
+
+    @write
+    def mixed(self, tx, first, second=2, *, title: str, note: str | None = None, **extra) -> dict: ...
+
+    @write
+    def keywords(self, tx, *, title: str, note: str | None = None) -> dict: ...
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "kwargs"),
+    [
+        ("keywords", (), {"title": "t"}),
+        ("keywords", (), {"title": "t", "note": None}),
+        ("keywords", (), {}),  # missing a required parameter
+        ("keywords", (), {"title": "t", "colour": "red"}),  # unknown parameter
+        ("keywords", ("t",), {}),  # keyword-only given by position
+        ("mixed", (1,), {"title": "t"}),
+        ("mixed", (), {"first": 1, "title": "t", "second": 3}),
+        ("mixed", (), {"first": 1, "title": "t", "colour": "red"}),  # goes to **extra
+        ("mixed", (), {"title": "t"}),
+    ],
+)
+def test_method_arguments_bind_as_the_signature_says(method, args, kwargs):
+    spec = _BindRepository.methods[method]
+
+    def by_signature():
+        bound = spec.signature.bind(None, None, *args, **kwargs).arguments
+        params = {k: v for k, v in list(bound.items())[2:]}
+        params.update(params.pop("extra", {}))
+        return params
+
+    try:
+        expected = by_signature()
+    except TypeError:
+        with pytest.raises(ValidationError, match="bind_check"):
+            spec.bind(args, kwargs)
+    else:
+        assert spec.bind(args, kwargs) == expected

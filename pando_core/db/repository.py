@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from ..errors import ConstraintError, NotFoundError, ValidationError
@@ -42,6 +42,9 @@ def write(fn: Callable) -> Callable:
     return fn
 
 
+_BY_NAME = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     qualified: str  # "sessions.create"
@@ -49,9 +52,20 @@ class MethodSpec:
     attribute: str
     kind: str  # read | write
     signature: inspect.Signature
+    # parameters after (self, tx) that can be passed by name, and those without a default
+    names: frozenset[str] = field(init=False)
+    required: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        params = list(self.signature.parameters.values())[2:]
+        by_name = [p for p in params if p.kind in _BY_NAME]
+        object.__setattr__(self, "names", frozenset(p.name for p in by_name))
+        object.__setattr__(self, "required", frozenset(p.name for p in by_name if p.default is p.empty))
 
     def bind(self, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Turn a call's arguments into the keyword parameters sent over the wire."""
+        if not args and kwargs.keys() <= self.names and self.required <= kwargs.keys():
+            return dict(kwargs)  # the usual call, all by name: what Signature.bind would give
         try:
             bound = self.signature.bind(None, None, *args, **kwargs)
         except TypeError as exc:

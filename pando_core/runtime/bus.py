@@ -108,6 +108,43 @@ class _Method:
     handler: Handler
     params: ParamsKind
     inline: bool
+    deferred: bool = False
+
+
+class Reply:
+    """The answer a ``deferred=True`` handler gives later (see :meth:`Bus.register`): call
+    :meth:`result` or :meth:`error` once, from any thread; later calls are ignored.  Lighter than
+    returning a Future when the handler holds many requests at once."""
+
+    __slots__ = ("_bus", "_call", "_prefix", "_counted", "_answered")
+
+    def __init__(self, bus: Bus, call: CallContext, prefix: list[bytes], counted: bool) -> None:
+        self._bus, self._call, self._prefix, self._counted = bus, call, prefix, counted
+        self._answered = False
+
+    def result(self, value: Any) -> None:
+        if not self._answered:
+            self._answered = True
+            self._bus._finish(self._call, self._prefix, self._counted, value)
+
+    def error(self, exc: BaseException) -> None:
+        """Reply with *exc* (an RpcError keeps its kind; anything else is an internal error)."""
+        if not self._answered:
+            self._answered = True
+            self._bus._finish(self._call, self._prefix, self._counted, exc=exc)
+
+
+def spin_poll(poller: zmq.Poller, until: float) -> list:
+    """Poll without sleeping until something is ready or *until* (``perf_counter``) passes, then
+    return what is ready ([] if nothing).  A reply or a next request that is due within a few
+    hundred microseconds is cheaper to catch awake than through a wake-up; each zero-timeout
+    poll releases the GIL, so other threads run meanwhile."""
+    poll, clock = poller.poll, time.perf_counter
+    while clock() < until:
+        ready = poll(0)
+        if ready:
+            return ready
+    return []
 
 
 class Wakeup:
@@ -173,6 +210,8 @@ class Bus:
     :param port_fallback: on tcp, bind a free port when the requested one is in use.
     :param metadata: static JSON-able info added to ``instance.ping``/``instance.info`` results
         (e.g. ``{"workdir": ...}`` so clients can check they reached the right primary).
+    :param spin_seconds: after a burst of requests, poll this long without sleeping before
+        blocking (0 = never spin): cheaper than a wake-up when the next request is close behind.
     """
 
     def __init__(
@@ -190,6 +229,7 @@ class Bus:
         hwm: int = 10_000,
         port_fallback: bool = True,
         metadata: Mapping[str, Any] | None = None,
+        spin_seconds: float = 0.0003,
     ) -> None:
         if not isinstance(endpoints, Endpoints):
             endpoints = Endpoints.from_dict(endpoints)
@@ -208,6 +248,7 @@ class Bus:
         self._hwm = int(hwm)
         self._port_fallback = port_fallback
         self.metadata = dict(metadata or {})
+        self.spin_seconds = float(spin_seconds)
         P.encode_json(self.metadata)  # fail early if not JSON-able
 
         self._methods: dict[str, _Method] = {}
@@ -289,6 +330,7 @@ class Bus:
         *,
         params: ParamsKind = "any",
         inline: bool = False,
+        deferred: bool = False,
         replace: bool = False,
     ) -> None:
         """Serve *method* with ``handler(params, call)``.
@@ -296,7 +338,10 @@ class Bus:
         ``params="object"``: params must be a JSON object (absent -> ``{}``), else the caller
         gets ``invalid_params`` without the handler running; ``"array"`` likewise with ``[]``;
         ``"any"``: passed as received (None when absent).  ``inline=True`` runs the handler on the
-        I/O thread (only for handlers that never block).  Registering an existing method raises
+        I/O thread (only for handlers that never block).  ``deferred=True``: the handler is
+        called as ``handler(params, call, reply)`` and answers through the :class:`Reply` (its
+        return value is ignored; an exception it raises is the answer).  A handler may also
+        return a ``concurrent.futures.Future``: its outcome is the answer.  Registering an existing method raises
         ValueError unless ``replace=True``.  Safe to call before or after :meth:`start`.
         """
         if not isinstance(method, str) or not method:
@@ -309,7 +354,7 @@ class Bus:
             if method in self._methods and not replace:
                 raise ValueError(f"method {method!r} is already registered")
             methods = dict(self._methods)
-            methods[method] = _Method(handler, params, inline)
+            methods[method] = _Method(handler, params, inline, deferred)
             self._methods = methods  # copy-on-write: the I/O thread reads without locking
 
     def add_round_hook(self, hook: Callable[[], None]) -> None:
@@ -547,6 +592,7 @@ class Bus:
             poller.register(zap, zmq.POLLIN)
         interval = self.heartbeat_interval
         next_hb = time.monotonic()
+        busy_until = 0.0
         try:
             while True:
                 now = time.monotonic()
@@ -556,12 +602,17 @@ class Bus:
                 timeout = max(0, int((next_hb - now) * 1000) + 1) if interval > 0 else None
                 if self._out:
                     timeout = 0
-                events = dict(poller.poll(timeout))  # pyzmq retries EINTR itself
+                ready = None
+                if busy_until and timeout != 0:
+                    ready = spin_poll(poller, busy_until)
+                    busy_until = 0.0
+                events = dict(ready or poller.poll(timeout))  # pyzmq retries EINTR itself
                 if wakeup.fd in events:
                     wakeup.drain()
                 if zap is not None and zap in events:
                     self._serve_zap(zap)
                 if router in events:
+                    busy_until = time.perf_counter() + self.spin_seconds if self.spin_seconds > 0 else 0.0
                     self._receive(router)
                     for hook in self._round_hooks:
                         try:
@@ -809,6 +860,13 @@ class Bus:
         if call.expired():
             error = P.RpcError(P.TIMEOUT, "deadline passed before the request was handled")
             self._finish(call, prefix, counted, exc=error)
+            return
+        if entry.deferred:
+            reply = Reply(self, call, prefix, counted)
+            try:
+                entry.handler(params, call, reply)
+            except Exception as exc:
+                reply.error(exc)
             return
         try:
             result = entry.handler(params, call)

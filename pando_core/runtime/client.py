@@ -51,7 +51,7 @@ import zmq
 
 from . import protocol as P
 from .auth import ClientAuth
-from .bus import Wakeup
+from .bus import Wakeup, spin_poll
 from .endpoints import Endpoints
 from .protocol import CallInterrupted, Event, RpcError, RpcTimeout
 
@@ -444,7 +444,7 @@ class Client:
         while True:
             if spin:
                 spin = False
-                self._spin(in_poller, time.perf_counter() + SPIN_SECONDS)
+                spin_poll(in_poller, time.perf_counter() + SPIN_SECONDS)
             self._wait_direct(in_poller, latch, deadline, method, sent)
             try:
                 resp = _parse_reply(dealer.recv_multipart(zmq.NOBLOCK))
@@ -461,14 +461,6 @@ class Client:
             if resp.error is not None:
                 raise resp.error
             return resp.result
-
-    @staticmethod
-    def _spin(poller: zmq.Poller, until: float) -> None:
-        """Poll without sleeping until something is ready or *until* (perf_counter) passes; each
-        zero-timeout poll releases the GIL, so other threads run meanwhile."""
-        poll, clock = poller.poll, time.perf_counter
-        while not poll(0) and clock() < until:
-            pass
 
     def _wait_direct(self, poller: zmq.Poller, latch: Wakeup, deadline: float, method: str, sent: bool) -> None:
         """Block until *dealer* is ready (as *poller* asks), the connection generation changes,

@@ -180,17 +180,22 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON constant {name}")
 
 
+# built once: json.dumps/loads with options build a new encoder/decoder on every call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def encode_json(obj: Any) -> str:
     """Compact, strict JSON (no NaN/Infinity); raises TypeError/ValueError if not JSON-able."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(obj)
 
 
 def decode_json(data: bytes | str) -> Any:
     """Strict JSON decode (UTF-8, no NaN/Infinity); raises ProtocolError on any failure."""
     try:
-        if isinstance(data, bytes | bytearray | memoryview):
-            data = bytes(data).decode("utf-8")
-        return json.loads(data, parse_constant=_reject_constant)
+        if not isinstance(data, str):
+            data = (data if isinstance(data, bytes) else bytes(data)).decode("utf-8")
+        return _DECODER.decode(data)
     except (ValueError, TypeError, RecursionError) as exc:
         raise ProtocolError(f"invalid JSON: {exc}") from None
 

@@ -25,6 +25,7 @@ from ..db.engine import Change, Database, WriteTx
 from ..db.repository import WRITE, LocalExecutor, MethodRegistry, MethodSpec, translate_db_error
 from ..db.schema import applied_writes
 from ..errors import PandoError, error_from_kind
+from .bus import Reply
 from .protocol import RpcError
 
 log = logging.getLogger("pando.writes")
@@ -39,15 +40,27 @@ _INSERT_APPLIED = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     method: str
     params: dict[str, Any]
     key: tuple[str, int] | None
-    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    writer: str
+    reply: Reply | None = None  # a db.write from the bus, answered {"result": ...} or an RpcError
+    future: concurrent.futures.Future | None = None  # a local write (submit)
     changes: list[Change] = field(default_factory=list)
-    writer: str = ""
-    for_bus: bool = False  # the future is the db.write reply: {"result": ...} or an RpcError
+
+    def succeed(self, value: Any) -> None:
+        if self.reply is not None:
+            self.reply.result({"result": value})
+        elif not self.future.done():
+            self.future.set_result(value)
+
+    def fail(self, error: BaseException) -> None:
+        if self.reply is not None:
+            self.reply.error(_as_rpc_error(error))
+        elif not self.future.done():
+            self.future.set_exception(error)
 
 
 def _coalesce(batch: list[_Pending]) -> dict[str, list[Change]]:
@@ -96,25 +109,21 @@ class WriteCoordinator:
 
     def submit(self, method: str, params: dict[str, Any], key: tuple[str, int] | None) -> concurrent.futures.Future:
         """Queue a write for the coordinator thread; the future gets its result or error."""
-        return self._enqueue(_Pending(method, params, key, writer=key[0] if key else self.instance_id))
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._enqueue(_Pending(method, params, key, key[0] if key else self.instance_id, future=future))
+        return future
 
-    def _enqueue(self, pending: _Pending) -> concurrent.futures.Future:
+    def _enqueue(self, pending: _Pending) -> None:
         with self._lock:
-            if self._closed:
-                pending.future.set_exception(RpcError(kind="unavailable", message="primary is shutting down"))
-                return pending.future
-            self._outstanding += 1
-            self._queue.put(pending)
-        pending.future.add_done_callback(self._finished)
-        return pending.future
+            if not self._closed:
+                self._outstanding += 1  # until its batch is applied (see _loop)
+                self._queue.put(pending)
+                return
+        pending.fail(RpcError(kind="unavailable", message="primary is shutting down"))
 
-    def _finished(self, _future: concurrent.futures.Future) -> None:
-        with self._lock:
-            self._outstanding -= 1
-
-    def handle_rpc(self, params: Any, call: Any) -> concurrent.futures.Future:
-        """The ``db.write`` bus handler (bus I/O thread): validate, and hold the write for this
-        receive round; :meth:`apply_round` applies it. The future is the reply, set after COMMIT."""
+    def handle_rpc(self, params: Any, call: Any, reply: Reply) -> None:
+        """The ``db.write`` bus handler (bus I/O thread, deferred reply): validate, and hold the
+        write for this receive round; :meth:`apply_round` applies it and answers after COMMIT."""
         if not isinstance(params, dict):
             raise RpcError.invalid_params("db.write params must be an object")
         method, args, key = params.get("method"), params.get("params", {}), params.get("key")
@@ -133,9 +142,7 @@ class WriteCoordinator:
             and not isinstance(key[1], bool)
         ):
             raise RpcError.invalid_params("db.write: key must be [instance_id, sequence]")
-        pending = _Pending(method, args, (key[0], key[1]), writer=key[0], for_bus=True)
-        self._round.append(pending)
-        return pending.future
+        self._round.append(_Pending(method, args, (key[0], key[1]), key[0], reply=reply))
 
     def apply_round(self) -> None:
         """The bus's end-of-receive-round hook: apply the writes that arrived together.
@@ -175,10 +182,17 @@ class WriteCoordinator:
                 except queue.Empty:
                     break
                 if item is None:
-                    self._apply(batch)
+                    self._apply_queued(batch)
                     return
                 batch.append(item)
+            self._apply_queued(batch)
+
+    def _apply_queued(self, batch: list[_Pending]) -> None:
+        try:
             self._apply(batch)
+        finally:
+            with self._lock:
+                self._outstanding -= len(batch)
 
     def _apply(self, batch: list[_Pending]) -> None:
         outcomes: list[tuple[str, Any]] = []
@@ -192,15 +206,14 @@ class WriteCoordinator:
             self._recorded_max.clear()  # keys noted in this batch were rolled back with it
             error = RpcError(kind="unavailable", message=f"write batch failed: {exc}")
             for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(error)
+                item.fail(error)
             return
         self.stats["batches"] += 1
         for item, (status, value) in zip(batch, outcomes, strict=True):
             if status == "ok":
-                item.future.set_result({"result": value} if item.for_bus else value)
+                item.succeed(value)
             else:
-                item.future.set_exception(_as_rpc_error(value) if item.for_bus else value)
+                item.fail(value)
         for writer, changes in _coalesce(batch).items():
             self.db.notify(changes, writer)
 

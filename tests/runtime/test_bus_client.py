@@ -122,6 +122,38 @@ def test_handler_returning_future_is_replied_later(make_bus, make_client, helper
     assert info.value.kind == "constraint" and info.value.data == {"table": "sessions"}
 
 
+def test_deferred_handler_answers_through_its_reply_once(make_bus, make_client, helpers):
+    bus = make_bus()
+    parked: list[tuple[object, object]] = []
+
+    def hold(params, call, reply):
+        if params.get("raise"):
+            raise RpcError.invalid_params("refused at once")
+        parked.append((reply, params))
+        return "ignored"  # a deferred handler answers through its reply only
+
+    bus.register("hold", hold, params="object", inline=True, deferred=True)
+    client = make_client(bus.endpoints)
+    ok = client.call_async("hold", {"v": 1})
+    bad = client.call_async("hold", {"v": 2})
+    helpers.wait_for(lambda: len(parked) == 2, what="handlers to hold their replies")
+    assert not ok.done() and not bad.done()
+    for reply, params in parked:
+        if params["v"] == 1:
+            threading.Thread(target=reply.result, args=({"committed": True},)).start()
+        else:
+            reply.error(RpcError.constraint("UNIQUE constraint failed", {"table": "sessions"}))
+            reply.result({"too": "late"})  # a second answer is ignored
+    assert ok.result(5) == {"committed": True}
+    with pytest.raises(RpcError) as info:
+        bad.result(5)
+    assert info.value.kind == "constraint" and info.value.data == {"table": "sessions"}
+    with pytest.raises(RpcError) as info:
+        client.call("hold", {"raise": True}, timeout=5)
+    assert info.value.kind == "invalid_params" and "refused at once" in info.value.message
+    assert bus.stats()["replies"] == 1 and bus.stats()["errors"] == 2
+
+
 def test_timeouts_and_late_replies_are_dropped(make_bus, make_client, helpers):
     bus = make_bus()
     release = threading.Event()
