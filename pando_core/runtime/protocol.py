@@ -559,8 +559,17 @@ def encode_request(
     return encode_json(msg).encode("utf-8")
 
 
+class EncodedJSON(str):
+    """Text that already is JSON: a result given as this goes into the reply as it is (a handler
+    that had to encode its result anyway saves encoding it twice)."""
+
+    __slots__ = ()
+
+
 def encode_result(id: str | int | None, result: Any) -> bytes:
     """Encode a success response (raises TypeError/ValueError if *result* is not JSON-able)."""
+    if isinstance(result, EncodedJSON):
+        return ('{"jsonrpc":"2.0","id":' + encode_json(id) + ',"result":' + result + "}").encode("utf-8")
     return encode_json({"jsonrpc": "2.0", "id": id, "result": result}).encode("utf-8")
 
 

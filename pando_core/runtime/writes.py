@@ -26,7 +26,7 @@ from ..db.repository import WRITE, LocalExecutor, MethodRegistry, MethodSpec, tr
 from ..db.schema import applied_writes
 from ..errors import PandoError, error_from_kind
 from .bus import Reply
-from .protocol import RpcError
+from .protocol import EncodedJSON, RpcError, encode_json
 
 log = logging.getLogger("pando.writes")
 
@@ -50,9 +50,10 @@ class _Pending:
     future: concurrent.futures.Future | None = None  # a local write (submit)
     changes: list[Change] = field(default_factory=list)
 
-    def succeed(self, value: Any) -> None:
+    def succeed(self, value: Any, encoded: str) -> None:
+        """*encoded*: *value* as JSON, as recorded (the reply reuses it)."""
         if self.reply is not None:
-            self.reply.result({"result": value})
+            self.reply.result(EncodedJSON('{"result":' + encoded + "}"))
         elif not self.future.done():
             self.future.set_result(value)
 
@@ -195,7 +196,7 @@ class WriteCoordinator:
                 self._outstanding -= len(batch)
 
     def _apply(self, batch: list[_Pending]) -> None:
-        outcomes: list[tuple[str, Any]] = []
+        outcomes: list[tuple[bool, Any, str | None]] = []  # (ok, result or error, result as JSON)
         try:
             with self.db.write_lock, self.db.transaction() as tx:
                 raw = tx.raw
@@ -209,9 +210,9 @@ class WriteCoordinator:
                 item.fail(error)
             return
         self.stats["batches"] += 1
-        for item, (status, value) in zip(batch, outcomes, strict=True):
-            if status == "ok":
-                item.succeed(value)
+        for item, (ok, value, encoded) in zip(batch, outcomes, strict=True):
+            if ok:
+                item.succeed(value, encoded)
             else:
                 item.fail(value)
         for writer, changes in _coalesce(batch).items():
@@ -229,7 +230,7 @@ class WriteCoordinator:
             return None
         return raw.execute(_SELECT_APPLIED, (instance_id, seq)).fetchone()
 
-    def _apply_one(self, raw: Any, batch_tx: WriteTx, item: _Pending) -> tuple[str, Any]:
+    def _apply_one(self, raw: Any, batch_tx: WriteTx, item: _Pending) -> tuple[bool, Any, str | None]:
         # The coordinator's own statements go straight to the DBAPI connection, inside the
         # batch's transaction: building SQLAlchemy constructs for them costs more than the SQLite
         # work (see bench/ipc.py).
@@ -240,22 +241,22 @@ class WriteCoordinator:
                 ok, stored_result = stored
                 payload = json.loads(stored_result) if stored_result else None
                 if ok:
-                    return "ok", payload
-                return "error", error_from_kind(payload["kind"], payload["message"])
+                    return True, payload, stored_result or "null"
+                return False, error_from_kind(payload["kind"], payload["message"]), None
         spec: MethodSpec | None = self.registry.get(item.method)
         if spec is None:
-            return "error", RpcError(kind="method_not_found", message=f"unknown write method {item.method!r}")
+            return False, RpcError(kind="method_not_found", message=f"unknown write method {item.method!r}"), None
         raw.execute("SAVEPOINT pando_write")
         tx = batch_tx.part()
         try:
             result = spec.repository(None).call_impl(spec.attribute, tx, item.params)
-            encoded = json.dumps(result)  # results travel as JSON
+            encoded = encode_json(result)  # recorded, and the reply reuses it
             if item.key is not None:
                 self._record(raw, item, True, encoded)
             raw.execute("RELEASE pando_write")
             item.changes = tx.changes
             self.stats["writes"] += 1
-            return "ok", result
+            return True, result, encoded
         except Exception as exc:  # noqa: BLE001 - one failure must not sink the batch
             raw.execute("ROLLBACK TO pando_write")
             raw.execute("RELEASE pando_write")
@@ -265,11 +266,11 @@ class WriteCoordinator:
             if isinstance(error, PandoError) and error.kind in RECORDED_ERROR_KINDS:
                 if item.key is not None:
                     self._record(raw, item, False, json.dumps({"kind": error.kind, "message": str(error)}))
-                return "error", error
+                return False, error, None
             if isinstance(error, PandoError):
-                return "error", error
+                return False, error, None
             log.warning("write %s failed: %s", item.method, error)
-            return "error", RpcError(kind="app_error", message=f"{item.method}: {type(error).__name__}: {error}")
+            return False, RpcError(kind="app_error", message=f"{item.method}: {type(error).__name__}: {error}"), None
 
     def _record(self, raw: Any, item: _Pending, ok: bool, encoded_result: str) -> None:
         instance_id, seq = item.key

@@ -108,3 +108,11 @@ def test_strict_json():
         P.decode_json(b"[" * 100_000)
     with pytest.raises(ValueError):
         P.encode_json(float("nan"))
+
+
+@pytest.mark.parametrize("rid", ["abc-1", 7, None])
+@pytest.mark.parametrize("result", [{"result": {"id": "s1", "title": "é \"q\""}}, [1, 2.5, None], "text", 0])
+def test_an_already_encoded_result_makes_the_same_reply(rid, result):
+    pre = P.EncodedJSON(P.encode_json(result))
+    assert P.encode_result(rid, pre) == P.encode_result(rid, result)
+    assert P.parse_response(P.decode_json(P.encode_result(rid, pre))).result == result
