@@ -3,6 +3,7 @@
 A deliberately minimal write proxy -- no pando code, no validation, no events, no failover -- that
 still does what makes a proxied write correct: JSON-RPC request and reply, one transaction holding
 the row (with the real ``sessions`` indexes) and its idempotency record, the reply after COMMIT.
+It waits for messages the way pando does (a short spin before sleeping, for a lone call).
 Measured with the same formulas, and with bench/ipc.py's own baseline code, in the same run:
 
 ``floor_serial_ratio``
@@ -42,6 +43,10 @@ SCHEMA = [
     ok INTEGER NOT NULL, result TEXT, created_at INTEGER NOT NULL, PRIMARY KEY (instance_id, seq))""",
 ]
 INSERT_KEY = "INSERT INTO applied_writes VALUES (?, ?, ?, 1, ?, ?)"
+# the same waiting as pando's (bus.spin_seconds, client.SPIN_SECONDS): the floor must not lose
+# to pando by sleeping where pando stays awake
+SPIN_SERVER_S = 0.0003
+SPIN_CLIENT_S = 0.0005
 
 
 def open_db(path: str) -> sqlite3.Connection:
@@ -79,6 +84,10 @@ def serve(endpoint: str, db_path: str) -> None:
     print("ready", flush=True)
     seq = 0
     while True:
+        # wait as pando's bus does: poll without sleeping for a while after a burst, then block
+        spin_until = time.perf_counter() + SPIN_SERVER_S
+        while not router.poll(0) and time.perf_counter() < spin_until:
+            pass
         batch = [router.recv_multipart()]
         while len(batch) < 256:
             try:
@@ -171,6 +180,9 @@ def floor_write(tmp: str, n: int) -> float:
         data = request(f"s-{i}", "serial", i)
         t0 = time.perf_counter_ns()
         dealer.send_multipart([b"", data])
+        spin_until = time.perf_counter() + SPIN_CLIENT_S  # as a lone pando call waits for its reply
+        while not dealer.poll(0) and time.perf_counter() < spin_until:
+            pass
         json.loads(dealer.recv_multipart()[-1])
         if i >= n // 5:  # warm-up discarded
             times.append(time.perf_counter_ns() - t0)
