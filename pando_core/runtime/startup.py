@@ -372,6 +372,8 @@ class Runtime:
 
     def _subscribe(self, client: Client, prefix: str) -> None:
         """Take the topics starting with *prefix* too (caller holds ``_state_lock``)."""
+        if prefix.startswith("db."):
+            prefix = "db."  # every change, so change_seq has no gaps that are only other tables
         if any(prefix.startswith(taken) for taken in self._subscribed):
             return
         self._subscribed.append(prefix)

@@ -6,13 +6,14 @@ object with ``ev`` (what happened), ``id`` (this worker), ``pid``, ``t`` (``time
 
 Events: ``lock`` (this process won the instance lock, logged right after flock returned),
 ``ready`` (bootstrap returned: role, epoch), ``role`` (promoted), ``tick`` (still primary, holding
-the lock), ``invoke``/``ok``/``fail`` (write loop), ``event`` (a ``db.*`` bus event seen by
-``on_event``), ``reply`` (answer to a stdin command), ``stopped`` (write loop ended), ``bye``.
+the lock), ``invoke``/``ok``/``fail`` (write loop), ``event`` (a ``db.sessions.*`` or
+``state.resync`` event seen by ``on_event``), ``reply`` (answer to a stdin command), ``stopped`` (write loop ended), ``bye``.
 
 Commands, one JSON object per stdin line (``op``): ``write`` (``sid``: create that session),
 ``writes`` (``n``, ``prefix``: create n sessions, reply once), ``ensure_primary``
 (``timeout``), ``role`` (role, epoch, resyncs), ``publish`` (``topic``, ``payload``: on the
-primary's bus), ``lose_change`` (the primary's bus skips a change_seq), ``call`` (``method``, ``params``, ``timeout``: ``rt.client.call``),
+primary's bus), ``publish_change`` (``topic``, ``payload``), ``lose_change`` (the primary's bus skips a
+change_seq), ``call`` (``method``, ``params``, ``timeout``: ``rt.client.call``),
 ``stop_writes``, ``cleanup``, ``exit``.  EOF on stdin = ``cleanup`` then exit.
 """
 
@@ -154,7 +155,7 @@ def main() -> None:
     parser.add_argument(
         "--echo", action="store_true", help="serve echo.ping whenever this instance is primary"
     )
-    parser.add_argument("--events", action="store_true", help="print db.* events seen by on_event")
+    parser.add_argument("--events", action="store_true", help="print db.sessions.* events seen by on_event")
     parser.add_argument("--ticks", action="store_true", help="print a tick every 20 ms while primary")
     parser.add_argument("--lock-only", action="store_true")
     args = parser.parse_args()
@@ -193,10 +194,9 @@ def main() -> None:
     if args.events:
 
         def on_event(event) -> None:
-            if event.topic.startswith("db.") or event.topic == "state.resync":
-                emit("event", topic=event.topic, seq=event.seq, epoch=event.epoch, payload=event.payload)
+            emit("event", topic=event.topic, seq=event.seq, epoch=event.epoch, payload=event.payload)
 
-        rt.on_event(on_event)
+        rt.on_event(on_event, "db.sessions.")  # (state.resync events come too)
     if args.echo and rt.role == "primary":
         register_echo(rt)
 
@@ -308,6 +308,8 @@ def _run_command(rt, loop, cmd: dict):
         }
     if op == "publish":
         return {"seq": rt.bus.publish(cmd["topic"], cmd.get("payload"))}
+    if op == "publish_change":
+        return {"seq": rt.bus.publish_change(cmd["topic"], cmd["payload"])}
     if op == "lose_change":
         # number a change event that never goes out, as one dropped at a full queue would be
         with rt.bus._out_lock:
