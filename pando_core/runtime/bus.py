@@ -254,6 +254,7 @@ class Bus:
         self._methods: dict[str, _Method] = {}
         self._methods_lock = threading.Lock()
         self._round_hooks: list[Callable[[], None]] = []
+        self._after_reply_hooks: list[Callable[[], None]] = []
         self.register(P.METHOD_PING, self._ping, inline=True)
         self.register(P.METHOD_INFO, self._info, inline=True)
 
@@ -357,10 +358,15 @@ class Bus:
             methods[method] = _Method(handler, params, inline, deferred)
             self._methods = methods  # copy-on-write: the I/O thread reads without locking
 
-    def add_round_hook(self, hook: Callable[[], None]) -> None:
-        """Run ``hook()`` on the I/O thread after each burst of requests it received (before the
-        replies go out): inline handlers may hold work and finish it for the whole burst at once."""
-        self._round_hooks = [*self._round_hooks, hook]
+    def add_round_hook(self, hook: Callable[[], None], *, after_replies: bool = False) -> None:
+        """Run ``hook()`` on the I/O thread after each burst of requests it received, before the
+        replies go out: inline handlers may hold work and finish it for the whole burst at once.
+        ``after_replies=True``: run it once the burst's replies were sent (for follow-up work
+        nobody waits for, such as publishing events)."""
+        if after_replies:
+            self._after_reply_hooks = [*self._after_reply_hooks, hook]
+        else:
+            self._round_hooks = [*self._round_hooks, hook]
 
     def unregister(self, method: str) -> bool:
         """Stop serving *method* (calls then get ``method_not_found``). Returns True if it was
@@ -614,11 +620,10 @@ class Bus:
                 if router in events:
                     busy_until = time.perf_counter() + self.spin_seconds if self.spin_seconds > 0 else 0.0
                     self._receive(router)
-                    for hook in self._round_hooks:
-                        try:
-                            hook()
-                        except Exception:  # never let a hook kill the loop
-                            log.exception("bus round hook failed")
+                    self._run_hooks(self._round_hooks)
+                    if self._after_reply_hooks:
+                        self._flush(pub, router)
+                        self._run_hooks(self._after_reply_hooks)
                 self._flush(pub, router)
                 if self._stopping:
                     break
@@ -643,6 +648,14 @@ class Bus:
                 with contextlib.suppress(Exception):
                     ctx.term()
             wakeup.close()
+
+    @staticmethod
+    def _run_hooks(hooks: list[Callable[[], None]]) -> None:
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:  # never let a hook kill the loop
+                log.exception("bus round hook failed")
 
     def _heartbeat(self) -> None:
         with contextlib.suppress(BusClosed):

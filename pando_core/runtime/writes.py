@@ -98,6 +98,7 @@ class WriteCoordinator:
         self._closed = False
         self._outstanding = 0  # queued or being applied by the coordinator thread
         self._round: list[_Pending] = []  # db.write requests of the bus's current receive round
+        self._unpublished: list[_Pending] = []  # committed on the bus thread, changes not yet announced
         self._lock = threading.Lock()
         # highest key recorded per writing instance (used under the database's write lock, by the
         # bus thread or the coordinator thread); filled from applied_writes on an instance's first write
@@ -165,9 +166,17 @@ class WriteCoordinator:
                 self._enqueue(pending)
             return
         try:
-            self._apply(batch)
+            if self._apply(batch, announce=False):
+                self._unpublished = batch
         finally:
             self.db.write_lock.release()
+
+    def announce_round(self) -> None:
+        """The bus's after-replies hook: announce what :meth:`apply_round` committed (change
+        events and commit listeners) once its replies are on their way."""
+        batch, self._unpublished = self._unpublished, []
+        if batch:
+            self._announce(batch)
 
     # -- the coordinator thread ----------------------------------------------------------------
 
@@ -195,7 +204,8 @@ class WriteCoordinator:
             with self._lock:
                 self._outstanding -= len(batch)
 
-    def _apply(self, batch: list[_Pending]) -> None:
+    def _apply(self, batch: list[_Pending], *, announce: bool = True) -> bool:
+        """Apply *batch* as one transaction and answer each write; False if it did not commit."""
         outcomes: list[tuple[bool, Any, str | None]] = []  # (ok, result or error, result as JSON)
         try:
             with self.db.write_lock, self.db.transaction() as tx:
@@ -208,13 +218,18 @@ class WriteCoordinator:
             error = RpcError(kind="unavailable", message=f"write batch failed: {exc}")
             for item in batch:
                 item.fail(error)
-            return
+            return False
         self.stats["batches"] += 1
         for item, (ok, value, encoded) in zip(batch, outcomes, strict=True):
             if ok:
                 item.succeed(value, encoded)
             else:
                 item.fail(value)
+        if announce:
+            self._announce(batch)
+        return True
+
+    def _announce(self, batch: list[_Pending]) -> None:
         for writer, changes in _coalesce(batch).items():
             self.db.notify(changes, writer)
 

@@ -154,6 +154,32 @@ def test_deferred_handler_answers_through_its_reply_once(make_bus, make_client, 
     assert bus.stats()["replies"] == 1 and bus.stats()["errors"] == 2
 
 
+def test_round_hooks_answer_a_burst_and_after_reply_hooks_run_once_it_is_sent(make_bus, make_client, helpers):
+    bus = make_bus()
+    held: list[object] = []
+    log: list[tuple] = []
+
+    def answer_held() -> None:
+        log.append(("round", len(held)))
+        while held:
+            held.pop().result("done")
+
+    def after_replies() -> None:
+        queued_replies = sum(1 for item in list(bus._out) if item[0] == "rpc")
+        log.append(("after", queued_replies))
+
+    bus.register("hold", lambda params, call, reply: held.append(reply), inline=True, deferred=True)
+    bus.add_round_hook(answer_held)
+    bus.add_round_hook(after_replies, after_replies=True)
+    client = make_client(bus.endpoints)
+    futures = [client.call_async("hold", {"n": n}) for n in range(20)]
+    assert [f.result(5) for f in futures] == ["done"] * 20
+    helpers.wait_for(lambda: sum(n for kind, n in log if kind == "round") == 20, what="20 answered")
+    rounds = [kind for kind, _ in log]
+    assert rounds[0] == "round" and all(a != b for a, b in zip(rounds, rounds[1:]))  # alternating
+    assert all(n == 0 for kind, n in log if kind == "after")  # the burst's replies were sent
+
+
 def test_timeouts_and_late_replies_are_dropped(make_bus, make_client, helpers):
     bus = make_bus()
     release = threading.Event()
