@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import json
 import os
 import random
@@ -176,7 +177,7 @@ def test_round_hooks_answer_a_burst_and_after_reply_hooks_run_once_it_is_sent(ma
     assert [f.result(5) for f in futures] == ["done"] * 20
     helpers.wait_for(lambda: sum(n for kind, n in log if kind == "round") == 20, what="20 answered")
     rounds = [kind for kind, _ in log]
-    assert rounds[0] == "round" and all(a != b for a, b in zip(rounds, rounds[1:]))  # alternating
+    assert rounds[0] == "round" and all(a != b for a, b in itertools.pairwise(rounds))  # alternating
     assert all(n == 0 for kind, n in log if kind == "after")  # the burst's replies were sent
 
 
