@@ -51,13 +51,11 @@ def main() -> int:
         assert result.status == "success", result.error
         return elapsed
 
-    body = dict(server.requests[0]) if server.requests else None
-
     async def bare_round(client: httpx.AsyncClient) -> float:
         server.script(tool_reply, Reply.text("done"))
         start = time.perf_counter()
-        for _ in range(2):
-            async with client.stream("POST", server.base_url + "/chat/completions", json=request_body) as response:
+        for body in request_bodies:
+            async with client.stream("POST", server.base_url + "/chat/completions", json=body) as response:
                 async for _line in response.aiter_lines():
                     pass
         return time.perf_counter() - start
@@ -73,12 +71,10 @@ def main() -> int:
                 bare.append(await bare_round(client))
         return agent, bare
 
-    server.script(Reply.text("warm"))
-    session = app.sessions.create(title="warm")
-    asyncio.run(app.coder_agent.run(session["id"], "warm up"))
-    request_body = dict(server.requests[-1])
-    request_body["stream"] = True
-    del body
+    # the bare baseline replays the very two requests an agent round sends (the second one carries
+    # the tool call and its result)
+    asyncio.run(agent_round())
+    request_bodies = [{**body, "stream": True} for body in server.requests[-2:]]
     agent, bare = asyncio.run(run())
     app.shutdown()
     server.stop()

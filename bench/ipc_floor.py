@@ -30,7 +30,10 @@ import tempfile
 import threading
 import time
 
-from ipc import SESSIONS_DDL, SESSIONS_INSERT, Bench  # bench/ipc.py: the table and the baselines
+from ipc import DEFAULT_AGG_COUNT, SESSIONS_DDL, SESSIONS_INSERT, Bench  # bench/ipc.py: table, baselines
+
+from pando_core.runtime import bus as pando_bus  # only their wait settings
+from pando_core.runtime import client as pando_client
 
 HERE = os.path.abspath(__file__)
 # the sessions table as bench/ipc.py's baseline has it, plus what a real write also maintains:
@@ -43,10 +46,9 @@ SCHEMA = [
     ok INTEGER NOT NULL, result TEXT, created_at INTEGER NOT NULL, PRIMARY KEY (instance_id, seq))""",
 ]
 INSERT_KEY = "INSERT INTO applied_writes VALUES (?, ?, ?, 1, ?, ?)"
-# the same waiting as pando's (bus.spin_seconds, client.SPIN_SECONDS): the floor must not lose
-# to pando by sleeping where pando stays awake
-SPIN_SERVER_S = 0.0003
-SPIN_CLIENT_S = 0.0005
+# the same waiting as pando's: the floor must not lose to pando by sleeping where pando stays awake
+SPIN_SERVER_S = pando_bus.SPIN_SECONDS
+SPIN_CLIENT_S = pando_client.SPIN_SECONDS
 
 
 def open_db(path: str) -> sqlite3.Connection:
@@ -125,15 +127,21 @@ def write_clients(endpoint: str, threads: int, count: int) -> None:
     ctx = zmq.Context()
     instance = f"c{os.getpid()}"
 
-    def work(t: int) -> None:
+    dealers = []
+    for _ in range(threads):  # connected before "go": connecting is not part of the timed run
         dealer = ctx.socket(zmq.DEALER)
         dealer.connect(endpoint)
+        dealers.append(dealer)
+
+    def work(t: int) -> None:
+        dealer = dealers[t]
         for i in range(count):
             dealer.send_multipart([b"", request(f"{t}-{i}", f"{instance}-{t}", i)])
             json.loads(dealer.recv_multipart()[-1])
         dealer.close(0)
 
     workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    print("ready", flush=True)
     sys.stdin.readline()
     start = time.monotonic_ns()
     for w in workers:
@@ -196,15 +204,8 @@ def aggregate(tmp: str, procs: int, threads: int, count: int) -> float:
     endpoint = f"ipc://{tmp}/agg.sock"
     server = start("--serve", endpoint, "--db", f"{tmp}/agg.db")
     clients = [
-        subprocess.Popen(
-            [sys.executable, HERE, "--clients", endpoint, "--threads", str(threads), "--count", str(count)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(procs)
+        start("--clients", endpoint, "--threads", str(threads), "--count", str(count)) for _ in range(procs)
     ]
-    time.sleep(0.5)  # let the interpreters start; the clock starts at "go" in each client
     for c in clients:
         c.stdin.write("go\n")
         c.stdin.flush()
@@ -213,14 +214,16 @@ def aggregate(tmp: str, procs: int, threads: int, count: int) -> float:
         c.wait(30)
     stop_server(endpoint, server)
     elapsed = (max(s["end"] for s in spans) - min(s["start"] for s in spans)) / 1e9
-    return procs * threads * count / elapsed
+    with sqlite3.connect(f"file:{tmp}/agg.db?mode=ro", uri=True) as db:
+        committed = db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
+    return committed / elapsed
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--writes", type=int, default=3000)
-    parser.add_argument("--agg-count", type=int, default=300, help="writes per client thread")
+    parser.add_argument("--agg-count", type=int, default=DEFAULT_AGG_COUNT, help="writes per client thread")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--clients", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)

@@ -160,9 +160,9 @@ def test_read_only_database_refuses_writes(db, tmp_path):
     assert store.sessions.list() == []
     with pytest.raises(RuntimeError, match="read-only"):
         store.sessions.create(title="x")
-    with pytest.raises(sqlite3.OperationalError):
-        raw = sqlite3.connect(f"file:{db.path}?mode=ro", uri=True)
-        raw.execute("INSERT INTO sessions (id, title, created_at, updated_at, seq) VALUES ('x','x',1,1,1)")
+    # and its connection is read-only at the SQLite level too, not only by pando's check
+    with ro.read() as tx, pytest.raises(sqlite3.OperationalError, match="readonly"):
+        tx.raw.execute("INSERT INTO sessions (id, title, created_at, updated_at, seq) VALUES ('x','x',1,1,1)")
     ro.dispose()
 
 

@@ -222,10 +222,6 @@ class Database:
         """``listener(changes, writer_instance_id)`` runs after every committed write with changes."""
         self._commit_listeners.append(listener)
 
-    def remove_commit_listener(self, listener: Callable[[list[Change], str], None]) -> None:
-        if listener in self._commit_listeners:
-            self._commit_listeners.remove(listener)
-
     def notify(self, changes: list[Change], writer: str) -> None:
         for listener in list(self._commit_listeners):
             try:

@@ -134,6 +134,10 @@ class Reply:
             self._bus._finish(self._call, self._prefix, self._counted, exc=exc)
 
 
+SPIN_SECONDS = 0.0003
+"""How long the bus polls without sleeping after a burst of requests (``Bus(spin_seconds=...)``)."""
+
+
 def spin_poll(poller: zmq.Poller, until: float) -> list:
     """Poll without sleeping until something is ready or *until* (``perf_counter``) passes, then
     return what is ready ([] if nothing).  A reply or a next request that is due within a few
@@ -229,7 +233,7 @@ class Bus:
         hwm: int = 10_000,
         port_fallback: bool = True,
         metadata: Mapping[str, Any] | None = None,
-        spin_seconds: float = 0.0003,
+        spin_seconds: float = SPIN_SECONDS,
     ) -> None:
         if not isinstance(endpoints, Endpoints):
             endpoints = Endpoints.from_dict(endpoints)

@@ -44,12 +44,12 @@ PRIMARY = "primary"
 SECONDARY = "secondary"
 CONNECT_DEADLINE_S = 15.0
 # what a secondary always takes from the bus: heartbeats, promotion/shutdown notices, interrupts
-BASE_EVENT_PREFIXES = ("instance.", P.SESSION_INTERRUPT)
+BASE_EVENT_PREFIXES = (P.INSTANCE_PREFIX, P.SESSION_INTERRUPT)
 
 
 def _takes_changes(prefix: str) -> bool:
     """Whether a subscription to *prefix* takes change events (``db.*``)."""
-    return prefix.startswith("db.") or "db.".startswith(prefix)
+    return prefix.startswith(P.DB_PREFIX) or P.DB_PREFIX.startswith(prefix)
 
 
 
@@ -373,8 +373,8 @@ class Runtime:
 
     def _subscribe(self, client: Client, prefix: str) -> None:
         """Take the topics starting with *prefix* too (caller holds ``_state_lock``)."""
-        if prefix.startswith("db."):
-            prefix = "db."  # every change, so change_seq has no gaps that are only other tables
+        if prefix.startswith(P.DB_PREFIX):
+            prefix = P.DB_PREFIX  # every change, so change_seq has no gaps that are only other tables
         if any(prefix.startswith(taken) for taken in self._subscribed):
             return
         self._subscribed.append(prefix)
@@ -390,7 +390,7 @@ class Runtime:
             return
         self._last_event = event
         topic = event.topic
-        if topic.startswith("db."):
+        if topic.startswith(P.DB_PREFIX):
             self._check_change_seq(event, event.payload, heartbeat=False)
         elif topic == P.INSTANCE_HEARTBEAT:
             if self._tracking_changes:

@@ -118,7 +118,7 @@ class WriteCoordinator:
     def _enqueue(self, pending: _Pending) -> None:
         with self._lock:
             if not self._closed:
-                self._outstanding += 1  # until its batch is applied (see _loop)
+                self._outstanding += 1  # until its batch is applied (see _apply_queued)
                 self._queue.put(pending)
                 return
         pending.fail(RpcError(kind="unavailable", message="primary is shutting down"))
@@ -166,8 +166,8 @@ class WriteCoordinator:
                 self._enqueue(pending)
             return
         try:
-            if self._apply(batch, announce=False):
-                self._unpublished = batch
+            if self._apply(batch):
+                self._unpublished = batch  # announced by announce_round, after the replies
         finally:
             self.db.write_lock.release()
 
@@ -199,12 +199,13 @@ class WriteCoordinator:
 
     def _apply_queued(self, batch: list[_Pending]) -> None:
         try:
-            self._apply(batch)
+            if self._apply(batch):
+                self._announce(batch)
         finally:
             with self._lock:
                 self._outstanding -= len(batch)
 
-    def _apply(self, batch: list[_Pending], *, announce: bool = True) -> bool:
+    def _apply(self, batch: list[_Pending]) -> bool:
         """Apply *batch* as one transaction and answer each write; False if it did not commit."""
         outcomes: list[tuple[bool, Any, str | None]] = []  # (ok, result or error, result as JSON)
         try:
@@ -225,8 +226,6 @@ class WriteCoordinator:
                 item.succeed(value, encoded)
             else:
                 item.fail(value)
-        if announce:
-            self._announce(batch)
         return True
 
     def _announce(self, batch: list[_Pending]) -> None:
@@ -280,7 +279,7 @@ class WriteCoordinator:
                 error = error_from_kind("validation", f"{item.method}: {error}")
             if isinstance(error, PandoError) and error.kind in RECORDED_ERROR_KINDS:
                 if item.key is not None:
-                    self._record(raw, item, False, json.dumps({"kind": error.kind, "message": str(error)}))
+                    self._record(raw, item, False, encode_json({"kind": error.kind, "message": str(error)}))
                 return False, error, None
             if isinstance(error, PandoError):
                 return False, error, None

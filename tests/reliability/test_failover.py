@@ -98,7 +98,11 @@ def test_stopped_primary_is_reported_not_replaced(cluster, workdir):
         pending = secondaries[1].mark()
         secondaries[1].send(op="write", sid="during-stop", tag="during-stop")
         assert secondaries[0].command(op="role")["result"]["role"] == "secondary"
-        assert not db_rows(workdir, "SELECT id FROM sessions WHERE id = 'during-stop'")
+        hold_for(
+            lambda: not db_rows(workdir, "SELECT id FROM sessions WHERE id = 'during-stop'"),
+            1.0,
+            "no write while the primary is stopped",
+        )
     finally:
         primary.kill(signal.SIGCONT)
 

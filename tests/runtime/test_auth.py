@@ -39,12 +39,12 @@ def _tcp_bus(make_bus, tmp_path, auth):
 def _assert_locked_out(bus, client, counter, helpers):
     events: list[P.Event] = []
     client.subscribe("", events.append)
+    for _ in range(5):  # published first: the two waits below give them time to arrive, if they could
+        bus.publish("secret.stuff", {"token": "xyz"})
     with pytest.raises(RpcTimeout):
         client.call("count", timeout=0.3)
     with pytest.raises(RpcTimeout):
         client.ping(timeout=0.2)
-    for _ in range(5):
-        bus.publish("secret.stuff", {"token": "xyz"})
     assert counter["n"] == 0  # the handler never ran
     assert events == [] and client.last_heartbeat is None
 

@@ -133,6 +133,7 @@ def test_parked_acquire_is_abandoned_on_stop(tmp_path):
     stop, result = threading.Event(), {}
     t = _park(waiter, stop, result)
     try:
+        assert not t.join(0.05) and "won" not in result  # parked while the lock is held
         time_stop = time.monotonic()
         stop.set()
         t.join(5)
