@@ -42,7 +42,7 @@ def build_cli() -> typer.Typer:
         timeout: float = typer.Option(1.0, "--timeout", help="seconds"),
     ) -> None:
         """Call one hook or filter with JSON input and print the result as JSON."""
-        from .engine import LuaEngine, LuaLoadError, PandoLuaError
+        from .engine import BUILTIN_SERVER, LuaEngine, LuaLoadError, PandoLuaError, _split_filter
 
         try:
             data = json.loads(input)
@@ -58,13 +58,13 @@ def build_cli() -> typer.Typer:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
         try:
-            if hook.endswith(("-input", "-output", "_input", "_output")):
-                name = hook.replace("_input", "-input").replace("_output", "-output")
-                tool = name.rsplit("-", 1)[0]
-                # like the agent's wiring: "<tool>-input", then "builtin-input", then "global-input"
-                result = engine.call_filter(name, data, context={"tool_name": tool}, fallback="builtin")
-            else:
+            try:
+                tool, _ = _split_filter(hook)  # "<tool>-input" / "<tool>_output" …
+            except ValueError:
                 result = engine.call_hook(hook.removeprefix("hook_"), data)
+            else:
+                # like the agent's wiring: "<tool>-input", then "builtin-input", then "global-input"
+                result = engine.call_filter(hook, data, context={"tool_name": tool}, fallback=BUILTIN_SERVER)
         except PandoLuaError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None

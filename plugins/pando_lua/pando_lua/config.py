@@ -8,7 +8,8 @@ Accepted keys (aliases from the Go configuration in brackets):
 ``scripts`` [``script_path``]
     list of script paths (a single string is accepted as a one-element list).
 ``timeout``
-    seconds per call: a positive number, or a Go-style duration string (``"500ms"``, ``"2s"``, ``"1m"``).
+    seconds per call: a positive number, or a Go-style duration string (``"500ms"``, ``"2s"``, ``"1m30s"``,
+    ``"1h"``; parsed by ``pando_core.goal.parse_duration``).
 ``strict`` [``strict_mode``]
     bool: errors and timeouts raise instead of passing data through unchanged.
 ``hot_reload``
@@ -22,26 +23,30 @@ Accepted keys (aliases from the Go configuration in brackets):
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pando_core.errors import ConfigError
 
+from .plugin import SECTION  # the declared [lua] section holds the defaults
+
 __all__ = ["LuaConfig", "LuaConfigError", "DEFAULT_MEMORY_LIMIT", "MIN_MEMORY_LIMIT"]
 
-DEFAULT_MEMORY_LIMIT = 32 * 1024 * 1024
+_DEFAULTS = {key: f.default for key, f in SECTION.fields.items()}
+DEFAULT_MEMORY_LIMIT: int = _DEFAULTS["memory_limit"]
 MIN_MEMORY_LIMIT = 1024 * 1024
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*$")
-_DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _SIZE_FACTORS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
+# Go spellings, for mappings given to from_dict directly. The core loader does not know them: it warns
+# "unknown key", and its section() also fills in ``scripts``, so ``script_path`` is then "given twice".
 _ALIASES = {"script_path": "scripts", "strict_mode": "strict"}
 _IGNORED = {"enabled"}
-_KNOWN = ("scripts", "timeout", "strict", "hot_reload", "memory_limit")
+_KNOWN = tuple(SECTION.fields)
 
 
 class LuaConfigError(ConfigError, ValueError):
@@ -56,11 +61,11 @@ def _describe(value: Any) -> str:
 
 @dataclass
 class LuaConfig:
-    scripts: list[str] = field(default_factory=list)
-    timeout: float = 1.0
-    strict: bool = False
-    hot_reload: bool = True
-    memory_limit: int = DEFAULT_MEMORY_LIMIT
+    scripts: list[str] = field(default_factory=_DEFAULTS["scripts"].copy)
+    timeout: float = _DEFAULTS["timeout"]
+    strict: bool = _DEFAULTS["strict"]
+    hot_reload: bool = _DEFAULTS["hot_reload"]
+    memory_limit: int = _DEFAULTS["memory_limit"]
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> LuaConfig:
@@ -70,8 +75,6 @@ class LuaConfig:
             raise LuaConfigError(f"lua: expected a table/mapping of settings, got {_describe(d)}")
         values: dict[str, Any] = {}
         for raw_key, value in d.items():
-            if not isinstance(raw_key, str):
-                raise LuaConfigError(f"lua: setting names must be strings, got {_describe(raw_key)}")
             if raw_key in _IGNORED:
                 continue
             key = _ALIASES.get(raw_key, raw_key)
@@ -83,13 +86,7 @@ class LuaConfig:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "scripts": list(self.scripts),
-            "timeout": self.timeout,
-            "strict": self.strict,
-            "hot_reload": self.hot_reload,
-            "memory_limit": self.memory_limit,
-        }
+        return asdict(self)
 
 
 def _scripts(key: str, value: Any) -> list[str]:
@@ -106,17 +103,14 @@ def _scripts(key: str, value: Any) -> list[str]:
 
 
 def _timeout(key: str, value: Any) -> float:
+    from pando_core.goal import parse_duration  # here: pando_core.goal imports asyncio
+
     expected = "a positive number of seconds (or a duration string like '2s' / '500ms')"
-    seconds: float | None = None
-    if isinstance(value, bool):
+    try:
+        seconds = None if isinstance(value, bool) else parse_duration(value)
+    except ValueError:
         seconds = None
-    elif isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            seconds = float(m.group(1)) * _DURATION_FACTORS[m.group(2)]
-    if seconds is None or not seconds > 0 or seconds == float("inf"):
+    if seconds is None or not seconds > 0 or not math.isfinite(seconds):
         raise LuaConfigError(f"lua.{key}: expected {expected}, got {_describe(value)}")
     return seconds
 

@@ -910,9 +910,7 @@ class _Runtime:
             tbl = self._table_from([null if x is None else self.to_lua(x, depth + 1, nulls) for x in v])
             self._setmetatable(tbl, self._array_mt)
             return tbl
-        if isinstance(v, bool):
-            return bool(v)
-        if isinstance(v, int):
+        if isinstance(v, int):  # an int subclass (bool cannot be subclassed: handled above)
             return self.to_lua(int(v), depth, nulls)
         if isinstance(v, float):
             return float(v)
@@ -1142,7 +1140,7 @@ class LuaEngine:
             servers = [server] if not fallback else [server, fallback]
             candidates: list[str] = []
             for s in servers:
-                candidates.append(f"{s.replace('_', '-').replace('.', '-')}-{direction}")
+                candidates.append(filter_name(s, direction))
                 candidates.append(f"{s.replace('-', '_').replace('.', '_')}_{direction}")
             candidates += [f"global-{direction}", f"global_{direction}"]
             names = tuple(dict.fromkeys(n.encode("utf-8", "surrogatepass") for n in candidates))

@@ -14,6 +14,9 @@ from typing import Any
 from pando_core import hookimpl
 from pando_core.config import ConfigSection, Field
 
+# The declared [lua] section: the one place the defaults are written (LuaConfig's come from here).
+# It stays in this module, which every `pando` start imports, so that config.py is loaded only when
+# an App is built.
 SECTION = ConfigSection(
     "lua",
     {
@@ -67,15 +70,20 @@ def pando_config_sections():
 
 @hookimpl
 def pando_app_subsystems(app):
+    from .config import LuaConfig
+
+    config = LuaConfig.from_dict(app.config.section("lua"))  # LuaConfigError is a core ConfigError
+    if not config.scripts:
+        # nothing to run: no engine, worker thread or Lua state; every hook returns at once (no app.lua)
+        return None
+
     import logging
 
     from pando_core.errors import ConfigError
 
-    from .config import LuaConfig
     from .engine import LuaEngine, LuaLoadError
     from .helpers import LuaHelpers
 
-    config = LuaConfig.from_dict(app.config.section("lua"))  # LuaConfigError is a core ConfigError
     helpers = LuaHelpers(
         workdir=str(app.workdir),
         config=app.config.redacted(),

@@ -50,6 +50,9 @@ def test_valid_values_and_aliases() -> None:
     assert go.scripts == ["hooks.lua"] and go.strict and go.timeout == 5.0
     assert LuaConfig.from_dict({"timeout": "250ms"}).timeout == 0.25
     assert LuaConfig.from_dict({"timeout": "1m"}).timeout == 60.0
+    # pando_core.goal.parse_duration: hours and compound durations too
+    assert LuaConfig.from_dict({"timeout": "1m30s"}).timeout == 90.0
+    assert LuaConfig.from_dict({"timeout": "1h"}).timeout == 3600.0
     assert LuaConfig.from_dict({"memory_limit": "64MiB"}).memory_limit == 64 << 20
     assert LuaConfig.from_dict({"memory_limit": "2g"}).memory_limit == 2 << 30
     assert LuaConfig.from_dict({"scripts": "single.lua"}).scripts == ["single.lua"]
@@ -63,6 +66,8 @@ def test_valid_values_and_aliases() -> None:
         ({"timeout": "soon"}, ["lua.timeout", "positive number of seconds", "'soon' (str)"]),
         ({"timeout": 0}, ["lua.timeout", "positive"]),
         ({"timeout": True}, ["lua.timeout", "True (bool)"]),
+        ({"timeout": "inf"}, ["lua.timeout", "positive number of seconds"]),
+        ({"timeout": "-2s"}, ["lua.timeout", "positive number of seconds"]),
         ({"strict": "yes"}, ["lua.strict", "expected a bool", "'yes' (str)"]),
         ({"hot_reload": 1}, ["lua.hot_reload", "expected a bool", "1 (int)"]),
         ({"memory_limit": "lots"}, ["lua.memory_limit", "positive integer number of bytes"]),

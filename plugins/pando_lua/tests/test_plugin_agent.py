@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from pando_core.testing.model_server import Reply
 from pando_core.testing.pytest_plugin import write_model_config
 
@@ -96,3 +98,36 @@ def test_lua_cli(pando_workdir, run_pando):
     assert json.loads(hook.stdout) == {"modified_content": "REWRITTEN: x"}
     filt = run_pando(*lua, "run", "t.lua", "--hook", "bash-input", "--input", '{"command": "ls"}')
     assert json.loads(filt.stdout) == {"command": "echo filtered"}
+
+
+def test_no_scripts_builds_no_engine(model_server, make_app):
+    """The default (no scripts): no Lua runtime, no app.lua, every hook returns at once."""
+    app = make_app(plugins=["lua"], model_server=model_server)
+    assert "lua" not in app.subsystems and getattr(app, "lua", None) is None
+
+
+def test_bad_config_is_refused_even_without_scripts(model_server, make_app):
+    from pando_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="lua.timeout"):
+        make_app(plugins=["lua"], model_server=model_server, config='\n[lua]\ntimeout = "soon"\n')
+
+
+def test_lua_cli_filter_name_spellings(tmp_path):
+    """`--hook` takes `<tool>-input` and `<tool>_input` alike (the engine's own parsing)."""
+    from pando_lua.cli import build_cli
+    from typer.testing import CliRunner
+
+    script = tmp_path / "t.lua"
+    script.write_text(SCRIPT)
+    runner = CliRunner()
+    for hook in ("bash-input", "bash_input"):
+        result = runner.invoke(
+            build_cli(), ["run", str(script), "--hook", hook, "--input", '{"command": "ls"}']
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == {"command": "echo filtered"}
+    out = runner.invoke(
+        build_cli(), ["run", str(script), "--hook", "grep_output", "--input", '{"output": "x"}']
+    )
+    assert json.loads(out.stdout) == {"output": "x [lua]"}  # no grep/builtin filter: global_output

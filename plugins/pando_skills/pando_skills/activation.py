@@ -57,16 +57,8 @@ def _first_trigger(skill: Skill, norm_prompt: str) -> str | None:
     return None
 
 
-def should_activate(skill: Skill, prompt: str) -> bool:
-    return matching_trigger(skill, prompt) is not None
-
-
-def names_skill(skill: Skill, prompt: str) -> bool:
-    """True when the prompt names the skill as whole words ("use the sql-tuning skill", "/sql-tuning")."""
-    return _named_in(skill, normalise(prompt))
-
-
 def _named_in(skill: Skill, norm_prompt: str) -> bool:
+    """True when the prompt names the skill as whole words ("use the sql-tuning skill", "/sql-tuning")."""
     name = normalise(skill.name)
     if not name:
         return False
@@ -177,9 +169,6 @@ class ActiveSkills:
     def deactivate(self, name: str) -> bool:
         return self._active.pop(name, None) is not None
 
-    def clear(self) -> None:
-        self._active.clear()
-
     def refresh(self, skills: Iterable[Skill]) -> None:
         """After rediscovery: swap in the new Skill objects by name, drop skills that no longer exist."""
         current = {skill.name: skill for skill in skills}
@@ -190,7 +179,8 @@ class ActiveSkills:
                 del self._active[name]
 
 
-def _one_line(text: str, limit: int = MAX_LISTED_DESCRIPTION) -> str:
+def one_line(text: str, limit: int = MAX_LISTED_DESCRIPTION) -> str:
+    """`text` on one line (whitespace collapsed), cut to `limit` characters with "…"."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
@@ -200,7 +190,7 @@ def prompt_section(skills: Iterable[Skill], *, tools: bool = False) -> str:
     with disable-model-invocation) and how to use them. Empty string when there are no skills."""
     lines = []
     for skill in skills:
-        line = f"- **{skill.name}**: {_one_line(skill.description) or '(no description)'}"
+        line = f"- **{skill.name}**: {one_line(skill.description) or '(no description)'}"
         if skill.triggers:
             line += f" (use when: {', '.join(skill.triggers)})"
         lines.append(line)

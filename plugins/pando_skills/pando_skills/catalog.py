@@ -24,9 +24,10 @@ if TYPE_CHECKING:  # httpx is imported when the catalog is used, not at start-up
 
 from . import __version__
 from .errors import CatalogError
+from .plugin import SECTION
 
-DEFAULT_CATALOG_URL = "https://skills.sh"
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_CATALOG_URL: str = SECTION.fields["catalog_url"].default
+DEFAULT_TIMEOUT: float = SECTION.fields["catalog_timeout"].default
 _GITHUB_SHORTHAND = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 

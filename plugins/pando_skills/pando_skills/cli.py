@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from .config import SCOPES, SkillsSettings
+from .config import SkillsSettings
 from .errors import SkillsError
 
 if TYPE_CHECKING:
@@ -20,24 +18,8 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-
-def _lib() -> SimpleNamespace:
-    """The skills library, imported when a command runs rather than when `pando` starts."""
-    from . import catalog, discovery, installer, tools
-
-    return SimpleNamespace(
-        discover_skills=discovery.discover_skills,
-        install=installer.install,
-        install_many=installer.install_many,
-        scaffold=installer.scaffold,
-        skills_root=installer.skills_root,
-        uninstall=installer.uninstall,
-        find_skill=tools.find_skill,
-        list_resources=tools.list_resources,
-        unknown_skill_message=tools.unknown_skill_message,
-        CatalogClient=catalog.CatalogClient,
-        format_installs=catalog.format_installs,
-    )
+# The skills library (discovery, installer, catalog, tools) is imported inside each command, when it
+# runs, rather than when `pando` starts.
 
 
 def _fail(message: str) -> typer.Exit:
@@ -62,30 +44,25 @@ def _one_line_errors(func: F) -> F:
 
 
 def _scope(settings: SkillsSettings, scope: str | None) -> str:
-    value = scope or settings.default_scope
-    if value not in SCOPES:
-        raise _fail(f"--scope must be 'project' or 'global', got {value!r}")
-    return value
+    from .installer import check_scope
+
+    return check_scope(scope or settings.default_scope, "--scope")
 
 
-def _where(skill: Skill, settings: SkillsSettings) -> str:
-    labels = {
-        settings.home / ".pando" / "skills": "global",
-        settings.workdir / ".pando" / "skills": "project",
-        settings.home / ".claude" / "skills": "claude-global",
-        settings.workdir / ".claude" / "skills": "claude-project",
-    }
-    if skill.source_root is None:
-        return str(skill.root)
-    for root, label in labels.items():
-        if Path(os.path.normpath(root.expanduser().absolute())) == skill.source_root:
-            return label
-    return str(skill.source_root)
+def _locations(settings: SkillsSettings) -> Callable[[Skill], str]:
+    """`location` of a listed skill: the label of its standard root, else the root (or skill) path.
+    The label map is built once per command."""
+    from .discovery import standard_roots
 
+    # dict: when home == workdir the later (project) label wins, as it always has
+    labels = {root: label for label, root in standard_roots(settings.workdir, settings.home)}
 
-def _short(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    def where(skill: Skill) -> str:
+        if skill.source_root is None:
+            return str(skill.root)
+        return labels.get(skill.source_root, str(skill.source_root))
+
+    return where
 
 
 def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
@@ -97,18 +74,23 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
     )
 
     def discover(settings: SkillsSettings) -> tuple[list[Skill], list[str]]:
-        result = _lib().discover_skills(settings.workdir, settings.home, settings.paths)
+        from .discovery import discover_skills
+
+        result = discover_skills(settings.workdir, settings.home, settings.paths)
         return result.skills, result.warnings
 
     @app.command("list")
     @_one_line_errors
     def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """List the discovered skills (first definition of a name wins)."""
+        from .activation import one_line
+
         settings = get_settings()
         skills, warnings = discover(settings)
+        where = _locations(settings)
         if as_json:
             payload = {
-                "skills": [{**s.to_dict(), "location": _where(s, settings)} for s in skills],
+                "skills": [{**s.to_dict(), "location": where(s)} for s in skills],
                 "warnings": warnings,
             }
             typer.echo(json.dumps(payload, indent=2))
@@ -121,19 +103,19 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
         width = max(len(s.name) for s in skills)
         for skill in skills:
             flags = " (manual)" if skill.disable_model_invocation else ""
-            typer.echo(
-                f"{skill.name:<{width}}  {_short(skill.description, 70)}{flags}  [{_where(skill, settings)}]"
-            )
+            typer.echo(f"{skill.name:<{width}}  {one_line(skill.description, 70)}{flags}  [{where(skill)}]")
 
     @app.command("show")
     @_one_line_errors
     def show_command(name: str = typer.Argument(..., help="Skill name.")) -> None:
         """Show a skill's metadata, resource files and instructions."""
+        from .tools import find_skill, list_resources, unknown_skill_message
+
         settings = get_settings()
         skills, _ = discover(settings)
-        skill = _lib().find_skill(skills, name)
+        skill = find_skill(skills, name)
         if skill is None:
-            raise _fail(_lib().unknown_skill_message(name, skills))
+            raise _fail(unknown_skill_message(name, skills))
         rows = [
             ("name", skill.name),
             ("description", skill.description),
@@ -144,14 +126,14 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
             ("license", skill.license or ""),
             ("author", skill.author or ""),
             ("allowed-tools", ", ".join(skill.allowed_tools)),
-            ("location", _where(skill, settings)),
+            ("location", _locations(settings)(skill)),
             ("path", str(skill.path)),
             ("tokens", str(skill.tokens)),
         ]
         for key, value in rows:
             if value:
                 typer.echo(f"{key}: {value}")
-        resources, more = _lib().list_resources(skill)
+        resources, more = list_resources(skill)
         if resources:
             typer.echo("resources:")
             for resource in resources:
@@ -169,15 +151,17 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
         directory: Path | None = typer.Option(None, "--dir", help="Create it under this directory instead."),
     ) -> None:
         """Create a skill from a template SKILL.md."""
+        from .installer import scaffold, skills_root
+
         settings = get_settings()
         dest = (
             directory
             if directory is not None
-            else _lib().skills_root(_scope(settings, scope), settings.workdir, settings.home)
+            else skills_root(_scope(settings, scope), settings.workdir, settings.home)
         )
         if not dest.is_absolute():
             dest = settings.workdir / dest
-        path = _lib().scaffold(name, dest)
+        path = scaffold(name, dest)
         typer.echo(f"Created {path}")
 
     @app.command("install")
@@ -190,12 +174,13 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
         all_skills: bool = typer.Option(False, "--all", help="Install every skill of the source."),
     ) -> None:
         """Install a skill from a directory, a git repository or the skills.sh catalog."""
+        from .catalog import CatalogClient
+        from .installer import install, install_many
+
         settings = get_settings()
         chosen_scope = _scope(settings, scope)
         catalog = (
-            _lib().CatalogClient(settings.catalog_url, settings.catalog_timeout)
-            if settings.catalog_url
-            else None
+            CatalogClient(settings.catalog_url, settings.catalog_timeout) if settings.catalog_url else None
         )
         kwargs: dict[str, Any] = {
             "scope": chosen_scope,
@@ -205,9 +190,7 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
             "catalog": catalog,
             "skill": skill,
         }
-        installed = (
-            _lib().install_many(source, **kwargs) if all_skills else [_lib().install(source, **kwargs)]
-        )
+        installed = install_many(source, **kwargs) if all_skills else [install(source, **kwargs)]
         for item in installed:
             details = [item.source_type]
             if item.commit:
@@ -226,12 +209,13 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
         limit: int = typer.Option(10, "--limit", min=1, max=100, help="Maximum results."),
     ) -> None:
         """Search the skills.sh catalog."""
+        from .activation import one_line
+        from .catalog import CatalogClient, format_installs
+
         settings = get_settings()
         if not settings.catalog_url:
             raise _fail("the skills catalog is disabled in the configuration")
-        results = (
-            _lib().CatalogClient(settings.catalog_url, settings.catalog_timeout).search(query, limit=limit)
-        )
+        results = CatalogClient(settings.catalog_url, settings.catalog_timeout).search(query, limit=limit)
         if as_json:
             typer.echo(json.dumps({"query": query, "skills": [r.to_dict() for r in results]}, indent=2))
             return
@@ -240,8 +224,8 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
             return
         width = max(len(r.id) for r in results)
         for result in results:
-            about = _short(result.description, 60) if result.description else result.source
-            typer.echo(f"{result.id:<{width}}  {_lib().format_installs(result.installs):>14}  {about}")
+            about = one_line(result.description, 60) if result.description else result.source
+            typer.echo(f"{result.id:<{width}}  {format_installs(result.installs):>14}  {about}")
         typer.echo("Install one with: pando skills install ID")
 
     @app.command("uninstall")
@@ -251,8 +235,10 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
         scope: str | None = typer.Option(None, "--scope", help="project or global."),
     ) -> None:
         """Remove an installed skill and its lock entry."""
+        from .installer import uninstall
+
         settings = get_settings()
-        path = _lib().uninstall(name, _scope(settings, scope), settings.workdir, settings.home)
+        path = uninstall(name, _scope(settings, scope), settings.workdir, settings.home)
         typer.echo(f"Removed {name} from {path.parent}")
 
     return app

@@ -8,15 +8,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .catalog import DEFAULT_CATALOG_URL
 from .errors import ConfigError
+from .plugin import SECTION  # the declared [skills] section holds the defaults
 
-SCOPES = ("project", "global")
+_DEFAULTS = {key: f.default for key, f in SECTION.fields.items()}
+SCOPES: tuple[str, ...] = SECTION.fields["default_scope"].choices or ()
 
 
 @dataclass
 class SkillsConfig:
-    """`[skills]` section.
+    """`[skills]` section (defaults: `SECTION`).
 
     - enabled: discover skills and add them to the system prompt (default true)
     - paths: extra discovery roots after the four standard ones (relative → working directory)
@@ -27,16 +28,16 @@ class SkillsConfig:
     - match_names: also activate a skill the user names explicitly (off by default)
     """
 
-    enabled: bool = True
-    paths: list[str] = field(default_factory=list)
-    catalog_url: str = DEFAULT_CATALOG_URL
-    catalog_enabled: bool = True
-    catalog_timeout: float = 10.0
-    default_scope: str = "project"
-    budget_tokens: int = 4000
-    max_active: int = 20
-    tools: bool = True
-    match_names: bool = False
+    enabled: bool = _DEFAULTS["enabled"]
+    paths: list[str] = field(default_factory=_DEFAULTS["paths"].copy)
+    catalog_url: str = _DEFAULTS["catalog_url"]
+    catalog_enabled: bool = _DEFAULTS["catalog_enabled"]
+    catalog_timeout: float = _DEFAULTS["catalog_timeout"]
+    default_scope: str = _DEFAULTS["default_scope"]
+    budget_tokens: int = _DEFAULTS["budget_tokens"]
+    max_active: int = _DEFAULTS["max_active"]
+    tools: bool = _DEFAULTS["tools"]
+    match_names: bool = _DEFAULTS["match_names"]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, section: str = "skills") -> SkillsConfig:
@@ -74,10 +75,10 @@ class SkillsSettings:
 
     workdir: Path
     home: Path
-    paths: list[str] = field(default_factory=list)
-    catalog_url: str = DEFAULT_CATALOG_URL  # "" = catalog disabled
-    default_scope: str = "project"
-    catalog_timeout: float = 10.0
+    paths: list[str] = field(default_factory=_DEFAULTS["paths"].copy)
+    catalog_url: str = _DEFAULTS["catalog_url"]  # "" = catalog disabled
+    default_scope: str = _DEFAULTS["default_scope"]
+    catalog_timeout: float = _DEFAULTS["catalog_timeout"]
 
 
 def _norm(key: object) -> str:
@@ -85,7 +86,8 @@ def _norm(key: object) -> str:
     return text.lower().replace("-", "").replace("_", "")
 
 
-# normalised key -> (attribute, kind)
+# normalised key -> (attribute, kind). The spellings other than the SECTION names are for mappings given
+# to from_dict directly; the core loader passes them on too, but warns that they are unknown keys.
 _KEYS: dict[str, tuple[str, str]] = {
     "enabled": ("enabled", "bool"),
     "paths": ("paths", "paths"),

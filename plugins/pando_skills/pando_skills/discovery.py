@@ -24,20 +24,31 @@ class DiscoveryResult:
         return None
 
 
+def standard_roots(workdir: Path | str, home: Path | str | None = None) -> list[tuple[str, Path]]:
+    """The four standard roots with the label `pando skills list` shows, in precedence order:
+    ~/.pando/skills (global), <wd>/.pando/skills (project), ~/.claude/skills (claude-global),
+    <wd>/.claude/skills (claude-project). Paths are absolute and normalised."""
+    workdir = Path(workdir).expanduser().absolute()
+    home_dir = Path(home).expanduser().absolute() if home is not None else Path.home()
+    return [
+        (label, Path(os.path.normpath(base / tool / "skills")))
+        for label, base, tool in (
+            ("global", home_dir, ".pando"),
+            ("project", workdir, ".pando"),
+            ("claude-global", home_dir, ".claude"),
+            ("claude-project", workdir, ".claude"),
+        )
+    ]
+
+
 def discovery_roots(
     workdir: Path | str, home: Path | str | None = None, extra_paths: Iterable[str] = ()
 ) -> list[Path]:
-    """The roots in precedence order, highest first (duplicates removed, missing ones kept):
-    ~/.pando/skills, <wd>/.pando/skills, ~/.claude/skills, <wd>/.claude/skills, then each configured path
-    (`~` expanded; relative paths joined to the working directory)."""
+    """The roots in precedence order, highest first (duplicates removed, missing ones kept): the
+    `standard_roots`, then each configured path (`~` expanded; relative paths joined to the working
+    directory)."""
+    roots = [root for _, root in standard_roots(workdir, home)]
     workdir = Path(workdir).expanduser().absolute()
-    home_dir = Path(home).expanduser().absolute() if home is not None else Path.home()
-    roots = [
-        home_dir / ".pando" / "skills",
-        workdir / ".pando" / "skills",
-        home_dir / ".claude" / "skills",
-        workdir / ".claude" / "skills",
-    ]
     for raw in extra_paths:
         if not str(raw).strip():
             continue

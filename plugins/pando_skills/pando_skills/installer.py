@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -61,18 +61,14 @@ class InstalledSkill:
             "installed_at": self.installed_at,
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["path"] = str(self.path)
-        return data
-
 
 # --------------------------------------------------------------------------------------------- locations
 
 
-def check_scope(scope: str) -> str:
+def check_scope(scope: str, what: str = "scope") -> str:
+    """`scope` when it is one of SCOPES; else an InstallError naming `what` (the CLI says "--scope")."""
     if scope not in SCOPES:
-        raise InstallError(f"scope must be 'project' or 'global', got {scope!r}")
+        raise InstallError(f"{what} must be 'project' or 'global', got {scope!r}")
     return scope
 
 
@@ -432,12 +428,10 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _place(skill: Skill, root: Path, force: bool) -> tuple[Path, str, bool]:
+def _place(skill: Skill, root: Path) -> tuple[Path, str, bool]:
     """Copy `skill` into `root/<name>` atomically (staging dir + rename). Returns (dest, checksum, replaced)."""
     dest = root / skill.name
-    exists = dest.exists() or dest.is_symlink()
-    if exists and not force:
-        raise InstallError(f"skill '{skill.name}' is already installed at {dest} (use --force to replace it)")
+    exists = dest.exists() or dest.is_symlink()  # without `force`, _install_from has refused this
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
     old: Path | None = None
@@ -478,8 +472,7 @@ def _install_from(
     meta: dict[str, Any],
 ) -> list[InstalledSkill]:
     seen: dict[str, Skill] = {}
-    for skill in skills:
-        _check_name(skill.name)
+    for skill in skills:  # parse_skill has already refused bad names (name_problem)
         if skill.name in seen:
             raise InstallError(
                 f"two skills of the source are named '{skill.name}': {seen[skill.name].path}, {skill.path}"
@@ -496,7 +489,7 @@ def _install_from(
     installed: list[InstalledSkill] = []
     try:
         for skill in skills:
-            installed.append(_install_one(skill, scope, root, other_root, force, meta))
+            installed.append(_install_one(skill, scope, root, other_root, meta))
             lock["skills"][skill.name] = installed[-1].lock_entry()
     finally:
         if installed:  # record what was installed even when a later skill failed
@@ -505,9 +498,9 @@ def _install_from(
 
 
 def _install_one(
-    skill: Skill, scope: str, root: Path, other_root: Path, force: bool, meta: dict[str, Any]
+    skill: Skill, scope: str, root: Path, other_root: Path, meta: dict[str, Any]
 ) -> InstalledSkill:
-    dest, checksum, replaced = _place(skill, root, force)
+    dest, checksum, replaced = _place(skill, root)
     item = InstalledSkill(
         name=skill.name,
         path=dest,
@@ -633,8 +626,8 @@ def uninstall(
     root = skills_root(scope, workdir, home)
     target = root / name
     on_disk = target.exists() or target.is_symlink()
-    lock = read_lock(root) if lock_path(root).exists() else None
-    in_lock = lock is not None and name in lock["skills"]
+    lock = read_lock(root)  # empty when there is no lock file
+    in_lock = name in lock["skills"]
     if not on_disk and not in_lock:
         if missing_ok:
             return target
@@ -644,7 +637,7 @@ def uninstall(
             _remove(target)
         except OSError as exc:
             raise InstallError(f"cannot remove {target}: {exc.strerror or exc}") from None
-    if lock is not None and in_lock:
+    if in_lock:
         del lock["skills"][name]
         write_lock(root, lock)
     return target

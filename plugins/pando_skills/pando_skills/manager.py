@@ -9,7 +9,7 @@ from .activation import ActiveSkills, active_section, match_skills, prompt_secti
 from .config import SkillsConfig
 from .discovery import discover_skills
 from .model import Skill
-from .tools import find_skill, make_tools
+from .tools import make_tools
 
 
 class SkillManager:
@@ -24,22 +24,13 @@ class SkillManager:
         self.config = config or SkillsConfig()
         self._skills: list[Skill] = []
         self._listing = ""  # the "Available Skills" section, built once per discovery
-        self.warnings: list[str] = []
 
     def reload(self) -> list[str]:
         """(Re)discover the skills; returns the warnings (malformed files, duplicates)."""
         result = discover_skills(self.workdir, self.home, self.config.paths)
         self._skills = result.skills
         self._listing = prompt_section(self._skills, tools=self.config.tools)
-        self.warnings = result.warnings
-        return self.warnings
-
-    @property
-    def skills(self) -> list[Skill]:
-        return list(self._skills)
-
-    def get(self, name: str) -> Skill | None:
-        return find_skill(self._skills, name)
+        return result.warnings
 
     def new_context(self, budget_tokens: int | None = None) -> ActiveSkills:
         """Per-agent active-skill set (budget defaults to the configured budget_tokens)."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from .errors import SkillParseError
 from .model import Skill, name_problem
+
+if TYPE_CHECKING:  # PyYAML is imported when a SKILL.md is parsed, not when the App is built
+    import yaml
 
 MAX_SKILL_FILE_BYTES = 2 * 1024 * 1024
 
@@ -79,10 +80,14 @@ def parse_skill_text(text: str, path: Path | str, source_root: Path | None = Non
     path = Path(path)
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     front_text, body = split_front_matter(text, path)
-    try:
-        data = yaml.safe_load(front_text) if front_text.strip() else {}
-    except yaml.YAMLError as exc:
-        raise SkillParseError(path, _yaml_problem(exc)) from None
+    data: Any = {}
+    if front_text.strip():
+        import yaml
+
+        try:
+            data = yaml.safe_load(front_text)
+        except yaml.YAMLError as exc:
+            raise SkillParseError(path, _yaml_problem(exc)) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -9,6 +9,9 @@ from typing import Any
 from pando_core import hookimpl
 from pando_core.config import ConfigSection, Field
 
+# The declared [skills] section: the one place the defaults are written (SkillsConfig, SkillsSettings
+# and the catalog client take theirs from here). It stays in this module, which every `pando` start
+# imports, so that config.py and catalog.py are loaded only when they are used.
 SECTION = ConfigSection(
     "skills",
     {
@@ -59,15 +62,17 @@ def pando_config_sections():
 
 @hookimpl
 def pando_app_subsystems(app):
+    config = _config(app.config.section("skills"))
+    if not config.enabled:
+        return None  # no app.skills: the prompt and tool hooks below add nothing
+
     import logging
 
     from .manager import SkillManager
 
-    config = _config(app.config.section("skills"))
     manager = SkillManager(app.workdir, _home(), config)
-    if config.enabled:
-        for warning in manager.reload():
-            logging.getLogger("pando.skills").warning("skills: %s", warning)
+    for warning in manager.reload():
+        logging.getLogger("pando.skills").warning("skills: %s", warning)
     return {"skills": SkillsSubsystem(manager)}
 
 
@@ -76,7 +81,7 @@ def pando_system_prompt_sections(app, session_id, prompt):
     from pando_core.agent.prompt import PromptSection
 
     subsystem = getattr(app, "skills", None)
-    if subsystem is None or not subsystem.manager.config.enabled:
+    if subsystem is None:  # disabled
         return None
     context = subsystem.context(session_id)
     subsystem.manager.activate(context, prompt)
@@ -87,7 +92,7 @@ def pando_system_prompt_sections(app, session_id, prompt):
 @hookimpl
 def pando_register_tools(app):
     subsystem = getattr(app, "skills", None)
-    if subsystem is None or not subsystem.manager.config.enabled:
+    if subsystem is None:  # disabled
         return None
     return subsystem.manager.tools()
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from pando_core.agent.tools.base import ToolContext, ToolResult
+from pando_core.agent.tools.base import ToolContext, ToolError, ToolResult
 
 from .model import SKILL_FILE, SKIP_DIRS, Skill, path_inside
 
@@ -16,10 +16,6 @@ SkillsProvider = Callable[[], Iterable[Skill] | Mapping[str, Skill]]
 
 MAX_RESOURCE_BYTES = 256 * 1024
 MAX_LISTED_RESOURCES = 200
-
-
-class ResourceError(Exception):
-    """A resource path was refused or could not be read (message is shown to the model)."""
 
 
 def _as_list(skills: Iterable[Skill] | Mapping[str, Skill]) -> list[Skill]:
@@ -61,21 +57,19 @@ def resolve_resource(skill: Skill, raw: str) -> Path:
     """The real path of resource `raw` of `skill`. Refuses absolute paths, `..` components and paths
     (including symlinks) that resolve outside the skill directory."""
     if not isinstance(raw, str) or not raw.strip():
-        raise ResourceError("path is required")
+        raise ToolError("path is required")
     raw = raw.strip()
     if "\x00" in raw:
-        raise ResourceError("path contains a NUL character")
+        raise ToolError("path contains a NUL character")
     if raw.startswith(("/", "\\", "~")) or PureWindowsPath(raw).drive or PurePosixPath(raw).is_absolute():
-        raise ResourceError(
-            f"Absolute paths are not allowed: {raw} (use a path relative to the skill directory)"
-        )
+        raise ToolError(f"Absolute paths are not allowed: {raw} (use a path relative to the skill directory)")
     parts = raw.replace("\\", "/").split("/")
     if ".." in parts:
-        raise ResourceError(f"Path {raw} escapes the skill directory ('..' is not allowed)")
+        raise ToolError(f"Path {raw} escapes the skill directory ('..' is not allowed)")
     root = os.path.realpath(skill.root)
     target = os.path.realpath(os.path.join(root, *[part for part in parts if part not in ("", ".")]))
     if not path_inside(target, root):
-        raise ResourceError(f"Path {raw} resolves outside the skill directory")
+        raise ToolError(f"Path {raw} resolves outside the skill directory")
     return Path(target)
 
 
@@ -105,17 +99,17 @@ def read_resource(skill: Skill, raw: str, max_bytes: int = MAX_RESOURCE_BYTES) -
     """(text, metadata) of a resource file, truncated to `max_bytes` with a note."""
     target = resolve_resource(skill, raw)
     if not target.exists():
-        raise ResourceError(f"Skill '{skill.name}' has no file {raw}")
+        raise ToolError(f"Skill '{skill.name}' has no file {raw}")
     if not target.is_file():
-        raise ResourceError(f"{raw} is not a file in skill '{skill.name}'")
+        raise ToolError(f"{raw} is not a file in skill '{skill.name}'")
     try:
         size = target.stat().st_size
         with target.open("rb") as handle:
             data = handle.read(max_bytes + 1)
     except OSError as exc:
-        raise ResourceError(f"Cannot read {raw}: {exc.strerror or exc}") from None
+        raise ToolError(f"Cannot read {raw}: {exc.strerror or exc}") from None
     if b"\x00" in data[:8192]:
-        raise ResourceError(f"{raw} is a binary file ({size} bytes); only text resources can be read")
+        raise ToolError(f"{raw} is a binary file ({size} bytes); only text resources can be read")
     truncated = len(data) > max_bytes
     text = data[:max_bytes].decode("utf-8", errors="replace")
     if truncated:
@@ -128,15 +122,28 @@ class _SkillTool:
         self._get_skills = get_skills
         self.max_bytes = max_bytes
 
-    def _lookup(self, args: dict[str, Any]) -> tuple[Skill | None, ToolResult | None]:
-        name = args.get("name")
-        if not isinstance(name, str) or not name.strip():
-            return None, ToolResult("name is required (the skill name)", is_error=True)
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        # the agent loop turns a ToolError into an error result too; callers of run() get a result
+        try:
+            return self._run(self._lookup(args), args)
+        except ToolError as exc:
+            return ToolResult(str(exc), is_error=True)
+
+    def _run(self, skill: Skill, args: dict[str, Any]) -> ToolResult:
+        raise NotImplementedError
+
+    def _lookup(self, args: dict[str, Any]) -> Skill:
+        """The skill named by ``args["name"]``; a ToolError (shown to the model) when there is none."""
+        from pando_core.agent.tools.write import str_arg  # write.py imports asyncio
+
+        name = str_arg(args, "name").strip()
+        if not name:
+            raise ToolError("name is required (the skill name)")
         skills = _as_list(self._get_skills())
-        skill = find_skill(skills, name.strip())
+        skill = find_skill(skills, name)
         if skill is None:
-            return None, ToolResult(unknown_skill_message(name.strip(), skills), is_error=True)
-        return skill, None
+            raise ToolError(unknown_skill_message(name, skills))
+        return skill
 
 
 class SkillReadTool(_SkillTool):
@@ -153,10 +160,7 @@ class SkillReadTool(_SkillTool):
         "required": ["name"],
     }
 
-    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        skill, error = self._lookup(args)
-        if error is not None or skill is None:
-            return error or ToolResult("unknown skill", is_error=True)
+    def _run(self, skill: Skill, args: dict[str, Any]) -> ToolResult:
         body = skill.body.strip()
         if len(body.encode("utf-8")) > self.max_bytes:
             body = body.encode("utf-8")[: self.max_bytes].decode("utf-8", errors="ignore")
@@ -195,14 +199,10 @@ class SkillResourceTool(_SkillTool):
         "required": ["name", "path"],
     }
 
-    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        skill, error = self._lookup(args)
-        if error is not None or skill is None:
-            return error or ToolResult("unknown skill", is_error=True)
-        try:
-            text, metadata = read_resource(skill, args.get("path", ""), self.max_bytes)
-        except ResourceError as exc:
-            return ToolResult(str(exc), is_error=True)
+    def _run(self, skill: Skill, args: dict[str, Any]) -> ToolResult:
+        from pando_core.agent.tools.write import str_arg
+
+        text, metadata = read_resource(skill, str_arg(args, "path"), self.max_bytes)
         return ToolResult(text, metadata=metadata)
 
 

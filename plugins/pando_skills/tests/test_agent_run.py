@@ -150,3 +150,27 @@ def test_cli_subprocess(pando_workdir, run_pando) -> None:
     without = run_pando("--plugins", "none", "skills", "list")
     assert without.returncode == 2
     assert "No such command" in without.stderr and "skills" in without.stderr
+
+
+def test_disabled_plugin_attaches_nothing(make_app, pando_workdir) -> None:
+    make_skill(pando_workdir)
+    app = make_app(plugins=["skills"], config="[skills]\nenabled = false\n")
+    assert "skills" not in app.subsystems and getattr(app, "skills", None) is None
+
+
+def test_yaml_is_imported_only_to_parse_a_skill(tmp_path: Path) -> None:
+    """Building the subsystem without skills costs no PyYAML import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pando_skills.manager import SkillManager\n"
+        f"assert SkillManager({str(tmp_path)!r}, {str(tmp_path)!r}).reload() == []\n"
+        "assert 'yaml' not in sys.modules\n"
+        "from pando_skills.parser import parse_skill_text\n"
+        "parse_skill_text('---\\nname: x\\n---\\nbody', 'x/SKILL.md')\n"
+        "assert 'yaml' in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

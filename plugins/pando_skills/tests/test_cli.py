@@ -149,3 +149,14 @@ def test_unreachable_catalog_cli(dirs, closed_port_url: str) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: skills catalog {closed_port_url} is unreachable")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_location_labels_when_home_is_the_workdir(tmp_path: Path, make_skill) -> None:
+    """The label map is built once per command; with home == workdir the project labels win."""
+    settings = SkillsSettings(workdir=tmp_path, home=tmp_path, catalog_url="")
+    make_skill(tmp_path / ".pando" / "skills" / "a", front="description: A")
+    make_skill(tmp_path / ".claude" / "skills" / "b", front="description: B")
+    result = invoke(build_cli(lambda: settings), "list", "--json")
+    assert result.exit_code == 0, result.output
+    locations = {s["name"]: s["location"] for s in json.loads(result.stdout)["skills"]}
+    assert locations == {"a": "project", "b": "claude-project"}

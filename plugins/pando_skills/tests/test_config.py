@@ -77,3 +77,21 @@ def test_config_error_is_a_core_config_error() -> None:
     with pytest.raises(CoreConfigError) as info:
         SkillsConfig.from_dict({"max_active": 0})
     assert isinstance(info.value, SkillsError) and info.value.exit_code == 2
+
+
+def test_the_section_is_the_one_source_of_the_defaults() -> None:
+    from pando_skills.catalog import DEFAULT_CATALOG_URL, DEFAULT_TIMEOUT
+    from pando_skills.config import SCOPES, SkillsSettings
+    from pando_skills.plugin import SECTION
+
+    defaults = SECTION.defaults()
+    settings = SkillsSettings(workdir=Path("/w"), home=Path("/h"))
+    assert (settings.paths, settings.catalog_url, settings.default_scope, settings.catalog_timeout) == (
+        defaults["paths"],
+        defaults["catalog_url"],
+        defaults["default_scope"],
+        defaults["catalog_timeout"],
+    )
+    assert (DEFAULT_CATALOG_URL, DEFAULT_TIMEOUT) == (defaults["catalog_url"], defaults["catalog_timeout"])
+    assert SCOPES == ("project", "global")
+    assert SkillsConfig().paths is not SkillsConfig().paths  # a fresh list each time
