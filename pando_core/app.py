@@ -228,10 +228,11 @@ class App:
             self._pager = ResultPager()
         return self._pager
 
-    def page_result(self, result: ToolResult, session_id: str) -> ToolResult:
+    def page_result(self, result: ToolResult, ctx: ToolContext, tool_name: str) -> ToolResult:
+        """`result` of the tool `tool_name` (called with `ctx`), paged through the app's pager when large."""
         from .agent.tools.paging import wrap_large_result
 
-        return wrap_large_result(result, ToolContext(workdir=self.workdir, session_id=session_id), self.pager)
+        return wrap_large_result(result, ctx, self.pager, tool_name)
 
     # -- entry points --------------------------------------------------------------------------------
 

@@ -131,9 +131,15 @@ CORE_SECTIONS = [
     ConfigSection(
         "tools",
         {
-            "bash_timeout_ms": Field("int", 60_000, "default bash timeout"),
+            "bash_timeout_ms": Field("int", 60_000, "default bash timeout (ms)"),
+            "bash_max_timeout_ms": Field("int", 600_000, "largest bash timeout a call may ask for (ms)"),
             "banned_commands": Field("list", None, "replace the list of banned bash commands"),
             "allowed_commands": Field("list", [], "remove commands from the banned list"),
+            "shell_path": Field("str", "", "bash-compatible shell for the bash tool (default: bash)"),
+            "shell_args": Field("list", [], "arguments passed to the shell before -c"),
+            "fetch_enabled": Field("bool", True, "offer the fetch tool"),
+            "fetch_max_size_mb": Field("float", 5.0, "largest response the fetch tool reads (MiB)"),
+            "use_ripgrep": Field("bool", True, "grep with ripgrep when installed (false: built-in search)"),
         },
         "built-in tools",
     ),

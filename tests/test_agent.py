@@ -83,6 +83,17 @@ def test_prompt_from_stdin_and_dash_p(model_server, pando_workdir, pando_env):
     assert json.loads(flag.stdout)["response"] == "echo: from flag"
 
 
+def test_output_format_is_case_insensitive_and_checked_before_the_app_starts(model_server, pando_workdir, pando_env):
+    write_model_config(pando_workdir, model_server.base_url)
+    bad = run_cli(pando_workdir, pando_env, "run", "-f", "xml", "hi")
+    assert bad.returncode == 2 and "--output-format must be one of" in bad.stderr
+    assert not (pando_workdir / ".pando").exists()  # refused before the runtime started
+    model_server.script(Reply.text("upper"))
+    upper = run_cli(pando_workdir, pando_env, "run", "-f", "JSON", "hi")
+    assert upper.returncode == 0, upper.stderr
+    assert json.loads(upper.stdout)["response"] == "upper"
+
+
 def test_edit_with_a_non_unique_match_goes_back_to_the_model(model_server, pando_workdir, pando_env):
     write_model_config(pando_workdir, model_server.base_url)
     (pando_workdir / "a.py").write_text("x = 1\nx = 1\n")
@@ -452,3 +463,23 @@ def test_options_before_the_subcommand_apply_to_it(model_server, pando_workdir, 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["model"] == "scripted/other-model"
     assert model_server.requests[-1]["model"] == "other-model"
+
+
+def test_results_of_not_paged_tools_are_not_paged_through_the_loop(model_server, make_app):
+    from pando_core.agent.tools.paging import NOT_PAGED
+
+    app = make_app(model_server=model_server, config='\n[permissions]\nallow_tools = ["write"]\n')
+    app.pager.threshold = 10  # every result of these calls is "large"
+    model_server.script(
+        Reply.tool("write", {"file_path": "big.txt", "content": "x\n" * 50}),
+        Reply.tool("ls", {}),
+        Reply.text("done"),
+    )
+    session = app.sessions.create(title="t")
+    result = asyncio.run(app.coder_agent.run(session["id"], "write and list"))
+    assert result.status == "success", result.error
+    assert "write" in NOT_PAGED and "ls" not in NOT_PAGED
+    written = tool_results(model_server.requests[1])[0]["content"]
+    assert len(written) > 10 and written.startswith("File successfully created") and "Output is" not in written
+    listed = tool_results(model_server.requests[2])[-1]["content"]
+    assert "big.txt" in listed and "Output is" in listed

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from pando_core.errors import PandoError
+from pando_core.ignore import parse_ignore_lines
 from pando_core.services import snapshots as snapshots_module
 from pando_core.services.snapshots import (
     REF_PREFIX,
     SnapshotError,
     SnapshotService,
-    parse_ignore_lines,
 )
 
 PYTHON = "/work/venv/bin/python" if Path("/work/venv/bin/python").exists() else sys.executable
@@ -500,7 +500,7 @@ def test_ignore_rule_parsing():
     rules = parse_ignore_lines(["*.py[co]", "a/**/z", "\\#hash", "trailing/  "])
     matched = {r.regex.pattern for r in rules}
     assert len(matched) == 4
-    from pando_core.services.snapshots import _ignored
+    from pando_core.ignore import is_ignored as _ignored
 
     assert _ignored(rules, "x/y.pyc", False)
     assert not _ignored(rules, "x/y.py", False)

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from pando_core.agent.tools.base import ToolContext, ToolError
-from pando_core.agent.tools.glob import GlobTool, IgnoreRules, glob_to_regex, parse_ignore_lines
+from pando_core.agent.tools.glob import GlobTool, glob_to_regex
 from pando_core.agent.tools.grep import GrepTool
 from pando_core.agent.tools.ls import LsTool
+from pando_core.ignore import IgnoreRules, is_ignored, parse_ignore_lines
 
 HAVE_RG = shutil.which("rg") is not None
 
@@ -93,6 +94,22 @@ def test_gitignore_rules(tmp_path):
     assert rules.ignored("x/cache", True)
     assert not rules.ignored("x/cache", False)
     assert parse_ignore_lines(["", "# x"]) == []
+
+
+def test_gitignore_braces_are_literal_for_glob_and_grep(tmp_path):
+    """Ignore files follow git: `{a,b}.txt` names that one file, it is not an alternation."""
+    files = {name: "hit\n" for name in ("a.txt", "b.txt", "{a,b}.txt", "trailing.txt")}
+    make_tree(tmp_path, {".gitignore": "{a,b}.txt\ntrailing.txt  \n", **files})
+    found = call(GlobTool(), tmp_path, pattern="*.txt").content.splitlines()
+    assert sorted(found) == ["a.txt", "b.txt"]
+    # search patterns of the tools themselves still support alternatives
+    assert sorted(call(GlobTool(), tmp_path, pattern="{a,b}.txt").content.splitlines()) == ["a.txt", "b.txt"]
+    listed = call(GrepTool(use_ripgrep=False), tmp_path, pattern="hit", output_mode="files_with_matches")
+    assert sorted(listed.content.splitlines()[1:]) == ["a.txt", "b.txt"]
+    # the same rules as the snapshot service
+    rules = parse_ignore_lines(["{a,b}.txt", "trailing.txt  "])
+    assert is_ignored(rules, "{a,b}.txt", False) and not is_ignored(rules, "a.txt", False)
+    assert is_ignored(rules, "trailing.txt", False)
 
 
 def test_glob_sorted_newest_first_and_ignoring(tree):

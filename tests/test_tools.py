@@ -46,9 +46,11 @@ def test_builtin_tools_order_and_schemas():
 def test_builtin_tools_config():
     tools = builtin_tools(
         {
-            "bash": {"bannedCommands": ["ls", "curl"], "allowedCommands": ["curl"], "maxTimeoutMs": 5000},
-            "internalTools": {"fetchEnabled": False},
-            "grep": {"useRipgrep": False},
+            "banned_commands": ["ls", "curl"],
+            "allowed_commands": ["curl"],
+            "bash_max_timeout_ms": 5000,
+            "fetch_enabled": False,
+            "use_ripgrep": False,
         }
     )
     assert "fetch" not in [t.name for t in tools]
@@ -57,6 +59,50 @@ def test_builtin_tools_config():
     assert bash.max_timeout_ms == 5000
     grep = next(t for t in tools if isinstance(t, GrepTool))
     assert grep.use_ripgrep is False
+
+
+def test_documented_tools_config_keys_take_effect(tmp_path):
+    """The flat [tools] keys the README documents reach the tools, without unknown-key warnings."""
+    from pando_core.agent.tools.fetch import FetchTool
+    from pando_core.config import load_config
+
+    (tmp_path / ".pando.toml").write_text(
+        "[tools]\n"
+        'banned_commands = ["ls"]\n'
+        "bash_timeout_ms = 1234\n"
+        "bash_max_timeout_ms = 4321\n"
+        'shell_path = "/bin/sh"\n'
+        "fetch_max_size_mb = 1\n"
+        "use_ripgrep = false\n"
+    )
+    config = load_config(tmp_path, env={"HOME": str(tmp_path)})
+    assert config.warnings == []
+    tools = builtin_tools(config.section("tools"))
+    bash = next(t for t in tools if isinstance(t, BashTool))
+    assert bash.banned == ("ls",)
+    assert bash.default_timeout_ms == 1234 and bash.max_timeout_ms == 4321
+    assert bash.shell_path == "/bin/sh"
+    fetch = next(t for t in tools if isinstance(t, FetchTool))
+    assert fetch.max_bytes == 1024 * 1024
+    grep = next(t for t in tools if isinstance(t, GrepTool))
+    assert grep.use_ripgrep is False
+
+    plain = builtin_tools({"banned_commands": ["ls"], "bash_timeout_ms": 1234})
+    bash = next(t for t in plain if isinstance(t, BashTool))
+    assert bash.banned == ("ls",) and bash.default_timeout_ms == 1234
+    # the defaults of the declared section give the same tools as no config at all
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    defaults = builtin_tools(load_config(empty, env={"HOME": str(empty)}).section("tools"))
+    bare = builtin_tools()
+    assert [t.name for t in defaults] == [t.name for t in bare] == ORDER
+    bash_default = next(t for t in defaults if isinstance(t, BashTool))
+    bash_bare = next(t for t in bare if isinstance(t, BashTool))
+    assert bash_default.banned == bash_bare.banned
+    assert (bash_default.default_timeout_ms, bash_default.max_timeout_ms) == (
+        bash_bare.default_timeout_ms,
+        bash_bare.max_timeout_ms,
+    )
 
 
 def test_missing_required_argument_is_a_tool_error(tmp_path):

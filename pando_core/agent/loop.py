@@ -154,10 +154,6 @@ def _message_chars(message: dict[str, Any]) -> int:
     return total
 
 
-def estimate_tokens(messages: list[dict[str, Any]]) -> int:
-    return sum(_message_chars(m) for m in messages) // 4
-
-
 def trim_to_budget(messages: list[dict[str, Any]], budget_tokens: int) -> list[dict[str, Any]]:
     """Drop the oldest messages until the estimate fits; the history always starts with a user message."""
     sizes = [_message_chars(m) for m in messages]
@@ -346,6 +342,7 @@ class CoderAgent:
             tools = self.tools()
             system, tools = await build_system_prompt(app, session_id, prompt, tools)
             tool_map = {t.name: t for t in tools}
+            schemas = [tool_schema(t) for t in tools]  # the same for every request of the turn
             agent_cfg = app.config.section("agent")
             max_requests = int(agent_cfg.get("max_requests_per_turn") or 50)
             window = int(agent_cfg.get("context_window") or resolved.info.context_window)
@@ -367,7 +364,7 @@ class CoderAgent:
                     model=resolved.model_id,
                     system=system,
                     messages=history,
-                    tools=[tool_schema(t) for t in tools],
+                    tools=schemas,
                     max_tokens=int(agent_cfg.get("max_tokens") or 4096),
                 )
                 usage = await self._stream(provider, request, draft, session_id, on_event)
@@ -532,7 +529,7 @@ class CoderAgent:
         except Exception as exc:  # noqa: BLE001 - a broken tool must not end the turn
             log.exception("tool %s failed", call["name"])
             return ToolResult(f"{call['name']} failed: {type(exc).__name__}: {exc}", is_error=True), False
-        outcome = app.page_result(outcome, session_id)
+        outcome = app.page_result(outcome, ctx, call["name"])
         after = await app.plugins.apipeline(
             "pando_after_tool_call", "result", outcome, app=app, session_id=session_id, tool_name=call["name"], arguments=arguments
         )

@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from ..errors import PandoError
+from ..ignore import IgnoreRules
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 REF_PREFIX = "refs/pando/snapshots/"
@@ -194,105 +195,6 @@ def _path_selected(path: str, selected: list[str] | None) -> bool:
         if sel == "" or path == sel or path.startswith(sel + "/"):
             return True
     return False
-
-
-# --------------------------------------------------------------------------- .gitignore (files kind)
-
-
-@dataclass(frozen=True)
-class _IgnoreRule:
-    base: str  # directory (relative, '' = root) holding the ignore file
-    regex: re.Pattern[str]
-    negate: bool
-    dir_only: bool
-    anchored: bool
-
-
-def _translate_glob(pattern: str) -> str:
-    """gitignore glob -> regex: ``*``/``?`` stay within a path component, ``**`` crosses them."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if pattern.startswith("**/", i) and (i == 0 or pattern[i - 1] == "/"):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("/**", i) and i + 3 == n:
-            out.append("/.*")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif c == "*":
-            out.append("[^/]*")
-            i += 1
-        elif c == "?":
-            out.append("[^/]")
-            i += 1
-        elif c == "[":
-            start = i + 2 if pattern[i + 1 : i + 2] in ("!", "^") else i + 1
-            if pattern[start : start + 1] == "]":
-                start += 1  # like git: a "]" first in the class is a literal one
-            j = pattern.find("]", start)
-            if j == -1:
-                out.append(re.escape(c))
-                i += 1
-            else:
-                body = pattern[i + 1 : j]
-                if body[:1] in ("!", "^"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
-                i = j + 1
-        elif c == "\\" and i + 1 < n:
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-        else:
-            out.append(re.escape(c))
-            i += 1
-    return "".join(out)
-
-
-def parse_ignore_lines(lines: Iterable[str], base: str = "") -> list[_IgnoreRule]:
-    rules: list[_IgnoreRule] = []
-    for raw in lines:
-        line = raw.rstrip("\n").rstrip("\r")
-        if not line.strip() or line.startswith("#"):
-            continue
-        line = line.rstrip(" ") if not line.endswith("\\ ") else line
-        negate = line.startswith("!")
-        if negate:
-            line = line[1:]
-        elif line.startswith("\\!") or line.startswith("\\#"):
-            line = line[1:]
-        dir_only = line.endswith("/")
-        line = line.rstrip("/")
-        if not line:
-            continue
-        anchored = "/" in line
-        line = line.lstrip("/")
-        try:
-            regex = re.compile(_translate_glob(line), re.DOTALL)
-        except re.error:
-            continue
-        rules.append(_IgnoreRule(base, regex, negate, dir_only, anchored))
-    return rules
-
-
-def _ignored(rules: list[_IgnoreRule], rel: str, is_dir: bool) -> bool:
-    verdict = False
-    for rule in rules:
-        if rule.dir_only and not is_dir:
-            continue
-        if rule.base:
-            if not rel.startswith(rule.base + "/"):
-                continue
-            sub = rel[len(rule.base) + 1 :]
-        else:
-            sub = rel
-        target = sub if rule.anchored else sub.rsplit("/", 1)[-1]
-        if rule.regex.fullmatch(target):
-            verdict = not rule.negate
-    return verdict
 
 
 # --------------------------------------------------------------------------- git plumbing
@@ -859,18 +761,10 @@ class SnapshotService:
     def _walk(self) -> Iterator[tuple[str, os.stat_result]]:
         """(relative path, lstat) of every capturable non-directory entry, honouring .gitignore files."""
         excluded = set(self._excluded_rel())
-        rules: list[_IgnoreRule] = []
-
-        def load_rules(rel_dir: str) -> None:
-            for name in (".gitignore", ".pandoignore"):
-                try:
-                    text = (self.workdir / rel_dir / name).read_text(errors="replace")
-                except OSError:
-                    continue
-                rules.extend(parse_ignore_lines(text.splitlines(), rel_dir))
+        rules = IgnoreRules(self.workdir)
 
         def visit(rel_dir: str) -> Iterator[tuple[str, os.stat_result]]:
-            load_rules(rel_dir)
+            rules.load_dir(self.workdir / rel_dir)
             try:
                 with os.scandir(self.workdir / rel_dir) as it:
                     entries = sorted(it, key=lambda e: e.name)
@@ -885,7 +779,7 @@ class SnapshotService:
                 except OSError:
                     continue
                 is_dir = stat.S_ISDIR(st.st_mode)
-                if _ignored(rules, rel, is_dir):
+                if rules.ignored(rel, is_dir):
                     continue
                 if is_dir:
                     yield from visit(rel)

@@ -95,9 +95,12 @@ class OpenAICompatibleProvider(SdkProvider):
 
     def build_params(self, request: ChatRequest) -> dict[str, Any]:
         """The chat.completions.create keyword arguments for `request` (streaming)."""
+        # messages and tools are already plain JSON: they go in extra_body (the SDK requires a `messages`
+        # argument, so it gets an empty list), which skips the SDK's recursive TypedDict transform that
+        # costs milliseconds per request on long histories
         params: dict[str, Any] = {
             "model": request.model,
-            "messages": to_openai_messages(request, send_reasoning_content=self.send_reasoning_content),
+            "messages": [],
             "stream": True,
             "stream_options": {"include_usage": True},
         }
@@ -110,10 +113,9 @@ class OpenAICompatibleProvider(SdkProvider):
             params["max_tokens"] = request.max_tokens
             if request.temperature is not None:
                 params["temperature"] = request.temperature
-        # messages and tools are already plain JSON: sending them through extra_body skips the SDK's
-        # recursive TypedDict transform, which costs milliseconds per request on long histories
-        body: dict[str, Any] = {"messages": params.pop("messages")}
-        params["messages"] = []
+        body: dict[str, Any] = {
+            "messages": to_openai_messages(request, send_reasoning_content=self.send_reasoning_content)
+        }
         if request.tools:
             body["tools"] = [to_openai_tool(t) for t in request.tools]
         if self.extra_body:

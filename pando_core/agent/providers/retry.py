@@ -153,18 +153,8 @@ def classify_sdk_error(
     api_error: type[BaseException],
 ) -> ErrorInfo | None:
     """Classify an OpenAI/Anthropic SDK exception (both SDKs share this shape). None = not an SDK error."""
-    if isinstance(exc, timeout_error):
-        connect, _ = connection_failure(exc)
-        return ErrorInfo(
-            kind="unreachable" if connect else "server",
-            retryable=True,
-            connect=connect,
-            timeout=True,
-            detail="connect timed out" if connect else "request timed out",
-        )
-    if isinstance(exc, connection_error):
-        connect, reason = connection_failure(exc)
-        return ErrorInfo(kind="unreachable", retryable=True, connect=connect, detail=reason)
+    if isinstance(exc, (timeout_error, connection_error)):
+        return _connection_error_info(exc, timeout=isinstance(exc, timeout_error))
     if isinstance(exc, status_error):
         status = int(getattr(exc, "status_code", 0) or 0)
         response = getattr(exc, "response", None)
@@ -186,8 +176,13 @@ def classify_transport_error(exc: BaseException) -> ErrorInfo | None:
     names = {cls.__name__ for cls in type(exc).__mro__}
     if "TransportError" not in names:
         return None
+    return _connection_error_info(exc, timeout="TimeoutException" in names)
+
+
+def _connection_error_info(exc: BaseException, *, timeout: bool) -> ErrorInfo:
+    """A timed-out or failed connection/request (always retryable)."""
     connect, reason = connection_failure(exc)
-    if "TimeoutException" in names:
+    if timeout:
         return ErrorInfo(
             kind="unreachable" if connect else "server",
             retryable=True,

@@ -479,9 +479,6 @@ class BashTool:
         shell_args: Iterable[str] = (),
         default_timeout_ms: int = DEFAULT_TIMEOUT_MS,
         max_timeout_ms: int = MAX_TIMEOUT_MS,
-        max_output_chars: int = MAX_OUTPUT_CHARS,
-        safe_prefixes: Iterable[str] | None = None,
-        persist_env: bool = True,
     ) -> None:
         allowed_set = {item.lower() for item in (allowed or ())}
         base = DEFAULT_BANNED if banned is None else tuple(banned)
@@ -490,26 +487,18 @@ class BashTool:
         self.shell_args = tuple(shell_args)
         self.default_timeout_ms = default_timeout_ms
         self.max_timeout_ms = max_timeout_ms
-        self.max_output_chars = max_output_chars
-        self.safe_prefixes = tuple(safe_prefixes) if safe_prefixes is not None else SAFE_PREFIXES
-        self.persist_env = persist_env
         # shared by all BashTool instances: agent loops may build fresh tool objects for every turn
         self._states = _SHELL_STATES
 
     # ------------------------------------------------------------------ state
 
     def state_for(self, ctx: ToolContext) -> ShellState:
-        """The session's shell state (ctx.extra["shell_state"] wins when the caller supplies one).
+        """The session's shell state.
 
-        Otherwise states are kept per (session id, working directory) in a process-wide LRU, so the
-        directory survives across turns even when the tool object is recreated.
+        States are kept per (session id, working directory) in a process-wide LRU, so the directory
+        survives across turns even when the tool object is recreated.
         """
         workdir = str(ctx.root())
-        supplied = ctx.extra.get("shell_state")
-        if isinstance(supplied, ShellState):
-            if not supplied.cwd:
-                supplied.cwd = workdir
-            return supplied
         key = f"{ctx.session_id}\0{workdir}"
         state = self._states.get(key)
         if state is None:
@@ -520,14 +509,6 @@ class BashTool:
         else:
             self._states.move_to_end(key)
         return state
-
-    def reset(self, session_id: str | None = None) -> None:
-        """Forget the remembered directory/environment (one session, or all)."""
-        if session_id is None:
-            self._states.clear()
-            return
-        for key in [k for k in self._states if k.split("\0", 1)[0] == session_id]:
-            del self._states[key]
 
     # ------------------------------------------------------------------ run
 
@@ -567,7 +548,7 @@ class BashTool:
             cwd = str(ctx.root())
             state.cwd = cwd
 
-        if not is_safe_command(command, self.safe_prefixes):
+        if not is_safe_command(command):
             await ctx.ask(
                 PermissionRequest(
                     tool_name=self.name,
@@ -615,8 +596,6 @@ class BashTool:
         dump_env = (
             f'for __pando_v in $(compgen -e); do printf \'%s=%s\\0\' "$__pando_v" "${{!__pando_v}}"; '
             f"done > {shlex.quote(str(env_file))} 2>/dev/null; "
-            if self.persist_env
-            else ""
         )
         trap = f"__pando_ec=$?; pwd -P > {shlex.quote(str(cwd_file))} 2>/dev/null; {dump_env}exit $__pando_ec"
         # (on its own line: a syntax error in the command must not quote the trap back to the model)
@@ -675,8 +654,8 @@ class BashTool:
         total_lines = stdout.count("\n") + 1 if stdout else 0
         stdout, cut_out = limit_lines(stdout, head, tail)
         stderr, cut_err = limit_lines(stderr, head, tail)
-        stdout, trunc_out = truncate_middle(stdout, self.max_output_chars)
-        stderr, trunc_err = truncate_middle(stderr, self.max_output_chars)
+        stdout, trunc_out = truncate_middle(stdout)
+        stderr, trunc_err = truncate_middle(stderr)
 
         content = "\n".join(part for part in (stdout, stderr) if part)
         if aborted:
@@ -710,8 +689,6 @@ class BashTool:
             new_cwd = ""
         if new_cwd and os.path.isdir(new_cwd):
             state.cwd = new_cwd
-        if not self.persist_env:
-            return
         try:
             raw = env_file.read_bytes()
         except OSError:

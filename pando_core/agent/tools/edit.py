@@ -22,8 +22,10 @@ from pando_core.agent.tools.write import (
     bool_arg,
     display_path,
     path_lock,
-    read_text,
+    read_for_change,
+    restore_line_ends,
     str_arg,
+    to_lf,
     write_with_permission,
 )
 
@@ -348,11 +350,6 @@ def snippet(content: str, start: int, length: int, context: int = 3, max_lines: 
     return "\n".join(f"{n + 1:6d}|{lines[n]}" for n in range(lo, hi))
 
 
-def _uses_crlf(content: str) -> bool:
-    newlines = content.count("\n")
-    return newlines > 0 and content.count("\r\n") == newlines
-
-
 class EditTool:
     name = "edit"
     description = EDIT_DESCRIPTION
@@ -400,22 +397,13 @@ class EditTool:
         self, path: Path, old: str, new: str, replace_all: bool, ctx: ToolContext
     ) -> ToolResult:
         shown = display_path(path, ctx)
-        if not path.exists():
-            raise ToolError(f"File not found: {shown} (pass an empty old_string to create a new file)")
-        if path.is_dir():
-            raise ToolError(f"{shown} is a directory, not a file")
-        reason = ctx.files.check_unchanged(path)
-        if reason:
-            raise ToolError(reason)
+        before = read_for_change(
+            ctx, path, shown, missing=f"File not found: {shown} (pass an empty old_string to create a new file)"
+        )
         if old == new:
             raise ToolError("old_string and new_string are identical; there is nothing to change")
-        try:
-            before = read_text(path)
-        except OSError as exc:
-            raise ToolError(f"Cannot read {shown}: {exc}") from exc
 
-        crlf = _uses_crlf(before) and "\r\n" not in old
-        work = before.replace("\r\n", "\n") if crlf else before
+        work, crlf = to_lf(before, convert="\r\n" not in old)
         strategy, matches = find_matches(work, old, new)
         if not matches:
             raise ToolError(
@@ -432,7 +420,7 @@ class EditTool:
         result = apply_matches(work, matches)
         if result == work:
             raise ToolError(f"The edit would not change {shown}; new content is identical")
-        after = result.replace("\n", "\r\n") if crlf else result
+        after = restore_line_ends(result, crlf)
 
         metadata = await write_with_permission(ctx, self.name, path, shown, before, after, verb="Edit")
 

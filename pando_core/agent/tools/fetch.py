@@ -349,9 +349,8 @@ class FetchTool:
         "required": ["url"],
     }
 
-    def __init__(self, max_bytes: int = MAX_BYTES, max_timeout_s: int = MAX_TIMEOUT_S) -> None:
+    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
         self.max_bytes = max_bytes
-        self.max_timeout_s = max_timeout_s
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         url = str_arg(args, "url", required=True).strip()
@@ -359,7 +358,7 @@ class FetchTool:
         if fmt not in FORMATS:
             raise ToolError(f"format must be one of {', '.join(FORMATS)}")
         timeout = _seconds(args.get("timeout"), DEFAULT_TIMEOUT_S)
-        timeout = min(timeout, float(self.max_timeout_s))
+        timeout = min(timeout, float(MAX_TIMEOUT_S))
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ToolError("URL must start with http:// or https:// and include a host")

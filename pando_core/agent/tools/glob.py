@@ -2,8 +2,8 @@
 
 Shared helpers:
 * `glob_to_regex` — `*`, `?`, `[...]`, `{a,b}` and `**` (any number of directories).
-* `IgnoreRules` — a small .gitignore / .pandoignore implementation (negation, anchoring, dir-only
-  patterns, one rule set per directory, last match wins).
+* `IgnoreRules` (from pando_core.ignore) — .gitignore / .pandoignore rules with git's semantics (the
+  same rules the snapshot service uses; braces are literal there, unlike in search patterns).
 * `walk_files` — a pruned walk that never enters .git, node_modules or .pando.
 """
 
@@ -14,16 +14,15 @@ import os
 import re
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from pando_core.agent.tools.base import ToolContext, ToolError, ToolResult
 from pando_core.agent.tools.write import display_path, int_arg, str_arg
+from pando_core.ignore import IgnoreRules
 
 ALWAYS_SKIP_DIRS = frozenset({".git", "node_modules", ".pando"})
-IGNORE_FILES = (".gitignore", ".pandoignore")
 DEFAULT_LIMIT = 100
 GLOB_CHARS = set("*?[{")
 
@@ -125,7 +124,10 @@ def _split_top_level(text: str) -> list[str]:
 
 @lru_cache(maxsize=512)
 def glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a glob pattern into a regex to be used with fullmatch."""
+    """Compile a search pattern into a regex to be used with fullmatch.
+
+    Only for the tools' own patterns: `{a,b}` is an alternation here, while ignore files follow git,
+    where braces are literal (see pando_core.ignore)."""
     return re.compile(_translate(pattern), re.DOTALL)
 
 
@@ -146,106 +148,6 @@ class GlobMatcher:
         return self.regex.fullmatch(rel.rsplit("/", 1)[-1]) is not None
 
 
-# --------------------------------------------------------------------------- ignore files
-
-
-@dataclass(frozen=True)
-class IgnoreRule:
-    regex: re.Pattern[str]
-    negate: bool
-    dir_only: bool
-    anchored: bool
-
-
-def parse_ignore_lines(lines: list[str]) -> list[IgnoreRule]:
-    rules: list[IgnoreRule] = []
-    for raw in lines:
-        line = raw.rstrip("\n").rstrip("\r")
-        if not line.endswith("\\ "):
-            line = line.rstrip()
-        if not line or line.startswith("#"):
-            continue
-        negate = False
-        if line.startswith("!"):
-            negate = True
-            line = line[1:]
-        elif line.startswith(("\\!", "\\#")):
-            line = line[1:]
-        dir_only = line.endswith("/")
-        line = line.rstrip("/")
-        if not line:
-            continue
-        anchored = "/" in line
-        line = line.lstrip("/")
-        if line.startswith("**/"):
-            # "**/x" matches x at any depth, exactly like an unanchored "x" — unless more slashes follow
-            if "/" not in line[3:]:
-                anchored = False
-                line = line[3:]
-        rules.append(IgnoreRule(glob_to_regex(line), negate, dir_only, anchored))
-    return rules
-
-
-class IgnoreRules:
-    """Rule sets from ignore files, each tied to the directory (relative to `base`) holding it."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self._sets: list[tuple[str, list[IgnoreRule]]] = []
-        self._loaded: set[str] = set()
-
-    def load_dir(self, directory: Path) -> None:
-        try:
-            rel = directory.relative_to(self.base).as_posix()
-        except ValueError:
-            return
-        rel = "" if rel == "." else rel
-        if rel in self._loaded:
-            return
-        self._loaded.add(rel)
-        collected: list[IgnoreRule] = []
-        for name in IGNORE_FILES:
-            try:
-                text = (directory / name).read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                continue
-            collected.extend(parse_ignore_lines(text.splitlines()))
-        if collected:
-            self._sets.append((rel, collected))
-            self._sets.sort(key=lambda item: item[0].count("/") + (1 if item[0] else 0))
-
-    def load_ancestors(self, directory: Path) -> None:
-        """Load ignore files from `base` down to `directory` (inclusive)."""
-        try:
-            parts = directory.relative_to(self.base).parts
-        except ValueError:
-            return
-        current = self.base
-        self.load_dir(current)
-        for part in parts:
-            current = current / part
-            self.load_dir(current)
-
-    def ignored(self, rel: str, is_dir: bool) -> bool:
-        """Whether the path (posix, relative to base) is ignored."""
-        result = False
-        for directory, rules in self._sets:
-            if directory:
-                if not rel.startswith(directory + "/"):
-                    continue
-                sub = rel[len(directory) + 1 :]
-            else:
-                sub = rel
-            name = sub.rsplit("/", 1)[-1]
-            for rule in rules:
-                if rule.dir_only and not is_dir:
-                    continue
-                target = sub if rule.anchored else name
-                if rule.regex.fullmatch(target):
-                    result = not rule.negate
-        return result
-
-
 # --------------------------------------------------------------------------- walking
 
 
@@ -253,9 +155,7 @@ def walk_files(
     root: Path,
     *,
     base: Path | None = None,
-    gitignore: bool = True,
     skip_hidden: bool = False,
-    skip_dirs: frozenset[str] = ALWAYS_SKIP_DIRS,
 ) -> Iterator[tuple[Path, os.stat_result]]:
     """Yield (file path, stat) under root, pruning skipped/hidden/ignored directories.
 
@@ -267,16 +167,14 @@ def walk_files(
         root.relative_to(base)
     except ValueError:
         base = root
-    rules = IgnoreRules(base) if gitignore else None
-    if rules is not None:
-        rules.load_ancestors(root)
+    rules = IgnoreRules(base)
+    rules.load_ancestors(root)
     root_rel = root.relative_to(base).as_posix()
     # (directory, its posix path relative to base): entries' relative paths are built by joining names
     stack = [(root, "" if root_rel == "." else root_rel)]
     while stack:
         directory, dir_rel = stack.pop()
-        if rules is not None:
-            rules.load_dir(directory)
+        rules.load_dir(directory)
         try:
             entries = list(os.scandir(directory))
         except OSError:
@@ -290,10 +188,10 @@ def walk_files(
                 is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 continue
-            if is_dir and name in skip_dirs:
+            if is_dir and name in ALWAYS_SKIP_DIRS:
                 continue
             rel = f"{dir_rel}/{name}" if dir_rel else name
-            if rules is not None and rules.ignored(rel, is_dir):
+            if rules.ignored(rel, is_dir):
                 continue
             if is_dir:
                 subdirs.append((Path(entry.path), rel))

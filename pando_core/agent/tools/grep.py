@@ -121,15 +121,14 @@ class GrepTool:
         "required": ["pattern"],
     }
 
-    def __init__(self, use_ripgrep: bool | None = None, rg_path: str | None = None) -> None:
-        """use_ripgrep: None = use rg when found on PATH, False = always the pure-Python search."""
+    def __init__(self, use_ripgrep: bool | None = None) -> None:
+        """use_ripgrep: None/True = use rg when found on PATH, False = always the pure-Python search."""
         self.use_ripgrep = use_ripgrep
-        self.rg_path = rg_path
 
     def _rg(self) -> str | None:
         if self.use_ripgrep is False:
             return None
-        return self.rg_path or shutil.which("rg")
+        return shutil.which("rg")
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         pattern = str_arg(args, "pattern", required=True)

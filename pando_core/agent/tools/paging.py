@@ -1,8 +1,9 @@
 """Paging of large tool results.
 
-The agent loop passes every tool result through `wrap_large_result(result, ctx, pager)`. A result longer
-than the pager's threshold is stored in memory (per session, bounded LRU) and replaced by its first page
-plus a note telling the model how to read the rest with the `result_page` tool.
+The agent loop passes every tool result through `wrap_large_result(result, ctx, pager, tool_name)` (via
+App.page_result). A result longer than the pager's threshold is stored in memory (per session, bounded
+LRU) and replaced by its first page plus a note telling the model how to read the rest with the
+`result_page` tool. Results of the NOT_PAGED tools are never paged.
 """
 
 from __future__ import annotations
@@ -137,15 +138,10 @@ class ResultPager:
 DEFAULT_PAGER = ResultPager()
 
 
-def pager_for(ctx: ToolContext, default: ResultPager | None = None) -> ResultPager:
-    """The pager of this call: ctx.extra["result_pager"], else ctx.extra["app"].pager, else `default`."""
-    supplied = ctx.extra.get("result_pager")
-    if isinstance(supplied, ResultPager):
-        return supplied
+def _context_pager(ctx: ToolContext) -> ResultPager:
+    """The calling app's pager (ctx.extra["app"].pager), else the process-wide DEFAULT_PAGER."""
     app_pager = getattr(ctx.extra.get("app"), "pager", None)
-    if isinstance(app_pager, ResultPager):
-        return app_pager
-    return default or DEFAULT_PAGER
+    return app_pager if isinstance(app_pager, ResultPager) else DEFAULT_PAGER
 
 
 def wrap_large_result(
@@ -153,11 +149,11 @@ def wrap_large_result(
 ) -> ToolResult:
     """Return `result` unchanged when small (or an error); else its first page plus a paging note.
 
-    `pager` defaults to `pager_for(ctx)` (ctx.extra["result_pager"], ctx.extra["app"].pager or the
-    process-wide DEFAULT_PAGER) — the same lookup `result_page` uses. `tool_name` exempts write-type tools.
+    `pager` defaults to the calling app's pager (ctx.extra["app"]), else DEFAULT_PAGER. `tool_name` is
+    the tool that produced the result: results of NOT_PAGED tools are never paged.
     """
     if pager is None:
-        pager = pager_for(ctx)
+        pager = _context_pager(ctx)
     if result.is_error or len(result.content) <= pager.threshold:
         return result
     if tool_name in NOT_PAGED or "result_id" in result.metadata:
@@ -182,15 +178,15 @@ class ResultPageTool:
     }
 
     def __init__(self, pager: ResultPager | None = None) -> None:
-        """`pager` is used when the call context names none (see `pager_for`)."""
-        self.pager = pager or DEFAULT_PAGER
+        """Pages are read from `pager`; without one, from the calling app's pager (else DEFAULT_PAGER)."""
+        self.pager = pager
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         result_id = str_arg(args, "id", required=True).strip()
         if not result_id:
             raise ToolError("id is required")
         page = int_arg(args, "page", 2)
-        pager = pager_for(ctx, self.pager)
+        pager = self.pager or _context_pager(ctx)
         text, entry = pager.page(ctx.session_id, result_id, page)
         return ToolResult(
             content=f"{text}\n\n{pager.note(entry, page)}",

@@ -31,20 +31,25 @@ import contextlib
 import os
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pando_core.agent.tools.base import PermissionRequest, ToolContext, ToolError, ToolResult
+from pando_core.agent.tools.edit import SMART_MAP
 from pando_core.agent.tools.write import (
     diff_stats,
     display_path,
     make_diff,
     path_lock,
+    read_for_change,
     read_text,
     record_history,
+    restore_line_ends,
     short_diff,
     str_arg,
+    to_lf,
     write_temp_for,
     write_text_atomic,
 )
@@ -404,25 +409,19 @@ def _read_unified_hunk(lines: list[str], index: int, header: re.Match[str] | Non
 # --------------------------------------------------------------------------- applying
 
 
+# smart quotes, dashes, special spaces and the ellipsis → ASCII (the table the edit tool matches with)
+_PUNCTUATION = str.maketrans(SMART_MAP)
+
+
 def _normalise_punctuation(text: str) -> str:
-    table = {
-        "\u2018": "'",
-        "\u2019": "'",
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u2212": "-",
-        "\u00a0": " ",
-    }
-    text = unicodedata.normalize("NFC", text)
-    return "".join(table.get(ch, ch) for ch in text).strip()
+    return unicodedata.normalize("NFC", text).translate(_PUNCTUATION).strip()
 
 
-_LEVELS = [
-    (0, lambda s: s),
-    (1, lambda s: s.rstrip()),
-    (2, lambda s: s.strip()),
+# (fuzz, line normaliser); None = exact comparison
+_LEVELS: list[tuple[int, Callable[[str], str] | None]] = [
+    (0, None),
+    (1, str.rstrip),
+    (2, str.strip),
     (2, _normalise_punctuation),
 ]
 
@@ -441,9 +440,16 @@ def _seek(
     elif hint is not None:
         candidates.sort(key=lambda i: (abs(i - hint), i))
     for fuzz, norm in _LEVELS:
-        wanted = [norm(item) for item in pattern]
+        if norm is None:
+            wanted, view, offset = pattern, lines, 0
+        else:
+            # the file's lines from `start` on are normalised once per level
+            wanted = [norm(item) for item in pattern]
+            view, offset = [norm(line) for line in lines[start:]], start
+        first = wanted[0]
         for idx in candidates:
-            if all(norm(lines[idx + k]) == wanted[k] for k in range(size)):
+            at = idx - offset
+            if view[at] == first and view[at : at + size] == wanted:
                 return idx, fuzz
     return None
 
@@ -462,8 +468,7 @@ def _seek_anchor(lines: list[str], anchor: str, start: int) -> int | None:
 
 
 def apply_hunks(content: str, hunks: list[Hunk], name: str) -> str:
-    crlf = content.count("\n") > 0 and content.count("\r\n") == content.count("\n")
-    work = content.replace("\r\n", "\n") if crlf else content
+    work, crlf = to_lf(content)
     had_eol = work.endswith("\n")
     lines = work.split("\n")
     if had_eol or work == "":
@@ -518,7 +523,7 @@ def apply_hunks(content: str, hunks: list[Hunk], name: str) -> str:
     result = "\n".join(lines)
     if lines and new_eol:
         result += "\n"
-    return result.replace("\n", "\r\n") if crlf else result
+    return restore_line_ends(result, crlf)
 
 
 # --------------------------------------------------------------------------- the tool
@@ -616,17 +621,7 @@ class PatchTool:
                 raise ToolError(f"Cannot add {shown}: it already exists (use an Update File section)")
             after = op.content or ""
             return PlannedChange(op, path, path, None, after, make_diff(None, after, shown))
-        if not path.exists():
-            raise ToolError(f"Cannot {op.kind} {shown}: file not found")
-        if path.is_dir():
-            raise ToolError(f"Cannot {op.kind} {shown}: it is a directory")
-        reason = ctx.files.check_unchanged(path)
-        if reason:
-            raise ToolError(reason)
-        try:
-            before = read_text(path)
-        except OSError as exc:
-            raise ToolError(f"Cannot read {shown}: {exc}") from exc
+        before = read_for_change(ctx, path, shown, missing=f"Cannot {op.kind} {shown}: file not found")
         if op.kind == "delete":
             return PlannedChange(op, path, path, before, None, make_diff(before, None, shown))
         target = ctx.resolve_path(op.move_to) if op.move_to else path

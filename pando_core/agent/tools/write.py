@@ -5,6 +5,9 @@ writes files the same way:
 
 * `read_text` / `write_text_atomic` — UTF-8 with `surrogateescape` (undecodable bytes survive a
   read/modify/write round trip) and no newline translation (CRLF files stay CRLF).
+* `read_for_change` — the checks before changing an existing file (not a directory, viewed and
+  unchanged since) and its current text.
+* `to_lf` / `restore_line_ends` — match on LF text, write CRLF files back with CRLF.
 * `make_diff` / `diff_stats` / `short_diff` — unified diffs for permission prompts and metadata.
 * `path_lock` — one asyncio lock per path (per event loop), used by write, edit and patch.
 * `str_arg` / `int_arg` / `bool_arg` — lenient argument coercion (models send "10" for 10).
@@ -112,6 +115,43 @@ def display_path(path: Path, ctx: ToolContext) -> str:
 def read_text(path: Path) -> str:
     with open(path, encoding=ENCODING, errors=ERRORS, newline="") as handle:
         return handle.read()
+
+
+def read_for_change(ctx: ToolContext, path: Path, shown: str, *, missing: str = "") -> str:
+    """The current text of an existing file a tool is about to change, after the checks every such
+    tool makes: refuses a missing file (ToolError `missing`), a directory, and a file not viewed (or
+    changed on disk) since the last view."""
+    if not path.exists():
+        raise ToolError(missing or f"File not found: {shown}")
+    if path.is_dir():
+        raise ToolError(f"{shown} is a directory, not a file")
+    reason = ctx.files.check_unchanged(path)
+    if reason:
+        raise ToolError(reason)
+    try:
+        return read_text(path)
+    except OSError as exc:
+        raise ToolError(f"Cannot read {shown}: {exc}") from exc
+
+
+def uses_crlf(content: str) -> bool:
+    """True when every line end of `content` is CRLF (and there is at least one)."""
+    newlines = content.count("\n")
+    return newlines > 0 and content.count("\r\n") == newlines
+
+
+def to_lf(content: str, *, convert: bool = True) -> tuple[str, bool]:
+    """(text with LF line ends, True) for CRLF content when `convert`; else (content, False).
+
+    Matching works on the LF text; `restore_line_ends(result, crlf)` gives the file its CRLF back.
+    """
+    if convert and uses_crlf(content):
+        return content.replace("\r\n", "\n"), True
+    return content, False
+
+
+def restore_line_ends(text: str, crlf: bool) -> str:
+    return text.replace("\n", "\r\n") if crlf else text
 
 
 def _temp_sibling(path: Path) -> tuple[int, str]:
@@ -301,16 +341,9 @@ class WriteTool:
         path = ctx.resolve_path(raw_path)
         shown = display_path(path, ctx)
         async with path_lock(path):
-            if path.is_dir():
-                raise ToolError(f"{shown} is a directory, not a file")
-            before: str | None = None
-            if path.exists():
-                reason = ctx.files.check_unchanged(path)
-                if reason:
-                    raise ToolError(reason)
-                before = read_text(path)
-                if before == content:
-                    raise ToolError(f"{shown} already contains exactly this content; nothing to write")
+            before = read_for_change(ctx, path, shown) if path.exists() else None
+            if before == content:
+                raise ToolError(f"{shown} already contains exactly this content; nothing to write")
             verb = "Create" if before is None else "Overwrite"
             metadata = await write_with_permission(ctx, self.name, path, shown, before, content, verb=verb)
         action = "created" if before is None else "written"
