@@ -110,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     early = prescan(argv)
     debug = bool(early["--debug"]) or bool(os.environ.get("PANDO_DEBUG"))
+    if debug:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
     code = _run(argv, early, debug)
     sys.stdout.flush()
     return code
@@ -126,7 +130,7 @@ def _run(argv: list[str], early: dict, debug: bool) -> int:
         if not workdir.is_dir():
             print(f"pando: error: --cwd {workdir} is not a directory", file=sys.stderr)
             return 2
-        context = PandoContext(workdir, requested_plugins=parse_names(early["--plugins"]), debug=debug)
+        context = PandoContext(workdir, requested_plugins=parse_names(early["--plugins"]))
         set_current(context)
         cli = build_cli(context)
         try:

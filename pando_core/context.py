@@ -19,14 +19,12 @@ class PandoContext:
         workdir: Path,
         *,
         requested_plugins: list[str] | None = None,
-        debug: bool = False,
         extra_plugins: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
+        """``requested_plugins``: from ``--plugins``; None reads ``PANDO_PLUGINS`` from ``env``."""
         self.workdir = Path(workdir).resolve()
-        self.debug = debug
         self.env = dict(os.environ if env is None else env)
-        self.requested_plugins = requested_plugins
         # options given before the subcommand (`pando --model X run ...`) are defaults for run and goal
         self.root_options: dict[str, Any] = {}
         self._config_files = read_config_files(self.workdir, env=self.env)
@@ -34,8 +32,10 @@ class PandoContext:
         plugin_section = base.section("plugins")
         if requested_plugins is None:
             requested_plugins = parse_names(self.env.get("PANDO_PLUGINS"))
+        if requested_plugins is None and self.env.get("PANDO_DISABLE_PLUGIN_AUTOLOAD"):
+            requested_plugins = []
         self.plugins: Plugins = build_plugins(
-            requested_plugins if requested_plugins is not None else None,
+            requested_plugins,
             config_enabled=plugin_section.get("enabled"),
             config_disabled=plugin_section.get("disabled"),
             extra=extra_plugins,

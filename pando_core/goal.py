@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .config import CORE_SECTIONS
 from .errors import UsageError
 from .services.messages import text_of
 
@@ -48,9 +49,11 @@ TERMINAL_STATUSES = frozenset(GOAL_STATUSES) - {RUNNING}
 # completed 0; failed, timeout 2; blocked, cancelled, stalled 1 (spec §11.10)
 EXIT_CODES = {COMPLETED: 0, FAILED: 2, TIMEOUT: 2, BLOCKED: 1, CANCELLED: 1, STALLED: 1, RUNNING: 1}
 
-DEFAULT_MAX_ITERATIONS = 20
-DEFAULT_MAX_DURATION = 3600
-DEFAULT_STALL_ITERATIONS = 3
+# the defaults are those of the config section [goal]
+_GOAL_DEFAULTS = next(section for section in CORE_SECTIONS if section.name == "goal").defaults()
+DEFAULT_MAX_ITERATIONS: int = _GOAL_DEFAULTS["max_iterations"]
+DEFAULT_MAX_DURATION: float = _GOAL_DEFAULTS["max_duration"]
+DEFAULT_STALL_ITERATIONS: int = _GOAL_DEFAULTS["stall_iterations"]
 MAX_PROGRESS_CHARS = 2000
 MUTATING_TOOLS = frozenset({"write", "edit", "patch", "multiedit"})
 
@@ -526,19 +529,6 @@ def format_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-def _config_value(app: Any, *keys: str) -> Any:
-    try:
-        section = app.config.section("goal")
-    except Exception:  # noqa: BLE001 - an odd config object must not break goal mode
-        return None
-    if not isinstance(section, dict):
-        return None
-    for key in keys:
-        if section.get(key) not in (None, "", 0):
-            return section[key]
-    return None
-
-
 @dataclass
 class GoalOptions:
     max_iterations: int = DEFAULT_MAX_ITERATIONS
@@ -555,30 +545,23 @@ class GoalOptions:
         stall_iterations: int | None = None,
         initial_prompt: str = "",
     ) -> GoalOptions:
-        """Explicit values, else config ``[goal]`` (max_iterations, max_duration, stall_iterations), else defaults."""
+        """Explicit values, else config ``[goal]`` (max_iterations, max_duration, stall_iterations; their
+        defaults are 20, 3600 s and 3)."""
+        config = app.config.section("goal")
         try:
             if not max_iterations or max_iterations <= 0:
-                max_iterations = int(
-                    _config_value(app, "max_iterations", "maxIterations") or DEFAULT_MAX_ITERATIONS
-                )
-            duration = (
-                max_duration
-                if max_duration not in (None, "", 0)
-                else _config_value(app, "max_duration", "maxDuration")
-            )
-            seconds = (
-                parse_duration(duration) if duration not in (None, "", 0) else float(DEFAULT_MAX_DURATION)
-            )
+                max_iterations = int(config["max_iterations"])
+            if max_duration in (None, "", 0):
+                max_duration = config["max_duration"]
+            seconds = parse_duration(max_duration)
             if not stall_iterations or stall_iterations <= 0:
-                stall_iterations = int(
-                    _config_value(app, "stall_iterations", "stallIterations") or DEFAULT_STALL_ITERATIONS
-                )
+                stall_iterations = int(config["stall_iterations"])
         except (TypeError, ValueError) as exc:
             raise UsageError(f"goal options: {exc}") from exc
         if max_iterations <= 0:
-            raise UsageError("--max-iterations must be at least 1")
+            raise UsageError("--max-iterations (goal.max_iterations) must be at least 1")
         if seconds <= 0:
-            raise UsageError("--max-duration must be positive")
+            raise UsageError("--max-duration (goal.max_duration) must be positive")
         return cls(max_iterations, seconds, max(1, stall_iterations), initial_prompt)
 
 
@@ -983,9 +966,15 @@ async def arun_goal(
     on_event: Callable[[Any], None] | None = None,
     cancel_event: asyncio.Event | threading.Event | None = None,
     on_progress: Callable[[GoalProgress], None] | None = None,
+    options: GoalOptions | None = None,
 ) -> GoalResult:
-    """The goal loop (async). None limits come from config ``[goal]`` or default to 20 / 3600 s / 3."""
-    options = GoalOptions.resolve(app, max_iterations, max_duration, stall_iterations, initial_prompt)
+    """The goal loop (async). None limits come from config ``[goal]`` (default 20 / 3600 s / 3).
+
+    ``options``: limits already resolved with `GoalOptions.resolve`; the limit keywords and
+    ``initial_prompt`` are then not used.
+    """
+    if options is None:
+        options = GoalOptions.resolve(app, max_iterations, max_duration, stall_iterations, initial_prompt)
     runner = GoalRunner(app, options, on_event=on_event, on_progress=on_progress, cancel_event=cancel_event)
     state, prompt = runner.start(objective, resume_session)
     return await runner.run(state, prompt)

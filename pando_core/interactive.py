@@ -1055,21 +1055,16 @@ def run_interactive(context: Any, *, yolo: bool = False, model: str | None = Non
     from .app import App, AppOptions
 
     ui = InteractiveSession()
-    app = App.create(
-        context,
-        AppOptions(
-            startup_mode="interactive", yolo=yolo, model=model, interactive_permissions=ui.ask_permission
-        ),
+    options = AppOptions(
+        startup_mode="interactive", yolo=yolo, model=model, interactive_permissions=ui.ask_permission
     )
-    ui.attach(app)
-    try:
-        return asyncio.run(ui.run())
-    finally:
+    with App.running(context, options) as app:
+        ui.attach(app)
         try:
+            return asyncio.run(ui.run())
+        finally:
             if ui.session_id:
                 app.sessions.end(ui.session_id)
-        finally:
-            app.shutdown()
 
 
 def _isatty(stream: Any) -> bool:
@@ -1093,12 +1088,7 @@ def main(
             if show_help is not None:
                 show_help()
             return 0
-        from .app import App, AppOptions
-        from .noninteractive import run_non_interactive
+        from .commands.run_cmd import run_prompt
 
-        app = App.create(context, AppOptions(startup_mode="run", yolo=yolo, model=model))
-        try:
-            return run_non_interactive(app, prompt, yolo=yolo, model=model)
-        finally:
-            app.shutdown()
+        return run_prompt(prompt, yolo=yolo, model=model, context=context)
     return run_interactive(context, yolo=yolo, model=model)

@@ -170,6 +170,30 @@ def cancel_on_signals() -> Iterator[asyncio.Event]:
             loop.remove_signal_handler(sig)
 
 
+def check_output_format(value: str | None) -> str:
+    """The ``--output-format`` value, lower-cased (``JSON`` is ``json``); a usage error if unknown."""
+    value = (value or "text").lower()
+    if value not in OUTPUT_FORMATS:
+        raise UsageError(f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}")
+    return value
+
+
+def prepare_app(app: Any, *, yolo: bool = False, model: str | None = None) -> None:
+    """Before the first prompt of ``pando run`` or ``pando goal``.
+
+    Applies ``--yolo`` / ``--model`` (for an App not built with them), fails early, with the how-to,
+    when no model is configured, and checks the primary when this instance is a secondary.
+    """
+    from .agent.models import resolve_model
+
+    if yolo:
+        app.permissions.yolo = True
+    if model:
+        app.model_ref = model
+    resolve_model(app.config, app.model_ref)
+    app.ensure_primary()
+
+
 def run_non_interactive(
     app: Any,
     prompt: str,
@@ -185,18 +209,10 @@ def run_non_interactive(
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    if output_format not in OUTPUT_FORMATS:
-        raise UsageError(f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}")
+    output_format = check_output_format(output_format)
     if not prompt.strip():
         raise UsageError("the prompt is empty")
-    if yolo:
-        app.permissions.yolo = True
-    if model:
-        app.model_ref = model
-    from .agent.models import resolve_model
-
-    resolve_model(app.config, app.model_ref)  # fail early, with the how-to, when no model is set
-    app.ensure_primary()
+    prepare_app(app, yolo=yolo, model=model)
     if session_id:
         session = app.sessions.restore(session_id)
     elif continue_last:

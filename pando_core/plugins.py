@@ -207,10 +207,14 @@ class Plugins:
 
     # -- loading ---------------------------------------------------------------------------------
 
-    def load(self, selected: list[str], *, strict: bool | None = None, report=None) -> None:
-        """Import and register the selected installed plugins, isolating failures."""
-        strict = strict_mode() if strict is None else strict
-        candidates = installed_plugins()
+    def load(self, selected: list[str], candidates: dict[str, _Candidate] | None = None) -> None:
+        """Import and register the selected installed plugins, isolating failures.
+
+        ``candidates``: the result of `installed_plugins` when the caller already has it.
+        """
+        strict = strict_mode()
+        if candidates is None:
+            candidates = installed_plugins()
         for name, candidate in sorted(candidates.items()):
             if name not in selected:
                 self.infos[name] = PluginInfo(
@@ -229,7 +233,7 @@ class Plugins:
                 message = f"pando: plugin {name!r} failed to load: {info.error}"
                 if strict:
                     raise PluginLoadError(message) from exc
-                (report or _stderr)(message)
+                print(message, file=sys.stderr)
 
     def register(self, plugin: Any, name: str, *, info: PluginInfo | None = None) -> None:
         """Register a plugin object (module, class instance) under ``name``."""
@@ -326,26 +330,19 @@ def _resolve_sync(result: Any) -> Any:
     return result
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
 def build_plugins(
     requested: list[str] | None = None,
     *,
     config_enabled: list[str] | None = None,
     config_disabled: list[str] | None = None,
     extra: dict[str, Any] | None = None,
-    strict: bool | None = None,
 ) -> Plugins:
-    """Discover, select and load plugins. ``requested`` None means: consult ``PANDO_PLUGINS``."""
-    if requested is None:
-        requested = parse_names(os.environ.get("PANDO_PLUGINS"))
+    """Discover, select and load plugins. ``requested`` None means: not named (``--plugins`` /
+    ``PANDO_PLUGINS``), so config ``enabled`` / ``disabled`` decide, else every installed plugin."""
     plugins = Plugins()
-    if os.environ.get("PANDO_DISABLE_PLUGIN_AUTOLOAD") and requested is None:
-        requested = []
-    selected = select_plugins(installed_plugins().keys(), requested, config_enabled, config_disabled)
-    plugins.load(selected, strict=strict)
+    candidates = installed_plugins()
+    selected = select_plugins(candidates.keys(), requested, config_enabled, config_disabled)
+    plugins.load(selected, candidates)
     for name, obj in (extra or {}).items():
         plugins.register(obj, name)
     return plugins

@@ -435,6 +435,15 @@ def test_goal_options_from_arguments_config_and_defaults(make_app):
         GoalOptions.resolve(app, max_duration="soon")
 
 
+def test_goal_options_default_to_the_config_section_defaults(make_app):
+    app = make_app()
+    assert GoalOptions.resolve(app) == GoalOptions(20, 3600.0, 3) == GoalOptions()
+    assert GoalOptions.resolve(app, 0, 0, 0) == GoalOptions()  # zero: not given
+    bad = make_app(config="[goal]\nmax_iterations = 0\n")
+    with pytest.raises(UsageError, match="max_iterations"):
+        GoalOptions.resolve(bad)
+
+
 def test_denied_tool_without_yolo_blocks_the_goal(make_app, model_server):
     model_server.script(
         Reply.tool("write", {"file_path": "x.txt", "content": "x"}), Reply.text("never asked")

@@ -166,3 +166,33 @@ def test_the_entry_point_cache_sees_new_installs(plugin_path, pando_env, tmp_pat
     second = pando(plugin_path, pando_env, "plugins", "--json", cwd=tmp_path)
     rows = {row["name"]: row for row in json.loads(second.stdout)}
     assert rows["late"]["version"] == "2.0.0" and rows["late"]["status"] == "loaded"
+
+
+def test_a_context_scans_the_installed_plugins_once_and_reads_pando_plugins_from_its_env(
+    monkeypatch, pando_workdir, pando_env
+):
+    from pando_core import plugins as plugins_module
+    from pando_core.context import PandoContext
+
+    scans = []
+
+    def installed():
+        scans.append(1)
+        return {}
+
+    monkeypatch.setattr(plugins_module, "installed_plugins", installed)
+    context = PandoContext(pando_workdir, env=dict(pando_env, PANDO_PLUGINS="none"))
+    assert scans == [1] and context.plugins.list() == []
+    with pytest.raises(UsageError, match="unknown plugin"):
+        PandoContext(pando_workdir, env=dict(pando_env, PANDO_PLUGINS="missing"))
+
+
+def test_debug_turns_on_debug_logging(pando_env, tmp_path):
+    code = (
+        "import logging, sys\nfrom pando_core.cli import main\n"
+        "main(sys.argv[1:])\nprint(logging.getLevelName(logging.getLogger().level))\n"
+    )
+    run = [sys.executable, "-c", code]
+    kwargs = {"env": pando_env, "cwd": tmp_path, "capture_output": True, "text": True, "timeout": 60}
+    assert subprocess.run([*run, "--plugins", "none", "--debug", "plugins"], **kwargs).stdout.splitlines()[-1] == "DEBUG"
+    assert subprocess.run([*run, "--plugins", "none", "plugins"], **kwargs).stdout.splitlines()[-1] == "WARNING"

@@ -128,3 +128,15 @@ def test_history_and_delete(session_dir, pando_env):
         db.close()
     missing = cli(workdir, pando_env, "sessions", "show", prefix)
     assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_history_service_diff_shows_the_display_path_and_a_missing_final_newline(make_app, pando_workdir):
+    app = make_app()
+    session = app.sessions.create(title="diffs")
+    path = str(pando_workdir / "a.txt")
+    app.history.record_change(session["id"], path, "one\n", "one\ntwo")
+    diff = app.history.diff(session["id"], path, "a.txt")
+    assert "--- a/a.txt (initial)" in diff and "+++ b/a.txt (v1)" in diff
+    assert diff.endswith("+two\n\\ No newline at end of file\n")
+    assert f"--- a/{path} (initial)" in app.history.diff(session["id"], path)  # default: the stored path
+    assert app.history.diff(session["id"], str(pando_workdir / "never.txt")) == ""

@@ -73,25 +73,16 @@ def run_goal_command(
     The other keywords (quiet, max_iterations, max_duration, out, err) are those of `run_goal_in_app`.
     Raises UsageError (exit 2) for an empty objective or a bad option, PandoError for other failures.
     """
-    output_format = _output_format(output_format)  # usage errors before the App is built
+    from ..noninteractive import check_output_format
+
+    output_format = check_output_format(output_format)  # usage errors before the App is built
     objective = (objective or "").strip()
     if not objective and not resume:
         raise UsageError('the goal objective is empty: pando goal "OBJECTIVE"')
     from ..app import App, AppOptions
 
     with App.running(current(), AppOptions(startup_mode="goal", yolo=yolo, model=model)) as app:
-        return run_goal_in_app(
-            app, objective, output_format=output_format, yolo=yolo, model=model, resume=resume, **options
-        )
-
-
-def _output_format(value: str | None) -> str:
-    from ..noninteractive import OUTPUT_FORMATS
-
-    value = (value or "text").lower()
-    if value not in OUTPUT_FORMATS:
-        raise UsageError(f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}")
-    return value
+        return run_goal_in_app(app, objective, output_format=output_format, resume=resume, **options)
 
 
 def run_goal_in_app(
@@ -108,28 +99,22 @@ def run_goal_in_app(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    from ..agent.models import resolve_model
+    """Goal mode in an existing App; ``yolo`` and ``model`` are for an App not built with them."""
     from ..goal import GoalOptions
+    from ..noninteractive import check_output_format, prepare_app
 
-    output_format = _output_format(output_format)
-    out = out or sys.stdout
-    err = err or sys.stderr
-    if yolo:
-        app.permissions.yolo = True
-    if model:
-        app.model_ref = model
-    GoalOptions.resolve(app, max_iterations, max_duration)  # bad limits: a usage error before any work
-    resolve_model(app.config, app.model_ref)  # fail early, with the how-to, when no model is set
-    app.ensure_primary()
-    view = _GoalView(output_format, quiet, out, err)
+    output_format = check_output_format(output_format)
+    goal_options = GoalOptions.resolve(app, max_iterations, max_duration)  # bad limits: a usage error first
+    prepare_app(app, yolo=yolo, model=model)
+    view = _GoalView(output_format, quiet, out or sys.stdout, err or sys.stderr)
     import asyncio
 
-    result = asyncio.run(_drive(app, objective, max_iterations, max_duration, resume, view))
+    result = asyncio.run(_drive(app, objective, goal_options, resume, view))
     view.finish(result)
     return result.exit_code
 
 
-async def _drive(app, objective, max_iterations, max_duration, resume, view):  # noqa: ANN001, ANN202
+async def _drive(app, objective, goal_options, resume, view):  # noqa: ANN001, ANN202
     from ..goal import arun_goal
     from ..noninteractive import cancel_on_signals
 
@@ -138,8 +123,7 @@ async def _drive(app, objective, max_iterations, max_duration, resume, view):  #
             return await arun_goal(
                 app,
                 objective,
-                max_iterations=max_iterations,
-                max_duration=max_duration,
+                options=goal_options,
                 resume_session=resume,
                 on_event=view.on_event,
                 cancel_event=cancel,

@@ -1,6 +1,7 @@
 """``pando run PROMPT``: one non-interactive agent turn (also ``pando -p PROMPT``)."""
 
 import sys
+from typing import Any
 
 import typer
 
@@ -28,17 +29,34 @@ def run_command(
     text = read_prompt(list(prompt or []))
     if not text.strip():
         raise UsageError("no prompt given: pando run \"PROMPT\" (or pipe it on stdin)")
-    code = run_prompt(text, output_format, quiet, yolo, model, session, continue_last, mode="run")
-    raise typer.Exit(code)
+    raise typer.Exit(run_prompt(text, output_format, quiet, yolo, model, session, continue_last))
 
 
-def run_prompt(text, output_format, quiet, yolo, model, session, continue_last, mode="run") -> int:
+def run_prompt(
+    text: str,
+    output_format: str = "text",
+    quiet: bool = False,
+    yolo: bool = False,
+    model: str | None = None,
+    session: str | None = None,
+    continue_last: bool = False,
+    *,
+    context: Any = None,
+) -> int:
+    """One prompt in an App of ``context`` (default: the current one); returns the exit code.
+
+    ``pando run``, ``pando -p`` and a prompt piped into bare ``pando`` all come here; options given
+    to ``pando`` itself complete the command's own.
+    """
     from ..app import App, AppOptions
+    from ..noninteractive import check_output_format
 
-    output_format, quiet, yolo, model = current().with_root_options(output_format, quiet, yolo, model)
-    with App.running(current(), AppOptions(startup_mode=mode, yolo=yolo, model=model)) as app:
+    context = context or current()
+    output_format, quiet, yolo, model = context.with_root_options(output_format, quiet, yolo, model)
+    output_format = check_output_format(output_format)  # a usage error before the App starts
+    with App.running(context, AppOptions(startup_mode="run", yolo=yolo, model=model)) as app:
         return app.run_non_interactive(
-            text, output_format=output_format, quiet=quiet, yolo=yolo, session_id=session, continue_last=continue_last
+            text, output_format=output_format, quiet=quiet, session_id=session, continue_last=continue_last
         )
 
 

@@ -2,7 +2,6 @@
 
 # no `from __future__ import annotations`: typer evaluates the annotations
 
-import difflib
 import json
 import re
 import sys
@@ -343,23 +342,6 @@ def _display_path(path: str, workdir: Any) -> str:
         return path
 
 
-def _diff(versions: list[dict], shown: str) -> str:
-    """Unified diff of the first recorded version (usually ``initial``) against the latest."""
-    if not versions:
-        return ""
-    first, latest = versions[0], versions[-1]
-    lines = difflib.unified_diff(
-        (first.get("content") or "").splitlines(keepends=True),
-        (latest.get("content") or "").splitlines(keepends=True),
-        fromfile=f"a/{shown} ({first['version']})",
-        tofile=f"b/{shown} ({latest['version']})",
-    )
-    out = []
-    for line in lines:
-        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
-    return "".join(out)
-
-
 def history_command(
     session_id: str | None = typer.Argument(
         None,
@@ -400,7 +382,7 @@ def history_command(
                         "path": row["path"],
                         "display_path": shown,
                         "versions": [v["version"] for v in versions],
-                        "diff": "" if name_only else _diff(versions, shown),
+                        "diff": "" if name_only else instance.history.diff(session["id"], row["path"], shown),
                     }
                 )
     if as_json:

@@ -4,24 +4,23 @@
 
 import json
 import sys
-from datetime import datetime
 
 import typer
 
 from ..context import current
 from ..errors import UsageError
+from .sessions_cmd import _when
 
 app = typer.Typer(help="Working-tree snapshots: list, take, diff, restore.", no_args_is_help=True)
 
 
 def _service():
+    """The snapshot store, with the [snapshots] settings the automatic session snapshots use."""
     from ..services.snapshots import SnapshotService
 
-    return SnapshotService(current().workdir)
-
-
-def _when(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    context = current()
+    section = context.config.section("snapshots")
+    return SnapshotService(context.workdir, max_file_size=section.get("max_file_size"))
 
 
 @app.command("list")

@@ -19,16 +19,21 @@ class HistoryService:
     def versions(self, session_id: str, path: str) -> list[dict]:
         return self.app.store.files.versions(session_id=session_id, path=path)
 
-    def diff(self, session_id: str, path: str) -> str:
-        """Unified diff of the first recorded version against the latest."""
+    def diff(self, session_id: str, path: str, shown: str | None = None) -> str:
+        """Unified diff of the first recorded version (usually ``initial``) against the latest.
+
+        ``shown`` is the path written in the diff headers (default ``path``); a last line without a
+        newline gets git's ``\\ No newline at end of file`` marker.
+        """
         versions = self.versions(session_id, path)
         if not versions:
             return ""
+        shown = shown or path
         first, latest = versions[0], versions[-1]
         lines = difflib.unified_diff(
-            first["content"].splitlines(keepends=True),
-            latest["content"].splitlines(keepends=True),
-            fromfile=f"a/{path} ({first['version']})",
-            tofile=f"b/{path} ({latest['version']})",
+            (first.get("content") or "").splitlines(keepends=True),
+            (latest.get("content") or "").splitlines(keepends=True),
+            fromfile=f"a/{shown} ({first['version']})",
+            tofile=f"b/{shown} ({latest['version']})",
         )
-        return "".join(lines)
+        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)

@@ -10,17 +10,6 @@ def text_of(message: dict) -> str:
     return "".join(p["data"].get("text", "") for p in message.get("parts", []) if p.get("type") == "text")
 
 
-def tool_calls_of(message: dict) -> list[dict]:
-    return [p["data"] for p in message.get("parts", []) if p.get("type") == "tool_call"]
-
-
-def finish_of(message: dict) -> dict | None:
-    for part in message.get("parts", []):
-        if part.get("type") == "finish":
-            return part["data"]
-    return None
-
-
 class MessageService:
     def __init__(self, app: Any) -> None:
         self.app = app

@@ -1,12 +1,11 @@
 """Tool permissions: config allow-lists, --yolo, per-session and persisted grants, interactive asks.
 
 Decision order for one request:
-  1. a per-session handler (an embedding UI) decides alone;
-  2. a ``deny_bash`` pattern refuses;
-  3. ``--yolo`` allows;
-  4. config ``allow_tools`` / ``allow_bash`` allow;
-  5. a grant for this session, or a persisted "always" grant, allows;
-  6. otherwise the interactive asker decides (once / session / always / deny); with no asker
+  1. a ``deny_bash`` pattern refuses;
+  2. ``--yolo`` allows;
+  3. config ``allow_tools`` / ``allow_bash`` allow;
+  4. a grant for this session, or a persisted "always" grant, allows;
+  5. otherwise the interactive asker decides (once / session / always / deny); with no asker
      (non-interactive runs) the request is denied and recorded so the run can report it.
 """
 
@@ -67,11 +66,7 @@ class PermissionService:
 
     def __post_init__(self) -> None:
         self._session_grants: dict[str, list[_Grant]] = {}
-        self._session_handlers: dict[str, Callable[[PermissionRequest], Awaitable[bool]]] = {}
         self._lock = threading.Lock()
-
-    def register_session_handler(self, session_id: str, handler: Callable[[PermissionRequest], Awaitable[bool]]) -> None:
-        self._session_handlers[session_id] = handler
 
     def grant_session(self, session_id: str, tool_name: str, action: str, pattern: str = "*") -> None:
         with self._lock:
@@ -86,31 +81,28 @@ class PermissionService:
             return []
         return [_Grant(r["tool_name"], r["action"], r["pattern"]) for r in rows]
 
-    def _config_allows(self, request: PermissionRequest) -> bool:
-        if request.tool_name in (self.config.get("allow_tools") or []):
-            return True
-        if request.tool_name == "bash":
-            command = str(request.params.get("command", ""))
-            return any(fnmatch.fnmatchcase(command, pattern) for pattern in self.config.get("allow_bash") or [])
-        return False
-
-    def _config_denies(self, request: PermissionRequest) -> bool:
+    def _bash_matches(self, request: PermissionRequest, key: str) -> bool:
+        """A bash request whose command matches one of the config ``key`` patterns (fnmatch)."""
         if request.tool_name != "bash":
             return False
         command = str(request.params.get("command", ""))
-        return any(fnmatch.fnmatchcase(command, pattern) for pattern in self.config.get("deny_bash") or [])
+        return any(fnmatch.fnmatchcase(command, pattern) for pattern in self.config.get(key) or [])
+
+    def _config_allows(self, request: PermissionRequest) -> bool:
+        return request.tool_name in (self.config.get("allow_tools") or []) or self._bash_matches(request, "allow_bash")
+
+    def _granted(self, session_id: str, request: PermissionRequest) -> bool:
+        """A grant for this session, else a persisted "always" grant (the store is read only then)."""
+        with self._lock:
+            grants = list(self._session_grants.get(session_id, []))
+        return any(g.matches(request) for g in grants) or any(g.matches(request) for g in self._persisted())
 
     async def request(self, session_id: str, request: PermissionRequest) -> bool:
-        handler = self._session_handlers.get(session_id)
-        if handler is not None:
-            return self._record(session_id, request, await handler(request))
-        if self._config_denies(request):
+        if self._bash_matches(request, "deny_bash"):
             return self._record(session_id, request, False)
         if self.yolo or self._config_allows(request):
             return True
-        with self._lock:
-            grants = list(self._session_grants.get(session_id, []))
-        if any(g.matches(request) for g in grants + self._persisted()):
+        if self._granted(session_id, request):
             return True
         if self.asker is None:
             return self._record(session_id, request, False)
