@@ -33,6 +33,7 @@ log = logging.getLogger("pando.app")
 class AppOptions:
     """How to build an App (seed: app.AppOptions)."""
 
+    # seed fields: no LSP client or Mesnada HTTP server is built by the core; plugins may read them
     skip_lsp: bool = True
     skip_mesnada_server: bool = False
     startup_mode: str = "interactive"  # interactive | run | goal | mcp-server | cron | status ...
@@ -61,12 +62,11 @@ class App:
         self.permissions = PermissionService(
             self.config.section("permissions"), store, yolo=options.yolo, asker=options.interactive_permissions
         )
-        self.projects = store.projects if hasattr(store, "projects") else None
+        self.projects = store.projects if hasattr(store, "projects") else None  # seed: App.Projects
         self.snapshots = self._snapshot_service()
         self.model_ref = options.model
         self.file_tracker = FileReadTracker()
-        self.ipc_bus = None
-        self.ipc_is_primary = getattr(runtime, "role", "primary") == "primary"
+        self.ipc_bus = None  # seed: App.IPCBus, set on the primary by setup_ipc
         self._providers: dict[str, Any] = {}
         self._pager = None
         self._shutdown_lock = threading.Lock()
@@ -154,17 +154,20 @@ class App:
     def role(self) -> str:
         return getattr(self.runtime, "role", "primary") if self.runtime is not None else "primary"
 
+    @property
+    def ipc_is_primary(self) -> bool:
+        """Seed: App.IPCIsPrimary -- whether this instance holds the lock, i.e. its role."""
+        return self.role == "primary"
+
     # -- IPC roles (seed: SetupIPC, SetIPCSecondaryContext, EnsurePrimary, PromoteToPrimary) ---------
 
     def setup_ipc(self, bus: Any) -> None:
         """Primary: remember the bus and let every plugin register its RPC methods on it."""
         self.ipc_bus = bus
-        self.ipc_is_primary = True
         self.plugins.call_sync("pando_bus_setup", bus=bus, app=self)
 
     def set_ipc_secondary_context(self, runtime: Any) -> None:
         """Secondary: keep the runtime and be told when this instance is promoted."""
-        self.ipc_is_primary = False
         self.ipc_bus = None
         runtime.on_promoted(self._on_promoted)
 
@@ -234,6 +237,19 @@ class App:
 
         return wrap_large_result(result, ctx, self.pager, tool_name)
 
+    async def aclose_providers(self) -> None:
+        """Close every provider built so far (their HTTP clients) in the running loop, and forget them."""
+        providers = list(self._providers.values())
+        self._providers.clear()
+        for provider in providers:
+            closer = getattr(provider, "aclose", None)
+            if closer is None:
+                continue
+            try:
+                await closer()
+            except Exception:  # noqa: BLE001 - closing goes on
+                log.debug("closing provider %r failed", provider, exc_info=True)
+
     # -- entry points --------------------------------------------------------------------------------
 
     def run_non_interactive(self, prompt: str, output_format: str = "text", quiet: bool = False, yolo: bool = False, **kwargs: Any) -> int:
@@ -252,14 +268,14 @@ class App:
             self.plugins.call_sync("pando_shutdown", app=self)
         except Exception:  # noqa: BLE001 - shutdown goes on
             log.exception("a plugin failed during shutdown")
-        for provider in self._providers.values():
-            closer = getattr(provider, "aclose", None)
-            if closer is not None:
-                try:
-                    asyncio.run(closer())
-                except Exception:  # noqa: BLE001
-                    pass
-        self._providers.clear()
+        if self._providers:  # one event loop for all of them, and none when there is nothing to close
+            closing = self.aclose_providers()
+            try:
+                asyncio.run(closing)
+            except Exception:  # noqa: BLE001 - e.g. called from inside a running loop
+                closing.close()
+                self._providers.clear()
+                log.debug("closing the providers failed", exc_info=True)
         if self.runtime is not None:
             self.runtime.cleanup()
 

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def one_line(text: Any, limit: int = 100) -> str:
+    """`text` (an exception, a tool result...) on one line of at most `limit` characters: whitespace
+    collapsed, cut with "…". Here, in a module with no imports, so that anything can use it."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
 
 class PandoError(Exception):
     """Base for errors shown to the user as one line (never a traceback)."""

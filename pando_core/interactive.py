@@ -659,7 +659,7 @@ class InteractiveSession:
                 await asyncio.wait({self._warmup}, timeout=10)
             for unsubscribe in self._unsubscribe:
                 unsubscribe()
-            await self._close_providers()
+            await self.app.aclose_providers()  # inside this loop (App.shutdown would need a new one)
             self._remove_signal_handlers()
         if self.session_id:
             self.console.print(f"[dim]session {self.session_id[:8]} saved — /sessions resumes it[/dim]")
@@ -694,21 +694,6 @@ class InteractiveSession:
         if self._warmup is not None:
             warmup, self._warmup = self._warmup, None
             await warmup
-
-    async def _close_providers(self) -> None:
-        """Close HTTP clients inside this loop (App.shutdown would otherwise do it in a new one)."""
-        providers = getattr(self.app, "_providers", None)
-        if not isinstance(providers, dict):
-            return
-        for provider in list(providers.values()):
-            closer = getattr(provider, "aclose", None)
-            if closer is None:
-                continue
-            try:
-                await closer()
-            except Exception:  # noqa: BLE001
-                pass
-        providers.clear()
 
     # -- a turn ----------------------------------------------------------------------------------
 

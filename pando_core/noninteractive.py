@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from .agent.loop import AgentEvent, TurnResult
 from .errors import UsageError
+from .errors import one_line as short  # one line for progress and tool summaries (imported as `short`)
 
 OUTPUT_FORMATS = ("text", "json", "stream-json")
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
@@ -143,12 +144,6 @@ class _Printer:
                 "⚡ compacting context…" if event.data.get("state") == "start" else "✓ context compacted"
             )
             self.err.write(message + "\n")
-
-
-def short(text: Any, limit: int = 100) -> str:
-    """One line of at most ``limit`` characters, for progress and tool summaries."""
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 @contextmanager

@@ -391,6 +391,7 @@ class SnapshotService:
         self.store_dir = Path(store_dir).resolve() if store_dir else self.workdir / ".pando" / "snapshots"
         self.max_file_size = max_file_size
         self._git_cache: _Git | None = None
+        self._kind: str | None = None  # a workdir does not change kind during a process
         self._lock: FileLock | None = None
 
     # ---------------------------------------------------------------- store plumbing
@@ -458,7 +459,10 @@ class SnapshotService:
     # ---------------------------------------------------------------- public API
 
     def detect_kind(self) -> str:
-        return "git" if _Git.probe(self.workdir) else "files"
+        """"git" when the workdir is in a git work tree, else "files" (probed once per service)."""
+        if self._kind is None:
+            self._kind = "git" if _Git.probe(self.workdir) else "files"
+        return self._kind
 
     def take(self, label: str, session_id: str | None = None) -> Snapshot:
         if not self.workdir.is_dir():

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ...errors import one_line
 from .base import ProviderError
 
 log = logging.getLogger("pando.providers")
@@ -86,12 +87,6 @@ def parse_retry_after(headers: Mapping[str, str] | Any | None) -> float | None:
     if when is None:
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def one_line(text: Any, limit: int = 300) -> str:
-    """Collapse whitespace and truncate, for user-facing one-line messages."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def error_body_message(body: Any) -> tuple[str, str]:
@@ -195,7 +190,7 @@ def _connection_error_info(exc: BaseException, *, timeout: bool) -> ErrorInfo:
 
 def classify_status(status: int, message: str, code: str = "", retry_after: float | None = None) -> ErrorInfo:
     """Classify an HTTP error status (0 = an error reported inside a successful stream)."""
-    detail = one_line(message or f"HTTP {status}")
+    detail = one_line(message or f"HTTP {status}", 300)
     lowered = f"{code} {message}".lower()
     model_missing = "model_not_found" in lowered or (
         "model" in lowered
