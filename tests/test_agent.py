@@ -14,6 +14,7 @@ from pando_core import hookimpl
 from pando_core.agent.tools.base import ToolResult
 from pando_core.testing.model_server import Reply
 from pando_core.testing.pytest_plugin import write_model_config
+from tests.support.primary import primary_holder
 
 
 def run_cli(workdir, env, *args, input=None, timeout=60):
@@ -219,14 +220,8 @@ def test_provider_errors_are_one_line(model_server, pando_workdir, pando_env):
 
 def test_run_from_a_secondary_lands_through_the_primary(model_server, pando_workdir, pando_env):
     write_model_config(pando_workdir, model_server.base_url)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from pando_core.runtime import bootstrap; rt = bootstrap(sys.argv[1]); "
-         "print(rt.role, rt.instance_id, flush=True); sys.stdin.read(); rt.cleanup()", str(pando_workdir)],
-        env=pando_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        role, primary_id = holder.stdout.readline().split()
-        assert role == "primary"
+    with primary_holder(pando_workdir, pando_env) as holder:
+        assert holder.role == "primary"
         model_server.script(Reply.tool("write", {"file_path": "s.txt", "content": "from secondary"}), Reply.text("done"))
         result = run_cli(pando_workdir, pando_env, "run", "--yolo", "-f", "json", "write s.txt")
         assert result.returncode == 0, result.stderr
@@ -234,11 +229,11 @@ def test_run_from_a_secondary_lands_through_the_primary(model_server, pando_work
         db = sqlite3.connect(f"file:{pando_workdir}/.pando/pando.db?mode=ro", uri=True)
         proxied = db.execute("SELECT COUNT(*), COUNT(DISTINCT instance_id) FROM applied_writes").fetchone()
         assert proxied[0] >= 5 and proxied[1] == 1  # the run's writes went through the primary's coordinator
+        # applied_writes names the instance that asked for the writes: the secondary, not the holder
+        (writer,) = db.execute("SELECT DISTINCT instance_id FROM applied_writes").fetchone()
+        assert writer != holder.instance_id
         assert [r for r, _ in messages_of(pando_workdir, session_id)] == ["user", "assistant", "tool", "assistant"]
         assert db.execute("SELECT COUNT(*) FROM files WHERE session_id=?", (session_id,)).fetchone()[0] == 2
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=10)
 
 
 class RewritingPlugin:
@@ -392,13 +387,8 @@ def test_continue_resumes_the_latest_session(model_server, pando_workdir, pando_
 def test_session_interrupt_from_another_process(model_server, pando_workdir, pando_env):
     """`pando sessions interrupt ID` cancels a turn running in another instance (session.interrupt)."""
     write_model_config(pando_workdir, model_server.base_url)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from pando_core.runtime import bootstrap; rt = bootstrap(sys.argv[1]); "
-         "print(rt.role, flush=True); sys.stdin.read(); rt.cleanup()", str(pando_workdir)],
-        env=pando_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "primary"
+    with primary_holder(pando_workdir, pando_env) as holder:
+        assert holder.role == "primary"
         model_server.script(Reply.text("slow " * 500, chunk_size=5, chunk_delay=0.02))
         runner = subprocess.Popen(
             [sys.executable, "-m", "pando_core", "--plugins", "none", "run", "-f", "stream-json", "talk"],
@@ -413,9 +403,6 @@ def test_session_interrupt_from_another_process(model_server, pando_workdir, pan
             runner.kill()
         assert runner.returncode == 130, err
         assert json.loads(out.splitlines()[-1])["status"] == "cancelled"
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=10)
 
 
 def test_sub_agent_tool_runs_a_read_only_task_session(model_server, make_app, pando_workdir):

@@ -22,6 +22,7 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
+from pando_core import hookimpl
 from pando_core.agent.tools.base import PermissionRequest
 from pando_core.interactive import InteractiveSession, _key_bindings, live_tail, tool_summary
 from pando_core.testing.model_server import Reply
@@ -246,37 +247,33 @@ def test_permission_asker_maps_the_choices(keys, answer):
     assert "bash wants to execute: ls -la" in out.getvalue()
 
 
-class _FakePlugins:
-    def __init__(self, mapping):
-        self.mapping = mapping
-
-    async def acall(self, name, **kwargs):
-        assert name == "pando_slash_commands"
-        return [self.mapping]
-
-    def list(self):
-        return []
+def _greet(app, args):
+    """Say hello to someone."""
+    return f"hello **{args}** from {app.role}"
 
 
-class _FakeApp:
-    role = "primary"
-    runtime = None
-
-    def __init__(self, plugins):
-        self.plugins = plugins
+async def _shout(app, args):
+    return args.upper()
 
 
-def test_plugin_slash_commands_run_and_are_listed_in_help():
-    def greet(app, args):
-        """Say hello to someone."""
-        return f"hello **{args}** from {app.role}"
+class SlashCommandsPlugin:
+    """A real plugin implementing the ``pando_slash_commands`` hook (validated against its spec)."""
 
-    async def shout(app, args):
-        return args.upper()
+    def __init__(self) -> None:
+        self.seen_apps: list = []
 
+    @hookimpl
+    def pando_slash_commands(self, app):
+        self.seen_apps.append(app)
+        return {"/greet": _greet, "shout": _shout, "/status": _greet}
+
+
+def test_plugin_slash_commands_run_and_are_listed_in_help(make_app):
+    plugin = SlashCommandsPlugin()
+    app = make_app(extra_plugins={"slashes": plugin})
     out = io.StringIO()
     ui = InteractiveSession(Console(file=out, width=100))
-    ui.attach(_FakeApp(_FakePlugins({"/greet": greet, "shout": shout, "/status": greet})))
+    ui.attach(app)
 
     async def scenario():
         ui.plugin_commands = await ui._load_plugin_commands()
@@ -287,7 +284,9 @@ def test_plugin_slash_commands_run_and_are_listed_in_help():
         assert not await ui._command("/exit")
 
     asyncio.run(scenario())
+    assert plugin.seen_apps == [app]  # the hook was called through the real plugin manager, with the app
     text = out.getvalue()
+    assert "plugin slash commands failed" not in text
     assert "hello world from primary" in text
     assert "QUIET" in text
     assert "/greet" in text and "Say hello to someone." in text and "Plugin commands" in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -158,8 +159,18 @@ def test_the_entry_point_cache_sees_new_installs(plugin_path, pando_env, tmp_pat
     # a cached scan skips importlib.metadata (and the email package it imports)
     env = dict(pando_env, PYTHONPATH=str(plugin_path))
     timed = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "pando_core", "plugins"], env=env, cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-X", "importtime", "-m", "pando_core", "plugins"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
+    assert timed.returncode == 0, timed.stderr
+    # positive controls: the listing came out of the cached scan, and -X importtime really
+    # recorded the imports (so the absence of importlib.metadata below means something)
+    assert re.search(r"^good\s+1\.2\.3\s+loaded\b", timed.stdout, re.MULTILINE), timed.stdout
+    assert re.search(r"^import time:.*\| pando_core\.plugins$", timed.stderr, re.MULTILINE), timed.stderr
     assert "importlib.metadata" not in timed.stderr
     # installing a distribution changes its directory: the cache is not used
     make_distribution(plugin_path, "pando-late", "2.0.0", {"late": "late_plugin"}, {"late_plugin": OTHER})

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from pando_core.errors import PandoError
@@ -20,7 +21,7 @@ from pando_core.services.snapshots import (
     SnapshotService,
 )
 
-PYTHON = "/work/venv/bin/python" if Path("/work/venv/bin/python").exists() else sys.executable
+PYTHON = sys.executable
 
 
 # --------------------------------------------------------------------------- fixtures and helpers
@@ -64,24 +65,21 @@ def write(root: Path, rel: str, content: str | bytes) -> Path:
     return path
 
 
-def make_repo(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
-    write(path, ".gitignore", "*.log\nbuild/\n")
-    write(path, "a.txt", "alpha\n")
-    write(path, "b.txt", "bravo\n")
-    write(path, "src/c.py", "print('c')\n")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "initial")
-    return path
-
-
 def make_plain(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     write(path, ".gitignore", "*.log\nbuild/\n")
     write(path, "a.txt", "alpha\n")
     write(path, "b.txt", "bravo\n")
     write(path, "src/c.py", "print('c')\n")
+    return path
+
+
+def make_repo(path: Path) -> Path:
+    """The same tree as make_plain, committed on ``main`` in a fresh git repository."""
+    make_plain(path)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
     return path
 
 
@@ -539,9 +537,9 @@ def run_cli(workdir: Path, env: dict[str, str], *args: str) -> subprocess.Comple
     )
 
 
-@pytest.mark.parametrize("kind", ["git", "files"])
-def test_cli_list_take_diff_restore(tmp_path, env, kind):
-    root = make_repo(tmp_path / "repo") if kind == "git" else make_plain(tmp_path / "plain")
+def test_cli_list_take_diff_restore(request, workdir, env):
+    root = workdir
+    kind = request.node.callspec.params["workdir"]  # "git" or "files", the fixture's parameter
     taken = run_cli(root, env, "take", "by hand")
     assert taken.returncode == 0, taken.stderr
     listed = run_cli(root, env, "list", "--json")
@@ -580,7 +578,6 @@ def test_cli_list_take_diff_restore(tmp_path, env, kind):
 
 
 def test_cli_restore_asks_for_confirmation_on_a_terminal(tmp_path, env):
-    pexpect = pytest.importorskip("pexpect")
     root = make_plain(tmp_path / "plain")
     snap = SnapshotService(root).take("s")
     write(root, "a.txt", "edited\n")

@@ -6,15 +6,12 @@ import json
 import subprocess
 import sys
 
+from tests.support.primary import primary_holder
+
 
 def test_status_and_instances(pando_workdir, pando_env):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import os, sys; from pando_core.runtime import bootstrap; rt = bootstrap(sys.argv[1]); "
-         "print(rt.role, os.getpid(), rt.instance_id, flush=True); sys.stdin.read(); rt.cleanup()", str(pando_workdir)],
-        env=pando_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        role, pid, instance_id = holder.stdout.readline().split()
+    with primary_holder(pando_workdir, pando_env) as holder:
+        role, pid, instance_id = holder.role, holder.pid, holder.instance_id
         assert role == "primary"
 
         def pando(*args):
@@ -36,9 +33,6 @@ def test_status_and_instances(pando_workdir, pando_env):
 
         rows = json.loads(pando("instances", "--json").stdout)
         assert [(r["instance_id"], r["role"], r["is_primary"]) for r in rows] == [(instance_id, "primary", True)]
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=10)
     # the primary left: its registry entry went with it, and status now finds no one else
     after = subprocess.run(
         [sys.executable, "-m", "pando_core", "--plugins", "none", "instances"],

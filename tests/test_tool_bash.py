@@ -136,11 +136,13 @@ def test_cancel_event_aborts(tmp_path):
         deadline = time.monotonic() + 5
         while not marker.exists() and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
+        started_before_cancel = marker.exists()
         event.set()
-        return await asyncio.wait_for(task, 5)
+        return started_before_cancel, await asyncio.wait_for(task, 5)
 
     started = time.monotonic()
-    result = asyncio.run(scenario())
+    started_before_cancel, result = asyncio.run(scenario())
+    assert started_before_cancel, "the command never started, so the cancel did not abort a running command"
     assert "Command was aborted before completion" in result.content
     assert result.metadata["cancelled"] is True
     assert time.monotonic() - started < 5

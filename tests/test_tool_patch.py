@@ -8,27 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pando_core.agent.tools.base import PermissionDenied, PermissionRequest, ToolContext, ToolError
+from pando_core.agent.tools.base import PermissionDenied, ToolContext, ToolError
 from pando_core.agent.tools.patch import PatchTool
 from pando_core.agent.tools.view import ViewTool
-
-
-class Asker:
-    def __init__(self, answers: list[bool] | None = None) -> None:
-        self.answers = list(answers or [])
-        self.requests: list[PermissionRequest] = []
-
-    async def request(self, session_id: str, request: PermissionRequest) -> bool:
-        self.requests.append(request)
-        return self.answers.pop(0) if self.answers else True
-
-
-class History:
-    def __init__(self) -> None:
-        self.changes: list[tuple[str, str | None, str]] = []
-
-    def record_change(self, session_id: str, path: str, before: str | None, after: str) -> None:
-        self.changes.append((Path(path).name, before, after))
+from tests.support.doubles import Asker, History
 
 
 def setup_files(tmp_path: Path, files: dict[str, str], asker=None, history=None, view=True) -> ToolContext:
@@ -80,12 +63,16 @@ def test_begin_patch_update_add_delete(tmp_path):
     assert (
         "M app.py" in result.content and "A docs/new.md" in result.content and "D old.txt" in result.content
     )
-    assert [(name, before is None) for name, before, _after in history.changes] == [
-        ("app.py", False),
-        ("new.md", True),
-        ("old.txt", False),
+    root = tmp_path.resolve()
+    assert [
+        (session_id, Path(path).relative_to(root).as_posix(), before is None)
+        for session_id, path, before, _after in history.changes
+    ] == [
+        ("s", "app.py", False),
+        ("s", "docs/new.md", True),
+        ("s", "old.txt", False),
     ]
-    assert history.changes[2][2] == ""
+    assert history.changes[2][3] == ""
 
 
 def test_unified_diff_multi_file_with_create_and_delete(tmp_path):
@@ -228,7 +215,7 @@ def test_validation_errors(tmp_path):
 
 
 def test_permission_denied_for_one_file_changes_nothing(tmp_path):
-    asker = Asker([True, False])
+    asker = Asker(answers=[True, False])
     ctx = setup_files(tmp_path, {"a.py": "a\n", "b.py": "b\n"}, asker)
     with pytest.raises(PermissionDenied):
         apply(
