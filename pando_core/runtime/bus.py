@@ -40,7 +40,6 @@ import contextlib
 import logging
 import os
 import queue
-import socket
 import threading
 import time
 from collections import deque
@@ -53,6 +52,7 @@ import zmq
 from . import protocol as P
 from .auth import ServerAuth
 from .endpoints import LOOPBACK, EndpointError, Endpoints
+from .sockets import Wakeup, recv_frames, send_frames, spin_poll
 
 __all__ = ["Bus", "BusClosed", "BusError", "CallContext", "Handler"]
 
@@ -70,9 +70,9 @@ class BusClosed(BusError):
     """The bus has been stopped."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per request: not frozen, as a frozen one costs several times more to build
 class CallContext:
-    """What a handler knows about the call it serves.
+    """What a handler knows about the call it serves (read-only by convention).
 
     ``client_identity`` is the ROUTER routing id of the caller's socket; ``instance_id`` is the
     caller's instance id when it sent one (``meta.instance_id``); ``deadline`` is a
@@ -136,46 +136,6 @@ class Reply:
 
 SPIN_SECONDS = 0.0003
 """How long the bus polls without sleeping after a burst of requests (``Bus(spin_seconds=...)``)."""
-
-
-def spin_poll(poller: zmq.Poller, until: float) -> list:
-    """Poll without sleeping until something is ready or *until* (``perf_counter``) passes, then
-    return what is ready ([] if nothing).  A reply or a next request that is due within a few
-    hundred microseconds is cheaper to catch awake than through a wake-up; each zero-timeout
-    poll releases the GIL, so other threads run meanwhile."""
-    poll, clock = poller.poll, time.perf_counter
-    while clock() < until:
-        ready = poll(0)
-        if ready:
-            return ready
-    return []
-
-
-class Wakeup:
-    """The wake-up byte of an I/O thread: a ``socket.socketpair`` whose read end the thread polls
-    next to its ZeroMQ sockets.  Shared by the bus and :class:`~pando_core.runtime.client.Client`."""
-
-    def __init__(self) -> None:
-        self.r, self._w = socket.socketpair()
-        self.r.setblocking(False)
-        self._w.setblocking(False)
-        #: what to register with a ``zmq.Poller`` (it reports plain sockets by their fd)
-        self.fd = self.r.fileno()
-
-    def signal(self) -> None:
-        """Wake the polling thread (a full buffer already wakes it; a closed pair is ignored)."""
-        with contextlib.suppress(OSError):
-            self._w.send(b"\0")
-
-    def drain(self) -> None:
-        with contextlib.suppress(OSError):
-            while self.r.recv(4096):
-                pass
-
-    def close(self) -> None:
-        for s in (self.r, self._w):
-            with contextlib.suppress(OSError):
-                s.close()
 
 
 class _Throttle:
@@ -596,6 +556,8 @@ class Bus:
         assert router is not None and pub is not None
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
+        queued = zmq.Poller()
+        queued.register(router, zmq.POLLIN)
         wakeup = self._wakeup
         poller.register(wakeup.fd, zmq.POLLIN)
         if zap is not None:
@@ -623,7 +585,7 @@ class Bus:
                     self._serve_zap(zap)
                 if router in events:
                     busy_until = time.perf_counter() + self.spin_seconds if self.spin_seconds > 0 else 0.0
-                    self._receive(router)
+                    self._receive(router, queued)
                     self._run_hooks(self._round_hooks)
                     if self._after_reply_hooks:
                         self._flush(pub, router)
@@ -708,7 +670,7 @@ class Bus:
                 events.append(item)
                 continue
             try:
-                router.send_multipart(item[1], zmq.NOBLOCK)
+                send_frames(router, item[1])
             except zmq.ZMQError as exc:
                 with self._out_lock:
                     self._stats["send_failures"] += 1
@@ -730,19 +692,24 @@ class Bus:
                 self._stats["events"] += sent
 
     def _count(self, key: str) -> None:
-        with self._out_lock:
-            self._stats[key] += 1
+        """Count on the I/O thread (the only writer of these keys, so no lock: the GIL keeps
+        the readers' copy consistent)."""
+        self._stats[key] += 1
 
-    def _receive(self, router: zmq.Socket) -> None:
+    def _receive(self, router: zmq.Socket, queued: zmq.Poller) -> None:
+        """Handle the requests that are queued (up to 256): this round's burst. *queued* polls
+        only the ROUTER: asking it is cheaper than the ``zmq.Again`` an empty queue raises."""
         for _ in range(256):
             try:
-                frames = router.recv_multipart(zmq.NOBLOCK, copy=True)
+                frames = recv_frames(router)
             except zmq.Again:
                 return
             try:
                 self._on_request(frames)
             except Exception:  # never let one message kill the loop
                 log.exception("unexpected error while handling a request")
+            if not queued.poll(0):
+                return
 
     def _reply_error(self, prefix: list[bytes], rid: Any, error: P.RpcError) -> None:
         self._enqueue_reply([*prefix, P.encode_error(rid, error)], "errors")
@@ -826,7 +793,9 @@ class Bus:
                 )
             return
         now = time.monotonic()
-        meta = {k: v for k, v in req.meta.items() if k != "token"}
+        meta = req.meta
+        if "token" in meta:  # credentials stay out of what handlers see
+            meta = {k: v for k, v in meta.items() if k != "token"}
         deadline = _deadline(meta, now)
         iid = meta.get("instance_id")
         call = CallContext(

@@ -51,9 +51,9 @@ import zmq
 
 from . import protocol as P
 from .auth import ClientAuth
-from .bus import Wakeup, spin_poll
 from .endpoints import Endpoints
 from .protocol import CallInterrupted, Event, RpcError, RpcTimeout
+from .sockets import Wakeup, recv_frames, send_frames, spin_poll
 
 __all__ = ["CallInterrupted", "Client", "ClientClosed", "RpcError", "RpcTimeout", "Subscription"]
 
@@ -434,7 +434,7 @@ class Client:
             try:
                 while not sent:
                     try:
-                        dealer.send_multipart([b"", data], zmq.NOBLOCK)
+                        send_frames(dealer, [b"", data])
                         sent = True
                     except zmq.Again:  # not connected yet (IMMEDIATE) or queue full
                         self._wait_direct(out_poller, latch, deadline, method, sent)
@@ -447,7 +447,7 @@ class Client:
                 spin_poll(in_poller, time.perf_counter() + SPIN_SECONDS)
             self._wait_direct(in_poller, latch, deadline, method, sent)
             try:
-                resp = _parse_reply(dealer.recv_multipart(zmq.NOBLOCK))
+                resp = _parse_reply(recv_frames(dealer))
             except zmq.Again:
                 continue
             if resp is None:
@@ -761,7 +761,7 @@ class Client:
                     continue  # _expire reports it as not sent
                 data = call.data
             try:
-                dealer.send_multipart([b"", data], zmq.NOBLOCK)
+                send_frames(dealer, [b"", data])
             except zmq.Again:
                 return  # no primary connected (IMMEDIATE) or HWM reached: wait for POLLOUT
             backlog.popleft()
@@ -792,7 +792,7 @@ class Client:
         dealer = self._dealer
         for _ in range(256):
             try:
-                resp = _parse_reply(dealer.recv_multipart(zmq.NOBLOCK))
+                resp = _parse_reply(recv_frames(dealer))
             except zmq.Again:
                 return
             if resp is None:

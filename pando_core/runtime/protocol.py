@@ -503,7 +503,7 @@ class CallInterrupted(RpcTimeout):
 # JSON-RPC messages
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     """A validated JSON-RPC request. ``id is None`` means notification."""
 
@@ -517,7 +517,7 @@ class Request:
         return self.id is None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Response:
     """A decoded JSON-RPC response: exactly one of ``result`` / ``error`` is meaningful."""
 

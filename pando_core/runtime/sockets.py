@@ -1,0 +1,78 @@
+"""Socket plumbing shared by the bus and the client: multipart send/receive without pyzmq's
+per-call checks, a bounded busy-poll, and the wake-up byte of an I/O thread.
+
+pyzmq's ``send_multipart``/``recv_multipart`` type-check every part and ask the socket for
+``RCVMORE`` after every frame; on a round trip of a few hundred microseconds those checks (and a
+``zmq.Again`` raised to find a queue empty) cost more than the frames themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+
+import zmq
+
+_SEND_MORE = zmq.NOBLOCK | zmq.SNDMORE
+
+
+def send_frames(sock: zmq.Socket, frames: list[bytes]) -> None:
+    """Send a multipart message without blocking (``zmq.Again`` / ``ZMQError`` as ``send``
+    raises them). Only the first frame can fail: ZeroMQ takes the rest of a message once its
+    first frame is in."""
+    send = sock.send
+    for frame in frames[:-1]:
+        send(frame, _SEND_MORE)
+    send(frames[-1], zmq.NOBLOCK)
+
+
+def recv_frames(sock: zmq.Socket) -> list[bytes]:
+    """Receive one whole multipart message without blocking (``zmq.Again`` when none is
+    queued). The frames' own ``more`` flag says where the message ends."""
+    frame = sock.recv(zmq.NOBLOCK, copy=False)
+    frames = [frame.bytes]
+    while frame.more:
+        frame = sock.recv(zmq.NOBLOCK, copy=False)  # a message arrives whole: the rest is here
+        frames.append(frame.bytes)
+    return frames
+
+
+def spin_poll(poller: zmq.Poller, until: float) -> list:
+    """Poll without sleeping until something is ready or *until* (``perf_counter``) passes, then
+    return what is ready ([] if nothing).  A reply or a next request that is due within a few
+    hundred microseconds is cheaper to catch awake than through a wake-up; each zero-timeout
+    poll releases the GIL, so other threads run meanwhile."""
+    poll, clock = poller.poll, time.perf_counter
+    while clock() < until:
+        ready = poll(0)
+        if ready:
+            return ready
+    return []
+
+
+class Wakeup:
+    """The wake-up byte of an I/O thread: a ``socket.socketpair`` whose read end the thread polls
+    next to its ZeroMQ sockets.  Shared by the bus and :class:`~pando_core.runtime.client.Client`."""
+
+    def __init__(self) -> None:
+        self.r, self._w = socket.socketpair()
+        self.r.setblocking(False)
+        self._w.setblocking(False)
+        #: what to register with a ``zmq.Poller`` (it reports plain sockets by their fd)
+        self.fd = self.r.fileno()
+
+    def signal(self) -> None:
+        """Wake the polling thread (a full buffer already wakes it; a closed pair is ignored)."""
+        with contextlib.suppress(OSError):
+            self._w.send(b"\0")
+
+    def drain(self) -> None:
+        with contextlib.suppress(OSError):
+            while self.r.recv(4096):
+                pass
+
+    def close(self) -> None:
+        for s in (self.r, self._w):
+            with contextlib.suppress(OSError):
+                s.close()
