@@ -43,7 +43,7 @@ SCHEMA = [
     "CREATE INDEX idx_sessions_order ON sessions (created_at, seq)",
     "CREATE INDEX idx_sessions_seq ON sessions (seq)",
     """CREATE TABLE applied_writes (instance_id TEXT NOT NULL, seq INTEGER NOT NULL, method TEXT NOT NULL,
-    ok INTEGER NOT NULL, result TEXT, created_at INTEGER NOT NULL, PRIMARY KEY (instance_id, seq))""",
+    ok INTEGER NOT NULL, result TEXT, created_at INTEGER NOT NULL, PRIMARY KEY (instance_id, seq)) WITHOUT ROWID""",
 ]
 INSERT_KEY = "INSERT INTO applied_writes VALUES (?, ?, ?, 1, ?, ?)"
 # the same waiting as pando's: the floor must not lose to pando by sleeping where pando stays awake

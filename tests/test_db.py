@@ -61,7 +61,7 @@ def test_migrations_of_two_components_apply_in_order_and_are_idempotent(db):
     assert migrate(db, [core_component(), NOTES]) == []
     with db.read() as tx:
         rows = tx.conn.exec_driver_sql("SELECT component, version FROM schema_migrations ORDER BY applied_at, component").all()
-    assert [tuple(r) for r in rows] == [("core", 1), ("core", 2), ("core", 3), ("notes", 1)]
+    assert [tuple(r) for r in rows] == [("core", 1), ("core", 2), ("core", 3), ("core", 4), ("notes", 1)]
 
 
 def test_a_failing_migration_rolls_back_and_names_the_step(db):
@@ -81,6 +81,20 @@ def test_a_failing_migration_rolls_back_and_names_the_step(db):
         versions = tx.conn.exec_driver_sql("SELECT version FROM schema_migrations WHERE component='broken'").all()
     assert "b1" in tables and "b2" not in tables  # step 1 committed, step 2 rolled back whole
     assert [v[0] for v in versions] == [1]
+
+
+def test_applied_writes_keep_their_rows_when_rebuilt_without_rowid(db):
+    core = core_component()
+    migrate(db, [Component("core", [m for m in core.migrations if m.version <= 3])])
+    with db.write() as tx:
+        tx.raw.execute("INSERT INTO applied_writes VALUES ('i', 7, 'sessions.create', 1, '{}', 1)")
+    assert migrate(db, [core]) == [("core", 4, "applied_writes_without_rowid")]
+    with db.read() as tx:
+        assert tx.raw.execute("SELECT instance_id, seq, method, ok, result FROM applied_writes").fetchall() == [
+            ("i", 7, "sessions.create", 1, "{}")
+        ]
+        ddl = tx.raw.execute("SELECT sql FROM sqlite_master WHERE name = 'applied_writes'").fetchone()[0]
+    assert ddl.rstrip().endswith("WITHOUT ROWID")
 
 
 def test_schema_matches_the_table_definitions(db):

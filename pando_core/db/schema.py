@@ -222,4 +222,24 @@ CORE_MIGRATIONS = [
             "CREATE INDEX idx_files_seq ON files (seq)",
         ],
     ),
+    Migration(
+        4,
+        "applied_writes_without_rowid",
+        # keyed by (instance_id, seq) alone: one b-tree instead of a rowid table plus its key
+        # index, so recording a write's key changes one page per commit, not two
+        [
+            """CREATE TABLE applied_writes_keyed (
+                instance_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                method TEXT NOT NULL,
+                ok INTEGER NOT NULL,
+                result TEXT,
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (instance_id, seq)
+            ) WITHOUT ROWID""",
+            "INSERT INTO applied_writes_keyed SELECT instance_id, seq, method, ok, result, created_at FROM applied_writes",
+            "DROP TABLE applied_writes",
+            "ALTER TABLE applied_writes_keyed RENAME TO applied_writes",
+        ],
+    ),
 ]

@@ -31,10 +31,15 @@ from .protocol import EncodedJSON, RpcError, encode_json
 log = logging.getLogger("pando.writes")
 
 BATCH_MAX = 128
+# how long a key's outcome is kept: a secondary resends a write only until its write deadline
+# (30 s by default), so an hour covers every retry while applied_writes stays small
+APPLIED_RETENTION_MS = 3_600_000
+PRUNE_INTERVAL_S = 600.0
 # error kinds that are a property of the request (recorded, so a retry gets the same answer)
 RECORDED_ERROR_KINDS = {"not_found", "constraint", "validation"}
 _SELECT_APPLIED = f"SELECT ok, result FROM {applied_writes.name} WHERE instance_id = ? AND seq = ?"
 _MAX_APPLIED = f"SELECT max(seq) FROM {applied_writes.name} WHERE instance_id = ?"
+_PRUNE_APPLIED = f"DELETE FROM {applied_writes.name} WHERE created_at < ?"
 _INSERT_APPLIED = (
     f"INSERT INTO {applied_writes.name} (instance_id, seq, method, ok, result, created_at) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -90,8 +95,19 @@ def _as_rpc_error(error: BaseException) -> RpcError:
 class WriteCoordinator:
     """Applies queued writes on the primary in batched transactions."""
 
-    def __init__(self, db: Database, registry: MethodRegistry, instance_id: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        registry: MethodRegistry,
+        instance_id: str,
+        *,
+        retention_ms: int = APPLIED_RETENTION_MS,
+        prune_interval: float = PRUNE_INTERVAL_S,
+    ) -> None:
         self.db = db
+        self.retention_ms = retention_ms
+        self.prune_interval = prune_interval
+        self._next_prune = time.monotonic() + prune_interval
         self.registry = registry
         self.instance_id = instance_id
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
@@ -103,7 +119,7 @@ class WriteCoordinator:
         # highest key recorded per writing instance (used under the database's write lock, by the
         # bus thread or the coordinator thread); filled from applied_writes on an instance's first write
         self._recorded_max: dict[str, int] = {}
-        self.stats = {"batches": 0, "writes": 0, "duplicates": 0}
+        self.stats = {"batches": 0, "writes": 0, "duplicates": 0, "pruned": 0}
         self._thread = threading.Thread(target=self._loop, name="pando-write-coordinator", daemon=True)
         self._thread.start()
 
@@ -182,7 +198,12 @@ class WriteCoordinator:
 
     def _loop(self) -> None:
         while True:
-            first = self._queue.get()
+            if time.monotonic() >= self._next_prune:
+                self._prune_on_schedule()
+            try:
+                first = self._queue.get(timeout=max(0.0, self._next_prune - time.monotonic()))
+            except queue.Empty:
+                continue
             if first is None:
                 return
             batch = [first]
@@ -204,6 +225,27 @@ class WriteCoordinator:
         finally:
             with self._lock:
                 self._outstanding -= len(batch)
+
+    def prune(self, older_than_ms: int | None = None) -> int:
+        """Forget the outcomes of writes recorded before *older_than_ms* (default: older than
+        :attr:`retention_ms`); returns how many were removed. A key forgotten this way would be
+        applied again if it ever came back, which no secondary does after its write deadline."""
+        if older_than_ms is None:
+            older_than_ms = WriteTx.now_ms() - self.retention_ms
+        with self.db.write_lock, self.db.transaction() as tx:
+            removed = tx.raw.execute(_PRUNE_APPLIED, (older_than_ms,)).rowcount
+        self.stats["pruned"] += removed
+        return removed
+
+    def _prune_on_schedule(self) -> None:
+        self._next_prune = time.monotonic() + self.prune_interval
+        try:
+            removed = self.prune()
+        except Exception:  # noqa: BLE001 - pruning is housekeeping; writes go on
+            log.exception("pruning applied_writes failed")
+            return
+        if removed:
+            log.info("forgot %d applied write keys older than %d s", removed, self.retention_ms // 1000)
 
     def _apply(self, batch: list[_Pending]) -> bool:
         """Apply *batch* as one transaction and answer each write; False if it did not commit."""

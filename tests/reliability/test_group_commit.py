@@ -10,6 +10,7 @@ import pytest
 from reliability_kit import wait_for
 
 from pando_core.db import Database, MethodRegistry, core_component, migrate
+from pando_core.db.engine import WriteTx
 from pando_core.errors import ConstraintError, NotFoundError
 from pando_core.runtime.protocol import RpcError
 from pando_core.runtime.writes import WriteCoordinator
@@ -113,3 +114,29 @@ def test_unexpected_errors_are_not_recorded(coordinator):
     with pytest.raises(RpcError, match="shutting down") as info:
         late.result(1)
     assert info.value.retryable
+
+
+def test_old_write_keys_are_pruned_on_schedule(tmp_path):
+    db = Database(tmp_path / "pando.db")
+    components = [core_component()]
+    migrate(db, components)
+    registry = MethodRegistry(r for c in components for r in c.repositories)
+    with db.write() as tx:  # a key recorded two hours ago, by an earlier primary
+        tx.raw.execute(
+            "INSERT INTO applied_writes VALUES ('old', 1, 'sessions.create', 1, 'null', ?)",
+            (tx.now_ms() - 7_200_000,),
+        )
+    coord = WriteCoordinator(db, registry, "primary", prune_interval=0.05)
+    try:
+        coord.submit("sessions.create", {"id": "fresh", "title": "t"}, ("new", 1)).result(10)
+        wait_for(lambda: coord.stats["pruned"] == 1, 5, "the scheduled prune")
+        path = tmp_path / "pando.db"
+        assert _rows(path, "SELECT instance_id, seq FROM applied_writes") == [("new", 1)]
+        # a key inside the retention window still answers a retry with its stored outcome
+        again = coord.submit("sessions.create", {"id": "other", "title": "t"}, ("new", 1)).result(10)
+        assert again["id"] == "fresh" and coord.stats["duplicates"] == 1
+        assert coord.prune(older_than_ms=WriteTx.now_ms() + 1) == 1  # explicit cut-off: everything
+        assert _rows(path, "SELECT COUNT(*) FROM applied_writes") == [(0,)]
+    finally:
+        coord.close()
+        db.dispose()
