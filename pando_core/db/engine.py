@@ -66,6 +66,12 @@ class WriteTx:
         """A WriteTx in the same transaction with changes of its own (one write of a batch)."""
         return WriteTx(self._writer)
 
+    def restart(self) -> None:
+        """Roll back everything done in this transaction and begin a new one on the same
+        connection (the coordinator undoes a batch's only write this way)."""
+        self._writer.rollback()
+        self._writer.begin()
+
     def changed(self, table: str, op: str, *ids: str) -> None:
         self.changes.append(Change(table, op, [str(i) for i in ids]))
 

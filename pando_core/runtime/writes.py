@@ -2,9 +2,9 @@
 
 A secondary's repository write becomes ``db.write {method, params, key: [instance_id, seq]}``.
 The ``db.write`` requests the bus receives in one burst are applied together, on the bus thread,
-as one transaction (group commit) with one SAVEPOINT per write; when the database is busy with a
-local write, or earlier writes are still queued, they go to the coordinator thread's queue, which
-batches the same way. Every key is recorded with its outcome in ``applied_writes`` inside the same
+as one transaction (group commit) with one SAVEPOINT per write when there are several; when the
+database is busy with a local write, or earlier writes are still queued, they go to the
+coordinator thread's queue, which batches the same way. Every key is recorded with its outcome in ``applied_writes`` inside the same
 transaction, and the answer goes out only after COMMIT. A key seen again (a retry, possibly to a
 new primary after failover) returns the stored outcome and is not applied twice.
 """
@@ -253,8 +253,9 @@ class WriteCoordinator:
         try:
             with self.db.write_lock, self.db.transaction() as tx:
                 raw = tx.raw
+                isolate = len(batch) > 1  # a lone write is undone with its transaction instead
                 for item in batch:
-                    outcomes.append(self._apply_one(raw, tx, item))
+                    outcomes.append(self._apply_one(raw, tx, item, isolate))
         except Exception as exc:  # noqa: BLE001 - the whole batch failed to commit
             log.exception("write batch failed to commit")
             self._recorded_max.clear()  # keys noted in this batch were rolled back with it
@@ -286,7 +287,12 @@ class WriteCoordinator:
             return None
         return raw.execute(_SELECT_APPLIED, (instance_id, seq)).fetchone()
 
-    def _apply_one(self, raw: Any, batch_tx: WriteTx, item: _Pending) -> tuple[bool, Any, str | None]:
+    def _apply_one(
+        self, raw: Any, batch_tx: WriteTx, item: _Pending, isolate: bool
+    ) -> tuple[bool, Any, str | None]:
+        """Apply one write of a batch. *isolate*: inside a SAVEPOINT, so a failure undoes only
+        this write; a batch's only write is undone by restarting the transaction (cheaper than
+        a savepoint around every lone write)."""
         # The coordinator's own statements go straight to the DBAPI connection, inside the
         # batch's transaction: building SQLAlchemy constructs for them costs more than the SQLite
         # work (see bench/ipc.py).
@@ -302,20 +308,25 @@ class WriteCoordinator:
         spec: MethodSpec | None = self.registry.get(item.method)
         if spec is None:
             return False, RpcError(kind="method_not_found", message=f"unknown write method {item.method!r}"), None
-        raw.execute("SAVEPOINT pando_write")
+        if isolate:
+            raw.execute("SAVEPOINT pando_write")
         tx = batch_tx.part()
         try:
             result = spec.repository(None).call_impl(spec.attribute, tx, item.params)
             encoded = encode_json(result)  # recorded, and the reply reuses it
             if item.key is not None:
                 self._record(raw, item, True, encoded)
-            raw.execute("RELEASE pando_write")
+            if isolate:
+                raw.execute("RELEASE pando_write")
             item.changes = tx.changes
             self.stats["writes"] += 1
             return True, result, encoded
         except Exception as exc:  # noqa: BLE001 - one failure must not sink the batch
-            raw.execute("ROLLBACK TO pando_write")
-            raw.execute("RELEASE pando_write")
+            if isolate:
+                raw.execute("ROLLBACK TO pando_write")
+                raw.execute("RELEASE pando_write")
+            else:
+                batch_tx.restart()
             error = translate_db_error(exc, item.method)
             if isinstance(error, TypeError):
                 error = error_from_kind("validation", f"{item.method}: {error}")

@@ -9,9 +9,9 @@ import sys
 import pytest
 from reliability_kit import wait_for
 
-from pando_core.db import Database, MethodRegistry, core_component, migrate
+from pando_core.db import Database, MethodRegistry, Repository, core_component, migrate, write
 from pando_core.db.engine import WriteTx
-from pando_core.errors import ConstraintError, NotFoundError
+from pando_core.errors import ConstraintError, NotFoundError, ValidationError
 from pando_core.runtime.protocol import RpcError
 from pando_core.runtime.writes import WriteCoordinator
 
@@ -137,6 +137,42 @@ def test_old_write_keys_are_pruned_on_schedule(tmp_path):
         assert again["id"] == "fresh" and coord.stats["duplicates"] == 1
         assert coord.prune(older_than_ms=WriteTx.now_ms() + 1) == 1  # explicit cut-off: everything
         assert _rows(path, "SELECT COUNT(*) FROM applied_writes") == [(0,)]
+    finally:
+        coord.close()
+        db.dispose()
+
+
+class _HalfWrite(Repository):
+    """A write that changes a row, then fails: nothing of it may stay."""
+
+    name = "half"
+
+    @write
+    def rename_then_fail(self, tx, *, id: str, kind: str) -> None:
+        tx.raw.execute("UPDATE sessions SET title = 'half-done' WHERE id = ?", (id,))
+        if kind == "validation":
+            raise ValidationError("refused after a change")
+        raise RuntimeError("crashed after a change")
+
+
+@pytest.mark.parametrize("kind, recorded", [("validation", True), ("crash", False)])
+def test_a_lone_failing_write_leaves_nothing_behind(tmp_path, kind, recorded):
+    db = Database(tmp_path / "pando.db")
+    components = [core_component()]
+    migrate(db, components)
+    coord = WriteCoordinator(db, MethodRegistry([*components[0].repositories, _HalfWrite]), "primary")
+    try:
+        coord.submit("sessions.create", {"id": "s", "title": "kept"}, ("a", 1)).result(10)
+        with pytest.raises(Exception) as info:  # noqa: PT011 - either kind, checked below
+            coord.submit("half.rename_then_fail", {"id": "s", "kind": kind}, ("a", 2)).result(10)
+        assert isinstance(info.value, ValidationError if recorded else RpcError)
+        path = tmp_path / "pando.db"
+        assert _rows(path, "SELECT title FROM sessions") == [("kept",)]
+        keys = _rows(path, "SELECT seq, ok FROM applied_writes WHERE instance_id = 'a' ORDER BY seq")
+        assert keys == ([(1, 1), (2, 0)] if recorded else [(1, 1)])
+        # the transaction was begun again cleanly: the next lone write commits
+        assert coord.submit("sessions.create", {"id": "t", "title": "next"}, ("a", 3)).result(10)["id"] == "t"
+        assert _rows(path, "SELECT id FROM sessions ORDER BY id") == [("s",), ("t",)]
     finally:
         coord.close()
         db.dispose()
