@@ -73,6 +73,7 @@ CORE_SECTIONS = [
             "max_message_bytes": Field("int", 4 * 1024 * 1024, "largest accepted bus message"),
             "ping_timeout": Field("float", 2.0, "seconds before ensure_primary reports a hung primary"),
             "write_timeout": Field("float", 30.0, "seconds a proxied write may wait for the primary"),
+            "lease_check_interval": Field("float", 1.0, "seconds between the primary's checks of its lock file"),
         },
         "multi-instance runtime",
     ),

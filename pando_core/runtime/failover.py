@@ -97,3 +97,35 @@ class FailoverWatcher(PrimaryFollower):
         super().stop()
         if self._lock_thread.is_alive() and self._lock_thread is not threading.current_thread():
             self._lock_thread.join(timeout=2)
+
+
+LEASE_CHECK_INTERVAL_S = 1.0
+
+
+class LeaseGuard:
+    """The primary's check that its lease is still real: the OS lock is held on the inode that
+    ``ipc.lock`` names. If the file was deleted or replaced (``rm -rf .pando`` while pando runs),
+    another process can lock the new file and become a primary too; this primary then fences
+    itself (:meth:`Runtime.fence`) rather than be a second writer."""
+
+    def __init__(self, runtime, interval: float = LEASE_CHECK_INTERVAL_S) -> None:  # noqa: ANN001
+        self.runtime = runtime
+        self.interval = interval
+        self.checks = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="pando-lease-guard", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.checks += 1
+            if not self.runtime.lock.still_held():
+                self.runtime.fence(f"{self.runtime.lock.path} was deleted or replaced while this primary held it")
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)

@@ -99,6 +99,8 @@ class Runtime:
         self.record: PrimaryRecord | None = None
         self.lock = InstanceLock(self.pando_dir)
         self.watcher: Any = None
+        self.lease_guard: Any = None  # primary: LeaseGuard
+        self.fenced: str | None = None  # why this primary stopped writing (see fence)
         self.instances = InstanceRegistry(self.pando_dir)
         self._promoted_callbacks: list[Callable[[Runtime], None]] = []
         self._event_callbacks: list[tuple[str, Callable[[P.Event], None]]] = []  # (topic prefix, callback)
@@ -238,6 +240,32 @@ class Runtime:
         )
         write_primary_record(self.pando_dir, self.record)
         self.role = PRIMARY
+        from .failover import LeaseGuard
+
+        self.lease_guard = LeaseGuard(self, float(self.config.get("lease_check_interval") or 1.0))
+        self.lease_guard.start()
+
+    def fence(self, reason: str) -> None:
+        """This primary's lease is gone (see :class:`~.failover.LeaseGuard`): stop being a
+        writer at once. Queued and new proxied writes are refused as retryable, the bus goes
+        down (secondaries follow ``primary.json`` to whoever holds the lock now), and local
+        writes raise UnavailableError; reads still work. Restarting pando is the way back."""
+        with self._state_lock:
+            if self.role != PRIMARY or self.fenced:
+                return
+            self.fenced = reason
+            log.error("%s: this pando stops writing; restart it to join the current primary", reason)
+            if self.store is not None:
+                self.store.use(_FencedExecutor(self.db, self.instance_id, reason))
+            coordinator, bus = self.coordinator, self.bus
+        if coordinator is not None:
+            coordinator.close()
+        if bus is not None:
+            try:
+                bus.publish(P.INSTANCE_SHUTDOWN, {"instance_id": self.instance_id, "epoch": self.epoch})
+            except Exception:  # noqa: BLE001
+                pass
+            bus.stop()
 
     def _try_become_secondary(self) -> str | None:
         record = read_primary_record(self.pando_dir)
@@ -575,6 +603,9 @@ class Runtime:
         follower re-points it at whoever is promoted next. Never a writer without the lock."""
         bus, coordinator, db = self.bus, self.coordinator, self.db
         self.bus = self.coordinator = None
+        if self.lease_guard is not None:
+            self.lease_guard.stop()
+            self.lease_guard = None
         self.role = SECONDARY
         self.record = record
         self.epoch = record.epoch if record is not None else 0
@@ -614,6 +645,8 @@ class Runtime:
             self._cleaned = True
         if self.watcher is not None:
             self.watcher.stop()
+        if self.lease_guard is not None:
+            self.lease_guard.stop()
         if self.coordinator is not None:
             self.coordinator.close()  # finish in-flight writes first
         if self.bus is not None:
@@ -628,6 +661,17 @@ class Runtime:
             self.db.dispose()
         self.instances.unregister(self.instance_id)
         self.lock.release()
+
+
+class _FencedExecutor(LocalExecutor):
+    """A fenced primary's executor: reads from its database, writes refused with the reason."""
+
+    def __init__(self, db: Database | None, instance_id: str, reason: str) -> None:
+        super().__init__(db, instance_id)
+        self.reason = reason
+
+    def run_write(self, spec: Any, params: dict[str, Any]) -> Any:
+        raise UnavailableError(f"{spec.qualified}: not written: {self.reason}; restart pando to write again")
 
 
 def bootstrap(

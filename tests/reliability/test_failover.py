@@ -231,3 +231,33 @@ def test_failed_promotion_leaves_a_working_secondary_and_no_second_writer(cluste
     # it went through the successor's coordinator (keyed), not through a local connection
     assert db_rows(workdir, "SELECT instance_id FROM applied_writes") == [("heir",)]
     assert heir.command(op="role")["result"]["role"] == "secondary"
+
+
+def test_primary_whose_lock_file_is_replaced_stops_writing(cluster, workdir):
+    """``ipc.lock`` deleted under a running primary (``rm -rf .pando``): a new process locks the
+    new file and becomes primary. The old one must notice and stop writing, so there is never a
+    second writer, while its reads keep working."""
+    from pando_core.errors import UnavailableError
+    from pando_core.runtime.startup import bootstrap
+
+    old = bootstrap(workdir, failover=False, config={**CONFIG, "lease_check_interval": 0.05})
+    try:
+        assert old.role == "primary"
+        old.store.sessions.create(id="before", title="t")
+        wait_for(lambda: old.lease_guard.checks >= 3, 5, "a few lease checks")
+        assert old.fenced is None  # the lock file is ours: no false alarm
+        (workdir / ".pando" / "ipc.lock").unlink()
+        successor = cluster.spawn("successor", config=CONFIG)
+        ready = successor.wait("ready", 20)
+        assert ready["role"] == "primary" and ready["epoch"] == 2
+        wait_for(lambda: old.fenced, 5, "the old primary to fence itself")
+        assert "deleted or replaced" in old.fenced
+        with pytest.raises(UnavailableError, match="restart pando"):
+            old.store.sessions.create(id="after", title="t")
+        assert not old.bus.running
+        assert old.store.sessions.get(id="before")["title"] == "t"  # reads still work
+        reply = successor.command(op="write", sid="by-successor")
+        assert reply["ok"], reply
+        assert db_rows(workdir, "SELECT id FROM sessions ORDER BY id") == [("before",), ("by-successor",)]
+    finally:
+        old.cleanup()
