@@ -500,3 +500,11 @@ def test_importing_registry_does_not_import_sdks() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_error_text_is_shortened_to_one_line():
+    from pando_core.errors import one_line
+
+    assert one_line("a \n b\t c") == "a b c"
+    assert one_line("x" * 150) == "x" * 99 + "…"
+    assert one_line("y" * 400, 300) == "y" * 299 + "…"

@@ -594,3 +594,19 @@ def test_cli_restore_asks_for_confirmation_on_a_terminal(tmp_path, env):
         child.close()
         assert child.exitstatus == code
         assert (root / "a.txt").read_text() == content
+
+
+@pytest.mark.parametrize("make_git", [True, False])
+def test_snapshot_kind_is_probed_once(tmp_path, monkeypatch, make_git):
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    if make_git:
+        subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
+    (workdir / "a.txt").write_text("a\n")
+    probes = []
+    real = snapshots_module._Git.probe
+    monkeypatch.setattr(snapshots_module._Git, "probe", staticmethod(lambda wd: probes.append(wd) or real(wd)))
+    service = SnapshotService(workdir, store_dir=tmp_path / "store")
+    kinds = {service.take(label).kind for label in ("start", "end", "again")}
+    assert kinds == {"git" if make_git else "files"}
+    assert len(probes) == 1

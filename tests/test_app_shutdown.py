@@ -1,14 +1,8 @@
-"""Review mends: providers closed in one loop, the snapshot kind probed once, one one-line helper."""
+"""App shutdown: every provider closed in one event loop; the App's IPC role."""
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-
-import pytest
-
-from pando_core.services import snapshots as snapshots_mod
-from pando_core.services.snapshots import SnapshotService
 
 
 class _Closable:
@@ -57,30 +51,3 @@ def test_shutdown_without_providers_starts_no_loop(make_app, monkeypatch):
 def test_ipc_is_primary_follows_the_role(make_app):
     app = make_app()
     assert app.ipc_is_primary is (app.role == "primary")
-
-
-@pytest.mark.parametrize("make_git", [True, False])
-def test_snapshot_kind_is_probed_once(tmp_path, monkeypatch, make_git):
-    workdir = tmp_path / "w"
-    workdir.mkdir()
-    if make_git:
-        subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
-    (workdir / "a.txt").write_text("a\n")
-    probes = []
-    real = snapshots_mod._Git.probe
-    monkeypatch.setattr(snapshots_mod._Git, "probe", staticmethod(lambda wd: probes.append(wd) or real(wd)))
-    service = SnapshotService(workdir, store_dir=tmp_path / "store")
-    kinds = {service.take(label).kind for label in ("start", "end", "again")}
-    assert kinds == {"git" if make_git else "files"}
-    assert len(probes) == 1
-
-
-def test_one_line_helper_is_shared():
-    from pando_core.agent.providers import retry
-    from pando_core.errors import one_line
-    from pando_core.noninteractive import short
-
-    assert short is one_line and retry.one_line is one_line
-    assert one_line("a \n b\t c") == "a b c"
-    assert one_line("x" * 150) == "x" * 99 + "…"
-    assert one_line("y" * 400, 300) == "y" * 299 + "…"
