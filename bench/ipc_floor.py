@@ -20,13 +20,13 @@ target on this machine; the gap between pando's figure and the floor is what is 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -214,7 +214,7 @@ def aggregate(tmp: str, procs: int, threads: int, count: int) -> float:
         c.wait(30)
     stop_server(endpoint, server)
     elapsed = (max(s["end"] for s in spans) - min(s["start"] for s in spans)) / 1e9
-    with sqlite3.connect(f"file:{tmp}/agg.db?mode=ro", uri=True) as db:
+    with contextlib.closing(sqlite3.connect(f"file:{tmp}/agg.db?mode=ro", uri=True)) as db:
         committed = db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
     return committed / elapsed
 
@@ -236,8 +236,8 @@ def main() -> int:
     if args.clients:
         write_clients(args.clients, args.threads, args.count)
         return 0
-    tmp = tempfile.mkdtemp(prefix="pando-floor-")
     baselines = Bench(argparse.Namespace(transport="ipc"))
+    tmp = baselines.tmp
     try:
         rtt = baselines.zmq_round_trip(request("abc123-1", "instance", 1), args.writes)
         commit_ms, _ = baselines.sqlite_commit(args.writes)

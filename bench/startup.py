@@ -34,7 +34,7 @@ def interleaved_medians(commands: dict[str, list[str]], runs: int, env: dict[str
 
 def heavy_imports(args: list[str], env: dict[str, str], cwd: str) -> list[str]:
     code = (
-        "import sys, runpy; sys.argv = ['pando'] + sys.argv[1:]\n"
+        "import sys; sys.argv = ['pando'] + sys.argv[1:]\n"
         "from pando_core.cli import main\n"
         "try:\n    main(sys.argv[1:])\nfinally:\n"
         f"    print('HEAVY:' + ','.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"

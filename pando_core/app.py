@@ -62,7 +62,7 @@ class App:
         self.permissions = PermissionService(
             self.config.section("permissions"), store, yolo=options.yolo, asker=options.interactive_permissions
         )
-        self.projects = store.projects if hasattr(store, "projects") else None  # seed: App.Projects
+        self.projects = getattr(store, "projects", None)  # seed: App.Projects
         self.snapshots = self._snapshot_service()
         self.model_ref = options.model
         self.file_tracker = FileReadTracker()
@@ -81,7 +81,6 @@ class App:
     @classmethod
     def create(cls, context: PandoContext, options: AppOptions | None = None) -> App:
         options = options or AppOptions()
-        components = db_components(context)
         runtime = None
         if options.store is not None:
             store = options.store
@@ -94,7 +93,7 @@ class App:
                 context.workdir,
                 options.instance_id,
                 failover=failover,
-                components=components,
+                components=db_components(context),
                 config=runtime_cfg,
             )
             store = runtime.store
@@ -125,12 +124,11 @@ class App:
             app.shutdown()
 
     def _snapshot_service(self):
-        section = self.config.section("snapshots")
-        if not section.get("enabled", True):
+        if not self.config.section("snapshots").get("enabled", True):
             return None
         from .services.snapshots import SnapshotService
 
-        return SnapshotService(self.workdir, max_file_size=section.get("max_file_size"))
+        return SnapshotService.from_config(self.workdir, self.config)
 
     def take_snapshot(self, label: str, session_id: str) -> None:
         """Best effort: a snapshot failure is logged, never fatal to the session."""
@@ -152,7 +150,7 @@ class App:
 
     @property
     def role(self) -> str:
-        return getattr(self.runtime, "role", "primary") if self.runtime is not None else "primary"
+        return getattr(self.runtime, "role", "primary")  # no runtime (a store given): primary
 
     @property
     def ipc_is_primary(self) -> bool:
@@ -201,11 +199,10 @@ class App:
     def provider_for(self, resolved: Any) -> Any:
         from .agent.models import create_provider_for
 
-        key = f"{resolved.provider_name}"
-        provider = self._providers.get(key)
+        provider = self._providers.get(resolved.provider_name)
         if provider is None:
             provider = create_provider_for(resolved, self.plugins)
-            self._providers[key] = provider
+            self._providers[resolved.provider_name] = provider
         return provider
 
     def tool_context(self, session_id: str, message_id: str, call_id: str, cancel_event: asyncio.Event | None) -> ToolContext:

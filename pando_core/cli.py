@@ -6,8 +6,6 @@ line (``--debug`` shows the traceback) and exit non-zero: 1 for failures, 2 for 
 configuration, 130 when interrupted.
 """
 
-
-
 import os
 import sys
 from pathlib import Path
@@ -44,7 +42,7 @@ def _print_version() -> None:
 def build_cli(context):  # noqa: ANN001 - typer imported lazily
     import typer
 
-    from .commands import config_cmd, plugins_cmd
+    from .commands import builtin_commands
 
     cli = typer.Typer(
         name="pando",
@@ -93,10 +91,6 @@ def build_cli(context):  # noqa: ANN001 - typer imported lazily
             from .commands import entry
 
             entry.run_default(ctx)
-
-    plugins_cmd.register(cli)
-    config_cmd.register(cli)
-    from .commands import builtin_commands
 
     builtin_commands.register_all(cli)
     context.plugins.call_sync("pando_register_commands", cli=cli)

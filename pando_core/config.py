@@ -70,7 +70,9 @@ CORE_SECTIONS = [
             "failover": Field("bool", True, "a secondary takes over when the primary dies"),
             "heartbeat_interval": Field("float", 1.0, "seconds between primary heartbeats"),
             "transport": Field("str", "auto", "ipc, tcp or auto", choices=("auto", "ipc", "tcp")),
-            "max_message_bytes": Field("int", 4 * 1024 * 1024, "largest accepted bus message"),
+            # the bus's own default (runtime.protocol.DEFAULT_MAX_MESSAGE_BYTES), so a runtime
+            # bootstrapped without this configuration caps messages the same way
+            "max_message_bytes": Field("int", 16 * 1024 * 1024, "largest accepted bus message"),
             "ping_timeout": Field("float", 2.0, "seconds before ensure_primary reports a hung primary"),
             "write_timeout": Field("float", 30.0, "seconds a proxied write may wait for the primary"),
             "lease_check_interval": Field("float", 1.0, "seconds between the primary's checks of its lock file"),
@@ -145,6 +147,12 @@ CORE_SECTIONS = [
         "built-in tools",
     ),
 ]
+
+
+def core_defaults(section: str) -> dict[str, Any]:
+    """The declared defaults of one of the core's sections (for code that may run without a
+    loaded configuration)."""
+    return next(s for s in CORE_SECTIONS if s.name == section).defaults()
 
 
 def user_config_paths(home: Path | None = None, env: Mapping[str, str] | None = None) -> list[Path]:

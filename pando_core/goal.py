@@ -32,8 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import CORE_SECTIONS
+from .config import core_defaults
 from .errors import UsageError
+from .runtime.protocol import now_ms
 from .services.messages import text_of
 
 RUNNING = "running"
@@ -50,7 +51,7 @@ TERMINAL_STATUSES = frozenset(GOAL_STATUSES) - {RUNNING}
 EXIT_CODES = {COMPLETED: 0, FAILED: 2, TIMEOUT: 2, BLOCKED: 1, CANCELLED: 1, STALLED: 1, RUNNING: 1}
 
 # the defaults are those of the config section [goal]
-_GOAL_DEFAULTS = next(section for section in CORE_SECTIONS if section.name == "goal").defaults()
+_GOAL_DEFAULTS = core_defaults("goal")
 DEFAULT_MAX_ITERATIONS: int = _GOAL_DEFAULTS["max_iterations"]
 DEFAULT_MAX_DURATION: float = _GOAL_DEFAULTS["max_duration"]
 DEFAULT_STALL_ITERATIONS: int = _GOAL_DEFAULTS["stall_iterations"]
@@ -570,10 +571,6 @@ def goal_title(objective: str) -> str:
     return "Goal: " + (objective[:100] + "..." if len(objective) > 100 else objective)
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 # ------------------------------------------------------------------------------------------- runner
 
 
@@ -621,7 +618,7 @@ class _State:
         if self.status != RUNNING:
             raise RuntimeError(f"goal {self.goal_id}: invalid transition {self.status} -> {status}")
         self.status = status
-        self.completed_at = _now_ms()
+        self.completed_at = now_ms()
 
 
 class GoalRunner:

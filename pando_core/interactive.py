@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from .agent.tools.base import PermissionRequest
-from .noninteractive import short
+from .errors import one_line as short
+from .services.permissions import ALLOW_ALWAYS, ALLOW_ONCE, ALLOW_SESSION, DENY
 
-ALLOW_ONCE, ALLOW_SESSION, ALLOW_ALWAYS, DENY = "once", "session", "always", "deny"
 PERMISSION_CHOICES = (
     ("Allow once", ALLOW_ONCE),
     ("Allow for this session", ALLOW_SESSION),
@@ -68,9 +68,6 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-
-
 
 _SUMMARY_KEYS = ("command", "pattern", "file_path", "path", "url", "query", "description", "prompt", "name")
 
@@ -831,15 +828,8 @@ class InteractiveSession:
             self.console.print(Markdown(str(result)))
 
     async def _cmd_help(self, args: str) -> None:
-        from rich.table import Table
-
-        def table(rows: list[tuple[str, str]]) -> Table:
-            grid = Table(box=None, show_header=False, padding=(0, 2, 0, 2))
-            grid.add_column(style="bold cyan", no_wrap=True)
-            grid.add_column()
-            for left, right in rows:
-                grid.add_row(left, right)
-            return grid
+        def table(rows: list[tuple[str, str]]) -> Any:
+            return _grid(rows, "bold cyan", (0, 2, 0, 2))
 
         self.console.print("[bold]Commands[/bold]")
         self.console.print(
@@ -967,17 +957,14 @@ class InteractiveSession:
             self.console.print("[dim]no plugins loaded[/dim]")
             return
         for info in infos:
-            version = f" {info.version}" if getattr(info, "version", "") else ""
-            status = getattr(info, "status", "loaded")
-            colour = "green" if status == "loaded" else "red"
-            error = f" — {short(info.error, 100)}" if getattr(info, "error", "") else ""
+            version = f" {info.version}" if info.version else ""
+            colour = "green" if info.status == "loaded" else "red"
+            error = f" — {short(info.error, 100)}" if info.error else ""
             self.console.print(
-                f"[{colour}]●[/{colour}] {info.name}{version} [dim]{status}{error}[/dim]", highlight=False
+                f"[{colour}]●[/{colour}] {info.name}{version} [dim]{info.status}{error}[/dim]", highlight=False
             )
 
     async def _cmd_status(self, args: str) -> None:
-        from rich.table import Table
-
         from .agent.models import resolve_model
         from .errors import PandoError
 
@@ -1014,12 +1001,19 @@ class InteractiveSession:
             rows.append(("tokens", "0"))
             rows.append(("cost", "$0.0000"))
         rows.append(("workdir", str(app.workdir)))
-        grid = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
-        grid.add_column(style="bold", no_wrap=True)
-        grid.add_column()
-        for left, right in rows:
-            grid.add_row(left, right)
-        self.console.print(grid)
+        self.console.print(_grid(rows, "bold", (0, 2, 0, 0)))
+
+
+def _grid(rows: list[tuple[str, str]], key_style: str, padding: tuple[int, int, int, int]) -> Any:
+    """A borderless two-column table: the keys in ``key_style``, then their text."""
+    from rich.table import Table
+
+    grid = Table(box=None, show_header=False, padding=padding)
+    grid.add_column(style=key_style, no_wrap=True)
+    grid.add_column()
+    for left, right in rows:
+        grid.add_row(left, right)
+    return grid
 
 
 def _doc(fn: Any) -> str:

@@ -14,11 +14,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .agent.loop import AgentEvent, TurnResult
 from .errors import UsageError
 from .errors import one_line as short  # one line for progress and tool summaries (imported as `short`)
+
+if TYPE_CHECKING:  # the agent is imported by the App, not to check the options before it starts
+    from .agent.loop import AgentEvent, TurnResult
 
 OUTPUT_FORMATS = ("text", "json", "stream-json")
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130

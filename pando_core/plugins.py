@@ -11,7 +11,7 @@ import inspect
 import os
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pluggy
@@ -36,14 +36,7 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "distribution": self.distribution,
-            "status": self.status,
-            "error": self.error,
-            "hooks": self.hooks,
-        }
+        return asdict(self)
 
 
 @dataclass
@@ -112,15 +105,16 @@ def _read_cache(fingerprint: list) -> dict[str, _Candidate] | None:
 
 def _write_cache(fingerprint: list, found: dict[str, _Candidate]) -> None:
     import json
+    from pathlib import Path
 
-    path = _cache_file()
+    from .fsutil import atomic_write
+
+    path = Path(_cache_file())
     rows = [{"name": c.name, "value": c.value, "distribution": c.distribution, "version": c.version} for c in found.values()]
+    data = json.dumps({"format": 1, "fingerprint": fingerprint, "plugins": rows}).encode("utf-8")
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump({"format": 1, "fingerprint": fingerprint, "plugins": rows}, handle)
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)
     except OSError:
         pass  # a cache we cannot write only costs start-up time
 

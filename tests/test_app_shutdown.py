@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 
 class _Closable:
@@ -50,4 +51,9 @@ def test_shutdown_without_providers_starts_no_loop(make_app, monkeypatch):
 
 def test_ipc_is_primary_follows_the_role(make_app):
     app = make_app()
-    assert app.ipc_is_primary is (app.role == "primary")
+    assert (app.role, app.ipc_is_primary) == ("primary", True)  # the only instance holds the lock
+    runtime, app.runtime = app.runtime, SimpleNamespace(role="secondary")
+    try:
+        assert (app.role, app.ipc_is_primary) == ("secondary", False)
+    finally:
+        app.runtime = runtime

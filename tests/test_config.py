@@ -103,3 +103,10 @@ def test_config_show_cli(run_pando, pando_workdir):
     assert bad.returncode == 2
     assert "agent.max_tokens must be an integer" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_runtime_defaults_match_what_the_bus_uses_without_a_configuration():
+    from pando_core.config import core_defaults
+    from pando_core.runtime.protocol import DEFAULT_MAX_MESSAGE_BYTES
+
+    assert core_defaults("runtime")["max_message_bytes"] == DEFAULT_MAX_MESSAGE_BYTES

@@ -167,7 +167,7 @@ def test_sqlalchemy_and_plain_sql_share_the_write_transaction(db):
     assert store.notes.all() == ["plain", "sqlalchemy", "both 1", "both 2"]
 
 
-def test_read_only_database_refuses_writes(db, tmp_path):
+def test_read_only_database_refuses_writes(db):
     migrate(db, [core_component()])
     ro = Database(db.path, readonly=True)
     store = open_local_store(ro, [core_component()])

@@ -262,8 +262,18 @@ def test_edit_permission_denied(tmp_path):
     assert (tmp_path / "d.py").read_text() == "a = 1\n"
 
 
+class YieldingAsker(Asker):
+    """Lets the other edits run while a permission is pending, as a real prompt does."""
+
+    async def request(self, session_id, request):
+        await asyncio.sleep(0)
+        return await super().request(session_id, request)
+
+
 def test_concurrent_edits_to_one_file_are_serialised(tmp_path):
-    ctx = viewed(tmp_path, "c.py", "".join(f"v{n} = {n}\n" for n in range(20)))
+    # without a pending permission nothing would yield, so the edits would run one after the other
+    # even without the per-path lock
+    ctx = viewed(tmp_path, "c.py", "".join(f"v{n} = {n}\n" for n in range(20)), asker=YieldingAsker())
 
     async def both():
         tool = EditTool()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib
 
-# module name -> function taking the root typer app
+# modules with a `register(cli)` taking the root typer app, in the order of `pando --help`
 _GROUPS = [
+    "plugins_cmd",
+    "config_cmd",
     "snapshots_cmd",
     "run_cmd",
     "status_cmd",

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import typer
 
 from ..context import current
-from ..errors import UsageError
+from ..errors import UsageError, one_line
 
 
 def goal_command(
@@ -215,9 +215,7 @@ class _GoalView:
                     self.out.write("\n")
                     self.out.flush()
                     self.last_char = "\n"
-                from ..noninteractive import short
-
-                progress = short(info.progress or info.next_step or "no progress reported", 160)
+                progress = one_line(info.progress or info.next_step or "no progress reported", 160)
                 self.err.write(
                     f"iteration {info.iteration}/{info.max_iterations}, elapsed {int(info.elapsed)}s: {progress}\n"
                 )
@@ -251,8 +249,6 @@ class _GoalView:
         self.err.flush()
 
     def _summary(self, result: Any) -> None:
-        from ..noninteractive import short
-
         if result.status == "completed":
             self.err.write("Goal completed.\n")
         else:
@@ -261,11 +257,11 @@ class _GoalView:
             f"Session: {result.session_id} (iteration {result.iteration}/{result.max_iterations})\n"
         )
         if result.progress:
-            self.err.write(f"Progress: {short(result.progress, 300)}\n")
+            self.err.write(f"Progress: {one_line(result.progress, 300)}\n")
         if result.blocked_reason and result.blocked_reason != result.progress:
-            self.err.write(f"Reason: {short(result.blocked_reason, 300)}\n")
+            self.err.write(f"Reason: {one_line(result.blocked_reason, 300)}\n")
         if result.next_step:
-            self.err.write(f"Next step: {short(result.next_step, 300)}\n")
+            self.err.write(f"Next step: {one_line(result.next_step, 300)}\n")
         if result.status != "completed":
             self.err.write(f"Resume with: pando goal --resume {result.session_id[:8]}\n")
 

@@ -49,7 +49,12 @@ def init_command(
         import questionary
 
         provider = provider or questionary.select("Provider:", choices=list(PRESETS)).unsafe_ask()
-        preset = PRESETS[provider]
+    elif provider is None:
+        raise UsageError("no terminal to ask questions: pass --provider (and --model), e.g. pando init --provider openai --yes")
+    if provider not in PRESETS:
+        raise UsageError(f"--provider must be one of {', '.join(PRESETS)}")
+    preset = PRESETS[provider]
+    if interactive:
         if provider in ("ollama", "custom") or base_url:
             base_url = questionary.text("Base URL:", default=base_url or preset["base_url"]).unsafe_ask()
         model = questionary.text("Model:", default=model or preset["model"]).unsafe_ask()
@@ -58,12 +63,6 @@ def init_command(
         ).unsafe_ask()
         if installed and chosen_plugins is None:
             chosen_plugins = questionary.checkbox("Plugins to enable:", choices=installed).unsafe_ask()
-    else:
-        if provider is None:
-            raise UsageError("no terminal to ask questions: pass --provider (and --model), e.g. pando init --provider openai --yes")
-    if provider not in PRESETS:
-        raise UsageError(f"--provider must be one of {', '.join(PRESETS)}")
-    preset = PRESETS[provider]
     model = model or preset["model"]
     if not model:
         raise UsageError("--model is required for a custom provider")

@@ -239,7 +239,7 @@ def export_command(
 ) -> None:
     """Export a session as markdown (readable) or JSON (re-importable with `pando sessions import`)."""
     fmt = fmt.lower()
-    if fmt in ("md",):
+    if fmt == "md":
         fmt = "markdown"
     if fmt not in ("markdown", "json"):
         raise UsageError("--format must be markdown or json")
@@ -353,6 +353,8 @@ def history_command(
     name_only: bool = typer.Option(False, "--name-only", help="list the files without diffs"),
 ) -> None:
     """Files the agent changed, with a diff of the first recorded version against the latest."""
+    from ..services.history import diff_versions
+
     with _open_app() as instance:
         changed: dict[str, list[dict]] = {}  # session id -> its changed files, by path
         if session_id:
@@ -382,7 +384,7 @@ def history_command(
                         "path": row["path"],
                         "display_path": shown,
                         "versions": [v["version"] for v in versions],
-                        "diff": "" if name_only else instance.history.diff(session["id"], row["path"], shown),
+                        "diff": "" if name_only else diff_versions(versions, shown),
                     }
                 )
     if as_json:

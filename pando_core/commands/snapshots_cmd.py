@@ -19,8 +19,7 @@ def _service():
     from ..services.snapshots import SnapshotService
 
     context = current()
-    section = context.config.section("snapshots")
-    return SnapshotService(context.workdir, max_file_size=section.get("max_file_size"))
+    return SnapshotService.from_config(context.workdir, context.config)
 
 
 @app.command("list")

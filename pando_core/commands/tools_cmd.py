@@ -24,7 +24,7 @@ def tools_command(
         typer.echo("no tools")
     width = max((len(r["name"]) for r in rows), default=0)
     for row in rows:
-        first = (row["description"] or "").strip().splitlines()[0] if row["description"] else ""
+        first = next(iter((row["description"] or "").strip().splitlines()), "")
         typer.echo(f"{row['name']:<{width}}  {first}")
 
 

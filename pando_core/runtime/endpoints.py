@@ -33,13 +33,14 @@ from typing import Any, Literal
 
 import zmq
 
+from .private_dir import ensure_private_dir
+
 __all__ = [
     "EndpointError",
     "Endpoints",
     "LOOPBACK",
     "choose_endpoints",
     "derived_ports",
-    "ensure_private_dir",
     "fnv1a_32",
     "free_tcp_ports",
     "ipc_available",
@@ -211,31 +212,6 @@ def ipc_available() -> bool:
     return bool(zmq.has("ipc")) and hasattr(os, "getuid")
 
 
-def ensure_private_dir(path: str) -> str:
-    """Create *path* (mode 0700) or verify an existing one is a real directory owned by us with no
-    group/other permission bits (tightening it if we own it).  Raises EndpointError otherwise."""
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise EndpointError(f"cannot create private directory {path}: {exc}") from exc
-    try:
-        st = os.lstat(path)
-    except OSError as exc:
-        raise EndpointError(f"cannot stat {path}: {exc}") from exc
-    if not stat.S_ISDIR(st.st_mode):
-        raise EndpointError(f"{path} exists and is not a directory (symlink?)")
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        raise EndpointError(f"{path} is owned by uid {st.st_uid}, not by us")
-    if st.st_mode & 0o077:
-        try:
-            os.chmod(path, 0o700)
-        except OSError as exc:
-            raise EndpointError(f"cannot make {path} private: {exc}") from exc
-    return path
-
-
 def _runtime_root() -> str:
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg and os.path.isabs(xdg):
@@ -298,8 +274,8 @@ def choose_endpoints(
                 reason = f"ipc path {longest!r} exceeds {zmq.IPC_PATH_MAX_LEN} bytes"
             else:
                 try:
-                    ensure_private_dir(root)
-                    ensure_private_dir(directory)
+                    ensure_private_dir(root, EndpointError)
+                    ensure_private_dir(directory, EndpointError)
                     return Endpoints.ipc(directory).validate()
                 except EndpointError as exc:
                     reason = str(exc)

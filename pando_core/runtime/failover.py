@@ -99,16 +99,13 @@ class FailoverWatcher(PrimaryFollower):
             self._lock_thread.join(timeout=2)
 
 
-LEASE_CHECK_INTERVAL_S = 1.0
-
-
 class LeaseGuard:
     """The primary's check that its lease is still real: the OS lock is held on the inode that
     ``ipc.lock`` names. If the file was deleted or replaced (``rm -rf .pando`` while pando runs),
     another process can lock the new file and become a primary too; this primary then fences
     itself (:meth:`Runtime.fence`) rather than be a second writer."""
 
-    def __init__(self, runtime, interval: float = LEASE_CHECK_INTERVAL_S) -> None:  # noqa: ANN001
+    def __init__(self, runtime, interval: float) -> None:  # noqa: ANN001
         self.runtime = runtime
         self.interval = interval
         self.checks = 0

@@ -21,7 +21,6 @@ import errno
 import json
 import logging
 import os
-import stat
 import threading
 import time
 from collections.abc import Mapping
@@ -29,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import filelock
+
+from .private_dir import ensure_private_dir
 
 __all__ = [
     "InstanceLock",
@@ -54,24 +55,7 @@ class LockError(RuntimeError):
 
 def ensure_pando_dir(pando_dir: str | os.PathLike[str]) -> str:
     """Create ``.pando`` with mode 0700 (or tighten an existing one we own). Raises LockError."""
-    path = os.fspath(pando_dir)
-    try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        st = os.lstat(path)
-    except FileExistsError as exc:
-        raise LockError(f"{path} exists and is not a directory") from exc
-    except OSError as exc:
-        raise LockError(f"cannot create {path}: {exc.strerror or exc}") from exc
-    if not stat.S_ISDIR(st.st_mode):
-        raise LockError(f"{path} exists and is not a directory")
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        raise LockError(f"{path} is owned by uid {st.st_uid}, not by the current user (uid {os.getuid()})")
-    if hasattr(os, "getuid") and st.st_mode & 0o077:
-        try:
-            os.chmod(path, 0o700)
-        except OSError as exc:
-            raise LockError(f"cannot set mode 0700 on {path}: {exc.strerror or exc}") from exc
-    return path
+    return ensure_private_dir(pando_dir, LockError)
 
 
 class InstanceLock:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..config import core_defaults
 from ..db import Component, Database, LocalExecutor, MethodRegistry, Store, database_path, migrate
 from ..errors import PandoError, UnavailableError
 from . import protocol as P
@@ -39,6 +40,10 @@ from .protocol import CallInterrupted, RpcError, RpcTimeout
 from .writes import ProxyExecutor, WriteCoordinator, raise_remote
 
 log = logging.getLogger("pando.runtime")
+
+# the [runtime] settings' defaults, declared once, in the config section (bootstrap() may be
+# called without the App's configuration: tests, benchmarks, plugins)
+_RUNTIME_DEFAULTS = core_defaults("runtime")
 
 PRIMARY = "primary"
 SECONDARY = "secondary"
@@ -121,10 +126,18 @@ class Runtime:
 
     # -- properties --------------------------------------------------------------------------------
 
+    def _setting(self, key: str) -> Any:
+        """A ``[runtime]`` setting: the value given, else (unset, None or 0) its declared default."""
+        return self.config.get(key) or _RUNTIME_DEFAULTS[key]
+
+    def _client(self, record: PrimaryRecord, auth: Any) -> Client:
+        """A client of the primary *record* names (its calls wait up to the write timeout)."""
+        return Client(record.endpoints, self.instance_id, auth, default_timeout=self.write_timeout)
+
     @property
     def write_timeout(self) -> float:
         """Seconds a proxied write (or a call to the primary) may wait for an answer."""
-        return float(self.config.get("write_timeout") or 30)
+        return float(self._setting("write_timeout"))
 
     @property
     def engine(self):
@@ -214,7 +227,7 @@ class Runtime:
             self.store = Store(self.registry, executor)
         else:
             self.store.use(executor)
-        prefer = self.config.get("transport", "auto")
+        prefer = self._setting("transport")
         endpoints = choose_endpoints(str(self.workdir), prefer)
         auth = server_auth(self.pando_dir, endpoints.transport)
         self.bus = Bus(
@@ -222,8 +235,8 @@ class Runtime:
             self.instance_id,
             self.epoch,
             auth=auth,
-            max_message_bytes=int(self.config.get("max_message_bytes") or P.DEFAULT_MAX_MESSAGE_BYTES),
-            heartbeat_interval=float(self.config.get("heartbeat_interval") or 1.0),
+            max_message_bytes=int(self._setting("max_message_bytes")),
+            heartbeat_interval=float(self._setting("heartbeat_interval")),
             metadata={"workdir": str(self.workdir), "pid": os.getpid()},
         )
         self._register_core_methods(self.bus)
@@ -242,7 +255,7 @@ class Runtime:
         self.role = PRIMARY
         from .failover import LeaseGuard
 
-        self.lease_guard = LeaseGuard(self, float(self.config.get("lease_check_interval") or 1.0))
+        self.lease_guard = LeaseGuard(self, float(self._setting("lease_check_interval")))
         self.lease_guard.start()
 
     def fence(self, reason: str) -> None:
@@ -258,14 +271,19 @@ class Runtime:
             if self.store is not None:
                 self.store.use(_FencedExecutor(self.db, self.instance_id, reason))
             coordinator, bus = self.coordinator, self.bus
+            self.coordinator = None  # writes still in flight here fail: no writer, no primary to proxy to
         if coordinator is not None:
             coordinator.close()
         if bus is not None:
-            try:
-                bus.publish(P.INSTANCE_SHUTDOWN, {"instance_id": self.instance_id, "epoch": self.epoch})
-            except Exception:  # noqa: BLE001
-                pass
-            bus.stop()
+            self._shut_down_bus(bus)
+
+    def _shut_down_bus(self, bus: Bus) -> None:
+        """Say ``instance.shutdown`` (secondaries look for the next primary at once), then stop."""
+        try:
+            bus.publish(P.INSTANCE_SHUTDOWN, {"instance_id": self.instance_id, "epoch": self.epoch})
+        except Exception:  # noqa: BLE001 - already stopped
+            pass
+        bus.stop()
 
     def _try_become_secondary(self) -> str | None:
         record = read_primary_record(self.pando_dir)
@@ -275,7 +293,7 @@ class Runtime:
             return "primary record names another working directory"
         try:
             auth = client_auth(self.pando_dir, record.auth)
-            client = Client(record.endpoints, self.instance_id, auth, default_timeout=self.write_timeout)
+            client = self._client(record, auth)
         except Exception as exc:  # noqa: BLE001
             return f"cannot connect: {exc}"
         try:
@@ -516,32 +534,34 @@ class Runtime:
                     last_error = "local coordinator timed out"
                     continue
                 except RpcError as exc:
-                    if exc.retryable:
-                        last_error = str(exc)
-                        continue
-                    raise_remote(exc)
-            if client is None:
+                    if not exc.retryable:
+                        raise_remote(exc)
+                    last_error = str(exc)  # e.g. shutting down: wait below, as for a remote one
+            elif client is None:
                 raise UnavailableError("this instance has no connection to a primary")
-            try:
-                reply = client.call(
-                    "db.write", {"method": method, "params": params, "key": list(key)}, min(attempt_timeout, remaining)
-                )
-                return reply["result"]
-            except CallInterrupted:
-                # this instance followed a new primary while the write was in flight (the old one
-                # may have died before or after applying it): resend at once, same key
-                last_error = "the primary changed while the write was in flight"
-                continue
-            except ClientClosed as exc:
-                last_error = str(exc)
-            except RpcTimeout as exc:
-                last_error = f"timed out ({exc})"
-                attempt_timeout = min(attempt_timeout * 2, 5.0)
-            except RpcError as exc:
-                if exc.retryable or exc.kind in ("unavailable", "closed"):
+            else:
+                try:
+                    reply = client.call(
+                        "db.write",
+                        {"method": method, "params": params, "key": list(key)},
+                        min(attempt_timeout, remaining),
+                    )
+                    return reply["result"]
+                except CallInterrupted:
+                    # this instance followed a new primary while the write was in flight (the old
+                    # one may have died before or after applying it): resend at once, same key
+                    last_error = "the primary changed while the write was in flight"
+                    continue
+                except ClientClosed as exc:
                     last_error = str(exc)
-                else:
-                    raise_remote(exc)
+                except RpcTimeout as exc:
+                    last_error = f"timed out ({exc})"
+                    attempt_timeout = min(attempt_timeout * 2, 5.0)
+                except RpcError as exc:
+                    if exc.retryable or exc.kind in ("unavailable", "closed"):
+                        last_error = str(exc)
+                    else:
+                        raise_remote(exc)
             # wait briefly for a failover to change the primary, then resend with the same key
             with self._primary_changed:
                 self._primary_changed.wait(timeout=0.05)
@@ -550,7 +570,7 @@ class Runtime:
         """Actively ping the primary (before each prompt on a secondary)."""
         if self.role != SECONDARY or self.client is None:
             return
-        timeout = float(timeout or self.config.get("ping_timeout") or 2.0)
+        timeout = float(timeout or self._setting("ping_timeout"))
         try:
             self.client.ping(timeout=timeout)
         except (RpcError, RpcTimeout) as exc:
@@ -625,10 +645,7 @@ class Runtime:
             self.store.use(proxy)
         if record is not None:
             try:
-                auth = client_auth(self.pando_dir, record.auth)
-                self.client = Client(
-                    record.endpoints, self.instance_id, auth, default_timeout=self.write_timeout
-                )
+                self.client = self._client(record, client_auth(self.pando_dir, record.auth))
                 self._subscribe_all(self.client)
             except Exception:  # noqa: BLE001 - writes wait for the next primary (see send_write)
                 log.exception("cannot reconnect after a failed promotion")
@@ -650,11 +667,7 @@ class Runtime:
         if self.coordinator is not None:
             self.coordinator.close()  # finish in-flight writes first
         if self.bus is not None:
-            try:
-                self.bus.publish(P.INSTANCE_SHUTDOWN, {"instance_id": self.instance_id, "epoch": self.epoch})
-            except Exception:  # noqa: BLE001
-                pass
-            self.bus.stop()
+            self._shut_down_bus(self.bus)
         if self.client is not None:
             self.client.close(timeout=1.0)
         if self.db is not None:

@@ -4,9 +4,10 @@ A secondary's repository write becomes ``db.write {method, params, key: [instanc
 The ``db.write`` requests the bus receives in one burst are applied together, on the bus thread,
 as one transaction (group commit) with one SAVEPOINT per write when there are several; when the
 database is busy with a local write, or earlier writes are still queued, they go to the
-coordinator thread's queue, which batches the same way. Every key is recorded with its outcome in ``applied_writes`` inside the same
-transaction, and the answer goes out only after COMMIT. A key seen again (a retry, possibly to a
-new primary after failover) returns the stored outcome and is not applied twice.
+coordinator thread's queue, which batches the same way. Every key is recorded with its outcome
+in ``applied_writes`` inside the same transaction, and the answer goes out only after COMMIT. A
+key seen again (a retry, possibly to a new primary after failover) returns the stored outcome
+and is not applied twice.
 """
 
 from __future__ import annotations
@@ -105,11 +106,11 @@ class WriteCoordinator:
         prune_interval: float = PRUNE_INTERVAL_S,
     ) -> None:
         self.db = db
+        self.registry = registry
+        self.instance_id = instance_id
         self.retention_ms = retention_ms
         self.prune_interval = prune_interval
         self._next_prune = time.monotonic() + prune_interval
-        self.registry = registry
-        self.instance_id = instance_id
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._closed = False
         self._outstanding = 0  # queued or being applied by the coordinator thread

@@ -6,6 +6,27 @@ import difflib
 from typing import Any
 
 
+def unified_diff(old: str, new: str, fromfile: str, tofile: str) -> str:
+    """A unified diff of two texts; a last line without a newline gets git's
+    ``\\ No newline at end of file`` marker."""
+    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), fromfile, tofile)
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+def diff_versions(versions: list[dict], shown: str) -> str:
+    """The first of the recorded ``versions`` of a file against the latest ("" for none); ``shown``
+    is the path written in the diff headers."""
+    if not versions:
+        return ""
+    first, latest = versions[0], versions[-1]
+    return unified_diff(
+        first.get("content") or "",
+        latest.get("content") or "",
+        f"a/{shown} ({first['version']})",
+        f"b/{shown} ({latest['version']})",
+    )
+
+
 class HistoryService:
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -25,15 +46,4 @@ class HistoryService:
         ``shown`` is the path written in the diff headers (default ``path``); a last line without a
         newline gets git's ``\\ No newline at end of file`` marker.
         """
-        versions = self.versions(session_id, path)
-        if not versions:
-            return ""
-        shown = shown or path
-        first, latest = versions[0], versions[-1]
-        lines = difflib.unified_diff(
-            (first.get("content") or "").splitlines(keepends=True),
-            (latest.get("content") or "").splitlines(keepends=True),
-            fromfile=f"a/{shown} ({first['version']})",
-            tofile=f"b/{shown} ({latest['version']})",
-        )
-        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+        return diff_versions(self.versions(session_id, path), shown or path)

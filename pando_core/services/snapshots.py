@@ -16,7 +16,6 @@ Paths are always relative to the working directory, with ``/`` separators.
 
 from __future__ import annotations
 
-import difflib
 import gzip
 import hashlib
 import json
@@ -38,7 +37,9 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from ..errors import PandoError
+from ..fsutil import atomic_write, current_umask
 from ..ignore import IgnoreRules
+from .history import unified_diff
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 REF_PREFIX = "refs/pando/snapshots/"
@@ -139,23 +140,6 @@ def _base36(value: int) -> str:
             return out
 
 
-def _atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _is_binary(data: bytes) -> bool:
     if b"\0" in data[:_BINARY_SNIFF]:
         return True
@@ -164,12 +148,6 @@ def _is_binary(data: bytes) -> bool:
     except UnicodeDecodeError:
         return True
     return False
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def normalize_rel_path(workdir: Path, path: str) -> str:
@@ -394,6 +372,11 @@ class SnapshotService:
         self._kind: str | None = None  # a workdir does not change kind during a process
         self._lock: FileLock | None = None
 
+    @classmethod
+    def from_config(cls, workdir: Path, config: Any) -> SnapshotService:
+        """The service for ``workdir`` with the ``[snapshots]`` settings of ``config``."""
+        return cls(workdir, max_file_size=config.section("snapshots").get("max_file_size"))
+
     # ---------------------------------------------------------------- store plumbing
 
     @property
@@ -414,7 +397,7 @@ class SnapshotService:
             os.chmod(self.store_dir, 0o700)
         ignore = self.store_dir / ".gitignore"
         if not ignore.exists():  # keeps the store out of the user's `git status`
-            _atomic_write(ignore, b"# created by pando: snapshot store\n*\n", 0o600)
+            atomic_write(ignore, b"# created by pando: snapshot store\n*\n", 0o600, fsync=True)
 
     def _locked(self) -> FileLock:
         if self._lock is None:
@@ -438,7 +421,7 @@ class SnapshotService:
 
     def _write_index(self, snapshots: list[Snapshot]) -> None:
         payload = {"version": 1, "snapshots": [s.to_dict() for s in snapshots]}
-        _atomic_write(self.index_path, json.dumps(payload, indent=1).encode())
+        atomic_write(self.index_path, json.dumps(payload, indent=1).encode(), 0o600, fsync=True)
 
     def _git(self) -> _Git:
         if self._git_cache is None:
@@ -748,7 +731,7 @@ class SnapshotService:
         )
         manifest = {"snapshot": snapshot.to_dict(), "files": files, "skipped": skipped}
         self.manifests_dir.mkdir(mode=0o700, exist_ok=True)
-        _atomic_write(self.manifests_dir / f"{snap_id}.json", json.dumps(manifest, indent=1).encode())
+        atomic_write(self.manifests_dir / f"{snap_id}.json", json.dumps(manifest, indent=1).encode(), 0o600, fsync=True)
         return snapshot
 
     def _manifest(self, snap: Snapshot) -> dict[str, Any]:
@@ -827,7 +810,7 @@ class SnapshotService:
         if path.exists():
             return
         path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
-        _atomic_write(path, gzip.compress(data, compresslevel=6, mtime=0))
+        atomic_write(path, gzip.compress(data, compresslevel=6, mtime=0), 0o600, fsync=True)
 
     def _read_blob(self, digest: str) -> bytes:
         try:
@@ -911,12 +894,7 @@ class SnapshotService:
         if _is_binary(old) or _is_binary(new):
             lines.append(f"Binary files {a_name} and {b_name} differ\n")
             return "".join(lines)
-        old_lines = old.decode("utf-8").splitlines(keepends=True)
-        new_lines = new.decode("utf-8").splitlines(keepends=True)
-        for line in difflib.unified_diff(old_lines, new_lines, a_name, b_name):
-            lines.append(line)
-            if not line.endswith("\n"):
-                lines.append("\n\\ No newline at end of file\n")
+        lines.append(unified_diff(old.decode("utf-8"), new.decode("utf-8"), a_name, b_name))
         return "".join(lines)
 
     def _snapshot_content(self, snap: Snapshot, change: _Change) -> tuple[bytes, bool, int]:
@@ -925,7 +903,7 @@ class SnapshotService:
             mode, sha = change.old
             is_link = mode == _GIT_SYMLINK
             data = self._git().blob(sha, None if is_link else change.path)
-            perms = (0o777 if mode == _GIT_EXEC else 0o666) & ~_umask()
+            perms = (0o777 if mode == _GIT_EXEC else 0o666) & ~current_umask()
             return data, is_link, perms
         entry = change.old
         data = self._read_blob(entry["sha256"])
@@ -959,7 +937,7 @@ class SnapshotService:
                     target.unlink()
                 os.symlink(os.fsdecode(data), target)
             else:
-                _atomic_write(target, data, mode)
+                atomic_write(target, data, mode, fsync=True)
         except OSError as exc:
             return f"cannot write: {exc.strerror or exc}"
         return None

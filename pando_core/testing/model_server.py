@@ -72,7 +72,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import select
 import signal
 import socket
@@ -1064,10 +1063,11 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     try:
         if args.port_file:
-            tmp = f"{args.port_file}.tmp.{os.getpid()}"
-            with open(tmp, "w", encoding="utf-8") as handle:
-                handle.write(server.base_url + "\n")
-            os.replace(tmp, args.port_file)
+            from pathlib import Path
+
+            from pando_core.fsutil import atomic_write
+
+            atomic_write(Path(args.port_file), (server.base_url + "\n").encode("utf-8"))
         print(server.base_url, flush=True)
         while not stop.wait(0.2):
             pass

@@ -1,4 +1,4 @@
-"""Helpers for the reliability tests: worker processes, condition waits, read-only DB checks.
+"""Helpers for the reliability tests: worker processes, read-only DB checks, the history checker.
 
 ``Cluster.spawn(name, *flags)`` starts ``worker.py`` (see its docstring for the JSON-lines
 protocol); every line it prints is collected by a reader thread, and ``Worker.wait(...)`` blocks
@@ -23,26 +23,6 @@ import pytest
 
 WORKER = str(Path(__file__).with_name("worker.py"))
 ROOT = str(Path(__file__).resolve().parents[2])
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.005) -> Any:
-    """Poll *cond* until it returns something truthy; fail the test after *timeout* seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.1f}s waiting for {what}")
-        time.sleep(interval)
-
-
-def hold_for(cond: Callable[[], Any], duration: float, what: str, interval: float = 0.01) -> None:
-    """Assert that *cond* stays truthy for *duration* seconds (a negative observation)."""
-    end = time.monotonic() + duration
-    while time.monotonic() < end:
-        assert cond(), f"{what} stopped holding"
-        time.sleep(interval)
 
 
 class Worker:

@@ -7,14 +7,9 @@ import signal
 import time
 
 import pytest
-from reliability_kit import (
-    check_single_writer,
-    check_writes,
-    db_rows,
-    hold_for,
-    primary_record,
-    wait_for,
-)
+from reliability_kit import check_single_writer, check_writes, db_rows, primary_record
+
+from tests.support.waiting import hold_for, wait_for
 
 HEARTBEAT = 0.1
 CONFIG = {"heartbeat_interval": HEARTBEAT}

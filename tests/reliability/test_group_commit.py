@@ -3,28 +3,40 @@
 from __future__ import annotations
 
 import concurrent.futures
-import sqlite3
 import sys
 
 import pytest
-from reliability_kit import wait_for
+from reliability_kit import db_rows
 
-from pando_core.db import Database, MethodRegistry, Repository, core_component, migrate, write
+from pando_core.db import Database, MethodRegistry, Repository, core_component, database_path, migrate, write
 from pando_core.db.engine import WriteTx
 from pando_core.errors import ConstraintError, NotFoundError, ValidationError
 from pando_core.runtime.protocol import RpcError
 from pando_core.runtime.writes import WriteCoordinator
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
-def coordinator(tmp_path):
-    db = Database(tmp_path / "pando.db")
-    components = [core_component()]
-    migrate(db, components)
-    coord = WriteCoordinator(db, MethodRegistry(r for c in components for r in c.repositories), "primary")
-    yield coord, db, tmp_path / "pando.db"
-    coord.close()
-    db.dispose()
+def db(tmp_path):
+    database = Database(database_path(tmp_path))
+    migrate(database, [core_component()])
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def make_coordinator(db):
+    """``make_coordinator(*extra_repositories, **options)``: a WriteCoordinator on ``db`` (closed at teardown)."""
+    made: list[WriteCoordinator] = []
+
+    def make(*extra_repositories, **options) -> WriteCoordinator:
+        registry = MethodRegistry([*core_component().repositories, *extra_repositories])
+        made.append(WriteCoordinator(db, registry, "primary", **options))
+        return made[-1]
+
+    yield make
+    for coord in made:
+        coord.close()
 
 
 def _coordinator_frame(coord) -> str | None:
@@ -32,16 +44,8 @@ def _coordinator_frame(coord) -> str | None:
     return frame.f_code.co_name if frame is not None else None
 
 
-def _rows(path, sql):
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
-def test_a_failing_write_does_not_sink_its_batch(coordinator):
-    coord, db, path = coordinator
+def test_a_failing_write_does_not_sink_its_batch(db, make_coordinator, tmp_path):
+    coord = make_coordinator()
     published = []
     db.on_commit(lambda changes, writer: published.append((writer, [c.as_dict() for c in changes])))
     coord.submit("sessions.create", {"id": "s0", "title": "t"}, ("a", 1)).result(10)
@@ -71,13 +75,13 @@ def test_a_failing_write_does_not_sink_its_batch(coordinator):
         futures[2].result()
     assert futures[3].result()["id"] == "s2"
     assert futures[4].result() == futures[0].result()
-    assert _rows(path, "SELECT id, title FROM sessions WHERE id != 'blocker' ORDER BY id") == [
+    assert db_rows(tmp_path, "SELECT id, title FROM sessions WHERE id != 'blocker' ORDER BY id") == [
         ("s0", "t"),
         ("s1", "t"),
         ("s2", "t"),
     ]
-    assert _rows(
-        path, "SELECT instance_id, seq, ok FROM applied_writes WHERE instance_id != 'z' ORDER BY 1, 2"
+    assert db_rows(
+        tmp_path, "SELECT instance_id, seq, ok FROM applied_writes WHERE instance_id != 'z' ORDER BY 1, 2"
     ) == [
         ("a", 1, 1),
         ("a", 2, 1),
@@ -95,8 +99,8 @@ def test_a_failing_write_does_not_sink_its_batch(coordinator):
     assert coord.stats["duplicates"] == 2
 
 
-def test_unexpected_errors_are_not_recorded(coordinator):
-    coord, db, path = coordinator
+def test_unexpected_errors_are_not_recorded(db, make_coordinator, tmp_path):
+    coord = make_coordinator()
     with db.write_lock:
         blocker = coord.submit("sessions.create", {"id": "blocker", "title": "t"}, ("z", 1))
         wait_for(lambda: _coordinator_frame(coord) == "_apply", 5, "the coordinator to wait for the lock")
@@ -107,8 +111,8 @@ def test_unexpected_errors_are_not_recorded(coordinator):
     assert info.value.kind == "app_error"
     assert good.result(10)["id"] == "s2" and blocker.result(10)["id"] == "blocker"
     # not a property of the request: not recorded, so a retry with the same key runs again
-    assert _rows(path, "SELECT instance_id, seq FROM applied_writes ORDER BY 1") == [("a", 2), ("z", 1)]
-    assert _rows(path, "SELECT id FROM sessions ORDER BY id") == [("blocker",), ("s2",)]
+    assert db_rows(tmp_path, "SELECT instance_id, seq FROM applied_writes ORDER BY 1") == [("a", 2), ("z", 1)]
+    assert db_rows(tmp_path, "SELECT id FROM sessions ORDER BY id") == [("blocker",), ("s2",)]
     coord.close()
     late = coord.submit("sessions.create", {"id": "s3", "title": "late"}, ("a", 3))
     with pytest.raises(RpcError, match="shutting down") as info:
@@ -116,30 +120,21 @@ def test_unexpected_errors_are_not_recorded(coordinator):
     assert info.value.retryable
 
 
-def test_old_write_keys_are_pruned_on_schedule(tmp_path):
-    db = Database(tmp_path / "pando.db")
-    components = [core_component()]
-    migrate(db, components)
-    registry = MethodRegistry(r for c in components for r in c.repositories)
+def test_old_write_keys_are_pruned_on_schedule(db, make_coordinator, tmp_path):
     with db.write() as tx:  # a key recorded two hours ago, by an earlier primary
         tx.raw.execute(
             "INSERT INTO applied_writes VALUES ('old', 1, 'sessions.create', 1, 'null', ?)",
             (tx.now_ms() - 7_200_000,),
         )
-    coord = WriteCoordinator(db, registry, "primary", prune_interval=0.05)
-    try:
-        coord.submit("sessions.create", {"id": "fresh", "title": "t"}, ("new", 1)).result(10)
-        wait_for(lambda: coord.stats["pruned"] == 1, 5, "the scheduled prune")
-        path = tmp_path / "pando.db"
-        assert _rows(path, "SELECT instance_id, seq FROM applied_writes") == [("new", 1)]
-        # a key inside the retention window still answers a retry with its stored outcome
-        again = coord.submit("sessions.create", {"id": "other", "title": "t"}, ("new", 1)).result(10)
-        assert again["id"] == "fresh" and coord.stats["duplicates"] == 1
-        assert coord.prune(older_than_ms=WriteTx.now_ms() + 1) == 1  # explicit cut-off: everything
-        assert _rows(path, "SELECT COUNT(*) FROM applied_writes") == [(0,)]
-    finally:
-        coord.close()
-        db.dispose()
+    coord = make_coordinator(prune_interval=0.05)
+    coord.submit("sessions.create", {"id": "fresh", "title": "t"}, ("new", 1)).result(10)
+    wait_for(lambda: coord.stats["pruned"] == 1, 5, "the scheduled prune")
+    assert db_rows(tmp_path, "SELECT instance_id, seq FROM applied_writes") == [("new", 1)]
+    # a key inside the retention window still answers a retry with its stored outcome
+    again = coord.submit("sessions.create", {"id": "other", "title": "t"}, ("new", 1)).result(10)
+    assert again["id"] == "fresh" and coord.stats["duplicates"] == 1
+    assert coord.prune(older_than_ms=WriteTx.now_ms() + 1) == 1  # explicit cut-off: everything
+    assert db_rows(tmp_path, "SELECT COUNT(*) FROM applied_writes") == [(0,)]
 
 
 class _HalfWrite(Repository):
@@ -156,23 +151,15 @@ class _HalfWrite(Repository):
 
 
 @pytest.mark.parametrize("kind, recorded", [("validation", True), ("crash", False)])
-def test_a_lone_failing_write_leaves_nothing_behind(tmp_path, kind, recorded):
-    db = Database(tmp_path / "pando.db")
-    components = [core_component()]
-    migrate(db, components)
-    coord = WriteCoordinator(db, MethodRegistry([*components[0].repositories, _HalfWrite]), "primary")
-    try:
-        coord.submit("sessions.create", {"id": "s", "title": "kept"}, ("a", 1)).result(10)
-        with pytest.raises(Exception) as info:  # noqa: PT011 - either kind, checked below
-            coord.submit("half.rename_then_fail", {"id": "s", "kind": kind}, ("a", 2)).result(10)
-        assert isinstance(info.value, ValidationError if recorded else RpcError)
-        path = tmp_path / "pando.db"
-        assert _rows(path, "SELECT title FROM sessions") == [("kept",)]
-        keys = _rows(path, "SELECT seq, ok FROM applied_writes WHERE instance_id = 'a' ORDER BY seq")
-        assert keys == ([(1, 1), (2, 0)] if recorded else [(1, 1)])
-        # the transaction was begun again cleanly: the next lone write commits
-        assert coord.submit("sessions.create", {"id": "t", "title": "next"}, ("a", 3)).result(10)["id"] == "t"
-        assert _rows(path, "SELECT id FROM sessions ORDER BY id") == [("s",), ("t",)]
-    finally:
-        coord.close()
-        db.dispose()
+def test_a_lone_failing_write_leaves_nothing_behind(make_coordinator, tmp_path, kind, recorded):
+    coord = make_coordinator(_HalfWrite)
+    coord.submit("sessions.create", {"id": "s", "title": "kept"}, ("a", 1)).result(10)
+    with pytest.raises(Exception) as info:  # noqa: PT011 - either kind, checked below
+        coord.submit("half.rename_then_fail", {"id": "s", "kind": kind}, ("a", 2)).result(10)
+    assert isinstance(info.value, ValidationError if recorded else RpcError)
+    assert db_rows(tmp_path, "SELECT title FROM sessions") == [("kept",)]
+    keys = db_rows(tmp_path, "SELECT seq, ok FROM applied_writes WHERE instance_id = 'a' ORDER BY seq")
+    assert keys == ([(1, 1), (2, 0)] if recorded else [(1, 1)])
+    # the transaction was begun again cleanly: the next lone write commits
+    assert coord.submit("sessions.create", {"id": "t", "title": "next"}, ("a", 3)).result(10)["id"] == "t"
+    assert db_rows(tmp_path, "SELECT id FROM sessions ORDER BY id") == [("s",), ("t",)]

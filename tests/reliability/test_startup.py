@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from reliability_kit import db_rows, hold_for, primary_record
+from reliability_kit import db_rows, primary_record
+
+from tests.support.waiting import hold_for
 
 N = 8
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import zmq
-from reliability_kit import db_rows, hold_for, primary_record
+from reliability_kit import db_rows, primary_record
 
 from pando_core.runtime.endpoints import derived_ports, tcp_port_free
+from tests.support.waiting import hold_for
 
 TCP = {"transport": "tcp", "heartbeat_interval": 0.1}
 

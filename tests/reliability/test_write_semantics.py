@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from reliability_kit import db_rows, hold_for, primary_record, wait_for
+from reliability_kit import db_rows, primary_record
+
+from tests.support.waiting import hold_for, wait_for
 
 CONFIG = {"heartbeat_interval": 0.1}
 
@@ -38,7 +40,7 @@ def test_change_events_reach_secondaries_in_order(cluster, workdir):
     assert {e["epoch"] for e in events} == {1}
     # nothing was lost, so the watcher never had to resynchronise
     assert watcher.command(op="role")["result"]["resyncs"] == 0
-    # and the rows are readable on the watcher's own read-only connection right away
+    # and the rows are in the shared database file, read here through a read-only connection
     assert {row[0] for row in db_rows(workdir, "SELECT id FROM sessions")} == set(expected)
 
 

@@ -18,20 +18,7 @@ from pando_core.runtime import protocol as P
 from pando_core.runtime.bus import Bus
 from pando_core.runtime.client import Client
 from pando_core.runtime.endpoints import Endpoints, choose_endpoints
-
-
-def wait_for(
-    cond: Callable[[], object], timeout: float = 5.0, interval: float = 0.002, what: str = "condition"
-) -> object:
-    """Poll *cond* until truthy; fail the test after *timeout* seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+from tests.support.waiting import wait_for
 
 
 def read_line(proc: subprocess.Popen, timeout: float = 10.0) -> str:

@@ -36,10 +36,13 @@ def _tcp_bus(make_bus, tmp_path, auth):
     return bus, counter
 
 
-def _assert_locked_out(bus, client, counter, helpers):
+def _assert_locked_out(bus, client, control, counter, helpers):
+    """*client* gets no reply and no event; *control*, a client with the credentials made alongside
+    it, hears the events published meanwhile (so the window was long enough for them to arrive)."""
     events: list[P.Event] = []
     client.subscribe("", events.append)
-    for _ in range(5):  # published first: the two waits below give them time to arrive, if they could
+    helpers.sync_events(bus, control)
+    for _ in range(5):  # the two waits below give them time to arrive, if they could
         bus.publish("secret.stuff", {"token": "xyz"})
     with pytest.raises(RpcTimeout):
         client.call("count", timeout=0.3)
@@ -75,14 +78,18 @@ def test_curve_rejects_clients_without_credentials(make_bus, make_client, tmp_pa
     pando = tmp_path / ".pando"
     auth = server_auth(pando, "tcp")
     bus, counter = _tcp_bus(make_bus, tmp_path, auth)
+
+    def control():
+        return make_client(bus.endpoints, "control", auth=client_auth(pando, auth.record_info()))
+
     # 1. plain (NULL mechanism) client
-    _assert_locked_out(bus, make_client(bus.endpoints, "plain"), counter, helpers)
+    _assert_locked_out(bus, make_client(bus.endpoints, "plain"), control(), counter, helpers)
     # 2. knows the server key but has its own, unregistered keypair
     public, secret = zmq.curve_keypair()
     stranger = ClientAuth(
         "curve", server_public=auth.server_public, client_public=public, client_secret=secret
     )
-    _assert_locked_out(bus, make_client(bus.endpoints, "stranger", auth=stranger), counter, helpers)
+    _assert_locked_out(bus, make_client(bus.endpoints, "stranger", auth=stranger), control(), counter, helpers)
     # 3. has the client keypair but pins a different server key (e.g. a port squatter)
     good_client_pub, good_client_sec = load_or_create_client_keypair(pando)
     wrong_server = ClientAuth(
@@ -91,9 +98,11 @@ def test_curve_rejects_clients_without_credentials(make_bus, make_client, tmp_pa
         client_public=good_client_pub,
         client_secret=good_client_sec,
     )
-    _assert_locked_out(bus, make_client(bus.endpoints, "wrong-server", auth=wrong_server), counter, helpers)
+    _assert_locked_out(
+        bus, make_client(bus.endpoints, "wrong-server", auth=wrong_server), control(), counter, helpers
+    )
     # the legitimate client still works afterwards
-    assert make_client(bus.endpoints, auth=client_auth(pando, auth.record_info())).call("count") == 1
+    assert control().call("count") == 1
 
 
 @needs_curve

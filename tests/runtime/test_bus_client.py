@@ -440,7 +440,7 @@ def test_reconnect_to_a_new_bus_on_new_endpoints(make_bus, make_client, helpers)
     client.close()
 
 
-def test_calls_made_before_primary_exists_are_sent_when_it_appears(make_bus, make_client, tmp_path):
+def test_calls_made_before_primary_exists_are_sent_when_it_appears(make_bus, make_client):
     pub, rpc = free_tcp_ports(2)
     endpoints = Endpoints.tcp(pub, rpc)
     client = make_client(endpoints)

@@ -16,12 +16,12 @@ from pando_core.runtime.endpoints import (
     Endpoints,
     choose_endpoints,
     derived_ports,
-    ensure_private_dir,
     fnv1a_32,
     free_tcp_ports,
     ipc_socket_dir,
     tcp_port_free,
 )
+from pando_core.runtime.private_dir import ensure_private_dir
 
 # spec/ipc.md §2
 VECTORS = [
@@ -99,14 +99,14 @@ def test_ipc_refuses_foreign_or_non_directory_runtime_dir(tmp_path):
     loose = tmp_path / "loose"
     loose.mkdir(mode=0o755)
     os.chmod(loose, 0o755)
-    ensure_private_dir(str(loose))
+    ensure_private_dir(str(loose), EndpointError)
     assert stat.S_IMODE(os.stat(loose).st_mode) == 0o700
     if os.getuid() == 0:
         foreign = tmp_path / "foreign"
         foreign.mkdir(mode=0o700)
         os.chown(foreign, 65534, 65534)
         with pytest.raises(EndpointError, match="owned by uid"):
-            ensure_private_dir(str(foreign))
+            ensure_private_dir(str(foreign), EndpointError)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from pando_core.runtime.lock import (
     read_primary_record,
     write_primary_record,
 )
+from tests.support.waiting import hold_for
 
 HOLDER = """
 import sys
@@ -111,7 +112,7 @@ def test_sigkill_of_holder_lets_parked_acquire_win_promptly(tmp_path, spawn, hel
     stop, result = threading.Event(), {}
     t = _park(lock, stop, result)
     try:
-        assert not t.join(0.05) and "won" not in result  # parked, not winning while held
+        hold_for(lambda: t.is_alive() and "won" not in result, 0.05, "the acquire parked while the lock is held")
         killed_at = time.monotonic()
         os.kill(holder.pid, signal.SIGKILL)
         t.join(5)
@@ -133,7 +134,7 @@ def test_parked_acquire_is_abandoned_on_stop(tmp_path):
     stop, result = threading.Event(), {}
     t = _park(waiter, stop, result)
     try:
-        assert not t.join(0.05) and "won" not in result  # parked while the lock is held
+        hold_for(lambda: t.is_alive() and "won" not in result, 0.05, "the acquire parked while the lock is held")
         time_stop = time.monotonic()
         stop.set()
         t.join(5)

@@ -23,7 +23,6 @@ _HOLDER = (
 
 @dataclass(frozen=True)
 class PrimaryHolder:
-    process: subprocess.Popen
     role: str
     pid: int
     instance_id: str
@@ -58,7 +57,7 @@ def primary_holder(workdir: Path, env: dict[str, str], timeout: float = 30) -> I
     try:
         role, pid, instance_id = _first_line(process, timeout).split()
         assert role == "primary", f"the holder became {role}, not the primary"
-        holder = PrimaryHolder(process=process, role=role, pid=int(pid), instance_id=instance_id)
+        holder = PrimaryHolder(role=role, pid=int(pid), instance_id=instance_id)
     except BaseException:
         process.kill()
         process.wait()

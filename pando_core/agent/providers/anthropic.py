@@ -6,13 +6,12 @@ Imports the SDK at module level: import this module lazily (the registry does).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import anthropic
 
-from .base import ChatRequest, ModelInfo, ProviderEvent, Usage, result_text, tool_parameters
+from .base import ChatRequest, ModelInfo, ProviderEvent, Usage, image_mime, result_text, tool_parameters
 from .sdk_base import SdkProvider, finish_reason
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -61,13 +60,11 @@ class AnthropicProvider(SdkProvider):
         backoff_base: float = 0.5,
         backoff_max: float = 32.0,
     ) -> None:
-        env_url = os.environ.get(base_url_env) if base_url_env else None
-        url = (base_url or env_url or DEFAULT_BASE_URL).rstrip("/")
-        if url.endswith("/v1"):
-            url = url[: -len("/v1")]  # the SDK appends /v1/messages itself
         self._configure(
             name=name,
-            base_url=url,
+            base_url=base_url,
+            base_url_env=base_url_env,
+            default_base_url=DEFAULT_BASE_URL,
             api_key=api_key,
             api_key_env=api_key_env,
             timeout=timeout,
@@ -77,6 +74,8 @@ class AnthropicProvider(SdkProvider):
             backoff_base=backoff_base,
             backoff_max=backoff_max,
         )
+        if self.base_url.endswith("/v1"):
+            self.base_url = self.base_url[: -len("/v1")]  # the SDK appends /v1/messages itself
         self.prompt_cache = prompt_cache
 
     # --- requests ---------------------------------------------------------------------------------
@@ -303,10 +302,8 @@ def to_anthropic_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]
                     result["is_error"] = True
                 results.append(result)
             elif kind in ("image", "binary") and role == "user" and data.get("data"):
-                mime = data.get("mime_type") or data.get("mimeType") or "image/png"
-                blocks.append(
-                    {"type": "image", "source": {"type": "base64", "media_type": mime, "data": data["data"]}}
-                )
+                source = {"type": "base64", "media_type": image_mime(data), "data": data["data"]}
+                blocks.append({"type": "image", "source": source})
         content = results + thinking + blocks
         if not content:
             continue

@@ -96,6 +96,11 @@ def tool_parameters(tool: Mapping[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def image_mime(data: Mapping[str, Any]) -> str:
+    """The media type of an image/binary part's data (both spellings are stored), PNG when unnamed."""
+    return data.get("mime_type") or data.get("mimeType") or "image/png"
+
+
 def result_text(content: Any) -> str:
     """A tool_result part's content as the string the provider APIs take (non-strings as JSON)."""
     if isinstance(content, str):

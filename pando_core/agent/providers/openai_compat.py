@@ -6,7 +6,6 @@ Imports the SDK at module level: import this module lazily (the registry does).
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -15,7 +14,16 @@ from typing import Any
 
 import openai
 
-from .base import ChatRequest, ModelInfo, ProviderError, ProviderEvent, Usage, result_text, tool_parameters
+from .base import (
+    ChatRequest,
+    ModelInfo,
+    ProviderError,
+    ProviderEvent,
+    Usage,
+    image_mime,
+    result_text,
+    tool_parameters,
+)
 from .sdk_base import SdkProvider, finish_reason
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -75,10 +83,11 @@ class OpenAICompatibleProvider(SdkProvider):
         backoff_max: float = 32.0,
         send_reasoning_content: bool = True,
     ) -> None:
-        env_url = os.environ.get(base_url_env) if base_url_env else None
         self._configure(
             name=name,
-            base_url=(base_url or env_url or default_base_url).rstrip("/"),
+            base_url=base_url,
+            base_url_env=base_url_env,
+            default_base_url=default_base_url,
             api_key=api_key,
             api_key_env=api_key_env,
             timeout=timeout,
@@ -264,8 +273,7 @@ def _image_url(data: Mapping[str, Any]) -> str | None:
     payload = data.get("data")
     if not payload:
         return None
-    mime = data.get("mime_type") or data.get("mimeType") or "image/png"
-    return f"data:{mime};base64,{payload}"
+    return f"data:{image_mime(data)};base64,{payload}"
 
 
 def to_openai_messages(request: ChatRequest, *, send_reasoning_content: bool = True) -> list[dict[str, Any]]:

@@ -48,39 +48,26 @@ _OPTION_ALIASES = {
     "maxRetries": "max_retries",
 }
 
-_OPENAI_OPTIONS = {
-    "name",
-    "base_url",
-    "api_key",
-    "max_retries",
-    "timeout",
-    "connect_timeout",
-    "api_key_env",
-    "base_url_env",
-    "default_base_url",
-    "default_headers",
-    "extra_body",
-    "backoff_base",
-    "backoff_max",
-    "send_reasoning_content",
-}
-_ANTHROPIC_OPTIONS = {
-    "name",
-    "base_url",
-    "api_key",
-    "max_retries",
-    "timeout",
-    "connect_timeout",
-    "api_key_env",
-    "base_url_env",
-    "default_headers",
-    "prompt_cache",
-    "backoff_base",
-    "backoff_max",
-}
+# Options every SDK provider takes (see SdkProvider._configure), then each kind's own.
+_COMMON_OPTIONS = frozenset(
+    {
+        "name",
+        "base_url",
+        "api_key",
+        "max_retries",
+        "timeout",
+        "connect_timeout",
+        "api_key_env",
+        "base_url_env",
+        "default_headers",
+        "backoff_base",
+        "backoff_max",
+    }
+)
+_OPENAI_OPTIONS = _COMMON_OPTIONS | {"default_base_url", "extra_body", "send_reasoning_content"}
+_ANTHROPIC_OPTIONS = _COMMON_OPTIONS | {"prompt_cache"}
 
-
-def _normalise_options(kind: str, options: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
+def _normalise_options(kind: str, options: dict[str, Any], allowed: frozenset[str]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in options.items():
         key = _OPTION_ALIASES.get(key, key)

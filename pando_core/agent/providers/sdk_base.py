@@ -32,7 +32,9 @@ class SdkProvider:
         self,
         *,
         name: str,
-        base_url: str,
+        base_url: str | None,
+        base_url_env: str | None,
+        default_base_url: str,
         api_key: str | None,
         api_key_env: str | None,
         timeout: float,
@@ -42,8 +44,12 @@ class SdkProvider:
         backoff_base: float,
         backoff_max: float,
     ) -> None:
+        """Settings shared by the SDK providers. The endpoint is `base_url`, else the `base_url_env`
+        environment variable, else `default_base_url` (without a trailing "/"); the key is `api_key`,
+        else `api_key_env`, else the placeholder."""
         self.name = name
-        self.base_url = base_url
+        env_url = os.environ.get(base_url_env) if base_url_env else None
+        self.base_url = (base_url or env_url or default_base_url).rstrip("/")
         self.api_key_env = api_key_env
         key = api_key if api_key is not None else os.environ.get(api_key_env, "") if api_key_env else ""
         self._api_key = key or self.placeholder_api_key

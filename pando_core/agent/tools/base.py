@@ -131,6 +131,27 @@ class ToolContext:
         return resolved
 
 
+async def wait_unless_cancelled(task: asyncio.Future, ctx: ToolContext, timeout: float | None = None) -> str:
+    """Wait for `task` until it is done, `ctx.cancel_event` is set or `timeout` seconds have passed.
+
+    Returns "" when the task is done, else "cancelled" or "timeout"; stopping the task is left to the
+    caller (also when the wait itself is cancelled).
+    """
+    import asyncio
+
+    cancel = asyncio.ensure_future(ctx.cancel_event.wait()) if ctx.cancel_event else None
+    try:
+        done, _ = await asyncio.wait(
+            {task} | ({cancel} if cancel else set()), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        if cancel is not None:
+            cancel.cancel()
+    if task in done:
+        return ""
+    return "cancelled" if cancel is not None and cancel in done else "timeout"
+
+
 @runtime_checkable
 class Tool(Protocol):
     """An agent tool. `parameters` is a JSON schema object: {"type": "object", "properties": ..., "required": [...]}."""

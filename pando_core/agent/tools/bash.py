@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pando_core.agent.tools.base import PermissionRequest, ToolContext, ToolError, ToolResult
+from pando_core.agent.tools.base import (
+    PermissionRequest,
+    ToolContext,
+    ToolError,
+    ToolResult,
+    wait_unless_cancelled,
+)
 from pando_core.agent.tools.write import int_arg, str_arg
 
 DEFAULT_TIMEOUT_MS = 60_000
@@ -622,23 +628,15 @@ class BashTool:
                 )
             except OSError as exc:
                 raise ToolError(f"Failed to start the shell ({self.shell_path}): {exc}") from exc
-        aborted = ""
         wait_task = asyncio.ensure_future(proc.wait())
-        cancel_task = asyncio.ensure_future(ctx.cancel_event.wait()) if ctx.cancel_event else None
-        waiters = {wait_task} | ({cancel_task} if cancel_task else set())
         try:
-            done, _pending = await asyncio.wait(
-                waiters, timeout=timeout_ms / 1000, return_when=asyncio.FIRST_COMPLETED
-            )
-            if wait_task not in done:
-                aborted = "cancelled" if cancel_task is not None and cancel_task in done else "timeout"
+            aborted = await wait_unless_cancelled(wait_task, ctx, timeout_ms / 1000)
+            if aborted:
                 await _kill_group(proc)
         except asyncio.CancelledError:
             await _kill_group(proc)
             raise
         finally:
-            if cancel_task is not None:
-                cancel_task.cancel()
             if not wait_task.done():
                 wait_task.cancel()
         ended = time.time()

@@ -9,7 +9,13 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlparse
 
-from pando_core.agent.tools.base import PermissionRequest, ToolContext, ToolError, ToolResult
+from pando_core.agent.tools.base import (
+    PermissionRequest,
+    ToolContext,
+    ToolError,
+    ToolResult,
+    wait_unless_cancelled,
+)
 from pando_core.agent.tools.write import str_arg
 
 DEFAULT_TIMEOUT_S = 30
@@ -73,6 +79,8 @@ BLOCK_TAGS = frozenset(
 )
 SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "svg", "head", "iframe", "object"})
 VOID_TAGS = frozenset({"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "source", "wbr"})
+# markdown marks written around inline elements (code only outside <pre>)
+INLINE_MARKS = {"code": "`", "strong": "**", "b": "**", "em": "*", "i": "*"}
 
 
 class HtmlConverter(HTMLParser):
@@ -119,6 +127,11 @@ class HtmlConverter(HTMLParser):
     def _prefix(self) -> str:
         return "> " * self.quote_depth if self.markdown else ""
 
+    def _inline_mark(self, tag: str) -> None:
+        """The markdown mark opening or closing an inline element (nothing in text mode)."""
+        if self.markdown and not (tag == "code" and self.pre_depth):
+            self._emit(INLINE_MARKS[tag])
+
     # -- parser callbacks
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = {key: value or "" for key, value in attrs}
@@ -160,12 +173,8 @@ class HtmlConverter(HTMLParser):
             self.pre_depth += 1
             if md:
                 self._emit("```\n")
-        elif tag == "code" and md and not self.pre_depth:
-            self._emit("`")
-        elif tag in ("strong", "b") and md:
-            self._emit("**")
-        elif tag in ("em", "i") and md:
-            self._emit("*")
+        elif tag in INLINE_MARKS:
+            self._inline_mark(tag)
         elif tag == "blockquote":
             self._newlines(2)
             self.quote_depth += 1
@@ -227,12 +236,8 @@ class HtmlConverter(HTMLParser):
                 self._newlines(1)
                 self._emit("```")
             self._newlines(2)
-        elif tag == "code" and md and not self.pre_depth:
-            self._emit("`")
-        elif tag in ("strong", "b") and md:
-            self._emit("**")
-        elif tag in ("em", "i") and md:
-            self._emit("*")
+        elif tag in INLINE_MARKS:
+            self._inline_mark(tag)
         elif tag == "blockquote":
             self.quote_depth = max(0, self.quote_depth - 1)
             self._newlines(2)
@@ -274,17 +279,19 @@ class HtmlConverter(HTMLParser):
         return cleaned.strip()
 
 
-def html_to_text(html: str, base_url: str = "") -> str:
-    converter = HtmlConverter(markdown=False, base_url=base_url)
+def _converted(html: str, markdown: bool, base_url: str) -> HtmlConverter:
+    converter = HtmlConverter(markdown=markdown, base_url=base_url)
     converter.feed(html)
     converter.close()
-    return converter.result()
+    return converter
+
+
+def html_to_text(html: str, base_url: str = "") -> str:
+    return _converted(html, False, base_url).result()
 
 
 def html_to_markdown(html: str, base_url: str = "") -> str:
-    converter = HtmlConverter(markdown=True, base_url=base_url)
-    converter.feed(html)
-    converter.close()
+    converter = _converted(html, True, base_url)
     result = converter.result()
     title = converter.title.strip()
     if title and not result.startswith("#"):
@@ -373,17 +380,12 @@ class FetchTool:
         )
 
         task = asyncio.ensure_future(self._download(url, timeout))
-        cancel = asyncio.ensure_future(ctx.cancel_event.wait()) if ctx.cancel_event else None
         try:
-            waiters = {task} | ({cancel} if cancel else set())
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            cancelled = await wait_unless_cancelled(task, ctx)
         except asyncio.CancelledError:
             task.cancel()
             raise
-        finally:
-            if cancel is not None:
-                cancel.cancel()
-        if task not in done:
+        if cancelled:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -456,9 +458,7 @@ class FetchTool:
                                     continue
                                 chunks.append(chunk)
                                 size += len(chunk)
-        except TimeoutError as exc:
-            raise ToolError(f"Request timed out after {timeout:g} s: {url}") from exc
-        except httpx.TimeoutException as exc:
+        except (TimeoutError, httpx.TimeoutException) as exc:
             raise ToolError(f"Request timed out after {timeout:g} s: {url}") from exc
         except httpx.TooManyRedirects as exc:
             raise ToolError(f"Too many redirects while fetching {url}") from exc

@@ -44,6 +44,11 @@ class StoredResult:
     def pages(self) -> int:
         return max(1, -(-len(self.content) // self.page_chars))
 
+    def bounds(self, page: int) -> tuple[int, int]:
+        """(start, end) character offsets of `page` (1-based) in the content."""
+        start = (page - 1) * self.page_chars
+        return start, min(start + self.page_chars, len(self.content))
+
 
 class ResultPager:
     """Per-session in-memory store of large results (LRU, bounded by entries and characters)."""
@@ -118,13 +123,11 @@ class ResultPager:
             )
         if page < 1 or page > entry.pages:
             raise ToolError(f"page {page} is out of range: result {result_id} has {entry.pages} page(s)")
-        start = (page - 1) * entry.page_chars
-        end = min(start + entry.page_chars, len(entry.content))
+        start, end = entry.bounds(page)
         return entry.content[start:end], entry
 
     def note(self, entry: StoredResult, page: int) -> str:
-        start = (page - 1) * entry.page_chars
-        end = min(start + entry.page_chars, len(entry.content))
+        start, end = entry.bounds(page)
         text = (
             f"Output is {len(entry.content)} chars; showing {start + 1}-{end} (page {page} of {entry.pages})."
         )

@@ -39,6 +39,7 @@ from typing import Any
 from pando_core.agent.tools.base import PermissionRequest, ToolContext, ToolError, ToolResult
 from pando_core.agent.tools.edit import SMART_MAP
 from pando_core.agent.tools.write import (
+    HUNK_HEADER,
     diff_stats,
     display_path,
     make_diff,
@@ -53,8 +54,11 @@ from pando_core.agent.tools.write import (
     write_temp_for,
     write_text_atomic,
 )
+from pando_core.fsutil import discard
 
 MAX_FUZZ = 3
+# the section headers of the apply_patch format and the operation each starts
+FILE_HEADERS = (("*** Add File:", "add"), ("*** Delete File:", "delete"), ("*** Update File:", "update"))
 
 PATCH_DESCRIPTION = """Apply a patch that adds, updates and/or deletes one or more files in one step.
 
@@ -160,9 +164,8 @@ def parse_patch(text: str) -> list[FileOp]:
     lines = _strip_fences(text.replace("\r\n", "\n").split("\n"))
     if not lines:
         raise ToolError("patch_text is empty")
-    if any(line.strip() == "*** Begin Patch" for line in lines) or any(
-        line.startswith(("*** Update File:", "*** Add File:", "*** Delete File:")) for line in lines
-    ):
+    prefixes = tuple(prefix for prefix, _kind in FILE_HEADERS)
+    if any(line.strip() == "*** Begin Patch" or line.startswith(prefixes) for line in lines):
         return _parse_apply_patch(lines)
     if any(line.startswith("--- ") for line in lines) and any(line.startswith("+++ ") for line in lines):
         return _parse_unified(lines)
@@ -196,18 +199,10 @@ def _parse_apply_patch(lines: list[str]) -> list[FileOp]:
         index += 1
         if line.strip() == "*** End Patch":
             break
-        if line.startswith("*** Add File:"):
-            current = FileOp("add", header_value(line, "*** Add File:"))
-            ops.append(current)
-            hunk = None
-            continue
-        if line.startswith("*** Delete File:"):
-            current = FileOp("delete", header_value(line, "*** Delete File:"))
-            ops.append(current)
-            hunk = None
-            continue
-        if line.startswith("*** Update File:"):
-            current = FileOp("update", header_value(line, "*** Update File:"))
+        header = next(((prefix, kind) for prefix, kind in FILE_HEADERS if line.startswith(prefix)), None)
+        if header is not None:
+            prefix, kind = header
+            current = FileOp(kind, header_value(line, prefix))
             ops.append(current)
             hunk = None
             continue
@@ -245,7 +240,7 @@ def _parse_apply_patch(lines: list[str]) -> list[FileOp]:
         # update
         if line.startswith("@@"):
             anchor = line[2:].strip()
-            unified = _HUNK_HEADER.match(line)
+            unified = HUNK_HEADER.match(line)
             if hunk is not None and not hunk.old_lines and not hunk.new_lines:
                 target = hunk
             else:
@@ -297,9 +292,6 @@ def _trim_blank_context(hunk: Hunk) -> None:
         hunk.ops.pop()
 
 
-_HUNK_HEADER = re.compile(r"^@@+ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@+(.*)$")
-
-
 def _diff_path(raw: str, prefix: str) -> str | None:
     value = raw.split("\t", 1)[0].strip()
     if value.startswith('"') and value.endswith('"') and len(value) >= 2:
@@ -331,11 +323,10 @@ def _parse_unified(lines: list[str]) -> list[FileOp]:
                 current = FileOp("update", old, move_to=new if new != old else None)
             ops.append(current)
             continue
-        header = _HUNK_HEADER.match(line) if line.startswith("@@") else None
         if line.startswith("@@"):
             if current is None:
                 raise ToolError(f"Diff line {index + 1}: hunk before any '--- / +++' file header")
-            index = _read_unified_hunk(lines, index, header, current)
+            index = _read_unified_hunk(lines, index, HUNK_HEADER.match(line), current)
             continue
         index += 1  # "diff --git", "index ...", mode lines and other noise
     if not ops:
@@ -698,14 +689,12 @@ def _commit(changes: list[PlannedChange]) -> None:
         raise ToolError(f"Failed to apply the patch; no files were changed: {exc}") from exc
     for kind, _change, backup in undo:
         if kind == "removed" and backup:
-            with contextlib.suppress(OSError):
-                os.unlink(backup)
+            discard(backup)
 
 
 def _discard(temps: Any, created_dirs: list[Path]) -> None:
     for tmp in list(temps):
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        discard(tmp)
     for directory in sorted(created_dirs, key=lambda d: len(d.parts), reverse=True):
         with contextlib.suppress(OSError):
             directory.rmdir()

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import os
 import re
-import tempfile
 import weakref
 from pathlib import Path
 from typing import Any
 
 from pando_core.agent.tools.base import PermissionRequest, ToolContext, ToolError, ToolResult
+from pando_core.fsutil import atomic_write, write_temp_beside
 
 ENCODING = "utf-8"
 ERRORS = "surrogateescape"
+TEMP_SUFFIX = ".pando-tmp"
 SHORT_DIFF_LINES = 60
 
 # --------------------------------------------------------------------------- arguments
@@ -154,48 +154,15 @@ def restore_line_ends(text: str, crlf: bool) -> str:
     return text.replace("\n", "\r\n") if crlf else text
 
 
-def _temp_sibling(path: Path) -> tuple[int, str]:
-    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".pando-tmp", dir=str(path.parent))
-
-
 def write_temp_for(path: Path, content: str) -> str:
-    """Write `content` to a temp file next to `path` (same filesystem) and return its name."""
-    fd, tmp = _temp_sibling(path)
-    try:
-        with os.fdopen(fd, "w", encoding=ENCODING, errors=ERRORS, newline="") as handle:
-            handle.write(content)
-        try:
-            mode = path.stat().st_mode & 0o7777
-        except OSError:
-            mode = 0o666 & ~_umask()
-        os.chmod(tmp, mode)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return tmp
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+    """Write `content` to a temp file next to `path` (same filesystem, `path`'s mode) and return its name."""
+    return write_temp_beside(path, content.encode(ENCODING, ERRORS), suffix=TEMP_SUFFIX)
 
 
 def write_text_atomic(path: Path, content: str) -> None:
     """Create parent directories, write to a temp file and rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = write_temp_for(path, content)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, content.encode(ENCODING, ERRORS), suffix=TEMP_SUFFIX)
 
 
 # --------------------------------------------------------------------------- diffs
@@ -216,7 +183,8 @@ def make_diff(before: str | None, after: str | None, name: str) -> str:
     return "".join(out)
 
 
-_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
+# a unified-diff hunk header: old start, old count, new start, new count, trailing text
+HUNK_HEADER = re.compile(r"^@@+ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@+(.*)$")
 
 
 def diff_stats(diff: str) -> tuple[int, int]:
@@ -225,10 +193,10 @@ def diff_stats(diff: str) -> tuple[int, int]:
     old_left = new_left = 0
     for line in diff.splitlines():
         if old_left <= 0 and new_left <= 0:
-            header = _HUNK.match(line)
+            header = HUNK_HEADER.match(line)
             if header:
-                old_left = int(header.group(1)) if header.group(1) is not None else 1
-                new_left = int(header.group(2)) if header.group(2) is not None else 1
+                old_left = int(header.group(2)) if header.group(2) is not None else 1
+                new_left = int(header.group(4)) if header.group(4) is not None else 1
             continue
         if line.startswith("\\"):
             continue

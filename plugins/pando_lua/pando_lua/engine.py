@@ -106,6 +106,8 @@ from typing import TYPE_CHECKING, Any
 
 from lupa import lua54
 
+from pando_core.agent.tools.base import ToolError
+
 from .config import DEFAULT_MEMORY_LIMIT
 from .helpers import HelperRefusal, LuaHelpers
 
@@ -162,8 +164,9 @@ class LuaLoadError(PandoLuaError):
         self.errors = dict(errors or {})
 
 
-class LuaFilterError(PandoLuaError):
-    """A filter/hook call failed in strict mode.
+class LuaFilterError(PandoLuaError, ToolError):
+    """A filter/hook call failed in strict mode.  Also a core ``ToolError``, so raised from a hook
+    it refuses the operation (its message goes to the model).
 
     ``kind`` is one of "error" (runtime error in the script), "timeout", "memory", "return" (bad
     return value) or "conversion" (data that cannot cross the Python/Lua boundary).
@@ -606,7 +609,7 @@ class _Worker:
         return threading.current_thread() is self._thread
 
     def submit(self, timeout: float | None, fn: Callable[..., Any], *args: Any) -> Any:
-        if threading.current_thread() is self._thread:  # re-entrant use from a helper
+        if self.is_current():  # re-entrant use from a helper
             return fn(*args)
         job = _Job(fn, args)
         self._queue.put(job)

@@ -8,7 +8,6 @@ name the engine documents for built-in tools), then ``global-input``; ``-output`
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from pando_core import hookimpl
@@ -32,31 +31,19 @@ SECTION = ConfigSection(
 
 
 class LuaSubsystem:
-    """``app.lua``: the engine plus the glue that turns hook results into pipeline values."""
+    """``app.lua``: the engine, called by the hooks below.  A strict-mode failure raises the engine's
+    LuaFilterError, a core ToolError: it refuses the operation.  With ``hot_reload`` the engine itself
+    checks the scripts' files before each call."""
 
-    def __init__(self, engine) -> None:  # noqa: ANN001
+    def __init__(self, engine, fallback: str) -> None:  # noqa: ANN001
         self.engine = engine
+        self._fallback = fallback  # the engine's BUILTIN_SERVER (engine.py is not imported at start-up)
 
-    # With ``hot_reload`` the engine itself checks the scripts' files before each call.
     def hook(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
-        return _refusing(self.engine.call_hook, name, data)
+        return self.engine.call_hook(name, data)
 
     def filter(self, name: str, data: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-        from .engine import BUILTIN_SERVER
-
-        return _refusing(self.engine.call_filter, name, data, context=context, fallback=BUILTIN_SERVER)
-
-
-def _refusing(call: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Run an engine call; a strict-mode failure refuses the operation as a ToolError."""
-    from .engine import LuaFilterError
-
-    try:
-        return call(*args, **kwargs)
-    except LuaFilterError as exc:
-        from pando_core.agent.tools.base import ToolError
-
-        raise ToolError(str(exc)) from None
+        return self.engine.call_filter(name, data, context=context, fallback=self._fallback)
 
 
 def _lua(app) -> LuaSubsystem | None:  # noqa: ANN001
@@ -81,7 +68,7 @@ def pando_app_subsystems(app):
 
     from pando_core.errors import ConfigError
 
-    from .engine import LuaEngine, LuaLoadError
+    from .engine import BUILTIN_SERVER, LuaEngine, LuaLoadError
     from .helpers import LuaHelpers
 
     helpers = LuaHelpers(
@@ -95,7 +82,7 @@ def pando_app_subsystems(app):
         )
     except LuaLoadError as exc:
         raise ConfigError(f"lua (strict): a script failed to load, refusing to start:\n{exc}") from None
-    return {"lua": LuaSubsystem(engine)}
+    return {"lua": LuaSubsystem(engine, BUILTIN_SERVER)}
 
 
 @hookimpl
@@ -162,11 +149,11 @@ def pando_rewrite_prompt(app, session_id, prompt):
 
 @hookimpl
 def pando_select_provider(app, session_id, model):
+    if (lua := _lua(app)) is None:
+        return None
     from pando_core.agent.models import resolve_model
     from pando_core.errors import ConfigError
 
-    if (lua := _lua(app)) is None:
-        return None
     # ``model`` is empty unless --model was given: show the script the model the turn would use
     try:
         resolved = resolve_model(app.config, model or None)
@@ -205,10 +192,10 @@ def pando_check_capability(app, capability, enabled):
 
 @hookimpl
 def pando_compose_prompt(app, sections):
-    from pando_core.agent.prompt import PromptSection
-
     if (lua := _lua(app)) is None:
         return None
+    from pando_core.agent.prompt import PromptSection
+
     data = {"sections": [{"name": s.name, "content": s.text} for s in sections], "agent_name": "coder"}
     result = lua.hook("prompt_compose", data)
     new = result.get("sections")
@@ -243,10 +230,10 @@ def pando_before_tool_call(app, session_id, tool_name, arguments):
 
 @hookimpl
 def pando_after_tool_call(app, session_id, tool_name, arguments, result):
+    if (lua := _lua(app)) is None:  # every tool call: nothing else before this check
+        return None
     from pando_core.agent.tools.base import ToolError, ToolResult
 
-    if (lua := _lua(app)) is None:
-        return None
     try:
         out = lua.filter(
             f"{tool_name}-output",

@@ -6,6 +6,8 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
+from pando_core.errors import one_line
+
 from .model import Skill
 
 STOP_WORDS = frozenset({"the", "and", "for", "with", "from", "into", "this", "that", "your", "when", "use"})
@@ -113,11 +115,6 @@ class ActiveSkills:
         return sum(skill.tokens for skill in self._active.values())
 
     @property
-    def skills(self) -> list[Skill]:
-        """Active skills, least recently used first."""
-        return list(self._active.values())
-
-    @property
     def names(self) -> list[str]:
         return list(self._active)
 
@@ -179,18 +176,13 @@ class ActiveSkills:
                 del self._active[name]
 
 
-def one_line(text: str, limit: int = MAX_LISTED_DESCRIPTION) -> str:
-    """`text` on one line (whitespace collapsed), cut to `limit` characters with "…"."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def prompt_section(skills: Iterable[Skill], *, tools: bool = False) -> str:
     """The "Available Skills" system-prompt section: one line per skill (every skill, including those
     with disable-model-invocation) and how to use them. Empty string when there are no skills."""
     lines = []
     for skill in skills:
-        line = f"- **{skill.name}**: {one_line(skill.description) or '(no description)'}"
+        description = one_line(skill.description, MAX_LISTED_DESCRIPTION) or "(no description)"
+        line = f"- **{skill.name}**: {description}"
         if skill.triggers:
             line += f" (use when: {', '.join(skill.triggers)})"
         lines.append(line)

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
+from pando_core.errors import one_line
+
 from .config import SkillsSettings
 from .errors import SkillsError
 
@@ -83,8 +85,6 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
     @_one_line_errors
     def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """List the discovered skills (first definition of a name wins)."""
-        from .activation import one_line
-
         settings = get_settings()
         skills, warnings = discover(settings)
         where = _locations(settings)
@@ -175,22 +175,23 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
     ) -> None:
         """Install a skill from a directory, a git repository or the skills.sh catalog."""
         from .catalog import CatalogClient
-        from .installer import install, install_many
+        from .installer import install_many
 
         settings = get_settings()
         chosen_scope = _scope(settings, scope)
         catalog = (
             CatalogClient(settings.catalog_url, settings.catalog_timeout) if settings.catalog_url else None
         )
-        kwargs: dict[str, Any] = {
-            "scope": chosen_scope,
-            "workdir": settings.workdir,
-            "home": settings.home,
-            "force": force,
-            "catalog": catalog,
-            "skill": skill,
-        }
-        installed = install_many(source, **kwargs) if all_skills else [install(source, **kwargs)]
+        installed = install_many(
+            source,
+            chosen_scope,
+            settings.workdir,
+            settings.home,
+            force,
+            catalog,
+            skill=skill,
+            single=not all_skills,  # without --all: one skill, or an error naming the skills found
+        )
         for item in installed:
             details = [item.source_type]
             if item.commit:
@@ -209,7 +210,6 @@ def build_cli(get_settings: Callable[[], SkillsSettings]) -> typer.Typer:
         limit: int = typer.Option(10, "--limit", min=1, max=100, help="Maximum results."),
     ) -> None:
         """Search the skills.sh catalog."""
-        from .activation import one_line
         from .catalog import CatalogClient, format_installs
 
         settings = get_settings()

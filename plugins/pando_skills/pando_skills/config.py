@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .model import type_name
 from .plugin import SECTION  # the declared [skills] section holds the defaults
 
 _DEFAULTS = {key: f.default for key, f in SECTION.fields.items()}
@@ -108,12 +109,6 @@ _KEYS: dict[str, tuple[str, str]] = {
 }
 
 
-def _kind_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list"}.get(
-        type(value), type(value).__name__
-    )
-
-
 def _apply(config: SkillsConfig, key: str, value: Any, where: str) -> None:
     if key not in _KEYS:
         valid = ", ".join(f.name for f in fields(SkillsConfig))
@@ -123,25 +118,25 @@ def _apply(config: SkillsConfig, key: str, value: Any, where: str) -> None:
         return
     if kind == "bool":
         if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {_kind_name(value)} {value!r}")
+            raise ConfigError(f"{where} must be true or false, got {type_name(value)} {value!r}")
     elif kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {_kind_name(value)} {value!r}")
+            raise ConfigError(f"{where} must be an integer, got {type_name(value)} {value!r}")
         if value <= 0:
             raise ConfigError(f"{where} must be positive, got {value}")
     elif kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where} must be a number, got {_kind_name(value)} {value!r}")
+            raise ConfigError(f"{where} must be a number, got {type_name(value)} {value!r}")
         if value <= 0:
             raise ConfigError(f"{where} must be positive, got {value}")
         value = float(value)
     elif kind == "paths":
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise ConfigError(f"{where} must be a list of strings, got {_kind_name(value)} {value!r}")
+            raise ConfigError(f"{where} must be a list of strings, got {type_name(value)} {value!r}")
         value = list(value)
     elif kind == "url":
         if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {_kind_name(value)} {value!r}")
+            raise ConfigError(f"{where} must be a string, got {type_name(value)} {value!r}")
         value = value.strip()
         if value and not value.startswith(("http://", "https://")):
             raise ConfigError(f"{where} must be an http:// or https:// URL, got {value!r}")

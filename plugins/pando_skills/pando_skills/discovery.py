@@ -17,12 +17,6 @@ class DiscoveryResult:
     skills: list[Skill] = field(default_factory=list)  # sorted by name
     warnings: list[str] = field(default_factory=list)  # malformed files, duplicate names, unreadable roots
 
-    def get(self, name: str) -> Skill | None:
-        for skill in self.skills:
-            if skill.name == name:
-                return skill
-        return None
-
 
 def standard_roots(workdir: Path | str, home: Path | str | None = None) -> list[tuple[str, Path]]:
     """The four standard roots with the label `pando skills list` shows, in precedence order:

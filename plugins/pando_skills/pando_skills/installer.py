@@ -20,7 +20,7 @@ from typing import Any
 
 from .catalog import CatalogClient, CatalogSkill
 from .config import SCOPES
-from .discovery import find_skill_files
+from .discovery import find_skill_files, standard_roots
 from .errors import CatalogError, InstallError, SkillParseError
 from .model import SKILL_FILE, STAGING_PREFIX, Skill, name_problem, path_inside
 from .parser import parse_skill
@@ -73,13 +73,8 @@ def check_scope(scope: str, what: str = "scope") -> str:
 
 
 def skills_root(scope: str, workdir: Path | str = ".", home: Path | str | None = None) -> Path:
-    """`<wd>/.pando/skills` (project) or `~/.pando/skills` (global)."""
-    check_scope(scope)
-    if scope == "global":
-        base = Path(home).expanduser() if home is not None else Path.home()
-    else:
-        base = Path(workdir).expanduser()
-    return base.absolute() / ".pando" / "skills"
+    """`<wd>/.pando/skills` (project) or `~/.pando/skills` (global): the discovery root of that label."""
+    return dict(standard_roots(workdir, home))[check_scope(scope)]
 
 
 def _check_name(name: str) -> str:
@@ -149,18 +144,10 @@ def read_lock(root: Path) -> dict[str, Any]:
 
 
 def write_lock(root: Path, data: dict[str, Any]) -> None:
+    from pando_core.fsutil import atomic_write
+
     root.mkdir(parents=True, exist_ok=True)
-    path = lock_path(root)
-    fd, tmp = tempfile.mkstemp(prefix=f"{STAGING_PREFIX}lock-", dir=root)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(lock_path(root), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"), 0o600)
 
 
 def verify(
@@ -431,7 +418,7 @@ def _remove(path: Path) -> None:
 def _place(skill: Skill, root: Path) -> tuple[Path, str, bool]:
     """Copy `skill` into `root/<name>` atomically (staging dir + rename). Returns (dest, checksum, replaced)."""
     dest = root / skill.name
-    exists = dest.exists() or dest.is_symlink()  # without `force`, _install_from has refused this
+    replaced = os.path.lexists(dest)  # without `force`, _install_from has refused this
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
     old: Path | None = None
@@ -439,7 +426,7 @@ def _place(skill: Skill, root: Path) -> tuple[Path, str, bool]:
         staged = staging / skill.name
         _copy_skill(skill.root, staged)
         checksum = tree_checksum(staged)
-        if dest.exists() or dest.is_symlink():
+        if replaced:
             old = staging / f"old-{uuid.uuid4().hex}"
             os.replace(dest, old)
         try:
@@ -456,7 +443,7 @@ def _place(skill: Skill, root: Path) -> tuple[Path, str, bool]:
             for child in staging.iterdir():
                 _remove(child)
             staging.rmdir()
-    return dest, checksum, exists
+    return dest, checksum, replaced
 
 
 def _now() -> str:
@@ -481,7 +468,7 @@ def _install_from(
     if not force:
         for skill in skills:
             dest = root / skill.name
-            if dest.exists() or dest.is_symlink():
+            if os.path.lexists(dest):
                 raise InstallError(
                     f"skill '{skill.name}' is already installed at {dest} (use --force to replace it)"
                 )
@@ -517,17 +504,20 @@ def _install_one(
     return item
 
 
-def _run_install(
+def install_many(
     source: str,
-    scope: str,
-    workdir: Path | str,
-    home: Path | str | None,
-    force: bool,
-    catalog: CatalogClient | None,
-    skill: str | None,
-    git_timeout: float,
-    single: bool,
+    scope: str = "project",
+    workdir: Path | str = ".",
+    home: Path | str | None = None,
+    force: bool = False,
+    catalog: CatalogClient | None = None,
+    *,
+    skill: str | None = None,
+    git_timeout: float = GIT_TIMEOUT,
+    single: bool = False,
 ) -> list[InstalledSkill]:
+    """Like `install`, but a source holding several skills installs all of them (or only `skill`);
+    with `single`, such a source is refused unless `skill` picks one (what `install` does)."""
     root = skills_root(scope, workdir, home)  # checks the scope
     other_root = skills_root("global", workdir, home)
     spec = parse_source(source, workdir)
@@ -595,22 +585,9 @@ def install(
     names a subdirectory), or a catalog id resolved through `catalog` to a repository (+ directory).
     Installing over an existing skill requires `force`. `skills-lock.json` in the skills root records it.
     """
-    return _run_install(source, scope, workdir, home, force, catalog, skill, git_timeout, single=True)[0]
-
-
-def install_many(
-    source: str,
-    scope: str = "project",
-    workdir: Path | str = ".",
-    home: Path | str | None = None,
-    force: bool = False,
-    catalog: CatalogClient | None = None,
-    *,
-    skill: str | None = None,
-    git_timeout: float = GIT_TIMEOUT,
-) -> list[InstalledSkill]:
-    """Like `install`, but a source holding several skills installs all of them (or only `skill`)."""
-    return _run_install(source, scope, workdir, home, force, catalog, skill, git_timeout, single=False)
+    return install_many(
+        source, scope, workdir, home, force, catalog, skill=skill, git_timeout=git_timeout, single=True
+    )[0]
 
 
 def uninstall(
@@ -625,7 +602,7 @@ def uninstall(
     _check_name(name)
     root = skills_root(scope, workdir, home)
     target = root / name
-    on_disk = target.exists() or target.is_symlink()
+    on_disk = os.path.lexists(target)
     lock = read_lock(root)  # empty when there is no lock file
     in_lock = name in lock["skills"]
     if not on_disk and not in_lock:

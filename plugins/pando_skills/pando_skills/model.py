@@ -16,6 +16,9 @@ STAGING_PREFIX = ".pando-staging-"
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv"})
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TYPE_NAMES = {
+    bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"
+}
 
 
 def name_problem(name: str) -> str | None:
@@ -43,6 +46,11 @@ def path_inside(path: str, root: str) -> bool:
 def estimate_tokens(text: str) -> int:
     """The rough token count used for the activation budget: ceil(len(trimmed text) / 4)."""
     return math.ceil(len(text.strip()) / 4)
+
+
+def type_name(value: Any) -> str:
+    """`value`'s type for an error message: "a string", "a list", "a mapping" ..."""
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
 def split_triggers(when_to_use: str) -> list[str]:

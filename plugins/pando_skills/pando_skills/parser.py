@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import SkillParseError
-from .model import Skill, name_problem
+from .model import Skill, name_problem, type_name
 
 if TYPE_CHECKING:  # PyYAML is imported when a SKILL.md is parsed, not when the App is built
     import yaml
@@ -91,7 +91,7 @@ def parse_skill_text(text: str, path: Path | str, source_root: Path | None = Non
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise SkillParseError(path, f"front matter must be a YAML mapping, got {_type_name(data)}")
+        raise SkillParseError(path, f"front matter must be a YAML mapping, got {type_name(data)}")
 
     fields: dict[str, Any] = {}
     spelled: dict[str, str] = {}
@@ -148,12 +148,6 @@ def parse_skill_text(text: str, path: Path | str, source_root: Path | None = Non
     return skill
 
 
-def _type_name(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), type(value).__name__
-    )
-
-
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -167,7 +161,7 @@ def _scalar(path: Path, key: str, value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or isinstance(value, dict | list):
-        raise SkillParseError(path, f"front-matter key '{key}' must be a string, got {_type_name(value)}")
+        raise SkillParseError(path, f"front-matter key '{key}' must be a string, got {type_name(value)}")
     return str(value)
 
 

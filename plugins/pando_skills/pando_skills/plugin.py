@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from pando_core import hookimpl
@@ -30,10 +28,6 @@ SECTION = ConfigSection(
     },
     "SKILL.md skills",
 )
-
-
-def _home() -> Path:
-    return Path(os.environ.get("HOME") or Path.home())
 
 
 def _config(section: dict[str, Any]):
@@ -70,7 +64,7 @@ def pando_app_subsystems(app):
 
     from .manager import SkillManager
 
-    manager = SkillManager(app.workdir, _home(), config)
+    manager = SkillManager(app.workdir, config=config)  # home: Path.home()
     for warning in manager.reload():
         logging.getLogger("pando.skills").warning("skills: %s", warning)
     return {"skills": SkillsSubsystem(manager)}
@@ -105,7 +99,7 @@ def pando_register_commands(cli):
         from pando_core.context import current
 
         context = current()
-        return _config(context.config.section("skills")).settings(context.workdir, _home())
+        return _config(context.config.section("skills")).settings(context.workdir)
 
     cli.add_typer(
         build_cli(settings), name="skills", help="Manage SKILL.md skills: list, show, new, install, search."

@@ -28,8 +28,8 @@ def test_precedence_across_roots_and_sorting(dirs, make_skill) -> None:
     make_skill(workdir / "extra" / "a" / "b" / "c", front="name: nested\ndescription: deep")
     result = discover_skills(workdir, home, ["extra"])
     assert [s.name for s in result.skills] == ["alpha", "nested", "sql", "zeta"]
-    sql = result.get("sql")
-    assert sql is not None and sql.description == "home pando"
+    sql = next(s for s in result.skills if s.name == "sql")
+    assert sql.description == "home pando"
     assert sql.source_root == home / ".pando" / "skills"
     assert len(result.warnings) == 1
     assert "skill 'sql'" in result.warnings[0]

@@ -49,7 +49,7 @@ def test_install_local_directory(dirs, tmp_path: Path, make_skill) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", entry["installed_at"])
     assert entry["source"] == str(src) and entry["scope"] == "project" and entry["commit"] is None
     assert lock_of(root)["version"] == 1
-    assert discover_skills(workdir, home).get("sql").root == root / "sql"
+    assert [(s.name, s.root) for s in discover_skills(workdir, home).skills] == [("sql", root / "sql")]
     assert verify("sql", "project", workdir, home) is True
     (root / "sql" / "references" / "notes.md").write_text("edited")
     assert verify("sql", "project", workdir, home) is False
