@@ -220,3 +220,43 @@ def test_method_arguments_bind_as_the_signature_says(method, args, kwargs):
             spec.bind(args, kwargs)
     else:
         assert spec.bind(args, kwargs) == expected
+
+
+def test_pipeline_sends_writes_in_batches_and_keeps_each_outcome(db):
+    migrate(db, [core_component(), NOTES])
+    store = open_local_store(db, [core_component(), NOTES], "me")
+    batches: list[int] = []
+    run_writes = store.executor.run_writes
+    store.executor.run_writes = lambda calls: (batches.append(len(calls)), run_writes(calls))[1]
+
+    with pytest.raises(ConstraintError), store.pipeline(batch_size=3) as pipe:  # raised on leaving
+        pending = [pipe.notes.add(text_value=f"n{i}") for i in range(4)]
+        assert [p.done() for p in pending] == [True, True, True, False]  # the first three went together
+        late = pipe.notes.add(text_value="n0")  # already there: fails on its own
+    assert batches == [3, 2]
+    assert [p.result() for p in pending] == [{"body": f"n{i}"} for i in range(4)]
+    assert isinstance(late.exception(), ConstraintError)
+    with pytest.raises(ConstraintError):
+        late.result()
+    assert store.notes.all() == ["n0", "n1", "n2", "n3"]
+
+    # asking for a result sends what is queued; leaving the block raises the first failure
+    pipe = store.pipeline()
+    first = pipe.notes.add(text_value="n4")
+    assert not first.done() and first.result() == {"body": "n4"}
+    with pytest.raises(ConstraintError), store.pipeline() as pipe:
+        pipe.notes.add(text_value="n1")
+        pipe.notes.add(text_value="n5")
+    assert store.notes.all()[-2:] == ["n4", "n5"]
+    # an error inside the block is what the caller sees; the writes issued before it still go
+    with pytest.raises(KeyError), store.pipeline() as pipe:
+        pipe.notes.add(text_value="n6")
+        raise KeyError("caller's own error")
+    assert store.notes.all()[-1] == "n6"
+    # reads are not pipelined, unknown names are clear, the batch size is bounded
+    with pytest.raises(TypeError, match="reads are not pipelined"):
+        store.pipeline().notes.all()
+    with pytest.raises(AttributeError):
+        store.pipeline().nothing.add()
+    with pytest.raises(ValueError):
+        store.pipeline(batch_size=0)

@@ -11,6 +11,7 @@ import pytest
 
 from pando_core.testing.model_server import Reply
 from pando_core.testing.pytest_plugin import write_model_config
+from tests.support.primary import primary_holder
 
 PANDO = [sys.executable, "-m", "pando_core", "--plugins", "none"]
 
@@ -100,6 +101,32 @@ def test_list_show_rename_and_export_import_round_trip(session_dir, pando_env, t
     again = json.loads(ok(cli(workdir, pando_env, "sessions", "export", imported["id"], "-F", "json")))
     assert without_ids(again) == without_ids(original)
     assert {m["id"] for m in again["messages"]}.isdisjoint({m["id"] for m in original["messages"]})
+
+
+def test_import_from_a_second_terminal_sends_messages_in_batches(pando_workdir, pando_env, tmp_path):
+    """With another pando as the primary, the import is a secondary: its 40 messages reach the
+    primary through a write pipeline, stored once each and in order."""
+    export = {
+        "format": "pando-session",
+        "version": 1,
+        "session": {"title": "Long chat", "prompt_tokens": 7},
+        "messages": [
+            {"id": f"m{i}", "role": ("user", "assistant")[i % 2], "parts": [{"type": "text", "data": {"text": f"turn {i}"}}]}
+            for i in range(40)
+        ],
+    }
+    source = tmp_path / "long.json"
+    source.write_text(json.dumps(export))
+    with primary_holder(pando_workdir, pando_env) as holder:
+        assert holder.role == "primary"
+        imported = json.loads(ok(cli(pando_workdir, pando_env, "sessions", "import", str(source), "--json")))
+        assert (imported["title"], imported["messages"]) == ("Long chat", 40)
+        again = json.loads(ok(cli(pando_workdir, pando_env, "sessions", "export", imported["id"], "-F", "json")))
+    assert [m["parts"][0]["data"]["text"] for m in again["messages"]] == [f"turn {i}" for i in range(40)]
+    with sqlite3.connect(pando_workdir / ".pando" / "pando.db") as db:
+        # proxied: every message went with an idempotency key of the importing instance
+        keyed = db.execute("SELECT COUNT(*) FROM applied_writes WHERE method = 'messages.create'").fetchone()[0]
+    assert keyed == 40
 
 
 def test_history_and_delete(session_dir, pando_env):

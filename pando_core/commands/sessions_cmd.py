@@ -170,13 +170,8 @@ def import_session(instance: Any, data: dict) -> dict:
         if not isinstance(message.get("parts", []), list):
             raise UsageError(f"session export: message {index} parts must be a list")
     session = instance.sessions.create(title=str(source.get("title") or "Imported session"))
-    id_map: dict[str, str] = {}
-    for message in messages:
-        created = instance.messages.create(
-            session["id"], message["role"], message.get("parts", []), model=message.get("model")
-        )
-        if message.get("id"):
-            id_map[message["id"]] = created["id"]
+    created = instance.messages.create_many(session["id"], messages)
+    id_map = {m["id"]: c["id"] for m, c in zip(messages, created, strict=True) if m.get("id")}
     updates: dict[str, Any] = {}
     for key in ("prompt_tokens", "completion_tokens"):
         if isinstance(source.get(key), int):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .engine import Change, Database, ReadTx, WriteTx
 from .migrations import Component, Migration, MigrationError, migrate
-from .repository import LocalExecutor, MethodRegistry, Repository, Store, read, write
+from .repository import LocalExecutor, MethodRegistry, PendingWrite, Pipeline, Repository, Store, read, write
 
 
 def core_component() -> Component:
@@ -34,6 +34,8 @@ __all__ = [
     "MethodRegistry",
     "Migration",
     "MigrationError",
+    "PendingWrite",
+    "Pipeline",
     "ReadTx",
     "Repository",
     "Store",

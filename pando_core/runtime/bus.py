@@ -17,6 +17,13 @@ Threading model
       it completes, from whatever thread completes it (the write coordinator replies after
       COMMIT this way).  Do not block inside a future's completion.
 
+Batches
+    A JSON-RPC 2.0 batch (an array of up to ``MAX_BATCH`` requests in one message) is handled
+    request by request, as if each had come alone in the same burst; the answers go back as one
+    array once every request in it that expects one is answered (none at all for a batch of
+    notifications).  A secondary sends its pipelined writes this way: one message each way
+    instead of one per write.
+
 Robustness
     Malformed multipart frames, invalid UTF-8/JSON, non-objects, missing or invalid
     ``jsonrpc``/``method``/``id``, unknown methods, wrongly typed params and oversized messages
@@ -118,7 +125,7 @@ class Reply:
 
     __slots__ = ("_bus", "_call", "_prefix", "_counted", "_answered")
 
-    def __init__(self, bus: Bus, call: CallContext, prefix: list[bytes], counted: bool) -> None:
+    def __init__(self, bus: Bus, call: CallContext, prefix: _ReplyTo, counted: bool) -> None:
         self._bus, self._call, self._prefix, self._counted = bus, call, prefix, counted
         self._answered = False
 
@@ -132,6 +139,55 @@ class Reply:
         if not self._answered:
             self._answered = True
             self._bus._finish(self._call, self._prefix, self._counted, exc=exc)
+
+
+MAX_BATCH = 256
+"""Most requests one JSON-RPC batch may hold (a longer one is refused as a whole)."""
+
+
+class _Batch:
+    """The answers to one JSON-RPC batch: each request's answer is added as it comes (from any
+    thread); the array goes out once the batch is sealed (every request dispatched) and every
+    expected answer is in."""
+
+    __slots__ = ("_bus", "_prefix", "_parts", "_left", "_errors", "_sealed", "_lock")
+
+    def __init__(self, bus: Bus, prefix: list[bytes], expected: int) -> None:
+        self._bus, self._prefix = bus, prefix
+        self._parts: list[bytes] = []
+        self._left = expected
+        self._errors = 0
+        self._sealed = False
+        self._lock = threading.Lock()
+
+    def add(self, data: bytes, ok: bool) -> None:
+        with self._lock:
+            self._parts.append(data)
+            self._left -= 1
+            if not ok:
+                self._errors += 1
+            done = self._sealed and self._left == 0
+        if done:
+            self._send()
+
+    def seal(self) -> None:
+        with self._lock:
+            self._sealed = True
+            done = self._left == 0
+        if done:
+            self._send()
+
+    def _send(self) -> None:
+        bus = self._bus
+        data = b"[" + b",".join(self._parts) + b"]"
+        if len(data) > bus.max_message_bytes:
+            error = P.RpcError(P.TOO_LARGE, f"batch reply of {len(data)} bytes exceeds the cap")
+            bus._enqueue_reply([*self._prefix, P.encode_error(None, error)], 0, 1)
+            return
+        bus._enqueue_reply([*self._prefix, data], len(self._parts) - self._errors, self._errors)
+
+
+_ReplyTo = list[bytes] | _Batch  # where an answer goes: the caller's routing frames, or its batch
 
 
 SPIN_SECONDS = 0.0003
@@ -250,6 +306,7 @@ class Bus:
         self._throttle = _Throttle()
         self._stats = {
             "requests": 0,
+            "batches": 0,
             "replies": 0,
             "errors": 0,
             "malformed": 0,
@@ -278,7 +335,8 @@ class Bus:
         return self._seq
 
     def stats(self) -> dict[str, int]:
-        """Counters (requests, replies, errors, malformed, unauthorized, busy, events, ...)."""
+        """Counters (requests -- each request of a batch counts --, batches, replies, errors,
+        malformed, unauthorized, busy, events, ...)."""
         with self._out_lock:
             d = dict(self._stats)
             d["pending_requests"] = self._pending
@@ -524,10 +582,11 @@ class Bus:
         self._out_events += 1
         return seq, self._append_out(("pub", topic, seq, P.now_ms(), payload_json))
 
-    def _enqueue_reply(self, frames: list[bytes], counter: str) -> None:
-        """Queue a reply and count it (``replies``/``errors``) under the same lock."""
+    def _enqueue_reply(self, frames: list[bytes], replies: int, errors: int) -> None:
+        """Queue a reply message and count the answers in it under the same lock."""
         with self._out_lock:
-            self._stats[counter] += 1
+            self._stats["replies"] += replies
+            self._stats["errors"] += errors
             if self._stopping:
                 return
             wake = self._append_out(("rpc", frames))
@@ -711,8 +770,17 @@ class Bus:
             if not queued.poll(0):
                 return
 
-    def _reply_error(self, prefix: list[bytes], rid: Any, error: P.RpcError) -> None:
-        self._enqueue_reply([*prefix, P.encode_error(rid, error)], "errors")
+    def _reply_error(self, prefix: _ReplyTo, rid: Any, error: P.RpcError) -> None:
+        self._send_reply(prefix, P.encode_error(rid, error), False)
+
+    def _send_reply(self, prefix: _ReplyTo, data: bytes, ok: bool) -> None:
+        """One answer: straight out to the caller, or into its batch's array."""
+        if type(prefix) is _Batch:
+            prefix.add(data, ok)
+        elif ok:
+            self._enqueue_reply([*prefix, data], 1, 0)
+        else:
+            self._enqueue_reply([*prefix, data], 0, 1)
 
     def _on_request(self, frames: list[bytes]) -> None:
         self._count("requests")
@@ -756,6 +824,38 @@ class Bus:
             if not token_mode:
                 self._reply_error(prefix, None, P.RpcError(P.PARSE_ERROR, "parse error"))
             return
+        if type(obj) is list:
+            self._on_batch(obj, prefix, identity, token_mode)
+        else:
+            self._dispatch(obj, prefix, identity, token_mode)
+
+    def _on_batch(self, items: list[Any], prefix: list[bytes], identity: bytes, token_mode: bool) -> None:
+        """A JSON-RPC batch: each request dispatched as if it came alone, the answers collected
+        into one array (see :class:`_Batch`)."""
+        if token_mode and not all(isinstance(i, dict) and self.auth.check_token(i.get("meta")) for i in items):
+            self._count("unauthorized")
+            self._throttle.log("token", logging.WARNING, "dropping an RPC batch without valid tokens")
+            return
+        if not items or len(items) > MAX_BATCH:
+            self._count("malformed")
+            what = "empty batch" if not items else f"batch of {len(items)} requests exceeds the {MAX_BATCH}-request cap"
+            self._reply_error(prefix, None, P.RpcError(P.INVALID_REQUEST, what))
+            return
+        self._stats["requests"] += len(items) - 1  # the message was counted as one
+        self._stats["batches"] += 1
+        # every element is answered except a notification (an object without "id"), valid or not
+        answers = sum(1 for i in items if not (type(i) is dict and "id" not in i))
+        batch = _Batch(self, prefix, answers) if answers else prefix
+        for item in items:
+            try:
+                self._dispatch(item, batch, identity, token_mode)
+            except Exception:  # never let one request kill the loop
+                log.exception("unexpected error while handling a batched request")
+        if answers:
+            batch.seal()
+
+    def _dispatch(self, obj: Any, prefix: _ReplyTo, identity: bytes, token_mode: bool) -> None:
+        """One decoded request: validate, authenticate, then run its handler or queue it."""
         try:
             req = P.parse_request(obj)
         except P.RequestError as exc:
@@ -838,7 +938,7 @@ class Bus:
                 log.exception("unexpected error in bus worker")
 
     def _run_handler(
-        self, entry: _Method, params: Any, call: CallContext, prefix: list[bytes], counted: bool = False
+        self, entry: _Method, params: Any, call: CallContext, prefix: _ReplyTo, counted: bool = False
     ) -> None:
         if self._stopping:
             self._done(counted)
@@ -865,7 +965,7 @@ class Bus:
         self._finish(call, prefix, counted, result)
 
     def _complete_future(
-        self, fut: concurrent.futures.Future, call: CallContext, prefix: list[bytes], counted: bool
+        self, fut: concurrent.futures.Future, call: CallContext, prefix: _ReplyTo, counted: bool
     ) -> None:
         if fut.cancelled():
             self._finish(call, prefix, counted, exc=P.RpcError(P.UNAVAILABLE, "request was cancelled"))
@@ -876,7 +976,7 @@ class Bus:
     def _finish(
         self,
         call: CallContext,
-        prefix: list[bytes],
+        prefix: _ReplyTo,
         counted: bool,
         result: Any = None,
         exc: BaseException | None = None,
@@ -894,7 +994,7 @@ class Bus:
         else:
             self._reply_result(prefix, call, result)
 
-    def _reply_result(self, prefix: list[bytes], call: CallContext, result: Any) -> None:
+    def _reply_result(self, prefix: _ReplyTo, call: CallContext, result: Any) -> None:
         try:
             data = P.encode_result(call.request_id, result)
         except (TypeError, ValueError) as exc:
@@ -910,7 +1010,7 @@ class Bus:
                 P.RpcError(P.TOO_LARGE, f"reply of {len(data)} bytes exceeds the cap"),
             )
             return
-        self._enqueue_reply([*prefix, data], "replies")
+        self._send_reply(prefix, data, True)
 
     def _done(self, counted: bool) -> None:
         if counted:

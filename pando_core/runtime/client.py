@@ -43,7 +43,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -419,11 +419,102 @@ class Client:
         for old in stale:
             old.close()
 
+    def call_batch(self, calls: Sequence[tuple[str, Any]], timeout: float | None = None) -> list[Any]:
+        """Send several requests as one JSON-RPC batch message and wait for every answer.
+
+        Returns a list in the order of *calls*: each request's result, or the :class:`RpcError`
+        it failed with (kind preserved). Raises RpcTimeout, CallInterrupted or ClientClosed for
+        the batch as a whole, and RpcError when the bus refused the whole batch (too large, too
+        many requests). One message each way instead of one per request: the way to keep many
+        requests in flight from one thread."""
+        if not calls:
+            return []
+        if threading.current_thread() is self._io:
+            raise RuntimeError("Client.call_batch() must not be used from the client's I/O thread")
+        timeout = self.default_timeout if timeout is None else float(timeout)
+        encoded = [self._encode_call(method, params, timeout) for method, params in calls]
+        data = b"[" + b",".join(request for _, request in encoded) + b"]"
+        if len(data) > self.max_message_bytes:
+            raise RpcError(P.TOO_LARGE, f"batch of {len(data)} bytes exceeds the {self.max_message_bytes}-byte cap")
+        lane = self._borrow_lane()
+        if lane is None:  # every lane busy: the requests go one by one through the I/O thread
+            return self._gather([self.call_async(method, params, timeout) for method, params in calls], timeout)
+        rids = [rid for rid, _ in encoded]
+        ours = set(rids)
+
+        def accept(obj: Any) -> Any:
+            if type(obj) is list:  # our answers (a batch timed out earlier on this lane has other ids)
+                return obj if obj and type(obj[0]) is dict and obj[0].get("id") in ours else None
+            if type(obj) is dict and obj.get("id") is None and "error" in obj:  # the batch refused whole
+                return obj
+            return None
+
+        label = f"batch of {len(calls)} ({calls[0][0]}, ...)"
+        try:
+            with self._lock:
+                self._stats["calls"] += len(calls)
+            reply = self._exchange(lane, data, timeout, label, accept)
+        finally:
+            self._return_lane(lane)
+        if type(reply) is dict:
+            try:
+                refusal = P.parse_response(reply).error
+            except P.ProtocolError:
+                refusal = None
+            raise refusal or RpcError(P.INTERNAL_ERROR, "the batch was refused")
+        answers: dict[Any, P.Response] = {}
+        for item in reply:
+            with contextlib.suppress(P.ProtocolError):
+                response = P.parse_response(item)
+                answers[response.id] = response
+        with self._lock:
+            self._stats["replies"] += len(answers)
+        results: list[Any] = []
+        for rid in rids:
+            response = answers.get(rid)
+            if response is None:
+                results.append(RpcError(P.INTERNAL_ERROR, "the batch reply has no answer for this request"))
+            else:
+                results.append(response.result if response.error is None else response.error)
+        return results
+
+    @staticmethod
+    def _gather(futures: list[concurrent.futures.Future], timeout: float) -> list[Any]:
+        results: list[Any] = []
+        for future in futures:
+            try:
+                results.append(future.result(timeout + 5.0))  # the I/O thread enforces the deadline
+            except RpcError as exc:
+                results.append(exc)
+            except concurrent.futures.TimeoutError:
+                results.append(RpcTimeout("no reply within the deadline", sent=True))
+        return results
+
     def _call_direct(self, lane: _Lane, method: str, params: Any, timeout: float) -> Any:
         rid, data = self._encode_call(method, params, timeout)
-        deadline = time.monotonic() + timeout
+
+        def accept(obj: Any) -> P.Response | None:
+            if type(obj) is not dict or obj.get("id") != rid:
+                return None  # a late reply to an earlier call of this lane that timed out
+            try:
+                return P.parse_response(obj)
+            except P.ProtocolError as exc:
+                log.debug("dropping malformed reply: %s", exc)
+                return None
+
         with self._lock:
             self._stats["calls"] += 1
+        resp = self._exchange(lane, data, timeout, method, accept)
+        with self._lock:
+            self._stats["replies"] += 1
+        if resp.error is not None:
+            raise resp.error
+        return resp.result
+
+    def _exchange(self, lane: _Lane, data: bytes, timeout: float, label: str, accept: Callable[[Any], Any]) -> Any:
+        """Send *data* on the borrowed *lane* and wait for the reply that *accept* (given the
+        decoded JSON) turns into something other than None; that is returned."""
+        deadline = time.monotonic() + timeout
         sent = False
         while not sent:
             with self._lock:
@@ -437,7 +528,7 @@ class Client:
                         send_frames(dealer, [b"", data])
                         sent = True
                     except zmq.Again:  # not connected yet (IMMEDIATE) or queue full
-                        self._wait_direct(out_poller, latch, deadline, method, sent)
+                        self._wait_direct(out_poller, latch, deadline, label, sent)
             except _Regenerate:  # reconnected before the request left: send it on the new socket
                 continue
         spin = self._lanes_busy == 1  # alone: the bounded spin costs nobody else a core
@@ -445,22 +536,21 @@ class Client:
             if spin:
                 spin = False
                 spin_poll(in_poller, time.perf_counter() + SPIN_SECONDS)
-            self._wait_direct(in_poller, latch, deadline, method, sent)
+            self._wait_direct(in_poller, latch, deadline, label, sent)
             try:
-                resp = _parse_reply(recv_frames(dealer))
+                frames = recv_frames(dealer)
             except zmq.Again:
                 continue
-            if resp is None:
+            try:
+                obj = P.decode_json(frames[-1])
+            except P.ProtocolError as exc:
+                log.debug("dropping malformed reply: %s", exc)
                 continue
-            if resp.id != rid:  # a late reply to an earlier call of this lane that timed out
-                with self._lock:
-                    self._stats["late_replies"] += 1
-                continue
+            answer = accept(obj)
+            if answer is not None:
+                return answer
             with self._lock:
-                self._stats["replies"] += 1
-            if resp.error is not None:
-                raise resp.error
-            return resp.result
+                self._stats["late_replies"] += 1
 
     def _wait_direct(self, poller: zmq.Poller, latch: Wakeup, deadline: float, method: str, sent: bool) -> None:
         """Block until *dealer* is ready (as *poller* asks), the connection generation changes,

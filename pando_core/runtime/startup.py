@@ -37,7 +37,7 @@ from .lock import (
     write_primary_record,
 )
 from .protocol import CallInterrupted, RpcError, RpcTimeout
-from .writes import ProxyExecutor, WriteCoordinator, raise_remote
+from .writes import ProxyExecutor, WriteCoordinator, remote_error
 
 log = logging.getLogger("pando.runtime")
 
@@ -514,57 +514,97 @@ class Runtime:
 
     def send_write(self, method: str, params: dict[str, Any], key: tuple[str, int], timeout: float) -> Any:
         """Send one keyed write until acknowledged (possibly by a new primary) or the deadline."""
+        ok, value = self.send_writes([(method, params, key)], timeout)[0]
+        if ok:
+            return value
+        raise value
+
+    def send_writes(
+        self, writes: list[tuple[str, dict[str, Any], tuple[str, int]]], timeout: float
+    ) -> list[tuple[bool, Any]]:
+        """Send keyed writes ``(method, params, key)`` until each is answered -- possibly by a new
+        primary after failover -- or the deadline passes. Several go out as one batch message
+        (applied in order, in one group commit); a retry resends only the unanswered ones, with
+        their original keys. Returns ``(True, result)`` or ``(False, exception)`` per write, in
+        order."""
         deadline = time.monotonic() + timeout
+        outcomes: list[tuple[bool, Any]] = [(False, None)] * len(writes)
+        todo = list(range(len(writes)))
         last_error = "no answer"
         attempt_timeout = 1.0
-        while True:
+        one_by_one = False  # after a batch too large for one message
+        while todo:
             with self._state_lock:
                 role, client, coordinator = self.role, self.client, self.coordinator
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise UnavailableError(
-                    f"write {method} was not acknowledged within {timeout:.0f}s ({last_error}); "
+                first = writes[todo[0]][0]
+                what = f"write {first} was" if len(todo) == 1 else f"{len(todo)} writes ({first}, ...) were"
+                error = UnavailableError(
+                    f"{what} not acknowledged within {timeout:.0f}s ({last_error}); "
                     "the primary may be hung: check `pando status`"
                 )
+                for i in todo:
+                    outcomes[i] = (False, error)
+                break
             if role == PRIMARY and coordinator is not None:
-                future = coordinator.submit(method, params, key)
-                try:
-                    return future.result(timeout=remaining)
-                except concurrent.futures.TimeoutError:
-                    last_error = "local coordinator timed out"
-                    continue
-                except RpcError as exc:
-                    if not exc.retryable:
-                        raise_remote(exc)
-                    last_error = str(exc)  # e.g. shutting down: wait below, as for a remote one
+                answers = self._apply_here(coordinator, [writes[i] for i in todo], remaining)
             elif client is None:
                 raise UnavailableError("this instance has no connection to a primary")
             else:
+                calls = [("db.write", {"method": m, "params": p, "key": list(k)}) for m, p, k in (writes[i] for i in todo)]
                 try:
-                    reply = client.call(
-                        "db.write",
-                        {"method": method, "params": params, "key": list(key)},
-                        min(attempt_timeout, remaining),
-                    )
-                    return reply["result"]
+                    t = min(attempt_timeout, remaining)
+                    if len(calls) == 1 or one_by_one:
+                        answers = [_answer_of(client, call, t) for call in calls]
+                    else:
+                        answers = client.call_batch(calls, t)
                 except CallInterrupted:
-                    # this instance followed a new primary while the write was in flight (the old
-                    # one may have died before or after applying it): resend at once, same key
+                    # this instance followed a new primary while the writes were in flight (the old
+                    # one may have died before or after applying them): resend at once, same keys
                     last_error = "the primary changed while the write was in flight"
                     continue
                 except ClientClosed as exc:
-                    last_error = str(exc)
+                    last_error, answers = str(exc), None
                 except RpcTimeout as exc:
-                    last_error = f"timed out ({exc})"
+                    last_error, answers = f"timed out ({exc})", None
                     attempt_timeout = min(attempt_timeout * 2, 5.0)
-                except RpcError as exc:
-                    if exc.retryable or exc.kind in ("unavailable", "closed"):
-                        last_error = str(exc)
-                    else:
-                        raise_remote(exc)
-            # wait briefly for a failover to change the primary, then resend with the same key
-            with self._primary_changed:
-                self._primary_changed.wait(timeout=0.05)
+                except RpcError as exc:  # the whole batch refused
+                    if exc.kind == P.KIND_TOO_LARGE:
+                        one_by_one = True  # each write on its own (and too large alone, if it is)
+                        continue
+                    answers = [exc] * len(calls)
+            retry = []
+            for i, answer in zip(todo, answers or [None] * len(todo), strict=True):
+                if answer is None or _retry_write(answer):
+                    retry.append(i)
+                    if answer is not None:
+                        last_error = str(answer)
+                elif isinstance(answer, Exception):
+                    outcomes[i] = (False, remote_error(answer) if isinstance(answer, RpcError) else answer)
+                else:
+                    outcomes[i] = (True, answer["result"])
+            todo = retry
+            if todo:  # wait briefly for a failover to change the primary, then resend with the same keys
+                with self._primary_changed:
+                    self._primary_changed.wait(timeout=0.05)
+        return outcomes
+
+    @staticmethod
+    def _apply_here(coordinator: WriteCoordinator, writes: list[tuple], timeout: float) -> list[Any]:
+        """This instance is the primary now: its coordinator applies the writes, same keys.
+        Answers as the bus would give them: ``{"result": ...}`` or the exception."""
+        futures = [coordinator.submit(method, params, key) for method, params, key in writes]
+        deadline = time.monotonic() + timeout
+        answers: list[Any] = []
+        for future in futures:
+            try:
+                answers.append({"result": future.result(timeout=max(0.0, deadline - time.monotonic()))})
+            except concurrent.futures.TimeoutError:
+                answers.append(RpcError(kind="unavailable", message="local coordinator timed out"))
+            except Exception as exc:  # noqa: BLE001 - the write's own error, kept per write
+                answers.append(exc)
+        return answers
 
     def ensure_primary(self, timeout: float | None = None) -> None:
         """Actively ping the primary (before each prompt on a secondary)."""
@@ -674,6 +714,24 @@ class Runtime:
             self.db.dispose()
         self.instances.unregister(self.instance_id)
         self.lock.release()
+
+
+def _answer_of(client: Client, call: tuple[str, Any], timeout: float) -> Any:
+    """One request's answer: its result, or the RpcError the primary answered with. A call that
+    got no answer (timeout, interruption, closed client) raises."""
+    try:
+        return client.call(*call, timeout)
+    except (RpcTimeout, ClientClosed):
+        raise
+    except RpcError as exc:
+        return exc
+
+
+def _retry_write(answer: Any) -> bool:
+    """Whether a write's answer means "not applied, or not known to be": resend, same key."""
+    return isinstance(answer, RpcTimeout) or (
+        isinstance(answer, RpcError) and (answer.retryable or answer.kind in ("unavailable", "closed"))
+    )
 
 
 class _FencedExecutor(LocalExecutor):

@@ -379,12 +379,16 @@ class ProxyExecutor(LocalExecutor):
         key = (self.runtime.instance_id, next(self._seq))
         return self.runtime.send_write(spec.qualified, params, key, self.write_timeout)
 
+    def run_writes(self, calls: list[tuple[MethodSpec, dict[str, Any]]]) -> list[tuple[bool, Any]]:
+        instance_id, seq = self.runtime.instance_id, self._seq
+        writes = [(spec.qualified, params, (instance_id, next(seq))) for spec, params in calls]
+        return self.runtime.send_writes(writes, self.write_timeout)
 
-def raise_remote(error: RpcError) -> None:
-    """Turn a wire error back into the core's error classes where the kind is known."""
+
+def remote_error(error: RpcError) -> Exception:
+    """A wire error as the core's error class where the kind is known (else *error* itself)."""
     if error.kind in RECORDED_ERROR_KINDS:
-        raise error_from_kind(error.kind, error.message) from None
+        return error_from_kind(error.kind, error.message)
     if error.kind in ("method_not_found", "invalid_params"):
-        raise error_from_kind("validation", error.message) from None
-    raise error
-
+        return error_from_kind("validation", error.message)
+    return error

@@ -2,7 +2,7 @@
 primary over and over (and once SIGSTOPs it), the checker verifies the database and the history.
 
 Writers: the first primary plus three secondaries, each writing keyed records as fast as it can
-(``worker.py --write-loop``); every kill is followed by a fresh secondary writer, so there are
+(``worker.py --write-loop``; odd-numbered ones through ``store.pipeline``, 8 writes per message); every kill is followed by a fresh secondary writer, so there are
 always four writers.  At the end, from the SQLite file (read-only) and the JSON-lines histories:
 
 * every acknowledged write is stored exactly once; definitively rejected writes and writes nobody
@@ -32,11 +32,16 @@ CONFIG = {"heartbeat_interval": HEARTBEAT}
 FLAGS = ("--write-loop", "--ticks")
 
 
+def flags(n: int) -> tuple[str, ...]:
+    """Odd-numbered writers send their writes in pipelined batches of 8 (one message per batch)."""
+    return (*FLAGS, "--pipeline", "8") if n % 2 else FLAGS
+
+
 def test_jepsen_kill_primary_repeatedly(cluster, workdir):
     started = time.monotonic()
-    first = cluster.spawn("w0", *FLAGS, config=CONFIG)
+    first = cluster.spawn("w0", *flags(0), config=CONFIG)
     assert first.wait("ready", 20)["role"] == "primary"
-    writers = [first] + [cluster.spawn(f"w{i}", *FLAGS, config=CONFIG) for i in (1, 2, 3)]
+    writers = [first] + [cluster.spawn(f"w{i}", *flags(i), config=CONFIG) for i in (1, 2, 3)]
     for w in writers[1:]:
         assert w.wait("ready", 20)["role"] == "secondary"
     for w in writers:
@@ -84,7 +89,7 @@ def test_jepsen_kill_primary_repeatedly(cluster, workdir):
         primary.kill(signal.SIGKILL)
         kills[primary.pid] = {"epoch": record["epoch"]}
         assert primary.reap(10) == -signal.SIGKILL
-        cluster.spawn(f"w{next_name}", *FLAGS, config=CONFIG)  # there are always four writers
+        cluster.spawn(f"w{next_name}", *flags(next_name), config=CONFIG)  # there are always four writers
         next_name += 1
         new = wait_for(
             lambda record=record: (r := primary_record(workdir)) and r["epoch"] > record["epoch"] and r,
@@ -120,6 +125,9 @@ def test_jepsen_kill_primary_repeatedly(cluster, workdir):
     assert intervals[-1]["epoch"] == intervals[0]["epoch"] + KILLS
     summary = check_writes(cluster.workers, workdir)
     assert summary["acked"] > 80 * KILLS
+    # both write paths took part: acknowledged pipelined writes proxied by secondaries too
+    pipelined = [w for w in cluster.workers if int(w.name[1:]) % 2]
+    assert sum(1 for w in pipelined for r in w.events("ok") if r.get("role") == "secondary") > 10 * KILLS
     failover_ms.sort()
     print(
         f"\njepsen: {summary}; kills={len(kills)}; failover ms median={failover_ms[len(failover_ms) // 2]:.0f} "

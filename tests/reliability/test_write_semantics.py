@@ -135,6 +135,34 @@ def test_same_key_twice_applies_once_and_errors_keep_their_kind(cluster, workdir
     assert primary.proc.poll() is None
 
 
+def test_pipelined_writes_go_in_batches_apply_in_order_and_fail_alone(cluster, workdir):
+    primary = cluster.spawn("p", config=CONFIG)
+    assert primary.wait("ready", 20)["role"] == "primary"
+    client = cluster.spawn("c", "--no-failover", config=CONFIG)
+    assert client.wait("ready", 20)["role"] == "secondary"
+    ids = [f"pipe-{i}" for i in range(40)]
+    ids[25] = ids[5]  # a second write of an existing row: a constraint error for that write alone
+    batches_before = primary.command(op="bus_stats")["result"]["batches"]
+
+    reply = client.command(op="pipeline", ids=ids, batch=16)
+    assert reply["ok"], reply
+    outcomes = reply["result"]
+    assert outcomes[25] == {"kind": "constraint", "type": "ConstraintError"}
+    assert [o.get("id") for i, o in enumerate(outcomes) if i != 25] == [sid for i, sid in enumerate(ids) if i != 25]
+    # one message per 16 writes (40 -> 3), each applied in the order issued
+    assert primary.command(op="bus_stats")["result"]["batches"] - batches_before == 3
+    stored = db_rows(workdir, "SELECT id FROM sessions WHERE title = 'pipelined' ORDER BY seq")
+    assert [r[0] for r in stored] == [sid for i, sid in enumerate(ids) if i != 25]
+    # every write has its own key, recorded with its outcome (the failed one too)
+    keys = db_rows(workdir, "SELECT ok, COUNT(*) FROM applied_writes WHERE instance_id = 'c' GROUP BY ok")
+    assert dict(keys) == {0: 1, 1: 39}
+
+    # through the context manager, leaving the block raises the first failure
+    again = client.command(op="writes", prefix="pipe", n=3, pipeline=2)
+    assert not again["ok"] and again["type"] == "ConstraintError"
+    assert primary.proc.poll() is None
+
+
 def test_key_applied_by_a_dead_primary_is_not_applied_again(cluster, workdir):
     """The applied-writes table lives in the shared database: a key resent to the next primary
     after a failover returns the stored outcome instead of applying twice."""

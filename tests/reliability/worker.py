@@ -10,7 +10,9 @@ the lock), ``invoke``/``ok``/``fail`` (write loop), ``event`` (a ``db.sessions.*
 ``state.resync`` event seen by ``on_event``), ``reply`` (answer to a stdin command), ``stopped`` (write loop ended), ``bye``.
 
 Commands, one JSON object per stdin line (``op``): ``write`` (``sid``: create that session),
-``writes`` (``n``, ``prefix``: create n sessions, reply once), ``ensure_primary``
+``writes`` (``n``, ``prefix``: create n sessions, reply once; ``pipeline``: through
+``store.pipeline(batch_size=pipeline)``), ``pipeline`` (``ids``, ``batch``: create
+those sessions through ``store.pipeline``, reply with every outcome), ``bus_stats`` (the primary's bus counters), ``ensure_primary``
 (``timeout``), ``role`` (role, epoch, resyncs), ``publish`` (``topic``, ``payload``: on the
 primary's bus), ``publish_change`` (``topic``, ``payload``), ``lose_change`` (the primary's bus skips a
 change_seq), ``call`` (``method``, ``params``, ``timeout``: ``rt.client.call``),
@@ -82,39 +84,50 @@ class WriteLoop:
     key can keep a retried message from being stored twice).
     """
 
-    def __init__(self, rt, name: str, limit: int | None) -> None:
+    def __init__(self, rt, name: str, limit: int | None, pipeline: int = 0) -> None:
         self.rt = rt
         self.name = name
         self.limit = limit
+        self.pipeline = pipeline  # > 0: writes go through store.pipeline(batch_size=pipeline)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, name="worker-writes", daemon=True)
+
+    def _issue(self, target, n: int):  # noqa: ANN001 - the store, or a pipeline
+        key = f"{self.name}-{n}"
+        if n % 2 == 0:
+            return target.sessions.create(id=key, title=f"write {key}")
+        return target.messages.create(
+            session_id=f"{self.name}-{n - 1}", role="user", parts=[{"type": "text", "text": key}]
+        )
+
+    def _record(self, n: int, outcome) -> bool:  # noqa: ANN001 - a zero-argument call giving the result
+        key = f"{self.name}-{n}"
+        try:
+            outcome()
+        except Exception as exc:  # noqa: BLE001 - every outcome is recorded
+            kind = getattr(exc, "kind", None)
+            emit("fail", key=key, n=n, definitive=kind in DEFINITIVE_KINDS, role=self.rt.role, **_error_fields(exc))
+            return False
+        emit("ok", key=key, n=n, role=self.rt.role, epoch=self.rt.epoch)
+        return True
 
     def run(self) -> None:
         n = 0
         acked = 0
         while not self.stop.is_set() and (self.limit is None or n < self.limit):
-            key = f"{self.name}-{n}"
-            emit("invoke", key=key, n=n)
-            try:
-                if n % 2 == 0:
-                    self.rt.store.sessions.create(id=key, title=f"write {key}")
-                else:
-                    self.rt.store.messages.create(
-                        session_id=f"{self.name}-{n - 1}", role="user", parts=[{"type": "text", "text": key}]
-                    )
-            except Exception as exc:  # noqa: BLE001 - every outcome is recorded
-                kind = getattr(exc, "kind", None)
-                emit(
-                    "fail",
-                    key=key,
-                    n=n,
-                    definitive=kind in DEFINITIVE_KINDS,
-                    role=self.rt.role,
-                    **_error_fields(exc),
-                )
-            else:
-                acked += 1
-                emit("ok", key=key, n=n, role=self.rt.role, epoch=self.rt.epoch)
+            if self.pipeline:
+                count = self.pipeline if self.limit is None else min(self.pipeline, self.limit - n)
+                pipe = self.rt.store.pipeline(batch_size=self.pipeline)
+                issued = []
+                for i in range(n, n + count):
+                    emit("invoke", key=f"{self.name}-{i}", n=i)
+                    issued.append((i, self._issue(pipe, i)))
+                pipe.flush()
+                acked += sum(self._record(i, pending.result) for i, pending in issued)
+                n += count
+                continue
+            emit("invoke", key=f"{self.name}-{n}", n=n)
+            acked += self._record(n, lambda n=n: self._issue(self.rt.store, n))
             n += 1
         emit("stopped", invoked=n, acked=acked)
 
@@ -149,6 +162,7 @@ def main() -> None:
     parser.add_argument("--no-failover", action="store_true")
     parser.add_argument("--write-loop", action="store_true")
     parser.add_argument("--max-writes", type=int)
+    parser.add_argument("--pipeline", type=int, default=0, help="write loop: batches of this many through store.pipeline")
     parser.add_argument(
         "--write-once", action="store_true", help="create session <id>-boot right after bootstrap"
     )
@@ -222,7 +236,7 @@ def main() -> None:
         threading.Thread(target=_primary_ticks, args=(rt, stop_ticks), daemon=True).start()
     loop = None
     if args.write_loop:
-        loop = WriteLoop(rt, args.id, args.max_writes)
+        loop = WriteLoop(rt, args.id, args.max_writes, args.pipeline)
         loop.thread.start()
 
     done = threading.Event()
@@ -289,9 +303,26 @@ def _run_command(rt, loop, cmd: dict):
         return rt.store.sessions.create(id=cmd["sid"], title=cmd.get("title", "cmd write"))
     if op == "writes":
         prefix = cmd["prefix"]
+        if cmd.get("pipeline"):
+            with rt.store.pipeline(batch_size=int(cmd["pipeline"])) as pipe:
+                pending = [pipe.sessions.create(id=f"{prefix}-{i}", title="batch") for i in range(int(cmd["n"]))]
+            return [p.result()["id"] for p in pending]
         return [
             rt.store.sessions.create(id=f"{prefix}-{i}", title="batch")["id"] for i in range(int(cmd["n"]))
         ]
+    if op == "pipeline":  # sessions.create for each id, batch_size at a time; every outcome
+        pipe = rt.store.pipeline(batch_size=int(cmd["batch"]))
+        pending = [pipe.sessions.create(id=sid, title="pipelined") for sid in cmd["ids"]]
+        pipe.flush()
+        outcomes = []
+        for p in pending:
+            error = p.exception()
+            outcomes.append(
+                {"id": p.result()["id"]} if error is None else {"kind": getattr(error, "kind", None), "type": type(error).__name__}
+            )
+        return outcomes
+    if op == "bus_stats":
+        return rt.bus.stats()
     if op == "ensure_primary":
         t0 = time.monotonic()
         try:

@@ -491,7 +491,7 @@ def test_oversized_requests_and_replies(make_bus, make_client, raw_dealer):
     [
         ([b"", b"not json"], (None, P.PARSE_ERROR)),
         ([b"", b"\xff\xfe"], (None, P.PARSE_ERROR)),
-        ([b"", b"[1,2]"], (None, P.INVALID_REQUEST)),
+        ([b"", b"[]"], (None, P.INVALID_REQUEST)),  # an empty batch
         ([b"", b'"str"'], (None, P.INVALID_REQUEST)),
         ([b"", b'{"id":"a","method":"instance.ping"}'], ("a", P.INVALID_REQUEST)),
         ([b"", b'{"jsonrpc":"2.0","id":"b"}'], ("b", P.INVALID_REQUEST)),
@@ -531,6 +531,106 @@ def test_notifications_get_no_reply(make_bus, raw_dealer, make_client, helpers):
     helpers.wait_for(lambda: len(got) == 2, what="notifications handled")
     dealer.send_multipart([b"", b'{"jsonrpc":"2.0","id":"after","method":"instance.ping"}'])
     assert json.loads(dealer.recv_multipart()[-1])["id"] == "after"  # the first reply is the ping's
+
+
+def test_batch_answers_every_request_in_one_array(make_bus, raw_dealer):
+    bus = make_bus()
+    bus.register("obj", lambda params, call: params, params="object")
+    noted: list[object] = []
+    bus.register("note", lambda params, call: noted.append(params))
+    dealer = raw_dealer(bus.endpoints.rpc)
+    batch = [
+        {"jsonrpc": "2.0", "id": "a", "method": "instance.ping"},
+        {"jsonrpc": "2.0", "method": "note", "params": [1]},  # a notification: handled, not answered
+        {"jsonrpc": "2.0", "id": "b", "method": "nope"},
+        {"jsonrpc": "2.0", "id": "c", "method": "obj", "params": {"k": 1}},
+        {"jsonrpc": "2.0", "id": "d", "method": "obj", "params": [1]},
+        5,
+    ]
+    dealer.send_multipart([b"", json.dumps(batch).encode()])
+    reply = json.loads(dealer.recv_multipart()[-1])
+    assert isinstance(reply, list) and len(reply) == 5
+    by_id = {}
+    for answer in reply:
+        assert answer["jsonrpc"] == "2.0"
+        by_id.setdefault(answer["id"], []).append(answer)
+    assert by_id["a"][0]["result"]["status"] == "ok"
+    assert by_id["b"][0]["error"]["code"] == P.METHOD_NOT_FOUND
+    assert by_id["c"][0]["result"] == {"k": 1}
+    assert by_id["d"][0]["error"]["code"] == P.INVALID_PARAMS
+    assert by_id[None][0]["error"]["code"] == P.INVALID_REQUEST  # the 5
+    assert noted == [[1]]
+    assert bus.stats()["requests"] == 6
+
+
+def test_batch_of_notifications_gets_no_reply_and_oversized_batches_are_refused(make_bus, raw_dealer, helpers):
+    from pando_core.runtime.bus import MAX_BATCH
+
+    bus = make_bus()
+    noted: list[object] = []
+    bus.register("note", lambda params, call: noted.append(params))
+    dealer = raw_dealer(bus.endpoints.rpc)
+    notes = [{"jsonrpc": "2.0", "method": "note", "params": [i]} for i in range(3)]
+    dealer.send_multipart([b"", json.dumps(notes).encode()])
+    helpers.wait_for(lambda: len(noted) == 3, what="batched notifications handled")
+    too_many = [{"jsonrpc": "2.0", "id": i, "method": "instance.ping"} for i in range(MAX_BATCH + 1)]
+    dealer.send_multipart([b"", json.dumps(too_many).encode()])
+    reply = json.loads(dealer.recv_multipart()[-1])  # the first reply: nothing came for the notifications
+    assert reply["id"] is None and reply["error"]["code"] == P.INVALID_REQUEST
+    assert str(MAX_BATCH) in reply["error"]["message"]
+
+
+def test_batch_reply_waits_for_deferred_answers(make_bus, raw_dealer):
+    """A deferred handler answers later, from another thread: the array goes out only then."""
+    bus = make_bus()
+    held = []
+    release = threading.Event()
+
+    def later(params, call, reply):
+        held.append(reply)
+        if len(held) == 2:
+            threading.Thread(target=lambda: (release.wait(10), [r.result("late") for r in held])).start()
+
+    bus.register("later", later, deferred=True, inline=True)
+    dealer = raw_dealer(bus.endpoints.rpc)
+    batch = [
+        {"jsonrpc": "2.0", "id": 1, "method": "later"},
+        {"jsonrpc": "2.0", "id": 2, "method": "instance.ping"},
+        {"jsonrpc": "2.0", "id": 3, "method": "later"},
+    ]
+    dealer.send_multipart([b"", json.dumps(batch).encode()])
+    assert not dealer.poll(200), "the batch was answered before its deferred requests"
+    release.set()
+    assert dealer.poll(10_000)
+    reply = json.loads(dealer.recv_multipart()[-1])
+    assert sorted(a["id"] for a in reply) == [1, 2, 3]
+    assert [a["result"] for a in sorted(reply, key=lambda a: a["id"]) if a["id"] != 2] == ["late", "late"]
+
+
+def test_call_batch_returns_each_answer_in_order(make_bus, make_client):
+    bus = make_bus(max_message_bytes=4096)
+    bus.register("echo", lambda params, call: params)
+
+    def fail(params, call):
+        raise RpcError.validation("bad value", params)
+
+    bus.register("fail", fail)
+    client = make_client(bus.endpoints, max_message_bytes=4096)
+    results = client.call_batch([("echo", [1]), ("fail", [2]), ("echo", {"x": "y"}), ("nope", None)], timeout=5)
+    assert results[0] == [1] and results[2] == {"x": "y"}
+    assert isinstance(results[1], RpcError) and results[1].kind == "validation"
+    assert isinstance(results[3], RpcError) and results[3].kind == "method_not_found"
+    assert client.call_batch([]) == []
+    # one message over the cap is refused before it leaves; each request alone would fit
+    with pytest.raises(RpcError) as info:
+        client.call_batch([("echo", ["x" * 1500])] * 3, timeout=5)
+    assert info.value.kind == "too_large"
+    # a reply array over the bus's cap comes back as one refusal for the whole batch
+    bus.register("big", lambda params, call: "x" * 1500)
+    with pytest.raises(RpcError) as info:
+        client.call_batch([("big", None)] * 3, timeout=5)
+    assert info.value.kind == "too_large"
+    assert client.call("echo", ["still fine"]) == ["still fine"]
 
 
 BUS_PROCESS = """
