@@ -61,7 +61,7 @@ def test_migrations_of_two_components_apply_in_order_and_are_idempotent(db):
     assert migrate(db, [core_component(), NOTES]) == []
     with db.read() as tx:
         rows = tx.conn.exec_driver_sql("SELECT component, version FROM schema_migrations ORDER BY applied_at, component").all()
-    assert [tuple(r) for r in rows] == [("core", 1), ("core", 2), ("core", 3), ("core", 4), ("notes", 1)]
+    assert [tuple(r) for r in rows] == [("core", v) for v in range(1, 6)] + [("notes", 1)]
 
 
 def test_a_failing_migration_rolls_back_and_names_the_step(db):
@@ -88,7 +88,7 @@ def test_applied_writes_keep_their_rows_when_rebuilt_without_rowid(db):
     migrate(db, [Component("core", [m for m in core.migrations if m.version <= 3])])
     with db.write() as tx:
         tx.raw.execute("INSERT INTO applied_writes VALUES ('i', 7, 'sessions.create', 1, '{}', 1)")
-    assert migrate(db, [core]) == [("core", 4, "applied_writes_without_rowid")]
+    assert migrate(db, [core])[0] == ("core", 4, "applied_writes_without_rowid")
     with db.read() as tx:
         assert tx.raw.execute("SELECT instance_id, seq, method, ok, result FROM applied_writes").fetchall() == [
             ("i", 7, "sessions.create", 1, "{}")
@@ -260,3 +260,23 @@ def test_pipeline_sends_writes_in_batches_and_keeps_each_outcome(db):
         store.pipeline().nothing.add()
     with pytest.raises(ValueError):
         store.pipeline(batch_size=0)
+
+
+def test_seq_is_counted_by_the_writer_and_continues_after_a_new_one(db):
+    migrate(db, [core_component()])
+    store = open_local_store(db, [core_component()], "me")
+    first = [store.sessions.create(title=f"s{i}")["seq"] for i in range(3)]
+    assert first == [1, 2, 3]
+    db.dispose()  # the next primary opens a writer of its own: it reads max(seq) once, then counts
+    store = open_local_store(db, [core_component()], "me")
+    with pytest.raises(ConstraintError), db.write() as tx:  # a rolled-back insert leaves a gap, no reuse
+        seq = tx.next_seq("sessions")
+        tx.raw.execute("INSERT INTO sessions (id, title, message_count, prompt_tokens, completion_tokens,"
+                       " total_prompt_tokens, total_completion_tokens, cost, created_at, updated_at, seq)"
+                       " VALUES ('x', 't', 0, 0, 0, 0, 0, 0, 0, 0, ?)", (seq,))
+        raise ConstraintError("undo it")
+    assert seq == 4
+    assert [store.sessions.create(title=f"t{i}")["seq"] for i in range(2)] == [5, 6]
+    with db.read() as tx:
+        indexes = {r[0] for r in tx.conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE tbl_name = 'sessions' AND type = 'index'")}
+    assert "idx_sessions_seq" not in indexes and "idx_sessions_order" not in indexes

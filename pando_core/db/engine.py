@@ -29,7 +29,7 @@ from sqlalchemy.pool import QueuePool, StaticPool
 BUSY_TIMEOUT_MS = 10_000
 
 
-@dataclass
+@dataclass(slots=True)
 class Change:
     """One row-level change recorded by a write, published as ``db.<table>.<op>`` after commit."""
 
@@ -71,6 +71,10 @@ class WriteTx:
         connection (the coordinator undoes a batch's only write this way)."""
         self._writer.rollback()
         self._writer.begin()
+
+    def next_seq(self, table: str) -> int:
+        """The next value of *table*'s ``seq`` column (see :meth:`WriterConnection.next_seq`)."""
+        return self._writer.next_seq(table)
 
     def changed(self, table: str, op: str, *ids: str) -> None:
         self.changes.append(Change(table, op, [str(i) for i in ids]))
@@ -117,6 +121,18 @@ class WriterConnection:
         _configure_dbapi(self.raw, readonly=False)
         self._engine = create_engine("sqlite://", creator=lambda: self.raw, poolclass=StaticPool)
         self._sa = self._engine.connect()
+        self._last_seq: dict[str, int] = {}
+
+    def next_seq(self, table: str) -> int:
+        """One more than the highest ``seq`` handed out for *table*: read once from the table
+        (``max(seq)``, an index lookup), then counted here. This connection is the database's
+        only writer, so the count cannot fall behind; a rolled-back transaction leaves a gap,
+        which ordering by ``seq`` does not mind."""
+        last = self._last_seq.get(table)
+        if last is None:
+            last = self.raw.execute(f"SELECT max(seq) FROM {table}").fetchone()[0] or 0
+        self._last_seq[table] = last + 1
+        return last + 1
 
     def sqlalchemy(self) -> Connection:
         return self._sa

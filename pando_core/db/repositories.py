@@ -48,9 +48,9 @@ def _insert(tx: WriteTx, table, values: dict[str, Any]) -> None:  # noqa: ANN001
     keys = tuple(values)
     sql = _statement(
         ("insert", table.name, keys),
-        lambda: f"INSERT INTO {table.name} ({', '.join(keys)}) VALUES ({', '.join(':' + k for k in keys)})",
+        lambda: f"INSERT INTO {table.name} ({', '.join(keys)}) VALUES ({', '.join('?' * len(keys))})",
     )
-    tx.raw.execute(sql, values)
+    tx.raw.execute(sql, tuple(values.values()))  # positional: binding by name costs a lookup per column
 
 
 def _get_by_id(tx: ReadTx | WriteTx, table, row_id: str) -> dict[str, Any] | None:  # noqa: ANN001
@@ -94,8 +94,7 @@ def _check_fields(method: str, fields: dict[str, Any], allowed: frozenset[str]) 
 
 
 def _next_seq(tx: WriteTx, table) -> int:  # noqa: ANN001
-    current = tx.raw.execute(_statement(("max_seq", table.name), lambda: f"SELECT max(seq) FROM {table.name}")).fetchone()[0]
-    return (current or 0) + 1
+    return tx.next_seq(table.name)
 
 
 _ADD_USAGE = """UPDATE sessions SET prompt_tokens = :v_prompt, completion_tokens = :v_completion,

@@ -52,6 +52,7 @@ class MethodSpec:
     attribute: str
     kind: str  # read | write
     signature: inspect.Signature
+    function: Callable[..., Any]  # the method as written: function(repository, tx, **params)
     # parameters after (self, tx) that can be passed by name, and those without a default
     names: frozenset[str] = field(init=False)
     required: frozenset[str] = field(init=False)
@@ -103,7 +104,7 @@ class Repository:
             kind = getattr(fn, "__pando_op__", None)
             if kind is None:
                 continue
-            spec = MethodSpec(f"{cls.name}.{attribute}", cls, attribute, kind, inspect.signature(fn))
+            spec = MethodSpec(f"{cls.name}.{attribute}", cls, attribute, kind, inspect.signature(fn), fn)
             cls.methods[attribute] = spec
             setattr(cls, "_impl_" + attribute, fn)
             setattr(cls, attribute, _dispatcher(spec))

@@ -242,4 +242,15 @@ CORE_MIGRATIONS = [
             "ALTER TABLE applied_writes_keyed RENAME TO applied_writes",
         ],
     ),
+    Migration(
+        5,
+        "sessions_without_unused_indexes",
+        # no query orders sessions by (created_at, seq); the next seq is counted by the writer
+        # connection (one max(seq) per primary, a scan of this small-row table), so neither index
+        # pays for the page every session insert writes into it
+        [
+            "DROP INDEX idx_sessions_order",
+            "DROP INDEX idx_sessions_seq",
+        ],
+    ),
 ]

@@ -453,7 +453,7 @@ class Client:
         try:
             with self._lock:
                 self._stats["calls"] += len(calls)
-            reply = self._exchange(lane, data, timeout, label, accept)
+            reply = self._exchange(lane, data, timeout, label, accept, spin=False)
         finally:
             self._return_lane(lane)
         if type(reply) is dict:
@@ -511,9 +511,14 @@ class Client:
             raise resp.error
         return resp.result
 
-    def _exchange(self, lane: _Lane, data: bytes, timeout: float, label: str, accept: Callable[[Any], Any]) -> Any:
+    def _exchange(
+        self, lane: _Lane, data: bytes, timeout: float, label: str, accept: Callable[[Any], Any], spin: bool = True
+    ) -> Any:
         """Send *data* on the borrowed *lane* and wait for the reply that *accept* (given the
-        decoded JSON) turns into something other than None; that is returned."""
+        decoded JSON) turns into something other than None; that is returned. *spin*: a reply
+        due within :data:`SPIN_SECONDS` is worth polling for (a lone call when no other lane
+        is busy); a batch's reply takes longer, and the spin would only take a core from the
+        primary."""
         deadline = time.monotonic() + timeout
         sent = False
         while not sent:
@@ -531,7 +536,7 @@ class Client:
                         self._wait_direct(out_poller, latch, deadline, label, sent)
             except _Regenerate:  # reconnected before the request left: send it on the new socket
                 continue
-        spin = self._lanes_busy == 1  # alone: the bounded spin costs nobody else a core
+        spin = spin and self._lanes_busy == 1  # alone: the bounded spin costs nobody else a core
         while True:
             if spin:
                 spin = False

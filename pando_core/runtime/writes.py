@@ -70,6 +70,30 @@ class _Pending:
             self.future.set_exception(error)
 
 
+_LONE, _OPTIMISTIC, _ISOLATED = 0, 1, 2  # how a batch's writes are applied (see WriteCoordinator._apply)
+
+
+class _Replay(Exception):
+    """A write of an optimistic attempt failed: apply the batch again, isolated."""
+
+
+class _Attempt:
+    """One pass over a batch: each write's outcome, and the key records to insert after it."""
+
+    __slots__ = ("outcomes", "records", "recorded", "applied", "duplicates")
+
+    def __init__(self) -> None:
+        self.outcomes: list[tuple[bool, Any, str | None]] = []  # (ok, result or error, result as JSON)
+        self.records: list[tuple] = []  # rows for applied_writes
+        self.recorded: dict[tuple[str, int], tuple[int, str]] = {}  # key -> (ok, result) in this pass
+        self.applied = 0
+        self.duplicates = 0
+
+    def record(self, key: tuple[str, int], method: str, ok: int, encoded: str) -> None:
+        self.records.append((key[0], key[1], method, ok, encoded, WriteTx.now_ms()))
+        self.recorded[key] = (ok, encoded)
+
+
 def _coalesce(batch: list[_Pending]) -> dict[str, list[Change]]:
     """A batch's changes, one per (table, op) for each writer: one event per writer and kind of
     change per commit rather than one per write (a busy primary publishes far fewer events)."""
@@ -120,7 +144,8 @@ class WriteCoordinator:
         # highest key recorded per writing instance (used under the database's write lock, by the
         # bus thread or the coordinator thread); filled from applied_writes on an instance's first write
         self._recorded_max: dict[str, int] = {}
-        self.stats = {"batches": 0, "writes": 0, "duplicates": 0, "pruned": 0}
+        self.stats = {"batches": 0, "writes": 0, "duplicates": 0, "replays": 0, "pruned": 0}
+        self._repositories: dict[type, Any] = {}
         self._thread = threading.Thread(target=self._loop, name="pando-write-coordinator", daemon=True)
         self._thread.start()
 
@@ -249,14 +274,26 @@ class WriteCoordinator:
             log.info("forgot %d applied write keys older than %d s", removed, self.retention_ms // 1000)
 
     def _apply(self, batch: list[_Pending]) -> bool:
-        """Apply *batch* as one transaction and answer each write; False if it did not commit."""
-        outcomes: list[tuple[bool, Any, str | None]] = []  # (ok, result or error, result as JSON)
+        """Apply *batch* as one transaction and answer each write; False if it did not commit.
+
+        Several writes are applied first without savepoints (two statements per write saved).
+        If one fails, the transaction is rolled back and the batch applied again with one
+        SAVEPOINT per write, so that only the failing write is undone: nothing was answered or
+        announced before COMMIT, so the first attempt leaves no trace. A lone write is undone by
+        restarting the transaction.
+        """
         try:
             with self.db.write_lock, self.db.transaction() as tx:
-                raw = tx.raw
-                isolate = len(batch) > 1  # a lone write is undone with its transaction instead
-                for item in batch:
-                    outcomes.append(self._apply_one(raw, tx, item, isolate))
+                if len(batch) == 1:
+                    attempt = self._attempt(tx, batch, _LONE)
+                else:
+                    try:
+                        attempt = self._attempt(tx, batch, _OPTIMISTIC)
+                    except _Replay:
+                        tx.restart()
+                        self._recorded_max.clear()  # what the first attempt noted was rolled back
+                        self.stats["replays"] += 1
+                        attempt = self._attempt(tx, batch, _ISOLATED)
         except Exception as exc:  # noqa: BLE001 - the whole batch failed to commit
             log.exception("write batch failed to commit")
             self._recorded_max.clear()  # keys noted in this batch were rolled back with it
@@ -265,12 +302,29 @@ class WriteCoordinator:
                 item.fail(error)
             return False
         self.stats["batches"] += 1
-        for item, (ok, value, encoded) in zip(batch, outcomes, strict=True):
+        self.stats["writes"] += attempt.applied
+        self.stats["duplicates"] += attempt.duplicates
+        for item, (ok, value, encoded) in zip(batch, attempt.outcomes, strict=True):
             if ok:
                 item.succeed(value, encoded)
             else:
                 item.fail(value)
         return True
+
+    def _attempt(self, tx: WriteTx, batch: list[_Pending], mode: int) -> _Attempt:
+        """Apply every write of *batch* in *tx*, then record their keys (one statement for all)."""
+        attempt = _Attempt()
+        raw = tx.raw
+        for item in batch:
+            item.changes = []
+            attempt.outcomes.append(self._apply_one(raw, tx, item, mode, attempt))
+        if attempt.records:
+            raw.executemany(_INSERT_APPLIED, attempt.records)
+            highest = self._recorded_max
+            for instance_id, seq, *_ in attempt.records:
+                if seq > highest.get(instance_id, -1):
+                    highest[instance_id] = seq
+        return attempt
 
     def _announce(self, batch: list[_Pending]) -> None:
         for writer, changes in _coalesce(batch).items():
@@ -289,18 +343,20 @@ class WriteCoordinator:
         return raw.execute(_SELECT_APPLIED, (instance_id, seq)).fetchone()
 
     def _apply_one(
-        self, raw: Any, batch_tx: WriteTx, item: _Pending, isolate: bool
+        self, raw: Any, batch_tx: WriteTx, item: _Pending, mode: int, attempt: _Attempt
     ) -> tuple[bool, Any, str | None]:
-        """Apply one write of a batch. *isolate*: inside a SAVEPOINT, so a failure undoes only
-        this write; a batch's only write is undone by restarting the transaction (cheaper than
-        a savepoint around every lone write)."""
+        """Apply one write of a batch (see :meth:`_apply` for *mode*); its key's record is
+        added to *attempt*, and inserted with the others after the last write."""
         # The coordinator's own statements go straight to the DBAPI connection, inside the
         # batch's transaction: building SQLAlchemy constructs for them costs more than the SQLite
         # work (see bench/ipc.py).
-        if item.key is not None:
-            stored = self._already_applied(raw, item.key)
+        key = item.key
+        if key is not None:
+            stored = attempt.recorded.get(key)  # the same key twice in one batch (a quick resend)
+            if stored is None:
+                stored = self._already_applied(raw, key)
             if stored is not None:
-                self.stats["duplicates"] += 1
+                attempt.duplicates += 1
                 ok, stored_result = stored
                 payload = json.loads(stored_result) if stored_result else None
                 if ok:
@@ -309,21 +365,23 @@ class WriteCoordinator:
         spec: MethodSpec | None = self.registry.get(item.method)
         if spec is None:
             return False, RpcError(kind="method_not_found", message=f"unknown write method {item.method!r}"), None
-        if isolate:
+        if mode == _ISOLATED:
             raw.execute("SAVEPOINT pando_write")
         tx = batch_tx.part()
         try:
-            result = spec.repository(None).call_impl(spec.attribute, tx, item.params)
+            result = spec.function(self._repository(spec), tx, **item.params)
             encoded = encode_json(result)  # recorded, and the reply reuses it
-            if item.key is not None:
-                self._record(raw, item, True, encoded)
-            if isolate:
+            if key is not None:
+                attempt.record(key, item.method, 1, encoded)
+            if mode == _ISOLATED:
                 raw.execute("RELEASE pando_write")
             item.changes = tx.changes
-            self.stats["writes"] += 1
+            attempt.applied += 1
             return True, result, encoded
         except Exception as exc:  # noqa: BLE001 - one failure must not sink the batch
-            if isolate:
+            if mode == _OPTIMISTIC:
+                raise _Replay from exc
+            if mode == _ISOLATED:
                 raw.execute("ROLLBACK TO pando_write")
                 raw.execute("RELEASE pando_write")
             else:
@@ -332,19 +390,20 @@ class WriteCoordinator:
             if isinstance(error, TypeError):
                 error = error_from_kind("validation", f"{item.method}: {error}")
             if isinstance(error, PandoError) and error.kind in RECORDED_ERROR_KINDS:
-                if item.key is not None:
-                    self._record(raw, item, False, encode_json({"kind": error.kind, "message": str(error)}))
+                if key is not None:
+                    attempt.record(key, item.method, 0, encode_json({"kind": error.kind, "message": str(error)}))
                 return False, error, None
             if isinstance(error, PandoError):
                 return False, error, None
             log.warning("write %s failed: %s", item.method, error)
             return False, RpcError(kind="app_error", message=f"{item.method}: {type(error).__name__}: {error}"), None
 
-    def _record(self, raw: Any, item: _Pending, ok: bool, encoded_result: str) -> None:
-        instance_id, seq = item.key
-        raw.execute(_INSERT_APPLIED, (instance_id, seq, item.method, 1 if ok else 0, encoded_result, WriteTx.now_ms()))
-        if seq > self._recorded_max.get(instance_id, -1):
-            self._recorded_max[instance_id] = seq
+    def _repository(self, spec: MethodSpec) -> Any:
+        """One instance per repository class (they keep no state; the coordinator passes tx)."""
+        repository = self._repositories.get(spec.repository)
+        if repository is None:
+            repository = self._repositories[spec.repository] = spec.repository(None)
+        return repository
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop taking writes, finish the queued ones, stop the thread."""

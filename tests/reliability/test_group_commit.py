@@ -1,4 +1,5 @@
-"""Group commit on a real SQLite file: one transaction per batch, one savepoint per write."""
+"""Group commit on a real SQLite file: one transaction per batch; when a write of it fails, the
+batch is applied again with one savepoint per write, so that only the failing one is undone."""
 
 from __future__ import annotations
 
@@ -97,6 +98,7 @@ def test_a_failing_write_does_not_sink_its_batch(db, make_coordinator, tmp_path)
     inserts = [c["ids"] for _, changes in published for c in changes if c["op"] == "insert"]
     assert inserts == [["s0"], ["blocker"], ["s1", "s2"]]
     assert coord.stats["duplicates"] == 2
+    assert coord.stats["replays"] == 1  # the batch of five, applied again isolated after its first failure
 
 
 def test_unexpected_errors_are_not_recorded(db, make_coordinator, tmp_path):
