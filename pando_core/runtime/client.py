@@ -350,23 +350,45 @@ class Client:
         self._command(("send", rid, deadline), _Call(rid, method, data, deadline, fut))
         return fut
 
-    def _encode_call(self, method: str, params: Any, timeout: float) -> tuple[str, bytes]:
+    def _meta(self, timeout: float) -> dict[str, Any]:
         if not timeout > 0:
             raise ValueError("timeout must be positive")
-        rid = f"{self._id_prefix}{next(self._ids)}"
-        meta = {
+        return {
             "instance_id": self.instance_id,
             "timeout_ms": int(timeout * 1000),
             # absolute too: the bus may read the request late (same host, same wall clock)
             "deadline_at_ms": int((time.time() + timeout) * 1000),
             **self._auth.request_meta(),
         }
-        data = P.encode_request(rid, method, params, meta)
+
+    def _encode_call(self, method: str, params: Any, timeout: float) -> tuple[str, bytes]:
+        rid = f"{self._id_prefix}{next(self._ids)}"
+        data = P.encode_request(rid, method, params, self._meta(timeout))
         if len(data) > self.max_message_bytes:
             raise RpcError(
                 P.TOO_LARGE, f"request of {len(data)} bytes exceeds the {self.max_message_bytes}-byte cap"
             )
         return rid, data
+
+    def _encode_batch(self, calls: Sequence[tuple[str, Any]], timeout: float) -> tuple[list[str], bytes]:
+        """The requests of a batch as one JSON array, as :func:`P.encode_request` would write each;
+        their shared ``meta`` is encoded once."""
+        meta = P.encode_json(self._meta(timeout))
+        rids: list[str] = []
+        parts: list[str] = []
+        for method, params in calls:
+            if not isinstance(method, str) or not method:
+                raise ValueError("method must be a non-empty string")
+            rid = f"{self._id_prefix}{next(self._ids)}"  # hex and digits: nothing to escape
+            rids.append(rid)
+            if params is None:
+                body = ""
+            elif isinstance(params, dict | list):
+                body = ',"params":' + P.encode_json(params)
+            else:
+                raise TypeError("params must be a dict, a list or None")
+            parts.append('{"jsonrpc":"2.0","id":"' + rid + '","method":' + P.encode_json(method) + body + ',"meta":' + meta + "}")
+        return rids, ("[" + ",".join(parts) + "]").encode("utf-8")
 
     def call(self, method: str, params: Any = None, timeout: float | None = None) -> Any:
         """Blocking call; returns the result, raises RpcError (kind preserved), RpcTimeout after
@@ -432,14 +454,12 @@ class Client:
         if threading.current_thread() is self._io:
             raise RuntimeError("Client.call_batch() must not be used from the client's I/O thread")
         timeout = self.default_timeout if timeout is None else float(timeout)
-        encoded = [self._encode_call(method, params, timeout) for method, params in calls]
-        data = b"[" + b",".join(request for _, request in encoded) + b"]"
+        rids, data = self._encode_batch(calls, timeout)
         if len(data) > self.max_message_bytes:
             raise RpcError(P.TOO_LARGE, f"batch of {len(data)} bytes exceeds the {self.max_message_bytes}-byte cap")
         lane = self._borrow_lane()
         if lane is None:  # every lane busy: the requests go one by one through the I/O thread
             return self._gather([self.call_async(method, params, timeout) for method, params in calls], timeout)
-        rids = [rid for rid, _ in encoded]
         ours = set(rids)
 
         def accept(obj: Any) -> Any:

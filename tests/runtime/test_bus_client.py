@@ -633,6 +633,20 @@ def test_call_batch_returns_each_answer_in_order(make_bus, make_client):
     assert client.call("echo", ["still fine"]) == ["still fine"]
 
 
+def test_batch_requests_are_encoded_as_single_ones_are(make_bus, make_client):
+    client = make_client(make_bus().endpoints)
+    calls = [("db.write", {"text": 'é"\\x', "n": [1, 2.5, None]}), ("instance.ping", None), ("m", [1])]
+    rids, data = client._encode_batch(calls, 5.0)
+    items = json.loads(data)
+    assert len(set(rids)) == 3
+    for (method, params), rid, item in zip(calls, rids, items, strict=True):
+        single = json.loads(P.encode_request(rid, method, params, item["meta"]))
+        assert list(single.items()) == list(item.items())  # same keys, same order, same values
+    assert items[0]["meta"]["instance_id"] == client.instance_id
+    with pytest.raises(TypeError):
+        client._encode_batch([("m", "not params")], 5.0)
+
+
 BUS_PROCESS = """
 import json, sys
 from pando_core.runtime.bus import Bus
