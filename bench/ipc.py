@@ -124,9 +124,9 @@ def role_standby(args: argparse.Namespace) -> None:
 
 
 def role_writer(args: argparse.Namespace) -> None:
-    """A secondary writing ``--count`` sessions per thread after ``go``: with ``--pipeline N``
-    one thread keeps ``--threads`` writes in flight through a pipeline (N = ``--threads``);
-    else ``--threads`` threads each write one at a time."""
+    """A secondary writing ``--threads`` x ``--count`` sessions after ``go``: with ``--pipeline``
+    one thread keeps ``--threads`` writes in flight through a pipeline; else ``--threads``
+    threads each write one at a time."""
     rt = _bootstrap(args.workdir, failover=False, transport=args.transport)
     emit({"ready": True, "role": rt.role})
     sys.stdin.readline()
@@ -148,21 +148,15 @@ def role_writer(args: argparse.Namespace) -> None:
         except Exception as exc:  # noqa: BLE001
             errors.append(repr(exc))
 
-    if args.pipeline:
-        start = time.monotonic_ns()
-        pipelined()
-        end = time.monotonic_ns()
-        emit({"done": args.threads * args.count, "start": start, "end": end, "errors": errors[:3]})
-        sys.stdin.read()
-        rt.cleanup()
-        return
+    def threaded() -> None:
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(args.threads)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(args.threads)]
     start = time.monotonic_ns()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    (pipelined if args.pipeline else threaded)()
     end = time.monotonic_ns()
     emit({"done": args.threads * args.count, "start": start, "end": end, "errors": errors[:3]})
     sys.stdin.read()

@@ -71,9 +71,7 @@ def build_cli(context):  # noqa: ANN001 - typer imported lazily
         if version:
             _print_version()
             raise typer.Exit(0)
-        from .context import current
-
-        current().root_options = {"output_format": output_format, "quiet": quiet, "yolo": yolo, "model": model}
+        context.root_options = {"output_format": output_format, "quiet": quiet, "yolo": yolo, "model": model}
         if prompt is not None and goal is not None:
             from .errors import UsageError
 

@@ -360,7 +360,6 @@ class ConfigFiles:
 
 
 def read_config_files(workdir: Path, *, env: Mapping[str, str] | None = None, home: Path | None = None) -> ConfigFiles:
-    env = os.environ if env is None else env
     files = ConfigFiles()
     for path in [*user_config_paths(home, env), *project_config_paths(workdir)]:
         if not path.is_file():

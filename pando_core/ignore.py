@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import groupby
+from operator import attrgetter
 from pathlib import Path
 
 IGNORE_FILES = (".gitignore", ".pandoignore")
@@ -102,22 +104,29 @@ def parse_ignore_lines(lines: Iterable[str], base: str = "") -> list[IgnoreRule]
     return rules
 
 
-def is_ignored(rules: Iterable[IgnoreRule], rel: str, is_dir: bool) -> bool:
-    """Whether `rel` is ignored: the last rule (of the ignore files above it) that matches decides."""
-    verdict = False
-    for rule in rules:
-        if rule.dir_only and not is_dir:
-            continue
-        if rule.base:
-            if not rel.startswith(rule.base + "/"):
+def _decide(sets: Iterable[tuple[str, Iterable[IgnoreRule]]], rel: str, is_dir: bool) -> bool:
+    """The verdict for `rel` of rule sets given as (directory holding them, rules), parents first:
+    only the sets of directories above `rel` apply, and the last matching rule wins."""
+    ignored = False
+    for directory, rules in sets:
+        if directory:
+            if not (rel.startswith(directory) and rel.startswith("/", len(directory))):
                 continue
-            sub = rel[len(rule.base) + 1 :]
+            sub = rel[len(directory) + 1 :]
         else:
             sub = rel
-        target = sub if rule.anchored else sub.rsplit("/", 1)[-1]
-        if rule.regex.fullmatch(target):
-            verdict = not rule.negate
-    return verdict
+        name = sub.rsplit("/", 1)[-1]
+        for rule in rules:
+            if rule.dir_only and not is_dir:
+                continue
+            if rule.regex.fullmatch(sub if rule.anchored else name):
+                ignored = not rule.negate
+    return ignored
+
+
+def is_ignored(rules: Iterable[IgnoreRule], rel: str, is_dir: bool) -> bool:
+    """Whether `rel` is ignored: the last rule (of the ignore files above it) that matches decides."""
+    return _decide(groupby(rules, key=attrgetter("base")), rel, is_dir)
 
 
 class IgnoreRules:
@@ -129,7 +138,9 @@ class IgnoreRules:
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.rules: list[IgnoreRule] = []
+        # (directory relative to base, the rules of its ignore files), parents before children; a
+        # path is only checked against the rules of the directories above it
+        self._sets: list[tuple[str, list[IgnoreRule]]] = []
         self._loaded: set[str] = set()
 
     def load_dir(self, directory: Path) -> None:
@@ -141,12 +152,15 @@ class IgnoreRules:
         if rel in self._loaded:
             return
         self._loaded.add(rel)
+        rules: list[IgnoreRule] = []
         for name in IGNORE_FILES:
             try:
                 text = (directory / name).read_text(encoding="utf-8", errors="replace")
             except OSError:
                 continue
-            self.rules.extend(parse_ignore_lines(text.splitlines(), rel))
+            rules.extend(parse_ignore_lines(text.splitlines(), rel))
+        if rules:
+            self._sets.append((rel, rules))
 
     def load_ancestors(self, directory: Path) -> None:
         """Load ignore files from `base` down to `directory` (inclusive)."""
@@ -162,4 +176,4 @@ class IgnoreRules:
 
     def ignored(self, rel: str, is_dir: bool) -> bool:
         """Whether the path (posix, relative to base) is ignored."""
-        return is_ignored(self.rules, rel, is_dir)
+        return _decide(self._sets, rel, is_dir)

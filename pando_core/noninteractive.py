@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import UsageError
-from .errors import one_line as short  # one line for progress and tool summaries (imported as `short`)
+from .errors import one_line as short  # progress and tool summaries on one line
 
 if TYPE_CHECKING:  # the agent is imported by the App, not to check the options before it starts
     from .agent.loop import AgentEvent, TurnResult

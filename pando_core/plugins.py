@@ -81,7 +81,7 @@ def _path_fingerprint() -> list:
         if entry in ("", ".", cwd):
             continue  # `python -m` puts the working directory first; it holds no distributions
         try:
-            stamps.append([entry, os.stat(entry or ".").st_mtime_ns])
+            stamps.append([entry, os.stat(entry).st_mtime_ns])
         except OSError:
             stamps.append([entry, None])
     return stamps

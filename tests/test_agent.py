@@ -374,6 +374,17 @@ def test_interrupted_tool_calls_are_answered_before_the_next_request():
         "tool_call_id": "c1", "name": "bash", "content": INTERRUPTED_TOOL, "is_error": True
     }
 
+    # two calls, one answered before the crash: the other is answered in a copy of the tool message
+    calls = [{"type": "tool_call", "data": {"id": c, "name": "view", "input": "{}"}} for c in ("c2", "c3")]
+    done = {"type": "tool_result", "data": {"tool_call_id": "c2", "name": "view", "content": "ok", "is_error": False}}
+    tool_message = {"role": "tool", "parts": [done]}
+    partial = [history[0], {"role": "assistant", "parts": calls}, tool_message]
+    repaired = sanitize_history(partial)
+    assert [m["role"] for m in repaired] == ["user", "assistant", "tool"]
+    assert [p["data"]["tool_call_id"] for p in repaired[2]["parts"]] == ["c2", "c3"]
+    assert repaired[2]["parts"][1]["data"]["content"] == INTERRUPTED_TOOL
+    assert tool_message["parts"] == [done] and partial[2] is tool_message  # the caller's history is unchanged
+
 
 def test_continue_resumes_the_latest_session(model_server, pando_workdir, pando_env):
     write_model_config(pando_workdir, model_server.base_url)

@@ -103,18 +103,39 @@ def test_list_show_rename_and_export_import_round_trip(session_dir, pando_env, t
     assert {m["id"] for m in again["messages"]}.isdisjoint({m["id"] for m in original["messages"]})
 
 
-def test_import_from_a_second_terminal_sends_messages_in_batches(pando_workdir, pando_env, tmp_path):
-    """With another pando as the primary, the import is a secondary: its 40 messages reach the
-    primary through a write pipeline, stored once each and in order."""
-    export = {
+def long_export(count: int = 40) -> dict:
+    """A session export of ``count`` alternating user/assistant text messages."""
+    return {
         "format": "pando-session",
         "version": 1,
         "session": {"title": "Long chat", "prompt_tokens": 7},
         "messages": [
             {"id": f"m{i}", "role": ("user", "assistant")[i % 2], "parts": [{"type": "text", "data": {"text": f"turn {i}"}}]}
-            for i in range(40)
+            for i in range(count)
         ],
     }
+
+
+def test_import_sends_the_messages_in_pipeline_batches(make_app, monkeypatch):
+    from pando_core.commands.sessions_cmd import import_session
+
+    app = make_app()
+    executor = app.store.executor
+    batches: list[int] = []
+    real = executor.run_writes
+    monkeypatch.setattr(executor, "run_writes", lambda calls: batches.append(len(calls)) or real(calls))
+    announced = []
+    monkeypatch.setattr(app.events, "publish", lambda topic, payload: announced.append(topic))
+    imported = import_session(app, long_export())
+    assert batches == [16, 16, 8]  # 40 messages, 16 per batch: three writes, not forty
+    assert announced.count("message.created") == 40
+    assert [m["parts"][0]["data"]["text"] for m in app.messages.list(imported["id"])] == [f"turn {i}" for i in range(40)]
+
+
+def test_import_from_a_second_terminal_sends_messages_in_batches(pando_workdir, pando_env, tmp_path):
+    """With another pando as the primary, the import is a secondary: its 40 messages reach the
+    primary through a write pipeline, stored once each and in order."""
+    export = long_export()
     source = tmp_path / "long.json"
     source.write_text(json.dumps(export))
     with primary_holder(pando_workdir, pando_env) as holder:

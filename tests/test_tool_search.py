@@ -96,6 +96,42 @@ def test_gitignore_rules(tmp_path):
     assert parse_ignore_lines(["", "# x"]) == []
 
 
+def test_nested_ignore_files_apply_below_their_directory_and_deeper_ones_win(tmp_path):
+    make_tree(
+        tmp_path,
+        {
+            ".gitignore": "*.log\n",
+            "a/.gitignore": "!keep.log\n/local.txt\n",
+            "ab/.gitignore": "*.txt\n",  # "ab" shares a prefix with "a" but holds nothing of it
+            "a/b/.pandoignore": "keep.log\n",
+        },
+    )
+    rules = IgnoreRules(tmp_path)
+    for directory in ("a/b", "ab"):
+        rules.load_ancestors(tmp_path / directory)
+    cases = {
+        "x.log": True,
+        "keep.log": True,  # the negation in a/ applies below a/ only
+        "a/keep.log": False,
+        "a/b/keep.log": True,  # a/b/ re-ignores it
+        "a/local.txt": True,
+        "a/b/local.txt": False,  # anchored to a/
+        "local.txt": False,
+        "ab/x.txt": True,
+        "a/x.txt": False,
+        "abc/x.txt": False,
+    }
+    assert {rel: rules.ignored(rel, False) for rel in cases} == cases
+    # the flat rule list of the same files decides alike
+    flat = [
+        *parse_ignore_lines(["*.log"]),
+        *parse_ignore_lines(["!keep.log", "/local.txt"], "a"),
+        *parse_ignore_lines(["keep.log"], "a/b"),
+        *parse_ignore_lines(["*.txt"], "ab"),
+    ]
+    assert {rel: is_ignored(flat, rel, False) for rel in cases} == cases
+
+
 def test_gitignore_braces_are_literal_for_glob_and_grep(tmp_path):
     """Ignore files follow git: `{a,b}.txt` names that one file, it is not an alternation."""
     files = {name: "hit\n" for name in ("a.txt", "b.txt", "{a,b}.txt", "trailing.txt")}

@@ -168,7 +168,7 @@ def trim_to_budget(messages: list[dict[str, Any]], budget_tokens: int) -> list[d
         drop_first()
         while end - start > 2 and messages[start]["role"] != "user":
             drop_first()
-    return list(messages[start:])
+    return messages[start:]
 
 
 def history_for_request(messages: list[dict[str, Any]], summary_message_id: str | None) -> list[dict[str, Any]]:

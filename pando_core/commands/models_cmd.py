@@ -16,13 +16,14 @@ def models_command(
     from ..agent.models import builtin_provider_kinds, create_provider_for, resolve_model
     from ..agent.providers.base import ProviderError
 
-    config = current().config
+    context = current()
+    config = context.config
     configured, kinds = config.section("providers"), builtin_provider_kinds()
     if provider is not None and provider not in configured and provider not in kinds:
         known = ", ".join(sorted({*configured, *kinds}))
         raise ConfigError(f"unknown provider {provider!r}; known: {known}")
     resolved = resolve_model(config, f"{provider}/-" if provider else None)
-    instance = create_provider_for(resolved, current().plugins)
+    instance = create_provider_for(resolved, context.plugins)
 
     async def fetch():
         try:

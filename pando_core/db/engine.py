@@ -3,7 +3,7 @@
 Python 3.11's sqlite3 runs in "legacy transaction control" mode, in which DDL autocommits and
 SAVEPOINTs misbehave. We take control ourselves: autocommit at the driver level, and explicit
 ``BEGIN IMMEDIATE`` (writes) / ``BEGIN`` (reads). That makes migrations transactional and lets the
-write coordinator use one savepoint per queued write.
+write coordinator use savepoints inside a batch's transaction.
 
 Every write goes through one long-lived writer connection (:class:`WriterConnection`): the
 transaction is begun and ended on the DBAPI connection directly, and a SQLAlchemy ``Connection``
@@ -68,7 +68,7 @@ class WriteTx:
 
     def restart(self) -> None:
         """Roll back everything done in this transaction and begin a new one on the same
-        connection (the coordinator undoes a batch's only write this way)."""
+        connection (the coordinator undoes a lone write, or a batch it applies again, this way)."""
         self._writer.rollback()
         self._writer.begin()
 
@@ -125,7 +125,8 @@ class WriterConnection:
 
     def next_seq(self, table: str) -> int:
         """One more than the highest ``seq`` handed out for *table*: read once from the table
-        (``max(seq)``, an index lookup), then counted here. This connection is the database's
+        (``max(seq)``: an index lookup for messages and files, a scan of the small sessions
+        rows), then counted here. This connection is the database's
         only writer, so the count cannot fall behind; a rolled-back transaction leaves a gap,
         which ordering by ``seq`` does not mind."""
         last = self._last_seq.get(table)

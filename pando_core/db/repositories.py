@@ -93,10 +93,6 @@ def _check_fields(method: str, fields: dict[str, Any], allowed: frozenset[str]) 
         raise ValidationError(f"{method}: unknown fields {', '.join(sorted(unknown))}")
 
 
-def _next_seq(tx: WriteTx, table) -> int:  # noqa: ANN001
-    return tx.next_seq(table.name)
-
-
 _ADD_USAGE = """UPDATE sessions SET prompt_tokens = :v_prompt, completion_tokens = :v_completion,
     total_prompt_tokens = total_prompt_tokens + :v_prompt, total_completion_tokens = total_completion_tokens + :v_completion,
     cost = cost + :v_cost, model = coalesce(:v_model, model), updated_at = :v_now WHERE id = :row_id RETURNING *"""
@@ -133,7 +129,7 @@ class SessionRepository(Repository):
             "model": None,
             "created_at": now,
             "updated_at": now,
-            "seq": _next_seq(tx, t.sessions),
+            "seq": tx.next_seq(t.sessions.name),
         }
         _insert(tx, t.sessions, values)
         tx.changed("sessions", "insert", values["id"])
@@ -268,7 +264,7 @@ class MessageRepository(Repository):
             "created_at": now,
             "updated_at": now,
             "finished_at": _finished_at(parts),
-            "seq": _next_seq(tx, t.messages),
+            "seq": tx.next_seq(t.messages.name),
         }
         if _get_by_id(tx, t.sessions, session_id) is None:
             raise NotFoundError(f"session {session_id} not found")
@@ -352,7 +348,7 @@ class FileRepository(Repository):
                 "version": version,
                 "created_at": now,
                 "updated_at": now,
-                "seq": _next_seq(tx, t.files),
+                "seq": tx.next_seq(t.files.name),
             }
             _insert(tx, t.files, values)
             tx.changed("files", "insert", values["id"])

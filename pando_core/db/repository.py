@@ -106,14 +106,10 @@ class Repository:
                 continue
             spec = MethodSpec(f"{cls.name}.{attribute}", cls, attribute, kind, inspect.signature(fn), fn)
             cls.methods[attribute] = spec
-            setattr(cls, "_impl_" + attribute, fn)
             setattr(cls, attribute, _dispatcher(spec))
 
     def __init__(self, executor: Executor) -> None:
         self._executor = executor
-
-    def call_impl(self, attribute: str, tx: ReadTx | WriteTx, params: dict[str, Any]) -> Any:
-        return getattr(self, "_impl_" + attribute)(tx, **params)
 
 
 def _dispatcher(spec: MethodSpec) -> Callable:
@@ -123,7 +119,7 @@ def _dispatcher(spec: MethodSpec) -> Callable:
             return self._executor.run_write(spec, params)
         return self._executor.run_read(spec, params)
 
-    functools.update_wrapper(call, getattr(spec.repository, "_impl_" + spec.attribute, call))
+    functools.update_wrapper(call, spec.function)
     call.__pando_op__ = spec.kind
     return call
 
@@ -171,13 +167,13 @@ class LocalExecutor:
     def run_read(self, spec: MethodSpec, params: dict[str, Any]) -> Any:
         repo = spec.repository(self)
         with self.db.read() as tx:
-            return repo.call_impl(spec.attribute, tx, params)
+            return spec.function(repo, tx, **params)
 
     def run_write(self, spec: MethodSpec, params: dict[str, Any]) -> Any:
         repo = spec.repository(self)
         try:
             with self.db.write(self.instance_id) as tx:
-                return repo.call_impl(spec.attribute, tx, params)
+                return spec.function(repo, tx, **params)
         except (NotFoundError, ValidationError, ConstraintError):
             raise
         except Exception as exc:
@@ -296,19 +292,19 @@ class Pipeline:
         self._store = store
         self.batch_size = batch_size
         self._queued: list[tuple[MethodSpec, dict[str, Any], PendingWrite]] = []
-        self._issued: list[PendingWrite] = []
+        self._failure: BaseException | None = None  # the first failed write's error, for close()
 
     def __getattr__(self, name: str) -> _PipelinedRepository:
         repository = self._store.registry.repositories.get(name)
         if repository is None:
             raise AttributeError(f"no repository named {name!r}")
-        return _PipelinedRepository(self, repository)
+        proxy = self.__dict__[name] = _PipelinedRepository(self, repository)  # found directly next time
+        return proxy
 
     def submit(self, spec: MethodSpec, params: dict[str, Any]) -> PendingWrite:
         """Queue one write (sent once *batch_size* are queued, or on :meth:`flush`)."""
         pending = PendingWrite(self)
         self._queued.append((spec, params, pending))
-        self._issued.append(pending)
         if len(self._queued) >= self.batch_size:
             self.flush()
         return pending
@@ -321,14 +317,15 @@ class Pipeline:
         outcomes = self._store.executor.run_writes([(spec, params) for spec, params, _ in queued])
         for (_, _, pending), (ok, value) in zip(queued, outcomes, strict=True):
             pending._settle(ok, value)
+            if not ok and self._failure is None:
+                self._failure = value
 
     def close(self) -> None:
         """Send what is left; raise the first failed write's error."""
         self.flush()
-        issued, self._issued = self._issued, []
-        for pending in issued:
-            if not pending._ok:
-                raise pending._value
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
 
     def __enter__(self) -> Pipeline:
         return self
@@ -338,7 +335,7 @@ class Pipeline:
             self.close()
         else:  # writes issued before the error still go; the error is what the caller sees
             self.flush()
-            self._issued = []
+            self._failure = None
 
 
 class _PipelinedRepository:
@@ -359,6 +356,7 @@ class _PipelinedRepository:
         def queue_write(*args: Any, **kwargs: Any) -> PendingWrite:
             return pipeline.submit(spec, spec.bind(args, kwargs))
 
+        self.__dict__[attribute] = queue_write  # found directly next time
         return queue_write
 
 

@@ -135,7 +135,16 @@ class _Regenerate(Exception):
 def _parse_reply(frames: list[bytes]) -> P.Response | None:
     """A reply read off a DEALER, or None (logged) when it is malformed."""
     try:
-        return P.parse_response(P.decode_json(frames[-1]))
+        return _response(P.decode_json(frames[-1]))
+    except P.ProtocolError as exc:
+        log.debug("dropping malformed reply: %s", exc)
+        return None
+
+
+def _response(obj: Any) -> P.Response | None:
+    """A decoded reply as a response, or None (logged) when it is not a valid one."""
+    try:
+        return P.parse_response(obj)
     except P.ProtocolError as exc:
         log.debug("dropping malformed reply: %s", exc)
         return None
@@ -454,39 +463,31 @@ class Client:
         if threading.current_thread() is self._io:
             raise RuntimeError("Client.call_batch() must not be used from the client's I/O thread")
         timeout = self.default_timeout if timeout is None else float(timeout)
-        rids, data = self._encode_batch(calls, timeout)
-        if len(data) > self.max_message_bytes:
-            raise RpcError(P.TOO_LARGE, f"batch of {len(data)} bytes exceeds the {self.max_message_bytes}-byte cap")
         lane = self._borrow_lane()
         if lane is None:  # every lane busy: the requests go one by one through the I/O thread
             return self._gather([self.call_async(method, params, timeout) for method, params in calls], timeout)
-        ours = set(rids)
-
-        def accept(obj: Any) -> Any:
-            if type(obj) is list:  # our answers (a batch timed out earlier on this lane has other ids)
-                return obj if obj and type(obj[0]) is dict and obj[0].get("id") in ours else None
-            if type(obj) is dict and obj.get("id") is None and "error" in obj:  # the batch refused whole
-                return obj
-            return None
-
-        label = f"batch of {len(calls)} ({calls[0][0]}, ...)"
         try:
+            rids, data = self._encode_batch(calls, timeout)
+            if len(data) > self.max_message_bytes:
+                raise RpcError(P.TOO_LARGE, f"batch of {len(data)} bytes exceeds the {self.max_message_bytes}-byte cap")
+            ours = set(rids)
+
+            def accept(obj: Any) -> Any:
+                if type(obj) is list:  # our answers (a batch timed out earlier on this lane has other ids)
+                    return obj if obj and type(obj[0]) is dict and obj[0].get("id") in ours else None
+                if type(obj) is dict and obj.get("id") is None and "error" in obj:  # the batch refused whole
+                    return obj
+                return None
+
             with self._lock:
                 self._stats["calls"] += len(calls)
-            reply = self._exchange(lane, data, timeout, label, accept, spin=False)
+            reply = self._exchange(lane, data, timeout, f"batch of {len(calls)} ({calls[0][0]}, ...)", accept, spin=False)
         finally:
             self._return_lane(lane)
         if type(reply) is dict:
-            try:
-                refusal = P.parse_response(reply).error
-            except P.ProtocolError:
-                refusal = None
-            raise refusal or RpcError(P.INTERNAL_ERROR, "the batch was refused")
-        answers: dict[Any, P.Response] = {}
-        for item in reply:
-            with contextlib.suppress(P.ProtocolError):
-                response = P.parse_response(item)
-                answers[response.id] = response
+            refusal = _response(reply)
+            raise refusal.error if refusal is not None and refusal.error else RpcError(P.INTERNAL_ERROR, "the batch was refused")
+        answers = {r.id: r for r in map(_response, reply) if r is not None}
         with self._lock:
             self._stats["replies"] += len(answers)
         results: list[Any] = []
@@ -516,11 +517,7 @@ class Client:
         def accept(obj: Any) -> P.Response | None:
             if type(obj) is not dict or obj.get("id") != rid:
                 return None  # a late reply to an earlier call of this lane that timed out
-            try:
-                return P.parse_response(obj)
-            except P.ProtocolError as exc:
-                log.debug("dropping malformed reply: %s", exc)
-                return None
+            return _response(obj)
 
         with self._lock:
             self._stats["calls"] += 1

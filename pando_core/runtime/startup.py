@@ -730,7 +730,7 @@ def _answer_of(client: Client, call: tuple[str, Any], timeout: float) -> Any:
 def _retry_write(answer: Any) -> bool:
     """Whether a write's answer means "not applied, or not known to be": resend, same key."""
     return isinstance(answer, RpcTimeout) or (
-        isinstance(answer, RpcError) and (answer.retryable or answer.kind in ("unavailable", "closed"))
+        isinstance(answer, RpcError) and (answer.retryable or answer.kind == P.KIND_CLOSED)
     )
 
 

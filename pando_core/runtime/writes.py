@@ -2,8 +2,8 @@
 
 A secondary's repository write becomes ``db.write {method, params, key: [instance_id, seq]}``.
 The ``db.write`` requests the bus receives in one burst are applied together, on the bus thread,
-as one transaction (group commit) with one SAVEPOINT per write when there are several; when the
-database is busy with a local write, or earlier writes are still queued, they go to the
+as one transaction (group commit; a batch in which a write fails is applied again with one
+SAVEPOINT per write, see :meth:`WriteCoordinator._apply`); when the database is busy with a local write, or earlier writes are still queued, they go to the
 coordinator thread's queue, which batches the same way. Every key is recorded with its outcome
 in ``applied_writes`` inside the same transaction, and the answer goes out only after COMMIT. A
 key seen again (a retry, possibly to a new primary after failover) returns the stored outcome
@@ -289,9 +289,8 @@ class WriteCoordinator:
                 else:
                     try:
                         attempt = self._attempt(tx, batch, _OPTIMISTIC)
-                    except _Replay:
+                    except _Replay:  # its key records were not inserted yet: nothing to forget
                         tx.restart()
-                        self._recorded_max.clear()  # what the first attempt noted was rolled back
                         self.stats["replays"] += 1
                         attempt = self._attempt(tx, batch, _ISOLATED)
         except Exception as exc:  # noqa: BLE001 - the whole batch failed to commit

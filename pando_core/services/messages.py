@@ -20,14 +20,14 @@ class MessageService:
 
     def create(self, session_id: str, role: str, parts: list[dict], model: str | None = None) -> dict:
         message = self._repo.create(session_id=session_id, role=role, parts=parts, model=model)
-        self.app.events.publish("message.created", message)
-        self.app.plugins.call_sync("pando_message_created", app=self.app, message=message)
+        self._announce(message)
         return message
 
     def create_many(self, session_id: str, messages: list[dict]) -> list[dict]:
         """Several messages (``role``, ``parts``, ``model``), stored in order through a write
         pipeline -- from a secondary, 16 per round trip instead of one -- then each announced as
-        :meth:`create` does. The first failure is raised after the batch that holds it."""
+        :meth:`create` does. If any write fails, the others still go and the first failure is
+        raised once all are sent; then none is announced."""
         with self.app.store.pipeline() as pipe:
             pending = [
                 pipe.messages.create(
@@ -37,9 +37,13 @@ class MessageService:
             ]
         created = [p.result() for p in pending]
         for message in created:
-            self.app.events.publish("message.created", message)
-            self.app.plugins.call_sync("pando_message_created", app=self.app, message=message)
+            self._announce(message)
         return created
+
+    def _announce(self, message: dict) -> None:
+        """A new message: the ``message.created`` event, then the plugin hook."""
+        self.app.events.publish("message.created", message)
+        self.app.plugins.call_sync("pando_message_created", app=self.app, message=message)
 
     def update(self, message_id: str, parts: list[dict], model: str | None = None) -> dict:
         message = self._repo.update(id=message_id, parts=parts, model=model)

@@ -32,9 +32,13 @@ CONFIG = {"heartbeat_interval": HEARTBEAT}
 FLAGS = ("--write-loop", "--ticks")
 
 
-def flags(n: int) -> tuple[str, ...]:
+def pipelines(n: int) -> bool:
     """Odd-numbered writers send their writes in pipelined batches of 8 (one message per batch)."""
-    return (*FLAGS, "--pipeline", "8") if n % 2 else FLAGS
+    return n % 2 == 1
+
+
+def flags(n: int) -> tuple[str, ...]:
+    return (*FLAGS, "--pipeline", "8") if pipelines(n) else FLAGS
 
 
 def test_jepsen_kill_primary_repeatedly(cluster, workdir):
@@ -126,7 +130,7 @@ def test_jepsen_kill_primary_repeatedly(cluster, workdir):
     summary = check_writes(cluster.workers, workdir)
     assert summary["acked"] > 80 * KILLS
     # both write paths took part: acknowledged pipelined writes proxied by secondaries too
-    pipelined = [w for w in cluster.workers if int(w.name[1:]) % 2]
+    pipelined = [w for w in cluster.workers if pipelines(int(w.name[1:]))]
     assert sum(1 for w in pipelined for r in w.events("ok") if r.get("role") == "secondary") > 10 * KILLS
     failover_ms.sort()
     print(

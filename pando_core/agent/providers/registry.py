@@ -67,6 +67,7 @@ _COMMON_OPTIONS = frozenset(
 _OPENAI_OPTIONS = _COMMON_OPTIONS | {"default_base_url", "extra_body", "send_reasoning_content"}
 _ANTHROPIC_OPTIONS = _COMMON_OPTIONS | {"prompt_cache"}
 
+
 def _normalise_options(kind: str, options: dict[str, Any], allowed: frozenset[str]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in options.items():

@@ -164,12 +164,11 @@ def walk_files(
     """
     base = base if base is not None else root
     try:
-        root.relative_to(base)
+        root_rel = root.relative_to(base).as_posix()
     except ValueError:
-        base = root
+        base, root_rel = root, "."
     rules = IgnoreRules(base)
     rules.load_ancestors(root)
-    root_rel = root.relative_to(base).as_posix()
     # (directory, its posix path relative to base): entries' relative paths are built by joining names
     stack = [(root, "" if root_rel == "." else root_rel)]
     while stack:

@@ -35,7 +35,7 @@ from .plugin import SECTION  # the declared [lua] section holds the defaults
 
 __all__ = ["LuaConfig", "LuaConfigError", "DEFAULT_MEMORY_LIMIT", "MIN_MEMORY_LIMIT"]
 
-_DEFAULTS = {key: f.default for key, f in SECTION.fields.items()}
+_DEFAULTS = SECTION.defaults()
 DEFAULT_MEMORY_LIMIT: int = _DEFAULTS["memory_limit"]
 MIN_MEMORY_LIMIT = 1024 * 1024
 

@@ -1140,12 +1140,16 @@ class LuaEngine:
         cached = self._name_cache.get(key)
         if cached is None:
             server, direction = _split_filter(name)
-            servers = [server] if not fallback else [server, fallback]
-            candidates: list[str] = []
-            for s in servers:
-                candidates.append(filter_name(s, direction))
-                candidates.append(f"{s.replace('-', '_').replace('.', '_')}_{direction}")
-            candidates += [f"global-{direction}", f"global_{direction}"]
+            # per server, highest first: the dashed name, then the underscore one
+            candidates = [
+                spelling
+                for s in (server, fallback, "global")
+                if s
+                for spelling in (
+                    filter_name(s, direction),
+                    f"{s.replace('-', '_').replace('.', '_')}_{direction}",
+                )
+            ]
             names = tuple(dict.fromkeys(n.encode("utf-8", "surrogatepass") for n in candidates))
             m1, m2 = (b"parameters", None) if direction == "input" else (b"result", b"parameters")
             cached = (names, m1, m2, server)

@@ -134,6 +134,15 @@ def one_turn(app, model_server, *replies):
     return session, run(app, session["id"])
 
 
+def turns(app, model_server, *prompts: str) -> list[dict]:
+    """One turn per prompt (each answered "ok") in one new session: the model requests."""
+    model_server.script(*(Reply.text("ok") for _ in prompts))
+    session = app.sessions.create(title="t")
+    for prompt in prompts:
+        run(app, session["id"], prompt)
+    return model_server.requests
+
+
 def run(app, session_id: str, prompt: str = "hello"):
     result = asyncio.run(app.coder_agent.run(session_id, prompt))
     assert result.status == "success", result.error
@@ -207,11 +216,7 @@ def test_provider_select_sees_the_model_of_the_turn(make_app, model_server, pand
 def test_conversation_start(agent, model_server, pando_workdir):
     (pando_workdir / "NOTES.md").write_text("Use tabs.", encoding="utf-8")
     app = agent("hook_conversation_start")
-    model_server.script(Reply.text("ok"), Reply.text("ok"))
-    session = app.sessions.create(title="t")
-    run(app, session["id"], "hello")
-    run(app, session["id"], "again")
-    first, second = model_server.requests
+    first, second = turns(app, model_server, "hello", "again")
     assert user_text(first) == "Team notes:\nUse tabs.\n\nhello"
     assert user_text(second) == "again"  # only the first turn of a session
     assert [m["content"] for m in second["messages"] if m["role"] == "user"][0] == user_text(first)
@@ -220,11 +225,7 @@ def test_conversation_start(agent, model_server, pando_workdir):
 @example("hook_user_prompt")
 def test_user_prompt(agent, model_server):
     app = agent("hook_user_prompt")
-    model_server.script(Reply.text("ok"), Reply.text("ok"))
-    session = app.sessions.create(title="t")
-    run(app, session["id"], "my key is sk-abc-123, fix the client")
-    run(app, session["id"], "no secrets here")
-    first, second = model_server.requests
+    first, second = turns(app, model_server, "my key is sk-abc-123, fix the client", "no secrets here")
     assert user_text(first) == "my key is [REDACTED], fix the client"
     assert user_text(second) == "no secrets here"
     stored = [m["content"] for m in second["messages"] if m["role"] == "user"]

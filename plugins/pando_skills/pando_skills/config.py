@@ -12,7 +12,7 @@ from .errors import ConfigError
 from .model import type_name
 from .plugin import SECTION  # the declared [skills] section holds the defaults
 
-_DEFAULTS = {key: f.default for key, f in SECTION.fields.items()}
+_DEFAULTS = SECTION.defaults()
 SCOPES: tuple[str, ...] = SECTION.fields["default_scope"].choices or ()
 
 

@@ -17,7 +17,12 @@ SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".v
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TYPE_NAMES = {
-    bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "a mapping",
 }
 
 

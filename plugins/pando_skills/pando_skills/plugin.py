@@ -72,11 +72,11 @@ def pando_app_subsystems(app):
 
 @hookimpl
 def pando_system_prompt_sections(app, session_id, prompt):
-    from pando_core.agent.prompt import PromptSection
-
     subsystem = getattr(app, "skills", None)
     if subsystem is None:  # disabled
         return None
+    from pando_core.agent.prompt import PromptSection
+
     context = subsystem.context(session_id)
     subsystem.manager.activate(context, prompt)
     text = subsystem.manager.system_prompt(context)
