@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, update
 
 from ..errors import NotFoundError, ValidationError
+from ..ids import new_id
 from . import schema as t
 from .engine import ReadTx, WriteTx
 from .repository import Repository, read, write
@@ -104,7 +104,7 @@ def _bump_message_count(tx: WriteTx, session_id: str, delta: int, now: int) -> N
 
 
 def _new_id(given: str | None) -> str:
-    return given or str(uuid.uuid4())
+    return given or new_id()
 
 
 class SessionRepository(Repository):
@@ -341,7 +341,7 @@ class FileRepository(Repository):
             versions = [(_next_version(latest), after)]
         for version, content in versions:
             values = {
-                "id": str(uuid.uuid4()),
+                "id": new_id(),
                 "session_id": session_id,
                 "path": path,
                 "content": content,
@@ -391,7 +391,7 @@ class ProjectRepository(Repository):
             tx.changed("projects", "update", existing["id"])
             return _row(row)
         values = {
-            "id": str(uuid.uuid4()),
+            "id": new_id(),
             "name": name or path.rstrip("/").rsplit("/", 1)[-1],
             "path": path,
             "status": status,
@@ -417,7 +417,7 @@ class PermissionGrantRepository(Repository):
     @write
     def add(self, tx: WriteTx, *, tool_name: str, action: str, pattern: str) -> dict:
         values = {
-            "id": str(uuid.uuid4()),
+            "id": new_id(),
             "tool_name": tool_name,
             "action": action,
             "pattern": pattern,
@@ -441,7 +441,7 @@ class GoalRepository(Repository):
     ) -> dict:
         now = tx.now_ms()
         values = {
-            "id": str(uuid.uuid4()),
+            "id": new_id(),
             "session_id": session_id,
             "objective": objective,
             "status": "running",

@@ -181,6 +181,48 @@ def test_round_hooks_answer_a_burst_and_after_reply_hooks_run_once_it_is_sent(ma
     assert all(n == 0 for kind, n in log if kind == "after")  # the burst's replies were sent
 
 
+def test_a_receive_round_ends_at_a_message_boundary_once_it_holds_enough_requests(make_bus):
+    """Requests queued together form one round (one group commit on a primary) until it holds
+    ``round_requests`` of them; a batch is never split. Real sockets, over inproc so that every
+    message is queued once send returns."""
+    bus = make_bus(start=False)
+    bus.round_requests = 4
+    seen: list[int] = []
+    bus.register("hold", lambda params, call, reply: seen.append(params["n"]), inline=True, deferred=True)
+    ctx = zmq.Context()
+    router, dealer = ctx.socket(zmq.ROUTER), ctx.socket(zmq.DEALER)
+    try:
+        router.bind("inproc://rounds")
+        dealer.connect("inproc://rounds")
+
+        def request(n: int) -> dict:
+            return {"jsonrpc": "2.0", "id": f"r{n}", "method": "hold", "params": {"n": n}}
+
+        messages = [
+            [request(1), request(2)],
+            [request(3)],
+            request(4),
+            request(5),
+            [request(6), request(7)],
+            [request(8), request(9)],
+            request(10),
+        ]
+        for message in messages:
+            dealer.send_multipart([b"", json.dumps(message).encode()])
+        queued = zmq.Poller()
+        queued.register(router, zmq.POLLIN)
+        rounds = []
+        while queued.poll(0):
+            before = len(seen)
+            bus._receive(router, queued)
+            rounds.append(seen[before:])
+        assert rounds == [[1, 2, 3, 4], [5, 6, 7, 8, 9], [10]]
+    finally:
+        dealer.close(0)
+        router.close(0)
+        ctx.term()
+
+
 def test_timeouts_and_late_replies_are_dropped(make_bus, make_client, helpers):
     bus = make_bus()
     release = threading.Event()
