@@ -46,7 +46,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
-DEFAULT_AGG_COUNT = 100  # writes per writer thread in the aggregate run (bench/ipc_floor.py too)
+DEFAULT_AGG_COUNT = 300  # writes per writer thread in the aggregate run (bench/ipc_floor.py too): a
+# run of 0.6 s, as a 0.2 s one made the figure swing with the writers' start-up skew
 ROOT = HERE.parents[1]
 
 SESSIONS_DDL = """CREATE TABLE sessions (

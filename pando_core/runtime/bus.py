@@ -198,6 +198,20 @@ SPIN_SECONDS = 0.0003
 """How long the bus polls without sleeping after a burst of requests (``Bus(spin_seconds=...)``)."""
 
 
+class _SharedMeta:
+    """What :meth:`Bus._admit` made of one ``meta`` of a batch, for the next requests whose
+    ``meta`` is equal (a client sends one ``meta`` for the whole batch). Only an authorized
+    ``meta`` is kept: a refused one is checked again, and refused again, for each request."""
+
+    __slots__ = ("raw", "now", "meta", "deadline", "instance_id")
+
+    def __init__(self) -> None:
+        self.raw: dict[str, Any] | None = None
+
+    def keep(self, raw: dict[str, Any], now: float, meta: dict[str, Any], deadline: float | None, iid: str | None) -> None:
+        self.raw, self.now, self.meta, self.deadline, self.instance_id = raw, now, meta, deadline, iid
+
+
 class _Throttle:
     """Rate-limited logging (one line per key per interval, counting what was suppressed)."""
 
@@ -862,16 +876,20 @@ class Bus:
         # every element is answered except a notification (an object without "id"), valid or not
         answers = sum(1 for i in items if not (type(i) is dict and "id" not in i))
         batch = _Batch(self, prefix, answers) if answers else prefix
+        shared = _SharedMeta()  # the requests of a batch usually carry the same meta
         for item in items:
             try:
-                self._dispatch(item, batch, identity, token_mode)
+                self._dispatch(item, batch, identity, token_mode, shared)
             except Exception:  # never let one request kill the loop
                 log.exception("unexpected error while handling a batched request")
         if answers:
             batch.seal()
 
-    def _dispatch(self, obj: Any, prefix: _ReplyTo, identity: bytes, token_mode: bool) -> None:
-        """One decoded request: validate, authenticate, then run its handler or queue it."""
+    def _dispatch(
+        self, obj: Any, prefix: _ReplyTo, identity: bytes, token_mode: bool, shared: _SharedMeta | None = None
+    ) -> None:
+        """One decoded request: validate, authenticate, then run its handler or queue it.
+        *shared*: what an earlier request of the same batch with an equal ``meta`` made of it."""
         try:
             req = P.parse_request(obj)
         except P.RequestError as exc:
@@ -883,7 +901,13 @@ class Bus:
             if not exc.notification:
                 self._reply_error(prefix, exc.id, exc.error)
             return
-        if not self.auth.check_token(req.meta):
+        if shared is not None and shared.raw is not None and req.meta == shared.raw:
+            authorized, now, meta, deadline, iid = True, shared.now, shared.meta, shared.deadline, shared.instance_id
+        else:
+            authorized, now, meta, deadline, iid = self._admit(req.meta)
+            if shared is not None and authorized:
+                shared.keep(req.meta, now, meta, deadline, iid)
+        if not authorized:
             self._count("unauthorized")
             self._throttle.log(
                 "token", logging.WARNING, "dropping RPC without a valid token (method %r)", req.method
@@ -908,17 +932,11 @@ class Bus:
                     P.RpcError(P.INVALID_PARAMS, f"params of {req.method} must be an {entry.params}"),
                 )
             return
-        now = time.monotonic()
-        meta = req.meta
-        if "token" in meta:  # credentials stay out of what handlers see
-            meta = {k: v for k, v in meta.items() if k != "token"}
-        deadline = _deadline(meta, now)
-        iid = meta.get("instance_id")
         call = CallContext(
             method=req.method,
             request_id=req.id,
             client_identity=identity,
-            instance_id=iid if isinstance(iid, str) else None,
+            instance_id=iid,
             received_at=now,
             deadline=deadline,
             meta=meta,
@@ -938,6 +956,18 @@ class Bus:
                 self._reply_error(prefix, req.id, P.RpcError(P.UNAVAILABLE, "server busy, retry later"))
             return
         self._jobs.put((entry, params, call, prefix))
+
+    def _admit(self, raw_meta: dict[str, Any]) -> tuple[bool, float, dict[str, Any], float | None, str | None]:
+        """A request's ``meta``: (authorized, received at, meta without credentials, deadline,
+        caller's instance id)."""
+        now = time.monotonic()
+        if not self.auth.check_token(raw_meta):
+            return False, now, raw_meta, None, None
+        meta = raw_meta
+        if "token" in meta:  # credentials stay out of what handlers see
+            meta = {k: v for k, v in meta.items() if k != "token"}
+        iid = meta.get("instance_id")
+        return True, now, meta, _deadline(meta, now), iid if isinstance(iid, str) else None
 
     # ------------------------------------------------------------------------------------
     # workers
@@ -999,7 +1029,8 @@ class Bus:
     ) -> None:
         """A handled request's outcome: release its pending slot, then reply (unless it is a
         notification).  An RpcError keeps its kind; any other exception is an internal error."""
-        self._done(counted)
+        if counted:
+            self._done(counted)
         if exc is not None and not isinstance(exc, P.RpcError):
             log.error("handler for %s failed", call.method, exc_info=exc)
             exc = P.RpcError(P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")

@@ -52,6 +52,7 @@ class _Pending:
     params: dict[str, Any]
     key: tuple[str, int] | None
     writer: str
+    spec: MethodSpec | None = None  # looked up when the write was taken (None: at apply time)
     reply: Reply | None = None  # a db.write from the bus, answered {"result": ...} or an RpcError
     future: concurrent.futures.Future | None = None  # a local write (submit)
     changes: list[Change] = field(default_factory=list)
@@ -80,7 +81,7 @@ class _Replay(Exception):
 class _Attempt:
     """One pass over a batch: each write's outcome, and the key records to insert after it."""
 
-    __slots__ = ("outcomes", "records", "recorded", "applied", "duplicates")
+    __slots__ = ("outcomes", "records", "recorded", "applied", "duplicates", "now_ms")
 
     def __init__(self) -> None:
         self.outcomes: list[tuple[bool, Any, str | None]] = []  # (ok, result or error, result as JSON)
@@ -88,9 +89,10 @@ class _Attempt:
         self.recorded: dict[tuple[str, int], tuple[int, str]] = {}  # key -> (ok, result) in this pass
         self.applied = 0
         self.duplicates = 0
+        self.now_ms = WriteTx.now_ms()  # the batch's records share one time (it only dates them for pruning)
 
     def record(self, key: tuple[str, int], method: str, ok: int, encoded: str) -> None:
-        self.records.append((key[0], key[1], method, ok, encoded, WriteTx.now_ms()))
+        self.records.append((key[0], key[1], method, ok, encoded, self.now_ms))
         self.recorded[key] = (ok, encoded)
 
 
@@ -186,7 +188,7 @@ class WriteCoordinator:
             and not isinstance(key[1], bool)
         ):
             raise RpcError.invalid_params("db.write: key must be [instance_id, sequence]")
-        self._round.append(_Pending(method, args, (key[0], key[1]), key[0], reply=reply))
+        self._round.append(_Pending(method, args, (key[0], key[1]), key[0], spec, reply=reply))
 
     def apply_round(self) -> None:
         """The bus's end-of-receive-round hook: apply the writes that arrived together.
@@ -314,9 +316,11 @@ class WriteCoordinator:
         """Apply every write of *batch* in *tx*, then record their keys (one statement for all)."""
         attempt = _Attempt()
         raw = tx.raw
+        part = tx.part()  # each write's own changes, in the batch's transaction
+        outcomes = attempt.outcomes
         for item in batch:
             item.changes = []
-            attempt.outcomes.append(self._apply_one(raw, tx, item, mode, attempt))
+            outcomes.append(self._apply_one(raw, tx, part, item, mode, attempt))
         if attempt.records:
             raw.executemany(_INSERT_APPLIED, attempt.records)
             highest = self._recorded_max
@@ -342,10 +346,11 @@ class WriteCoordinator:
         return raw.execute(_SELECT_APPLIED, (instance_id, seq)).fetchone()
 
     def _apply_one(
-        self, raw: Any, batch_tx: WriteTx, item: _Pending, mode: int, attempt: _Attempt
+        self, raw: Any, batch_tx: WriteTx, part: WriteTx, item: _Pending, mode: int, attempt: _Attempt
     ) -> tuple[bool, Any, str | None]:
-        """Apply one write of a batch (see :meth:`_apply` for *mode*); its key's record is
-        added to *attempt*, and inserted with the others after the last write."""
+        """Apply one write of a batch (see :meth:`_apply` for *mode*) through *part*, which
+        collects its changes; its key's record is added to *attempt*, and inserted with the
+        others after the last write."""
         # The coordinator's own statements go straight to the DBAPI connection, inside the
         # batch's transaction: building SQLAlchemy constructs for them costs more than the SQLite
         # work (see bench/ipc.py).
@@ -361,20 +366,21 @@ class WriteCoordinator:
                 if ok:
                     return True, payload, stored_result or "null"
                 return False, error_from_kind(payload["kind"], payload["message"]), None
-        spec: MethodSpec | None = self.registry.get(item.method)
+        spec = item.spec or self.registry.get(item.method)
         if spec is None:
             return False, RpcError(kind="method_not_found", message=f"unknown write method {item.method!r}"), None
         if mode == _ISOLATED:
             raw.execute("SAVEPOINT pando_write")
-        tx = batch_tx.part()
+        part.changes = changes = []
         try:
-            result = spec.function(self._repository(spec), tx, **item.params)
+            repository = self._repositories.get(spec.repository) or self._repository(spec)
+            result = spec.function(repository, part, **item.params)
             encoded = encode_json(result)  # recorded, and the reply reuses it
             if key is not None:
                 attempt.record(key, item.method, 1, encoded)
             if mode == _ISOLATED:
                 raw.execute("RELEASE pando_write")
-            item.changes = tx.changes
+            item.changes = changes
             attempt.applied += 1
             return True, result, encoded
         except Exception as exc:  # noqa: BLE001 - one failure must not sink the batch

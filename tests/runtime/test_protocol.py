@@ -110,6 +110,29 @@ def test_strict_json():
         P.encode_json(float("nan"))
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["x", "é \u2028 \"q\" \\", 0, -7, 2.5, 1e300, None, True, [], {}, [1, {"a": [None, False, "ü"]}], {1: "int key", "k": {"n": 1.5}}],
+)
+def test_encode_json_is_compact_strict_json(value):
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    assert P.encode_json(value) == expected
+    assert json.loads(P.encode_json(value)) == json.loads(expected)
+
+
+def test_encode_json_refuses_what_json_refuses():
+    for bad in (float("inf"), {"a": float("nan")}):
+        with pytest.raises(ValueError):
+            P.encode_json(bad)
+    with pytest.raises(TypeError, match="object is not JSON serializable"):
+        P.encode_json({"a": object()})
+    circular: list = []
+    circular.append(circular)
+    with pytest.raises(ValueError, match="Circular"):
+        P.encode_json(circular)
+    assert P.encode_json({"after": "errors"}) == '{"after":"errors"}'  # nothing left behind
+
+
 @pytest.mark.parametrize("rid", ["abc-1", 7, None])
 @pytest.mark.parametrize("result", [{"result": {"id": "s1", "title": "é \"q\""}}, [1, 2.5, None], "text", 0])
 def test_an_already_encoded_result_makes_the_same_reply(rid, result):
