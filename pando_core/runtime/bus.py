@@ -116,6 +116,7 @@ class _Method:
     params: ParamsKind
     inline: bool
     deferred: bool = False
+    many: Callable[[list[dict[str, Any]], CallContext, BatchReply], None] | None = None
 
 
 class Reply:
@@ -150,7 +151,7 @@ class _Batch:
     thread); the array goes out once the batch is sealed (every request dispatched) and every
     expected answer is in."""
 
-    __slots__ = ("_bus", "_prefix", "_parts", "_left", "_errors", "_sealed", "_lock")
+    __slots__ = ("_bus", "_prefix", "_parts", "_left", "_errors", "_sealed", "_lock", "_answered")
 
     def __init__(self, bus: Bus, prefix: list[bytes], expected: int) -> None:
         self._bus, self._prefix = bus, prefix
@@ -159,9 +160,15 @@ class _Batch:
         self._errors = 0
         self._sealed = False
         self._lock = threading.Lock()
+        self._answered: bytearray | None = None  # per request, when a BatchReply answers by index
 
-    def add(self, data: bytes, ok: bool) -> None:
+    def add(self, data: bytes, ok: bool, index: int = -1) -> None:
+        """One answer; with *index*, only the first answer to that request counts."""
         with self._lock:
+            if index >= 0:
+                if self._answered[index]:
+                    return
+                self._answered[index] = 1
             self._parts.append(data)
             self._left -= 1
             if not ok:
@@ -188,6 +195,29 @@ class _Batch:
 
 
 _ReplyTo = list[bytes] | _Batch  # where an answer goes: the caller's routing frames, or its batch
+
+
+class BatchReply:
+    """The answers to a batch a ``many`` handler serves (see :meth:`Bus.register`): answer
+    request *i* with :meth:`result` or :meth:`error`, once, from any thread; a later answer to
+    the same request is ignored. The batch's reply goes out once every request is answered."""
+
+    __slots__ = ("_bus", "_batch", "_method", "_ids")
+
+    def __init__(self, bus: Bus, batch: _Batch, method: str, ids: list[str | int]) -> None:
+        self._bus, self._batch, self._method, self._ids = bus, batch, method, ids
+        batch._answered = bytearray(len(ids))
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def result(self, index: int, value: Any) -> None:
+        """Answer request *index* with *value* (an :class:`~.protocol.EncodedJSON` goes as it is)."""
+        self._batch.add(*self._bus._answer(self._method, self._ids[index], value, None), index)
+
+    def error(self, index: int, exc: BaseException) -> None:
+        """Answer request *index* with *exc* (an RpcError keeps its kind)."""
+        self._batch.add(*self._bus._answer(self._method, self._ids[index], None, exc), index)
 
 
 ROUND_REQUESTS = 32
@@ -326,6 +356,7 @@ class Bus:
         self._stats = {
             "requests": 0,
             "batches": 0,
+            "batches_whole": 0,  # handed to a many handler in one call
             "replies": 0,
             "errors": 0,
             "malformed": 0,
@@ -374,6 +405,7 @@ class Bus:
         inline: bool = False,
         deferred: bool = False,
         replace: bool = False,
+        many: Callable[[list[dict[str, Any]], CallContext, BatchReply], None] | None = None,
     ) -> None:
         """Serve *method* with ``handler(params, call)``.
 
@@ -385,7 +417,16 @@ class Bus:
         return value is ignored; an exception it raises is the answer).  A handler may also
         return a ``concurrent.futures.Future``: its outcome is the answer.  Registering an existing method raises
         ValueError unless ``replace=True``.  Safe to call before or after :meth:`start`.
+
+        ``many`` (with ``params="object"``, ``inline=True``, ``deferred=True``): a batch message
+        made only of requests for *method* with ids, object params and one ``meta`` is handed
+        over whole as ``many([params, ...], call, answers)`` (*call*: the first request's
+        context; the others differ only by id), to be answered per request through the
+        :class:`BatchReply`. It saves the per-request dispatch of a pipelined caller's batches;
+        any other batch goes request by request to *handler*, with the same outcome.
         """
+        if many is not None and not (params == "object" and inline and deferred and callable(many)):
+            raise ValueError("a many handler needs params='object', inline=True and deferred=True")
         if not isinstance(method, str) or not method:
             raise ValueError("method must be a non-empty string")
         if params not in ("any", "object", "array"):
@@ -396,7 +437,7 @@ class Bus:
             if method in self._methods and not replace:
                 raise ValueError(f"method {method!r} is already registered")
             methods = dict(self._methods)
-            methods[method] = _Method(handler, params, inline, deferred)
+            methods[method] = _Method(handler, params, inline, deferred, many)
             self._methods = methods  # copy-on-write: the I/O thread reads without locking
 
     def add_round_hook(self, hook: Callable[[], None], *, after_replies: bool = False) -> None:
@@ -873,6 +914,8 @@ class Bus:
             return
         self._stats["requests"] += len(items) - 1  # the message was counted as one
         self._stats["batches"] += 1
+        if self._dispatch_many(items, prefix, identity):
+            return
         # every element is answered except a notification (an object without "id"), valid or not
         answers = sum(1 for i in items if not (type(i) is dict and "id" not in i))
         batch = _Batch(self, prefix, answers) if answers else prefix
@@ -884,6 +927,63 @@ class Bus:
                 log.exception("unexpected error while handling a batched request")
         if answers:
             batch.seal()
+
+    def _dispatch_many(self, items: list[Any], prefix: list[bytes], identity: bytes) -> bool:
+        """Hand a batch to its method's ``many`` handler if it qualifies (see :meth:`register`);
+        False if it does not, and nothing was done."""
+        first = items[0]
+        if type(first) is not dict:
+            return False
+        method = first.get("method")
+        entry = self._methods.get(method) if type(method) is str else None
+        if entry is None or entry.many is None:
+            return False
+        raw_meta = first.get("meta")
+        ids: list[str | int] = []
+        requests: list[dict[str, Any]] = []
+        valid_id = P.valid_id
+        for item in items:
+            if (
+                type(item) is not dict
+                or item.get("method") != method
+                or item.get("jsonrpc") != "2.0"
+                or item.get("meta") != raw_meta
+                or type(item.get("params")) is not dict
+            ):
+                return False
+            rid = item.get("id")
+            if rid is None or not valid_id(rid):
+                return False
+            ids.append(rid)
+            requests.append(item["params"])
+        if raw_meta is None:
+            raw_meta = {}
+        elif type(raw_meta) is not dict:
+            return False
+        authorized, now, meta, deadline, iid = self._admit(raw_meta)
+        if not authorized:
+            return False  # request by request: each is refused as it would be alone
+        self._stats["batches_whole"] += 1
+        call = CallContext(method, ids[0], identity, iid, now, deadline, meta)
+        batch = _Batch(self, prefix, len(ids))
+        answers = BatchReply(self, batch, method, ids)
+        if self._stopping:
+            return True  # not answered, as a request handled while stopping
+        if call.expired():
+            error = P.RpcError(P.TIMEOUT, "deadline passed before the request was handled")
+            for index in range(len(ids)):
+                answers.error(index, error)
+        else:
+            try:
+                entry.many(requests, call, answers)
+            except Exception as exc:  # the answer of every request not answered yet
+                if not isinstance(exc, P.RpcError):
+                    log.error("handler for %s failed", method, exc_info=exc)
+                    exc = P.RpcError(P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
+                for index in range(len(ids)):
+                    answers.error(index, exc)
+        batch.seal()
+        return True
 
     def _dispatch(
         self, obj: Any, prefix: _ReplyTo, identity: bytes, token_mode: bool, shared: _SharedMeta | None = None
@@ -1031,33 +1131,30 @@ class Bus:
         notification).  An RpcError keeps its kind; any other exception is an internal error."""
         if counted:
             self._done(counted)
-        if exc is not None and not isinstance(exc, P.RpcError):
-            log.error("handler for %s failed", call.method, exc_info=exc)
-            exc = P.RpcError(P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
         if call.is_notification:
+            if exc is not None and not isinstance(exc, P.RpcError):
+                log.error("handler for %s failed", call.method, exc_info=exc)
             return
-        if exc is not None:
-            self._reply_error(prefix, call.request_id, exc)
-        else:
-            self._reply_result(prefix, call, result)
+        self._send_reply(prefix, *self._answer(call.method, call.request_id, result, exc))
 
-    def _reply_result(self, prefix: _ReplyTo, call: CallContext, result: Any) -> None:
-        try:
-            data = P.encode_result(call.request_id, result)
-        except (TypeError, ValueError) as exc:
-            log.error("result of %s is not JSON-serialisable: %s", call.method, exc)
-            self._reply_error(
-                prefix, call.request_id, P.RpcError(P.INTERNAL_ERROR, "result is not JSON-serialisable")
-            )
-            return
-        if len(data) > self.max_message_bytes:
-            self._reply_error(
-                prefix,
-                call.request_id,
-                P.RpcError(P.TOO_LARGE, f"reply of {len(data)} bytes exceeds the cap"),
-            )
-            return
-        self._send_reply(prefix, data, True)
+    def _answer(self, method: str, rid: Any, result: Any, exc: BaseException | None) -> tuple[bytes, bool]:
+        """A request's answer as sent, and whether it is a result: *exc* if given (an RpcError
+        keeps its kind; any other exception is an internal error), else *result*, unless it
+        is not JSON-able or too large."""
+        if exc is None:
+            try:
+                data = P.encode_result(rid, result)
+            except (TypeError, ValueError) as error:
+                log.error("result of %s is not JSON-serialisable: %s", method, error)
+                exc = P.RpcError(P.INTERNAL_ERROR, "result is not JSON-serialisable")
+            else:
+                if len(data) <= self.max_message_bytes:
+                    return data, True
+                exc = P.RpcError(P.TOO_LARGE, f"reply of {len(data)} bytes exceeds the cap")
+        elif not isinstance(exc, P.RpcError):
+            log.error("handler for %s failed", method, exc_info=exc)
+            exc = P.RpcError(P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
+        return P.encode_error(rid, exc), False
 
     def _done(self, counted: bool) -> None:
         if counted:

@@ -546,7 +546,7 @@ class Response:
     error: RpcError | None = None
 
 
-def _valid_id(value: Any) -> bool:
+def valid_id(value: Any) -> bool:
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
@@ -562,7 +562,7 @@ def encode_request(
 ) -> bytes:
     """Encode a request (``id=None`` -> notification).  Key order puts ``id`` right after
     ``jsonrpc`` so a server can recover it from an oversized message (:func:`peek_request_id`)."""
-    if id is not None and not _valid_id(id):
+    if id is not None and not valid_id(id):
         raise ValueError(f"invalid request id {id!r}")
     if not isinstance(method, str) or not method:
         raise ValueError("method must be a non-empty string")
@@ -626,7 +626,7 @@ def parse_request(obj: Any) -> Request:
         raise RequestError(RpcError(INVALID_REQUEST, what), None)
     has_id = "id" in obj
     rid = obj.get("id")
-    if has_id and not _valid_id(rid):
+    if has_id and not valid_id(rid):
         raise RequestError(RpcError(INVALID_REQUEST, "id must be a string (<=256 chars) or an integer"), None)
     notification = not has_id
     if obj.get("jsonrpc") != "2.0":
@@ -652,7 +652,7 @@ def parse_response(obj: Any) -> Response:
     if not isinstance(obj, dict) or obj.get("jsonrpc") != "2.0" or "id" not in obj:
         raise ProtocolError("not a JSON-RPC 2.0 response")
     rid = obj["id"]
-    if rid is not None and not _valid_id(rid):
+    if rid is not None and not valid_id(rid):
         raise ProtocolError("invalid response id")
     if "error" in obj:
         return Response(id=rid, error=RpcError.from_wire(obj["error"]))
@@ -679,6 +679,6 @@ def peek_request_id(data: bytes) -> str | int | None:
             value = json.loads(b'"' + m.group(1) + b'"')
         except ValueError:
             return None
-        return value if _valid_id(value) else None
+        return value if valid_id(value) else None
     value = int(m.group(2))
-    return value if _valid_id(value) else None
+    return value if valid_id(value) else None

@@ -335,7 +335,14 @@ class Runtime:
         # inline, on the bus thread: the handler only validates and holds the write; at the end of
         # each receive round the writes that arrived together are committed as one batch, on the
         # bus thread too (see WriteCoordinator.apply_round)
-        bus.register("db.write", self.coordinator.handle_rpc, inline=True, deferred=True)
+        bus.register(
+            "db.write",
+            self.coordinator.handle_rpc,
+            params="object",
+            inline=True,
+            deferred=True,
+            many=self.coordinator.handle_many,
+        )
         bus.add_round_hook(self.coordinator.apply_round)
         bus.add_round_hook(self.coordinator.announce_round, after_replies=True)
         bus.register("state.sync", self._rpc_state_sync, params="object")

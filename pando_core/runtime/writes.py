@@ -26,7 +26,7 @@ from ..db.engine import Change, Database, WriteTx
 from ..db.repository import WRITE, LocalExecutor, MethodRegistry, MethodSpec, translate_db_error
 from ..db.schema import applied_writes
 from ..errors import PandoError, error_from_kind
-from .bus import Reply
+from .bus import BatchReply, CallContext, Reply
 from .protocol import EncodedJSON, RpcError, encode_json
 
 log = logging.getLogger("pando.writes")
@@ -53,20 +53,29 @@ class _Pending:
     key: tuple[str, int] | None
     writer: str
     spec: MethodSpec | None = None  # looked up when the write was taken (None: at apply time)
-    reply: Reply | None = None  # a db.write from the bus, answered {"result": ...} or an RpcError
+    # a db.write from the bus, answered {"result": ...} or an RpcError: through its Reply, or as
+    # request *index* of a batch's BatchReply
+    reply: Reply | BatchReply | None = None
+    index: int = -1
     future: concurrent.futures.Future | None = None  # a local write (submit)
     changes: list[Change] = field(default_factory=list)
 
     def succeed(self, value: Any, encoded: str) -> None:
         """*encoded*: *value* as JSON, as recorded (the reply reuses it)."""
-        if self.reply is not None:
+        if self.reply is None:
+            if not self.future.done():
+                self.future.set_result(value)
+        elif self.index < 0:
             self.reply.result(EncodedJSON('{"result":' + encoded + "}"))
-        elif not self.future.done():
-            self.future.set_result(value)
+        else:
+            self.reply.result(self.index, EncodedJSON('{"result":' + encoded + "}"))
 
     def fail(self, error: BaseException) -> None:
         if self.reply is not None:
-            self.reply.error(_as_rpc_error(error))
+            if self.index < 0:
+                self.reply.error(_as_rpc_error(error))
+            else:
+                self.reply.error(self.index, _as_rpc_error(error))
         elif not self.future.done():
             self.future.set_exception(error)
 
@@ -167,9 +176,24 @@ class WriteCoordinator:
                 return
         pending.fail(RpcError(kind="unavailable", message="primary is shutting down"))
 
-    def handle_rpc(self, params: Any, call: Any, reply: Reply) -> None:
+    def handle_rpc(self, params: Any, call: CallContext, reply: Reply) -> None:
         """The ``db.write`` bus handler (bus I/O thread, deferred reply): validate, and hold the
         write for this receive round; :meth:`apply_round` applies it and answers after COMMIT."""
+        self._round.append(self._take(params, reply, -1))
+
+    def handle_many(self, requests: list[dict[str, Any]], call: CallContext, answers: BatchReply) -> None:
+        """The ``db.write`` handler of a pipelined batch: each write as :meth:`handle_rpc` takes
+        it, answered as request *i* of the batch (an invalid one at once)."""
+        held = self._round
+        for index, params in enumerate(requests):
+            try:
+                held.append(self._take(params, answers, index))
+            except RpcError as exc:
+                answers.error(index, exc)
+
+    def _take(self, params: Any, reply: Reply | BatchReply, index: int) -> _Pending:
+        """A ``db.write`` request's write, checked (RpcError ``invalid_params`` or
+        ``method_not_found`` if it cannot be applied)."""
         if not isinstance(params, dict):
             raise RpcError.invalid_params("db.write params must be an object")
         method, args, key = params.get("method"), params.get("params", {}), params.get("key")
@@ -188,7 +212,7 @@ class WriteCoordinator:
             and not isinstance(key[1], bool)
         ):
             raise RpcError.invalid_params("db.write: key must be [instance_id, sequence]")
-        self._round.append(_Pending(method, args, (key[0], key[1]), key[0], spec, reply=reply))
+        return _Pending(method, args, (key[0], key[1]), key[0], spec, reply, index)
 
     def apply_round(self) -> None:
         """The bus's end-of-receive-round hook: apply the writes that arrived together.

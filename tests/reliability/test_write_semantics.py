@@ -142,15 +142,18 @@ def test_pipelined_writes_go_in_batches_apply_in_order_and_fail_alone(cluster, w
     assert client.wait("ready", 20)["role"] == "secondary"
     ids = [f"pipe-{i}" for i in range(40)]
     ids[25] = ids[5]  # a second write of an existing row: a constraint error for that write alone
-    batches_before = primary.command(op="bus_stats")["result"]["batches"]
+    stats_before = primary.command(op="bus_stats")["result"]
 
     reply = client.command(op="pipeline", ids=ids, batch=16)
     assert reply["ok"], reply
     outcomes = reply["result"]
     assert outcomes[25] == {"kind": "constraint", "type": "ConstraintError"}
     assert [o.get("id") for i, o in enumerate(outcomes) if i != 25] == [sid for i, sid in enumerate(ids) if i != 25]
-    # one message per 16 writes (40 -> 3), each applied in the order issued
-    assert primary.command(op="bus_stats")["result"]["batches"] - batches_before == 3
+    # one message per 16 writes (40 -> 3), each handed whole to the coordinator, each write
+    # applied in the order issued
+    stats = primary.command(op="bus_stats")["result"]
+    assert stats["batches"] - stats_before["batches"] == 3
+    assert stats["batches_whole"] - stats_before["batches_whole"] == 3
     stored = db_rows(workdir, "SELECT id FROM sessions WHERE title = 'pipelined' ORDER BY seq")
     assert [r[0] for r in stored] == [sid for i, sid in enumerate(ids) if i != 25]
     # every write has its own key, recorded with its outcome (the failed one too)

@@ -649,6 +649,83 @@ def test_batch_reply_waits_for_deferred_answers(make_bus, raw_dealer):
     assert [a["result"] for a in sorted(reply, key=lambda a: a["id"]) if a["id"] != 2] == ["late", "late"]
 
 
+def _put_bus(make_bus, *, fail_many: bool = False):
+    """A bus whose "put" method has a many handler; both routes say which one answered."""
+    bus = make_bus()
+    routes: dict[str, list] = {"one": [], "many": []}
+
+    def one(params, call, reply):
+        routes["one"].append(params.get("n"))
+        reply.result({"n": params.get("n"), "route": "one"})
+
+    def many(requests, call, answers):
+        routes["many"].append([r.get("n") for r in requests])
+        assert len(answers) == len(requests) and call.method == "put" and call.instance_id == "w1"
+        for index, request in enumerate(requests):
+            if request["n"] < 0:
+                answers.error(index, RpcError.validation("negative", {"n": request["n"]}))
+            elif not fail_many:
+                answers.result(index, {"n": request["n"], "route": "many"})
+                answers.result(index, "a second answer is ignored")
+        if fail_many:
+            raise RuntimeError("many handler broke")
+
+    bus.register("put", one, params="object", inline=True, deferred=True, many=many)
+    return bus, routes
+
+
+def _put(n, rid=None, **meta):
+    return {"jsonrpc": "2.0", "id": rid or f"p{n}", "method": "put", "params": {"n": n}, "meta": {"instance_id": "w1", **meta}}
+
+
+def _exchange(dealer, message) -> dict:
+    dealer.send_multipart([b"", json.dumps(message).encode()])
+    return {answer["id"]: answer for answer in json.loads(dealer.recv_multipart()[-1])}
+
+
+def test_a_many_handler_takes_a_uniform_batch_whole(make_bus, raw_dealer):
+    bus, routes = _put_bus(make_bus)
+    dealer = raw_dealer(bus.endpoints.rpc)
+    answers = _exchange(dealer, [_put(1), _put(-2), _put(3)])
+    assert routes == {"one": [], "many": [[1, -2, 3]]} and bus.stats()["batches_whole"] == 1
+    assert answers["p1"]["result"] == {"n": 1, "route": "many"} and answers["p3"]["result"]["n"] == 3
+    assert answers["p-2"]["error"]["data"] == {"kind": "validation", "n": -2}
+    assert bus.stats()["replies"] == 2 and bus.stats()["errors"] == 1
+
+    # anything else in the batch: request by request, through the single handler
+    not_uniform = [
+        [_put(4), {"jsonrpc": "2.0", "id": "ping", "method": "instance.ping"}],  # another method
+        [_put(5), _put(6, timeout_ms=5000)],  # another meta
+        [_put(7), {"jsonrpc": "2.0", "method": "put", "params": {"n": 8}, "meta": {"instance_id": "w1"}}],  # a notification
+        [_put(9), {**_put(10), "params": [10]}],  # params not an object
+    ]
+    for message in not_uniform:
+        dealer.send_multipart([b"", json.dumps(message).encode()])
+        assert isinstance(json.loads(dealer.recv_multipart()[-1]), list)
+    assert routes["many"] == [[1, -2, 3]] and routes["one"] == [4, 5, 6, 7, 8, 9]
+
+
+def test_a_many_handler_that_raises_answers_the_rest_with_its_error(make_bus, raw_dealer):
+    bus, routes = _put_bus(make_bus, fail_many=True)
+    dealer = raw_dealer(bus.endpoints.rpc)
+    answers = _exchange(dealer, [_put(-1), _put(2), _put(3)])
+    assert routes["many"] == [[-1, 2, 3]]
+    assert answers["p-1"]["error"]["data"]["kind"] == "validation"  # answered before the failure
+    for rid in ("p2", "p3"):
+        assert answers[rid]["error"]["code"] == P.INTERNAL_ERROR and "many handler broke" in answers[rid]["error"]["message"]
+    # a batch whose deadline has passed is not handed over: every request times out
+    answers = _exchange(dealer, [_put(4, timeout_ms=0), _put(5, timeout_ms=0)])
+    assert {a["error"]["data"]["kind"] for a in answers.values()} == {"timeout"}
+    assert routes["many"] == [[-1, 2, 3]]
+
+
+def test_a_many_handler_needs_an_inline_deferred_object_method(make_bus):
+    bus = make_bus(start=False)
+    for options in ({"inline": True, "deferred": True}, {"params": "object", "deferred": True}, {"params": "object", "inline": True}):
+        with pytest.raises(ValueError, match="many handler"):
+            bus.register("put", lambda *a: None, many=lambda *a: None, **options)
+
+
 def test_call_batch_returns_each_answer_in_order(make_bus, make_client):
     bus = make_bus(max_message_bytes=4096)
     bus.register("echo", lambda params, call: params)
