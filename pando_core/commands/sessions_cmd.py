@@ -6,7 +6,6 @@ import json
 import re
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import typer
 
 from ..context import current
 from ..errors import UsageError
+from .display import local_time
 
 EXPORT_FORMAT = "pando-session"
 EXPORT_VERSION = 1
@@ -27,12 +27,6 @@ def _open_app():
     from ..app import App, AppOptions
 
     return App.running(current(), AppOptions(startup_mode="sessions"))
-
-
-def _when(ms: Any) -> str:
-    if not ms:
-        return "-"
-    return datetime.fromtimestamp(int(ms) / 1000).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _session_summary(session: dict) -> dict:
@@ -82,7 +76,7 @@ def render_markdown(session: dict, messages: list[dict], result_lines: int | Non
     """The session transcript as markdown (tool results cut to `result_lines` lines when given)."""
     out = [f"# {session['title']}", ""]
     out.append(f"- Session: `{session['id']}`")
-    out.append(f"- Created: {_when(session.get('created_at'))}; updated: {_when(session.get('updated_at'))}")
+    out.append(f"- Created: {local_time(session.get('created_at'))}; updated: {local_time(session.get('updated_at'))}")
     out.append(f"- Messages: {len(messages)}; cost: ${float(session.get('cost') or 0.0):.4f}")
     if session.get("model"):
         out.append(f"- Model: {session['model']}")
@@ -209,7 +203,7 @@ def list_command(
         return
     for row in rows:
         typer.echo(
-            f"{row['id'][:8]}  {_when(row['updated_at'])}  {row['messages']:>4} msgs  "
+            f"{row['id'][:8]}  {local_time(row['updated_at'])}  {row['messages']:>4} msgs  "
             f"${row['cost']:>8.4f}  {row['title']}"
         )
 

@@ -9,7 +9,7 @@ import typer
 
 from ..context import current
 from ..errors import UsageError
-from .sessions_cmd import _when
+from .display import local_time
 
 app = typer.Typer(help="Working-tree snapshots: list, take, diff, restore.", no_args_is_help=True)
 
@@ -38,7 +38,7 @@ def list_command(
     for s in snaps:
         session_text = s.session_id or "-"
         typer.echo(
-            f"{s.id}  {_when(s.created_at)}  {s.kind:<5}  {s.file_count:>6} files  {session_text:<12}  {s.label}"
+            f"{s.id}  {local_time(s.created_at)}  {s.kind:<5}  {s.file_count:>6} files  {session_text:<12}  {s.label}"
         )
 
 

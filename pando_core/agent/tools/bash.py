@@ -349,7 +349,7 @@ def _strip_redirections(words: list[str]) -> list[str] | None:
     return out
 
 
-def _segment_is_safe(words: list[str], prefixes: Iterable[str]) -> bool:
+def _segment_is_safe(words: list[str]) -> bool:
     if not words or ASSIGNMENT.match(words[0]):
         return False
     cleaned = _strip_redirections(words)
@@ -361,7 +361,7 @@ def _segment_is_safe(words: list[str], prefixes: Iterable[str]) -> bool:
         while rest and rest[0] in ("--no-pager", "-P", "--no-optional-locks", "-C"):
             rest = rest[2:] if rest[0] == "-C" else rest[1:]
         cleaned = ["git", *rest]
-    for prefix in prefixes:
+    for prefix in SAFE_PREFIXES:
         parts = prefix.split()
         if cleaned[: len(parts)] != parts:
             continue
@@ -385,8 +385,9 @@ def _segment_is_safe(words: list[str], prefixes: Iterable[str]) -> bool:
     return False
 
 
-def is_safe_command(command: str, prefixes: Iterable[str] = SAFE_PREFIXES) -> bool:
-    """True when every part of the command line is a read-only command that writes no file."""
+def is_safe_command(command: str) -> bool:
+    """True when every part of the command line is a read-only command (one of
+    :data:`SAFE_PREFIXES`, without the arguments that would make it write) that writes no file."""
     if not command.strip():
         return False
     if any(marker in command for marker in ("$(", "`", "<(", ">(")):
@@ -394,18 +395,17 @@ def is_safe_command(command: str, prefixes: Iterable[str] = SAFE_PREFIXES) -> bo
     segments = split_segments(command)
     if not segments:
         return False
-    prefix_list = list(prefixes)
-    return all(_segment_is_safe(segment, prefix_list) for segment in segments)
+    return all(_segment_is_safe(segment) for segment in segments)
 
 
 # --------------------------------------------------------------------------- output handling
 
 
-def truncate_middle(text: str, max_chars: int = MAX_OUTPUT_CHARS) -> tuple[str, bool]:
-    """Keep the first and last max_chars/2 characters with "[N lines truncated]" in between."""
-    if len(text) <= max_chars:
+def truncate_middle(text: str) -> tuple[str, bool]:
+    """Keep the first and last MAX_OUTPUT_CHARS/2 characters with "[N lines truncated]" in between."""
+    if len(text) <= MAX_OUTPUT_CHARS:
         return text, False
-    half = max_chars // 2
+    half = MAX_OUTPUT_CHARS // 2
     omitted = text[half : len(text) - half]
     lines = omitted.count("\n") + 1
     return f"{text[:half]}\n\n[{lines} lines truncated]\n\n{text[len(text) - half :]}", True
