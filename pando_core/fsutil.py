@@ -2,7 +2,8 @@
 
 * `write_temp_beside` — a new temp file in the target's directory (same filesystem, so it can be
   renamed over the target), removed again if writing it fails.
-* `atomic_write` — the same, renamed over the target.
+* `atomic_write` — the same, renamed over the target (with `fsync=True`, durably: the data and
+  the rename are on disk when it returns).
 * `current_umask` — the process umask (for the mode a newly created file would get).
 """
 
@@ -13,7 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "current_umask", "discard", "write_temp_beside"]
+__all__ = ["atomic_write", "current_umask", "discard", "fsync_directory", "write_temp_beside"]
 
 
 def current_umask() -> int:
@@ -58,10 +59,29 @@ def write_temp_beside(
 def atomic_write(
     path: Path, data: bytes, mode: int | None = None, *, suffix: str = ".tmp", fsync: bool = False
 ) -> None:
-    """Replace `path` with `data` in one rename (see `write_temp_beside` for `mode` and `fsync`)."""
+    """Replace `path` with `data` in one rename (see `write_temp_beside` for `mode`); `fsync`
+    flushes the data, then the directory entry, to disk."""
     tmp = write_temp_beside(path, data, mode, suffix=suffix, fsync=fsync)
     try:
         os.replace(tmp, path)
     except BaseException:
         discard(tmp)
         raise
+    if fsync:
+        fsync_directory(path.parent)
+
+
+def fsync_directory(directory: str | os.PathLike[str]) -> None:
+    """Flush a directory's entries (a rename or a new file in it) to disk, where the platform can."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

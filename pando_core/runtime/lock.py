@@ -16,7 +16,6 @@ another".
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import logging
@@ -25,10 +24,12 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import filelock
 
+from ..fsutil import atomic_write as write_durably
 from .private_dir import ensure_private_dir
 
 __all__ = [
@@ -250,46 +251,9 @@ def write_primary_record(pando_dir: str | os.PathLike[str], record: PrimaryRecor
     return path
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Write *data* to *path* atomically with *mode* (shared by lock and auth files)."""
-    directory = os.path.dirname(path)
-    tmp = os.path.join(
-        directory,
-        f".{os.path.basename(path)}.{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}.tmp",
-    )
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
-    try:
-        try:
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, mode)  # umask may have narrowed/widened nothing, but be explicit
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: str) -> None:
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def atomic_write(path: str, data: bytes) -> None:
+    """Durably replace *path* with *data*, mode 0600 (the lock's, auth and instance files)."""
+    write_durably(Path(path), data, 0o600, fsync=True)
 
 
 def read_primary_record(pando_dir: str | os.PathLike[str]) -> PrimaryRecord | None:
