@@ -17,12 +17,18 @@ Threading model
       it completes, from whatever thread completes it (the write coordinator replies after
       COMMIT this way).  Do not block inside a future's completion.
 
+Framing
+    A request is one JSON frame, optionally after an empty delimiter frame (REQ-style); the
+    reply mirrors it.  :class:`~pando_core.runtime.client.Client` sends none: one frame fewer
+    each way.
+
 Batches
     A JSON-RPC 2.0 batch (an array of up to ``MAX_BATCH`` requests in one message) is handled
     request by request, as if each had come alone in the same burst; the answers go back as one
     array once every request in it that expects one is answered (none at all for a batch of
     notifications).  A secondary sends its pipelined writes this way: one message each way
-    instead of one per write.
+    instead of one per write.  A batch of requests for one method registered with a ``many``
+    handler goes to that handler whole (see :meth:`Bus.register`).
 
 Robustness
     Malformed multipart frames, invalid UTF-8/JSON, non-objects, missing or invalid
@@ -867,7 +873,7 @@ class Bus:
                 self._reply_error(
                     [identity, b""],
                     None,
-                    P.RpcError(P.INVALID_REQUEST, "expected [delimiter] + one JSON frame"),
+                    P.RpcError(P.INVALID_REQUEST, "expected one JSON frame, optionally after an empty delimiter"),
                 )
             return 1
         prefix = [identity, b""] if envelope else [identity]

@@ -547,7 +547,7 @@ class Client:
             try:
                 while not sent:
                     try:
-                        send_frames(dealer, [b"", data])
+                        send_frames(dealer, [data])
                         sent = True
                     except zmq.Again:  # not connected yet (IMMEDIATE) or queue full
                         self._wait_direct(out_poller, latch, deadline, label, sent)
@@ -873,7 +873,7 @@ class Client:
                     continue  # _expire reports it as not sent
                 data = call.data
             try:
-                send_frames(dealer, [b"", data])
+                send_frames(dealer, [data])
             except zmq.Again:
                 return  # no primary connected (IMMEDIATE) or HWM reached: wait for POLLOUT
             backlog.popleft()

@@ -244,6 +244,29 @@ def test_timeouts_and_late_replies_are_dropped(make_bus, make_client, helpers):
     assert client.in_flight() == 0
 
 
+def test_the_client_sends_one_frame_per_request_and_takes_replies_without_a_delimiter(make_client):
+    pub, rpc = free_tcp_ports(2)
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.linger = 0
+    try:
+        router.bind(f"tcp://127.0.0.1:{rpc}")
+        client = make_client(Endpoints.tcp(pub, rpc))
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            # through the client's I/O thread, then on a direct lane (a blocking call)
+            for pending in (client.call_async("echo", {"n": 1}, timeout=5), pool.submit(client.call, "echo", {"n": 2}, 5)):
+                assert router.poll(5000)
+                frames = router.recv_multipart()
+                assert len(frames) == 2  # routing id + the JSON: no empty delimiter
+                request = json.loads(frames[1])
+                answer = {"jsonrpc": "2.0", "id": request["id"], "result": request["params"]["n"]}
+                router.send_multipart([frames[0], json.dumps(answer).encode()])
+                assert pending.result(5) == request["params"]["n"]
+    finally:
+        router.close(0)
+        ctx.term()
+
+
 def test_timeout_without_primary_reports_not_sent(make_client):
     pub, rpc = free_tcp_ports(2)
     client = make_client(Endpoints.tcp(pub, rpc))
