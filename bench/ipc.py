@@ -5,7 +5,8 @@ Every figure is measured in the same run as its baseline:
 ``serial_write_ratio``
     median latency of one proxied write (secondary -> primary -> COMMIT -> ack, through
     ``store.sessions.create``) / (median raw pyzmq DEALER/ROUTER round trip between two
-    processes on the same transport + median raw sqlite3 single-row INSERT+COMMIT, WAL,
+    processes on the same transport, one frame each way as pando's client sends, + median raw
+    sqlite3 single-row INSERT+COMMIT, WAL,
     ``synchronous=NORMAL``, same table shape).  Target <= 1.5.
 ``aggregate_write_ratio``
     committed writes/s with 4 secondary processes x 16 writes in flight each / writes/s of one
@@ -324,11 +325,11 @@ class Bench:
         try:
             for i in range(n + n // 5):
                 t0 = time.perf_counter_ns()
-                dealer.send_multipart([b"", payload])
+                dealer.send_multipart([payload])  # one frame, as pando's client sends
                 dealer.recv_multipart()
                 if i >= n // 5:  # warm-up discarded
                     times.append(time.perf_counter_ns() - t0)
-            dealer.send_multipart([b"", b"quit"])
+            dealer.send_multipart([b"quit"])
         finally:
             dealer.close(0)
             ctx.term()

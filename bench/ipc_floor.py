@@ -136,7 +136,7 @@ def write_clients(endpoint: str, threads: int, count: int) -> None:
     def work(t: int) -> None:
         dealer = dealers[t]
         for i in range(count):
-            dealer.send_multipart([b"", request(f"{t}-{i}", f"{instance}-{t}", i)])
+            dealer.send_multipart([request(f"{t}-{i}", f"{instance}-{t}", i)])
             json.loads(dealer.recv_multipart()[-1])
         dealer.close(0)
 
@@ -168,7 +168,7 @@ def stop_server(endpoint: str, proc: subprocess.Popen) -> None:
     ctx = zmq.Context()
     dealer = ctx.socket(zmq.DEALER)
     dealer.connect(endpoint)
-    dealer.send_multipart([b"", b"quit"])
+    dealer.send_multipart([b"quit"])
     proc.wait(10)
     dealer.close(0)
     ctx.term()
@@ -187,7 +187,7 @@ def floor_write(tmp: str, n: int) -> float:
     for i in range(n + n // 5):
         data = request(f"s-{i}", "serial", i)
         t0 = time.perf_counter_ns()
-        dealer.send_multipart([b"", data])
+        dealer.send_multipart([data])
         spin_until = time.perf_counter() + SPIN_CLIENT_S  # as a lone pando call waits for its reply
         while not dealer.poll(0) and time.perf_counter() < spin_until:
             pass
