@@ -228,12 +228,17 @@ def test_pipeline_sends_writes_in_batches_and_keeps_each_outcome(db):
     batches: list[int] = []
     run_writes = store.executor.run_writes
     store.executor.run_writes = lambda calls: (batches.append(len(calls)), run_writes(calls))[1]
+    commits: list[list[tuple]] = []
+    db.on_commit(lambda changes, writer: commits.append([(c.table, c.op, c.ids, writer) for c in changes]))
 
     with pytest.raises(ConstraintError), store.pipeline(batch_size=3) as pipe:  # raised on leaving
         pending = [pipe.notes.add(text_value=f"n{i}") for i in range(4)]
         assert [p.done() for p in pending] == [True, True, True, False]  # the first three went together
         late = pipe.notes.add(text_value="n0")  # already there: fails on its own
     assert batches == [3, 2]
+    # each batch is one transaction (one COMMIT, its changes announced together); the failed
+    # write was undone alone
+    assert commits == [[("notes", "insert", ["n0", "n1", "n2"], "me")], [("notes", "insert", ["n3"], "me")]]
     assert [p.result() for p in pending] == [{"body": f"n{i}"} for i in range(4)]
     assert isinstance(late.exception(), ConstraintError)
     with pytest.raises(ConstraintError):

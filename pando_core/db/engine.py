@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,15 @@ class Change:
 
     def as_dict(self) -> dict[str, Any]:
         return {"table": self.table, "op": self.op, "ids": self.ids}
+
+
+def coalesce_changes(changes: Iterable[Change]) -> list[Change]:
+    """*changes* merged into one per (table, op), ids in order and once each: what several writes
+    committed together announce (one event per kind of change rather than one per write)."""
+    merged: dict[tuple[str, str], dict[str, None]] = {}
+    for change in changes:
+        merged.setdefault((change.table, change.op), {}).update(dict.fromkeys(change.ids))
+    return [Change(table, op, list(ids)) for (table, op), ids in merged.items()]
 
 
 class WriteTx:

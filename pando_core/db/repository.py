@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from ..errors import ConstraintError, NotFoundError, ValidationError
-from .engine import Change, Database, ReadTx, WriteTx
+from .engine import Change, Database, ReadTx, WriteTx, coalesce_changes
 
 READ = "read"
 WRITE = "write"
@@ -174,22 +174,55 @@ class LocalExecutor:
         try:
             with self.db.write(self.instance_id) as tx:
                 return spec.function(repo, tx, **params)
-        except (NotFoundError, ValidationError, ConstraintError):
-            raise
         except Exception as exc:
-            translated = translate_db_error(exc, spec.qualified)
+            translated = _translated(exc, spec)
             if translated is exc:
                 raise
             raise translated from exc
 
     def run_writes(self, calls: list[tuple[MethodSpec, dict[str, Any]]]) -> list[tuple[bool, Any]]:
+        """One transaction for all of *calls* (one COMMIT: a pipeline on the primary is a group
+        commit too), each write in a SAVEPOINT of its own so that a failing one is undone alone;
+        listeners hear the changes after COMMIT, one per table and kind of change."""
+        if len(calls) < 2:
+            return [self._outcome(spec, params) for spec, params in calls]
+        db = self.db
         outcomes: list[tuple[bool, Any]] = []
-        for spec, params in calls:
-            try:
-                outcomes.append((True, self.run_write(spec, params)))
-            except Exception as exc:  # noqa: BLE001 - each write's own outcome
-                outcomes.append((False, exc))
+        changes: list[Change] = []
+        try:
+            with db.write_lock, db.transaction() as tx:
+                raw, part = tx.raw, tx.part()
+                for spec, params in calls:
+                    part.changes = []
+                    raw.execute("SAVEPOINT pando_write")
+                    try:
+                        result = spec.function(spec.repository(self), part, **params)
+                    except Exception as exc:  # noqa: BLE001 - each write's own outcome
+                        raw.execute("ROLLBACK TO pando_write")
+                        raw.execute("RELEASE pando_write")
+                        outcomes.append((False, _translated(exc, spec)))
+                    else:
+                        raw.execute("RELEASE pando_write")
+                        outcomes.append((True, result))
+                        changes.extend(part.changes)
+        except Exception as exc:  # noqa: BLE001 - the transaction itself failed: nothing was written
+            return [(False, _translated(exc, spec)) for spec, _ in calls]
+        if changes:
+            db.notify(coalesce_changes(changes), self.instance_id)
         return outcomes
+
+    def _outcome(self, spec: MethodSpec, params: dict[str, Any]) -> tuple[bool, Any]:
+        try:
+            return True, self.run_write(spec, params)
+        except Exception as exc:  # noqa: BLE001 - the write's own outcome
+            return False, exc
+
+
+def _translated(exc: Exception, spec: MethodSpec) -> Exception:
+    """A write's failure as the core's error class where the database error has one."""
+    if isinstance(exc, (NotFoundError, ValidationError, ConstraintError)):
+        return exc
+    return translate_db_error(exc, spec.qualified)
 
 
 class Store:

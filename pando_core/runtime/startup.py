@@ -762,6 +762,9 @@ class _FencedExecutor(LocalExecutor):
     def run_write(self, spec: Any, params: dict[str, Any]) -> Any:
         raise UnavailableError(f"{spec.qualified}: not written: {self.reason}; restart pando to write again")
 
+    def run_writes(self, calls: list[tuple[Any, dict[str, Any]]]) -> list[tuple[bool, Any]]:
+        return [self._outcome(spec, params) for spec, params in calls]
+
 
 def bootstrap(
     workdir: str | os.PathLike[str],

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..db.engine import Change, Database, WriteTx
+from ..db.engine import Change, Database, WriteTx, coalesce_changes
 from ..db.repository import WRITE, LocalExecutor, MethodRegistry, MethodSpec, translate_db_error
 from ..db.schema import applied_writes
 from ..errors import PandoError, error_from_kind
@@ -108,15 +108,10 @@ class _Attempt:
 def _coalesce(batch: list[_Pending]) -> dict[str, list[Change]]:
     """A batch's changes, one per (table, op) for each writer: one event per writer and kind of
     change per commit rather than one per write (a busy primary publishes far fewer events)."""
-    merged: dict[str, dict[tuple[str, str], dict[str, None]]] = {}  # ids kept in order, once each
+    by_writer: dict[str, list[Change]] = {}
     for item in batch:
-        for change in item.changes:
-            ids = merged.setdefault(item.writer, {}).setdefault((change.table, change.op), {})
-            ids.update(dict.fromkeys(change.ids))
-    return {
-        writer: [Change(table, op, list(ids)) for (table, op), ids in changes.items()]
-        for writer, changes in merged.items()
-    }
+        by_writer.setdefault(item.writer, []).extend(item.changes)
+    return {writer: coalesce_changes(changes) for writer, changes in by_writer.items()}
 
 
 def _as_rpc_error(error: BaseException) -> RpcError:

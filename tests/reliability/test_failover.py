@@ -249,6 +249,9 @@ def test_primary_whose_lock_file_is_replaced_stops_writing(cluster, workdir):
         assert "deleted or replaced" in old.fenced
         with pytest.raises(UnavailableError, match="restart pando"):
             old.store.sessions.create(id="after", title="t")
+        with pytest.raises(UnavailableError, match="restart pando"), old.store.pipeline() as pipe:
+            pipe.sessions.create(id="after-1", title="t")
+            pipe.sessions.create(id="after-2", title="t")
         assert not old.bus.running
         assert old.store.sessions.get(id="before")["title"] == "t"  # reads still work
         reply = successor.command(op="write", sid="by-successor")
