@@ -159,14 +159,15 @@ class _Batch:
 
     __slots__ = ("_bus", "_prefix", "_parts", "_left", "_errors", "_sealed", "_lock", "_answered")
 
-    def __init__(self, bus: Bus, prefix: list[bytes], expected: int) -> None:
+    def __init__(self, bus: Bus, prefix: list[bytes], expected: int, *, indexed: bool = False) -> None:
+        """*indexed*: answers come with the index of their request (see :class:`BatchReply`)."""
         self._bus, self._prefix = bus, prefix
         self._parts: list[bytes] = []
         self._left = expected
         self._errors = 0
         self._sealed = False
         self._lock = threading.Lock()
-        self._answered: bytearray | None = None  # per request, when a BatchReply answers by index
+        self._answered = bytearray(expected) if indexed else None  # per request, when answered by index
 
     def add(self, data: bytes, ok: bool, index: int = -1) -> None:
         """One answer; with *index*, only the first answer to that request counts."""
@@ -212,7 +213,6 @@ class BatchReply:
 
     def __init__(self, bus: Bus, batch: _Batch, method: str, ids: list[str | int]) -> None:
         self._bus, self._batch, self._method, self._ids = bus, batch, method, ids
-        batch._answered = bytearray(len(ids))
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -971,7 +971,7 @@ class Bus:
             return False  # request by request: each is refused as it would be alone
         self._stats["batches_whole"] += 1
         call = CallContext(method, ids[0], identity, iid, now, deadline, meta)
-        batch = _Batch(self, prefix, len(ids))
+        batch = _Batch(self, prefix, len(ids), indexed=True)
         answers = BatchReply(self, batch, method, ids)
         if self._stopping:
             return True  # not answered, as a request handled while stopping

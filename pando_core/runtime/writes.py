@@ -1,10 +1,12 @@
 """Writes from secondaries: the proxy (secondary side) and the coordinator (primary side).
 
-A secondary's repository write becomes ``db.write {method, params, key: [instance_id, seq]}``.
+A secondary's repository write becomes ``db.write {method, params, key: [instance_id, seq]}``; a
+pipeline's writes come as one JSON-RPC batch, handed over whole (:meth:`WriteCoordinator.handle_many`).
 The ``db.write`` requests the bus receives in one burst are applied together, on the bus thread,
 as one transaction (group commit; a batch in which a write fails is applied again with one
-SAVEPOINT per write, see :meth:`WriteCoordinator._apply`); when the database is busy with a local write, or earlier writes are still queued, they go to the
-coordinator thread's queue, which batches the same way. Every key is recorded with its outcome
+SAVEPOINT per write, see :meth:`WriteCoordinator._apply`). When the database is busy with a
+local write, or earlier writes are still queued, they go to the coordinator thread's queue,
+which batches the same way. Every key is recorded with its outcome
 in ``applied_writes`` inside the same transaction, and the answer goes out only after COMMIT. A
 key seen again (a retry, possibly to a new primary after failover) returns the stored outcome
 and is not applied twice.
