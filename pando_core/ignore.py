@@ -21,7 +21,7 @@ from pathlib import Path
 
 IGNORE_FILES = (".gitignore", ".pandoignore")
 
-__all__ = ["IGNORE_FILES", "IgnoreRule", "IgnoreRules", "is_ignored", "parse_ignore_lines", "translate_glob"]
+__all__ = ["IGNORE_FILES", "IgnoreRule", "IgnoreRules", "class_end", "is_ignored", "parse_ignore_lines", "translate_glob"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,15 @@ class IgnoreRule:
     negate: bool
     dir_only: bool
     anchored: bool
+
+
+def class_end(pattern: str, start: int) -> int:
+    """Where the character class opened by the ``[`` at *start* closes (-1: it does not, and the
+    ``[`` is a literal one). Like git, a ``]`` first in the class (after ``!``/``^``) is literal."""
+    i = start + 2 if pattern[start + 1 : start + 2] in ("!", "^") else start + 1
+    if pattern[i : i + 1] == "]":
+        i += 1
+    return pattern.find("]", i)
 
 
 def translate_glob(pattern: str) -> str:
@@ -55,10 +64,7 @@ def translate_glob(pattern: str) -> str:
             out.append("[^/]")
             i += 1
         elif c == "[":
-            start = i + 2 if pattern[i + 1 : i + 2] in ("!", "^") else i + 1
-            if pattern[start : start + 1] == "]":
-                start += 1  # like git: a "]" first in the class is a literal one
-            j = pattern.find("]", start)
+            j = class_end(pattern, i)
             if j == -1:
                 out.append(re.escape(c))
                 i += 1

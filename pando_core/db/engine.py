@@ -75,6 +75,20 @@ class WriteTx:
         """A WriteTx in the same transaction with changes of its own (one write of a batch)."""
         return WriteTx(self._writer)
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Run the block in a SAVEPOINT: if it raises, only what it did is undone (the rest of the
+        transaction stays) and the exception goes on."""
+        raw = self.raw
+        raw.execute("SAVEPOINT pando_write")
+        try:
+            yield
+        except BaseException:
+            raw.execute("ROLLBACK TO pando_write")
+            raw.execute("RELEASE pando_write")
+            raise
+        raw.execute("RELEASE pando_write")
+
     def restart(self) -> None:
         """Roll back everything done in this transaction and begin a new one on the same
         connection (the coordinator undoes a lone write, or a batch it applies again, this way)."""

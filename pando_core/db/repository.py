@@ -191,18 +191,15 @@ class LocalExecutor:
         changes: list[Change] = []
         try:
             with db.write_lock, db.transaction() as tx:
-                raw, part = tx.raw, tx.part()
+                part = tx.part()
                 for spec, params in calls:
                     part.changes = []
-                    raw.execute("SAVEPOINT pando_write")
                     try:
-                        result = spec.function(spec.repository(self), part, **params)
+                        with tx.savepoint():
+                            result = spec.function(spec.repository(self), part, **params)
                     except Exception as exc:  # noqa: BLE001 - each write's own outcome
-                        raw.execute("ROLLBACK TO pando_write")
-                        raw.execute("RELEASE pando_write")
                         outcomes.append((False, _translated(exc, spec)))
                     else:
-                        raw.execute("RELEASE pando_write")
                         outcomes.append((True, result))
                         changes.extend(part.changes)
         except Exception as exc:  # noqa: BLE001 - the transaction itself failed: nothing was written

@@ -976,18 +976,16 @@ class Bus:
         if self._stopping:
             return True  # not answered, as a request handled while stopping
         if call.expired():
-            error = P.RpcError(P.TIMEOUT, "deadline passed before the request was handled")
+            error = _expired()
             for index in range(len(ids)):
                 answers.error(index, error)
         else:
             try:
                 entry.many(requests, call, answers)
             except Exception as exc:  # the answer of every request not answered yet
-                if not isinstance(exc, P.RpcError):
-                    log.error("handler for %s failed", method, exc_info=exc)
-                    exc = P.RpcError(P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
+                error = _as_rpc_error(method, exc)
                 for index in range(len(ids)):
-                    answers.error(index, exc)
+                    answers.error(index, error)
         batch.seal()
         return True
 
@@ -1096,8 +1094,7 @@ class Bus:
             self._done(counted)
             return
         if call.expired():
-            error = P.RpcError(P.TIMEOUT, "deadline passed before the request was handled")
-            self._finish(call, prefix, counted, exc=error)
+            self._finish(call, prefix, counted, exc=_expired())
             return
         if entry.deferred:
             reply = Reply(self, call, prefix, counted)
@@ -1135,11 +1132,10 @@ class Bus:
     ) -> None:
         """A handled request's outcome: release its pending slot, then reply (unless it is a
         notification).  An RpcError keeps its kind; any other exception is an internal error."""
-        if counted:
-            self._done(counted)
+        self._done(counted)
         if call.is_notification:
-            if exc is not None and not isinstance(exc, P.RpcError):
-                log.error("handler for %s failed", call.method, exc_info=exc)
+            if exc is not None:
+                _as_rpc_error(call.method, exc)  # logged when it is not an RpcError
             return
         self._send_reply(prefix, *self._answer(call.method, call.request_id, result, exc))
 
@@ -1157,9 +1153,8 @@ class Bus:
                 if len(data) <= self.max_message_bytes:
                     return data, True
                 exc = P.RpcError(P.TOO_LARGE, f"reply of {len(data)} bytes exceeds the cap")
-        elif not isinstance(exc, P.RpcError):
-            log.error("handler for %s failed", method, exc_info=exc)
-            exc = P.RpcError(P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
+        else:
+            exc = _as_rpc_error(method, exc)
         return P.encode_error(rid, exc), False
 
     def _done(self, counted: bool) -> None:
@@ -1204,6 +1199,19 @@ class Bus:
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _expired() -> P.RpcError:
+    return P.RpcError(P.TIMEOUT, "deadline passed before the request was handled")
+
+
+def _as_rpc_error(method: str, exc: BaseException) -> P.RpcError:
+    """A handler's failure as it is answered: an RpcError keeps its kind; anything else is a bug
+    of the handler, logged with its traceback and answered as an internal error."""
+    if isinstance(exc, P.RpcError):
+        return exc
+    log.error("handler for %s failed", method, exc_info=exc)
+    return P.RpcError(P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
 
 
 def _deadline(meta: Mapping[str, Any], now: float) -> float | None:

@@ -132,10 +132,11 @@ class _Regenerate(Exception):
     """The connection generation changed before a direct-lane request was sent."""
 
 
-def _parse_reply(frames: list[bytes]) -> P.Response | None:
-    """A reply read off a DEALER, or None (logged) when it is malformed."""
+def _decoded(frames: list[bytes]) -> Any:
+    """The JSON of a message read off a DEALER, or None (logged) when it is not JSON (None is
+    no valid reply either)."""
     try:
-        return _response(P.decode_json(frames[-1]))
+        return P.decode_json(frames[-1])
     except P.ProtocolError as exc:
         log.debug("dropping malformed reply: %s", exc)
         return None
@@ -380,24 +381,15 @@ class Client:
         return rid, data
 
     def _encode_batch(self, calls: Sequence[tuple[str, Any]], timeout: float) -> tuple[list[str], bytes]:
-        """The requests of a batch as one JSON array, as :func:`P.encode_request` would write each;
+        """The requests of a batch as one JSON array, each as :func:`P.encode_request` writes it;
         their shared ``meta`` is encoded once."""
         meta = P.encode_json(self._meta(timeout))
-        rids: list[str] = []
-        parts: list[str] = []
-        for method, params in calls:
-            if not isinstance(method, str) or not method:
-                raise ValueError("method must be a non-empty string")
-            rid = f"{self._id_prefix}{next(self._ids)}"  # hex and digits: nothing to escape
-            rids.append(rid)
-            if params is None:
-                body = ""
-            elif isinstance(params, dict | list):
-                body = ',"params":' + P.encode_json(params)
-            else:
-                raise TypeError("params must be a dict, a list or None")
-            parts.append('{"jsonrpc":"2.0","id":"' + rid + '","method":' + P.encode_json(method) + body + ',"meta":' + meta + "}")
-        return rids, ("[" + ",".join(parts) + "]").encode("utf-8")
+        rids = [f"{self._id_prefix}{next(self._ids)}" for _ in calls]
+        parts = [
+            P.encode_request(rid, method, params, encoded_meta=meta)
+            for rid, (method, params) in zip(rids, calls, strict=True)
+        ]
+        return rids, b"[" + b",".join(parts) + b"]"
 
     def call(self, method: str, params: Any = None, timeout: float | None = None) -> Any:
         """Blocking call; returns the result, raises RpcError (kind preserved), RpcTimeout after
@@ -563,10 +555,8 @@ class Client:
                 frames = recv_frames(dealer)
             except zmq.Again:
                 continue
-            try:
-                obj = P.decode_json(frames[-1])
-            except P.ProtocolError as exc:
-                log.debug("dropping malformed reply: %s", exc)
+            obj = _decoded(frames)
+            if obj is None:
                 continue
             answer = accept(obj)
             if answer is not None:
@@ -904,7 +894,7 @@ class Client:
         dealer = self._dealer
         for _ in range(256):
             try:
-                resp = _parse_reply(recv_frames(dealer))
+                resp = _response(_decoded(recv_frames(dealer)))
             except zmq.Again:
                 return
             if resp is None:

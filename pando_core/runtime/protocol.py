@@ -559,9 +559,12 @@ def encode_request(
     method: str,
     params: Any = None,
     meta: Mapping[str, Any] | None = None,
+    *,
+    encoded_meta: str | None = None,
 ) -> bytes:
     """Encode a request (``id=None`` -> notification).  Key order puts ``id`` right after
-    ``jsonrpc`` so a server can recover it from an oversized message (:func:`peek_request_id`)."""
+    ``jsonrpc`` so a server can recover it from an oversized message (:func:`peek_request_id`).
+    *encoded_meta*: ``meta`` already encoded (the requests of a batch share one), used instead."""
     if id is not None and not valid_id(id):
         raise ValueError(f"invalid request id {id!r}")
     if not isinstance(method, str) or not method:
@@ -574,6 +577,8 @@ def encode_request(
     msg["method"] = method
     if params is not None:
         msg["params"] = params
+    if encoded_meta is not None:  # meta is the last key: spliced in before the closing brace
+        return (encode_json(msg)[:-1] + ',"meta":' + encoded_meta + "}").encode("utf-8")
     if meta:
         msg["meta"] = dict(meta)
     return encode_json(msg).encode("utf-8")

@@ -474,8 +474,8 @@ class Runtime:
         if event.topic == P.SESSION_INTERRUPT and isinstance(event.payload, dict):
             if isinstance(event.payload.get("session_id"), str):
                 self._run_interrupt_callbacks(event.payload["session_id"])
+        resync = event.topic == P.STATE_RESYNC  # lost changes: for those who take changes
         for prefix, callback in list(self._event_callbacks):
-            resync = event.topic == P.STATE_RESYNC  # lost changes: for those who take changes
             if not (_takes_changes(prefix) if resync else event.topic.startswith(prefix)):
                 continue
             try:
@@ -523,16 +523,16 @@ class Runtime:
         """Send one keyed write until acknowledged (possibly by a new primary) or the deadline."""
         start = time.monotonic()
         client = self.client
+        outcome = None
         if self.role == SECONDARY and client is not None:  # the usual case: one call, no resend loop
             try:
-                answer = client.call("db.write", {"method": method, "params": params, "key": list(key)}, min(1.0, timeout))
+                outcome = _outcome(client.call(*_write_call(method, params, key), min(1.0, timeout)))
             except RpcError as exc:
-                if not _retry_write(exc):
-                    raise remote_error(exc) from None
-            else:
-                return answer["result"]
-        remaining = max(0.0, timeout - (time.monotonic() - start))
-        ok, value = self.send_writes([(method, params, key)], remaining)[0]
+                outcome = _outcome(exc)
+        if outcome is None:  # not answered, or answered "retry": the resend loop, same key
+            remaining = max(0.0, timeout - (time.monotonic() - start))
+            outcome = self.send_writes([(method, params, key)], remaining)[0]
+        ok, value = outcome
         if ok:
             return value
         raise value
@@ -570,7 +570,7 @@ class Runtime:
             elif client is None:
                 raise UnavailableError("this instance has no connection to a primary")
             else:
-                calls = [("db.write", {"method": m, "params": p, "key": list(k)}) for m, p, k in (writes[i] for i in todo)]
+                calls = [_write_call(*writes[i]) for i in todo]
                 try:
                     t = min(attempt_timeout, remaining)
                     if len(calls) == 1 or one_by_one:
@@ -594,14 +594,13 @@ class Runtime:
                     answers = [exc] * len(calls)
             retry = []
             for i, answer in zip(todo, answers or [None] * len(todo), strict=True):
-                if answer is None or _retry_write(answer):
+                outcome = None if answer is None else _outcome(answer)
+                if outcome is None:
                     retry.append(i)
                     if answer is not None:
                         last_error = str(answer)
-                elif isinstance(answer, Exception):
-                    outcomes[i] = (False, remote_error(answer) if isinstance(answer, RpcError) else answer)
                 else:
-                    outcomes[i] = (True, answer["result"])
+                    outcomes[i] = outcome
             todo = retry
             if todo:  # wait briefly for a failover to change the primary, then resend with the same keys
                 with self._primary_changed:
@@ -745,11 +744,21 @@ def _answer_of(client: Client, call: tuple[str, Any], timeout: float) -> Any:
         return exc
 
 
-def _retry_write(answer: Any) -> bool:
-    """Whether a write's answer means "not applied, or not known to be": resend, same key."""
-    return isinstance(answer, RpcTimeout) or (
+def _write_call(method: str, params: dict[str, Any], key: tuple[str, int]) -> tuple[str, dict[str, Any]]:
+    """The ``db.write`` request of a keyed write."""
+    return "db.write", {"method": method, "params": params, "key": list(key)}
+
+
+def _outcome(answer: Any) -> tuple[bool, Any] | None:
+    """A write's answer as ``(True, result)`` or ``(False, error)``; None when it means "not
+    applied, or not known to be" (a timeout, a retryable error): resend, same key."""
+    if isinstance(answer, RpcTimeout) or (
         isinstance(answer, RpcError) and (answer.retryable or answer.kind == P.KIND_CLOSED)
-    )
+    ):
+        return None
+    if isinstance(answer, Exception):
+        return False, remote_error(answer) if isinstance(answer, RpcError) else answer
+    return True, answer["result"]
 
 
 class _FencedExecutor(LocalExecutor):

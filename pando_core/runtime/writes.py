@@ -15,6 +15,7 @@ and is not applied twice.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import itertools
 import json
 import logging
@@ -83,6 +84,7 @@ class _Pending:
 
 
 _LONE, _OPTIMISTIC, _ISOLATED = 0, 1, 2  # how a batch's writes are applied (see WriteCoordinator._apply)
+_WHOLE = contextlib.nullcontext()  # no savepoint: a failure undoes the whole attempt (reusable: it holds nothing)
 
 
 class _Replay(Exception):
@@ -390,27 +392,15 @@ class WriteCoordinator:
         spec = item.spec or self.registry.get(item.method)
         if spec is None:
             return False, RpcError(kind="method_not_found", message=f"unknown write method {item.method!r}"), None
-        if mode == _ISOLATED:
-            raw.execute("SAVEPOINT pando_write")
         part.changes = changes = []
         try:
-            repository = self._repositories.get(spec.repository) or self._repository(spec)
-            result = spec.function(repository, part, **item.params)
-            encoded = encode_json(result)  # recorded, and the reply reuses it
-            if key is not None:
-                attempt.record(key, item.method, 1, encoded)
-            if mode == _ISOLATED:
-                raw.execute("RELEASE pando_write")
-            item.changes = changes
-            attempt.applied += 1
-            return True, result, encoded
+            with batch_tx.savepoint() if mode == _ISOLATED else _WHOLE:  # undone alone, if it fails
+                result = spec.function(self._repository(spec), part, **item.params)
+                encoded = encode_json(result)  # recorded, and the reply reuses it
         except Exception as exc:  # noqa: BLE001 - one failure must not sink the batch
             if mode == _OPTIMISTIC:
                 raise _Replay from exc
-            if mode == _ISOLATED:
-                raw.execute("ROLLBACK TO pando_write")
-                raw.execute("RELEASE pando_write")
-            else:
+            if mode == _LONE:
                 batch_tx.restart()
             error = translate_db_error(exc, item.method)
             if isinstance(error, TypeError):
@@ -423,6 +413,11 @@ class WriteCoordinator:
                 return False, error, None
             log.warning("write %s failed: %s", item.method, error)
             return False, RpcError(kind="app_error", message=f"{item.method}: {type(error).__name__}: {error}"), None
+        if key is not None:
+            attempt.record(key, item.method, 1, encoded)
+        item.changes = changes
+        attempt.applied += 1
+        return True, result, encoded
 
     def _repository(self, spec: MethodSpec) -> Any:
         """One instance per repository class (they keep no state; the coordinator passes tx)."""

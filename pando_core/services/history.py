@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
-
-def unified_diff(old: str, new: str, fromfile: str, tofile: str) -> str:
-    """A unified diff of two texts; a last line without a newline gets git's
-    ``\\ No newline at end of file`` marker."""
-    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), fromfile, tofile)
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+from ..textdiff import unified_diff
 
 
 def diff_versions(versions: list[dict], shown: str) -> str:

@@ -39,7 +39,7 @@ from filelock import FileLock, Timeout
 from ..errors import PandoError
 from ..fsutil import atomic_write, current_umask
 from ..ignore import IgnoreRules
-from .history import unified_diff
+from ..textdiff import unified_diff
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 REF_PREFIX = "refs/pando/snapshots/"

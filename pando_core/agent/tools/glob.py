@@ -20,7 +20,7 @@ from typing import Any
 
 from pando_core.agent.tools.base import ToolContext, ToolError, ToolResult
 from pando_core.agent.tools.write import display_path, int_arg, str_arg
-from pando_core.ignore import IgnoreRules
+from pando_core.ignore import IgnoreRules, class_end, translate_glob
 
 ALWAYS_SKIP_DIRS = frozenset({".git", "node_modules", ".pando"})
 DEFAULT_LIMIT = 100
@@ -44,64 +44,39 @@ Usage notes:
 
 
 def _translate(pattern: str) -> str:
+    """The regex of a search pattern: git's glob syntax (`translate_glob`), plus `{a,b}`
+    alternatives, which may nest and hold any glob syntax."""
     out: list[str] = []
-    index = 0
-    size = len(pattern)
-    while index < size:
+    plain = index = 0  # plain: where the text not translated yet starts
+    while index < len(pattern):
         ch = pattern[index]
-        if ch == "*":
-            if pattern.startswith("**", index):
-                if pattern.startswith("**/", index):
-                    out.append("(?:.*/)?")
-                    index += 3
-                else:
-                    out.append(".*")
-                    index += 2
-                continue
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "[":
-            start = index + 1
-            if pattern[start : start + 1] in ("!", "^"):
-                start += 1
-            if pattern[start : start + 1] == "]":
-                start += 1
-            close = pattern.find("]", start)
-            if close == -1:
-                out.append(re.escape(ch))
-            else:
-                body = pattern[index + 1 : close]
-                negate = body[:1] in ("!", "^")
-                if negate:
-                    body = body[1:]
-                body = body.replace("\\", "\\\\")
-                out.append(f"[{'^' if negate else ''}{body}]")
-                index = close
-        elif ch == "{":
-            depth = 0
-            close = -1
-            for pos in range(index, size):
-                if pattern[pos] == "{":
-                    depth += 1
-                elif pattern[pos] == "}":
-                    depth -= 1
-                    if depth == 0:
-                        close = pos
-                        break
-            if close == -1:
-                out.append(re.escape(ch))
-            else:
-                alternatives = _split_top_level(pattern[index + 1 : close])
-                out.append("(?:" + "|".join(_translate(alt) for alt in alternatives) + ")")
-                index = close
-        elif ch == "\\" and index + 1 < size:
-            index += 1
-            out.append(re.escape(pattern[index]))
-        else:
-            out.append(re.escape(ch))
-        index += 1
+        close = -1
+        if ch == "\\":
+            index += 2
+            continue
+        if ch == "[":
+            close = class_end(pattern, index)
+        elif ch == "{" and (close := _brace_end(pattern, index)) != -1:
+            alternatives = _split_top_level(pattern[index + 1 : close])
+            out.append(translate_glob(pattern[plain:index]))
+            out.append("(?:" + "|".join(_translate(alt) for alt in alternatives) + ")")
+            plain = close + 1
+        index = max(index, close) + 1
+    out.append(translate_glob(pattern[plain:]))
     return "".join(out)
+
+
+def _brace_end(pattern: str, start: int) -> int:
+    """Where the ``{`` at *start* is closed, nested braces counted (-1: it is not)."""
+    depth = 0
+    for pos in range(start, len(pattern)):
+        if pattern[pos] == "{":
+            depth += 1
+        elif pattern[pos] == "}":
+            depth -= 1
+            if depth == 0:
+                return pos
+    return -1
 
 
 def _split_top_level(text: str) -> list[str]:

@@ -16,7 +16,6 @@ writes files the same way:
 from __future__ import annotations
 
 import asyncio
-import difflib
 import re
 import weakref
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 from pando_core.agent.tools.base import PermissionRequest, ToolContext, ToolError, ToolResult
 from pando_core.fsutil import atomic_write, write_temp_beside
+from pando_core.textdiff import unified_diff
 
 ENCODING = "utf-8"
 ERRORS = "surrogateescape"
@@ -170,17 +170,9 @@ def write_text_atomic(path: Path, content: str) -> None:
 
 def make_diff(before: str | None, after: str | None, name: str) -> str:
     """A unified diff between two texts (None = file absent)."""
-    old_lines = (before or "").splitlines(keepends=True)
-    new_lines = (after or "").splitlines(keepends=True)
-    out: list[str] = []
     fromfile = "/dev/null" if before is None else f"a/{name}"
     tofile = "/dev/null" if after is None else f"b/{name}"
-    for line in difflib.unified_diff(old_lines, new_lines, fromfile, tofile, n=3):
-        if line.endswith("\n"):
-            out.append(line)
-        else:
-            out.append(line + "\n\\ No newline at end of file\n")
-    return "".join(out)
+    return unified_diff(before or "", after or "", fromfile, tofile)
 
 
 # a unified-diff hunk header: old start, old count, new start, new count, trailing text

@@ -42,7 +42,7 @@ def build_cli() -> typer.Typer:
         timeout: float = typer.Option(1.0, "--timeout", help="seconds"),
     ) -> None:
         """Call one hook or filter with JSON input and print the result as JSON."""
-        from .engine import BUILTIN_SERVER, LuaEngine, LuaLoadError, PandoLuaError, _split_filter
+        from .engine import BUILTIN_SERVER, LuaEngine, LuaLoadError, PandoLuaError, split_filter
 
         try:
             data = json.loads(input)
@@ -59,7 +59,7 @@ def build_cli() -> typer.Typer:
             raise typer.Exit(1) from None
         try:
             try:
-                tool, _ = _split_filter(hook)  # "<tool>-input" / "<tool>_output" …
+                tool, _ = split_filter(hook)  # "<tool>-input" / "<tool>_output" …
             except ValueError:
                 result = engine.call_hook(hook.removeprefix("hook_"), data)
             else:

@@ -226,7 +226,9 @@ def hook_function_name(name: str) -> str:
     return name if name.startswith("hook_") else f"hook_{name}"
 
 
-def _split_filter(name: str) -> tuple[str, str]:
+def split_filter(name: str) -> tuple[str, str]:
+    """(tool or server, direction) of a filter name: ``"bash-input"`` -> ``("bash", "input")``
+    (``_`` works as the separator too); ValueError for anything else."""
     for direction in ("input", "output"):
         for sep in ("-", "_"):
             suffix = f"{sep}{direction}"
@@ -1139,7 +1141,7 @@ class LuaEngine:
         key = ("f", name, fallback or "")
         cached = self._name_cache.get(key)
         if cached is None:
-            server, direction = _split_filter(name)
+            server, direction = split_filter(name)
             # per server, highest first: the dashed name, then the underscore one
             candidates = [
                 spelling
