@@ -167,6 +167,52 @@ def test_sqlalchemy_and_plain_sql_share_the_write_transaction(db):
     assert store.notes.all() == ["plain", "sqlalchemy", "both 1", "both 2"]
 
 
+def test_a_prepared_write_transaction_serves_the_next_write_or_is_given_back(db):
+    """Database.prepare_write begins the next write transaction ahead of time: it holds SQLite's
+    write lock while idle (readers never wait), and the next write commits in it."""
+    migrate(db, [core_component()])
+    store = open_local_store(db, [core_component()])
+    other = sqlite3.connect(str(db.path), timeout=0, isolation_level=None)
+
+    def another_writer_gets_in() -> bool:
+        try:
+            other.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            assert "locked" in str(exc)
+            return False
+        other.execute("ROLLBACK")
+        return True
+
+    def prepare() -> None:
+        with db.write_lock:
+            db.prepare_write()
+        assert db.writer().prepared
+
+    try:
+        prepare()
+        assert not another_writer_gets_in()
+        assert other.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+        store.sessions.create(id="a", title="in the prepared transaction")
+        assert not db.writer().prepared and another_writer_gets_in()
+        assert other.execute("SELECT title FROM sessions").fetchall() == [("in the prepared transaction",)]
+        prepare()
+        with pytest.raises(ConstraintError):  # a failing write ends it as it ends any other
+            store.sessions.create(id="a", title="again")
+        assert not db.writer().prepared and another_writer_gets_in()
+        prepare()
+        db.release_prepared()
+        assert not db.writer().prepared and another_writer_gets_in()
+        prepare()
+        with db.write(), pytest.raises(RuntimeError, match="nested"), db.write():
+            pass  # a transaction in use is still not entered twice
+        assert [s["id"] for s in store.sessions.list(include_empty=True)] == ["a"]
+        prepare()
+        db.dispose()  # gives it back with the connection
+        assert another_writer_gets_in()
+    finally:
+        other.close()
+
+
 def test_read_only_database_refuses_writes(db):
     migrate(db, [core_component()])
     ro = Database(db.path, readonly=True)

@@ -330,6 +330,7 @@ class Bus:
         self._methods_lock = threading.Lock()
         self._round_hooks: list[Callable[[], None]] = []
         self._after_reply_hooks: list[Callable[[], None]] = []
+        self._idle_hooks: list[Callable[[], None]] = []
         self.register(P.METHOD_PING, self._ping, inline=True)
         self.register(P.METHOD_INFO, self._info, inline=True)
 
@@ -457,6 +458,12 @@ class Bus:
             self._after_reply_hooks = [*self._after_reply_hooks, hook]
         else:
             self._round_hooks = [*self._round_hooks, hook]
+
+    def add_idle_hook(self, hook: Callable[[], None]) -> None:
+        """Run ``hook()`` on the I/O thread when it goes back to waiting after bursts of requests
+        (no request came during the spin, see *spin_seconds*): to give back what a round hook
+        kept ready for a next round that came close behind."""
+        self._idle_hooks = [*self._idle_hooks, hook]
 
     def unregister(self, method: str) -> bool:
         """Stop serving *method* (calls then get ``method_not_found``). Returns True if it was
@@ -691,6 +698,7 @@ class Bus:
             poller.register(zap, zmq.POLLIN)
         interval = self.heartbeat_interval
         next_hb = time.monotonic()
+        busy = False  # requests came since the loop last waited
         busy_until = 0.0
         try:
             while True:
@@ -702,15 +710,19 @@ class Bus:
                 if self._out:
                     timeout = 0
                 ready = None
-                if busy_until and timeout != 0:
-                    ready = spin_poll(poller, busy_until)
-                    busy_until = 0.0
+                if busy and timeout != 0:
+                    if busy_until:
+                        ready = spin_poll(poller, busy_until)
+                    if not ready:
+                        busy = False
+                        self._run_hooks(self._idle_hooks)
                 events = dict(ready or poller.poll(timeout))  # pyzmq retries EINTR itself
                 if wakeup.fd in events:
                     wakeup.drain()
                 if zap is not None and zap in events:
                     self._serve_zap(zap)
                 if router in events:
+                    busy = True
                     busy_until = time.perf_counter() + self.spin_seconds if self.spin_seconds > 0 else 0.0
                     self._receive(router, queued)
                     self._run_hooks(self._round_hooks)

@@ -345,6 +345,7 @@ class Runtime:
         )
         bus.add_round_hook(self.coordinator.apply_round)
         bus.add_round_hook(self.coordinator.announce_round, after_replies=True)
+        bus.add_idle_hook(self.coordinator.idle)
         bus.register("state.sync", self._rpc_state_sync, params="object")
         bus.register("session.list", self._rpc_session_list, params="object")
         bus.register("session.get", self._rpc_session_get, params="object")

@@ -244,6 +244,25 @@ class WriteCoordinator:
         batch, self._unpublished = self._unpublished, []
         if batch:
             self._announce(batch)
+            # the next round's BEGIN, while the bus waits for it (see Database.prepare_write)
+            self._if_writer_free(self.db.prepare_write)
+
+    def idle(self) -> None:
+        """The bus's idle hook: no round came close behind, so give back the transaction begun
+        for it; SQLite's write lock is held only while writes keep coming."""
+        self._if_writer_free(self.db.release_prepared)
+
+    def _if_writer_free(self, action: Any) -> None:
+        """``action()`` under the database's write lock, unless someone else holds it (a local
+        write then uses the prepared transaction) or the coordinator is closed (close() gives
+        it back, under the same lock)."""
+        db = self.db
+        if db.write_lock.acquire(blocking=False):
+            try:
+                if not self._closed:
+                    action()
+            finally:
+                db.write_lock.release()
 
     # -- the coordinator thread ----------------------------------------------------------------
 
@@ -434,6 +453,7 @@ class WriteCoordinator:
             self._closed = True
             self._queue.put(None)
         self._thread.join(timeout)
+        self.db.release_prepared()  # a fenced primary must not keep SQLite's write lock
 
 
 class ProxyExecutor(LocalExecutor):

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import sys
+import threading
 
 import pytest
-from reliability_kit import db_rows
+from reliability_kit import another_writer_gets_in, db_rows
 
 from pando_core.db import Database, MethodRegistry, Repository, core_component, database_path, migrate, write
 from pando_core.db.engine import WriteTx
@@ -165,3 +166,54 @@ def test_a_lone_failing_write_leaves_nothing_behind(make_coordinator, tmp_path, 
     # the transaction was begun again cleanly: the next lone write commits
     assert coord.submit("sessions.create", {"id": "t", "title": "next"}, ("a", 3)).result(10)["id"] == "t"
     assert db_rows(tmp_path, "SELECT id FROM sessions ORDER BY id") == [("s",), ("t",)]
+
+
+class _Answers:
+    """Where the coordinator answers a ``db.write`` from the bus (as the bus's Reply does)."""
+
+    def __init__(self) -> None:
+        self.results: list = []
+
+    def result(self, value) -> None:  # noqa: ANN001
+        self.results.append(value)
+
+    def error(self, exc) -> None:  # noqa: ANN001
+        self.results.append(exc)
+
+
+def test_after_a_round_the_next_transaction_is_begun_until_the_bus_idles_or_closes(db, make_coordinator, tmp_path):
+    """A round's writes leave the next round's BEGIN done (a lone write's latency without it);
+    the bus's idle hook, or closing the coordinator (a fenced primary), gives SQLite's write lock back."""
+    coord = make_coordinator()
+
+    def round_of(*writes: tuple[str, int]) -> list:
+        answers = _Answers()
+        for sid, seq in writes:
+            coord.handle_rpc({"method": "sessions.create", "params": {"id": sid, "title": "t"}, "key": ["a", seq]}, None, answers)
+        coord.apply_round()
+        coord.announce_round()
+        return answers.results
+
+    assert len(round_of(("s1", 1))) == 1
+    assert db.writer().prepared and not another_writer_gets_in(tmp_path)
+    assert len(round_of(("s2", 2), ("s3", 3))) == 2  # committed in the prepared transaction
+    assert db_rows(tmp_path, "SELECT id FROM sessions ORDER BY id") == [("s1",), ("s2",), ("s3",)]
+    coord.idle()
+    assert not db.writer().prepared and another_writer_gets_in(tmp_path)
+    round_of(("s4", 4))
+    # while another thread holds the writer (a local write: it uses the prepared transaction),
+    # the idle hook leaves it alone instead of waiting
+    taken, done = threading.Event(), threading.Event()
+    holder = threading.Thread(target=lambda: (db.write_lock.acquire(), taken.set(), done.wait(10), db.write_lock.release()))
+    holder.start()
+    try:
+        assert taken.wait(5)
+        coord.idle()
+        assert db.writer().prepared
+    finally:
+        done.set()
+        holder.join(5)
+    coord.close()
+    assert not db.writer().prepared and another_writer_gets_in(tmp_path)
+    coord.announce_round()  # a late round hook after close begins nothing
+    assert not db.writer().prepared

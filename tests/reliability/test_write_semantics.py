@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reliability_kit import db_rows, primary_record
+from reliability_kit import another_writer_gets_in, db_rows, primary_record
 
 from tests.support.waiting import hold_for, wait_for
 
@@ -210,3 +210,16 @@ def test_restarted_instance_with_the_same_id_does_not_reuse_idempotency_keys(clu
     reply = again.command(op="write", sid="second-run")
     assert reply["ok"] and reply["result"]["id"] == "second-run", reply
     assert {row[0] for row in db_rows(workdir, "SELECT id FROM sessions")} == {"first-run", "second-run"}
+
+
+def test_the_primary_holds_sqlite_write_lock_only_while_writes_come(cluster, workdir):
+    """Between the writes of a stream the primary keeps the next transaction begun; once they
+    stop, it gives SQLite's write lock back (nobody else writes there, but nothing should have
+    to wait on an idle primary)."""
+    primary = cluster.spawn("p", config=CONFIG)
+    assert primary.wait("ready", 20)["role"] == "primary"
+    writer = cluster.spawn("w", config=CONFIG)
+    assert writer.wait("ready", 20)["role"] == "secondary"
+    assert writer.command(op="writes", n=50, prefix="w")["ok"]
+    wait_for(lambda: another_writer_gets_in(workdir), 5, "the primary to give SQLite's write lock back")
+    assert len(db_rows(workdir, "SELECT id FROM sessions WHERE id LIKE 'w-%'")) == 50

@@ -181,6 +181,28 @@ def test_round_hooks_answer_a_burst_and_after_reply_hooks_run_once_it_is_sent(ma
     assert all(n == 0 for kind, n in log if kind == "after")  # the burst's replies were sent
 
 
+@pytest.mark.parametrize("spin_seconds", [0.0, 0.0003])
+def test_idle_hooks_run_when_the_bus_waits_again_after_requests(make_bus, make_client, helpers, spin_seconds):
+    """After each burst of requests (and, when it spins, once the spin found no next one), never
+    while idle: heartbeats alone do not run them."""
+    bus = make_bus(spin_seconds=spin_seconds)
+    handled: list[int] = []
+    idles: list[int] = []  # requests handled when each idle hook ran
+    bus.register("work", lambda params, call: handled.append(params["n"]) or "ok", inline=True)
+    bus.add_idle_hook(lambda: idles.append(len(handled)))
+    before = bus.stats()["events"]
+    helpers.wait_for(lambda: bus.stats()["events"] >= before + 3, what="three heartbeats")
+    assert idles == []
+    client = make_client(bus.endpoints)
+    for n in range(3):
+        assert client.call("work", {"n": n}) == "ok"
+        helpers.wait_for(lambda n=n: idles and idles[-1] == n + 1, what=f"the idle hook after request {n}")
+    futures = [client.call_async("work", {"n": n}) for n in range(3, 23)]
+    assert [f.result(5) for f in futures] == ["ok"] * 20
+    helpers.wait_for(lambda: idles[-1] == 23, what="the idle hook after the burst")
+    assert idles == sorted(idles) and len(idles) <= 3 + 20
+
+
 def test_a_receive_round_ends_at_a_message_boundary_once_it_holds_enough_requests(make_bus):
     """Requests queued together form one round (one group commit on a primary) until it holds
     ``round_requests`` of them; a batch is never split. Real sockets, over inproc so that every
