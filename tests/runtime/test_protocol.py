@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pando_core.runtime import protocol as P
 
@@ -108,6 +111,57 @@ def test_strict_json():
         P.decode_json(b"[" * 100_000)
     with pytest.raises(ValueError):
         P.encode_json(float("nan"))
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)  # beyond 64 bits too
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+def _same(a, b) -> bool:  # noqa: ANN001 - equal, with the same types, all the way down (-0.0 included)
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b and math.copysign(1, a) == math.copysign(1, b)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=_json_values, spaced=st.booleans())
+def test_decode_json_reads_what_the_json_module_reads(value, spaced):
+    text = json.dumps(value, indent=1 if spaced else None, ensure_ascii=not spaced)
+    assert _same(P.decode_json(text.encode()), json.loads(text))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'"\\ud800"',  # a lone surrogate escape: json keeps it
+        b"[" * 520 + b"]" * 520,  # deeper than jiter goes
+        b"1e400",  # too large for a float: json says inf
+        b'{"a":1,"a":2}',  # the last one wins
+        b"123456789012345678901234567890",
+    ],
+)
+def test_decode_json_follows_the_json_module_where_fast_parsers_differ(data):
+    decoded, expected = P.decode_json(data), json.loads(data.decode())
+    assert decoded == expected and type(decoded) is type(expected)
+
+
+@pytest.mark.parametrize("data", [b"NaN", b"-Infinity", b"[1,]", b"\xff", b"\xef\xbb\xbf[1]", b"", b"[1] x"])
+def test_decode_json_refuses_what_the_json_module_refuses(data):
+    with pytest.raises(P.ProtocolError):
+        P.decode_json(data)
 
 
 @pytest.mark.parametrize(
