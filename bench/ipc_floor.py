@@ -34,6 +34,7 @@ from ipc import DEFAULT_AGG_COUNT, SESSIONS_DDL, SESSIONS_INSERT, Bench  # bench
 
 from pando_core.runtime import bus as pando_bus  # only their wait settings
 from pando_core.runtime import client as pando_client
+from pando_core.runtime.sockets import yield_core as give_way
 
 HERE = os.path.abspath(__file__)
 # the sessions table as bench/ipc.py's baseline has it, plus what a real write also maintains:
@@ -89,7 +90,7 @@ def serve(endpoint: str, db_path: str) -> None:
         # wait as pando's bus does: poll without sleeping for a while after a burst, then block
         spin_until = time.perf_counter() + SPIN_SERVER_S
         while not router.poll(0) and time.perf_counter() < spin_until:
-            pass
+            give_way()  # as pando's spin does (runtime/sockets.spin_poll)
         batch = [router.recv_multipart()]
         while len(batch) < 256:
             try:
@@ -190,7 +191,7 @@ def floor_write(tmp: str, n: int) -> float:
         dealer.send_multipart([data])
         spin_until = time.perf_counter() + SPIN_CLIENT_S  # as a lone pando call waits for its reply
         while not dealer.poll(0) and time.perf_counter() < spin_until:
-            pass
+            give_way()
         json.loads(dealer.recv_multipart()[-1])
         if i >= n // 5:  # warm-up discarded
             times.append(time.perf_counter_ns() - t0)
