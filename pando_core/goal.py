@@ -32,9 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .clock import now_ms
 from .config import core_defaults
 from .errors import UsageError
-from .runtime.protocol import now_ms
 from .services.messages import text_of
 
 RUNNING = "running"

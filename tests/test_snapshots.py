@@ -121,7 +121,7 @@ def test_take_records_metadata_and_store_layout(workdir):
     assert snap.label == "session start"
     assert snap.session_id == "sess-1"
     assert snap.file_count == 4  # .gitignore, a.txt, b.txt, src/c.py
-    assert abs(snap.created_at - snapshots_module._now_ms()) < 60_000
+    assert abs(snap.created_at - snapshots_module.now_ms()) < 60_000
     store = workdir / ".pando" / "snapshots"
     assert stat.S_IMODE(store.stat().st_mode) == 0o700
     index = json.loads((store / "index.json").read_text())
@@ -263,10 +263,10 @@ def test_ids_prefixes_and_errors(workdir):
 
 def test_prune(workdir, monkeypatch):
     service = SnapshotService(workdir)
-    real_now = snapshots_module._now_ms
-    monkeypatch.setattr(snapshots_module, "_now_ms", lambda: real_now() - 10 * 86_400_000)
+    real_now = snapshots_module.now_ms
+    monkeypatch.setattr(snapshots_module, "now_ms", lambda: real_now() - 10 * 86_400_000)
     old = service.take("old")
-    monkeypatch.setattr(snapshots_module, "_now_ms", real_now)
+    monkeypatch.setattr(snapshots_module, "now_ms", real_now)
     write(workdir, "a.txt", "v2\n")
     middle = service.take("middle")
     write(workdir, "a.txt", "v3\n")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..clock import now_ms
 from ..errors import PandoError
 from .models import ResolvedModel, request_cost, resolve_model
 from .prompt import build_system_prompt
@@ -27,10 +28,6 @@ PERSIST_INTERVAL_S = 0.25
 OUTPUT_RESERVE_TOKENS = 2048 + 512
 INTERRUPTED_TOOL = "Tool execution was interrupted"
 CANCELED_TOOL = "Tool execution canceled by user"
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -380,7 +377,7 @@ class CoderAgent:
                 if denied:
                     result.status = "permission_denied"
                     result.finish_reason = "permission_denied"
-                    draft.finish = {"reason": "permission_denied", "time": _now_ms()}
+                    draft.finish = {"reason": "permission_denied", "time": now_ms()}
                     draft.persist(force=True)
                     break
                 stored.append({"role": "assistant", "parts": draft.parts(), "id": draft.message["id"]})
@@ -408,7 +405,7 @@ class CoderAgent:
         result.error = message
         result.finish_reason = "error"
         if draft is not None:
-            draft.finish = {"reason": "error", "time": _now_ms(), "message": message}
+            draft.finish = {"reason": "error", "time": now_ms(), "message": message}
             try:
                 draft.persist(force=True)
             except Exception:  # noqa: BLE001 - the store itself may be what failed
@@ -416,7 +413,7 @@ class CoderAgent:
         self._emit(on_event, AgentEvent("error", session_id, {"error": message}))
 
     def _finish_cancelled(self, draft: _AssistantDraft, session_id: str) -> None:
-        draft.finish = {"reason": "canceled", "time": _now_ms()}
+        draft.finish = {"reason": "canceled", "time": now_ms()}
         draft.persist(force=True)
         calls = [draft.tool_calls[c] for c in draft.order]
         if calls and not draft.tool_message_stored:
@@ -453,7 +450,7 @@ class CoderAgent:
                     if not streamed:
                         self._emit(on_event, AgentEvent("tool_call", session_id, {"tool_call": dict(draft.tool_calls[call["id"]])}))
                 reason = event.finish_reason or ("tool_use" if draft.tool_calls else "end_turn")
-                draft.finish = {"reason": reason, "time": _now_ms()}
+                draft.finish = {"reason": reason, "time": now_ms()}
                 usage = event.usage or usage
         return usage
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import QueuePool, StaticPool
+
+from ..clock import now_ms
 
 log = logging.getLogger("pando.db")
 
@@ -105,9 +106,7 @@ class WriteTx:
     def changed(self, table: str, op: str, *ids: str) -> None:
         self.changes.append(Change(table, op, [str(i) for i in ids]))
 
-    @staticmethod
-    def now_ms() -> int:
-        return time.time_ns() // 1_000_000
+    now_ms = staticmethod(now_ms)  # milliseconds since the epoch, as rows store times
 
 
 @dataclass

@@ -36,12 +36,13 @@ import hashlib
 import hmac
 import json
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import jiter
+
+from ..clock import now_ms
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -163,11 +164,6 @@ def db_topic(table: str, op: str) -> str:
 def exact_topic(topic: str) -> str:
     """Subscription prefix that matches *topic* exactly (topic + NUL), not ``topic…``."""
     return validate_topic(topic) + "\0"
-
-
-def now_ms() -> int:
-    """Wall-clock time in integer milliseconds since the epoch (the ``ts`` of envelopes)."""
-    return time.time_ns() // 1_000_000
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ import stat
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from ..clock import now_ms
 from ..errors import PandoError
 from ..fsutil import atomic_write, current_umask
 from ..ignore import IgnoreRules
@@ -113,10 +113,6 @@ class _Change:
 # --------------------------------------------------------------------------- helpers
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 _id_lock = threading.Lock()
 _last_id_ms = 0
 
@@ -125,7 +121,7 @@ def _new_id() -> str:
     """Sortable short id: base-36 milliseconds (fixed width) + 4 random hex digits."""
     global _last_id_ms
     with _id_lock:
-        ms = max(_now_ms(), _last_id_ms + 1)
+        ms = max(now_ms(), _last_id_ms + 1)
         _last_id_ms = ms
     return f"{_base36(ms):0>9}-{secrets.token_hex(2)}"
 
@@ -594,7 +590,7 @@ class SnapshotService:
             ordered = _newest_first(index)
             removed: dict[str, Snapshot] = {}
             if older_than_days is not None:
-                cutoff = _now_ms() - int(older_than_days * 86_400_000)
+                cutoff = now_ms() - int(older_than_days * 86_400_000)
                 removed.update({s.id: s for s in ordered if s.created_at < cutoff})
             if max_snapshots is not None:
                 kept = [s for s in ordered if s.id not in removed]
@@ -685,7 +681,7 @@ class SnapshotService:
             id=snap_id,
             label=label,
             session_id=session_id,
-            created_at=_now_ms(),
+            created_at=now_ms(),
             kind="git",
             file_count=count,
             total_size=size,
@@ -717,7 +713,7 @@ class SnapshotService:
 
     def _take_files(self, snap_id: str, label: str, session_id: str | None) -> Snapshot:
         files, skipped = self._scan(store=True)
-        created = _now_ms()
+        created = now_ms()
         snapshot = Snapshot(
             id=snap_id,
             label=label,
