@@ -295,10 +295,16 @@ def test_a_plugin_hook_that_raises_ends_the_turn_cleanly(model_server, make_app)
 
 
 def test_models_and_init_commands(model_server, pando_workdir, pando_env):
-    write_model_config(pando_workdir, model_server.base_url)
+    extra = '\n[providers.keyless]\ntype = "openai"\nbase_url = "http://127.0.0.1:9"\napi_key_env = "PANDO_TEST_UNSET_KEY"\n'
+    write_model_config(pando_workdir, model_server.base_url, extra=extra)
     listed = run_cli(pando_workdir, pando_env, "models", "--json")
     assert listed.returncode == 0, listed.stderr
     assert [row["id"] for row in json.loads(listed.stdout)] == ["test-model"]
+    named = run_cli(pando_workdir, pando_env, "models", "scripted")  # a provider, without a model
+    assert named.returncode == 0, named.stderr
+    assert named.stdout.splitlines() == ["scripted/test-model"]
+    keyless = run_cli(pando_workdir, {k: v for k, v in pando_env.items() if k != "PANDO_TEST_UNSET_KEY"}, "models", "keyless")
+    assert keyless.returncode == 2 and "PANDO_TEST_UNSET_KEY is not set" in keyless.stderr
     unknown = run_cli(pando_workdir, pando_env, "models", "nope")
     assert unknown.returncode == 2 and "unknown provider 'nope'" in unknown.stderr
     fresh = pando_workdir / "fresh"

@@ -78,12 +78,9 @@ def resolve_model(config: Any, ref: str | None = None) -> ResolvedModel:
                 f"model {ref!r} names no provider; use provider/model, e.g. openai/{ref}, "
                 "or declare the provider in [providers.NAME]"
             )
-    table = dict(providers.get(provider_name) or {})
-    kind = table.pop("type", None) or (provider_name if provider_name in kinds else None)
-    if kind is None:
-        raise ConfigError(f"provider {provider_name!r} has no type; set [providers.{provider_name}] type = \"openai\"")
-    model_table = dict((table.pop("models", None) or {}).get(model_id) or {})
-    table.pop("default_model", None)
+    options = provider_options(config, provider_name)
+    models = (providers.get(provider_name) or {}).get("models") or {}
+    model_table = dict(models.get(model_id) or {})
     known = KNOWN_MODELS.get(model_id, {})
     info = ModelInfo(
         id=model_id,
@@ -95,24 +92,40 @@ def resolve_model(config: Any, ref: str | None = None) -> ResolvedModel:
         cached_input_price_per_m=float(model_table.get("cached_input_price", 0.0)),
         cached_output_price_per_m=float(model_table.get("cached_output_price", 0.0)),
     )
+    return ResolvedModel(provider_name, model_id, info, options)
+
+
+def provider_options(config: Any, provider_name: str) -> dict[str, Any]:
+    """What building provider *provider_name* takes: its ``[providers.NAME]`` settings (its
+    models aside), its kind, and its API key read from ``api_key_env``."""
+    table = dict(config.section("providers").get(provider_name) or {})
+    kind = table.pop("type", None) or (provider_name if provider_name in builtin_provider_kinds() else None)
+    if kind is None:
+        raise ConfigError(f"provider {provider_name!r} has no type; set [providers.{provider_name}] type = \"openai\"")
+    table.pop("models", None)
+    table.pop("default_model", None)
     api_key_env = table.pop("api_key_env", None)
     if api_key_env and not table.get("api_key"):
         value = os.environ.get(api_key_env)
         if not value:
             raise ConfigError(f"provider {provider_name}: environment variable {api_key_env} is not set")
         table["api_key"] = value
-    options = {"kind": kind, "name": provider_name, **table}
-    return ResolvedModel(provider_name, model_id, info, options)
+    return {"kind": kind, "name": provider_name, **table}
 
 
 def create_provider_for(resolved: ResolvedModel, plugins: Any = None) -> Provider:
+    return provider_from_options(resolved.options, plugins)
+
+
+def provider_from_options(options: dict[str, Any], plugins: Any = None) -> Provider:
+    """A provider built from :func:`provider_options` (provider kinds of *plugins* included)."""
     from .providers import registry
 
     if plugins is not None:
         for kinds in plugins.call_sync("pando_register_providers"):
             for kind, factory in dict(kinds).items():
                 registry.register_provider_kind(kind, factory)
-    options = dict(resolved.options)
+    options = dict(options)
     kind = options.pop("kind")
     return registry.create_provider(kind, **options)
 

@@ -13,7 +13,7 @@ def models_command(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """List the models a provider offers, with context windows and prices where it says."""
-    from ..agent.models import builtin_provider_kinds, create_provider_for, resolve_model
+    from ..agent.models import builtin_provider_kinds, provider_from_options, provider_options, resolve_model
     from ..agent.providers.base import ProviderError
 
     context = current()
@@ -22,8 +22,8 @@ def models_command(
     if provider is not None and provider not in configured and provider not in kinds:
         known = ", ".join(sorted({*configured, *kinds}))
         raise ConfigError(f"unknown provider {provider!r}; known: {known}")
-    resolved = resolve_model(config, f"{provider}/-" if provider else None)
-    instance = create_provider_for(resolved, context.plugins)
+    name = provider or resolve_model(config).provider_name
+    instance = provider_from_options(provider_options(config, name), context.plugins)
 
     async def fetch():
         try:
@@ -45,7 +45,7 @@ def models_command(
         typer.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        typer.echo(f"{resolved.provider_name}/{row['id']}")
+        typer.echo(f"{name}/{row['id']}")
 
 
 def register(cli: typer.Typer) -> None:
