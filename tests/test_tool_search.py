@@ -202,6 +202,11 @@ def test_grep_include_literal_modes_and_context(tree, use_rg):
     assert "src/util/helpers.py:" in result.content and "src/util/types.pyi" not in result.content
     literal = call(tool, tree, pattern="helper()", literal_text=True, path="src")
     assert literal.metadata["matches"] == 3
+    # an include with a slash is matched against the path as results show it (from the working
+    # directory), whatever directory is searched: by both engines
+    for include, expected in (("src/util/*.py", ["src/util/helpers.py"]), ("util/*.py", [])):
+        under = call(tool, tree, pattern="helper", include=include, path="src", output_mode="files_with_matches")
+        assert under.content.splitlines()[1:] == expected, include
     files = call(tool, tree, pattern="helper", output_mode="files_with_matches")
     assert files.content.splitlines()[1:] == ["src/util/helpers.py", "src/app.py", "src/util/types.pyi"]
     counts = call(tool, tree, pattern="return", output_mode="count", path="src")

@@ -131,11 +131,13 @@ def walk_files(
     *,
     base: Path | None = None,
     skip_hidden: bool = False,
-) -> Iterator[tuple[Path, os.stat_result]]:
-    """Yield (file path, stat) under root, pruning skipped/hidden/ignored directories.
+) -> Iterator[tuple[Path, str, os.stat_result]]:
+    """Yield (file path, its posix path relative to base, stat) for the files under root, pruning
+    skipped/hidden/ignored directories.
 
     `base` is where ignore files start applying (normally the working directory); ignore files between
-    base and root are honoured too. The root itself is never ignored.
+    base and root are honoured too. The root itself is never ignored. A root outside base is its own
+    base (paths are then relative to it).
     """
     base = base if base is not None else root
     try:
@@ -175,7 +177,7 @@ def walk_files(
             except OSError:
                 continue
             if stat.S_ISREG(info.st_mode):  # regular files, directly or through a link
-                yield Path(entry.path), info
+                yield Path(entry.path), rel, info
         stack.extend(sorted(subdirs, reverse=True))
 
 
@@ -239,12 +241,14 @@ class GlobTool:
             pattern = rest
         matcher = GlobMatcher(pattern, anchored=anchored)
         base = ctx.root()
+        # the pattern applies under root; the walk gives paths relative to base
+        shown_root = display_path(root, ctx)
+        under_root = 0 if shown_root == "." or os.path.isabs(shown_root) else len(shown_root) + 1
 
         def collect() -> list[tuple[float, str]]:
             found: list[tuple[float, str]] = []
-            for path, info in walk_files(root, base=base):
-                rel = path.relative_to(root).as_posix()
-                if matcher.matches(rel):
+            for path, rel, info in walk_files(root, base=base):
+                if matcher.matches(rel[under_root:]):
                     found.append((info.st_mtime, display_path(path, ctx)))
             found.sort(key=lambda item: (-item[0], item[1]))
             return found

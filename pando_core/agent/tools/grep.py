@@ -30,7 +30,8 @@ Usage notes:
 - `pattern` is a regular expression (e.g. `def \\w+_handler`, `TODO|FIXME`, `log\\.error\\(`); set
   literal_text=true to search for the exact text instead (no need to escape `.`, `(`, `*`...).
 - `path`: file or directory to search (default: working directory). `include`: glob filter on file names,
-  e.g. `*.py` or `*.{ts,tsx}` (a pattern with `/` filters on the relative path).
+  e.g. `*.py` or `*.{ts,tsx}` (a pattern with `/` filters on the path as results show it, e.g.
+  `src/**/*.py`).
 - output_mode: `content` (default) shows matching lines grouped by file as `  LINE: text` (with
   `context` > 0, surrounding lines are shown as `  LINE- text`); `files_with_matches` lists only file
   names; `count` gives the number of matching lines per file.
@@ -291,8 +292,10 @@ class GrepTool:
             candidates = [(root, root.stat())]
         else:
             candidates = []
-            for path, info in walk_files(root, base=base, skip_hidden=True):
-                if matcher is not None and not matcher.matches(path.relative_to(root).as_posix()):
+            # an include is matched against the path the result shows (relative to the working
+            # directory), as ripgrep matches its globs
+            for path, rel, info in walk_files(root, base=base, skip_hidden=True):
+                if matcher is not None and not matcher.matches(rel):
                     continue
                 candidates.append((path, info))
             candidates.sort(key=lambda item: (-item[1].st_mtime, str(item[0])))
