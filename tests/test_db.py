@@ -203,6 +203,10 @@ def test_a_prepared_write_transaction_serves_the_next_write_or_is_given_back(db)
         db.release_prepared()
         assert not db.writer().prepared and another_writer_gets_in()
         prepare()
+        db.writer().raw.execute("ROLLBACK")  # ended behind its back (plain SQL on tx.raw can)
+        db.release_prepared()  # nothing left to give back: no error
+        assert not db.writer().prepared
+        prepare()
         with db.write(), pytest.raises(RuntimeError, match="nested"), db.write():
             pass  # a transaction in use is still not entered twice
         assert [s["id"] for s in store.sessions.list(include_empty=True)] == ["a"]

@@ -184,7 +184,8 @@ class WriterConnection:
         """End a transaction :meth:`prepare` began and no write used (it holds SQLite's write lock)."""
         if self._prepared:
             self._prepared = False
-            self.raw.execute("ROLLBACK")
+            if self.raw.in_transaction:
+                self.raw.execute("ROLLBACK")
 
     def commit(self) -> None:
         if self._sa.in_transaction():
