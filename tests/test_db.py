@@ -170,8 +170,8 @@ def test_sqlalchemy_and_plain_sql_share_the_write_transaction(db):
 def test_a_prepared_write_transaction_serves_the_next_write_or_is_given_back(db):
     """Database.prepare_write begins the next write transaction ahead of time: it holds SQLite's
     write lock while idle (readers never wait), and the next write commits in it."""
-    migrate(db, [core_component()])
-    store = open_local_store(db, [core_component()])
+    migrate(db, [core_component(), NOTES])
+    store = open_local_store(db, [core_component(), NOTES])
     other = sqlite3.connect(str(db.path), timeout=0, isolation_level=None)
 
     def another_writer_gets_in() -> bool:
@@ -195,6 +195,10 @@ def test_a_prepared_write_transaction_serves_the_next_write_or_is_given_back(db)
         store.sessions.create(id="a", title="in the prepared transaction")
         assert not db.writer().prepared and another_writer_gets_in()
         assert other.execute("SELECT title FROM sessions").fetchall() == [("in the prepared transaction",)]
+        prepare()
+        store.notes.add(text_value="through SQLAlchemy")  # a write on tx.conn commits in it too
+        assert not db.writer().prepared and another_writer_gets_in()
+        assert other.execute("SELECT body FROM notes").fetchall() == [("through SQLAlchemy",)]
         prepare()
         with pytest.raises(ConstraintError):  # a failing write ends it as it ends any other
             store.sessions.create(id="a", title="again")
