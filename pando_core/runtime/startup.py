@@ -549,20 +549,13 @@ class Runtime:
         deadline = time.monotonic() + timeout
         outcomes: list[tuple[bool, Any]] = [(False, None)] * len(writes)
         todo = list(range(len(writes)))
-        last_error = "no answer"
-        attempt_timeout = 1.0
-        one_by_one = False  # after a batch too large for one message
+        state = _Resending()
         while todo:
             with self._state_lock:
                 role, client, coordinator = self.role, self.client, self.coordinator
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                first = writes[todo[0]][0]
-                what = f"write {first} was" if len(todo) == 1 else f"{len(todo)} writes ({first}, ...) were"
-                error = UnavailableError(
-                    f"{what} not acknowledged within {timeout:.0f}s ({last_error}); "
-                    "the primary may be hung: check `pando status`"
-                )
+                error = _not_acknowledged([writes[i] for i in todo], timeout, state.last_error)
                 for i in todo:
                     outcomes[i] = (False, error)
                 break
@@ -571,38 +564,10 @@ class Runtime:
             elif client is None:
                 raise UnavailableError("this instance has no connection to a primary")
             else:
-                calls = [_write_call(*writes[i]) for i in todo]
-                try:
-                    t = min(attempt_timeout, remaining)
-                    if len(calls) == 1 or one_by_one:
-                        answers = [_answer_of(client, call, t) for call in calls]
-                    else:
-                        answers = client.call_batch(calls, t)
-                except CallInterrupted:
-                    # this instance followed a new primary while the writes were in flight (the old
-                    # one may have died before or after applying them): resend at once, same keys
-                    last_error = "the primary changed while the write was in flight"
+                answers = state.ask(client, [_write_call(*writes[i]) for i in todo], remaining)
+                if answers is _RESEND_NOW:
                     continue
-                except ClientClosed as exc:
-                    last_error, answers = str(exc), None
-                except RpcTimeout as exc:
-                    last_error, answers = f"timed out ({exc})", None
-                    attempt_timeout = min(attempt_timeout * 2, 5.0)
-                except RpcError as exc:  # the whole batch refused
-                    if exc.kind == P.KIND_TOO_LARGE:
-                        one_by_one = True  # each write on its own (and too large alone, if it is)
-                        continue
-                    answers = [exc] * len(calls)
-            retry = []
-            for i, answer in zip(todo, answers or [None] * len(todo), strict=True):
-                outcome = None if answer is None else _outcome(answer)
-                if outcome is None:
-                    retry.append(i)
-                    if answer is not None:
-                        last_error = str(answer)
-                else:
-                    outcomes[i] = outcome
-            todo = retry
+            todo = state.settle(todo, answers, outcomes)
             if todo:  # wait briefly for a failover to change the primary, then resend with the same keys
                 with self._primary_changed:
                     self._primary_changed.wait(timeout=0.05)
@@ -732,6 +697,66 @@ class Runtime:
             self.db.dispose()
         self.instances.unregister(self.instance_id)
         self.lock.release()
+
+
+_RESEND_NOW: Any = object()  # _Resending.ask: send again at once, same keys
+
+
+class _Resending:
+    """What :meth:`Runtime.send_writes` keeps between its attempts at a primary."""
+
+    __slots__ = ("attempt_timeout", "one_by_one", "last_error")
+
+    def __init__(self) -> None:
+        self.attempt_timeout = 1.0  # doubled after each timeout, up to 5 s
+        self.one_by_one = False  # after a batch too large for one message
+        self.last_error = "no answer"  # what the unanswered writes are reported with at the deadline
+
+    def ask(self, client: Client, calls: list[tuple[str, Any]], remaining: float) -> list[Any] | None:
+        """One attempt: an answer per call (a result or the RpcError it got), None when no
+        answer came, or :data:`_RESEND_NOW`."""
+        timeout = min(self.attempt_timeout, remaining)
+        try:
+            if len(calls) == 1 or self.one_by_one:
+                return [_answer_of(client, call, timeout) for call in calls]
+            return client.call_batch(calls, timeout)
+        except CallInterrupted:
+            # this instance followed a new primary while the writes were in flight (the old one
+            # may have died before or after applying them)
+            self.last_error = "the primary changed while the write was in flight"
+            return _RESEND_NOW
+        except ClientClosed as exc:
+            self.last_error = str(exc)
+        except RpcTimeout as exc:
+            self.last_error = f"timed out ({exc})"
+            self.attempt_timeout = min(self.attempt_timeout * 2, 5.0)
+        except RpcError as exc:  # the whole batch refused
+            if exc.kind == P.KIND_TOO_LARGE:
+                self.one_by_one = True  # each write on its own (and too large alone, if it is)
+                return _RESEND_NOW
+            return [exc] * len(calls)
+        return None
+
+    def settle(self, todo: list[int], answers: list[Any] | None, outcomes: list[tuple[bool, Any]]) -> list[int]:
+        """Record the outcome of each write of *todo* that got one; returns those to send again."""
+        retry = []
+        for i, answer in zip(todo, answers or [None] * len(todo), strict=True):
+            outcome = None if answer is None else _outcome(answer)
+            if outcome is None:
+                retry.append(i)
+                if answer is not None:
+                    self.last_error = str(answer)
+            else:
+                outcomes[i] = outcome
+        return retry
+
+
+def _not_acknowledged(writes: list[tuple], timeout: float, last_error: str) -> UnavailableError:
+    first = writes[0][0]
+    what = f"write {first} was" if len(writes) == 1 else f"{len(writes)} writes ({first}, ...) were"
+    return UnavailableError(
+        f"{what} not acknowledged within {timeout:.0f}s ({last_error}); the primary may be hung: check `pando status`"
+    )
 
 
 def _answer_of(client: Client, call: tuple[str, Any], timeout: float) -> Any:
