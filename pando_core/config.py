@@ -40,6 +40,9 @@ class Field:
     help: str = ""
     secret: bool = False
     choices: tuple[str, ...] | None = None
+    # other names this key may be given under in a config file (e.g. the Go original's); the loader
+    # moves such a value to the key itself
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass
@@ -401,6 +404,40 @@ def load_config(
             for key in value if isinstance(value, dict) else ():
                 origin[(name, key)] = f"environment variable PANDO_{name.upper()}__{key.upper()}"
         _merge(merged, overlay)
+    _resolve_aliases(merged, declared, origin, sources)
     config = Config(merged, declared, sources)
     config.warnings = validate(merged, declared, origin)
     return config
+
+
+def _resolve_aliases(
+    data: dict[str, Any], sections: Mapping[str, ConfigSection], origin: dict[tuple[str, str], str], sources: list[str]
+) -> None:
+    """Move each value given under a declared alias to its key. When both are given, the later
+    source wins (a project file over the user's, the environment over both); one source giving
+    both is an error."""
+
+    def rank(label: str) -> int:
+        label = "environment" if label.startswith("environment variable") else label
+        return sources.index(label) if label in sources else -1
+
+    for name, section in sections.items():
+        raw = data.get(name)
+        if not isinstance(raw, dict):
+            continue
+        for key, declared in section.fields.items():
+            for alias in declared.aliases:
+                if alias not in raw:
+                    continue
+                value = raw.pop(alias)
+                alias_from = origin.pop((name, alias), "configuration")
+                if key in raw:
+                    key_from = origin.get((name, key), "configuration")
+                    if key_from == alias_from:
+                        raise ConfigError(
+                            f"{alias_from}: {name}.{alias} and {name}.{key} are the same setting; give one of them"
+                        )
+                    if rank(key_from) > rank(alias_from):
+                        continue
+                raw[key] = value
+                origin[(name, key)] = alias_from

@@ -41,6 +41,8 @@ def pando_config_sections() -> Any:
     When: once, when the configuration is loaded (every command). Role: any.
     Returns: a ``pando_core.config.ConfigSection`` or a list of them. Values from config files and
     ``PANDO_<SECTION>__<KEY>`` environment variables are validated against the declared types.
+    A field's ``aliases`` are other names a config file may give it under (the loader moves them
+    to the field's own key).
     """
 
 

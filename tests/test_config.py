@@ -110,3 +110,38 @@ def test_runtime_defaults_match_what_the_bus_uses_without_a_configuration():
     from pando_core.runtime.protocol import DEFAULT_MAX_MESSAGE_BYTES
 
     assert core_defaults("runtime")["max_message_bytes"] == DEFAULT_MAX_MESSAGE_BYTES
+
+
+def test_declared_aliases_are_moved_to_their_key(tmp_path):
+    section = ConfigSection(
+        "lua",
+        {"scripts": Field("any", [], aliases=("script_path",)), "strict": Field("bool", False, aliases=("strict_mode",))},
+    )
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / ".config" / "pando").mkdir(parents=True)
+    work.mkdir()
+    user, project = home / ".config" / "pando" / "config.toml", work / ".pando.toml"
+    env = {"HOME": str(home)}
+
+    def lua(**extra_env: str) -> dict:
+        config = load_config(work, [section], env={**env, **extra_env})
+        assert config.warnings == []
+        return config.section("lua")
+
+    project.write_text('[lua]\nscript_path = "hooks.lua"\nstrict_mode = true\n')
+    assert lua() == {"scripts": "hooks.lua", "strict": True}
+    assert lua(PANDO_LUA__STRICT="false")["strict"] is False  # the environment still comes last
+    # across files the later one wins, under either name
+    user.write_text('[lua]\nscripts = ["user.lua"]\n')
+    assert lua()["scripts"] == "hooks.lua"
+    user.write_text('[lua]\nscript_path = "user.lua"\n')
+    project.write_text('[lua]\nscripts = ["project.lua"]\n')
+    assert lua()["scripts"] == ["project.lua"]
+    # one file giving both names is an error naming the file and both
+    project.write_text('[lua]\nscripts = ["a.lua"]\nscript_path = "b.lua"\n')
+    with pytest.raises(ConfigError, match=r"\.pando\.toml: lua\.script_path and lua\.scripts are the same setting"):
+        load_config(work, [section], env=env)
+    # the value is checked as the key's: the error names the file and the key
+    project.write_text('[lua]\nstrict_mode = "yes"\n')
+    with pytest.raises(ConfigError, match=r"\.pando\.toml: lua\.strict must be"):
+        load_config(work, [section], env=env)

@@ -42,8 +42,8 @@ MIN_MEMORY_LIMIT = 1024 * 1024
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _SIZE_FACTORS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
-# Go spellings, for mappings given to from_dict directly. The core loader does not know them: it warns
-# "unknown key", and its section() also fills in ``scripts``, so ``script_path`` is then "given twice".
+# Go spellings, for mappings given to from_dict directly (the core loader moves them to their keys
+# itself: SECTION declares them as aliases)
 _ALIASES = {"script_path": "scripts", "strict_mode": "strict"}
 _IGNORED = {"enabled"}
 _KNOWN = tuple(SECTION.fields)

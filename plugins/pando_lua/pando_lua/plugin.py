@@ -19,10 +19,13 @@ from pando_core.config import ConfigSection, Field
 SECTION = ConfigSection(
     "lua",
     {
-        "scripts": Field("list", [], "Lua files to load (relative to the working directory)"),
+        # "any": a list of paths, or one path as a string (the Go original's script_path)
+        "scripts": Field("any", [], "Lua files to load (relative to the working directory)", aliases=("script_path",)),
         # "any": durations ("500ms") and sizes ("32MiB") are parsed and checked by LuaConfig.from_dict
         "timeout": Field("any", 1.0, "seconds one hook call may run (or 500ms, 2s, 1m)"),
-        "strict": Field("bool", False, "errors refuse the operation instead of passing data through"),
+        "strict": Field(
+            "bool", False, "errors refuse the operation instead of passing data through", aliases=("strict_mode",)
+        ),
         "hot_reload": Field("bool", True, "reload a script when its file changes"),
         "memory_limit": Field("any", 32 * 1024 * 1024, "bytes of Lua memory (or 64MiB, 1g)"),
     },

@@ -99,3 +99,15 @@ def test_readme_config_block_passes_the_core_and_the_plugin(tmp_path) -> None:
     assert LuaConfig.from_dict(SECTION.defaults()) == LuaConfig()
     with pytest.raises(ConfigError, match="lua.timeout"):
         LuaConfig.from_dict({"timeout": "soon"})
+
+
+def test_go_names_in_a_config_file_reach_the_plugin_without_warnings(tmp_path) -> None:
+    (tmp_path / ".pando.toml").write_text('[lua]\nscript_path = "hooks.lua"\nstrict_mode = true\n', encoding="utf-8")
+    config = load_config(tmp_path, [SECTION], env={}, home=tmp_path)
+    assert config.warnings == []
+    lua = LuaConfig.from_dict(config.section("lua"))
+    assert (lua.scripts, lua.strict) == (["hooks.lua"], True)
+    (tmp_path / ".pando.toml").write_text('[lua]\nscripts = "one.lua"\n', encoding="utf-8")  # one path, as a string
+    assert LuaConfig.from_dict(load_config(tmp_path, [SECTION], env={}, home=tmp_path).section("lua")).scripts == [
+        "one.lua"
+    ]

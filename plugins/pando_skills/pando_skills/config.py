@@ -87,8 +87,9 @@ def _norm(key: object) -> str:
     return text.lower().replace("-", "").replace("_", "")
 
 
-# normalised key -> (attribute, kind). The spellings other than the SECTION names are for mappings given
-# to from_dict directly; the core loader passes them on too, but warns that they are unknown keys.
+# normalised key -> (attribute, kind). The spellings other than the SECTION names and their declared
+# aliases are for mappings given to from_dict directly; the core loader passes them on too, but warns
+# that they are unknown keys.
 _KEYS: dict[str, tuple[str, str]] = {
     "enabled": ("enabled", "bool"),
     "paths": ("paths", "paths"),

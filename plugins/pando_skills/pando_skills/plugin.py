@@ -15,15 +15,19 @@ SECTION = ConfigSection(
     {
         "enabled": Field("bool", True, "discover skills and list them in the system prompt"),
         "paths": Field("list", [], "extra skill roots, searched after the standard ones"),
-        "catalog_url": Field("str", "https://skills.sh", "skills.sh catalog base URL"),
+        "catalog_url": Field("str", "https://skills.sh", "skills.sh catalog base URL", aliases=("base_url", "BaseURL")),
         "catalog_enabled": Field("bool", True, "allow `pando skills search/install ID`"),
         "catalog_timeout": Field("float", 10.0, "catalog HTTP timeout (seconds)"),
         "default_scope": Field(
-            "str", "project", "where install/new/uninstall act", choices=("project", "global")
+            "str",
+            "project",
+            "where install/new/uninstall act",
+            choices=("project", "global"),
+            aliases=("DefaultScope",),
         ),
         "budget_tokens": Field("int", 4000, "token budget for active skill bodies (LRU eviction)"),
         "max_active": Field("int", 20, "most skills active at once"),
-        "tools": Field("bool", True, "give the agent skill_read and skill_resource"),
+        "tools": Field("bool", True, "give the agent skill_read and skill_resource", aliases=("tools_enabled",)),
         "match_names": Field("bool", False, "also activate a skill the prompt names"),
     },
     "SKILL.md skills",

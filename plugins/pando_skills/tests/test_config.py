@@ -95,3 +95,17 @@ def test_the_section_is_the_one_source_of_the_defaults() -> None:
     assert (DEFAULT_CATALOG_URL, DEFAULT_TIMEOUT) == (defaults["catalog_url"], defaults["catalog_timeout"])
     assert SCOPES == ("project", "global")
     assert SkillsConfig().paths is not SkillsConfig().paths  # a fresh list each time
+
+
+def test_go_names_in_a_config_file_reach_the_plugin_without_warnings(tmp_path: Path) -> None:
+    from pando_skills.plugin import SECTION
+
+    from pando_core.config import load_config
+
+    (tmp_path / ".pando.toml").write_text(
+        '[skills]\nBaseURL = "http://127.0.0.1:9"\nDefaultScope = "global"\ntools_enabled = false\n', encoding="utf-8"
+    )
+    config = load_config(tmp_path, [SECTION], env={}, home=tmp_path)
+    assert config.warnings == []
+    skills = SkillsConfig.from_dict(config.section("skills"))
+    assert (skills.catalog_url, skills.default_scope, skills.tools) == ("http://127.0.0.1:9", "global", False)
