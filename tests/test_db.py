@@ -21,6 +21,7 @@ from pando_core.db import (
 )
 from pando_core.db.schema import metadata
 from pando_core.errors import ConstraintError, NotFoundError, ValidationError
+from tests.support.sqlite_lock import another_writer_gets_in as writer_gets_in
 
 
 class NoteRepository(Repository):
@@ -172,16 +173,10 @@ def test_a_prepared_write_transaction_serves_the_next_write_or_is_given_back(db)
     write lock while idle (readers never wait), and the next write commits in it."""
     migrate(db, [core_component(), NOTES])
     store = open_local_store(db, [core_component(), NOTES])
-    other = sqlite3.connect(str(db.path), timeout=0, isolation_level=None)
+    other = sqlite3.connect(str(db.path), isolation_level=None)  # a reader of our own
 
     def another_writer_gets_in() -> bool:
-        try:
-            other.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            assert "locked" in str(exc)
-            return False
-        other.execute("ROLLBACK")
-        return True
+        return writer_gets_in(db.path)
 
     def prepare() -> None:
         with db.write_lock:

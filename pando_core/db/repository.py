@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from ..errors import ConstraintError, NotFoundError, ValidationError
+from ..errors import ConstraintError, ValidationError
 from .engine import Change, Database, ReadTx, WriteTx, coalesce_changes
 
 READ = "read"
@@ -175,7 +175,7 @@ class LocalExecutor:
             with self.db.write(self.instance_id) as tx:
                 return spec.function(repo, tx, **params)
         except Exception as exc:
-            translated = _translated(exc, spec)
+            translated = translate_db_error(exc, spec.qualified)
             if translated is exc:
                 raise
             raise translated from exc
@@ -198,12 +198,12 @@ class LocalExecutor:
                         with tx.savepoint():
                             result = spec.function(spec.repository(self), part, **params)
                     except Exception as exc:  # noqa: BLE001 - each write's own outcome
-                        outcomes.append((False, _translated(exc, spec)))
+                        outcomes.append((False, translate_db_error(exc, spec.qualified)))
                     else:
                         outcomes.append((True, result))
                         changes.extend(part.changes)
         except Exception as exc:  # noqa: BLE001 - the transaction itself failed: nothing was written
-            return [(False, _translated(exc, spec)) for spec, _ in calls]
+            return [(False, translate_db_error(exc, spec.qualified)) for spec, _ in calls]
         if changes:
             db.notify(coalesce_changes(changes), self.instance_id)
         return outcomes
@@ -213,13 +213,6 @@ class LocalExecutor:
             return True, self.run_write(spec, params)
         except Exception as exc:  # noqa: BLE001 - the write's own outcome
             return False, exc
-
-
-def _translated(exc: Exception, spec: MethodSpec) -> Exception:
-    """A write's failure as the core's error class where the database error has one."""
-    if isinstance(exc, (NotFoundError, ValidationError, ConstraintError)):
-        return exc
-    return translate_db_error(exc, spec.qualified)
 
 
 class Store:

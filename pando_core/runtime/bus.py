@@ -62,6 +62,7 @@ from typing import Any, Literal
 
 import zmq
 
+from ..errors import PandoError
 from . import protocol as P
 from .auth import ServerAuth
 from .endpoints import LOOPBACK, EndpointError, Endpoints
@@ -1218,10 +1219,13 @@ def _expired() -> P.RpcError:
 
 
 def _as_rpc_error(method: str, exc: BaseException) -> P.RpcError:
-    """A handler's failure as it is answered: an RpcError keeps its kind; anything else is a bug
-    of the handler, logged with its traceback and answered as an internal error."""
+    """A handler's failure as it is answered: an RpcError keeps its kind, and so does one of the
+    core's errors (not found, constraint, validation, ...: their kinds survive the wire); anything
+    else is a bug of the handler, logged with its traceback and answered as an internal error."""
     if isinstance(exc, P.RpcError):
         return exc
+    if isinstance(exc, PandoError):
+        return P.RpcError(kind=exc.kind, message=str(exc))
     log.error("handler for %s failed", method, exc_info=exc)
     return P.RpcError(P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
 

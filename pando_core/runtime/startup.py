@@ -397,10 +397,7 @@ class Runtime:
         session_id = params.get("id")
         if not isinstance(session_id, str):
             raise RpcError.invalid_params("session.get: id must be a string")
-        try:
-            return self.store.sessions.get(id=session_id)
-        except PandoError as exc:
-            raise RpcError(kind=exc.kind, message=str(exc)) from None
+        return self.store.sessions.get(id=session_id)  # NotFoundError: answered with its kind
 
     def _rpc_message_list(self, params: dict, call: Any) -> list:
         session_id = params.get("session_id")

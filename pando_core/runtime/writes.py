@@ -74,13 +74,14 @@ class _Pending:
             self.reply.result(self.index, EncodedJSON('{"result":' + encoded + "}"))
 
     def fail(self, error: BaseException) -> None:
-        if self.reply is not None:
-            if self.index < 0:
-                self.reply.error(_as_rpc_error(error))
-            else:
-                self.reply.error(self.index, _as_rpc_error(error))
-        elif not self.future.done():
-            self.future.set_exception(error)
+        """*error*: an RpcError or one of the core's errors (the bus answers either with its kind)."""
+        if self.reply is None:
+            if not self.future.done():
+                self.future.set_exception(error)
+        elif self.index < 0:
+            self.reply.error(error)
+        else:
+            self.reply.error(self.index, error)
 
 
 _LONE, _OPTIMISTIC, _ISOLATED = 0, 1, 2  # how a batch's writes are applied (see WriteCoordinator._apply)
@@ -116,15 +117,6 @@ def _coalesce(batch: list[_Pending]) -> dict[str, list[Change]]:
     for item in batch:
         by_writer.setdefault(item.writer, []).extend(item.changes)
     return {writer: coalesce_changes(changes) for writer, changes in by_writer.items()}
-
-
-def _as_rpc_error(error: BaseException) -> RpcError:
-    """A write's failure as it travels back to the secondary, kind preserved."""
-    if isinstance(error, RpcError):
-        return error
-    if isinstance(error, PandoError):
-        return RpcError(kind=error.kind, message=str(error))
-    return RpcError(kind="internal", message=f"{type(error).__name__}: {error}")
 
 
 class WriteCoordinator:

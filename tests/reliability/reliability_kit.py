@@ -200,21 +200,6 @@ def db_rows(workdir: Path, sql: str, params: tuple = ()) -> list[tuple]:
         conn.close()
 
 
-def another_writer_gets_in(workdir: Path) -> bool:
-    """Whether a connection of our own can take SQLite's write lock on ``.pando/pando.db`` right
-    now (it begins a write transaction without waiting, and rolls it back)."""
-    conn = sqlite3.connect(workdir / ".pando" / "pando.db", timeout=0, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-        return True
-    except sqlite3.OperationalError as exc:
-        assert "locked" in str(exc)
-        return False
-    finally:
-        conn.close()
-
-
 # ---------------------------------------------------------------------------------------------
 # Jepsen-style checker
 

@@ -8,13 +8,14 @@ import sys
 import threading
 
 import pytest
-from reliability_kit import another_writer_gets_in, db_rows
+from reliability_kit import db_rows
 
 from pando_core.db import Database, MethodRegistry, Repository, core_component, database_path, migrate, write
 from pando_core.db.engine import WriteTx
 from pando_core.errors import ConstraintError, NotFoundError, ValidationError
 from pando_core.runtime.protocol import RpcError
 from pando_core.runtime.writes import WriteCoordinator
+from tests.support.sqlite_lock import another_writer_gets_in
 from tests.support.waiting import wait_for
 
 
@@ -195,11 +196,11 @@ def test_after_a_round_the_next_transaction_is_begun_until_the_bus_idles_or_clos
         return answers.results
 
     assert len(round_of(("s1", 1))) == 1
-    assert db.writer().prepared and not another_writer_gets_in(tmp_path)
+    assert db.writer().prepared and not another_writer_gets_in(database_path(tmp_path))
     assert len(round_of(("s2", 2), ("s3", 3))) == 2  # committed in the prepared transaction
     assert db_rows(tmp_path, "SELECT id FROM sessions ORDER BY id") == [("s1",), ("s2",), ("s3",)]
     coord.idle()
-    assert not db.writer().prepared and another_writer_gets_in(tmp_path)
+    assert not db.writer().prepared and another_writer_gets_in(database_path(tmp_path))
     round_of(("s4", 4))
     # while another thread holds the writer (a local write: it uses the prepared transaction),
     # the idle hook leaves it alone instead of waiting
@@ -214,6 +215,6 @@ def test_after_a_round_the_next_transaction_is_begun_until_the_bus_idles_or_clos
         done.set()
         holder.join(5)
     coord.close()
-    assert not db.writer().prepared and another_writer_gets_in(tmp_path)
+    assert not db.writer().prepared and another_writer_gets_in(database_path(tmp_path))
     coord.announce_round()  # a late round hook after close begins nothing
     assert not db.writer().prepared

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from reliability_kit import another_writer_gets_in, db_rows, primary_record
+from reliability_kit import db_rows, primary_record
 
+from pando_core.db import database_path
+from tests.support.sqlite_lock import another_writer_gets_in
 from tests.support.waiting import hold_for, wait_for
 
 CONFIG = {"heartbeat_interval": 0.1}
@@ -221,5 +223,5 @@ def test_the_primary_holds_sqlite_write_lock_only_while_writes_come(cluster, wor
     writer = cluster.spawn("w", config=CONFIG)
     assert writer.wait("ready", 20)["role"] == "secondary"
     assert writer.command(op="writes", n=50, prefix="w")["ok"]
-    wait_for(lambda: another_writer_gets_in(workdir), 5, "the primary to give SQLite's write lock back")
+    wait_for(lambda: another_writer_gets_in(database_path(workdir)), 5, "the primary to give SQLite's write lock back")
     assert len(db_rows(workdir, "SELECT id FROM sessions WHERE id LIKE 'w-%'")) == 50

@@ -12,6 +12,7 @@ import time
 import pytest
 import zmq
 
+from pando_core.errors import NotFoundError
 from pando_core.runtime import client as client_module
 from pando_core.runtime import protocol as P
 from pando_core.runtime.bus import BusClosed, CallContext
@@ -327,6 +328,8 @@ def test_error_kinds_are_preserved(make_bus, make_client):
             raise RpcError(kind="quota_exceeded", message="too many", data={"limit": 3})
         if kind == "validation":
             raise RpcError.validation("title empty")
+        if kind == "core":  # the core's own errors keep their kind too
+            raise NotFoundError("no such message")
         raise ValueError("bug in handler")
 
     bus.register("boom", boom, params="object")
@@ -336,6 +339,7 @@ def test_error_kinds_are_preserved(make_bus, make_client):
         "not_found": (P.NOT_FOUND, "not_found", {"id": "s1"}),
         "custom": (P.APP_ERROR, "quota_exceeded", {"limit": 3}),
         "validation": (P.VALIDATION, "validation", None),
+        "core": (P.NOT_FOUND, "not_found", None),
         "bug": (P.INTERNAL_ERROR, "internal", None),
     }
     for kind, (code, wire_kind, data) in expect.items():

@@ -139,15 +139,11 @@ def walk_files(
     base and root are honoured too. The root itself is never ignored. A root outside base is its own
     base (paths are then relative to it).
     """
-    base = base if base is not None else root
-    try:
-        root_rel = root.relative_to(base).as_posix()
-    except ValueError:
-        base, root_rel = root, "."
+    base, root_rel = walk_base(root, base if base is not None else root)
     rules = IgnoreRules(base)
     rules.load_ancestors(root)
     # (directory, its posix path relative to base): entries' relative paths are built by joining names
-    stack = [(root, "" if root_rel == "." else root_rel)]
+    stack = [(root, root_rel)]
     while stack:
         directory, dir_rel = stack.pop()
         rules.load_dir(directory)
@@ -179,6 +175,16 @@ def walk_files(
             if stat.S_ISREG(info.st_mode):  # regular files, directly or through a link
                 yield Path(entry.path), rel, info
         stack.extend(sorted(subdirs, reverse=True))
+
+
+def walk_base(root: Path, base: Path) -> tuple[Path, str]:
+    """The base a walk of *root* uses (*base*, or *root* itself when it is outside *base*) and
+    root's posix path under it ("" when root is the base)."""
+    try:
+        rel = root.relative_to(base).as_posix()
+    except ValueError:
+        return root, ""
+    return base, "" if rel == "." else rel
 
 
 def split_literal_prefix(pattern: str) -> tuple[str, str]:
@@ -242,8 +248,8 @@ class GlobTool:
         matcher = GlobMatcher(pattern, anchored=anchored)
         base = ctx.root()
         # the pattern applies under root; the walk gives paths relative to base
-        shown_root = display_path(root, ctx)
-        under_root = 0 if shown_root == "." or os.path.isabs(shown_root) else len(shown_root) + 1
+        root_rel = walk_base(root, base)[1]
+        under_root = len(root_rel) + 1 if root_rel else 0
 
         def collect() -> list[tuple[float, str]]:
             found: list[tuple[float, str]] = []

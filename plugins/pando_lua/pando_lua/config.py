@@ -42,9 +42,9 @@ MIN_MEMORY_LIMIT = 1024 * 1024
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _SIZE_FACTORS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
-# Go spellings, for mappings given to from_dict directly (the core loader moves them to their keys
-# itself: SECTION declares them as aliases)
-_ALIASES = {"script_path": "scripts", "strict_mode": "strict"}
+# Go spellings (script_path, strict_mode): SECTION declares them, so the core loader moves them to
+# their keys itself; from_dict takes them too, for mappings given to it directly
+_ALIASES = {alias: key for key, declared in SECTION.fields.items() for alias in declared.aliases}
 _IGNORED = {"enabled"}
 _KNOWN = tuple(SECTION.fields)
 
