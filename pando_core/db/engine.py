@@ -165,10 +165,16 @@ class WriterConnection:
         return self._sa
 
     def begin(self) -> None:
+        """BEGIN IMMEDIATE, or take over the transaction :meth:`prepare` began. Raises
+        RuntimeError, beginning nothing, while another transaction is open on the connection."""
+        raw = self.raw
         if self._prepared:
             self._prepared = False
-            return
-        self.raw.execute("BEGIN IMMEDIATE")
+            if raw.in_transaction:
+                return
+        elif raw.in_transaction:
+            raise RuntimeError("a write transaction is already open on this database (nested write)")
+        raw.execute("BEGIN IMMEDIATE")
 
     @property
     def prepared(self) -> bool:
@@ -226,11 +232,8 @@ class _Transaction:
         self._connection = connection
 
     def __enter__(self) -> WriteTx:
-        connection = self._connection
-        if connection.raw.in_transaction and not connection.prepared:
-            raise RuntimeError("a write transaction is already open on this database (nested write)")
-        connection.begin()
-        return WriteTx(connection)
+        self._connection.begin()
+        return WriteTx(self._connection)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         if exc_type is not None:

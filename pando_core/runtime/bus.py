@@ -659,15 +659,29 @@ class Bus:
         return seq, self._append_out(("pub", topic, seq, P.now_ms(), payload_json))
 
     def _enqueue_reply(self, frames: list[bytes], replies: int, errors: int) -> None:
-        """Queue a reply message and count the answers in it under the same lock."""
+        """Send a reply message -- at once on the I/O thread, else through the outgoing queue --
+        and count the answers in it."""
         with self._out_lock:
             self._stats["replies"] += replies
             self._stats["errors"] += errors
             if self._stopping:
                 return
-            wake = self._append_out(("rpc", frames))
-        if wake:
+            on_io_thread = threading.get_ident() == self._io_ident
+            if not on_io_thread:
+                wake = self._append_out(("rpc", frames))
+        if on_io_thread:  # the socket is this thread's: no queue, no wake-up (replies need no order)
+            self._send_rpc(self._router, frames)
+        elif wake:
             self._wakeup.signal()
+
+    def _send_rpc(self, router: zmq.Socket, frames: list[bytes]) -> None:
+        try:
+            send_frames(router, frames)
+        except zmq.ZMQError as exc:
+            with self._out_lock:
+                self._stats["send_failures"] += 1
+            # EHOSTUNREACH: caller went away (ROUTER_MANDATORY); EAGAIN: its queue is full
+            self._throttle.log("rpc-send", logging.INFO, "reply dropped: %s", exc)
 
     def _append_out(self, item: tuple) -> bool:
         """Append to the outgoing FIFO (caller holds ``_out_lock``); True if the I/O thread needs a
@@ -808,14 +822,8 @@ class Bus:
         for item in items:
             if item[0] == "pub":
                 events.append(item)
-                continue
-            try:
-                send_frames(router, item[1])
-            except zmq.ZMQError as exc:
-                with self._out_lock:
-                    self._stats["send_failures"] += 1
-                # EHOSTUNREACH: caller went away (ROUTER_MANDATORY); EAGAIN: its queue is full
-                self._throttle.log("rpc-send", logging.INFO, "reply dropped: %s", exc)
+            else:
+                self._send_rpc(router, item[1])
         sign_key = self.auth.event_key
         sent = 0
         for _, topic, seq, ts, payload_json in events:

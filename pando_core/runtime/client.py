@@ -547,10 +547,10 @@ class Client:
                 continue
         spin = spin and self._lanes_busy == 1  # alone: the bounded spin costs nobody else a core
         while True:
-            if spin:
-                spin = False
-                spin_poll(in_poller, time.perf_counter() + SPIN_SECONDS)
-            self._wait_direct(in_poller, latch, deadline, label, sent)
+            ready = spin_poll(in_poller, time.perf_counter() + SPIN_SECONDS) if spin else None
+            spin = False
+            if not (ready and len(ready) == 1 and ready[0][0] is dealer):  # a reply alone needs no second poll
+                self._wait_direct(in_poller, latch, deadline, label, sent)
             try:
                 frames = recv_frames(dealer)
             except zmq.Again:

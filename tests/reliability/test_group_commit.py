@@ -169,6 +169,37 @@ def test_a_lone_failing_write_leaves_nothing_behind(make_coordinator, tmp_path, 
     assert db_rows(tmp_path, "SELECT id FROM sessions ORDER BY id") == [("s",), ("t",)]
 
 
+class _FailsAtCommit(Repository):
+    """A write whose every statement succeeds but whose COMMIT fails (a deferred foreign key)."""
+
+    name = "late"
+
+    @write
+    def orphan_message(self, tx, *, id: str) -> dict:
+        tx.raw.execute("PRAGMA defer_foreign_keys = ON")  # (reset when the transaction ends)
+        tx.raw.execute(
+            "INSERT INTO messages (id, session_id, role, parts, created_at, updated_at, seq)"
+            " VALUES (?, 'no-such-session', 'user', '[]', 0, 0, 0)",
+            (id,),
+        )
+        return {"id": id}
+
+
+def test_a_lone_write_whose_commit_fails_is_answered_unavailable_and_leaves_nothing(make_coordinator, tmp_path):
+    coord = make_coordinator(_FailsAtCommit)
+    coord.submit("sessions.create", {"id": "s", "title": "t"}, ("a", 1)).result(10)
+    with pytest.raises(RpcError) as info:
+        coord.submit("late.orphan_message", {"id": "m"}, ("a", 2)).result(10)
+    assert info.value.kind == "unavailable" and "FOREIGN KEY" in info.value.message
+    assert db_rows(tmp_path, "SELECT COUNT(*) FROM messages") == [(0,)]
+    assert db_rows(tmp_path, "SELECT seq FROM applied_writes WHERE instance_id = 'a'") == [(1,)]
+    # nothing was recorded, so the same key is applied (and fails) again rather than answered from a record
+    with pytest.raises(RpcError, match="FOREIGN KEY"):
+        coord.submit("late.orphan_message", {"id": "m"}, ("a", 2)).result(10)
+    assert coord.submit("sessions.create", {"id": "t", "title": "t"}, ("a", 3)).result(10)["id"] == "t"
+    assert db_rows(tmp_path, "SELECT seq FROM applied_writes WHERE instance_id = 'a' ORDER BY seq") == [(1,), (3,)]
+
+
 class _Answers:
     """Where the coordinator answers a ``db.write`` from the bus (as the bus's Reply does)."""
 
