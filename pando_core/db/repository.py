@@ -231,6 +231,9 @@ class Store:
 
     def _build(self) -> None:
         self._repos = {name: cls(self._executor) for name, cls in self.registry.repositories.items()}
+        for name, repo in self._repos.items():
+            if not hasattr(Store, name):  # found without __getattr__ (the store's own names still win)
+                self.__dict__[name] = repo
 
     @property
     def executor(self) -> Executor:
