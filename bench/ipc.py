@@ -8,9 +8,9 @@ Every figure is measured in the same run as its baseline:
     processes on the same transport, one frame each way as pando's client sends, + median raw
     sqlite3 single-row INSERT+COMMIT, WAL,
     ``synchronous=NORMAL``, same table shape).  Target <= 1.5.  The writes and the round trips
-    are each spread over ``--pairs`` fresh process pairs (4), taken in turns, and pooled:
-    where the scheduler puts a pair's busy threads on 2 cores holds for the pair's lifetime
-    and moves its median by up to 15% (``serial_pairs`` lists each pair's medians).
+    are each spread over ``--pairs`` pairs of fresh processes (4), taken in turns, and pooled:
+    where the scheduler puts a pair's threads on 2 cores holds for the pair's lifetime and
+    moves its median by a quarter or more (``serial_pairs`` lists each pair's medians).
 ``aggregate_write_ratio``
     committed writes/s with 4 secondary processes x 16 writes in flight each / writes/s of one
     process doing direct single-row sqlite3 commits into the same table shape. Target >= 0.6.
@@ -436,11 +436,14 @@ class Bench:
         """The serial figures over ``--pairs`` pairs of fresh processes on both sides of the
         ratio: a primary and a writing secondary, then an echo ROUTER and a raw DEALER client,
         taken in turns; each side's times are pooled. On 2 cores where the scheduler puts a
-        pair's threads holds for the pair's lifetime and moves its median -- 146 or 170 us for
-        the same build, 90 to 140 us for the raw round trip -- so one pair describes a
-        placement; pooling pairs, alike on both sides, describes the software. The measuring
-        clients are fresh processes too, so no side inherits the state of an earlier pair.
-        Change events are measured on one more pair, with this process as the secondary."""
+        pair's threads holds for the pair's lifetime and moves its median -- per pair, 0.14 to
+        0.19 ms for a proxied write of the same build, 0.09 to 0.18 ms for the raw round trip --
+        so one pair describes a placement; pooling pairs, alike on both sides, describes the
+        software. Both ends are fresh processes started the same way, as two pando instances
+        are (this process measuring one end of both, as before, put the raw round trip at the
+        fast end of its range: the first ZeroMQ exchange of a fresh process came out near 0.10
+        ms, later ones in the same process near 0.14). Change events are measured on one more
+        pair, with this process as the secondary."""
         pairs = max(1, self.args.pairs)
         per_pair = max(10, self.args.writes // pairs)
         writes: list[int] = []

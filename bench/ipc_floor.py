@@ -4,7 +4,8 @@ A deliberately minimal write proxy -- no pando code, no validation, no events, n
 still does what makes a proxied write correct: JSON-RPC request and reply, one transaction holding
 the row (with the real ``sessions`` indexes) and its idempotency record, the reply after COMMIT.
 It waits for messages the way pando does (a short spin before sleeping, for a lone call).
-Measured with the same formulas, and with bench/ipc.py's own baseline code, in the same run:
+Measured with the same formulas, and with bench/ipc.py's own baseline code (fresh process pairs,
+pooled), in the same run:
 
 ``floor_serial_ratio``
     median minimal proxied write / (raw DEALER/ROUTER round trip + raw single-row commit).
@@ -30,7 +31,13 @@ import sys
 import threading
 import time
 
-from ipc import DEFAULT_AGG_COUNT, SESSIONS_DDL, SESSIONS_INSERT, Bench  # bench/ipc.py: table, baselines
+from ipc import (  # bench/ipc.py: table, baselines, warm-up
+    DEFAULT_AGG_COUNT,
+    SESSIONS_DDL,
+    SESSIONS_INSERT,
+    WARM_WRITES,
+    Bench,
+)
 
 from pando_core.runtime import bus as pando_bus  # only their wait settings
 from pando_core.runtime import client as pando_client
@@ -175,17 +182,17 @@ def stop_server(endpoint: str, proc: subprocess.Popen) -> None:
     ctx.term()
 
 
-def floor_write(tmp: str, n: int) -> float:
-    """Median round trip (ms) of *n* writes, one at a time, through the minimal proxy."""
+def serial_client(endpoint: str, n: int) -> None:
+    """*n* writes, one at a time, through the minimal proxy (after a warm-up as bench/ipc.py's
+    writer has); prints their times (ns)."""
     import zmq
 
-    endpoint = f"ipc://{tmp}/write.sock"
-    server = start("--serve", endpoint, "--db", f"{tmp}/write.db")
     ctx = zmq.Context()
     dealer = ctx.socket(zmq.DEALER)
     dealer.connect(endpoint)
     times = []
-    for i in range(n + n // 5):
+    warm = max(n // 5, WARM_WRITES)
+    for i in range(n + warm):
         data = request(f"s-{i}", "serial", i)
         t0 = time.perf_counter_ns()
         dealer.send_multipart([data])
@@ -193,12 +200,24 @@ def floor_write(tmp: str, n: int) -> float:
         while not dealer.poll(0) and time.perf_counter() < spin_until:
             give_way()
         json.loads(dealer.recv_multipart()[-1])
-        if i >= n // 5:  # warm-up discarded
+        if i >= warm:
             times.append(time.perf_counter_ns() - t0)
     dealer.close(0)
     ctx.term()
+    print(json.dumps(times), flush=True)
+
+
+def floor_writes(tmp: str, n: int, pair: int) -> list[int]:
+    """A fresh minimal proxy and a fresh client process: *n* serial writes (ns each)."""
+    endpoint = f"ipc://{tmp}/write-{pair}.sock"
+    server = start("--serve", endpoint, "--db", f"{tmp}/write-{pair}.db")
+    client = subprocess.Popen(
+        [sys.executable, HERE, "--serial-client", endpoint, "--count", str(n)], stdout=subprocess.PIPE, text=True
+    )
+    times = json.loads(client.stdout.readline())
+    client.wait(30)
     stop_server(endpoint, server)
-    return statistics.median(times) / 1e6
+    return times
 
 
 def aggregate(tmp: str, procs: int, threads: int, count: int) -> float:
@@ -225,7 +244,9 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--writes", type=int, default=3000)
     parser.add_argument("--agg-count", type=int, default=DEFAULT_AGG_COUNT, help="writes per client thread")
+    parser.add_argument("--pairs", type=int, default=4, help="fresh process pairs the serial writes and round trips are spread over")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--serial-client", help=argparse.SUPPRESS)
     parser.add_argument("--clients", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=16, help=argparse.SUPPRESS)
@@ -237,12 +258,22 @@ def main() -> int:
     if args.clients:
         write_clients(args.clients, args.threads, args.count)
         return 0
+    if args.serial_client:
+        serial_client(args.serial_client, args.count)
+        return 0
     baselines = Bench(argparse.Namespace(transport="ipc"))
     tmp = baselines.tmp
     try:
-        rtt = baselines.zmq_round_trip(request("abc123-1", "instance", 1), args.writes)
+        # as bench/ipc.py measures its serial ratio: fresh process pairs on both sides, in turns, pooled
+        per_pair = max(10, args.writes // max(1, args.pairs))
+        writes: list[int] = []
+        rtts: list[int] = []
+        for pair in range(max(1, args.pairs)):
+            writes += floor_writes(tmp, per_pair, pair)
+            rtts += baselines.raw_pair(per_pair)
+        write = statistics.median(writes) / 1e6
+        rtt = statistics.median(rtts) / 1e6
         commit_ms, _ = baselines.sqlite_commit(args.writes)
-        write = floor_write(tmp, args.writes)
         rate = aggregate(tmp, 4, 16, args.agg_count)
         _, commit_rate = baselines.sqlite_commit(max(2000, min(64 * args.agg_count, 20000)))
     finally:
