@@ -440,10 +440,10 @@ class Bench:
         0.19 ms for a proxied write of the same build, 0.09 to 0.18 ms for the raw round trip --
         so one pair describes a placement; pooling pairs, alike on both sides, describes the
         software. Both ends are fresh processes started the same way, as two pando instances
-        are (this process measuring one end of both, as before, put the raw round trip at the
-        fast end of its range: the first ZeroMQ exchange of a fresh process came out near 0.10
-        ms, later ones in the same process near 0.14). Change events are measured on one more
-        pair, with this process as the secondary."""
+        are (measured from this process against a child it had just started, as before, the raw
+        round trip came out near the fast end of its range, about 0.10 ms; between two fresh
+        processes, or from this process a second time, about 0.14). Change events are measured
+        on one more pair, with this process as the secondary."""
         pairs = max(1, self.args.pairs)
         per_pair = max(10, self.args.writes // pairs)
         writes: list[int] = []
