@@ -365,18 +365,20 @@ class WriteCoordinator:
                 writer.begin()  # (refuses a nested write before beginning anything)
             except Exception:  # noqa: BLE001 - the general way reports it
                 return None
+            applied = False
             try:
                 tx = WriteTx(writer)
                 result = spec.function(self._repository(spec), tx, **item.params)
                 encoded = encode_json(result)
-            except Exception:  # noqa: BLE001 - undone here, applied again and answered the general way
-                writer.rollback()
-                return None
-            try:
+                applied = True
                 writer.raw.execute(_INSERT_APPLIED, (key[0], key[1], item.method, 1, encoded, now_ms()))
                 writer.commit()
-            except Exception as exc:  # noqa: BLE001 - nothing was committed
+            except BaseException as exc:
                 writer.rollback()
+                if not isinstance(exc, Exception):
+                    raise
+                if not applied:
+                    return None  # undone here: applied again, and answered, the general way
                 self._not_committed([item], exc)
                 return False
         self._recorded_max[key[0]] = key[1]
