@@ -5,8 +5,9 @@ Threading model
       handler socket).  No other thread touches them.
     * Other threads hand work to it through a locked FIFO plus a wake-up byte on a
       ``socket.socketpair`` that the I/O thread polls next to the ROUTER.  ``publish()`` and the
-      replies produced by handlers go through the same FIFO, so they leave in the order they were
-      produced.
+      replies of handlers on other threads go through that FIFO; events leave in the order they
+      were published, and queued replies ahead of them (a caller waits on each).  A reply made
+      on the I/O thread itself (an inline handler, the write coordinator's round) is sent at once.
     * Requests are decoded and validated on the I/O thread; handlers run on a small pool of
       worker threads (``workers``), except those registered with ``inline=True`` (cheap,
       non-blocking ones such as ``instance.ping``) which run on the I/O thread itself.  Hooks
