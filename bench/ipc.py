@@ -211,6 +211,8 @@ def role_serial_writer(args: argparse.Namespace) -> None:
     warm-up, and prints their times (ns): one pair's proxied-write sample."""
     rt = _bootstrap(args.workdir, failover=False, transport=args.transport)
     try:
+        if rt.role != "secondary":  # its writes would not be proxied: no sample (the parent sees the exit)
+            raise SystemExit(f"serial writer: expected a secondary, got a {rt.role}")
         for i in range(max(args.count // 5, WARM_WRITES)):  # warm-up
             rt.store.sessions.create(title=f"warm {i}")
         writes = []
