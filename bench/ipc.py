@@ -47,6 +47,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
@@ -377,36 +378,6 @@ class Bench:
             c.kill()
 
     # -- baselines ---------------------------------------------------------------------------
-    def zmq_round_trip(self, payload: bytes, n: int) -> float:
-        """Median raw round trip (ms) of *n* messages of *payload* between this process and a
-        fresh echo process (bench/ipc_floor.py's baseline; the serial ratio uses :meth:`raw_pair`)."""
-        import zmq
-
-        if self.args.transport == "tcp":
-            endpoint = "tcp://127.0.0.1:*"
-        else:
-            endpoint = "ipc://" + os.path.join(self.tmp, "echo.sock")
-        echo = self.child("echo", "--endpoint", endpoint)
-        bound = echo.wait("ready")["endpoint"]
-        ctx = zmq.Context()
-        dealer = ctx.socket(zmq.DEALER)
-        dealer.linger = 0
-        dealer.connect(bound)
-        times = []
-        try:
-            for i in range(n + n // 5):
-                t0 = time.perf_counter_ns()
-                dealer.send_multipart([payload])  # one frame, as pando's client sends
-                dealer.recv_multipart()
-                if i >= n // 5:  # warm-up discarded
-                    times.append(time.perf_counter_ns() - t0)
-            dealer.send_multipart([b"quit"])
-        finally:
-            dealer.close(0)
-            ctx.term()
-            echo.stop()
-        return statistics.median(times) / 1e6
-
     def sqlite_commit(self, n: int) -> tuple[float, float]:
         """Median single-row INSERT+COMMIT (ms) and the rate of back-to-back commits (per s), after
         the same n // 5 warm-up the proxied writes and the round trips get."""
@@ -446,22 +417,17 @@ class Bench:
         round trip came out near the fast end of its range, about 0.10 ms; between two fresh
         processes, or from this process a second time, about 0.14). Change events are measured
         on one more pair, with this process as the secondary."""
-        pairs = max(1, self.args.pairs)
-        per_pair = max(10, self.args.writes // pairs)
-        writes: list[int] = []
         pings: list[int] = []
-        rtts: list[int] = []
-        pair_medians = []
-        for _ in range(pairs):
-            pair_writes, pair_pings = self.proxied_pair(per_pair)
-            pair_rtts = self.raw_pair(per_pair)
-            writes += pair_writes
-            pings += pair_pings
-            rtts += pair_rtts
-            pair_medians.append([round(statistics.median(pair_writes) / 1e6, 4), round(statistics.median(pair_rtts) / 1e6, 4)])
+
+        def pando_pair(n: int, _pair: int) -> list[int]:
+            writes, pair_pings = self.proxied_pair(n)
+            pings.extend(pair_pings)
+            return writes
+
+        writes, rtts, pair_medians = self.pooled_pairs(pando_pair, self.args.pairs, self.args.writes)
         proxied = statistics.median(writes) / 1e6
         rtt = statistics.median(rtts) / 1e6
-        n = per_pair * pairs
+        n = len(writes)
         sqlite_ms, _ = self.sqlite_commit(n)
         repository_ms = self.repository_latency(n)
         lat, lost = self.event_pair()
@@ -483,6 +449,24 @@ class Bench:
             "events_measured": len(lat),
             "events_lost": lost,
         }
+
+    def pooled_pairs(
+        self, measure: Callable[[int, int], list[int]], pairs: int, total: int
+    ) -> tuple[list[int], list[int], list[list[float]]]:
+        """*total* serial samples over *pairs* turns of ``measure(n, pair)`` (a proxied write's
+        times, ns) and :meth:`raw_pair`, each *n* long: both sides' times pooled, and each
+        pair's two medians (ms)."""
+        pairs = max(1, pairs)
+        per_pair = max(10, total // pairs)
+        writes: list[int] = []
+        rtts: list[int] = []
+        medians = []
+        for pair in range(pairs):
+            pair_writes, pair_rtts = measure(per_pair, pair), self.raw_pair(per_pair)
+            writes += pair_writes
+            rtts += pair_rtts
+            medians.append([round(statistics.median(pair_writes) / 1e6, 4), round(statistics.median(pair_rtts) / 1e6, 4)])
+        return writes, rtts, medians
 
     def proxied_pair(self, n: int) -> tuple[list[int], list[int]]:
         """A fresh primary and a fresh writing secondary: *n* serial proxied writes and *n* pings (ns)."""
@@ -517,23 +501,14 @@ class Bench:
             echo.stop()
 
     def event_pair(self) -> tuple[list[float], int]:
-        """A fresh primary and this process as its secondary: the change event latencies (ms)
-        of ``--events`` commits, and how many events never came."""
+        """A fresh primary and this process as its secondary: the latencies (ms) from COMMIT on
+        the primary to ``on_event`` here of ``--events`` commits, and how many events never came."""
         from pando_core.runtime.startup import bootstrap
 
         wd = self.workdir("events")
         primary = self.child("primary", "--workdir", wd)
         primary.wait("ready")
         rt = bootstrap(wd, failover=False, config={"transport": self.args.transport})
-        try:
-            measured = self.event_latencies(rt, primary)
-        finally:
-            rt.cleanup()
-            primary.stop()
-        return measured["latencies"], measured["lost"]
-
-    def event_latencies(self, rt, primary: Child) -> dict:  # noqa: ANN001
-        """COMMIT on the primary -> ``on_event`` on the secondary *rt*, for ``--events`` writes."""
         received: dict[str, int] = {}
 
         def on_event(event) -> None:  # noqa: ANN001
@@ -542,24 +517,28 @@ class Bench:
                 for i in event.payload.get("ids", []):
                     received.setdefault(i, now)
 
-        rt.on_event(on_event, "db.")
-        # change events are taken from now on: wait until the subscription is live
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            probe = rt.store.sessions.create(title="subscribed?")["id"]
-            wait_until = time.monotonic() + 0.2
-            while probe not in received and time.monotonic() < wait_until:
-                time.sleep(0.005)
-            if probe in received:
-                break
-        mark = primary.mark()
-        primary.send(f"events {self.args.events} {self.args.event_pace}")
-        commits = primary.wait("commits", 120, mark)["commits"]
-        deadline = time.monotonic() + 5  # (received also holds the probes above)
-        while any(i not in received for i in commits) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        try:
+            rt.on_event(on_event, "db.")
+            # change events are taken from now on: wait until the subscription is live
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                probe = rt.store.sessions.create(title="subscribed?")["id"]
+                wait_until = time.monotonic() + 0.2
+                while probe not in received and time.monotonic() < wait_until:
+                    time.sleep(0.005)
+                if probe in received:
+                    break
+            mark = primary.mark()
+            primary.send(f"events {self.args.events} {self.args.event_pace}")
+            commits = primary.wait("commits", 120, mark)["commits"]
+            deadline = time.monotonic() + 5  # (received also holds the probes above)
+            while any(i not in received for i in commits) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            rt.cleanup()
+            primary.stop()
         latencies = [(received[i] - t) / 1e6 for i, t in commits.items() if i in received]
-        return {"latencies": latencies, "lost": len(commits) - len(latencies)}
+        return latencies, len(commits) - len(latencies)
 
     def aggregate(self) -> dict:
         pipelined = self.aggregate_rate("aggregate", pipeline=True)

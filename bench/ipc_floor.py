@@ -265,12 +265,9 @@ def main() -> int:
     tmp = baselines.tmp
     try:
         # as bench/ipc.py measures its serial ratio: fresh process pairs on both sides, in turns, pooled
-        per_pair = max(10, args.writes // max(1, args.pairs))
-        writes: list[int] = []
-        rtts: list[int] = []
-        for pair in range(max(1, args.pairs)):
-            writes += floor_writes(tmp, per_pair, pair)
-            rtts += baselines.raw_pair(per_pair)
+        writes, rtts, _ = baselines.pooled_pairs(
+            lambda n, pair: floor_writes(tmp, n, pair), args.pairs, args.writes
+        )
         write = statistics.median(writes) / 1e6
         rtt = statistics.median(rtts) / 1e6
         commit_ms, _ = baselines.sqlite_commit(args.writes)

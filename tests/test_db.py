@@ -21,7 +21,7 @@ from pando_core.db import (
 )
 from pando_core.db.schema import metadata
 from pando_core.errors import ConstraintError, NotFoundError, ValidationError
-from tests.support.sqlite_lock import another_writer_gets_in as writer_gets_in
+from tests.support.sqlite_lock import another_writer_gets_in
 
 
 class NoteRepository(Repository):
@@ -175,9 +175,6 @@ def test_a_prepared_write_transaction_serves_the_next_write_or_is_given_back(db)
     store = open_local_store(db, [core_component(), NOTES])
     other = sqlite3.connect(str(db.path), isolation_level=None)  # a reader of our own
 
-    def another_writer_gets_in() -> bool:
-        return writer_gets_in(db.path)
-
     def prepare() -> None:
         with db.write_lock:
             db.prepare_write()
@@ -185,22 +182,22 @@ def test_a_prepared_write_transaction_serves_the_next_write_or_is_given_back(db)
 
     try:
         prepare()
-        assert not another_writer_gets_in()
+        assert not another_writer_gets_in(db.path)
         assert other.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
         store.sessions.create(id="a", title="in the prepared transaction")
-        assert not db.writer().prepared and another_writer_gets_in()
+        assert not db.writer().prepared and another_writer_gets_in(db.path)
         assert other.execute("SELECT title FROM sessions").fetchall() == [("in the prepared transaction",)]
         prepare()
         store.notes.add(text_value="through SQLAlchemy")  # a write on tx.conn commits in it too
-        assert not db.writer().prepared and another_writer_gets_in()
+        assert not db.writer().prepared and another_writer_gets_in(db.path)
         assert other.execute("SELECT body FROM notes").fetchall() == [("through SQLAlchemy",)]
         prepare()
         with pytest.raises(ConstraintError):  # a failing write ends it as it ends any other
             store.sessions.create(id="a", title="again")
-        assert not db.writer().prepared and another_writer_gets_in()
+        assert not db.writer().prepared and another_writer_gets_in(db.path)
         prepare()
         db.release_prepared()
-        assert not db.writer().prepared and another_writer_gets_in()
+        assert not db.writer().prepared and another_writer_gets_in(db.path)
         prepare()
         db.writer().raw.execute("ROLLBACK")  # ended behind its back (plain SQL on tx.raw can)
         db.release_prepared()  # nothing left to give back: no error
@@ -211,7 +208,7 @@ def test_a_prepared_write_transaction_serves_the_next_write_or_is_given_back(db)
         assert [s["id"] for s in store.sessions.list(include_empty=True)] == ["a"]
         prepare()
         db.dispose()  # gives it back with the connection
-        assert another_writer_gets_in()
+        assert another_writer_gets_in(db.path)
     finally:
         other.close()
 

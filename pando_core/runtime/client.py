@@ -143,7 +143,10 @@ def _decoded(frames: list[bytes]) -> Any:
 
 
 def _response(obj: Any) -> P.Response | None:
-    """A decoded reply as a response, or None (logged) when it is not a valid one."""
+    """A decoded reply as a response, or None (logged) when it is not a valid one (None: a
+    message :func:`_decoded` already dropped)."""
+    if obj is None:
+        return None
     try:
         return P.parse_response(obj)
     except P.ProtocolError as exc:

@@ -358,29 +358,18 @@ class WriteCoordinator:
         spec = item.spec or self.registry.get(item.method)
         if highest is None or key[1] <= highest or spec is None:
             return None
-        db = self.db
-        with db.write_lock:
-            writer = db.writer()
-            try:
-                writer.begin()  # (refuses a nested write before beginning anything)
-            except Exception:  # noqa: BLE001 - the general way reports it
-                return None
-            applied = False
-            try:
-                tx = WriteTx(writer)
+        applied = False  # the write itself went through: what fails after it is the commit
+        try:
+            with self.db.write_lock, self.db.transaction() as tx:
                 result = spec.function(self._repository(spec), tx, **item.params)
                 encoded = encode_json(result)
                 applied = True
-                writer.raw.execute(_INSERT_APPLIED, (key[0], key[1], item.method, 1, encoded, now_ms()))
-                writer.commit()
-            except BaseException as exc:
-                writer.rollback()
-                if not isinstance(exc, Exception):
-                    raise
-                if not applied:
-                    return None  # undone here: applied again, and answered, the general way
-                self._not_committed([item], exc)
-                return False
+                tx.raw.execute(_INSERT_APPLIED, (key[0], key[1], item.method, 1, encoded, now_ms()))
+        except Exception as exc:  # noqa: BLE001 - rolled back: nothing of the write is left
+            if not applied:
+                return None  # applied again, and answered, the general way (a nested write too)
+            self._not_committed([item], exc)
+            return False
         self._recorded_max[key[0]] = key[1]
         item.changes = tx.changes
         self.stats["batches"] += 1
