@@ -89,6 +89,9 @@ CORE_SECTIONS = [
             "title_model": Field("str", "", "model for session titles (default: the main model)"),
             "summarizer_model": Field("str", "", "model for compaction summaries (default: main model)"),
             "max_requests_per_turn": Field("int", 50, "cap on model requests in one user turn"),
+            "max_repeated_failures": Field(
+                "int", 3, "stop a turn when the model makes the same failing tool call this many times in a row"
+            ),
             "max_tokens": Field("int", 4096, "output tokens per request"),
             "auto_compact": Field("bool", True, "summarise the session when the context nears the window"),
             "compact_threshold": Field("float", 0.85, "fraction of the window that triggers compaction"),
