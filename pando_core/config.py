@@ -347,7 +347,11 @@ def validate(data: dict[str, Any], sections: Mapping[str, ConfigSection], origin
             f = section.fields.get(key)
             if f is None:
                 if not section.open:
-                    warnings.append(f"{where}: unknown key {name}.{key} (ignored)")
+                    import difflib
+
+                    close = difflib.get_close_matches(key, list(section.fields), n=1)
+                    hint = f"; did you mean {name}.{close[0]}?" if close else ""
+                    warnings.append(f"{where}: unknown key {name}.{key} (ignored){hint}")
                 continue
             if not _check_type(value, f):
                 expected = _TYPE_NAMES.get(f.type, f.type)

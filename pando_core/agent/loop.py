@@ -52,6 +52,7 @@ class TurnResult:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     denials: list[dict[str, str]] = field(default_factory=list)
     error: str = ""
+    error_kind: str = ""  # the error's kind when status is "error" ("config" for a bad setting, ...)
     requests: int = 0
     needs_title: Any = None
 
@@ -463,6 +464,7 @@ class CoderAgent:
                 result.response = draft.text
         except (ProviderError, ToolError, PandoError) as exc:
             # the provider failed, a plugin refused (strict Lua hook, policy) or the store failed
+            result.error_kind = getattr(exc, "kind", "")
             self._fail(result, draft, session_id, str(exc), on_event)
         except Exception as exc:  # noqa: BLE001 - a bug in a plugin hook must not crash the caller
             log.exception("turn failed")
