@@ -12,7 +12,7 @@ import pytest
 
 from pando_core.commands.goal_cmd import run_goal_in_app
 from pando_core.errors import NotFoundError, UsageError
-from pando_core.goal import (
+from pando_core.frontends.goal import (
     BLOCKED,
     COMPLETED,
     IN_PROGRESS,
