@@ -5,6 +5,9 @@ database read-write, runs migrations, binds its bus, bumps the epoch and writes 
 A loser reads ``primary.json``, checks that primary answers, opens the database read-only and
 proxies its writes; with failover on, it parks a thread in a blocking lock acquire and promotes
 itself the moment the kernel hands it the lock (the primary died).
+
+What changes the role later is in ``failover.py`` (promote, follow, fence); what a secondary takes
+from the bus in ``subscriptions.py``; where its writes go in ``write_proxy.py``.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def _components_or_core(components: list[Component] | None) -> list[Component]:
 
 
 class Runtime(RoleChanges, BusSubscriptions):
-    """The multi-instance runtime of one process (seed: runtime.BootstrapResult).
+    """The multi-instance runtime of one process: its role in the working directory and what goes with it.
 
     Attributes: ``role``, ``store``, ``engine``, ``bus`` (primary), ``client`` (secondary),
     ``instance_id``, ``endpoints``, ``pub_port``/``rpc_port`` (tcp), ``lock``, ``watcher``,
@@ -117,7 +120,6 @@ class Runtime(RoleChanges, BusSubscriptions):
         self._last_change_seq: int | None = None
         self._last_change_epoch: int | None = None
         self.resyncs = 0
-        self.hung_reported = False
 
     # -- properties --------------------------------------------------------------------------------
 
@@ -383,7 +385,6 @@ class Runtime(RoleChanges, BusSubscriptions):
             pid = self.record.pid if self.record else "?"
             holder_alive = pid_alive(pid) if isinstance(pid, int) else False
             if holder_alive:
-                self.hung_reported = True
                 raise UnavailableError(
                     f"the primary (pid {pid}) holds the lock but does not answer within {timeout:.1f}s "
                     "(hung or stopped?); not taking over while it holds the lock. "
@@ -394,7 +395,7 @@ class Runtime(RoleChanges, BusSubscriptions):
     # -- cleanup --------------------------------------------------------------------------------------
 
     def cleanup(self) -> None:
-        """Release everything in reverse order; safe to call twice (seed: BootstrapResult.Cleanup)."""
+        """Release everything in reverse order; safe to call twice."""
         with self.state_lock:
             if self._cleaned:
                 return
@@ -423,7 +424,8 @@ def bootstrap(
     components: list[Component] | None = None,
     config: dict[str, Any] | None = None,
 ) -> Runtime:
-    """Run the start-up sequence for ``workdir`` and return the runtime (seed: runtime.Bootstrap)."""
+    """Run the start-up sequence for ``workdir``: this process becomes its primary or a secondary;
+    returns the started runtime (released again if start-up fails)."""
     runtime = Runtime(
         Path(workdir),
         instance_id or uuid.uuid4().hex[:12],

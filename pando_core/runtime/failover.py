@@ -36,7 +36,7 @@ class RoleChanges:
     its state under its ``state_lock``)."""
 
     def promote(self, lock: Any = None) -> None:
-        """This secondary won the lock: become the primary (seed: PromoteToPrimary)."""
+        """This secondary won the lock: become the primary (its in-flight writes are applied here)."""
         with self.state_lock:
             if self.role == PRIMARY:
                 return
@@ -112,7 +112,6 @@ class RoleChanges:
             self.record = record
             self.epoch = record.epoch
             self._last_change_seq = None
-            self.hung_reported = False
             self.primary_changed.notify_all()
         log.info("now following primary pid %s (epoch %s)", record.pid, record.epoch)
 
