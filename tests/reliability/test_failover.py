@@ -11,6 +11,8 @@ from reliability_kit import check_single_writer, check_writes, db_rows, primary_
 
 from tests.support.waiting import hold_for, wait_for
 
+pytestmark = pytest.mark.reliability
+
 HEARTBEAT = 0.1
 CONFIG = {"heartbeat_interval": HEARTBEAT}
 

@@ -18,6 +18,8 @@ from pando_core.runtime.write_coordinator import WriteCoordinator
 from tests.support.sqlite_lock import another_writer_gets_in
 from tests.support.waiting import wait_for
 
+pytestmark = pytest.mark.reliability
+
 
 @pytest.fixture
 def db(tmp_path):
