@@ -82,8 +82,10 @@ class Runtime(RoleChanges, BusSubscriptions):
         *,
         failover: bool = True,
         config: dict[str, Any] | None = None,
+        record_extra: dict[str, Any] | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
+        self.record_extra = dict(record_extra or {})  # what primary.json says besides the endpoints
         self.pando_dir = self.workdir / ".pando"
         self.instance_id = instance_id
         self.components = components
@@ -106,6 +108,7 @@ class Runtime(RoleChanges, BusSubscriptions):
         self._promoted_callbacks: list[Callable[[Runtime], None]] = []
         self._event_callbacks: list[tuple[str, Callable[[P.Event], None]]] = []  # (topic prefix, callback)
         self._interrupt_callbacks: list[Callable[[str], None]] = []
+        self._fenced_callbacks: list[Callable[[str], None]] = []
         # shared by the runtime's parts (promotion, following, the write sender): the role, the
         # client and the coordinator change under it, and primary_changed is notified when they do
         self.state_lock = threading.RLock()
@@ -166,6 +169,10 @@ class Runtime(RoleChanges, BusSubscriptions):
 
     def on_promoted(self, callback: Callable[[Runtime], None]) -> None:
         self._promoted_callbacks.append(callback)
+
+    def on_fenced(self, callback: Callable[[str], None]) -> None:
+        """``callback(reason)`` when this primary fences itself (see :meth:`fence`)."""
+        self._fenced_callbacks.append(callback)
 
     # -- start ---------------------------------------------------------------------------------------
 
@@ -231,6 +238,7 @@ class Runtime(RoleChanges, BusSubscriptions):
             started_at=P.now_ms(),
             auth=auth.record_info(),
             workdir=str(self.workdir),
+            extra=dict(self.record_extra),
         )
         write_primary_record(self.pando_dir, self.record)
         self.role = PRIMARY
@@ -423,6 +431,7 @@ def bootstrap(
     failover: bool = True,
     components: list[Component] | None = None,
     config: dict[str, Any] | None = None,
+    record_extra: dict[str, Any] | None = None,
 ) -> Runtime:
     """Run the start-up sequence for ``workdir``: this process becomes its primary or a secondary;
     returns the started runtime (released again if start-up fails)."""
@@ -432,6 +441,7 @@ def bootstrap(
         _components_or_core(components),
         failover=failover,
         config=config,
+        record_extra=record_extra,
     )
     try:
         return runtime.start()

@@ -133,6 +133,11 @@ class RoleChanges:
             coordinator.close()
         if bus is not None:
             self._shut_down_bus(bus)
+        for callback in list(self._fenced_callbacks):
+            try:
+                callback(reason)
+            except Exception:  # noqa: BLE001 - fencing goes on
+                log.exception("fence callback failed")
 
 
 class _FencedExecutor(LocalExecutor):
