@@ -537,6 +537,7 @@ def run_cli(workdir: Path, env: dict[str, str], *args: str) -> subprocess.Comple
     )
 
 
+@pytest.mark.slow
 def test_cli_list_take_diff_restore(request, workdir, env):
     root = workdir
     kind = request.node.callspec.params["workdir"]  # "git" or "files", the fixture's parameter
@@ -577,6 +578,7 @@ def test_cli_list_take_diff_restore(request, workdir, env):
     assert unknown.stderr.strip().splitlines() == ["pando: error: unknown snapshot 'zzzzzz'"]
 
 
+@pytest.mark.slow
 def test_cli_restore_asks_for_confirmation_on_a_terminal(tmp_path, env):
     root = make_plain(tmp_path / "plain")
     snap = SnapshotService(root).take("s")

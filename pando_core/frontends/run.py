@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .errors import UsageError
-from .errors import one_line as short  # progress and tool summaries on one line
+from ..errors import UsageError
+from ..errors import one_line as short  # progress and tool summaries on one line
 
 if TYPE_CHECKING:  # the agent is imported by the App, not to check the options before it starts
-    from .agent.loop import AgentEvent, TurnResult
+    from ..agent.loop import AgentEvent, TurnResult
 
 OUTPUT_FORMATS = ("text", "json", "stream-json")
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
@@ -81,7 +81,9 @@ class Spinner:
             self._thread.join(timeout=1)
 
 
-class _Printer:
+class EventPrinter:
+    """Shows a turn's agent events: text on stdout (tool calls on a terminal's stderr), or stream-json."""
+
     def __init__(self, output_format: str, quiet: bool, out: TextIO, err: TextIO) -> None:
         self.format = output_format
         self.quiet = quiet
@@ -181,7 +183,7 @@ def prepare_app(app: Any, *, yolo: bool = False, model: str | None = None) -> No
     Applies ``--yolo`` / ``--model`` (for an App not built with them), fails early, with the how-to,
     when no model is configured, and checks the primary when this instance is a secondary.
     """
-    from .agent.models import resolve_model
+    from ..agent.models import resolve_model
 
     if yolo:
         app.permissions.yolo = True
@@ -217,7 +219,7 @@ def run_non_interactive(
         session = app.sessions.restore(latest["id"]) if latest else app.sessions.create(title=prompt[:50])
     else:
         session = app.sessions.create(title=prompt[:50])
-    printer = _Printer(output_format, quiet, out, err)
+    printer = EventPrinter(output_format, quiet, out, err)
     result = asyncio.run(_run_with_signals(app, session["id"], prompt, printer))
     app.sessions.end(session["id"])
     if output_format == "json":
@@ -243,7 +245,7 @@ def run_non_interactive(
     return exit_code_for(result)
 
 
-async def _run_with_signals(app: Any, session_id: str, prompt: str, printer: _Printer) -> TurnResult:
+async def _run_with_signals(app: Any, session_id: str, prompt: str, printer: EventPrinter) -> TurnResult:
     if printer.spinner:
         printer.spinner.start()
     try:
