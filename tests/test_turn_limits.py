@@ -79,3 +79,13 @@ def test_only_the_first_instruction_file_of_the_family_is_used(tmp_path):
     (tmp_path / "AGENTS.md").unlink()
     section = context_files_section(tmp_path, ["AGENTS.md", "PANDO.md", "CLAUDE.md"])
     assert "claude rules" in section.text
+
+
+def test_a_stopped_turn_exits_3_with_its_reason(run_pando, pando_workdir, model_server):
+    from pando_core.testing.pytest_plugin import write_model_config
+
+    write_model_config(pando_workdir, model_server.base_url)
+    model_server.script(*[Reply.tool("no_such_tool", {}) for _ in range(3)])
+    result = run_pando("run", "loop")
+    assert result.returncode == 3
+    assert "pando: stopped: the model made the same failing call 3 times in a row" in result.stderr

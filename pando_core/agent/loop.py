@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..clock import now_ms
-from ..errors import PandoError
+from ..errors import PandoError, UsageError
 from .models import ResolvedModel, request_cost, resolve_model
 from .prompt import build_system_prompt
 from .providers.base import ChatRequest, ProviderError, Usage
@@ -185,10 +185,8 @@ def history_for_request(messages: list[dict[str, Any]], summary_message_id: str 
     return [{"role": m["role"], "parts": m["parts"], "id": m.get("id")} for m in messages if m["role"] != "system"]
 
 
-class PromptTooLarge(PandoError):
+class PromptTooLarge(UsageError):
     """A prompt that cannot fit the model's context window: refused before any request."""
-
-    kind = "validation"
 
 
 class _RepeatedFailures:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the agent is imported by the App, not to check the options 
     from ..agent.loop import AgentEvent, TurnResult
 
 OUTPUT_FORMATS = ("text", "json", "stream-json")
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_LIMIT, EXIT_CANCELLED = 0, 1, 2, 3, 130
 
 
 def result_json(result: TurnResult) -> dict[str, Any]:
@@ -44,8 +44,12 @@ def result_json(result: TurnResult) -> dict[str, Any]:
 def exit_code_for(result: TurnResult) -> int:
     if result.status == "cancelled":
         return EXIT_CANCELLED
+    if result.status == "error" and result.error_kind in ("config", "usage"):
+        return EXIT_USAGE  # the configuration is wrong: nothing was sent
     if result.status in ("error", "permission_denied"):
         return EXIT_ERROR
+    if result.status in ("max_requests", "stuck"):
+        return EXIT_LIMIT  # the turn was stopped, not finished
     return EXIT_OK
 
 
@@ -239,8 +243,8 @@ def run_non_interactive(
             err.write(f"pando: error: {result.error}\n")
         elif result.status == "cancelled":
             err.write("pando: cancelled\n")
-        elif result.status == "max_requests":
-            err.write("pando: stopped after the maximum number of model requests for one turn\n")
+        elif result.status in ("max_requests", "stuck"):
+            err.write(f"pando: stopped: {result.error}\n")
     out.flush()
     return exit_code_for(result)
 
