@@ -106,3 +106,26 @@ def test_a_server_that_never_answers_times_out_with_the_documented_timeout(run_p
     out = json.loads(result.stdout)
     assert out["status"] == "error" and result.returncode == 1
     assert "tim" in out.get("error", result.stderr).lower()
+
+
+def test_json_output_gives_tool_call_input_as_an_object(run_pando, pando_workdir, model_server):
+    write_model_config(pando_workdir, model_server.base_url)
+    model_server.script(Reply.tool("ls", {"path": "."}), Reply.text("listed"))
+    result = run_pando("run", "-f", "json", "list")
+    assert json.loads(result.stdout)["tool_calls"][0]["input"] == {"path": "."}
+    model_server.script(Reply.tool("ls", {"path": "."}), Reply.text("listed"))
+    streamed = run_pando("run", "-f", "stream-json", "list")
+    calls = [json.loads(line) for line in streamed.stdout.splitlines() if '"tool_call"' in line]
+    assert calls[0]["type"] == "tool_call" and calls[0]["input"] == {"path": "."}
+
+
+def test_text_mode_off_a_terminal_shows_tool_lines_on_stderr_and_the_answer_alone_on_stdout(run_pando, pando_workdir, model_server):
+    write_model_config(pando_workdir, model_server.base_url)
+    model_server.script(Reply.tool("ls", {"path": "."}), Reply.tool("view", {"file_path": "missing.txt"}), Reply.text("the answer"))
+    result = run_pando("run", "look")
+    assert result.stdout == "the answer\n"
+    lines = result.stderr.splitlines()
+    assert '• ls {"path": "."}' in lines and "  ✓ ls" in lines
+    assert any(line.startswith("  ✗ view failed: ") for line in lines)
+    quiet = run_pando("run", "-q", "look again")
+    assert "•" not in quiet.stderr

@@ -26,6 +26,16 @@ OUTPUT_FORMATS = ("text", "json", "stream-json")
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_LIMIT, EXIT_CANCELLED = 0, 1, 2, 3, 130
 
 
+def _input_object(raw: Any) -> Any:
+    """A tool call's input as the JSON object the model sent (the raw text when it is not JSON)."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return raw
+
+
 def result_json(result: TurnResult) -> dict[str, Any]:
     return {
         "session_id": result.session_id,
@@ -34,7 +44,7 @@ def result_json(result: TurnResult) -> dict[str, Any]:
         "tokens_in": result.tokens_in,
         "tokens_out": result.tokens_out,
         "cost": round(result.cost, 6),
-        "tool_calls": result.tool_calls,
+        "tool_calls": [dict(call, input=_input_object(call.get("input"))) for call in result.tool_calls],
         "status": result.status,
         **({"error": result.error} if result.error else {}),
         **({"denials": result.denials} if result.denials else {}),
@@ -111,7 +121,7 @@ class EventPrinter:
             data = {"type": "reasoning_delta", "text": event.data["delta"]}
         elif event.type == "tool_call":
             call = event.data["tool_call"]
-            data = {"type": "tool_call", "id": call["id"], "name": call["name"], "input": call["input"]}
+            data = {"type": "tool_call", "id": call["id"], "name": call["name"], "input": _input_object(call["input"])}
         elif event.type == "tool_result":
             part = event.data["tool_result"]
             data = {
@@ -138,15 +148,21 @@ class EventPrinter:
             self.out.write(event.data["delta"])
             self.out.flush()
             self.wrote_text = True
-        elif event.type == "tool_call" and self.tty:
+        elif event.type == "tool_call" and not self.quiet:
+            # tool lines go to stderr, on a terminal or not: stdout stays the answer alone
             call = event.data["tool_call"]
             if self.spinner:
                 self.spinner.label = f"running {call['name']}"
-            self.err.write(f"\r\033[K• {call['name']} {short(call['input'])}\n")
-        elif event.type == "tool_result" and self.tty:
+            clear = "\r\033[K" if self.tty else ""
+            self.err.write(f"{clear}• {call['name']} {short(call['input'], 180)}\n")
+            self.err.flush()
+        elif event.type == "tool_result" and not self.quiet:
             part = event.data["tool_result"]
             if part["is_error"]:
-                self.err.write(f"  ✗ {short(part['content'])}\n")
+                self.err.write(f"  ✗ {part['name']} failed: {short(part['content'], 200)}\n")
+            elif not self.tty:
+                self.err.write(f"  ✓ {part['name']}\n")
+            self.err.flush()
         elif event.type == "compaction" and self.tty:
             message = (
                 "⚡ compacting context…" if event.data.get("state") == "start" else "✓ context compacted"
