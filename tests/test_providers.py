@@ -21,8 +21,8 @@ from pando_core.agent.providers.registry import (
     unregister_provider_kind,
 )
 from pando_core.agent.providers.retry import RetryPolicy, parse_retry_after
-from pando_core.testing.model_server import Reply, ScriptedModelServer
 from pando_core.errors import ConfigError
+from pando_core.testing.model_server import Reply, ScriptedModelServer
 
 T = TypeVar("T")
 KINDS = ["openai", "anthropic"]
