@@ -88,8 +88,9 @@ def convert_result(result: Any) -> str:
 def _tool_from_sdk(server: str, tool: Any) -> ServerTool:
     annotations = tool.annotations
     schema = dict(tool.input_schema or {})
-    if schema.get("type") != "object":  # a schema-less tool: the providers need an object schema
+    if schema.get("type") != "object":  # the providers need an object schema
         schema = {"type": "object", "properties": {}}
+    schema.setdefault("properties", {})  # a tool without parameters may send none
     return ServerTool(
         server=server,
         name=tool.name,

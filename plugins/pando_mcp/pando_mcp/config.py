@@ -146,8 +146,10 @@ def server_spec(name: str, raw: Any, source: str, env: Mapping[str, str]) -> Ser
         enabled=bool(raw.get("enabled", True)) and not bool(raw.get("disabled", False)),
         disabled_tools=_string_list(raw.get("disabled_tools"), f"{where}: disabled_tools"),
     )
-    if raw.get("timeout"):  # a server's own timeout is for every operation, opening included
-        spec.connect_timeout = spec.call_timeout
+    # a server's own timeout is for its calls; it may lengthen the opening (a slow start-up) but
+    # not shorten it below 15 s (npx or a Python server can take seconds to start on a busy machine)
+    if raw.get("timeout"):
+        spec.connect_timeout = max(DEFAULT_CONNECT_TIMEOUT, spec.call_timeout)
     if transport == "stdio" and not spec.command:
         raise ConfigError(f"{where}: a stdio server needs a command")
     if transport != "stdio" and not spec.url:
