@@ -118,6 +118,12 @@ def pool_factory(tmp_path) -> Iterator:
         pool.close()
 
 
+@pytest.fixture(scope="session")
+def faulty_command() -> list[str]:
+    """The argv of tests/servers/faulty.py."""
+    return [sys.executable, str(FAULTY)]
+
+
 @pytest.fixture
 def make_spec():
     """make_spec(name, **entry) -> ServerSpec, as if read from a config file."""
