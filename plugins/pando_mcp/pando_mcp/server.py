@@ -31,11 +31,13 @@ READ_ONLY_BUILTINS = ("view", "ls", "glob", "grep")
 WRITE_BUILTINS = ("write", "edit", "patch")
 
 
-def is_loopback(host: str) -> bool:
+def needs_no_token(host: str) -> bool:
+    """Only the usual loopback addresses go without a token: any other address (127.0.0.2 too, which
+    containers and port forwards may publish) counts as reachable from elsewhere."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host) in (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
     except ValueError:
         return False
 
@@ -188,7 +190,7 @@ def serve(context: Any, *, http: bool = False, host: str | None = None, port: in
     host = host or settings["host"]
     port = port if port is not None else settings["port"]
     token = settings.get("token") or context.env.get("PANDO_MCP_TOKEN", "") or os.environ.get("PANDO_MCP_TOKEN", "")
-    if http and not is_loopback(host) and not token:
+    if http and not needs_no_token(host) and not token:
         raise UsageError(
             f"binding to {host} exposes pando's tools to the network: set [mcp_server] token or PANDO_MCP_TOKEN"
         )

@@ -141,3 +141,27 @@ def faulty_spec(make_spec):
         return make_spec(name, command=sys.executable, args=args, **raw)
 
     return make
+
+
+@pytest.fixture
+def listening_process() -> Iterator:
+    """start(argv, host, env=None, cwd=None, port_env=None) -> (proc, port): a process given a free
+    port (as --port, or in the environment variable port_env), once it accepts connections."""
+    procs: list[subprocess.Popen] = []
+
+    def start(argv: list[str], host: str = "127.0.0.1", env: dict | None = None, cwd=None, port_env: str | None = None):
+        port = free_port(host)
+        run_env = dict(env or os.environ)
+        if port_env:
+            run_env[port_env] = str(port)
+        else:
+            argv = [*argv, "--port", str(port)]
+        proc = subprocess.Popen(argv, env=run_env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        procs.append(proc)
+        wait_for_port(host, port, proc, 60)
+        return proc, port
+
+    yield start
+    for proc in procs:
+        stop(proc)
