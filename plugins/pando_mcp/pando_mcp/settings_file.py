@@ -40,7 +40,8 @@ def _save(path: Path, document) -> None:  # noqa: ANN001
     import tomlkit
 
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(tomlkit.dumps(document), encoding="utf-8")
+    text = tomlkit.dumps(document).rstrip("\n")  # a removed table leaves its blank line behind
+    temporary.write_text(text + "\n" if text else "", encoding="utf-8")
     os.replace(temporary, path)
 
 
