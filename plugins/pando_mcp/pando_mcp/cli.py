@@ -109,7 +109,7 @@ def build_cli() -> typer.Typer:
         finally:
             pool.close()
         rows, errors = [], []
-        for name, tools in found.items():
+        for _name, tools in found.items():
             if isinstance(tools, Exception):
                 errors.append(str(tools))
                 continue

@@ -136,6 +136,7 @@ def build_server(host: ToolHost) -> Any:
     """The SDK's low-level server, listing and calling ``host``'s tools."""
     from mcp import types
     from mcp.server.lowlevel import Server
+
     from pando_core import __version__
 
     def listed(tool: Any) -> Any:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from pando_mcp.catalog import DAY_MS, component
+
 from pando_core.db import Database, core_component, migrate, open_local_store
 from pando_core.errors import NotFoundError
-from pando_mcp.catalog import DAY_MS, component
 
 NOW = 1_800_000_000_000
 

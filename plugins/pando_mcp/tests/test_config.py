@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from pando_core.errors import ConfigError
 from pando_mcp.config import DEFAULT_CALL_TIMEOUT, Expander, load_servers, server_spec
+
+from pando_core.errors import ConfigError
 
 
 def test_variables_expand_with_defaults_and_unset_ones_are_reported():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -37,7 +36,7 @@ def stored_tool_calls(workdir: Path) -> list[tuple[str, str]]:
         db.close()
     titles = dict(sessions)
     out = []
-    for session_id, role, parts in rows:
+    for session_id, _role, parts in rows:
         for part in json.loads(parts):
             if part["type"] == "tool_result":
                 out.append((titles[session_id], part["data"]["name"]))
