@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from pando_core.testing.model_server import Reply
 from pando_mcp.gateway import discover_into_catalog
+
+from pando_core.testing.model_server import Reply
 
 
 def gateway_config(faulty_command, threshold=2):
