@@ -32,4 +32,4 @@ class DiscoveryService(ThreadedService):
         stop.wait()
 
     def health(self) -> dict:
-        return {"runs": self.runs, "servers": self.report}
+        return {**(super().health() or {}), "runs": self.runs, "servers": self.report}

@@ -22,7 +22,7 @@ import os
 import secrets
 from typing import Any
 
-from pando_core.agent.tools.base import PermissionDenied, PermissionRequest, ToolError, ToolResult
+from pando_core.agent.tools.base import PermissionDenied, ToolError, ToolResult, permission_requests
 from pando_core.errors import UsageError
 
 log = logging.getLogger("pando.mcp.server")
@@ -54,7 +54,7 @@ def exposed_tools(app: Any, settings: dict[str, Any]) -> list[Any]:
     if settings.get("allow_bash"):
         wanted.append("bash")
     tools = [builtins[name] for name in wanted if name in builtins]
-    for tool in app.plugins.flat("pando_mcp_server_tools", app=app):
+    for tool in app.plugins.hooks.pando_mcp_server_tools.flat(app=app):
         if getattr(tool, "read_only", False) or settings.get("allow_write"):
             tools.append(tool)
     unique: dict[str, Any] = {}
@@ -82,19 +82,6 @@ class ToolHost:
             session_id = self._sessions[key] = session["id"]
         return session_id
 
-    async def _ask(self, tool: Any, args: dict[str, Any], ctx: Any) -> None:
-        """Permission for a tool that changes things, decided by [permissions] (nobody to ask)."""
-        if _is_read_only(tool):
-            return
-        request = None
-        describe = getattr(tool, "permission", None)
-        if describe is not None:
-            request = await describe(args, ctx)
-            if request is None:
-                return
-        request = request or PermissionRequest(tool.name, "execute", f"{tool.name} {json.dumps(args)[:200]}", params=args)
-        await ctx.ask(request)
-
     async def call(self, name: str, args: dict[str, Any], connection: str, client_name: str) -> ToolResult:
         tool = self.tools.get(name)
         if tool is None:
@@ -106,18 +93,19 @@ class ToolHost:
         message = await asyncio.to_thread(app.messages.create, session_id, "assistant", [{"type": "tool_call", "data": call_part}])
         ctx = app.tool_context(session_id, message["id"], call_id, None)
         try:
-            args = await app.plugins.apipeline(
-                "pando_before_tool_call", "arguments", args, app=app, session_id=session_id, tool_name=name
+            args = await app.plugins.hooks.pando_before_tool_call.acall(
+                arguments=args, app=app, session_id=session_id, tool_name=name
             )
-            await self._ask(tool, args, ctx)
+            for request in await permission_requests(tool, args, ctx):
+                await ctx.ask(request)  # the core's check, as in the agent loop (nobody to ask here)
             result = await tool.run(args, ctx)
         except (PermissionDenied, ToolError) as exc:
             result = ToolResult(str(exc), is_error=True)
         except Exception as exc:  # noqa: BLE001 - a broken tool answers with an error, the server goes on
             log.exception("tool %s failed", name)
             result = ToolResult(f"{name} failed: {type(exc).__name__}: {exc}", is_error=True)
-        after = await app.plugins.apipeline(
-            "pando_after_tool_call", "result", result, app=app, session_id=session_id, tool_name=name, arguments=args
+        after = await app.plugins.hooks.pando_after_tool_call.acall(
+            result=result, app=app, session_id=session_id, tool_name=name, arguments=args
         )
         if isinstance(after, str):
             after = ToolResult(after, result.is_error, result.metadata)

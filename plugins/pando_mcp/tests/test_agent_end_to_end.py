@@ -4,10 +4,7 @@ permission denial for a tool its server does not mark read-only."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-
-import pytest
 
 from pando_core.testing.model_server import Reply
 from pando_core.testing.pytest_plugin import write_model_config
@@ -72,19 +69,14 @@ def test_stream_json_shows_the_mcp_call_and_its_result(model_server, pando_workd
     assert events[-1]["type"] == "result" and events[-1]["status"] == "success"
 
 
-# the core asks before non-read-only tools run from platform v2 on (pando_core.background lands with it)
-@pytest.mark.xfail(
-    importlib.util.find_spec("pando_core.background") is None,
-    reason="the core enforces tool permissions only from platform v2 on",
-    strict=True,
-)
 def test_a_tool_not_marked_read_only_is_refused_without_yolo(model_server, pando_workdir, run_pando, faulty_command, time_bin):
     configure(pando_workdir, model_server, faulty_command, time_bin)
     model_server.script(Reply.tool("faulty_state", {}, id="d1"), Reply.text("refused, fine"))
     denied = run_pando("--plugins", "mcp", "run", "get the pid")
-    assert denied.returncode == 0, denied.stderr
-    assert "Permission denied" in tool_messages(model_server)["d1"]
-    model_server.reset()
+    assert denied.returncode == 1, denied.stderr  # pando run reports a refused tool call
+    assert 'pando: permission denied: faulty_state execute MCP server "faulty" tool "state" {}' in denied.stderr
+    assert "Traceback" not in denied.stderr
+    model_server.clear()
     model_server.script(Reply.tool("faulty_state", {}, id="y1"), Reply.text("ran"))
     allowed = run_pando("--plugins", "mcp", "run", "--yolo", "get the pid")
     assert allowed.returncode == 0, allowed.stderr
