@@ -68,3 +68,18 @@ def test_favorites_become_direct_tools_and_their_calls_count(model_server, make_
     asyncio.run(app.coder_agent.run(session["id"], "use the favorite"))
     assert tool_contents(model_server)["f1"] == "echo: fav"
     assert len(app.store.mcp_catalog.usage(tool_id="faulty/echo")) == 3  # the favorite's call counted too
+
+
+def test_discovery_runs_as_a_primary_service_at_start(model_server, make_app, faulty_command):
+    import time
+
+    app = make_app(plugins=["mcp"], model_server=model_server, config=gateway_config(faulty_command))
+    service = app.services.get("mcp.discovery")
+    assert service is not None and app.role == "primary"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not app.store.mcp_catalog.tools(server="faulty"):
+        time.sleep(0.05)
+    assert len(app.store.mcp_catalog.tools(server="faulty")) == 7
+    while time.monotonic() < deadline and service.runs == 0:
+        time.sleep(0.05)
+    assert service.health()["servers"]["faulty"] == "7 tools"
