@@ -142,8 +142,9 @@ def build_cli() -> typer.Typer:
         args: str = typer.Option("{}", "--args", help="the tool's arguments as a JSON object"),
     ) -> None:
         """Call one tool and print its result (exit 1 when the tool reports an error)."""
+        from pando_core.agent.tools.arguments import ArgumentsError, repair_arguments
+
         from .client import McpError
-        from .repair import ArgumentsError, repair_arguments
 
         try:
             arguments = repair_arguments(args)

@@ -15,9 +15,9 @@ import logging
 import time
 from typing import Any
 
+from pando_core.agent.tools.arguments import ArgumentsError, repair_arguments
 from pando_core.agent.tools.base import PermissionRequest, ToolContext, ToolResult
 
-from .repair import ArgumentsError, repair_arguments
 from .tools import McpTool, agent_tool_name, call_as_result, describe_arguments
 
 log = logging.getLogger("pando.mcp")

@@ -3,8 +3,9 @@
 Models sometimes send a tool call's arguments (or the gateway's ``parameters``) with a trailing
 comma, single quotes, a code fence or cut short. ``repair_arguments`` accepts valid JSON as is
 (the fast path), else asks json-repair for its best reading and keeps it only when it is an
-object; anything else is an error that names what was received. The core's agent loop is the
-place for this for every tool (proposed to its owner); the gateway uses it for ``parameters``.
+object; anything else is an error that names what was received. The agent loop decodes every
+tool call's arguments with it; plugins use it for arguments they receive as text (the MCP
+gateway's ``parameters``).
 """
 
 from __future__ import annotations
