@@ -64,7 +64,7 @@ def test_stream_json_shows_the_mcp_call_and_its_result(model_server, pando_workd
     events = [json.loads(line) for line in result.stdout.splitlines()]
     calls = [e for e in events if e["type"] == "tool_call"]
     outputs = [e for e in events if e["type"] == "tool_result"]
-    assert [c["name"] for c in calls] == ["faulty_echo"] and json.loads(calls[0]["input"]) == {"text": "streamed"}
+    assert [c["name"] for c in calls] == ["faulty_echo"] and calls[0]["input"] == {"text": "streamed"}
     assert [o["id"] for o in outputs] == ["s1"] and "echo: streamed" in json.dumps(outputs[0])
     assert events[-1]["type"] == "result" and events[-1]["status"] == "success"
 
