@@ -352,6 +352,7 @@ def snippet(content: str, start: int, length: int, context: int = 3, max_lines: 
 
 class EditTool:
     name = "edit"
+    read_only = False
     description = EDIT_DESCRIPTION
     parameters: dict[str, Any] = {
         "type": "object",

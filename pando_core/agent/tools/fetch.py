@@ -341,6 +341,7 @@ def _is_binary_type(content_type: str) -> bool:
 
 class FetchTool:
     name = "fetch"
+    read_only = False
     description = FETCH_DESCRIPTION
     parameters: dict[str, Any] = {
         "type": "object",

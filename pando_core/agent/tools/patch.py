@@ -522,6 +522,7 @@ def apply_hunks(content: str, hunks: list[Hunk], name: str) -> str:
 
 class PatchTool:
     name = "patch"
+    read_only = False
     description = PATCH_DESCRIPTION
     parameters: dict[str, Any] = {
         "type": "object",

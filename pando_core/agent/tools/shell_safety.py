@@ -18,6 +18,7 @@ import glob as globbing
 import itertools
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,21 @@ from .shell_syntax import (
 MAX_GLOB_MATCHES = 256  # a glob matching more than this is not checked one by one: ask instead
 SECRET_FILES = (".pando.toml", ".pando.json")
 WRAPPERS = frozenset({"env", "xargs", "nice", "timeout", "command", "builtin", "exec", "stdbuf"})
+
+
+SECRET_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET")
+SECRET_NAMES = frozenset({"OPENAI_API_KEY", "ANTHROPIC_API_KEY"})
+
+
+def secret_variables(environ: Mapping[str, str], extra: Iterable[str] = ()) -> set[str]:
+    """The names in `environ` that the bash tool's commands must not see: provider API keys and
+    any `*_API_KEY`, `*_TOKEN`, `*_SECRET`, plus the `extra` names (the providers' `api_key_env`)."""
+    extra = set(extra)
+    return {
+        name
+        for name in environ
+        if name in SECRET_NAMES or name in extra or name.upper().endswith(SECRET_SUFFIXES)
+    }
 
 
 @dataclass(frozen=True)

@@ -285,6 +285,7 @@ Usage notes:
 
 class WriteTool:
     name = "write"
+    read_only = False
     description = WRITE_DESCRIPTION
     parameters: dict[str, Any] = {
         "type": "object",
