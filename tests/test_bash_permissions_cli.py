@@ -49,7 +49,10 @@ READ_ONLY = [
 
 
 def snapshot(directory: Path) -> dict[str, tuple[str, int]]:
-    return {str(p.relative_to(directory)): (p.read_text(), p.stat().st_mtime_ns) for p in sorted(directory.rglob("*"))}
+    return {
+        str(p.relative_to(directory)): (p.read_text(), p.stat().st_mtime_ns)
+        for p in sorted(directory.rglob("*"))
+    }
 
 
 def run_pando(workdir: Path, env: dict, *args: str) -> subprocess.CompletedProcess:

@@ -33,7 +33,7 @@ NOT_READ_ONLY = [
     "cat a | bash",
     "bash script.sh",
     "bash -c 'touch /tmp/x'",
-    "sh -c \"ls; rm -rf x\"",
+    'sh -c "ls; rm -rf x"',
     "xargs rm",
     "xargs cat",
     "timeout 5 rm x",
@@ -333,19 +333,30 @@ def test_the_bash_tool_asks_through_permission_only_for_what_is_not_read_only(wo
     assert permission_of("cat README.md", workdir) is None
     request = permission_of("sort -o /tmp/x README.md", workdir)
     assert request is not None
-    assert (request.tool_name, request.action, request.description) == ("bash", "execute", "sort -o /tmp/x README.md")
+    assert (request.tool_name, request.action, request.description) == (
+        "bash",
+        "execute",
+        "sort -o /tmp/x README.md",
+    )
     assert request.params["command"] == "sort -o /tmp/x README.md"
     assert request.params["cwd"] == str(workdir.resolve())
 
 
 @pytest.mark.parametrize(
     ("patterns", "command"),
-    [(["cat *"], "cat .env"), (["ls*"], "ls -la"), (["cat *"], "cd src && cat .env"), (["rm *"], "timeout 5 rm -f a")],
+    [
+        (["cat *"], "cat .env"),
+        (["ls*"], "ls -la"),
+        (["cat *"], "cd src && cat .env"),
+        (["rm *"], "timeout 5 rm -f a"),
+    ],
 )
 def test_a_deny_rule_wins_over_read_only_yolo_and_allow_rules(patterns, command, workdir):
     (workdir / ".env").write_text("SECRET=1\n")
     (workdir / "src" / ".env").write_text("SECRET=1\n")
-    service = PermissionService({"deny_bash": patterns, "allow_bash": ["*"], "allow_tools": ["bash"]}, yolo=True)
+    service = PermissionService(
+        {"deny_bash": patterns, "allow_bash": ["*"], "allow_tools": ["bash"]}, yolo=True
+    )
     service.grant_session("s", "bash", "execute", "*")
     with pytest.raises(PermissionDenied):
         run_bash(command, workdir, service)
