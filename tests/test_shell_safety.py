@@ -276,6 +276,25 @@ def test_symlinks_and_globs_are_followed_out_of_the_working_directory(workdir, t
     assert classify("cat READ*", workdir).read_only
 
 
+def test_file_names_and_expansions_cannot_smuggle_options_or_paths(workdir):
+    (workdir / "--pre=.x.sh").write_text("")
+    assert not classify("rg foo *", workdir).read_only  # the glob would pass --pre=.x.sh to rg
+    assert not classify("grep {foo,/etc/shadow}", workdir).read_only  # becomes: grep foo /etc/shadow
+    assert not classify("grep -f={a,/etc/shadow} x", workdir).read_only
+    assert not classify("grep /et? README.md", workdir).read_only  # the pattern's place is globbed too
+    assert not classify("cat ~-/secret", workdir).read_only  # $OLDPWD
+    assert not classify("timeout {5,cat} /etc/shadow", workdir).read_only
+    assert classify("echo {a,b}", workdir).read_only
+
+
+def test_the_user_config_is_secret_even_inside_the_working_directory(workdir, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(workdir / "conf"))
+    (workdir / "conf" / "pando").mkdir(parents=True)
+    (workdir / "conf" / "pando" / "config.toml").write_text('api_key = "x"\n')
+    assert not classify("cat conf/pando/config.toml", workdir).read_only
+    assert classify("ls conf", workdir).read_only
+
+
 def test_the_shells_current_directory_counts(workdir, tmp_path):
     assert classify("cat main.py", workdir, cwd=workdir / "src").read_only
     assert not classify("cat ../../x", workdir, cwd=workdir / "src").read_only

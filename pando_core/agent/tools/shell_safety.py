@@ -14,6 +14,7 @@ Pure functions; the only I/O is resolving paths (symlinks, globs) against the fi
 
 from __future__ import annotations
 
+import functools
 import glob as globbing
 import itertools
 import os
@@ -153,7 +154,11 @@ def _script_of_shell_c(words: list[str]) -> str | None:
 class _Checker:
     def __init__(self, root: str) -> None:
         self.root = root
-        self.secrets = (os.path.join(root, ".pando"), *(os.path.join(root, name) for name in SECRET_FILES))
+        self.secrets = (
+            os.path.join(root, ".pando"),
+            *(os.path.join(root, name) for name in SECRET_FILES),
+            *_user_config_files(),
+        )
 
     # ------------------------------------------------------------------ structure
 
@@ -225,6 +230,11 @@ class _Checker:
             raise NotReadOnly(f"the command name {head.raw} is only known when it runs")
         name = self.command_name(head.value)
         args = words[1:]
+        if name not in ("echo", "printf") and any(w.brace for w in args):
+            # {a,/etc/shadow} becomes several words, which can land anywhere: options, paths
+            raise NotReadOnly(
+                f"{name}: brace expansion in {next(w.raw for w in args if w.brace)} is not checked"
+            )
         if name in known.SECRET_BEARING:
             if name == "env" and args:
                 return self.env(args, cwds, depth)
@@ -326,6 +336,8 @@ class _Checker:
         if spec.max_operands is not None and len(operands) > spec.max_operands:
             raise NotReadOnly(f"{name} with {len(operands)} operands (the extra one is an output file)")
         if spec.operands == "pattern" and not pattern_given and operands:
+            if operands[0].glob:  # a glob in the pattern's place expands to file names
+                self.path(operands[0], cwds, name)
             operands = operands[1:]
         if spec.operands in ("paths", "pattern"):
             for operand in operands:
@@ -363,6 +375,8 @@ class _Checker:
             raise NotReadOnly(f"{what}: the brace expansion {word.raw} is not checked")
         if word.tilde:
             value = os.path.expanduser(value)
+            if value.startswith("~"):  # ~+ ~- ~user that is unknown here: bash may still expand it
+                raise NotReadOnly(f"{what}: {word.raw} is only known when it runs")
         if word.glob and ".." in Path(value).parts:
             raise NotReadOnly(f"{what}: {word.raw} combines a glob with '..'")
         for cwd in cwds:
@@ -374,6 +388,10 @@ class _Checker:
                     raise NotReadOnly(f"{what}: {word.raw} matches too many files to check")
                 candidates += matches
             for candidate in candidates:
+                if word.glob and os.path.basename(candidate).startswith("-"):
+                    raise NotReadOnly(
+                        f"{what}: {word.raw} matches {os.path.basename(candidate)}, read as an option"
+                    )
                 real = os.path.realpath(candidate)
                 if not self.inside(real):
                     raise NotReadOnly(f"{what}: {word.raw} is outside the working directory")
@@ -747,6 +765,17 @@ class _Checker:
     def cmd_node(self, args: list[Word], cwds: set[str], depth: int) -> None:
         if [w.value for w in args] not in (["--version"], ["-v"]):
             raise NotReadOnly("node runs code")
+
+
+def _user_config_files() -> tuple[str, ...]:
+    return _config_files_for(os.environ.get("HOME", ""), os.environ.get("XDG_CONFIG_HOME", ""))
+
+
+@functools.lru_cache(maxsize=8)
+def _config_files_for(home: str, xdg: str) -> tuple[str, ...]:
+    from pando_core.config import user_config_paths
+
+    return tuple(os.path.realpath(path) for path in user_config_paths())
 
 
 def _bracket_test(checker: _Checker, args: list[Word], cwds: set[str], depth: int) -> None:
