@@ -83,12 +83,12 @@ def merge(*specs: Spec, **overrides) -> Spec:
 TEXT = spec(operands="any", dynamic=True)  # arguments are just text: echo, printf, basename ...
 
 GREP = spec(
-    short="EFGPiyvwxcLloqsbHhnTZzrRaIU",
+    short="EFGPiyvwxcLloqsbHhnTZzraIU",
     valued="mABCefd",
     long="extended-regexp fixed-strings basic-regexp perl-regexp ignore-case no-ignore-case invert-match "
     "word-regexp line-regexp count files-with-matches files-without-match only-matching quiet silent "
     "no-messages byte-offset with-filename no-filename line-number initial-tab null null-data recursive "
-    "dereference-recursive text line-buffered colour",
+    "text line-buffered colour",
     long_valued="max-count after-context before-context context regexp file label binary-files "
     "directories devices include exclude exclude-dir",
     optional="color colour",
@@ -99,12 +99,12 @@ GREP = spec(
 )
 
 RG = spec(
-    short="iSswxvcClnNHIoupLz0qUFaP.",
+    short="iSswxvcClnNHIoupz0qUFaP.",
     valued="eftTgmABCMjdrE",
     long="ignore-case smart-case case-sensitive word-regexp line-regexp invert-match count count-matches "
     "files-with-matches files-without-match line-number no-line-number with-filename no-filename "
     "only-matching unrestricted hidden no-ignore no-ignore-vcs no-ignore-parent no-ignore-dot "
-    "no-ignore-global no-ignore-exclude follow search-zip null quiet multiline multiline-dotall "
+    "no-ignore-global no-ignore-exclude search-zip null quiet multiline multiline-dotall "
     "fixed-strings text pcre2 heading no-heading column no-column vimgrep json stats trim files "
     "type-list pretty crlf no-messages byte-offset passthru no-config glob-case-insensitive "
     "one-file-system sort-files no-unicode binary no-binary",
@@ -118,9 +118,9 @@ RG = spec(
 )
 
 LS = spec(
-    short="aAbBcCdfFgGhHiklLmnNopqQrRsStuUvxXZ1",
+    short="aAbBcCdfFgGhHiklmnNopqQrRsStuUvxXZ1",
     valued="IwT",
-    long="all almost-all author escape directory classify file-type human-readable si dereference "
+    long="all almost-all author escape directory classify file-type human-readable si "
     "dereference-command-line dereference-command-line-symlink-to-dir group-directories-first "
     "no-group inode literal numeric-uid-gid hide-control-chars show-control-chars quote-name recursive "
     "reverse size context zero full-time",
@@ -157,7 +157,7 @@ UNIQ = spec(
 )
 
 TREE = spec(
-    short="adlfxipsugDFqNQvtcrUCnAShJX",
+    short="adfxipsugDFqNQvtcrUCnAShJX",
     valued="LPI",
     long="noreport dirsfirst gitignore prune matchdirs ignore-case du si inodes device",
     long_valued="filelimit charset timefmt sort",
@@ -184,7 +184,7 @@ FIND_TESTS_WITH_VALUE = frozenset(
 FIND_TESTS_WITH_PATH = frozenset("-newer -anewer -cnewer -samefile".split())
 FIND_TESTS = frozenset(
     "-print -print0 -ls -prune -quit -empty -true -false -readable -writable -executable -nouser -nogroup "
-    "-depth -xdev -mount -noleaf -follow -daystart -ignore_readdir_race -not -a -o -and -or ( ) ! ,".split()
+    "-depth -xdev -mount -noleaf -daystart -ignore_readdir_race -not -a -o -and -or ( ) ! ,".split()
 )
 
 # git: global options before the subcommand that only change how it reads
@@ -378,10 +378,10 @@ COMMANDS: dict[str, Spec] = {
         short="Lft", valued="c", long="dereference file-system terse", long_valued="format printf cached"
     ),
     "du": spec(
-        short="abchkmsxLPDHSl0",
+        short="abchkmsxPDHSl0",
         valued="dBtX",
         long="all apparent-size bytes total "
-        "human-readable si summarize one-file-system dereference separate-dirs count-links null "
+        "human-readable si summarize one-file-system separate-dirs count-links null "
         "inodes dereference-args no-dereference",
         long_valued="max-depth block-size threshold exclude exclude-from time-style",
         optional="time",
@@ -412,7 +412,7 @@ COMMANDS: dict[str, Spec] = {
     "cksum": spec(long="binary text zero tag raw untagged base64", long_valued="algorithm length"),
     "pwd": spec(short="LP", operands="none"),
     "echo": spec(short="neE", operands="any", dynamic=True),
-    "printf": spec(valued="v", operands="any", dynamic=True),
+    "printf": spec(operands="any", dynamic=True),
     "basename": spec(
         short="az", valued="s", long="multiple zero", long_valued="suffix", operands="any", dynamic=True
     ),
@@ -467,6 +467,9 @@ HARMLESS_VARIABLES = frozenset(
     }
 )
 HARMLESS_VARIABLE_PREFIXES = ("LC_",)
+
+# Options that follow symbolic links while walking a tree are left out on purpose (grep -R, rg -L,
+# find -L/-follow, ls -L, tree -l, du -L): a link to a directory outside would be read through.
 
 SYSTEM_BIN_DIRS = frozenset({"/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin"})
 SHELLS = frozenset({"sh", "bash", "dash"})

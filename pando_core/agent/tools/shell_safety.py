@@ -413,6 +413,8 @@ class _Checker:
     def cmd_test(self, args: list[Word], cwds: set[str], depth: int) -> None:
         for word in args:
             text = word.value
+            if text in ("-v", "-R"):  # test -v 'a[$(cmd)]' evaluates the subscript: it runs cmd
+                raise NotReadOnly(f"test {text} can run commands through an array subscript")
             if word.static and (
                 text in ("=", "==", "!=", "<", ">", "!", "(", ")", "]")
                 or (text.startswith("-") and text[1:].isalpha())
@@ -424,7 +426,7 @@ class _Checker:
 
     def cmd_find(self, args: list[Word], cwds: set[str], depth: int) -> None:
         index = 0
-        while index < len(args) and args[index].value in ("-H", "-L", "-P"):
+        while index < len(args) and args[index].value in ("-H", "-P"):  # -L follows links out
             index += 1
         while index < len(args) and not (args[index].value.startswith("-") or args[index].value in "()!,"):
             self.path(args[index], cwds, "find")
