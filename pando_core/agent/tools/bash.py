@@ -267,8 +267,12 @@ def _read_output(path: Path, max_bytes: int = 32 * 1024 * 1024) -> str:
 
 class BashTool:
     name = "bash"
+    read_only = False
+    # run() asks through permission() itself (under the session's lock, with the directory the
+    # command will run in), so the core does not ask a second time; permission() is None for a
+    # read-only command that no deny rule matches
+    asks_permission = True
     description = BASH_DESCRIPTION
-    read_only = False  # permission() decides per command
     parameters: dict[str, Any] = {
         "type": "object",
         "properties": {
