@@ -149,8 +149,24 @@ def _run(argv: list[str], early: dict, debug: bool) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"pando: error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        print(f"pando: error: {_unexpected_error_line(exc)} (run with --debug for details)", file=sys.stderr)
         return 1
+
+
+DAMAGED_DATABASE = ("file is not a database", "database disk image is malformed")
+
+
+def _unexpected_error_line(exc: BaseException) -> str:
+    """One line for an error nobody turned into a PandoError: a SQLAlchemy error is told by the
+    SQLite error inside it (without SQLAlchemy's second "Background on this error" line), and a
+    damaged database file says which file and what to do."""
+    from .errors import one_line
+
+    cause = getattr(exc, "orig", None) or exc
+    text = str(cause)
+    if any(marker in text for marker in DAMAGED_DATABASE):
+        return f"the database .pando/pando.db is damaged ({one_line(text)}); move it aside to start with a new one"
+    return one_line(f"{type(cause).__name__}: {text}", limit=300)
 
 
 if __name__ == "__main__":  # pragma: no cover

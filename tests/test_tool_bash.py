@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pando_core.agent.tools.base import PermissionDenied, ToolContext, ToolError
-from pando_core.agent.tools.bash import BashTool, banned_word, is_safe_command
+from pando_core.agent.tools.bash import BashTool, banned_word
 from tests.support.doubles import Asker
 
 
@@ -213,35 +213,6 @@ def test_allowed_command_runs(tmp_path):
 )
 def test_banned_detection_variants(command):
     assert banned_word(command, BashTool().banned) is not None
-
-
-@pytest.mark.parametrize(
-    ("command", "safe"),
-    [
-        ("ls", True),
-        ("ls -la | grep foo", True),
-        ("git status", True),
-        ("git log --oneline -5 2>/dev/null", True),
-        ("git diff HEAD~1 | head -50", True),
-        ("pwd && echo done", True),
-        ("ls; rm -rf x", False),
-        ("git status && touch y", False),
-        ("echo hi > file.txt", False),
-        ("echo $(rm -rf x)", False),
-        ("ls `rm x`", False),
-        ("ls\nrm x", False),
-        ("ls # comment\nrm -rf x", False),
-        ("find . -name '*.py' -delete", False),
-        ("git branch -D main", False),
-        ("git branch new-feature", False),
-        ("env rm x", False),
-        ("rm -rf /", False),
-        ("python script.py", False),
-        ("LD_PRELOAD=x.so ls", False),
-    ],
-)
-def test_safe_command_classification(command, safe):
-    assert is_safe_command(command) is safe
 
 
 def test_unsafe_command_asks_execute_permission(tmp_path):

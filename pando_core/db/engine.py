@@ -15,6 +15,7 @@ transaction, more than the SQLite work of a typical write (see bench/ipc.py).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -246,6 +247,28 @@ class _Transaction:
             raise
 
 
+DB_FILE_MODE = 0o600
+SIDE_FILE_SUFFIXES = ("-wal", "-shm", "-journal")
+
+
+def make_private(path: Path) -> None:
+    """Create the database file `path` with mode 0600 (if missing) and take group and other
+    permissions off it and its side files. SQLite creates the -wal, -shm and -journal files later
+    with the database file's own mode, so they are 0600 too once the main file is."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), DB_FILE_MODE)
+    except OSError:
+        return  # SQLite will report why it cannot open the file
+    os.close(fd)
+    for candidate in (path, *(path.with_name(path.name + suffix) for suffix in SIDE_FILE_SUFFIXES)):
+        try:
+            mode = os.stat(candidate).st_mode
+            if mode & 0o077:
+                os.chmod(candidate, DB_FILE_MODE)
+        except OSError:
+            continue  # a side file that does not exist (yet)
+
+
 class Database:
     """A SQLite database file opened read-write (one writer) or read-only."""
 
@@ -256,6 +279,7 @@ class Database:
             url = f"sqlite:///file:{self.path.resolve()}?mode=ro&uri=true"
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private(self.path)
             url = f"sqlite:///{self.path.resolve()}"
         self.engine: Engine = create_engine(
             url,

@@ -1,7 +1,10 @@
 """Tool permissions: config allow-lists, --yolo, per-session and persisted grants, interactive asks.
 
 Decision order for one request:
-  1. a ``deny_bash`` pattern refuses;
+  1. a ``deny_bash`` pattern refuses: it is matched against the whole command and against each
+     simple command in it, with and without wrappers (`cd x && cat .env` is refused by `cat *`,
+     `timeout 5 rm x` by `rm *`), and it wins over everything below and over the bash tool's
+     read-only check (the tool asks whenever :meth:`PermissionService.denies` says so);
   2. ``--yolo`` allows;
   3. config ``allow_tools`` / ``allow_bash`` allow;
   4. a grant for this session, or a persisted "always" grant, allows;
@@ -88,6 +91,18 @@ class PermissionService:
         command = str(request.params.get("command", ""))
         return any(fnmatch.fnmatchcase(command, pattern) for pattern in self.config.get(key) or [])
 
+    def denies(self, request: PermissionRequest) -> bool:
+        """True when a ``deny_bash`` pattern matches the command or any simple command in it."""
+        if request.tool_name != "bash":
+            return False
+        patterns = self.config.get("deny_bash") or []
+        if not patterns:
+            return False
+        from ..agent.tools.shell_safety import command_texts
+
+        texts = command_texts(str(request.params.get("command", request.description)))
+        return any(fnmatch.fnmatchcase(text, pattern) for text in texts for pattern in patterns)
+
     def _config_allows(self, request: PermissionRequest) -> bool:
         return request.tool_name in (self.config.get("allow_tools") or []) or self._bash_matches(request, "allow_bash")
 
@@ -98,7 +113,7 @@ class PermissionService:
         return any(g.matches(request) for g in grants) or any(g.matches(request) for g in self._persisted())
 
     async def request(self, session_id: str, request: PermissionRequest) -> bool:
-        if self._bash_matches(request, "deny_bash"):
+        if self.denies(request):
             return self._record(session_id, request, False)
         if self.yolo or self._config_allows(request):
             return True

@@ -30,6 +30,7 @@ from pando_core.agent.tools.base import (
     ToolResult,
     wait_unless_cancelled,
 )
+from pando_core.agent.tools.shell_safety import classify, secret_variables
 from pando_core.agent.tools.write import int_arg, str_arg
 
 DEFAULT_TIMEOUT_MS = 60_000
@@ -60,130 +61,7 @@ DEFAULT_BANNED: tuple[str, ...] = (
     "safari",
 )
 
-# Commands that only read. A command is "safe" (runs without asking) when EVERY segment of it starts with
-# one of these word sequences, passes the per-command argument checks below, and nothing writes to a file.
-SAFE_PREFIXES: tuple[str, ...] = (
-    "ls",
-    "echo",
-    "printf",
-    "pwd",
-    "date",
-    "cal",
-    "uptime",
-    "whoami",
-    "id",
-    "groups",
-    "env",
-    "printenv",
-    "which",
-    "type",
-    "whereis",
-    "whatis",
-    "uname",
-    "hostname",
-    "df",
-    "du",
-    "free",
-    "ps",
-    "cat",
-    "head",
-    "tail",
-    "wc",
-    "file",
-    "stat",
-    "tree",
-    "find",
-    "grep",
-    "egrep",
-    "fgrep",
-    "rg",
-    "diff",
-    "sort",
-    "uniq",
-    "basename",
-    "dirname",
-    "realpath",
-    "readlink",
-    "true",
-    "false",
-    "test",
-    "git status",
-    "git log",
-    "git diff",
-    "git show",
-    "git branch",
-    "git tag",
-    "git remote",
-    "git ls-files",
-    "git ls-remote",
-    "git rev-parse",
-    "git config --get",
-    "git config --get-all",
-    "git config --list",
-    "git config -l",
-    "git describe",
-    "git blame",
-    "git grep",
-    "git shortlog",
-    "git version",
-    "git --version",
-    "go version",
-    "go help",
-    "go list",
-    "go env",
-    "go doc",
-    "go vet",
-    "go test",
-    "go build",
-    "python --version",
-    "python3 --version",
-    "node --version",
-    "npm --version",
-    "cargo --version",
-    "rustc --version",
-)
-
-# Arguments that make an otherwise read-only command change something (or run other programs).
-UNSAFE_ARGS: dict[str, frozenset[str]] = {
-    "find": frozenset(
-        {"-delete", "-exec", "-execdir", "-ok", "-okdir", "-fprint", "-fprint0", "-fprintf", "-fls"}
-    ),
-    "sort": frozenset({"-o", "--output"}),
-    "tree": frozenset({"-o"}),
-    "rg": frozenset({"--pre"}),
-    "date": frozenset({"-s", "--set"}),
-    "git diff": frozenset({"--output", "--ext-diff"}),
-    "git log": frozenset({"--output", "--ext-diff"}),
-    "git show": frozenset({"--output", "--ext-diff"}),
-    "git branch": frozenset(
-        {
-            "-d",
-            "-D",
-            "--delete",
-            "-m",
-            "-M",
-            "--move",
-            "-c",
-            "-C",
-            "--copy",
-            "-f",
-            "--force",
-            "-u",
-            "--set-upstream-to",
-            "--unset-upstream",
-            "--edit-description",
-        }
-    ),
-    "git tag": frozenset({"-d", "--delete", "-a", "-s", "-u", "-f", "--force", "-m", "-F"}),
-    "go env": frozenset({"-w", "-u"}),
-}
-# Commands that are only safe without positional arguments (e.g. `git branch foo` creates a branch).
-NO_POSITIONAL = frozenset({"env", "hostname", "git branch", "git tag"})
-LISTING_FLAGS = {"git branch": frozenset({"-l", "--list"}), "git tag": frozenset({"-l", "--list"})}
-SAFE_GIT_REMOTE = frozenset({"", "-v", "--verbose", "show", "get-url"})
-
 SEPARATORS = frozenset({";", "&&", "||", "|", "|&", "&", "(", ")", "<(", ">(", ";;", "\n"})
-OUTPUT_REDIRECTS = frozenset({">", ">>", "&>", "&>>", ">|", ">&", "<>", "&>|"})
 KEYWORDS = frozenset({"if", "then", "else", "elif", "do", "while", "until", "!", "{", "}", "fi", "done"})
 WRAPPERS = frozenset({"sudo", "doas", "command", "builtin", "exec", "nohup", "time", "nice", "stdbuf", "env"})
 SHELLS = frozenset({"bash", "sh", "zsh", "dash", "ksh", "fish"})
@@ -208,7 +86,10 @@ Usage notes:
 - Prefer the dedicated tools over shell equivalents: view (not cat/head/tail), grep (not grep/rg), glob
   (not find), ls, edit/write/patch (not sed/echo redirection).
 - Chain dependent commands with `&&`; quote paths containing spaces. Read-only commands (ls, git status,
-  git diff, ...) run without asking; others may need the user's approval."""
+  git diff, cat/grep/find on files in the working directory, ...) run without asking; anything that
+  writes, runs other programs, reads outside the working directory or prints the environment may need
+  the user's approval. Provider API keys and other *_API_KEY / *_TOKEN / *_SECRET variables are not in
+  the environment."""
 
 
 _SHELL_STATES: OrderedDict[str, ShellState] = OrderedDict()
@@ -323,81 +204,6 @@ def banned_word(command: str, banned: Iterable[str], _depth: int = 0) -> str | N
     return None
 
 
-def _strip_redirections(words: list[str]) -> list[str] | None:
-    """Remove harmless redirections; None when the segment writes to a file."""
-    out: list[str] = []
-    index = 0
-    while index < len(words):
-        word = words[index]
-        if word in OUTPUT_REDIRECTS:
-            target = words[index + 1] if index + 1 < len(words) else ""
-            if word == ">&" and (target.isdigit() or target == "-"):
-                pass
-            elif target != "/dev/null":
-                return None
-            if out and out[-1].isdigit():
-                out.pop()  # the fd number of "2>"
-            index += 2
-            continue
-        if word in ("<", "<<", "<<<", "<&"):
-            if out and out[-1].isdigit():
-                out.pop()
-            index += 2
-            continue
-        out.append(word)
-        index += 1
-    return out
-
-
-def _segment_is_safe(words: list[str]) -> bool:
-    if not words or ASSIGNMENT.match(words[0]):
-        return False
-    cleaned = _strip_redirections(words)
-    if not cleaned:
-        return False
-    if cleaned[0] == "git":
-        # allow harmless global options before the subcommand: git --no-pager log, git -C dir status
-        rest = cleaned[1:]
-        while rest and rest[0] in ("--no-pager", "-P", "--no-optional-locks", "-C"):
-            rest = rest[2:] if rest[0] == "-C" else rest[1:]
-        cleaned = ["git", *rest]
-    for prefix in SAFE_PREFIXES:
-        parts = prefix.split()
-        if cleaned[: len(parts)] != parts:
-            continue
-        key = " ".join(parts)
-        args = cleaned[len(parts) :]
-        unsafe = UNSAFE_ARGS.get(key, frozenset())
-        for arg in args:
-            name = arg.split("=", 1)[0]
-            if name in unsafe:
-                return False
-            if key in ("git diff", "git log", "git show") and arg.startswith("--output"):
-                return False
-        if key in NO_POSITIONAL:
-            positional = [arg for arg in args if not arg.startswith("-")]
-            listing = LISTING_FLAGS.get(key, frozenset())
-            if positional and not any(arg in listing for arg in args):
-                return False
-        if key == "git remote" and (args[0] if args else "") not in SAFE_GIT_REMOTE:
-            return False
-        return True
-    return False
-
-
-def is_safe_command(command: str) -> bool:
-    """True when every part of the command line is a read-only command (one of
-    :data:`SAFE_PREFIXES`, without the arguments that would make it write) that writes no file."""
-    if not command.strip():
-        return False
-    if any(marker in command for marker in ("$(", "`", "<(", ">(")):
-        return False
-    segments = split_segments(command)
-    if not segments:
-        return False
-    return all(_segment_is_safe(segment) for segment in segments)
-
-
 # --------------------------------------------------------------------------- output handling
 
 
@@ -462,7 +268,10 @@ def _read_output(path: Path, max_bytes: int = 32 * 1024 * 1024) -> str:
 class BashTool:
     name = "bash"
     read_only = False
-    asks_permission = True  # asks unless the command is read-only
+    # run() asks through permission() itself (under the session's lock, with the directory the
+    # command will run in), so the core does not ask a second time; permission() is None for a
+    # read-only command that no deny rule matches
+    asks_permission = True
     description = BASH_DESCRIPTION
     parameters: dict[str, Any] = {
         "type": "object",
@@ -520,14 +329,42 @@ class BashTool:
 
     # ------------------------------------------------------------------ run
 
+    def _timeout_ms(self, args: dict[str, Any]) -> int:
+        timeout_ms = int_arg(args, "timeout", 0)
+        if timeout_ms <= 0:
+            timeout_ms = self.default_timeout_ms
+        return min(timeout_ms, self.max_timeout_ms)
+
+    def _start_dir(self, state: ShellState, ctx: ToolContext) -> str:
+        """Where the next command runs: the remembered directory, or the workdir when it is gone."""
+        return state.cwd if os.path.isdir(state.cwd) else str(ctx.root())
+
+    async def permission(self, args: dict[str, Any], ctx: ToolContext) -> PermissionRequest | None:
+        """None when the command is read-only and no deny rule matches it; else what to ask for.
+
+        A deny rule (``[permissions] deny_bash``) wins over read-only: the request is returned so
+        that the permission service refuses it."""
+        command = str_arg(args, "command", required=True)
+        cwd = self._start_dir(self.state_for(ctx), ctx)
+        request = PermissionRequest(
+            tool_name=self.name,
+            action="execute",
+            description=command,
+            path=cwd,
+            params={"command": command, "timeout": self._timeout_ms(args), "cwd": cwd},
+        )
+        if not classify(command, ctx.root(), cwd).read_only:
+            return request
+        denies = getattr(ctx.permissions, "denies", None)
+        if denies is not None and denies(request):
+            return request
+        return None
+
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         command = str_arg(args, "command", required=True)
         if not command.strip():
             raise ToolError("command is required")
-        timeout_ms = int_arg(args, "timeout", 0)
-        if timeout_ms <= 0:
-            timeout_ms = self.default_timeout_ms
-        timeout_ms = min(timeout_ms, self.max_timeout_ms)
+        timeout_ms = self._timeout_ms(args)
         head = int_arg(args, "head_limit", 0, minimum=0)
         tail = int_arg(args, "tail_lines", 0, minimum=0)
 
@@ -544,6 +381,9 @@ class BashTool:
             state.lock = asyncio.Lock()  # one command at a time per session (cwd hand-over)
             state.lock_loop = loop
         async with state.lock:
+            request = await self.permission(args, ctx)
+            if request is not None:
+                await ctx.ask(request)
             return await self._run_locked(command, timeout_ms, head, tail, state, ctx)
 
     async def _run_locked(
@@ -556,17 +396,6 @@ class BashTool:
             cwd = str(ctx.root())
             state.cwd = cwd
 
-        if not is_safe_command(command):
-            await ctx.ask(
-                PermissionRequest(
-                    tool_name=self.name,
-                    action="execute",
-                    description=command,
-                    path=cwd,
-                    params={"command": command, "timeout": timeout_ms, "cwd": cwd},
-                )
-            )
-
         if ctx.cancel_event is not None and ctx.cancel_event.is_set():
             return ToolResult(
                 content=f"{ABORTED} (cancelled before it started)",
@@ -578,8 +407,15 @@ class BashTool:
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
 
-    def _environment(self, state: ShellState) -> dict[str, str]:
-        env = dict(state.env) if state.env else dict(os.environ)
+    def _environment(self, state: ShellState, ctx: ToolContext) -> dict[str, str]:
+        """The command's environment, without the provider API keys and other secrets pando was
+        started with (a variable the commands exported themselves is kept)."""
+        inherited = os.environ
+        secrets = secret_variables(inherited, _provider_key_names(ctx))
+        if state.env:
+            env = {k: v for k, v in state.env.items() if not (k in secrets and inherited.get(k) == v)}
+        else:
+            env = {k: v for k, v in inherited.items() if k not in secrets}
         env["GIT_EDITOR"] = "true"
         env.setdefault("GIT_PAGER", "cat")
         env.setdefault("PAGER", "cat")
@@ -625,7 +461,7 @@ class BashTool:
                     stdout=out,
                     stderr=err,
                     cwd=cwd,
-                    env=self._environment(state),
+                    env=self._environment(state, ctx),
                     start_new_session=True,
                 )
             except OSError as exc:
@@ -706,6 +542,16 @@ class BashTool:
             env[key] = value.decode("utf-8", "surrogateescape")
         if env:
             state.env = env
+
+
+def _provider_key_names(ctx: ToolContext) -> set[str]:
+    """The `api_key_env` names of the configured providers (`[providers.NAME] api_key_env`)."""
+    app = ctx.extra.get("app")
+    try:
+        providers = app.config.section("providers") if app is not None else {}
+    except Exception:  # noqa: BLE001 - no config: only the name patterns apply
+        return set()
+    return {str(t["api_key_env"]) for t in providers.values() if isinstance(t, dict) and t.get("api_key_env")}
 
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:

@@ -58,6 +58,12 @@ def build_cli() -> typer.Typer:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
         try:
+            defined = engine.defined_hooks()
+            candidates = _functions_serving(hook)
+            if not candidates & set(defined):
+                listed = ", ".join(defined) or "none"
+                typer.echo(f"error: {file} defines no {min(candidates)} (it defines: {listed})", err=True)
+                raise typer.Exit(2)
             try:
                 tool, _ = split_filter(hook)  # "<tool>-input" / "<tool>_output" …
             except ValueError:
@@ -73,3 +79,20 @@ def build_cli() -> typer.Typer:
         typer.echo(json.dumps(result, ensure_ascii=False))
 
     return app
+
+
+def _functions_serving(hook: str) -> set[str]:
+    """The Lua function names that would answer `--hook hook`: the filter of that tool, then the
+    built-in and global filters; or the hook function, then hook_global."""
+    from .engine import BUILTIN_SERVER, filter_name, hook_function_name, split_filter
+
+    try:
+        tool, direction = split_filter(hook)
+    except ValueError:
+        try:
+            return {hook_function_name(hook), "hook_global"}
+        except ValueError:
+            return {"hook_"}
+    servers = (tool, BUILTIN_SERVER, "global")
+    dashed = {filter_name(server, direction) for server in servers}
+    return dashed | {f"{server.replace('-', '_').replace('.', '_')}_{direction}" for server in servers}

@@ -254,6 +254,7 @@ local clock = os.clock
 local pcall, xpcall, error, type, next, rawequal, rawget, rawlen, select, tostring =
       pcall, xpcall, error, type, next, rawequal, rawget, rawlen, select, tostring
 local setmetatable, getmetatable, load, collectgarbage = setmetatable, getmetatable, load, collectgarbage
+local tonumber = tonumber
 local tconcat = table.concat
 local co_create, co_resume, co_yield, co_status, co_isyieldable, co_running, co_close =
       coroutine.create, coroutine.resume, coroutine.yield, coroutine.status,
@@ -373,17 +374,21 @@ for _, name in next, { "find", "match", "gmatch", "gsub", "upper", "lower", "rev
   safe_string[name] = big_string_guard(string[name])
 end
 local s_rep = string.rep
+-- Counts are coerced the way the C functions coerce them ("1e15" is the number 1e15) before the
+-- checks, or a string count would pass them and loop for ever inside one C call.
 safe_string.rep = function(s, n, sep)
-  if type(n) == "number" and n > 0 then
+  local count = tonumber(n)
+  if count and count > 0 then
     local unit = (type(s) == "string" and #s or 1) + (sep == nil and 0 or (type(sep) == "string" and #sep or 1))
     if unit == 0 then return "" end  -- ("").rep(1e15) would loop 1e15 times inside C
-    if n * (unit + 1) >= BIG then check_deadline() end
+    if count * (unit + 1) >= BIG then check_deadline() end
   end
   return s_rep(s, n, sep)
 end
 local t_move = table.move
 safe_table.move = function(a1, f, e, t, a2)
-  if type(f) == "number" and type(e) == "number" and e - f >= 1e7 then
+  local first, last = tonumber(f), tonumber(e)
+  if first and last and last - first >= 1e7 then
     error("table.move: range too large", 2)  -- one C loop; no real table is that big under the memory cap
   end
   return t_move(a1, f, e, t, a2)

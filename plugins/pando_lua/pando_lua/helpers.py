@@ -19,7 +19,9 @@ Lua-visible helpers and their defaults:
 ``pando_load_file(path)``
     content of a regular file inside ``workdir`` (relative paths are relative to it); returns
     ``nil, message`` for absolute paths outside the workdir, ``..`` escapes, symlinks resolving
-    outside, non-regular files, missing files and files larger than ``max_file_size``.
+    outside, non-regular files, missing files, files larger than ``max_file_size``, and the files
+    that may hold secrets which ``pando_get_config`` hides: anything under ``.pando/`` (the
+    database, the bus keys) and the config files (``.pando.toml``, ``.pando.json``, the user config).
 ``pando_list_tools()`` / ``pando_list_mcp_servers()``
     arrays of names from ``tools`` / ``mcp_servers`` (an iterable or a zero-argument callable).
 ``pando_log(level, msg)``
@@ -118,6 +120,8 @@ class LuaHelpers:
             raise HelperRefusal(f"{path}: no such file") from None
         if real != root and root not in real.parents:
             raise HelperRefusal(f"{path}: outside the working directory")
+        if _holds_secrets(real, root):
+            raise HelperRefusal(f"{path}: pando's own files and config files are not readable from Lua")
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
             fd = os.open(real, flags)
@@ -224,3 +228,14 @@ def _parse_branch(head: str, result: dict[str, Any]) -> None:
         result["branch"] = branch
         if upstream:
             result["upstream"] = upstream
+
+
+def _holds_secrets(real: Path, root: Path) -> bool:
+    """True for `real` (a resolved path) under ``.pando/`` or being a project or user config file."""
+    from pando_core.config import project_config_paths, user_config_paths
+
+    private = root / ".pando"
+    if real == private or private in real.parents:
+        return True
+    configs = {p.resolve() for p in (*project_config_paths(root), *user_config_paths())}
+    return real in configs

@@ -233,3 +233,28 @@ def test_git_status_parser_handles_renames_and_branch_info() -> None:
     ]
     detached = _parse_porcelain(b"## HEAD (no branch)\0", "/w")
     assert detached["detached"] is True and detached["clean"] is True
+
+
+@pytest.mark.parametrize(
+    "path",
+    [".pando.toml", ".pando.json", ".pando/auth/client.key", ".pando/pando.db", "./sub/../.pando.toml", "home_config"],
+)
+def test_load_file_refuses_pandos_own_files_and_config_files(path: str, workdir: Path, make_engine, monkeypatch) -> None:
+    """pando_get_config hides secrets, so the files holding them are not readable either (issue 19 #10)."""
+    (workdir / ".pando.toml").write_text('[providers.x]\napi_key = "sk-SECRET"\n')
+    (workdir / ".pando.json").write_text('{"providers": {"x": {"api_key": "sk-SECRET"}}}')
+    (workdir / ".pando" / "auth").mkdir(parents=True)
+    (workdir / ".pando" / "auth" / "client.key").write_text("sk-SECRET key")
+    (workdir / ".pando" / "pando.db").write_text("sk-SECRET db")
+    # the user's own config, reached through a symlink inside the working directory
+    user_config = workdir.parent / "xdg" / "pando" / "config.toml"
+    user_config.parent.mkdir(parents=True)
+    user_config.write_text('api_key = "sk-SECRET"\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(workdir.parent / "xdg"))
+    (workdir / "home_config").symlink_to(user_config)
+    engine = make_engine(LOAD, helpers=LuaHelpers(workdir=workdir))
+    out = engine.call_hook("load", {"path": path})
+    assert "content" not in out
+    assert "sk-SECRET" not in str(out)
+    assert "not readable from Lua" in out["err"] or "outside the working directory" in out["err"]
+    assert engine.call_hook("load", {"path": "README.md"}) == {"content": "hello ✓\n"}

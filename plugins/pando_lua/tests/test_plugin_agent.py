@@ -131,3 +131,18 @@ def test_lua_cli_filter_name_spellings(tmp_path):
         build_cli(), ["run", str(script), "--hook", "grep_output", "--input", '{"output": "x"}']
     )
     assert json.loads(out.stdout) == {"output": "x [lua]"}  # no grep/builtin filter: global_output
+
+
+@pytest.mark.parametrize("hook", ["nope", "hook_nope", "nope-input"])
+def test_lua_run_with_a_hook_the_script_does_not_define_is_a_one_line_error(hook, tmp_path):
+    """Issue 18 #9: it printed {} and exited 0."""
+    from pando_lua.cli import build_cli
+    from typer.testing import CliRunner
+
+    script = tmp_path / "t.lua"
+    script.write_text("function hook_user_prompt(ctx) return ctx end\n")
+    result = CliRunner().invoke(build_cli(), ["run", str(script), "--hook", hook])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "defines no" in lines[0] and "hook_user_prompt" in lines[0]

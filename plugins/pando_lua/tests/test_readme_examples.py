@@ -253,8 +253,7 @@ def test_template_section(agent, model_server):
 
 @example("hook_prompt_compose")
 def test_prompt_compose(agent, model_server, pando_workdir):
-    (pando_workdir / ".pando").mkdir(exist_ok=True)
-    (pando_workdir / ".pando" / "rules.md").write_text("Rule: tabs, never spaces.", encoding="utf-8")
+    (pando_workdir / "TEAM_RULES.md").write_text("Rule: tabs, never spaces.", encoding="utf-8")
     app = agent("hook_prompt_compose")
     one_turn(app, model_server, Reply.text("ok"))
     system = system_prompt(model_server.requests[0])

@@ -309,3 +309,29 @@ def test_helper_raising_base_exception_propagates_and_engine_survives(make_engin
     with pytest.raises(SystemExit):
         engine.call_hook("x", {})
     assert_still_works(engine)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'local s = string.rep("", "1000000000000000") return {n = #s}',
+        'local s = ("x"):rep("1e15") return {n = #s}',
+        'local s = string.rep("", "1e15", "") return {n = #s}',
+        'table.move({}, 1, "1e15", 2) return {}',
+        'table.move({}, "1", "1000000000000000", 2) return {}',
+    ],
+    ids=["rep_string_count", "rep_float_string_count", "rep_empty_sep", "move_string_end", "move_string_range"],
+)
+def test_counts_given_as_strings_are_checked_and_the_lua_thread_stops(body: str, make_engine) -> None:
+    """Issue 19 #10: string counts passed the guards and left a thread looping inside one C call."""
+    before = {t for t in threading.enumerate() if t.name == "pando-lua"}
+    engine = make_engine(hook(body), timeout=0.5)
+    start = time.monotonic()
+    engine.call_hook("x", {"a": 1})
+    assert time.monotonic() - start < 0.5 + 1.0
+    assert_still_works(engine)
+    workers = {t for t in threading.enumerate() if t.name == "pando-lua"} - before
+    engine.close()
+    for worker in workers:  # no runtime was abandoned to a thread still busy in C
+        worker.join(timeout=5)
+        assert not worker.is_alive()
