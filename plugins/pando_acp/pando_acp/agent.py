@@ -91,6 +91,7 @@ class PandoAgent:
         self.allow_yolo = allow_yolo
         self.version = version
         self.client: Any = None
+        self.transport: Any = None  # the FrameTransport, for updates written straight from a turn
         self.capabilities = ClientCapabilities()
         self.sessions: dict[str, SessionState] = {}
         self._commands: dict[str, Command] | None = None
@@ -361,7 +362,7 @@ class PandoAgent:
             self.app.ensure_primary()
         except PandoError as exc:
             raise internal(str(exc).splitlines()[0]) from None
-        turn = Turn(self.client, state, self.workdir, self.capabilities)
+        turn = Turn(self.client, self.transport.post, self.transport.drain, state, self.workdir, self.capabilities)
         state.turn, state.used = turn, True
         token = CURRENT_TURN.set(turn)
         try:

@@ -64,17 +64,29 @@ class FrameTransport:
         self._write_lock = asyncio.Lock()
         self._closed = False
 
-    async def send(self, message: dict[str, Any]) -> None:
+    def post(self, message: dict[str, Any]) -> None:
+        """Write a frame now, without waiting for the pipe (``drain`` waits): a streamed chunk
+        leaves at once, from inside the agent's turn, in the order the turn produced it."""
+        if self._closed:
+            raise ConnectionError("the client has gone")
         data = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+        try:
+            self._writer.write(data)
+        except (ConnectionError, RuntimeError) as exc:
+            self._closed = True
+            raise ConnectionError("the client has gone") from exc
+
+    async def drain(self) -> None:
         async with self._write_lock:
-            if self._closed:
-                raise ConnectionError("the client has gone")
             try:
-                self._writer.write(data)
                 await self._writer.drain()
-            except (ConnectionError, BrokenPipeError) as exc:
+            except ConnectionError as exc:
                 self._closed = True
                 raise ConnectionError("the client has gone") from exc
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.post(message)
+        await self.drain()
 
     async def receive(self) -> dict[str, Any] | None:
         while True:

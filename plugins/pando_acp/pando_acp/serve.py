@@ -90,6 +90,7 @@ async def _serve(agent: Any, frames_fd: int) -> None:
     from .frames import open_stdio
 
     transport = await open_stdio(os.dup(frames_fd))
+    agent.transport = transport
     connection = AgentSideConnection(agent, transport, listening=False)
     try:
         await connection.listen()  # until the client closes stdin

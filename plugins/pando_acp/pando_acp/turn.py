@@ -1,8 +1,9 @@
 """One ``session/prompt`` while it runs: pando's agent events streamed to the editor, in order.
 
-The agent calls ``Turn.on_event`` synchronously from inside the turn; the updates go into a queue
-that one sender task drains, so they reach the client in the order they happened and the prompt's
-response is sent only after the last of them (``flush``). The turn is also what the permission
+The agent calls ``Turn.on_event`` synchronously from inside the turn; each update is written to
+the pipe right there (``post``: no task switch, so a chunk leaves before the agent reads the next
+one from the model), hence in the order it happened and before the prompt's response; ``flush``
+waits until the pipe has taken them. The turn is also what the permission
 asker and the editor file tools find through ``CURRENT_TURN`` (a context variable: the agent's
 turn task inherits it), to know the session, its mode, the running tool call and the client.
 """
@@ -12,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import acp
-from acp.schema import ClientCapabilities, PermissionOption
+from acp.schema import ClientCapabilities, PermissionOption, SessionNotification
+from acp.utils import serialize_params
 
 from . import updates
 
@@ -51,9 +54,17 @@ class SessionState:
     used: bool = False  # a prompt ran in it: it is ended when pando acp exits
 
 
+def notification(session_id: str, update: Any) -> dict[str, Any]:
+    """The ``session/update`` frame of one update (as the library would serialise it)."""
+    params = SessionNotification(session_id=session_id, update=update)
+    return {"jsonrpc": "2.0", "method": "session/update", "params": serialize_params(params)}
+
+
 @dataclass
 class Turn:
     client: Any
+    post: Callable[[dict[str, Any]], None]  # writes one frame now (FrameTransport.post)
+    drain: Callable[[], Awaitable[None]]  # waits for the pipe (FrameTransport.drain)
     session: SessionState
     workdir: Path
     capabilities: ClientCapabilities
@@ -61,17 +72,19 @@ class Turn:
     pending_calls: list[str] = field(default_factory=list)
     diffs: dict[str, Any] = field(default_factory=dict)
     client_gone: bool = False
-    first_chunk_at: float | None = None
 
     def __post_init__(self) -> None:
-        self._queue: asyncio.Queue = asyncio.Queue()
         self.done = asyncio.Event()  # set once the turn is over and its updates are out
-        self._sender = asyncio.ensure_future(self._send_all())
 
     # -- updates ---------------------------------------------------------------------------------
 
     def send(self, update: Any) -> None:
-        self._queue.put_nowait(update)
+        if self.client_gone:
+            return
+        try:
+            self.post(notification(self.session.id, update))
+        except ConnectionError:
+            self.client_gone = True
 
     def on_event(self, event: Any) -> None:
         """pando's ``AgentEvent`` -> ACP session updates."""
@@ -99,28 +112,19 @@ class Turn:
         if self.pending_calls:
             self.send(updates.tool_call_running(self.pending_calls[0]))
 
-    async def _send_all(self) -> None:
-        while True:
-            update = await self._queue.get()
-            try:
-                if not self.client_gone:
-                    await self.client.session_update(self.session.id, update)
-            except ConnectionError:
-                self.client_gone = True
-            except Exception:  # noqa: BLE001 - one bad update must not stop the stream
-                log.exception("sending a session update failed")
-            finally:
-                self._queue.task_done()
-
     async def flush(self) -> None:
-        """Wait until every update queued so far has been written."""
-        await self._queue.join()
+        """Wait until the pipe has taken every update written so far."""
+        if self.client_gone:
+            return
+        try:
+            await self.drain()
+        except ConnectionError:
+            self.client_gone = True
 
     async def close(self) -> None:
         try:
             await self.flush()
         finally:
-            self._sender.cancel()
             self.done.set()
 
     # -- control ---------------------------------------------------------------------------------
