@@ -40,7 +40,7 @@ async def plugin_commands(app: Any) -> dict[str, Callable[..., Any]]:
     """``pando_slash_commands`` of every plugin, by name without the slash."""
     found: dict[str, Callable[..., Any]] = {}
     try:
-        results = await app.plugins.acall("pando_slash_commands", app=app)
+        results = await app.plugins.hooks.pando_slash_commands.acall(app=app)
     except Exception:  # noqa: BLE001 - a plugin's failure must not hide the others' commands
         log.exception("plugin slash commands failed")
         return found

@@ -29,9 +29,6 @@ from pando_core.agent.tools.write import (
 
 from .turn import CURRENT_TURN
 
-# Until platform v2 is merged the core does not ask before a plugin tool runs: the write asks itself.
-CORE_ASKS_FOR_TOOLS = False
-
 
 def _editor(capability: str):  # noqa: ANN202
     turn = CURRENT_TURN.get()
@@ -92,10 +89,15 @@ class EditorViewTool:
 
 
 class EditorWriteTool:
-    """pando's ``write``, handing the new text to the editor when it can."""
+    """pando's ``write``, handing the new text to the editor when it can.
+
+    Like the built-in write it asks permission itself (``asks_permission``): the diff it shows is
+    against the editor's buffer, which is known only once the tool has read it.
+    """
 
     name = "write"
     read_only = False
+    asks_permission = True
 
     def __init__(self) -> None:
         self.builtin = WriteTool()
@@ -108,11 +110,8 @@ class EditorWriteTool:
         response = await turn.client.read_text_file(turn.session.id, str(path))
         return response.content
 
-    async def permission(self, args: dict[str, Any], ctx: ToolContext) -> PermissionRequest | None:
-        path = ctx.resolve_path(str_arg(args, "file_path", required=True))
-        shown = display_path(path, ctx)
-        before = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
-        diff = make_diff(before, str_arg(args, "content", required=True), shown)
+    def _permission(self, path: Path, shown: str, before: str | None, content: str) -> PermissionRequest:
+        diff = make_diff(before, content, shown)
         verb = "Create" if before is None else "Overwrite"
         return PermissionRequest(
             tool_name=self.name,
@@ -141,8 +140,7 @@ class EditorWriteTool:
             return await self.builtin.run(args, ctx)
         if before == content:
             raise ToolError(f"{shown} already contains exactly this content; nothing to write")
-        if not CORE_ASKS_FOR_TOOLS:
-            await ctx.ask(await self.permission(args, ctx))
+        await ctx.ask(self._permission(path, shown, before, content))
         try:
             await turn.client.write_text_file(turn.session.id, str(path), content)
         except Exception as exc:  # noqa: BLE001 - the editor's refusal, in one line, to the model

@@ -14,7 +14,7 @@ def run_acpx(acpx, workdir, env, *args: str) -> tuple[subprocess.CompletedProces
     result = subprocess.run(
         [acpx, "--agent", agent, "--cwd", str(workdir), *args, "--format", "json", "--timeout", "30", "exec", "write the greeting"],
         cwd=workdir,
-        env=dict(env, PANDO_PLUGINS="acp"),
+        env=dict(env, PANDO_PLUGINS="acp", PANDO_STRICT_PLUGINS="1"),
         capture_output=True,
         text=True,
         timeout=90,

@@ -23,7 +23,7 @@ class RawAgent:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pando_core", *args, "acp"],
             cwd=workdir,
-            env=dict(env, PANDO_PLUGINS="acp"),
+            env=dict(env, PANDO_PLUGINS="acp", PANDO_STRICT_PLUGINS="1"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
