@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import acp
 import pytest
@@ -254,3 +255,33 @@ def test_a_slash_command_runs_instead_of_a_turn(start_acp, model_server, acp_wor
     assert run(scenario()).stop_reason == "end_turn"
     assert client.text().startswith("Model: scripted/test-model")
     assert model_server.requests == []
+
+
+def test_always_allow_is_remembered_and_sessions_end_when_the_editor_leaves(start_acp, model_server, acp_workdir):
+    model_server.script(
+        Reply.tool("write", {"file_path": "one.txt", "content": "1\n"}),
+        Reply.text("first"),
+        Reply.tool("write", {"file_path": "two.txt", "content": "2\n"}),
+        Reply.text("second"),
+    )
+    client = EditorClient(answers=["allow_always"])
+
+    async def scenario():
+        async with start_acp(client) as (conn, _):
+            session = await conn.new_session(cwd=str(acp_workdir), mcp_servers=[])
+            for text in ("write one", "write two"):
+                response = await conn.prompt(session_id=session.session_id, prompt=[acp.text_block(text)])
+                assert response.stop_reason == "end_turn"
+            return session.session_id
+
+    session_id = run(scenario())
+    assert (acp_workdir / "one.txt").exists() and (acp_workdir / "two.txt").exists()
+    assert len(client.permission_requests) == 1  # the second write was covered by "always"
+    db = sqlite3.connect(f"file:{acp_workdir / '.pando' / 'pando.db'}?mode=ro", uri=True)
+    try:
+        grants = db.execute("SELECT tool_name FROM permission_grants").fetchall()
+        [(ended_at,)] = db.execute("SELECT ended_at FROM sessions WHERE id = ?", (session_id,)).fetchall()
+    finally:
+        db.close()
+    assert grants == [("write",)]
+    assert ended_at is not None  # pando acp ended the session it used when the editor left
