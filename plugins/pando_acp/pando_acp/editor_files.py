@@ -154,13 +154,3 @@ class EditorWriteTool:
             content=f"File successfully {action}: {shown} (+{additions} -{removals})",
             metadata={"diff": diff, "additions": additions, "removals": removals, "file_path": str(path), "editor": True},
         )
-
-
-EDITOR_TOOLS = (EditorViewTool, EditorWriteTool)
-
-
-def keep_tool(tool: Any) -> bool:
-    """The App's tool filter: pando's own view/write give way to the editor versions."""
-    if isinstance(tool, EDITOR_TOOLS):
-        return True
-    return tool.name not in {cls.name for cls in EDITOR_TOOLS}

@@ -15,6 +15,7 @@ SECTION = ConfigSection(
         "default_mode": Field("str", "ask", "permission mode of new sessions: ask, agent (or yolo when allowed)"),
         "allow_yolo": Field("bool", False, "offer the yolo mode (every tool call runs without asking)"),
         "editor_files": Field("bool", True, "read and write files through the editor when it offers it (unsaved buffers)"),
+        "editor_terminal": Field("bool", True, "run bash in the editor's terminal when it offers one"),
     },
     "pando acp: the Agent Client Protocol server for editors",
 )
@@ -38,11 +39,21 @@ def pando_register_commands(cli):
 
 @hookimpl
 def pando_register_tools(app):
-    if not _serving_acp(app) or not app.config.section("acp").get("editor_files", True):
+    """In ``pando acp`` only: the tools that go through the editor (each falls back to pando's own
+    when the editor does not offer what it needs); the App's tool filter drops pando's own."""
+    if not _serving_acp(app):
         return None
-    from .editor_files import EditorViewTool, EditorWriteTool
+    settings = app.config.section("acp")
+    tools = []
+    if settings.get("editor_files", True):
+        from .editor_files import EditorViewTool, EditorWriteTool
 
-    return [EditorViewTool(), EditorWriteTool()]
+        tools += [EditorViewTool(), EditorWriteTool()]
+    if settings.get("editor_terminal", True):
+        from .editor_terminal import EditorBashTool
+
+        tools.append(EditorBashTool(app.config.section("tools")))
+    return tools
 
 
 @hookimpl

@@ -46,7 +46,6 @@ def serve(context: Any, *, mode: str | None = None, model: str | None = None) ->
     from pando_core.app import App, AppOptions
     from pando_core.errors import UsageError
 
-    from .editor_files import keep_tool
     from .frames import reserve_stdout
     from .turn import ask_editor
 
@@ -65,8 +64,7 @@ def serve(context: Any, *, mode: str | None = None, model: str | None = None) ->
     options = AppOptions(startup_mode="acp", interactive_permissions=ask_editor, model=model)
     try:
         with App.running(context, options) as app:
-            if settings.get("editor_files", True):
-                app.coder_agent.tool_filter = keep_tool
+            app.coder_agent.tool_filter = editor_tool_filter(settings)
             log.info("pando acp started as %s in %s", app.role, app.workdir)
             from .agent import PandoAgent
 
@@ -82,6 +80,25 @@ def serve(context: Any, *, mode: str | None = None, model: str | None = None) ->
             logging.getLogger().removeHandler(handler)
             handler.close()
     return 0
+
+
+def editor_tool_filter(settings: dict[str, Any]):  # noqa: ANN201
+    """The coder agent's tool filter: pando's own view/write/bash give way to the versions that
+    go through the editor (registered by the plugin), as far as ``[acp]`` enables them."""
+    from .editor_files import EditorViewTool, EditorWriteTool
+    from .editor_terminal import EditorBashTool
+
+    editor_tools: tuple[type, ...] = ()
+    if settings.get("editor_files", True):
+        editor_tools += (EditorViewTool, EditorWriteTool)
+    if settings.get("editor_terminal", True):
+        editor_tools += (EditorBashTool,)
+    replaced = {cls.name for cls in editor_tools}
+
+    def keep(tool: Any) -> bool:
+        return isinstance(tool, editor_tools) or tool.name not in replaced
+
+    return keep
 
 
 async def _serve(agent: Any, frames_fd: int) -> None:

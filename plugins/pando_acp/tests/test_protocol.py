@@ -285,3 +285,33 @@ def test_always_allow_is_remembered_and_sessions_end_when_the_editor_leaves(star
         db.close()
     assert grants == [("write",)]
     assert ended_at is not None  # pando acp ended the session it used when the editor left
+
+
+def test_bash_runs_in_the_editors_terminal_and_keeps_its_directory(start_acp, model_server, acp_workdir):
+    (acp_workdir / "sub").mkdir()
+    model_server.script(
+        Reply.tool("bash", {"command": "cd sub && touch made-here && echo made"}),
+        Reply.tool("bash", {"command": "pwd"}),
+        Reply.tool("bash", {"command": "sleep 30"}, id="slow"),
+        Reply.text("done"),
+    )
+    client = EditorClient(answers=["allow_once", "allow_once"], terminals=True)
+
+    async def scenario():
+        async with start_acp(client) as (conn, _):
+            session = await conn.new_session(cwd=str(acp_workdir), mcp_servers=[])
+            turn = asyncio.ensure_future(conn.prompt(session_id=session.session_id, prompt=[acp.text_block("make it")]))
+            await client.wait_for(lambda: len(client.terminal_commands) == 3)
+            await conn.cancel(session_id=session.session_id)  # kills the sleeping command
+            return await asyncio.wait_for(turn, DEADLINE_S)
+
+    response = run(scenario())
+    assert response.stop_reason == "cancelled"
+    assert (acp_workdir / "sub" / "made-here").exists()  # the editor ran it, in the working directory
+    assert [cwd for _, _, cwd in client.terminal_commands] == [str(acp_workdir), str(acp_workdir / "sub"), str(acp_workdir / "sub")]
+    assert len(client.permission_requests) == 2  # pwd is read-only: not asked
+    results = [m for m in model_server.requests[1:3]]
+    assert "made" in results[0]["messages"][-1]["content"]
+    assert results[1]["messages"][-1]["content"].strip().endswith(str(acp_workdir / "sub"))
+    shown = [c for u in client.of_kind("tool_call_update") for c in (u.content or []) if c.type == "terminal"]
+    assert shown  # the tool call showed the live terminal
