@@ -30,6 +30,7 @@ from acp.schema import (
     SessionConfigOptionSelect,
     SessionConfigSelectOption,
     SessionInfo,
+    SessionInfoUpdate,
     SessionListCapabilities,
     SessionMode,
     SessionModeState,
@@ -38,6 +39,8 @@ from acp.schema import (
     Usage,
 )
 
+from pando_core.errors import one_line
+
 from . import updates
 from .commands import Command, build_commands, split_command
 from .turn import CURRENT_TURN, MODES, SessionState, Turn
@@ -45,6 +48,7 @@ from .turn import CURRENT_TURN, MODES, SessionState, Turn
 log = logging.getLogger("pando.acp")
 
 PAGE_SIZE = 50
+UNTITLED = "Editor session"  # until its first prompt names it
 
 
 def invalid_params(message: str) -> RequestError:
@@ -205,7 +209,7 @@ class PandoAgent:
 
     async def new_session(self, cwd: str, mcp_servers: Any = None, **_: Any) -> dict[str, Any]:
         self._check_cwd(cwd)
-        session = self.app.sessions.create(title="Editor session")
+        session = self.app.sessions.create(title=UNTITLED)
         state = SessionState(session["id"], mode=self.default_mode, model=self.app.model_ref)
         self.sessions[state.id] = state
         self._later(self._announce_commands(state))
@@ -361,9 +365,10 @@ class PandoAgent:
             resolve_model(self.app.config, state.model or self.app.model_ref)
             self.app.ensure_primary()
         except PandoError as exc:
-            raise internal(str(exc).splitlines()[0]) from None
+            raise internal(one_line(exc, 300)) from None
         turn = Turn(self.client, self.transport.post, self.transport.drain, state, self.workdir, self.capabilities)
         state.turn, state.used = turn, True
+        self._name_session(turn, text)
         token = CURRENT_TURN.set(turn)
         try:
             result = await self.app.coder_agent.run(
@@ -378,6 +383,15 @@ class PandoAgent:
         reason = "cancelled" if turn.cancelled else updates.stop_reason(result.status, result.finish_reason)
         usage = Usage(input_tokens=result.tokens_in, output_tokens=result.tokens_out, total_tokens=result.tokens_in + result.tokens_out)
         return PromptResponse(stop_reason=reason, usage=usage)
+
+    def _name_session(self, turn: Turn, text: str) -> None:
+        """The first prompt names a new session, as ``pando run`` names its own."""
+        session = self.app.sessions.get(turn.session.id)
+        if session.get("title") != UNTITLED or session.get("message_count"):
+            return
+        title = " ".join(text.split())[:50]
+        self.app.sessions.rename(turn.session.id, title)
+        turn.send(SessionInfoUpdate(session_update="session_info_update", title=title))
 
     async def _run_command(self, state: SessionState, command: Command, args: str) -> PromptResponse:
         from pando_core.errors import PandoError

@@ -54,6 +54,9 @@ def test_a_prompt_streams_the_answer_and_ends_the_turn(start_acp, model_server, 
     # the ACP session is a pando session: stored under the same id, listed
     assert [m["role"] for m in stored_messages(acp_workdir, session.session_id)] == ["user", "assistant"]
     assert session.session_id in [s.session_id for s in listed.sessions]
+    [named] = client.of_kind("session_info_update")  # the first prompt names the session
+    assert named.title == "what is the answer?"
+    assert [s.title for s in listed.sessions if s.session_id == session.session_id] == ["what is the answer?"]
     names = {c.name for c in client.of_kind("available_commands_update")[0].available_commands}
     assert {"help", "compact", "model"} <= names
     assert model_server.requests[0]["messages"][-1]["content"] == "what is the answer?"

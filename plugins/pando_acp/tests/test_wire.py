@@ -149,3 +149,17 @@ def test_a_client_that_disconnects_mid_turn_cancels_it_and_the_turn_is_stored(ac
     parts = {p["type"]: p["data"] for p in messages[1]["parts"]}
     assert parts["finish"]["reason"] == "canceled"
     assert parts["text"]["text"].startswith("chunk chunk") and len(parts["text"]["text"]) < len("chunk " * 300)
+
+
+def test_no_model_configured_is_a_one_line_error(pando_workdir, pando_env):
+    agent = RawAgent(pando_workdir, pando_env)
+    try:
+        session_id = _initialize(agent, pando_workdir)
+        reply = agent.reply_to(agent.request("session/prompt", {"sessionId": session_id, "prompt": [{"type": "text", "text": "hi"}]}))
+        outside = agent.reply_to(agent.request("session/new", {"cwd": "/", "mcpServers": []}))
+    finally:
+        code = agent.close()
+    message = reply["error"]["message"]
+    assert "no model is configured" in message and "\n" not in message
+    assert outside["error"]["code"] == -32602 and f"pando acp serves {pando_workdir.resolve()}" in outside["error"]["message"]
+    assert code == 0
