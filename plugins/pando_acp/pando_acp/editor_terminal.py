@@ -111,7 +111,7 @@ class EditorBashTool:
         )
         terminal_id = created.terminal_id
         shown = [acp.tool_terminal_ref(terminal_id)]
-        turn.diffs[ctx.call_id] = shown  # the final update of the call keeps showing the terminal
+        turn.call_content[ctx.call_id] = shown  # the final update of the call keeps showing the terminal
         turn.send(acp.update_tool_call(ctx.call_id, status="in_progress", content=shown))
         try:
             waiting = asyncio.ensure_future(client.wait_for_terminal_exit(session_id, terminal_id))

@@ -3,16 +3,15 @@
 The agent calls ``Turn.on_event`` synchronously from inside the turn; each update is written to
 the pipe right there (``post``: no task switch, so a chunk leaves before the agent reads the next
 one from the model), hence in the order it happened and before the prompt's response; ``flush``
-waits until the pipe has taken them. The turn is also what the permission
-asker and the editor file tools find through ``CURRENT_TURN`` (a context variable: the agent's
-turn task inherits it), to know the session, its mode, the running tool call and the client.
+waits until the pipe has taken them. The turn is also what the permission asker and the editor
+tools find through ``CURRENT_TURN`` (a context variable: the agent's turn task inherits it), to
+know the session, its mode, the running tool call and the client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,6 @@ from acp.schema import ClientCapabilities, PermissionOption, SessionNotification
 from acp.utils import serialize_params
 
 from . import updates
-
-log = logging.getLogger("pando.acp.turn")
 
 CURRENT_TURN: contextvars.ContextVar[Turn | None] = contextvars.ContextVar("pando_acp_turn", default=None)
 
@@ -70,7 +67,7 @@ class Turn:
     capabilities: ClientCapabilities
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
     pending_calls: list[str] = field(default_factory=list)
-    diffs: dict[str, Any] = field(default_factory=dict)
+    call_content: dict[str, Any] = field(default_factory=dict)  # a call's diff or terminal, shown again when it ends
     client_gone: bool = False
 
     def __post_init__(self) -> None:
@@ -96,7 +93,7 @@ class Turn:
         elif kind == "tool_call":
             call = data["tool_call"]
             start = updates.tool_call_start(self.workdir, call)
-            self.diffs[call["id"]] = start.content
+            self.call_content[call["id"]] = start.content
             self.pending_calls.append(call["id"])
             self.send(start)
         elif kind == "tool_result":
@@ -104,7 +101,7 @@ class Turn:
             call_id = result.get("tool_call_id", "")
             if call_id in self.pending_calls:
                 self.pending_calls.remove(call_id)
-            self.send(updates.tool_call_finished(call_id, result, self.diffs.pop(call_id, None)))
+            self.send(updates.tool_call_finished(call_id, result, self.call_content.pop(call_id, None)))
 
     def tool_starting(self) -> None:
         """Called just before a tool runs (``pando_before_tool_call``): the oldest call without a
@@ -160,7 +157,7 @@ async def ask_editor(request: Any) -> str:
         title=request.description.splitlines()[0] if request.description else request.tool_name,
         kind=updates.TOOL_KINDS.get(request.tool_name, "other"),
         status="pending",
-        content=turn.diffs.get(call_id),
+        content=turn.call_content.get(call_id),
         locations=[acp.schema.ToolCallLocation(path=request.path)] if request.path else None,
         raw_input=dict(request.params),
     )
