@@ -48,7 +48,7 @@ def stop_reason(status: str, finish_reason: str) -> str:
     """The ACP stop reason of a turn that ended with pando's ``status`` and ``finish_reason``."""
     if status == "cancelled":
         return "cancelled"
-    if status == "max_requests":
+    if status in ("max_requests", "stuck"):  # stuck: the same failing tool call again and again
         return "max_turn_requests"
     return STOP_REASONS.get(finish_reason, "end_turn")
 

@@ -20,6 +20,7 @@ from pando_acp.frames import check_frame
         ("cancelled", "canceled", "cancelled"),
         ("cancelled", "end_turn", "cancelled"),
         ("max_requests", "max_requests", "max_turn_requests"),
+        ("stuck", "stuck", "max_turn_requests"),
         ("permission_denied", "permission_denied", "end_turn"),
         ("success", "something new", "end_turn"),
     ],
