@@ -240,6 +240,7 @@ class Runtime:
             metadata={"workdir": str(self.workdir), "pid": os.getpid()},
         )
         self._register_core_methods(self.bus)
+        self.bus.on_failure = self._bus_failed
         self.bus.start()
         self.db.on_commit(self._publish_changes)
         self.record = PrimaryRecord(
@@ -276,6 +277,13 @@ class Runtime:
             coordinator.close()
         if bus is not None:
             self._shut_down_bus(bus)
+
+    def _bus_failed(self, reason: str) -> None:
+        """The bus died under this primary: no secondary can reach it, so it must not keep the
+        lease. Fence it, then give the lock up: a waiting secondary takes over."""
+        self.fence(reason)
+        if self.fenced == reason:
+            self.lock.release()
 
     def _shut_down_bus(self, bus: Bus) -> None:
         """Say ``instance.shutdown`` (secondaries look for the next primary at once), then stop."""

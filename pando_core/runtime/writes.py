@@ -36,6 +36,7 @@ from .protocol import EncodedJSON, RpcError, encode_json
 log = logging.getLogger("pando.writes")
 
 BATCH_MAX = 128
+KEY_SEQ_MIN, KEY_SEQ_MAX = -(2**63), 2**63 - 1  # what applied_writes.seq (an SQLite integer) holds
 # how long a key's outcome is kept: a secondary resends a write only until its write deadline
 # (30 s by default), so an hour covers every retry while applied_writes stays small
 APPLIED_RETENTION_MS = 3_600_000
@@ -204,6 +205,8 @@ class WriteCoordinator:
             and not isinstance(key[1], bool)
         ):
             raise RpcError.invalid_params("db.write: key must be [instance_id, sequence]")
+        if not KEY_SEQ_MIN <= key[1] <= KEY_SEQ_MAX:  # SQLite stores it as int64: refused alone
+            raise RpcError.invalid_params("db.write: key sequence must fit in a signed 64-bit integer")
         return _Pending(method, args, (key[0], key[1]), key[0], spec, reply, index)
 
     def apply_round(self) -> None:
