@@ -306,7 +306,7 @@ class Bus:
         workers: int = 8,
         max_pending_requests: int = 10_000,
         max_pending_bytes: int = 64 << 20,
-        client_max_pending: int = 1_000,
+        client_max_pending: int = 256,
         client_workers: int | None = None,
         max_pending_events: int = 100_000,
         hwm: int = 10_000,
@@ -371,7 +371,7 @@ class Bus:
             max_bytes=self.max_pending_bytes,
             client_max_requests=int(client_max_pending),
             client_max_bytes=self.max_pending_bytes // 4,
-            client_running=int(client_workers) if client_workers else max(1, self._n_workers // 2),
+            client_running=int(client_workers) if client_workers else max(1, self._n_workers // 4),
         )
         self._message_share = 0  # bytes of the message being dispatched, per request in it
         self._workers: list[threading.Thread] = []
