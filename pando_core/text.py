@@ -60,3 +60,13 @@ def json_to_utf8(encoded: str) -> bytes:
         return encoded.encode("utf-8")
     except UnicodeEncodeError:
         return encoded.encode("utf-8", "backslashreplace")
+
+
+def json_storable(encoded: str) -> str:
+    """Text produced by a JSON encoder (``ensure_ascii=False``) with each lone surrogate written
+    as its ``\\uXXXX`` escape: the same JSON value, as text SQLite (UTF-8) can store."""
+    try:
+        encoded.encode("utf-8")
+    except UnicodeEncodeError:
+        return encoded.encode("utf-8", "backslashreplace").decode("utf-8")
+    return encoded

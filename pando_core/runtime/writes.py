@@ -30,6 +30,7 @@ from ..db.engine import Change, Database, WriteTx, coalesce_changes
 from ..db.repository import WRITE, LocalExecutor, MethodRegistry, MethodSpec, translate_db_error
 from ..db.schema import applied_writes
 from ..errors import PandoError, error_from_kind
+from ..text import json_storable  # recorded in applied_writes: text SQLite can store
 from .bus import BatchReply, CallContext, Reply
 from .protocol import EncodedJSON, RpcError, encode_json
 
@@ -365,7 +366,7 @@ class WriteCoordinator:
         try:
             with self.db.write_lock, self.db.transaction() as tx:
                 result = spec.function(self._repository(spec), tx, **item.params)
-                encoded = encode_json(result)
+                encoded = json_storable(encode_json(result))
                 applied = True
                 tx.raw.execute(_INSERT_APPLIED, (key[0], key[1], item.method, 1, encoded, now_ms()))
         except Exception as exc:  # noqa: BLE001 - rolled back: nothing of the write is left
@@ -449,7 +450,7 @@ class WriteCoordinator:
         try:
             with batch_tx.savepoint() if mode == _ISOLATED else _WHOLE:  # undone alone, if it fails
                 result = spec.function(self._repository(spec), part, **item.params)
-                encoded = encode_json(result)  # recorded, and the reply reuses it
+                encoded = json_storable(encode_json(result))  # recorded, and the reply reuses it
         except Exception as exc:  # noqa: BLE001 - one failure must not sink the batch
             if mode == _OPTIMISTIC:
                 raise _Replay from exc
@@ -460,7 +461,7 @@ class WriteCoordinator:
                 error = error_from_kind("validation", f"{item.method}: {error}")
             if isinstance(error, PandoError) and error.kind in RECORDED_ERROR_KINDS:
                 if key is not None:
-                    attempt.record(key, item.method, 0, encode_json({"kind": error.kind, "message": str(error)}))
+                    attempt.record(key, item.method, 0, json_storable(encode_json({"kind": error.kind, "message": str(error)})))
                 return False, error, None
             if isinstance(error, PandoError):
                 return False, error, None
