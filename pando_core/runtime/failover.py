@@ -121,6 +121,7 @@ class LeaseGuard:
             if not self.runtime.lock.still_held():
                 self.runtime.fence(f"{self.runtime.lock.path} was deleted or replaced while this primary held it")
                 return
+            self.runtime.repair_record()
 
     def stop(self) -> None:
         self._stop.set()

@@ -27,6 +27,7 @@ from .auth import client_auth, server_auth
 from .bus import Bus
 from .client import Client, ClientClosed
 from .endpoints import Endpoints, choose_endpoints
+from .epoch import next_epoch
 from .instances import InstanceRegistry, pid_alive
 from .lock import (
     InstanceLock,
@@ -218,9 +219,9 @@ class Runtime:
 
     def _become_primary(self) -> None:
         previous = read_primary_record(self.pando_dir)
-        self.epoch = (previous.epoch if previous else 0) + 1
         self.db = Database(database_path(self.workdir))
         migrate(self.db, self.components)
+        self.epoch = next_epoch(self.db, previous.epoch if previous else 0)  # also kept in the database
         self.coordinator = WriteCoordinator(self.db, self.registry, self.instance_id)
         executor = LocalExecutor(self.db, self.instance_id)
         if self.store is None:
@@ -278,6 +279,23 @@ class Runtime:
         if bus is not None:
             self._shut_down_bus(bus)
 
+    def repair_record(self) -> None:
+        """``primary.json`` must name this primary: rewrite it when it is missing or damaged
+        (or names an older epoch). One naming a newer epoch is left alone: that primary holds
+        a replaced lock, and the lease check fences this one."""
+        with self._state_lock:
+            record = self.record if self.role == PRIMARY and not self.fenced else None
+        if record is None:
+            return
+        on_disk = read_primary_record(self.pando_dir)
+        if on_disk == record or (on_disk is not None and on_disk.epoch > record.epoch):
+            return
+        log.warning("%s was missing or damaged; writing it again", self.pando_dir / "primary.json")
+        try:
+            write_primary_record(self.pando_dir, record)
+        except OSError as exc:
+            log.error("cannot rewrite the primary record: %s", exc)
+
     def _bus_failed(self, reason: str) -> None:
         """The bus died under this primary: no secondary can reach it, so it must not keep the
         lease. Fence it, then give the lock up: a waiting secondary takes over."""
@@ -295,8 +313,14 @@ class Runtime:
 
     def _try_become_secondary(self) -> str | None:
         record = read_primary_record(self.pando_dir)
-        if record is None:
-            return "no primary record yet"
+        if record is None:  # missing or damaged: ask on the derived endpoints rather than wait
+            from .discovery import primary_at_derived_endpoints
+
+            record = primary_at_derived_endpoints(
+                self.workdir, self.pando_dir, self._setting("transport"), self.instance_id
+            )
+            if record is None:
+                return "no readable primary record"
         if record.workdir and os.path.realpath(record.workdir) != str(self.workdir):
             return "primary record names another working directory"
         try:
