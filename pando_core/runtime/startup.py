@@ -107,6 +107,7 @@ class Runtime:
         self.watcher: Any = None
         self.lease_guard: Any = None  # primary: LeaseGuard
         self.fenced: str | None = None  # why this primary stopped writing (see fence)
+        self.promotion_failure: str | None = None  # secondary: why its last promotion failed
         self.instances = InstanceRegistry(self.pando_dir)
         self._promoted_callbacks: list[Callable[[Runtime], None]] = []
         self._event_callbacks: list[tuple[str, Callable[[P.Event], None]]] = []  # (topic prefix, callback)

@@ -29,6 +29,7 @@ from ..clock import now_ms
 from ..db.engine import Change, Database, WriteTx, coalesce_changes
 from ..db.repository import WRITE, LocalExecutor, MethodRegistry, MethodSpec, translate_db_error
 from ..db.schema import applied_writes
+from ..db.storage import storage_full
 from ..errors import PandoError, error_from_kind
 from ..text import json_storable  # recorded in applied_writes: text SQLite can store
 from .bus import BatchReply, CallContext, Reply
@@ -383,8 +384,14 @@ class WriteCoordinator:
 
     def _not_committed(self, batch: list[_Pending], exc: Exception) -> None:
         """Answer every write of a batch whose transaction failed to commit."""
-        log.error("write batch failed to commit", exc_info=exc)
         self._recorded_max.clear()  # keys noted in this batch were rolled back with it
+        full = storage_full(exc, self.db.path.parent)
+        if full is not None:  # said as it is, not "retry": nothing is written until space is freed
+            log.error("write batch not committed: %s", full)
+            for item in batch:
+                item.fail(full)
+            return
+        log.error("write batch failed to commit", exc_info=exc)
         error = RpcError(kind="unavailable", message=f"write batch failed: {exc}")
         for item in batch:
             item.fail(error)
@@ -456,7 +463,7 @@ class WriteCoordinator:
                 raise _Replay from exc
             if mode == _LONE:
                 batch_tx.restart()
-            error = translate_db_error(exc, item.method)
+            error = translate_db_error(exc, item.method, self.db.path.parent)
             if isinstance(error, TypeError):
                 error = error_from_kind("validation", f"{item.method}: {error}")
             if isinstance(error, PandoError) and error.kind in RECORDED_ERROR_KINDS:
