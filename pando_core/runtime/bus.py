@@ -42,6 +42,13 @@ Robustness
     served client by client; past a bound -> ``unavailable`` "busy" at once (retryable).
     In token-auth mode anything that does not carry the right token is dropped without reply.
 
+Faults
+    The I/O thread survives per-message failures: a message it has no memory to receive or
+    decode is dropped and answered ``too_large`` where the caller can be told. If the thread
+    dies anyway, :attr:`Bus.on_failure` is called with the reason (the runtime fences its
+    primary and gives the lock up, so that a secondary takes over). Lone surrogates in any
+    string travel as JSON ``\\uXXXX`` escapes, so a request or reply holding one is answered.
+
 Lifecycle
     ``Bus(...)`` → ``register(...)`` → ``start()`` (binds PUB then ROUTER; on tcp a port taken by
     someone else falls back to a free port, see :attr:`Bus.endpoints`) → ``publish``/serve →
@@ -287,6 +294,11 @@ class Bus:
     :param max_message_bytes: cap for one request/reply; larger requests get ``too_large``.
     :param heartbeat_interval: seconds between ``instance.heartbeat`` events (first one at start).
     :param workers: handler threads.
+    :param max_pending_requests: / ``max_pending_bytes``: most requests, and bytes of them, that
+        may wait for or run on a worker; past either, a request is answered ``unavailable``
+        ("busy") at once. ``client_max_pending``: the most one client may have there (its bytes
+        are capped at a quarter of ``max_pending_bytes``); ``client_workers``: how many workers
+        one client may keep busy at once (default a quarter of them). Clients take turns.
     :param port_fallback: on tcp, bind a free port when the requested one is in use.
     :param metadata: static JSON-able info added to ``instance.ping``/``instance.info`` results
         (e.g. ``{"workdir": ...}`` so clients can check they reached the right primary).
