@@ -70,7 +70,7 @@ class FairQueue:
             if (
                 self._closed
                 or self.requests >= self.max_requests
-                or self.bytes + size > self.max_bytes
+                or (self.bytes and self.bytes + size > self.max_bytes)  # one request alone always fits
                 or state.held >= self.client_max_requests
                 or (state.held and state.held_bytes + size > self.client_max_bytes)
             ):

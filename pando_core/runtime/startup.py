@@ -30,6 +30,7 @@ from .endpoints import Endpoints, choose_endpoints
 from .epoch import next_epoch
 from .instances import InstanceRegistry, pid_alive
 from .lock import (
+    PRIMARY_RECORD_NAME,
     InstanceLock,
     LockError,
     PrimaryRecord,
@@ -314,14 +315,16 @@ class Runtime:
 
     def _try_become_secondary(self) -> str | None:
         record = read_primary_record(self.pando_dir)
-        if record is None:  # missing or damaged: ask on the derived endpoints rather than wait
-            from .discovery import primary_at_derived_endpoints
+        if record is None:
+            if not (self.pando_dir / PRIMARY_RECORD_NAME).exists():
+                return "no primary record yet"  # the primary is starting
+            from .discovery import primary_at_derived_endpoints  # damaged: ask rather than wait
 
             record = primary_at_derived_endpoints(
                 self.workdir, self.pando_dir, self._setting("transport"), self.instance_id
             )
             if record is None:
-                return "no readable primary record"
+                return "the primary record is damaged and no primary answers on the derived endpoints"
         if record.workdir and os.path.realpath(record.workdir) != str(self.workdir):
             return "primary record names another working directory"
         try:
