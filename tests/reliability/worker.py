@@ -15,8 +15,10 @@ Commands, one JSON object per stdin line (``op``): ``write`` (``sid``: create th
 those sessions through ``store.pipeline``, reply with every outcome), ``bus_stats`` (the primary's bus counters), ``ensure_primary``
 (``timeout``), ``role`` (role, epoch, resyncs), ``publish`` (``topic``, ``payload``: on the
 primary's bus), ``publish_change`` (``topic``, ``payload``), ``lose_change`` (the primary's bus skips a
-change_seq), ``call`` (``method``, ``params``, ``timeout``: ``rt.client.call``),
-``stop_writes``, ``cleanup``, ``exit``.  EOF on stdin = ``cleanup`` then exit.
+change_seq), ``call`` (``method``, ``params``, ``timeout``, ``pad``: ``rt.client.call``),
+``break_io`` (the bus I/O thread dies at its next round), ``timed_writes`` (``prefix``, ``n``:
+each write's latency in ms), ``stop_writes``, ``cleanup``, ``exit``.  EOF on stdin = ``cleanup``
+then exit.  ``--memory-limit-mb N`` caps the address space at what is in use + N MiB.
 """
 
 from __future__ import annotations
