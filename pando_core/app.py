@@ -348,7 +348,7 @@ class App:
     # -- entry points --------------------------------------------------------------------------------
 
     def run_non_interactive(self, prompt: str, output_format: str = "text", quiet: bool = False, yolo: bool = False, **kwargs: Any) -> int:
-        from .noninteractive import run_non_interactive
+        from .frontends.run import run_non_interactive
 
         return run_non_interactive(self, prompt, output_format=output_format, quiet=quiet, yolo=yolo, **kwargs)
 
