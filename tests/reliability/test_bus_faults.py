@@ -123,7 +123,7 @@ def test_a_flooding_client_is_told_busy_and_another_clients_writes_stay_fast(clu
         held = primary.command(op="bus_stats")["result"]["pending_requests"]
         # another client's request for a worker is served in its turn, not after the backlog
         asked = time.monotonic()
-        listed = writer.command(op="call", method="session.list", params={}, timeout=60, wait_s=90)
+        listed = writer.command(op="call", method="state.sync", params={}, timeout=60, wait_s=90)
         list_seconds = time.monotonic() - asked
         assert listed["ok"], listed
         loaded = writer.command(op="timed_writes", prefix="loaded", n=100, wait_s=120)["result"]
@@ -137,10 +137,10 @@ def test_a_flooding_client_is_told_busy_and_another_clients_writes_stay_fast(clu
     quiet_median, loaded_median = statistics.median(quiet), statistics.median(loaded)
     loaded_p90 = statistics.quantiles(loaded, n=10)[-1]
     print(f"quiet median {quiet_median:.2f} ms; flooded median {loaded_median:.2f} ms, p90 {loaded_p90:.2f} ms; "
-          f"flood: {served} served, {busy} busy, {held} held; session.list {list_seconds * 1000:.0f} ms")
+          f"flood: {served} served, {busy} busy, {held} held; its state.sync {list_seconds * 1000:.0f} ms")
     assert busy > 2000 and served + busy == len(flood), "the flood was queued whole instead of answered busy early"
     assert held <= 256
-    assert list_seconds < 2.0, f"another client's session.list waited {list_seconds:.1f}s behind the flood"
+    assert list_seconds < 2.0, f"another client's state.sync waited {list_seconds:.1f}s behind the flood"
     # writes are served on the bus thread, between the flood's requests: a bounded latency (the
     # bound is loose, the machine is shared; the backlog itself would be seconds)
     assert loaded_median < 25.0 and loaded_p90 < 250.0, (quiet_median, loaded_median, loaded_p90)
