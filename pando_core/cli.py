@@ -149,6 +149,12 @@ def _run(argv: list[str], early: dict, debug: bool) -> int:
             import traceback
 
             traceback.print_exc()
+        from .db.storage import storage_full
+
+        full = storage_full(exc, Path(early["--cwd"] or os.getcwd()) / ".pando")
+        if full is not None:  # a full disk shows in many shapes (OSError, "disk I/O error", ...)
+            print(f"pando: error: {full}", file=sys.stderr)
+            return full.exit_code
         print(f"pando: error: {_unexpected_error_line(exc)} (run with --debug for details)", file=sys.stderr)
         return 1
 

@@ -48,9 +48,24 @@ class UnavailableError(PandoError):
     kind = "unavailable"
 
 
+class StorageFullError(PandoError):
+    """The device holding ``.pando/`` is full: nothing was written (see ``pando_core.db.storage``)."""
+
+    kind = "no_space"
+
+
 ERROR_KINDS: dict[str, type[PandoError]] = {
     cls.kind: cls
-    for cls in (PandoError, UsageError, ConfigError, NotFoundError, ConstraintError, ValidationError, UnavailableError)
+    for cls in (
+        PandoError,
+        UsageError,
+        ConfigError,
+        NotFoundError,
+        ConstraintError,
+        ValidationError,
+        UnavailableError,
+        StorageFullError,
+    )
 }
 
 

@@ -1,5 +1,6 @@
 """``pando status`` and ``pando instances``: the multi-instance picture of this working directory."""
 
+import contextlib
 import json
 import os
 import time
@@ -14,7 +15,14 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="print JSO
     from ..app import App, AppOptions
 
     context = current()
-    with App.running(context, AppOptions(startup_mode="status")) as app:
+    try:
+        running = App.running(context, AppOptions(startup_mode="status"))
+        app = running.__enter__()
+    except Exception as exc:  # noqa: BLE001 - nobody is primary, and this instance cannot be either: say why
+        _no_primary(context, exc, as_json)
+        return
+    with contextlib.ExitStack() as stack:
+        stack.push(running)
         runtime = app.runtime
         client = runtime.client
         heartbeat_age = None
@@ -55,6 +63,20 @@ def _services(app) -> list:  # noqa: ANN001
         return list(app.call_primary("core.services", timeout=2.0))
     except Exception as exc:  # noqa: BLE001 - status reports what it can
         return [{"name": "?", "plugin": "?", "state": "unknown", "health": None, "problem": str(exc)}]
+
+
+def _no_primary(context, exc: Exception, as_json: bool) -> None:  # noqa: ANN001 - the PandoContext
+    """Report that no instance is primary here and why (this one tried, and failed, to become it)."""
+    from ..db.storage import storage_full
+    from ..errors import one_line
+
+    reason = one_line(storage_full(exc, context.pando_dir) or exc, 300)
+    if as_json:
+        typer.echo(json.dumps({"role": None, "primary_pid": None, "workdir": str(context.workdir), "error": reason}, indent=2))
+    else:
+        typer.echo("role:        none: no pando is primary here")
+        typer.echo(f"why:         {reason}")
+    raise typer.Exit(1)
 
 
 def instances_command(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:

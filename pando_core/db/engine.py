@@ -148,14 +148,22 @@ class WriterConnection:
         self._engine = create_engine("sqlite://", creator=lambda: self.raw, poolclass=StaticPool)
         self._sa = self._engine.connect()
         self._last_seq: dict[str, int] = {}
+        self._data_version: int | None = None  # PRAGMA data_version when _last_seq was valid
         self._prepared = False  # a transaction begun ahead of the next write (see prepare)
 
     def next_seq(self, table: str) -> int:
         """One more than the highest ``seq`` handed out for *table*: read once from the table
         (``max(seq)``: an index lookup for messages and files, a scan of the small sessions
-        rows), then counted here. This connection is the database's
-        only writer, so the count cannot fall behind; a rolled-back transaction leaves a gap,
-        which ordering by ``seq`` does not mind."""
+        rows), then counted here. This connection is normally the database's only writer, but
+        for up to a lease check a fenced old primary may still commit (``ipc.lock`` replaced
+        under it): ``PRAGMA data_version`` says when any other connection committed, and the
+        count is read again then. Inside ``BEGIN IMMEDIATE`` nobody else can commit before we
+        do, so the value is unique. A rolled-back transaction leaves a gap, which ordering by
+        ``seq`` does not mind."""
+        version = self.raw.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:  # another connection committed: the counts may be behind
+            self._data_version = version
+            self._last_seq.clear()
         last = self._last_seq.get(table)
         if last is None:
             last = self.raw.execute(f"SELECT max(seq) FROM {table}").fetchone()[0] or 0

@@ -143,9 +143,17 @@ class MethodRegistry:
         return self.methods.get(qualified)
 
 
-def translate_db_error(exc: Exception, method: str) -> Exception:
-    """Map driver errors to kinds that survive the wire (constraint, not found, validation)."""
+def translate_db_error(exc: Exception, method: str, directory: Any = None) -> Exception:
+    """Map driver errors to kinds that survive the wire (constraint, not found, validation, and
+    a full disk when *directory*, the database's ``.pando/``, is given)."""
     import sqlite3
+
+    if directory is not None:
+        from .storage import storage_full
+
+        full = storage_full(exc, directory)
+        if full is not None:
+            return type(full)(f"{method}: not written: {full}")
 
     if isinstance(exc, sqlite3.IntegrityError):
         return ConstraintError(f"{method}: {exc}")
@@ -175,7 +183,7 @@ class LocalExecutor:
             with self.db.write(self.instance_id) as tx:
                 return spec.function(repo, tx, **params)
         except Exception as exc:
-            translated = translate_db_error(exc, spec.qualified)
+            translated = translate_db_error(exc, spec.qualified, self.db.path.parent)
             if translated is exc:
                 raise
             raise translated from exc
@@ -198,12 +206,12 @@ class LocalExecutor:
                         with tx.savepoint():
                             result = spec.function(spec.repository(self), part, **params)
                     except Exception as exc:  # noqa: BLE001 - each write's own outcome
-                        outcomes.append((False, translate_db_error(exc, spec.qualified)))
+                        outcomes.append((False, translate_db_error(exc, spec.qualified, self.db.path.parent)))
                     else:
                         outcomes.append((True, result))
                         changes.extend(part.changes)
         except Exception as exc:  # noqa: BLE001 - the transaction itself failed: nothing was written
-            return [(False, translate_db_error(exc, spec.qualified)) for spec, _ in calls]
+            return [(False, translate_db_error(exc, spec.qualified, self.db.path.parent)) for spec, _ in calls]
         if changes:
             db.notify(coalesce_changes(changes), self.instance_id)
         return outcomes

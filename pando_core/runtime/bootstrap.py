@@ -29,9 +29,11 @@ from .auth import client_auth, server_auth
 from .bus import Bus
 from .client import Client
 from .endpoints import Endpoints, choose_endpoints
+from .epoch import next_epoch
 from .failover import RoleChanges
 from .instances import InstanceRegistry, pid_alive
 from .lock import (
+    PRIMARY_RECORD_NAME,
     InstanceLock,
     LockError,
     PrimaryRecord,
@@ -104,6 +106,7 @@ class Runtime(RoleChanges, BusSubscriptions):
         self.watcher: Any = None
         self.lease_guard: Any = None  # primary: LeaseGuard
         self.fenced: str | None = None  # why this primary stopped writing (see fence)
+        self.promotion_failure: str | None = None  # secondary: why its last promotion failed
         self.instances = InstanceRegistry(self.pando_dir)
         self._promoted_callbacks: list[Callable[[Runtime], None]] = []
         self._event_callbacks: list[tuple[str, Callable[[P.Event], None]]] = []  # (topic prefix, callback)
@@ -206,9 +209,9 @@ class Runtime(RoleChanges, BusSubscriptions):
 
     def _become_primary(self) -> None:
         previous = read_primary_record(self.pando_dir)
-        self.epoch = (previous.epoch if previous else 0) + 1
         self.db = Database(database_path(self.workdir))
         migrate(self.db, self.components)
+        self.epoch = next_epoch(self.db, previous.epoch if previous else 0)  # also kept in the database
         self.coordinator = WriteCoordinator(self.db, self.registry, self.instance_id)
         executor = LocalExecutor(self.db, self.instance_id)
         if self.store is None:
@@ -228,6 +231,7 @@ class Runtime(RoleChanges, BusSubscriptions):
             metadata={"workdir": str(self.workdir), "pid": os.getpid()},
         )
         self._register_core_methods(self.bus)
+        self.bus.on_failure = self._bus_failed
         self.bus.start()
         self.db.on_commit(self._publish_changes)
         self.record = PrimaryRecord(
@@ -258,7 +262,15 @@ class Runtime(RoleChanges, BusSubscriptions):
     def _try_become_secondary(self) -> str | None:
         record = read_primary_record(self.pando_dir)
         if record is None:
-            return "no primary record yet"
+            if not (self.pando_dir / PRIMARY_RECORD_NAME).exists():
+                return "no primary record yet"  # the primary is starting
+            from .discovery import primary_at_derived_endpoints  # damaged: ask rather than wait
+
+            record = primary_at_derived_endpoints(
+                self.workdir, self.pando_dir, self._setting("transport"), self.instance_id
+            )
+            if record is None:
+                return "the primary record is damaged and no primary answers on the derived endpoints"
         if record.workdir and os.path.realpath(record.workdir) != str(self.workdir):
             return "primary record names another working directory"
         try:

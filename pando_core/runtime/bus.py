@@ -37,8 +37,17 @@ Robustness
     get a JSON-RPC error reply when a reply is possible (notifications never get one), else they
     are dropped with a (rate-limited) log line.  A request whose ``meta.timeout_ms`` deadline has
     passed before a worker picks it up is answered with a ``timeout`` error without running the
-    handler.  More than ``max_pending_requests`` queued requests -> ``unavailable`` (retryable).
+    handler.  Requests for worker threads wait in a :class:`~.fair_queue.FairQueue`: bounded by
+    count (``max_pending_requests``) and bytes (``max_pending_bytes``), with a share per client,
+    served client by client; past a bound -> ``unavailable`` "busy" at once (retryable).
     In token-auth mode anything that does not carry the right token is dropped without reply.
+
+Faults
+    The I/O thread survives per-message failures: a message it has no memory to receive or
+    decode is dropped and answered ``too_large`` where the caller can be told. If the thread
+    dies anyway, :attr:`Bus.on_failure` is called with the reason (the runtime fences its
+    primary and gives the lock up, so that a secondary takes over). Lone surrogates in any
+    string travel as JSON ``\\uXXXX`` escapes, so a request or reply holding one is answered.
 
 Lifecycle
     ``Bus(...)`` → ``register(...)`` → ``start()`` (binds PUB then ROUTER; on tcp a port taken by
@@ -53,7 +62,6 @@ import concurrent.futures
 import contextlib
 import logging
 import os
-import queue
 import threading
 import time
 from collections import deque
@@ -67,7 +75,8 @@ from ..errors import PandoError
 from . import protocol as P
 from .auth import ServerAuth
 from .endpoints import LOOPBACK, EndpointError, Endpoints
-from .sockets import Wakeup, recv_frames, send_frames, spin_poll
+from .fair_queue import FairQueue
+from .sockets import MessageDropped, Wakeup, recv_frames, send_frames, spin_poll
 
 __all__ = ["Bus", "BusClosed", "BusError", "CallContext", "Handler"]
 
@@ -102,6 +111,8 @@ class CallContext:
     received_at: float
     deadline: float | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    client: Any = None  # whose share of the worker queue it counts in (see FairQueue)
+    size: int = 0  # bytes it counts for there
 
     @property
     def is_notification(self) -> bool:
@@ -283,6 +294,11 @@ class Bus:
     :param max_message_bytes: cap for one request/reply; larger requests get ``too_large``.
     :param heartbeat_interval: seconds between ``instance.heartbeat`` events (first one at start).
     :param workers: handler threads.
+    :param max_pending_requests: / ``max_pending_bytes``: most requests, and bytes of them, that
+        may wait for or run on a worker; past either, a request is answered ``unavailable``
+        ("busy") at once. ``client_max_pending``: the most one client may have there (its bytes
+        are capped at a quarter of ``max_pending_bytes``); ``client_workers``: how many workers
+        one client may keep busy at once (default a quarter of them). Clients take turns.
     :param port_fallback: on tcp, bind a free port when the requested one is in use.
     :param metadata: static JSON-able info added to ``instance.ping``/``instance.info`` results
         (e.g. ``{"workdir": ...}`` so clients can check they reached the right primary).
@@ -301,6 +317,9 @@ class Bus:
         heartbeat_interval: float = 1.0,
         workers: int = 8,
         max_pending_requests: int = 10_000,
+        max_pending_bytes: int = 64 << 20,
+        client_max_pending: int = 256,
+        client_workers: int | None = None,
         max_pending_events: int = 100_000,
         hwm: int = 10_000,
         port_fallback: bool = True,
@@ -320,6 +339,7 @@ class Bus:
         self.heartbeat_interval = float(heartbeat_interval)
         self._n_workers = max(1, int(workers))
         self.max_pending_requests = int(max_pending_requests)
+        self.max_pending_bytes = int(max_pending_bytes)
         self.max_pending_events = int(max_pending_events)
         self._hwm = int(hwm)
         self._port_fallback = port_fallback
@@ -350,15 +370,23 @@ class Bus:
         self._stopping = False
         self._flush_linger_ms = 0
         self._io_failed = False
+        self._failure = ""
+        self.on_failure: Callable[[str], None] | None = None  # on_failure(reason): the I/O thread died
         self._io_ident: int | None = None
         self._ctx: zmq.Context | None = None
         self._pub: zmq.Socket | None = None
         self._router: zmq.Socket | None = None
         self._zap: zmq.Socket | None = None
         self._io: threading.Thread | None = None
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue = FairQueue(
+            max_requests=self.max_pending_requests,
+            max_bytes=self.max_pending_bytes,
+            client_max_requests=int(client_max_pending),
+            client_max_bytes=self.max_pending_bytes // 4,
+            client_running=int(client_workers) if client_workers else max(1, self._n_workers // 4),
+        )
+        self._message_share = 0  # bytes of the message being dispatched, per request in it
         self._workers: list[threading.Thread] = []
-        self._pending = 0  # queued + running requests (guarded by _out_lock)
         self._started_at = P.now_ms()
         self._started_mono = time.monotonic()
         self._throttle = _Throttle()
@@ -372,6 +400,7 @@ class Bus:
             "unauthorized": 0,
             "busy": 0,
             "send_failures": 0,
+            "dropped": 0,  # messages refused for lack of memory
             "events": 0,
             "events_dropped": 0,
         }
@@ -398,7 +427,8 @@ class Bus:
         malformed, unauthorized, busy, events, ...)."""
         with self._out_lock:
             d = dict(self._stats)
-            d["pending_requests"] = self._pending
+            d["pending_requests"] = self._queue.requests
+            d["pending_bytes"] = self._queue.bytes
             d["pending_events"] = self._out_events
         return d
 
@@ -589,8 +619,7 @@ class Bus:
             io.join(max(0.0, deadline - time.monotonic()))
             if io.is_alive():
                 log.error("bus I/O thread did not stop within %.1fs; abandoning its sockets", timeout)
-        for _ in self._workers:
-            self._jobs.put(None)
+        self._queue.close()
         workers_deadline = min(deadline, time.monotonic() + 0.5)  # handlers may block: don't wait long
         for t in self._workers:
             if t is not me:
@@ -749,9 +778,11 @@ class Bus:
                 if self._stopping:
                     break
             self._flush(pub, router)
-        except Exception:
+        except BaseException as exc:  # noqa: BLE001 - whatever ends this thread ends the bus
             self._io_failed = True
-            log.exception("bus I/O thread crashed")
+            self._failure = f"{type(exc).__name__}: {exc}"
+            with contextlib.suppress(BaseException):
+                log.exception("bus I/O thread crashed")
         finally:
             # this thread owns every socket of the context: close them, then terminate it here
             # (bounded by the PUB linger), so stop() never has to touch a socket.
@@ -769,6 +800,18 @@ class Bus:
                 with contextlib.suppress(Exception):
                     ctx.term()
             wakeup.close()
+            if self._io_failed:
+                self._report_failure()
+
+    def _report_failure(self) -> None:
+        """The I/O thread died: nobody is served any more. Tell :attr:`on_failure` (the runtime
+        fences this primary and gives the lock up) on a thread of its own, which may stop us."""
+        with self._out_lock:
+            self._stopping = True
+        callback = self.on_failure
+        if callback is not None:
+            reason = f"the bus I/O thread died ({self._failure})"
+            threading.Thread(target=callback, args=(reason,), name="pando-bus-failed", daemon=True).start()
 
     @staticmethod
     def _run_hooks(hooks: list[Callable[[], None]]) -> None:
@@ -859,8 +902,21 @@ class Bus:
                 frames = recv_frames(router)
             except zmq.Again:
                 return
+            except MessageDropped as dropped:  # out of memory: this message goes, the bus stays
+                self._count("dropped")
+                self._throttle.log("memory", logging.ERROR, "RPC message dropped: %s", dropped)
+                if len(dropped.frames) == 1 and self.auth.mechanism != "token":
+                    error = P.RpcError(P.TOO_LARGE, f"the primary has no memory for a message of {dropped.size} bytes")
+                    self._reply_error([dropped.frames[0]], P.peek_request_id(dropped.head), error)
+                taken += 1
+                continue
             try:
                 taken += self._on_request(frames)
+            except MemoryError:  # decoding it took more memory than there is
+                del frames
+                self._count("dropped")
+                self._throttle.log("memory", logging.ERROR, "RPC message dropped: no memory to handle it")
+                taken += 1
             except Exception:  # never let one message kill the loop
                 log.exception("unexpected error while handling a request")
                 taken += 1
@@ -916,6 +972,13 @@ class Bus:
             return 1
         try:
             obj = P.decode_json(data)
+        except MemoryError:
+            self._count("dropped")
+            self._throttle.log("memory", logging.ERROR, "RPC message of %d bytes dropped: no memory to decode it", len(data))
+            if not token_mode:
+                error = P.RpcError(P.TOO_LARGE, f"the primary has no memory to decode a message of {len(data)} bytes")
+                self._reply_error(prefix, P.peek_request_id(data), error)
+            return 1
         except P.ProtocolError as exc:
             self._count("malformed")
             self._throttle.log("parse", logging.WARNING, "unparseable RPC message: %s", exc)
@@ -923,8 +986,10 @@ class Bus:
                 self._reply_error(prefix, None, P.RpcError(P.PARSE_ERROR, "parse error"))
             return 1
         if type(obj) is list:
+            self._message_share = len(data) // max(1, len(obj))
             self._on_batch(obj, prefix, identity, token_mode)
             return len(obj)
+        self._message_share = len(data)
         self._dispatch(obj, prefix, identity, token_mode)
         return 1
 
@@ -1070,18 +1135,12 @@ class Bus:
         if entry.inline:
             self._run_handler(entry, params, call, prefix)
             return
-        with self._out_lock:
-            if self._pending >= self.max_pending_requests:
-                busy = True
-                self._stats["busy"] += 1
-            else:
-                busy = False
-                self._pending += 1
-        if busy:
+        call.client = iid or identity
+        call.size = self._message_share
+        if not self._queue.offer(call.client, (entry, params, call, prefix), call.size):
+            self._count("busy")  # refused before it costs a worker anything: the caller may retry
             if not req.is_notification:
                 self._reply_error(prefix, req.id, P.RpcError(P.UNAVAILABLE, "server busy, retry later"))
-            return
-        self._jobs.put((entry, params, call, prefix))
 
     def _admit(self, raw_meta: dict[str, Any]) -> tuple[bool, float, dict[str, Any], float | None, str | None]:
         """A request's ``meta``: (authorized, received at, meta without credentials, deadline,
@@ -1099,8 +1158,9 @@ class Bus:
     # workers
 
     def _worker_loop(self) -> None:
+        take, ran = self._queue.take, self._queue.ran
         while True:
-            job = self._jobs.get()
+            job = take()
             if job is None:
                 return
             entry, params, call, prefix = job
@@ -1108,12 +1168,14 @@ class Bus:
                 self._run_handler(entry, params, call, prefix, counted=True)
             except Exception:
                 log.exception("unexpected error in bus worker")
+            finally:
+                ran(call.client)
 
     def _run_handler(
         self, entry: _Method, params: Any, call: CallContext, prefix: _ReplyTo, counted: bool = False
     ) -> None:
         if self._stopping:
-            self._done(counted)
+            self._done(counted, call)
             return
         if call.expired():
             self._finish(call, prefix, counted, exc=_expired())
@@ -1154,7 +1216,7 @@ class Bus:
     ) -> None:
         """A handled request's outcome: release its pending slot, then reply (unless it is a
         notification).  An RpcError keeps its kind; any other exception is an internal error."""
-        self._done(counted)
+        self._done(counted, call)
         if call.is_notification:
             if exc is not None:
                 _as_rpc_error(call.method, exc)  # logged when it is not an RpcError
@@ -1179,10 +1241,9 @@ class Bus:
             exc = _as_rpc_error(method, exc)
         return P.encode_error(rid, exc), False
 
-    def _done(self, counted: bool) -> None:
+    def _done(self, counted: bool, call: CallContext) -> None:
         if counted:
-            with self._out_lock:
-                self._pending -= 1
+            self._queue.release(call.client, call.size)
 
     # ------------------------------------------------------------------------------------
     # built-in methods

@@ -1,7 +1,8 @@
 """Failover: a secondary parks a thread in a blocking lock acquire and promotes when it wins.
 
 The OS lock is the primary's lease: the kernel releases it when the primary dies, even on
-SIGKILL, so the waiting secondary learns of the crash within one poll of the lock. A primary that
+SIGKILL, so the waiting secondary learns of the crash within one poll of the lock; a promotion
+that fails (a full disk) gives the lock back and is tried again with backoff. A primary that
 is alive but hung (SIGSTOP, deadlock) still holds the lock: nobody promotes, and ``ensure_primary``
 reports it. Every secondary also follows ``primary.json``, so when another instance is promoted it
 reconnects there and resends its in-flight writes with their original keys.
@@ -19,16 +20,19 @@ import time
 from typing import Any
 
 from ..db import Database, LocalExecutor, database_path
-from ..errors import UnavailableError
+from ..db.storage import storage_full
+from ..errors import UnavailableError, one_line
 from . import protocol as P
 from .auth import client_auth
-from .lock import LockError, PrimaryRecord, read_primary_record
+from .lock import LockError, PrimaryRecord, read_primary_record, write_primary_record
 from .roles import PRIMARY, SECONDARY
 from .write_proxy import ProxyExecutor
 
 log = logging.getLogger("pando.failover")
 
 FOLLOW_INTERVAL_S = 0.02
+PROMOTION_RETRY_FIRST_S = 0.1  # after a failed promotion: pause, doubled after each failure...
+PROMOTION_RETRY_MAX_S = 5.0  # ...up to this
 
 
 class RoleChanges:
@@ -140,6 +144,31 @@ class RoleChanges:
                 log.exception("fence callback failed")
 
 
+    def repair_record(self) -> None:
+        """``primary.json`` must name this primary: rewrite it when it is missing or damaged
+        (or names an older epoch). One naming a newer epoch is left alone: that primary holds
+        a replaced lock, and the lease check fences this one."""
+        with self.state_lock:
+            record = self.record if self.role == PRIMARY and not self.fenced else None
+        if record is None:
+            return
+        on_disk = read_primary_record(self.pando_dir)
+        if on_disk == record or (on_disk is not None and on_disk.epoch > record.epoch):
+            return
+        log.warning("%s was missing or damaged; writing it again", self.pando_dir / "primary.json")
+        try:
+            write_primary_record(self.pando_dir, record)
+        except OSError as exc:
+            log.error("cannot rewrite the primary record: %s", exc)
+
+    def _bus_failed(self, reason: str) -> None:
+        """The bus died under this primary: no secondary can reach it, so it must not keep the
+        lease. Fence it, then give the lock up: a waiting secondary takes over."""
+        self.fence(reason)
+        if self.fenced == reason:
+            self.lock.release()
+
+
 class _FencedExecutor(LocalExecutor):
     """A fenced primary's executor: reads from its database, writes refused with the reason."""
 
@@ -214,18 +243,36 @@ class FailoverWatcher(PrimaryFollower):
         self._lock_thread.start()
 
     def _wait_for_lock(self) -> None:
-        try:
-            won = self.runtime.lock.acquire_blocking(self._stop)
-        except LockError:
-            log.exception("failover disabled: the lock can no longer be tried")
-            return
-        if not won or self._stop.is_set():
-            return
-        try:
-            self.runtime.promote(self.runtime.lock)
-        except Exception:  # noqa: BLE001 - keep the process alive; report loudly
-            log.exception("promotion failed; releasing the lock so another instance can take over")
-            self.runtime.lock.release()
+        """Win the lock, promote; when the promotion fails (a full disk, say), give the lock
+        back -- another instance may do better -- and try again after a growing pause, for as
+        long as this instance runs: a primary comes back once the cause is gone."""
+        pause = PROMOTION_RETRY_FIRST_S
+        while not self._stop.is_set():
+            try:
+                won = self.runtime.lock.acquire_blocking(self._stop)
+            except LockError:
+                log.exception("failover disabled: the lock can no longer be tried")
+                return
+            if not won or self._stop.is_set():
+                return
+            try:
+                self.runtime.promote(self.runtime.lock)
+            except Exception as exc:  # noqa: BLE001 - keep the process alive; report loudly
+                reason = storage_full(exc, self.runtime.pando_dir) or exc
+                self.runtime.promotion_failure = f"promotion failed: {one_line(reason, 300)}"
+                log.error(
+                    "%s; releasing the lock so another instance can take over, trying again in %.1fs",
+                    self.runtime.promotion_failure,
+                    pause,
+                    exc_info=exc if storage_full(exc, self.runtime.pando_dir) is None else None,
+                )
+                self.runtime.lock.release()
+            else:
+                self.runtime.promotion_failure = None
+                return
+            if self._stop.wait(pause):
+                return
+            pause = min(pause * 2, PROMOTION_RETRY_MAX_S)
 
     def stop(self) -> None:
         super().stop()
@@ -255,6 +302,7 @@ class LeaseGuard:
             if not self.runtime.lock.still_held():
                 self.runtime.fence(f"{self.runtime.lock.path} was deleted or replaced while this primary held it")
                 return
+            self.runtime.repair_record()
 
     def stop(self) -> None:
         self._stop.set()

@@ -43,6 +43,7 @@ from typing import Any
 import jiter
 
 from ..clock import now_ms
+from ..text import json_to_utf8 as _utf8  # lone surrogates travel as JSON escapes, exactly
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -266,7 +267,7 @@ def encode_event_frame(
         + b"\0"
         + header[:-1].encode("utf-8")
         + b',"payload":'
-        + payload_json.encode("utf-8")
+        + _utf8(payload_json)
         + b"}"
     )
     if sign_key is not None:
@@ -567,10 +568,10 @@ def encode_request(
     if params is not None:
         msg["params"] = params
     if encoded_meta is not None:  # meta is the last key: spliced in before the closing brace
-        return (encode_json(msg)[:-1] + ',"meta":' + encoded_meta + "}").encode("utf-8")
+        return _utf8(encode_json(msg)[:-1] + ',"meta":' + encoded_meta + "}")
     if meta:
         msg["meta"] = dict(meta)
-    return encode_json(msg).encode("utf-8")
+    return _utf8(encode_json(msg))
 
 
 class EncodedJSON(str):
@@ -584,17 +585,17 @@ def encode_result(id: str | int | None, result: Any) -> bytes:
     """Encode a success response (raises TypeError/ValueError if *result* is not JSON-able)."""
     if isinstance(result, EncodedJSON):
         rid = _encode_string(id) if type(id) is str else encode_json(id)
-        return ('{"jsonrpc":"2.0","id":' + rid + ',"result":' + result + "}").encode("utf-8")
-    return encode_json({"jsonrpc": "2.0", "id": id, "result": result}).encode("utf-8")
+        return _utf8('{"jsonrpc":"2.0","id":' + rid + ',"result":' + result + "}")
+    return _utf8(encode_json({"jsonrpc": "2.0", "id": id, "result": result}))
 
 
 def encode_error(id: str | int | None, error: RpcError) -> bytes:
     """Encode an error response; falls back to a plain message if ``error.data`` is not JSON-able."""
     try:
-        return encode_json({"jsonrpc": "2.0", "id": id, "error": error.to_wire()}).encode("utf-8")
+        return _utf8(encode_json({"jsonrpc": "2.0", "id": id, "error": error.to_wire()}))
     except (TypeError, ValueError):
         plain = {"code": error.code, "message": error.message, "data": {"kind": error.kind}}
-        return encode_json({"jsonrpc": "2.0", "id": id, "error": plain}).encode("utf-8")
+        return _utf8(encode_json({"jsonrpc": "2.0", "id": id, "error": plain}))
 
 
 class RequestError(Exception):

@@ -34,11 +34,33 @@ def recv_frames(sock: zmq.Socket) -> list[bytes]:
     """Receive one whole multipart message without blocking (``zmq.Again`` when none is
     queued). The frames' own ``more`` flag says where the message ends."""
     frame = sock.recv(zmq.NOBLOCK, copy=False)
-    frames = [frame.bytes]
-    while frame.more:
-        frame = sock.recv(zmq.NOBLOCK, copy=False)  # a message arrives whole: the rest is here
+    frames: list[bytes] = []
+    try:
         frames.append(frame.bytes)
+        while frame.more:
+            frame = sock.recv(zmq.NOBLOCK, copy=False)  # a message arrives whole: the rest is here
+            frames.append(frame.bytes)
+    except MemoryError:
+        size = len(frame)
+        try:
+            head = bytes(frame.buffer[:600])  # enough to find a request id (no copy of the rest)
+        except MemoryError:
+            head = b""
+        while frame.more:  # the rest of this message goes too: the next one starts at its first frame
+            frame = sock.recv(zmq.NOBLOCK, copy=False)
+        del frame
+        raise MessageDropped(frames, size, head) from None
     return frames
+
+
+class MessageDropped(Exception):
+    """A received message could not be taken whole (no memory to copy one of its frames); it
+    was discarded. *frames*: those copied before it (the routing id first, on a ROUTER);
+    *size*: the failing frame's length; *head*: its first bytes."""
+
+    def __init__(self, frames: list[bytes], size: int, head: bytes) -> None:
+        super().__init__(f"no memory to receive a frame of {size} bytes")
+        self.frames, self.size, self.head = frames, size, head
 
 
 def spin_poll(poller: zmq.Poller, until: float) -> list:

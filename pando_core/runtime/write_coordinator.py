@@ -29,13 +29,16 @@ from ..clock import now_ms
 from ..db.engine import Change, Database, WriteTx, coalesce_changes
 from ..db.repository import WRITE, MethodRegistry, MethodSpec, translate_db_error
 from ..db.schema import applied_writes
+from ..db.storage import storage_full
 from ..errors import PandoError, error_from_kind
+from ..text import json_storable  # recorded in applied_writes: text SQLite can store
 from .bus import BatchReply, CallContext, Reply
 from .protocol import EncodedJSON, RpcError, encode_json
 
 log = logging.getLogger("pando.writes")
 
 BATCH_MAX = 128
+KEY_SEQ_MIN, KEY_SEQ_MAX = -(2**63), 2**63 - 1  # what applied_writes.seq (an SQLite integer) holds
 # how long a key's outcome is kept: a secondary resends a write only until its write deadline
 # (30 s by default), so an hour covers every retry while applied_writes stays small
 APPLIED_RETENTION_MS = 3_600_000
@@ -204,6 +207,8 @@ class WriteCoordinator:
             and not isinstance(key[1], bool)
         ):
             raise RpcError.invalid_params("db.write: key must be [instance_id, sequence]")
+        if not KEY_SEQ_MIN <= key[1] <= KEY_SEQ_MAX:  # SQLite stores it as int64: refused alone
+            raise RpcError.invalid_params("db.write: key sequence must fit in a signed 64-bit integer")
         return _Pending(method, args, (key[0], key[1]), key[0], spec, reply, index)
 
     def apply_round(self) -> None:
@@ -362,7 +367,7 @@ class WriteCoordinator:
         try:
             with self.db.write_lock, self.db.transaction() as tx:
                 result = spec.function(self._repository(spec), tx, **item.params)
-                encoded = encode_json(result)
+                encoded = json_storable(encode_json(result))
                 applied = True
                 tx.raw.execute(_INSERT_APPLIED, (key[0], key[1], item.method, 1, encoded, now_ms()))
         except Exception as exc:  # noqa: BLE001 - rolled back: nothing of the write is left
@@ -379,8 +384,14 @@ class WriteCoordinator:
 
     def _not_committed(self, batch: list[_Pending], exc: Exception) -> None:
         """Answer every write of a batch whose transaction failed to commit."""
-        log.error("write batch failed to commit", exc_info=exc)
         self._recorded_max.clear()  # keys noted in this batch were rolled back with it
+        full = storage_full(exc, self.db.path.parent)
+        if full is not None:  # said as it is, not "retry": nothing is written until space is freed
+            log.error("write batch not committed: %s", full)
+            for item in batch:
+                item.fail(full)
+            return
+        log.error("write batch failed to commit", exc_info=exc)
         error = RpcError(kind="unavailable", message=f"write batch failed: {exc}")
         for item in batch:
             item.fail(error)
@@ -446,18 +457,18 @@ class WriteCoordinator:
         try:
             with batch_tx.savepoint() if mode == _ISOLATED else _WHOLE:  # undone alone, if it fails
                 result = spec.function(self._repository(spec), part, **item.params)
-                encoded = encode_json(result)  # recorded, and the reply reuses it
+                encoded = json_storable(encode_json(result))  # recorded, and the reply reuses it
         except Exception as exc:  # noqa: BLE001 - one failure must not sink the batch
             if mode == _OPTIMISTIC:
                 raise _Replay from exc
             if mode == _LONE:
                 batch_tx.restart()
-            error = translate_db_error(exc, item.method)
+            error = translate_db_error(exc, item.method, self.db.path.parent)
             if isinstance(error, TypeError):
                 error = error_from_kind("validation", f"{item.method}: {error}")
             if isinstance(error, PandoError) and error.kind in RECORDED_ERROR_KINDS:
                 if key is not None:
-                    attempt.record(key, item.method, 0, encode_json({"kind": error.kind, "message": str(error)}))
+                    attempt.record(key, item.method, 0, json_storable(encode_json({"kind": error.kind, "message": str(error)})))
                 return False, error, None
             if isinstance(error, PandoError):
                 return False, error, None

@@ -15,8 +15,10 @@ Commands, one JSON object per stdin line (``op``): ``write`` (``sid``: create th
 those sessions through ``store.pipeline``, reply with every outcome), ``bus_stats`` (the primary's bus counters), ``ensure_primary``
 (``timeout``), ``role`` (role, epoch, resyncs), ``publish`` (``topic``, ``payload``: on the
 primary's bus), ``publish_change`` (``topic``, ``payload``), ``lose_change`` (the primary's bus skips a
-change_seq), ``call`` (``method``, ``params``, ``timeout``: ``rt.client.call``),
-``stop_writes``, ``cleanup``, ``exit``.  EOF on stdin = ``cleanup`` then exit.
+change_seq), ``call`` (``method``, ``params``, ``timeout``, ``pad``: ``rt.client.call``),
+``break_io`` (the bus I/O thread dies at its next round), ``timed_writes`` (``prefix``, ``n``:
+each write's latency in ms), ``stop_writes``, ``cleanup``, ``exit``.  EOF on stdin = ``cleanup``
+then exit.  ``--memory-limit-mb N`` caps the address space at what is in use + N MiB.
 """
 
 from __future__ import annotations
@@ -172,6 +174,9 @@ def main() -> None:
     parser.add_argument("--events", action="store_true", help="print db.sessions.* events seen by on_event")
     parser.add_argument("--ticks", action="store_true", help="print a tick every 20 ms while primary")
     parser.add_argument("--lock-only", action="store_true")
+    parser.add_argument(
+        "--memory-limit-mb", type=int, help="after bootstrap: RLIMIT_AS = address space in use + this many MiB"
+    )
     args = parser.parse_args()
     NAME = args.id
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format=f"[{NAME}] %(name)s: %(message)s")
@@ -214,6 +219,8 @@ def main() -> None:
     if args.echo and rt.role == "primary":
         register_echo(rt)
 
+    if args.memory_limit_mb:
+        _limit_memory(args.memory_limit_mb)
     ready = {
         "role": rt.role,
         "epoch": rt.epoch,
@@ -286,6 +293,36 @@ def main() -> None:
     os._exit(0)
 
 
+def _limit_memory(extra_mb: int) -> None:
+    """Cap this process's address space a little above what it uses now (a primary short of memory)."""
+    import resource
+
+    with open("/proc/self/statm") as fh:
+        in_use = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    limit = in_use + extra_mb * (1 << 20)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    emit("memory_limited", limit=limit, in_use=in_use)
+
+
+def _break_io(rt) -> None:
+    """Make the bus I/O thread die at the end of its next receive round, as a fault there would."""
+
+    def fatal() -> None:
+        raise SystemExit("injected fault in the bus I/O thread")
+
+    rt.bus.add_round_hook(fatal)
+
+
+def _timed_writes(rt, prefix: str, n: int) -> list[float]:
+    """Create *n* sessions one by one; each write's latency in milliseconds."""
+    latencies = []
+    for i in range(n):
+        started = time.perf_counter()
+        rt.store.sessions.create(id=f"{prefix}-{i}", title="timed")
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
 def _wait_heartbeat(rt, timeout: float) -> bool:
     """Wait until the SUB socket delivered an event (so later events are not lost to slow joining)."""
     deadline = time.monotonic() + timeout
@@ -330,8 +367,15 @@ def _run_command(rt, loop, cmd: dict):
         finally:
             emit("ensure_primary_took", seconds=time.monotonic() - t0)
         return {"role": rt.role}
+    if op == "break_io":
+        _break_io(rt)
+        return {"armed": True}
+    if op == "timed_writes":
+        return _timed_writes(rt, cmd["prefix"], int(cmd["n"]))
     if op == "role":
         return {
+            "fenced": rt.fenced,
+            "lock_held": rt.lock.held,
             "role": rt.role,
             "epoch": rt.epoch,
             "record_pid": rt.record.pid if rt.record else None,
@@ -349,7 +393,10 @@ def _run_command(rt, loop, cmd: dict):
     if op == "call":
         if rt.client is None:
             raise RuntimeError("no client (this instance is the primary)")
-        return rt.client.call(cmd["method"], cmd.get("params"), timeout=cmd.get("timeout", 5.0))
+        params = cmd.get("params")
+        if cmd.get("pad"):  # a large request: params {"pad": "x" * pad}
+            params = {**(params or {}), "pad": "x" * int(cmd["pad"])}
+        return rt.client.call(cmd["method"], params, timeout=cmd.get("timeout", 5.0))
     if op == "stop_writes":
         if loop is not None:
             loop.stop.set()

@@ -11,6 +11,7 @@ from typing import Any
 
 import anthropic
 
+from ...text import display_json
 from .base import ChatRequest, ModelInfo, ProviderEvent, Usage, image_mime, result_text, tool_parameters
 from .sdk_base import SdkProvider, finish_reason
 
@@ -112,7 +113,8 @@ class AnthropicProvider(SdkProvider):
     async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
         """Stream `request`; see ProviderEvent for the event sequence. Raises ProviderError."""
         client = self._get_client()
-        params = self.build_params(request)
+        # undecodable file names and the like reach the API as escapes (see pando_core.text)
+        params = display_json(self.build_params(request))
         stream = await self._with_retries(
             lambda: client.messages.create(**params), "messages request", request.model
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 import openai
 
+from ...text import display_json
 from .base import (
     ChatRequest,
     ModelInfo,
@@ -139,7 +140,8 @@ class OpenAICompatibleProvider(SdkProvider):
         consuming task closes the HTTP response immediately.
         """
         client = self._get_client()
-        params = self.build_params(request)
+        # undecodable file names and the like reach the API as escapes (see pando_core.text)
+        params = display_json(self.build_params(request))
         stream = await self._with_retries(
             lambda: client.chat.completions.create(**params), "chat request", request.model
         )

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ...text import display_text
+
 if TYPE_CHECKING:  # asyncio is only named in annotations; importing it costs start-up time
     import asyncio
 
@@ -35,6 +37,11 @@ class ToolResult:
     content: str
     is_error: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # what the model and the stored message get: undecodable names shown as escapes
+        if isinstance(self.content, str):
+            self.content = display_text(self.content)
 
 
 class FileReadTracker:
