@@ -13,12 +13,9 @@ import hashlib
 import json
 import os
 import re
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from pando_core.errors import NotFoundError, ValidationError
 
@@ -47,14 +44,6 @@ class CodeIndex:
     def __init__(self, engine) -> None:  # noqa: ANN001
         self.engine = engine
         self.catalog = engine.catalog
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self._jobs_lock = threading.Lock()
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-code-index")
-        self._closing = threading.Event()
-
-    def close(self) -> None:
-        self._closing.set()
-        self._worker.shutdown(wait=True, cancel_futures=True)
 
     def vector_metadata(self, symbol_id: str) -> dict:
         row = self.catalog.one("SELECT * FROM code_symbols WHERE id = ?", (symbol_id,))
@@ -92,19 +81,10 @@ class CodeIndex:
                 "ON CONFLICT(project_id) DO UPDATE SET root_path = excluded.root_path, status = 'in_progress'",
                 (project_id, project_name or root.name, str(root)),
             )
-        job_id = f"job-{uuid.uuid4().hex[:12]}"
-        job = {"job_id": job_id, "project_id": project_id, "status": "running", "total": 0, "indexed": 0, "skipped": 0, "failed": 0, "symbols": 0, "progress": 0.0, "warnings": [], "started_at": time.time()}
-        with self._jobs_lock:
-            self.jobs[job_id] = job
-        self._worker.submit(self._run_job, job, root, wanted)
-        return dict(job)
+        return self.engine.jobs.start("code_index", lambda job: self._run_job(job, root, wanted), project_id=project_id, indexed=0, skipped=0, failed=0, symbols=0, warnings=[])
 
     def status(self, job_id: str) -> dict:
-        with self._jobs_lock:
-            job = self.jobs.get(job_id)
-            if job is None:
-                raise NotFoundError(f"no code-index job {job_id!r}")
-            return json.loads(json.dumps(job))
+        return self.engine.jobs.get(job_id)
 
     def _files(self, root: Path, wanted: set[str]) -> list[tuple[Path, str]]:
         found = []
@@ -123,7 +103,7 @@ class CodeIndex:
             job["total"] = len(files)
             stats: dict[str, int] = {}
             for done, (path, language) in enumerate(files, start=1):
-                if self._closing.is_set():
+                if self.engine.jobs.closing.is_set():
                     job["status"] = "cancelled"
                     break
                 rel = path.relative_to(root).as_posix()
@@ -137,7 +117,7 @@ class CodeIndex:
                     job["indexed" if outcome is not None else "skipped"] += 1
                     job["symbols"] += outcome or 0
                     stats[language] = stats.get(language, 0) + 1
-                job["progress"] = round(100.0 * done / max(1, len(files)), 1)
+                job.progress(done, len(files), rel)
             else:
                 job["status"] = "completed"
             if job["status"] == "completed":
@@ -147,13 +127,11 @@ class CodeIndex:
                     "UPDATE code_projects SET status = ?, last_indexed_at = ?, language_stats = ? WHERE project_id = ?",
                     (job["status"], int(time.time()), json.dumps(stats), project_id),
                 )
-        except Exception as exc:  # noqa: BLE001 - the job reports it
-            job["status"] = "failed"
-            job["error"] = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        except BaseException:
             with self.engine.lock:
                 self.catalog.conn.execute("UPDATE code_projects SET status = 'failed' WHERE project_id = ?", (project_id,))
-        finally:
-            job["finished_at"] = time.time()
+            raise
+        return {"indexed": job["indexed"], "skipped": job["skipped"], "failed": job["failed"], "symbols": job["symbols"]}
 
     def _forget_missing(self, project_id: str, present: set[str]) -> None:
         with self.engine.lock:

@@ -21,6 +21,7 @@ from pando_core.errors import ValidationError
 from .catalog import Catalog
 from .config import RagConfig
 from .embedders import Embedder, create_embedder
+from .jobs import JobRunner
 from .search import cosines, rrf
 from .store import KINDS, VectorStore
 
@@ -71,13 +72,14 @@ class RagEngine:
         except BaseException:
             self.catalog.close()
             raise
+        self.jobs = JobRunner()
         self.kb = KnowledgeBase(self)
         self.events = EventLog(self)
         self.code = CodeIndex(self)
         self.opened_at = time.time()
 
     def close(self) -> None:
-        self.code.close()
+        self.jobs.close()
         with self.lock:
             self.vectors.close()
             self.catalog.close()

@@ -225,9 +225,9 @@ class SessionDebouncer:
         self._lock = threading.Lock()
         self.wakeup = threading.Event()
 
-    def touch(self, session_id: str) -> None:
+    def touch(self, session_id: str, delay: float | None = None) -> None:
         with self._lock:
-            self._due[session_id] = time.monotonic() + self.delay
+            self._due[session_id] = time.monotonic() + (self.delay if delay is None else delay)
         self.wakeup.set()
 
     def pop_due(self) -> list[str]:

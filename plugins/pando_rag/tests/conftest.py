@@ -8,7 +8,6 @@ import re
 
 import numpy as np
 import pytest
-
 from pando_rag.config import RagConfig
 from pando_rag.embedders import Embedder
 
