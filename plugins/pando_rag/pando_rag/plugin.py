@@ -30,14 +30,14 @@ def pando_register_commands(cli):
     cli.add_typer(build_cli(), name="rag")
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # platform v2 hook
 def pando_services(app):
     from .service import RagService
 
     return [RagService()]
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # platform v2 hook
 def pando_bus_methods(app):
     from .api import methods
 
@@ -58,7 +58,7 @@ def pando_mcp_server_tools(app):
     return all_tools(app)
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # platform v2 hook
 def pando_changes_committed(app, changes, resync):
     """On the primary: every message or session change, from any instance, marks its session for
     re-indexing (debounced by the service)."""
@@ -80,7 +80,7 @@ def pando_changes_committed(app, changes, resync):
 
 
 @hookimpl
-def pando_session_ended(app, session, origin):
+def pando_session_ended(app, session):
     """A session that ends is indexed at once (on the primary, whichever instance ended it)."""
     if app.role == "primary" and (service := _service(app)) is not None:
         service.session_changed(session["id"], now=True)
