@@ -45,7 +45,6 @@ def _copy_corpus(target: Path, copies: int = 1) -> None:
 def bench_import(work: Path, embedder, rounds: int) -> dict:  # noqa: ANN001
     import chromadb
     from chromadb.config import Settings
-
     from pando_rag.chunking import chunk_text
 
     corpus = work / "corpus"
