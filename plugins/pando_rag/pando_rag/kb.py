@@ -342,6 +342,8 @@ class KnowledgeBase:
     def sync_file(self, root: Path, path: Path) -> str:
         """The watcher's per-file step: ``added``/``updated``/``unchanged``/``deleted``/``skipped: …``."""
         key = path.relative_to(root).as_posix()
+        if path.is_dir():
+            return "unchanged"
         if not path.exists():
             return "deleted" if self.delete(key)["deleted"] else "unchanged"
         with self.engine.lock:

@@ -124,32 +124,16 @@ class RagService(ThreadedService):
             self._flush_sessions()
 
     def _watch(self, root: Path, stop: threading.Event) -> None:
-        from watchfiles import Change, watch
+        from .watcher import watch_folder
 
-        root = root.resolve()
-        self.watching = str(root)
+        self.watching = str(root.resolve())
         try:
-            # rust_timeout lets the loop come back every 200 ms to index quiet sessions
-            for changes in watch(root, stop_event=stop, debounce=250, step=50, rust_timeout=200, yield_on_timeout=True, watch_filter=lambda change, path: path.lower().endswith(".md")):
-                for change, raw in sorted(changes, key=lambda c: c[1]):
-                    path = Path(raw)
-                    if change is Change.deleted or not path.exists() or path.resolve().is_relative_to(root):
-                        self._sync_one(root, path)
-                self._flush_sessions()
+            watch_folder(self.engine.kb, root, stop, self._flush_sessions, lambda path, outcome: self._publish("rag.kb.file_synced", {"path": path, "outcome": outcome}))
         except Exception as exc:  # noqa: BLE001 - e.g. the folder was removed; the service keeps serving
             self.watch_error = one_line(exc)
             log.warning("rag: watching %s stopped: %s", root, self.watch_error)
-            self.watching = None
-            self._idle(stop)
-
-    def _sync_one(self, root: Path, path: Path) -> None:
-        try:
-            outcome = self.engine.kb.sync_file(root, path)
-        except Exception as exc:  # noqa: BLE001 - one file's failure is logged
-            log.warning("rag: %s: %s", path, one_line(exc))
-            return
-        if outcome != "unchanged":
-            self._publish("rag.kb.file_synced", {"path": str(path), "outcome": outcome})
+        self.watching = None
+        self._idle(stop)
 
     def _flush_sessions(self) -> None:
         if self.debouncer is None:
