@@ -153,6 +153,9 @@ class KnowledgeBase:
     def add(self, file_path: str, content: str, metadata: dict | None = None, *, mirror: bool = False) -> dict:
         key = checked_key(file_path)
         target = self._mirror_target(key) if mirror else None
+        if target is not None:
+            # the key the watcher and the next import will give the mirrored file ("x" -> "x.md")
+            key = target.relative_to(self.engine.config.kb_path).as_posix()
         outcome = self.write_documents([self.prepare(key, content, metadata, str(target) if target else None, None)])
         if target is not None:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -167,6 +170,8 @@ class KnowledgeBase:
     def _mirror_target(self, key: str) -> Path:
         root = self.engine.config.kb_path
         target = root / key
+        if root.exists() and not inside(root, target.parent if target.parent.exists() else root):
+            raise ValidationError(f"file_path {key!r} would be written outside {root}")
         if not target.name.lower().endswith(".md"):
             target = target.with_name(target.name + ".md")
         if not inside(root, target):

@@ -70,6 +70,9 @@ def test_mirror_writes_inside_the_folder_and_refuses_escapes(kb_engine, tmp_path
         with pytest.raises(ValidationError):
             kb_engine.kb.add(bad, "x", mirror=True)
     assert not (tmp_path / "escape.md").exists()
+    # a name without .md is stored under the name its mirrored file will be imported as
+    assert kb_engine.kb.add("plain", "plain text", mirror=True)["file_path"] == "plain.md"
+    assert kb_engine.kb.sync_directory(tmp_path / "kb")["unchanged"] == 2
     assert kb_engine.kb.delete("notes/idea.md", mirror=True)["deleted"] is True
     assert not (tmp_path / "kb" / "notes" / "idea.md").exists()
     assert kb_engine.kb.delete("notes/idea.md")["deleted"] is False
