@@ -151,6 +151,8 @@ class RagEngine:
                 self.vectors.drop(kind)
             done[kind] = 0
             for start in range(0, len(rows), 256):
+                if self.jobs.closing.is_set():
+                    return done
                 batch = rows[start : start + 256]
                 vectors = self.embed([row["text"] for row in batch])
                 ids = [row["id"] for row in batch]

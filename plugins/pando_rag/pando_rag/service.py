@@ -74,6 +74,9 @@ class RagService(ThreadedService):
         from .engine import RagEngine
 
         self._app = app
+        # the core may run the same instance again after a promotion: start from a clean state
+        self.opened.clear()
+        self.error = self.watch_error = None
         config = RagConfig.from_app(app)
         try:
             self.engine = RagEngine(config, Path(app.data_dir("rag")))
