@@ -36,7 +36,7 @@ def _with_app(work: Callable[[Any], Any]) -> Any:
 
 
 def _call(app: Any, method: str, params: dict | None = None, timeout: float | None = None) -> Any:
-    return app.call_primary(method, params or {}, timeout)
+    return app.call_primary(method, params or {}, timeout=timeout)
 
 
 def _print_json(value: Any) -> None:

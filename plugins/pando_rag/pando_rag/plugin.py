@@ -30,14 +30,14 @@ def pando_register_commands(cli):
     cli.add_typer(build_cli(), name="rag")
 
 
-@hookimpl(optionalhook=True)  # platform v2 hook
+@hookimpl
 def pando_services(app):
     from .service import RagService
 
     return [RagService()]
 
 
-@hookimpl(optionalhook=True)  # platform v2 hook
+@hookimpl
 def pando_bus_methods(app):
     from .api import methods
 
@@ -58,7 +58,7 @@ def pando_mcp_server_tools(app):
     return all_tools(app)
 
 
-@hookimpl(optionalhook=True)  # platform v2 hook
+@hookimpl
 def pando_changes_committed(app, changes, resync):
     """On the primary: every message or session change, from any instance, marks its session for
     re-indexing (debounced by the service)."""
@@ -80,7 +80,7 @@ def pando_changes_committed(app, changes, resync):
 
 
 @hookimpl
-def pando_session_ended(app, session):
+def pando_session_ended(app, session, origin):
     """A session that ends is indexed at once (on the primary, whichever instance ended it)."""
     if app.role == "primary" and (service := _service(app)) is not None:
         service.session_changed(session["id"], now=True)
@@ -95,7 +95,7 @@ def pando_enrich_context(app, session_id, prompt):
     from pando_core.errors import PandoError, one_line
 
     try:
-        return app.call_primary("rag.enrich", {"prompt": prompt[:10_000]})
+        return app.call_primary("rag.enrich", {"prompt": prompt[:10_000]}, timeout=30)
     except PandoError as exc:  # the turn goes on without remembrances
         log.warning("rag: enrichment skipped: %s", one_line(exc))
         return None

@@ -75,7 +75,7 @@ class RagTool:
             if isinstance(path, str) and path and not path.startswith("/"):
                 params["path"] = str(self.app.workdir / path)
         try:
-            result = await asyncio.to_thread(self.app.call_primary, f"rag.{self.name}", params, TOOL_TIMEOUT)
+            result = await asyncio.to_thread(self.app.call_primary, f"rag.{self.name}", params, timeout=TOOL_TIMEOUT)
         except PandoError as exc:
             return ToolResult(f"{self.name}: {one_line(exc, 400)}", is_error=True)
         return ToolResult(json.dumps(result, ensure_ascii=False, indent=1))
