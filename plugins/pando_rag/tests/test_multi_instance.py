@@ -44,7 +44,7 @@ def test_secondary_session_indexed_search_from_secondary_and_failover(pando_pair
         "    app.store.messages.create(session_id=s['id'], role='user', parts=[{'type': 'text', 'data': {'text': text}}])\n"
         "result = s['id']"
     )
-    search = f"result = [e['id'] for e in app.call_primary('rag.search_events', {{'query': 'pool leaks sockets', 'subject': 'session'}})]"
+    search = "result = [e['id'] for e in app.call_primary('rag.search_events', {'query': 'pool leaks sockets', 'subject': 'session'})]"
     _until(lambda: secondary.eval(search) == [f"session-{session_id}"], "the secondary's session to be indexed by the primary")
     # one more message: the same event is updated, not a second one added
     secondary.eval(f"app.store.messages.create(session_id={session_id!r}, role='assistant', parts=[{{'type': 'text', 'data': {{'text': 'done: limit raised'}}}}])")
