@@ -70,10 +70,9 @@ def pando_changes_committed(app, changes, resync):
     for change in changes:
         if change.table == "messages" and change.kind in ("insert", "update"):
             for message_id in change.ids:
-                try:
-                    service.session_changed(app.store.messages.get(id=message_id)["session_id"])
-                except Exception:  # noqa: BLE001 - deleted since; nothing to index
-                    continue
+                session_id = service.session_of_message(app, message_id)
+                if session_id is not None:
+                    service.session_changed(session_id)
         elif change.table == "sessions":
             for session_id in change.ids:
                 service.session_changed(session_id)

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from pando_core.background import ThreadedService
-
 from pando_core.errors import UnavailableError, one_line
 
 from .config import RagConfig
@@ -30,6 +29,7 @@ SERVICE_NAME = "rag"
 # startup modes of commands that only need the store for one request
 SHORT_LIVED_MODES = {"rag", "status", "tools", "plugins", "sessions"}
 OPEN_TIMEOUT = 60.0
+MESSAGE_CACHE = 4096
 
 
 class RagService(ThreadedService):
@@ -45,6 +45,7 @@ class RagService(ThreadedService):
         self.last_sync: dict | None = None
         self.debouncer: SessionDebouncer | None = None
         self._app = None
+        self._message_sessions: dict[str, str] = {}
 
     # -- for the bus methods ------------------------------------------------------------------
 
@@ -63,6 +64,19 @@ class RagService(ThreadedService):
         if self.debouncer is not None:
             state["sessions_pending"] = self.debouncer.pending()
         return state
+
+    def session_of_message(self, app: Any, message_id: str) -> str | None:
+        """The session of a message (remembered: a streamed message changes many times)."""
+        session_id = self._message_sessions.get(message_id)
+        if session_id is None:
+            try:
+                session_id = app.store.messages.get(id=message_id)["session_id"]
+            except Exception:  # noqa: BLE001 - deleted since: nothing to index
+                return None
+            if len(self._message_sessions) >= MESSAGE_CACHE:
+                self._message_sessions.pop(next(iter(self._message_sessions)))
+            self._message_sessions[message_id] = session_id
+        return session_id
 
     def session_changed(self, session_id: str, *, now: bool = False) -> None:
         if self.debouncer is not None:
