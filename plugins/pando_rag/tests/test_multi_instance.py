@@ -87,3 +87,23 @@ def test_cli_errors_are_one_line(run_pando, pando_workdir):
     assert missing.returncode != 0 and missing.stderr.strip() == "error: no knowledge-base document 'nope.md'"
     folder = run_pando("--plugins", "rag", "rag", "kb", "import", str(pando_workdir / "absent"), timeout=180)
     assert folder.returncode != 0 and "is not a folder" in folder.stderr and len(folder.stderr.strip().splitlines()) == 1
+
+
+def test_cli_code_index_and_queries(run_pando, pando_workdir):
+    src = pando_workdir / "src"
+    src.mkdir()
+    (src / "shapes.py").write_text(
+        'class Circle:\n    """A round shape."""\n\n    def area(self) -> float:\n        """Pi r squared."""\n        return 3.14\n', encoding="utf-8"
+    )
+    indexed = run_pando("--plugins", "rag", "rag", "code", "index", str(src), "--name", "shapes", timeout=180)
+    assert indexed.returncode == 0, indexed.stderr
+    assert indexed.stdout.startswith("shapes: 1 files, 1 indexed, 0 unchanged, 0 failed, 2 symbols")
+    again = run_pando("--plugins", "rag", "rag", "code", "index", str(src), "--name", "shapes", timeout=180)
+    assert "0 indexed, 1 unchanged" in again.stdout
+    symbol = run_pando("--plugins", "rag", "rag", "code", "symbol", "Circle/area", "-p", "shapes", "--json", timeout=180)
+    [row] = json.loads(symbol.stdout)
+    assert (row["signature"], row["start_line"], row["end_line"]) == ("def area(self) -> float", 4, 6)
+    overview = run_pando("--plugins", "rag", "rag", "code", "overview", "shapes.py", "-p", "shapes", "--json", timeout=180)
+    assert [r["name"] for r in json.loads(overview.stdout)] == ["Circle"]
+    search = run_pando("--plugins", "rag", "rag", "search", "round shape area", "--code", "--json", timeout=180)
+    assert json.loads(search.stdout)[0]["source"] == "code"
