@@ -10,26 +10,29 @@ start, so a text of any shape ends in a bounded number of chunks.
 
 from __future__ import annotations
 
+import re
+
 _ENDS = ".!?"
+_CANDIDATE = re.compile(r"[.!?]|\n(?=\n)")
 
 
 def _last_sentence_end(text: str, start: int, end: int) -> int | None:
     """The index just after the last sentence end in ``text[start:end]``, or None."""
     best = None
-    in_quote = False
+    quotes = 0
+    previous = start
     # apostrophes ("don't") would toggle a single-quote state wrongly: only double quotes count
-    for i in range(start, end):
-        ch = text[i]
-        if ch == '"':
-            in_quote = not in_quote
-            continue
-        if in_quote:
-            continue
-        following = text[i + 1] if i + 1 < len(text) else ""
-        if ch in _ENDS and (following == "" or following.isspace()):
-            best = i + 1
-        elif ch == "\n" and following == "\n":
-            best = i + 1
+    for match in _CANDIDATE.finditer(text, start, end):
+        i = match.start()
+        quotes += text.count('"', previous, i)
+        previous = i
+        if quotes % 2:
+            continue  # inside a quotation
+        if text[i] in _ENDS:
+            following = text[i + 1] if i + 1 < len(text) else ""
+            if following and not following.isspace():
+                continue
+        best = i + 1
     return best
 
 

@@ -165,6 +165,22 @@ class RagEngine:
             self.catalog.set_meta("embedder_slug", self.embedder.slug)
         return done
 
+    def reconcile(self) -> dict[str, int]:
+        """Remove vectors whose catalog row is gone: a process killed between chroma's write and
+        the catalog's commit leaves them (and chroma's ``add`` would then keep the old vector)."""
+        tables = {"kb": "kb_chunks", "events": "events", "code": "code_symbols"}
+        removed = {}
+        with self.lock:
+            for kind, table in tables.items():
+                if self.vectors.count(kind) == self.catalog.scalar(f"SELECT count(*) FROM {table}"):
+                    continue
+                stored = set(self.vectors.collection(kind).get(include=[])["ids"])
+                known = {row[0] for row in self.catalog.conn.execute(f"SELECT id FROM {table}")}
+                orphans = sorted(stored - known)
+                self.vectors.delete(kind, orphans)
+                removed[kind] = len(orphans)
+        return removed
+
     def needs_reindex(self) -> bool:
         with self.lock:
             stored = self.catalog.get_meta("embedder_slug")

@@ -131,7 +131,8 @@ class KnowledgeBase:
         with self.engine.lock:
             with self.catalog.transaction() as conn:
                 outcome = apply(conn)
-                self.engine.vectors.upsert("kb", ids, vectors, documents, metadatas)
+                # the catalog's old chunk ids are exactly the ids chroma may already hold
+                self.engine.vectors.upsert("kb", ids, vectors, documents, metadatas, known=set(stale))
                 self.engine.vectors.delete("kb", [i for i in stale if i not in set(ids)])
         return outcome
 

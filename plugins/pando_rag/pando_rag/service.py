@@ -100,6 +100,11 @@ class RagService(ThreadedService):
             self.opened.set()
             return
         self.debouncer = SessionDebouncer(config.session_debounce) if config.auto_index_sessions else None
+        try:
+            if removed := self.engine.reconcile():
+                log.info("rag: removed vectors left without a catalog row: %s", removed)
+        except Exception as exc:  # noqa: BLE001 - serving goes on; status shows the counts
+            log.warning("rag: checking the store failed: %s", one_line(exc))
         self.opened.set()
         try:
             mode = getattr(getattr(app, "options", None), "startup_mode", "")

@@ -20,3 +20,13 @@ def test_reindex_after_an_embedder_change(make_engine, hashing_embedder, wordlla
     counts = second.counts()
     assert counts["kb"]["vectors"] == 1 and counts["events"]["vectors"] == 1
     assert second.kb.search("reusing DB connections", legs="vector")[0]["file_path"] == "pool.md"
+
+
+def test_reconcile_removes_vectors_without_a_catalog_row(make_engine, hashing_embedder):
+    engine = make_engine(embedder=hashing_embedder)
+    engine.kb.add("a.md", "kept words")
+    # what a kill between chroma's write and the catalog's commit leaves behind
+    engine.vectors.upsert("kb", ["ghost.md#0"], [hashing_embedder.embed_query("ghost").tolist()], ["ghost"], [{"file_path": "ghost.md", "chunk_index": 0}])
+    assert engine.counts()["kb"]["vectors"] == 2
+    assert engine.reconcile() == {"kb": 1}
+    assert engine.counts()["kb"]["vectors"] == 1 and engine.reconcile() == {}
