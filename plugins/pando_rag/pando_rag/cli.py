@@ -92,14 +92,15 @@ def build_cli() -> typer.Typer:
             _print_json(info)
             return
         embedder = info["embedder"]
-        typer.echo(f"store:    {info['store']}{' (team server)' if info['team_mode'] else ''}")
-        typer.echo(f"embedder: {embedder['kind']} {embedder['model']} ({embedder['dimension']} dimensions)")
+        typer.echo(f"store:      {info['store']}{' (team server)' if info['team_mode'] else ''}")
+        typer.echo(f"embedder:   {embedder['kind']} {embedder['model']} ({embedder['dimension']} dimensions)")
         if info["needs_reindex"]:
-            typer.echo("          the embedder changed since the last index: run `pando rag reindex`")
+            typer.echo("            the embedder changed since the last index: run `pando rag reindex`")
+        labels = {"kb": "kb chunks", "events": "events", "code": "symbols"}
         for kind, counts in info["collections"].items():
-            typer.echo(f"{kind + ':':9} {counts['rows']} stored, {counts['vectors']} vectors in {counts['collection']}")
-        watcher = info["kb"]["watching"] or ("stopped: " + info["kb"]["watch_error"] if info["kb"]["watch_error"] else "off")
-        typer.echo(f"kb:       {info['kb']['documents']} documents in {info['kb']['path']}; watcher: {watcher}")
+            typer.echo(f"{labels.get(kind, kind) + ':':11} {counts['rows']} stored, {counts['vectors']} vectors in {counts['collection']}")
+        watcher = info["kb"]["watching"] or ("stopped: " + info["kb"]["watch_error"] if info["kb"]["watch_error"] else "not running (only a long-lived pando watches)")
+        typer.echo(f"kb:         {info['kb']['documents']} documents in {info['kb']['path']}; watcher: {watcher}")
 
     @kb.command("import")
     def kb_import(
