@@ -100,7 +100,7 @@ def build_cli() -> typer.Typer:
         for kind, counts in info["collections"].items():
             typer.echo(f"{labels.get(kind, kind) + ':':11} {counts['rows']} stored, {counts['vectors']} vectors in {counts['collection']}")
         watcher = info["kb"]["watching"] or ("stopped: " + info["kb"]["watch_error"] if info["kb"]["watch_error"] else "not running (only a long-lived pando watches)")
-        typer.echo(f"kb:         {info['kb']['documents']} documents in {info['kb']['path']}; watcher: {watcher}")
+        typer.echo(f"kb:         {info['kb']['documents']} documents; folder {info['kb']['path']}; watcher: {watcher}")
 
     @kb.command("import")
     def kb_import(
