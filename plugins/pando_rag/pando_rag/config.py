@@ -29,6 +29,7 @@ SECTION = ConfigSection(
         "batch_size": Field("int", 64, "texts per embedding request"),
         "embed_timeout": Field("float", 90.0, "seconds one embedding request may take"),
         "chroma_url": Field("str", "", "a chroma server (http://HOST:PORT) instead of the local store, for teams"),
+        "chroma_namespace": Field("str", "", "on a chroma server: this working directory's collection prefix (default: from its path)"),
         "chunk_size": Field("int", 800, "knowledge-base chunk size (characters)"),
         "chunk_overlap": Field("int", 100, "characters shared by consecutive chunks"),
         "enrich": Field("bool", False, "append matching remembrances to every user prompt"),
@@ -61,6 +62,7 @@ class RagConfig:
     batch_size: int
     embed_timeout: float
     chroma_url: str
+    chroma_namespace: str
     chunk_size: int
     chunk_overlap: int
     enrich: bool
@@ -105,6 +107,7 @@ class RagConfig:
             batch_size=max(1, int(merged["batch_size"])),
             embed_timeout=float(merged["embed_timeout"]),
             chroma_url=merged["chroma_url"].strip(),
+            chroma_namespace=merged["chroma_namespace"].strip(),
             chunk_size=max(50, int(merged["chunk_size"])),
             chunk_overlap=max(0, int(merged["chunk_overlap"])),
             enrich=bool(merged["enrich"]),

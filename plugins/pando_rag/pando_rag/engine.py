@@ -37,6 +37,20 @@ class Hit:
     similarity: float  # cosine similarity with the query: what thresholds compare
 
 
+def server_namespace(config: RagConfig) -> str:
+    """On a shared chroma server each working directory keeps its own collections (their ids are
+    its document paths): ``[rag] chroma_namespace``, or the folder's name and a hash of its path."""
+    if not config.chroma_url:
+        return ""
+    import hashlib
+    import re
+
+    if config.chroma_namespace:
+        return re.sub(r"[^a-z0-9]+", "_", config.chroma_namespace.lower()).strip("_")[:16]
+    digest = hashlib.sha256(str(config.workdir.resolve()).encode()).hexdigest()[:6]
+    return re.sub(r"[^a-z0-9]+", "_", config.workdir.name.lower()).strip("_")[:8] + digest
+
+
 def checked_query(query: Any, *, allow_empty: bool = False) -> str:
     if not isinstance(query, str):
         raise ValidationError("query must be a string")
@@ -68,7 +82,7 @@ class RagEngine:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.catalog = Catalog(self.data_dir / "catalog.db")
         try:
-            self.vectors = VectorStore.open(self.data_dir / "chroma", self.embedder.slug, config.chroma_url)
+            self.vectors = VectorStore.open(self.data_dir / "chroma", self.embedder.slug, config.chroma_url, server_namespace(config))
         except BaseException:
             self.catalog.close()
             raise

@@ -20,14 +20,15 @@ KINDS = ("kb", "events", "code")
 
 
 class VectorStore:
-    def __init__(self, client: Any, embedder_slug: str, location: str) -> None:
+    def __init__(self, client: Any, embedder_slug: str, location: str, namespace: str = "") -> None:
         self.client = client
         self.embedder_slug = embedder_slug
+        self.namespace = namespace
         self.location = location
         self._collections: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, directory: Path, embedder_slug: str, chroma_url: str = "") -> VectorStore:
+    def open(cls, directory: Path, embedder_slug: str, chroma_url: str = "", namespace: str = "") -> VectorStore:
         import chromadb
         from chromadb.config import Settings
 
@@ -42,13 +43,14 @@ class VectorStore:
                 client.heartbeat()
             except Exception as exc:  # noqa: BLE001 - chroma raises many kinds; the user needs one line
                 raise UnavailableError(f"chroma server {chroma_url} cannot be reached: {str(exc).splitlines()[0][:120]}") from None
-            return cls(client, embedder_slug, chroma_url)
+            return cls(client, embedder_slug, chroma_url, namespace)
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         client = chromadb.PersistentClient(path=str(directory), settings=settings)
         return cls(client, embedder_slug, str(directory))
 
     def name(self, kind: str) -> str:
-        return f"pando_{kind}_{self.embedder_slug}"[:63]
+        middle = f"{self.namespace}_" if self.namespace else ""
+        return f"pando_{kind}_{middle}{self.embedder_slug}"[:63]
 
     def collection(self, kind: str) -> Any:
         if kind not in self._collections:

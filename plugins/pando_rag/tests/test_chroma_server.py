@@ -54,12 +54,12 @@ def chroma_server(tmp_path):
 
 
 def test_two_engines_share_one_chroma_server(chroma_server, make_engine, wordllama_embedder, tmp_path):
-    first = make_engine(embedder=wordllama_embedder, chroma_url=chroma_server, data_dir=tmp_path / "a")
+    first = make_engine(embedder=wordllama_embedder, chroma_url=chroma_server, chroma_namespace="team", data_dir=tmp_path / "a")
     first.kb.add("pool.md", "Connection pools keep database sockets open.")
     assert first.vectors.location == chroma_server
     assert not (tmp_path / "a" / "chroma").exists()  # nothing local: the vectors live on the server
-    second = make_engine(embedder=wordllama_embedder, chroma_url=chroma_server, data_dir=tmp_path / "b")
-    assert second.vectors.count("kb") == 1
+    second = make_engine(embedder=wordllama_embedder, chroma_url=chroma_server, chroma_namespace="team", data_dir=tmp_path / "b")
+    assert second.vectors.count("kb") == 1 and first.vectors.name("kb") == "pando_kb_team_wordllama_l2_supercat_256"
     hits = second.vectors.query("kb", wordllama_embedder.embed_query("database socket pool").tolist(), 1)
     assert hits[0][0] == "pool.md#0"
 
@@ -72,3 +72,21 @@ def test_a_chroma_server_that_is_down_is_one_line(make_engine, wordllama_embedde
         port = sock.getsockname()[1]
     with pytest.raises(UnavailableError, match=f"chroma server http://127.0.0.1:{port} cannot be reached"):
         make_engine(embedder=wordllama_embedder, chroma_url=f"http://127.0.0.1:{port}")
+
+
+def test_working_directories_get_their_own_collections_on_a_server(chroma_server, make_engine, hashing_embedder, tmp_path):
+    from pando_rag.config import RagConfig
+    from pando_rag.engine import RagEngine
+
+    engines = []
+    for name in ("one", "two"):
+        workdir = tmp_path / name
+        engine = RagEngine(RagConfig.from_dict({"chroma_url": chroma_server}, workdir=workdir), workdir / ".pando" / "rag", embedder=hashing_embedder)
+        engines.append(engine)
+        engine.kb.add("README.md", f"readme of {name}")
+    try:
+        assert engines[0].vectors.name("kb") != engines[1].vectors.name("kb")
+        assert [e.vectors.count("kb") for e in engines] == [1, 1]  # the same key, no overwrite
+    finally:
+        for engine in engines:
+            engine.close()
