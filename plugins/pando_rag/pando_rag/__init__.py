@@ -1,0 +1,1 @@
+"""pando-rag: remembrances (knowledge base, session memory, code index) with hybrid search."""

@@ -1,0 +1,123 @@
+"""The pluggy wiring of pando-rag: hooks only.  Light imports: chromadb, wordllama and tree-sitter
+are imported by the primary's service when it opens the store, never by `pando --version` or
+`pando plugins`."""
+
+from __future__ import annotations
+
+import logging
+
+from pando_core import hookimpl
+
+from .config import SECTION
+
+log = logging.getLogger("pando.rag")
+
+
+def _service(app):  # noqa: ANN001, ANN202
+    services = getattr(app, "services", None)
+    return services.get("rag") if services is not None else None
+
+
+@hookimpl
+def pando_config_sections():
+    return SECTION
+
+
+@hookimpl
+def pando_register_commands(cli):
+    from .cli import build_cli
+
+    cli.add_typer(build_cli(), name="rag")
+
+
+@hookimpl
+def pando_services(app):
+    from .service import RagService
+
+    return [RagService()]
+
+
+@hookimpl
+def pando_bus_methods(app):
+    from .api import methods
+
+    return methods(lambda: _service(app))
+
+
+@hookimpl
+def pando_register_tools(app):
+    from .tools import all_tools
+
+    return all_tools(app)
+
+
+@hookimpl
+def pando_mcp_server_tools(app):
+    from .tools import all_tools
+
+    return all_tools(app)
+
+
+@hookimpl
+def pando_changes_committed(app, changes, resync):
+    """On the primary: every message or session change, from any instance, marks its session for
+    re-indexing (debounced by the service)."""
+    if app.role != "primary":
+        return
+    service = _service(app)
+    if service is None or service.debouncer is None:
+        return
+    for change in changes:
+        if change.table == "messages" and change.kind in ("insert", "update"):
+            for message_id in change.ids:
+                session_id = service.session_of_message(app, message_id)
+                if session_id is not None:
+                    service.session_changed(session_id)
+        elif change.table == "sessions":
+            for session_id in change.ids:
+                service.session_changed(session_id)
+
+
+@hookimpl
+def pando_session_ended(app, session, origin):
+    """A session that ends is indexed at once (on the primary, whichever instance ended it)."""
+    if app.role == "primary" and (service := _service(app)) is not None:
+        service.session_changed(session["id"], now=True)
+
+
+@hookimpl
+def pando_enrich_context(app, session_id, prompt):
+    from .config import RagConfig
+
+    if not RagConfig.from_app(app).enrich:
+        return None
+    from pando_core.errors import PandoError, one_line
+
+    try:
+        return app.call_primary("rag.enrich", {"prompt": prompt[:10_000]}, timeout=30)
+    except PandoError as exc:  # the turn goes on without remembrances
+        log.warning("rag: enrichment skipped: %s", one_line(exc))
+        return None
+
+
+@hookimpl
+def pando_system_prompt_sections(app, session_id, prompt):
+    from pando_core.agent.prompt import PromptSection
+
+    return [
+        PromptSection(
+            "capabilities/remembrances",
+            "You have a long-term memory: kb_search_documents, kb_get_document, kb_add_document, kb_delete_document and "
+            "kb_import_path for the markdown knowledge base; save_event and search_events for remembered events and past "
+            "sessions; hybrid_search_remembrances searches all of them at once. Search before asking the user for "
+            "something they may have told you before.",
+            order=60,
+        ),
+        PromptSection(
+            "capabilities/code_indexing",
+            "Indexed code: code_index_project (then code_index_status), code_list_projects, code_get_project_stats, "
+            "code_hybrid_search, code_find_symbol (name paths like Class/method), code_get_symbols_overview, "
+            "code_search_pattern, code_reindex_file and code_delete_project.",
+            order=61,
+        ),
+    ]
