@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pando_core.errors import NotFoundError, ValidationError
+from pando_core.errors import ValidationError
 
 from . import engines, personas
 from .model import (
