@@ -204,11 +204,14 @@ class DaskRunner:
     def _write_end(self, task_id: str, outcome: dict[str, Any]) -> None:
         run = self._runs.get(task_id)
         outcome["attempt"] = run["attempt"] if run else None
-        if run is not None:
-            run["ended"] = True
         end = Path(str(self.paths.spec_file(task_id)) + ".end.json")
-        end.with_suffix(".tmp").write_text(json.dumps(outcome))
-        os.replace(end.with_suffix(".tmp"), end)
+        try:
+            end.with_suffix(".tmp").write_text(json.dumps(outcome))
+            os.replace(end.with_suffix(".tmp"), end)
+        except OSError:  # the working directory went away (closing): nothing left to record into
+            log.debug("mesnada: could not write the end of %s", task_id, exc_info=True)
+        if run is not None:
+            run["ended"] = True  # only now: until then the task counts as alive
         self.orchestrator.wake.set()
 
     def alive(self, task: dict[str, Any]) -> bool:
@@ -220,7 +223,7 @@ class DaskRunner:
             run["died"] = f"the Dask worker {run['starts'][-2]} died while running the task"
             run["cancel"].set()
             self._write_end(task["id"], {"status": "failed", "exit_code": None, "error": run["died"]})
-        return not run["future"].done() and run["died"] is None
+        return not run.get("ended")
 
     def stop(self, task: dict[str, Any]) -> None:
         run = self._runs.get(task["id"])

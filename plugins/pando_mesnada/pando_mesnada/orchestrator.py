@@ -111,7 +111,8 @@ class Orchestrator:
     def _make_runner(self) -> Any:
         backend = self.config["backend"]
         if backend == "local":
-            return LocalRunner(self.paths)
+            # a supervisor waits a few passes of the orchestrator before recording its end itself
+            return LocalRunner(self.paths, handoff_wait=max(1.0, 8 * float(self.config["poll_interval"])))
         if backend == "dask":
             from .dask_backend import DaskRunner
 
@@ -172,7 +173,8 @@ class Orchestrator:
         dependencies = params.get("dependencies") or []
         if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
             raise ValidationError("dependencies must be a list of task ids")
-        self._check_dependencies(task_id, dependencies)
+        if dependencies:
+            self._check_dependencies(task_id, dependencies)
         lines = params.get("dependency_log_lines", self.config["dependency_log_lines"])
         if isinstance(lines, bool) or not isinstance(lines, int) or lines < 0:
             raise ValidationError("dependency_log_lines must be a non-negative integer")
@@ -543,7 +545,7 @@ class Orchestrator:
                 from .worktrees import remove_worktree
 
                 remove_worktree(task["worktree"])
-        for suffix in (".json", ".json.child", ".json.end.json", ".prompt", ".supervisor.log"):
+        for suffix in (".json", ".json.code", ".json.child", ".json.end.json", ".prompt", ".supervisor.log"):
             (self.paths.run / f"{task_id}{suffix}").unlink(missing_ok=True)
         return {"purged": task_id, "existed": task is not None}
 

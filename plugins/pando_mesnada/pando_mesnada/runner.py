@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,9 @@ from typing import Any
 from .engines import EngineCommand
 
 SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
+SH = "/bin/sh"
+# $0: the exit-code file, $1: the directory to run in, then the command
+WRAPPER = 'cd -- "$1" || exit 127; shift; "$@"; echo $? > "$0"'
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,10 @@ def is_alive(pid: int | None, start: str | None) -> bool:
 class LocalRunner:
     name = "local"
 
-    def __init__(self, paths: Paths) -> None:
+    def __init__(self, paths: Paths, handoff_wait: float = 2.0) -> None:
         self.paths = paths
-        self._children: dict[str, subprocess.Popen] = {}  # supervisors this process started (reaped here)
+        self.handoff_wait = handoff_wait  # how long a supervisor waits for an orchestrator to record its end
+        self._children: dict[str, int] = {}  # supervisors this process started (reaped here)
 
     def launch(self, task: dict[str, Any], command: EngineCommand, workdir: Path, grace: float) -> dict[str, Any]:
         task_id = task["id"]
@@ -91,7 +94,7 @@ class LocalRunner:
         if command.stdin_text is not None:
             stdin_file = str(spec_file.with_suffix(".prompt"))
             Path(stdin_file).write_text(command.stdin_text, encoding="utf-8")
-        for stale in (Path(str(spec_file) + ".end.json"), Path(str(spec_file) + ".child")):
+        for stale in (Path(str(spec_file) + ".end.json"), Path(str(spec_file) + ".child"), Path(str(spec_file) + ".launch")):
             stale.unlink(missing_ok=True)
         spec = {
             "task_id": task_id,
@@ -107,23 +110,45 @@ class LocalRunner:
             "worktree": task.get("worktree"),
             "base_commit": (task.get("extra") or {}).get("base_commit"),
         }
+        code_file = str(spec_file) + ".code"
+        Path(code_file).unlink(missing_ok=True)
+        # the child first, so that nothing waits for the supervisor's start-up. posix_spawn (vfork
+        # underneath) rather than fork: copying a large pando process costs more than the rest of
+        # a spawn. A session of its own; the sh wrapper changes directory (posix_spawn cannot)
+        # and writes the exit code, which only a parent could otherwise learn.
+        env = {**os.environ, **command.env}
+        env.pop("PYTHONNOUSERSITE", None)
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, stdin_file or os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, task["log_file"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ]
+        child = os.posix_spawn(SH, [SH, "-c", WRAPPER, code_file, task["work_dir"], *command.argv], env,
+                               file_actions=actions, setsid=True)  # fmt: skip
+        self._children[f"{task_id}.child"] = child
+        Path(str(spec_file) + ".child").write_text(str(child))
+        spec.update(child_pid=child, child_start=process_start_time(child), code_file=code_file,
+                    handoff_wait=self.handoff_wait)  # fmt: skip
         spec_file.write_text(json.dumps(spec), encoding="utf-8")
-        out = open(self.paths.run / f"{task_id}.supervisor.log", "ab")  # noqa: SIM115 - handed to the child
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-S", SUPERVISOR, str(spec_file)],
-                cwd=str(workdir), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True,
-            )  # fmt: skip
-        finally:
-            out.close()
-        self._children[task_id] = proc
-        return {"pid": proc.pid, "pid_start": process_start_time(proc.pid)}
+        out = str(self.paths.run / f"{task_id}.supervisor.log")
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ]
+        pid = os.posix_spawn(sys.executable, [sys.executable, "-S", SUPERVISOR, str(spec_file)], dict(os.environ),
+                             file_actions=actions, setsid=True)  # fmt: skip
+        self._children[task_id] = pid
+        return {"pid": pid, "pid_start": process_start_time(pid), "child_pid": child}
 
     def reap(self) -> None:
         """Collect the exit status of supervisors started here (they would linger as zombies)."""
-        for task_id, proc in list(self._children.items()):
-            if proc.poll() is not None:
+        for task_id, pid in list(self._children.items()):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
                 del self._children[task_id]
 
     def alive(self, task: dict[str, Any]) -> bool:
