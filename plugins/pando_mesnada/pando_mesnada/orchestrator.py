@@ -72,6 +72,7 @@ class Orchestrator:
         data_dir: Path | None = None,
         publish: Any = None,
         mcp_available: bool = False,
+        plugins: list[str] | None = None,
     ) -> None:
         self.store = store
         self.workdir = Path(workdir)
@@ -79,6 +80,8 @@ class Orchestrator:
         self.paths = Paths(data_dir or self.workdir / ".pando" / "mesnada").ensure()
         self._publish = publish
         self.mcp_available = mcp_available
+        # a supervisor that records an end itself starts pando with the same plugins as this one
+        self.plugins = plugins
         self._lock = threading.RLock()  # one scheduling decision at a time
         self._recorded_sizes: dict[str, int] = {}
         self.wake = threading.Event()
@@ -98,6 +101,7 @@ class Orchestrator:
             data_dir=Path(app.data_dir("mesnada")),
             publish=app.events.publish,
             mcp_available=find_spec("pando_mcp") is not None,
+            plugins=list(app.plugins.loaded()),
         )
 
     @classmethod
@@ -112,7 +116,8 @@ class Orchestrator:
         backend = self.config["backend"]
         if backend == "local":
             # a supervisor waits a few passes of the orchestrator before recording its end itself
-            return LocalRunner(self.paths, handoff_wait=max(1.0, 8 * float(self.config["poll_interval"])))
+            env = {"PANDO_PLUGINS": ",".join(self.plugins)} if self.plugins else {}
+            return LocalRunner(self.paths, handoff_wait=max(1.0, 8 * float(self.config["poll_interval"])), env=env)
         if backend == "dask":
             from .dask_backend import DaskRunner
 

@@ -79,8 +79,9 @@ def is_alive(pid: int | None, start: str | None) -> bool:
 class LocalRunner:
     name = "local"
 
-    def __init__(self, paths: Paths, handoff_wait: float = 2.0) -> None:
+    def __init__(self, paths: Paths, handoff_wait: float = 2.0, env: dict[str, str] | None = None) -> None:
         self.paths = paths
+        self.env = dict(env or {})  # for the supervisors (the plugins a recording pando loads)
         self.handoff_wait = handoff_wait  # how long a supervisor waits for an orchestrator to record its end
         self._children: dict[str, int] = {}  # supervisors this process started (reaped here)
 
@@ -136,7 +137,7 @@ class LocalRunner:
             (os.POSIX_SPAWN_OPEN, 1, out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
             (os.POSIX_SPAWN_DUP2, 1, 2),
         ]
-        pid = os.posix_spawn(sys.executable, [sys.executable, "-S", SUPERVISOR, str(spec_file)], dict(os.environ),
+        pid = os.posix_spawn(sys.executable, [sys.executable, "-S", SUPERVISOR, str(spec_file)], {**os.environ, **self.env},
                              file_actions=actions, setsid=True)  # fmt: skip
         self._children[task_id] = pid
         return {"pid": pid, "pid_start": process_start_time(pid), "child_pid": child}

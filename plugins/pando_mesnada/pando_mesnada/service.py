@@ -9,7 +9,6 @@ import threading
 from typing import Any
 
 from pando_core.background import ThreadedService
-
 from pando_core.errors import UnavailableError
 
 from .orchestrator import Orchestrator
@@ -45,6 +44,8 @@ class MesnadaService(ThreadedService):
                 orchestrator.wake.clear()
         finally:
             orchestrator.close()
+            with self._made:
+                self._orchestrator = None  # started again after a later promotion: a fresh one
 
     def health(self) -> dict | None:
         orchestrator = self._orchestrator
