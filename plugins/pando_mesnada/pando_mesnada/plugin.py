@@ -48,14 +48,14 @@ def pando_db_components():
     return component()
 
 
-@hookimpl(optionalhook=True)
+@hookimpl
 def pando_services(app):
     from .service import MesnadaService
 
     return [MesnadaService()]
 
 
-@hookimpl(optionalhook=True)
+@hookimpl
 def pando_bus_methods(app):
     from .ops import bus_methods
     from .service import running_orchestrator
@@ -63,7 +63,7 @@ def pando_bus_methods(app):
     return bus_methods(lambda: running_orchestrator(app))
 
 
-@hookimpl(optionalhook=True)
+@hookimpl
 def pando_changes_committed(app, changes, resync):
     mine = [c for c in changes if c.table == TASKS_TABLE]
     if not mine and not resync:
