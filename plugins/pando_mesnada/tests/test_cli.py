@@ -36,6 +36,8 @@ def test_spawn_from_a_short_lived_cli_gets_done_and_recorded(run_pando, fake_eng
     listed = json.loads(run_pando("mesnada", "list", "--status", "completed", "--json").stdout)
     assert [t["id"] for t in listed] == [task["id"]]
     assert run_pando("mesnada", "logs", task["id"]).stdout == "cli task\n"
+    watched = run_pando("mesnada", "list", "--watch", "--for", "1.5", env={"COLUMNS": "200"})
+    assert watched.returncode == 0 and task["id"] in watched.stdout and "completed" in watched.stdout
     stats = json.loads(run_pando("mesnada", "stats", "--json").stdout)
     assert stats["by_status"]["completed"] == 1
 

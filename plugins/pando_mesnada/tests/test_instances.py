@@ -29,10 +29,18 @@ def wait_status(instance, ids, statuses, timeout=60.0):
 
 def test_a_secondary_spawns_lists_and_cancels_through_the_primary(pando_pair, fake_engines):
     primary, secondary = pando_pair(plugins=["mesnada"], env=FAST)
+    assert primary.eval("result = app.config.section('mesnada')['poll_interval']") == 0.05  # the env override
+    secondary.eval(
+        "app.heard = []\n"
+        "app.events.subscribe('mesnada.task.', lambda e: app.heard.append((e.topic, e.payload['task']['status'])))"
+    )
     task = call(secondary, "mesnada.spawn", {"prompt": "say:from the secondary", "engine": "claude", "tags": ["s"]})
     assert task["status"] == "running" and task["tags"] == ["s"]
     (done,) = wait_status(secondary, [task["id"]], {"completed"})
     assert done["output_tail"] == "from the secondary"
+    # the secondary hears the task's events, fed by the primary's change events
+    heard = secondary.wait_for("result = ('mesnada.task.finished', 'completed') in app.heard", True)
+    assert heard and secondary.eval("result = app.heard[0][0]") == "mesnada.task.created"
     assert [t["id"] for t in call(secondary, "mesnada.list", {"tags": ["s"]})] == [task["id"]]
     # the secondary reads the same row from its own read-only connection
     assert secondary.eval(f"result = app.store.mesnada.get(id={task['id']!r})['status']") == "completed"
