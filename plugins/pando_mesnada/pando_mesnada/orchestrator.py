@@ -13,6 +13,7 @@ failed, was cancelled or deleted fails too, naming it.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -333,6 +334,7 @@ class Orchestrator:
     def _finish(self, task: dict[str, Any], status: str, fields: dict[str, Any], attempt: int | None = None) -> dict:
         done = self.store.mesnada.finish(id=task["id"], status=status, fields=fields, attempt=attempt)
         self._recorded_sizes.pop(task["id"], None)
+        shutil.rmtree(self.paths.mcp_dir(task["id"]), ignore_errors=True)  # the per-task MCP config
         self.publish("mesnada.task.finished", done)
         return done
 
@@ -442,7 +444,7 @@ class Orchestrator:
                 return {"tasks": tasks, "timeout": False}
             if time.monotonic() >= deadline:
                 return {"tasks": tasks, "timeout": True}
-            self.wake.wait(0.05)
+            time.sleep(0.05)
 
     def cancel(self, task_id: str) -> dict[str, Any]:
         task = self.get(task_id)
@@ -550,6 +552,7 @@ class Orchestrator:
                 from .worktrees import remove_worktree
 
                 remove_worktree(task["worktree"])
+        shutil.rmtree(self.paths.mcp_dir(task_id), ignore_errors=True)
         for suffix in (".json", ".json.code", ".json.child", ".json.end.json", ".prompt", ".supervisor.log"):
             (self.paths.run / f"{task_id}{suffix}").unlink(missing_ok=True)
         return {"purged": task_id, "existed": task is not None}

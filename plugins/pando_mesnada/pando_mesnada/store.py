@@ -227,10 +227,9 @@ class TaskRepository(Repository):
         if task["completed_at"] is not None:
             return task
         values = {**fields, "status": status, "completed_at": tx.now_ms()}
-        if task["status"] == CANCELLED:
-            values["status"] = CANCELLED
-        elif task["status"] == PAUSED:
-            values["status"] = PAUSED
+        if task["status"] in (CANCELLED, PAUSED):  # stopped on purpose: that stays its status
+            values["status"] = task["status"]
+        if values["status"] == PAUSED:
             values.pop("completed_at")  # a paused task may be resumed or relaunched
         updated = _set(tx, id, values)
         tx.changed(TABLE, "ended", id)

@@ -210,7 +210,7 @@ def test_bad_input_is_refused_with_a_clear_error(make_orchestrator, fake_engines
     for params, message in cases:
         with pytest.raises(ValidationError, match=message):
             orchestrator.spawn(params)
-    os.environ["PATH"] = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if "bin" not in Path(p).name or "records" in p)
+    (fake_engines.path.parent / "bin" / "codex").unlink()  # this engine's program is not installed
     with pytest.raises(ValidationError, match="the program 'codex' is not on PATH"):
         orchestrator.spawn({"prompt": "x", "engine": "codex"})
     assert orchestrator.list({}) == []
