@@ -70,8 +70,9 @@ def pando_changes_committed(app, changes, resync):
         return
     if app.role == "primary":
         # a supervisor recorded an end (or a secondary spawned): let the orchestrator act now
-        service = app.services.get("mesnada")
-        orchestrator = getattr(service, "_orchestrator", None)
+        from .service import holder_for
+
+        orchestrator = holder_for(app).current
         if orchestrator is not None:
             orchestrator.wake.set()
         return

@@ -1,11 +1,18 @@
-"""The primary-only service that runs the orchestrator: adoption at start (and after each
-promotion, since the core starts the service again there), then a watch loop that records ends,
-tails logs and starts queued tasks. Woken early by commits to the tasks table."""
+"""The primary's orchestrator: who holds it, and the service that drives it.
+
+The orchestrator of an App is made on first use on the primary -- by the service when the core
+starts it, or by a bus call that arrives first (just after a promotion, the methods are served
+before the services have started) -- and adopts the running tasks when it is made. The service's
+watch loop records ends, tails logs and starts queued tasks, woken early by commits to the tasks
+table; when the core stops the service (shutdown, fencing), the orchestrator is dropped and the
+next promotion makes a fresh one.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from typing import Any
 
 from pando_core.background import ThreadedService
@@ -16,23 +23,55 @@ from .orchestrator import Orchestrator
 log = logging.getLogger("pando.mesnada")
 
 
-class MesnadaService(ThreadedService):
-    name = "mesnada"
-    _orchestrator: Orchestrator | None = None
-    _made = threading.Lock()
+class OrchestratorHolder:
+    def __init__(self, app: Any) -> None:
+        self._app = weakref.ref(app)
+        self._lock = threading.Lock()
+        self.current: Orchestrator | None = None
 
-    def orchestrator_for(self, app: Any) -> Orchestrator:
-        """The service's orchestrator, made on first use (a bus call may come before the thread runs)."""
-        with self._made:
-            if self._orchestrator is None:
-                self._orchestrator = Orchestrator.for_app(app)
-                result = self._orchestrator.adopt()
+    def get(self) -> Orchestrator:
+        app = self._app()
+        if app is None or app.role != "primary":
+            raise UnavailableError("the mesnada orchestrator runs on the primary; this instance is not it")
+        with self._lock:
+            if self.current is None:
+                orchestrator = Orchestrator.for_app(app)
+                result = orchestrator.adopt()
                 if result["adopted"] or result["interrupted"]:
                     log.info("mesnada: re-adopted %s; interrupted %s", result["adopted"], result["interrupted"])
-            return self._orchestrator
+                self.current = orchestrator
+            return self.current
+
+    def reset(self) -> None:
+        with self._lock:
+            orchestrator, self.current = self.current, None
+        if orchestrator is not None:
+            orchestrator.close()
+
+
+_holders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_holders_lock = threading.Lock()
+
+
+def holder_for(app: Any) -> OrchestratorHolder:
+    with _holders_lock:
+        holder = _holders.get(app)
+        if holder is None:
+            holder = _holders[app] = OrchestratorHolder(app)
+        return holder
+
+
+def running_orchestrator(app: Any) -> Orchestrator:
+    return holder_for(app).get()
+
+
+class MesnadaService(ThreadedService):
+    name = "mesnada"
 
     def run(self, app: Any, stop: threading.Event) -> None:
-        orchestrator = self.orchestrator_for(app)
+        holder = holder_for(app)
+        orchestrator = holder.get()
+        self._orchestrator = orchestrator
         interval = float(orchestrator.config["poll_interval"])
         try:
             while not stop.is_set():
@@ -43,19 +82,11 @@ class MesnadaService(ThreadedService):
                 orchestrator.wake.wait(interval)
                 orchestrator.wake.clear()
         finally:
-            orchestrator.close()
-            with self._made:
-                self._orchestrator = None  # started again after a later promotion: a fresh one
+            self._orchestrator = None
+            holder.reset()
 
     def health(self) -> dict | None:
-        orchestrator = self._orchestrator
+        orchestrator = getattr(self, "_orchestrator", None)
         if orchestrator is None:
             return {"state": "starting"}
         return {"backend": orchestrator.config["backend"], "max_parallel": orchestrator.config["max_parallel"]}
-
-
-def running_orchestrator(app: Any) -> Orchestrator:
-    service = app.services.get("mesnada")
-    if service is None:
-        raise UnavailableError("the mesnada orchestrator is not running on the primary (is the plugin enabled there?)")
-    return service.orchestrator_for(app)
