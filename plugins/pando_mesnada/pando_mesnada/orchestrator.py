@@ -93,16 +93,15 @@ class Orchestrator:
 
     @classmethod
     def for_app(cls, app: Any) -> Orchestrator:
-        from importlib.util import find_spec
-
+        loaded = list(app.plugins.loaded())
         return cls(
             app.store,
             app.workdir,
             app.config.section("mesnada"),
             data_dir=Path(app.data_dir("mesnada")),
             publish=app.events.publish,
-            mcp_available=find_spec("pando_mcp") is not None,
-            plugins=list(app.plugins.loaded()),
+            mcp_available="mcp" in loaded,  # pando-mcp serves `pando mcp-server` to the sub-agents
+            plugins=loaded,
         )
 
     @classmethod

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
+import pytest
 from pando_mesnada.tools import TOOL_CLASSES
 
 from pando_core.app import AppOptions
@@ -60,3 +62,19 @@ def test_read_only_flags_and_the_mcp_server_listing(run_pando, fake_engines):
                      "mesnada_wait_task": True, "mesnada_cancel_task": False, "mesnada_get_task_output": True}  # fmt: skip
     listed = json.loads(run_pando("--plugins", "mesnada", "tools", "--mcp-server", "--json").stdout)
     assert [t["name"] for t in listed] == NAMES
+
+
+def test_with_pando_mcp_loaded_other_engines_get_pando_as_an_mcp_server(make_app, fake_engines, pando_workdir):
+    pytest.importorskip("pando_mcp", reason="pando-mcp is not installed")
+    app = make_app(plugins=["mesnada", "mcp"])
+    task = app.call_primary("mesnada.spawn", {"prompt": "say:with mcp\nsleep:3", "engine": "claude"})
+    run_argv = None
+    deadline = time.monotonic() + 30
+    while run_argv is None and time.monotonic() < deadline:
+        runs = [r for r in fake_engines.all() if "with mcp" in r["prompt"]]
+        run_argv = runs[0]["argv"] if runs else None
+        time.sleep(0.05)
+    config = run_argv[run_argv.index("--mcp-config") + 1]
+    assert config == str(pando_workdir / ".pando/mesnada/mcp" / task["id"] / "mcp-config.json")
+    server = json.loads(open(config).read())["mcpServers"]["pando"]
+    assert server["args"] == ["-m", "pando_core", "--cwd", str(pando_workdir), "mcp-server"]
