@@ -174,12 +174,12 @@ class App:
         """This instance is the primary (at start, or promoted): serve the plugins' bus methods on
         *bus*, let plugins set it up, and start the primary-only services."""
         self.ipc_bus = bus
+        self.services.start_all()  # first: a bus method may need its plugin's service
         handlers = self._bus_methods()
         if bus is not None:
             for method, handler in handlers.items():
                 bus.register(method, _bus_handler(handler), params="object", replace=True)
             self.plugins.hooks.pando_bus_setup(bus=bus, app=self)
-        self.services.start_all()
 
     def _bus_methods(self) -> dict[str, Any]:
         """The plugins' bus methods, collected once per App (``pando_bus_methods``)."""
