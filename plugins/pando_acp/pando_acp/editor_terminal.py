@@ -20,13 +20,12 @@ from typing import Any
 import acp
 
 from pando_core.agent.tools.base import (
-    PermissionRequest,
     ToolContext,
     ToolError,
     ToolResult,
     wait_unless_cancelled,
 )
-from pando_core.agent.tools.bash import banned_word, is_safe_command
+from pando_core.agent.tools.bash import banned_word
 from pando_core.agent.tools.builtin import builtin_tools
 from pando_core.agent.tools.write import int_arg, str_arg
 
@@ -77,16 +76,10 @@ class EditorBashTool:
         timeout_ms = min(timeout_ms if timeout_ms > 0 else self.builtin.default_timeout_ms, self.builtin.max_timeout_ms)
         state = self.builtin.state_for(ctx)
         cwd = state.cwd if os.path.isdir(state.cwd) else str(ctx.root())
-        if not is_safe_command(command):
-            await ctx.ask(
-                PermissionRequest(
-                    tool_name=self.name,
-                    action="execute",
-                    description=command,
-                    path=cwd,
-                    params={"command": command, "timeout": timeout_ms, "cwd": cwd},
-                )
-            )
+        # the same check as pando's own bash: read-only commands run unasked, a deny rule always wins
+        request = await self.builtin.permission(args, ctx)
+        if request is not None:
+            await ctx.ask(request)
         with tempfile.TemporaryDirectory(prefix="pando-acp-bash-") as tmp:
             cwd_file = Path(tmp) / "cwd"
             # the directory the command ends in is the next command's (as with pando's own bash)

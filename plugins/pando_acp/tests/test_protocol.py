@@ -298,7 +298,7 @@ def test_bash_runs_in_the_editors_terminal_and_keeps_its_directory(start_acp, mo
         Reply.tool("bash", {"command": "sleep 30"}, id="slow"),
         Reply.text("done"),
     )
-    client = EditorClient(answers=["allow_once", "allow_once"], terminals=True)
+    client = EditorClient(answers=["allow_once"], terminals=True)
 
     async def scenario():
         async with start_acp(client) as (conn, _):
@@ -312,7 +312,7 @@ def test_bash_runs_in_the_editors_terminal_and_keeps_its_directory(start_acp, mo
     assert response.stop_reason == "cancelled"
     assert (acp_workdir / "sub" / "made-here").exists()  # the editor ran it, in the working directory
     assert [cwd for _, _, cwd in client.terminal_commands] == [str(acp_workdir), str(acp_workdir / "sub"), str(acp_workdir / "sub")]
-    assert len(client.permission_requests) == 2  # pwd is read-only: not asked
+    assert len(client.permission_requests) == 1  # pwd and sleep are read-only: not asked
     results = [m for m in model_server.requests[1:3]]
     assert "made" in results[0]["messages"][-1]["content"]
     assert results[1]["messages"][-1]["content"].strip().endswith(str(acp_workdir / "sub"))
