@@ -28,7 +28,7 @@ from . import protocol as P
 from .auth import client_auth, server_auth
 from .bus import Bus
 from .client import Client
-from .endpoints import Endpoints, choose_endpoints
+from .endpoints import Endpoints, choose_endpoints, remove_ipc_socket_dir
 from .failover import RoleChanges
 from .instances import InstanceRegistry, pid_alive
 from .lock import (
@@ -434,6 +434,8 @@ class Runtime(RoleChanges, BusSubscriptions):
             self.coordinator.close()  # finish in-flight writes first
         if self.bus is not None:
             self._shut_down_bus(self.bus)
+            if not self.fenced and self.lock.still_held():  # a fenced primary's folder is its successor's
+                remove_ipc_socket_dir(self.bus.endpoints)
         if self.client is not None:
             self.client.close(timeout=1.0)
         if self.db is not None:
