@@ -77,12 +77,16 @@ class Observer(Runtime):
             if problem is None:
                 self.found = PrimaryState("running", self.record)
                 return self
-            alive = pid_alive(record.pid)
-            self.found = PrimaryState("not_answering" if alive else "none", record, problem)
+            self.found = PrimaryState("not_answering" if self._holder_alive(record) else "none", record, problem)
         elif record is not None:
-            self.found = PrimaryState("not_answering" if pid_alive(record.pid) else "none", record)
+            self.found = PrimaryState("not_answering" if self._holder_alive(record) else "none", record)
         self._read_file()
         return self
+
+    def _holder_alive(self, record: PrimaryRecord) -> bool:
+        """Whether the primary *record* names still holds the lock (its pid may live on without it)."""
+        held = lock_is_held(self.lock.path)
+        return pid_alive(record.pid) if held is None else held
 
     def _read_file(self) -> None:
         path = database_path(self.workdir)
@@ -104,6 +108,32 @@ class Observer(Runtime):
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
+
+
+def lock_is_held(path: str) -> bool | None:
+    """Whether some process holds the flock on *path*, found by a non-blocking attempt on a
+    read-only descriptor that is let go at once (the file is never created). None: cannot tell."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def observe(
