@@ -339,9 +339,6 @@ class Runtime(RoleChanges, BusSubscriptions):
         bus.add_round_hook(self.coordinator.announce_round, after_replies=True)
         bus.add_idle_hook(self.coordinator.idle)
         bus.register("state.sync", self._rpc_state_sync, params="object")
-        bus.register("session.list", self._rpc_session_list, params="object")
-        bus.register("session.get", self._rpc_session_get, params="object")
-        bus.register("message.list", self._rpc_message_list, params="object")
         bus.register(P.SESSION_INTERRUPT, self._rpc_interrupt, params="object")
 
     def on_interrupt(self, callback: Callable[[str], None]) -> None:
@@ -381,21 +378,6 @@ class Runtime(RoleChanges, BusSubscriptions):
             "change_seq": self.bus.last_change_seq if self.bus else 0,
             "sessions": self.store.sessions.list(include_empty=True),
         }
-
-    def _rpc_session_list(self, params: dict, call: Any) -> list:
-        return self.store.sessions.list(include_empty=bool(params.get("include_empty", False)))
-
-    def _rpc_session_get(self, params: dict, call: Any) -> dict:
-        session_id = params.get("id")
-        if not isinstance(session_id, str):
-            raise RpcError.invalid_params("session.get: id must be a string")
-        return self.store.sessions.get(id=session_id)  # NotFoundError: answered with its kind
-
-    def _rpc_message_list(self, params: dict, call: Any) -> list:
-        session_id = params.get("session_id")
-        if not isinstance(session_id, str):
-            raise RpcError.invalid_params("message.list: session_id must be a string")
-        return self.store.messages.list(session_id=session_id)
 
     def _publish_changes(self, changes: list, writer: str) -> None:
         bus = self.bus
