@@ -87,7 +87,7 @@ def parse_timeout(value: Any, where: str) -> float:
     """Seconds from a number or a duration ("45s", "1m", "500ms"); absent, zero or negative: default."""
     if value is None or value == "":
         return DEFAULT_CALL_TIMEOUT
-    from pando_core.frontends.goal.options import parse_duration
+    from pando_core.durations import parse_duration
 
     try:
         seconds = parse_duration(value) if not isinstance(value, bool) else None
