@@ -45,6 +45,7 @@ class AppOptions:
     yolo: bool = False
     model: str | None = None
     interactive_permissions: Any = None  # async asker(PermissionRequest) -> once|session|always|deny
+    observe: bool = False  # read-only commands: never become primary (runtime/observer.py)
 
 
 class App:
@@ -98,17 +99,22 @@ class App:
             runtime_cfg = context.config.section("runtime")
             failover = runtime_cfg["failover"] if options.failover is None else options.failover
             components = db_components(context)
-            runtime = bootstrap(
-                context.workdir,
-                options.instance_id,
-                failover=failover,
-                components=components,
-                config=runtime_cfg,
-                record_extra={
-                    "plugins": context.plugins.loaded(),
-                    "components": component_versions(components),
-                },
-            )
+            if options.observe:
+                from .runtime.observer import observe
+
+                runtime = observe(context.workdir, options.instance_id, components=components, config=runtime_cfg)
+            else:
+                runtime = bootstrap(
+                    context.workdir,
+                    options.instance_id,
+                    failover=failover,
+                    components=components,
+                    config=runtime_cfg,
+                    record_extra={
+                        "plugins": context.plugins.loaded(),
+                        "components": component_versions(components),
+                    },
+                )
             store = runtime.store
         app = cls(context, options, store, runtime)
         if runtime is not None:

@@ -9,7 +9,7 @@ from ..errors import ConfigError
 
 
 def models_command(
-    provider: str | None = typer.Argument(None, help="provider name (default: the one of [agent] model)"),
+    provider: str | None = typer.Argument(None, help="provider name (default: the one of \\[agent] model)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """List the models a provider offers, with context windows and prices where it says."""

@@ -23,10 +23,12 @@ _HEADINGS = {"user": "User", "assistant": "Assistant", "tool": "Tool results", "
 app = typer.Typer(help="Stored sessions: list, show, export, import, rename, delete.", no_args_is_help=True)
 
 
-def _open_app():
+def _open_app(*, observe: bool = False):
+    """The App for a command; ``observe=True`` for those that only read: they join a running
+    primary as a secondary or read the database file, and never become the primary themselves."""
     from ..app import App, AppOptions
 
-    return App.running(current(), AppOptions(startup_mode="sessions"))
+    return App.running(current(), AppOptions(startup_mode="sessions", observe=observe))
 
 
 def _session_summary(session: dict) -> dict:
@@ -192,7 +194,7 @@ def list_command(
     ),
 ) -> None:
     """List sessions, most recently updated first."""
-    with _open_app() as instance:
+    with _open_app(observe=True) as instance:
         sessions = instance.sessions.list(include_children=include_all, include_empty=include_all)
     rows = [_session_summary(s) for s in sessions]
     if as_json:
@@ -214,7 +216,7 @@ def show_command(
     full: bool = typer.Option(False, "--full", help="do not shorten long tool results"),
 ) -> None:
     """Print the transcript of a session."""
-    with _open_app() as instance:
+    with _open_app(observe=True) as instance:
         session = instance.sessions.find(session_id)
         messages = instance.messages.list(session["id"])
     typer.echo(render_markdown(session, messages, None if full else SHOW_RESULT_LINES), nl=False)
@@ -232,7 +234,7 @@ def export_command(
         fmt = "markdown"
     if fmt not in ("markdown", "json"):
         raise UsageError("--format must be markdown or json")
-    with _open_app() as instance:
+    with _open_app(observe=True) as instance:
         session = instance.sessions.find(session_id)
         messages = instance.messages.list(session["id"])
     if fmt == "json":
@@ -344,7 +346,7 @@ def history_command(
     """Files the agent changed, with a diff of the first recorded version against the latest."""
     from ..services.history import diff_versions
 
-    with _open_app() as instance:
+    with _open_app(observe=True) as instance:
         changed: dict[str, list[dict]] = {}  # session id -> its changed files, by path
         if session_id:
             sessions = [instance.sessions.find(session_id)]

@@ -1,6 +1,5 @@
 """``pando status`` and ``pando instances``: the multi-instance picture of this working directory."""
 
-import contextlib
 import json
 import os
 import time
@@ -8,75 +7,108 @@ import time
 import typer
 
 from ..context import current
+from ..runtime.roles import SECONDARY
 
 
 def status_command(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """Join this directory's instances and report: role, epoch, primary, endpoints, failover."""
-    from ..app import App, AppOptions
+    """Report this directory's primary (pid, epoch, endpoints, heartbeat, services) without joining
+    the election: never becomes the primary, never creates .pando/. Exit 1 when the primary is hung."""
+    from ..runtime.observer import observe
 
     context = current()
+    runtime_cfg = context.config.section("runtime")
+    observer = observe(context.workdir, config=runtime_cfg)
     try:
-        running = App.running(context, AppOptions(startup_mode="status"))
-        app = running.__enter__()
-    except Exception as exc:  # noqa: BLE001 - nobody is primary, and this instance cannot be either: say why
-        _no_primary(context, exc, as_json)
-        return
-    with contextlib.ExitStack() as stack:
-        stack.push(running)
-        runtime = app.runtime
-        client = runtime.client
-        heartbeat_age = None
-        if client is not None and client.last_heartbeat_at is not None:
-            heartbeat_age = round(time.monotonic() - client.last_heartbeat_at, 3)
-        endpoints = runtime.endpoints.to_dict() if runtime.endpoints else {}
+        found = observer.found
+        record = found.record
+        heartbeat_age = services = None
+        if observer.joined:
+            heartbeat_age = _heartbeat_age(observer.client, float(runtime_cfg.get("heartbeat_interval") or 1.0))
+            services = _services(observer.client)
         data = {
-            "role": runtime.role,
-            "epoch": runtime.epoch,
-            "instance_id": runtime.instance_id,
+            "role": SECONDARY if observer.joined else None,  # this command's own role: it only looks
+            "running": found.state == "running",
+            "primary_state": found.state,  # running | not_answering | none
+            "epoch": record.epoch if record is not None else None,
+            "instance_id": observer.instance_id if observer.joined else None,
             "pid": os.getpid(),
-            "primary_pid": runtime.primary_pid,
-            "endpoints": endpoints,
-            "failover": runtime.failover,
+            "primary_pid": record.pid if record is not None and found.state != "none" else None,
+            "primary_instance_id": record.instance_id if record is not None and found.state != "none" else None,
+            "endpoints": record.endpoints if record is not None and found.state != "none" else {},
+            "failover": bool(runtime_cfg.get("failover", True)),
             "last_heartbeat_age_s": heartbeat_age,
             "workdir": str(context.workdir),
-            "instances": len(runtime.instances.live()),
-            "services": _services(app),
+            "instances": len(observer.instances.live()),
+            "services": services or [],
+            "problem": found.describe() if found.state == "not_answering" else None,
         }
+        if found.state == "none" and data["instances"]:
+            data["error"] = _why_nobody_is_primary(context, data["instances"])
+    finally:
+        observer.cleanup()
     if as_json:
         typer.echo(json.dumps(data, indent=2))
+    else:
+        _print_status(data)
+    if found.state == "not_answering" or data.get("error"):
+        raise typer.Exit(1)
+
+
+def _print_status(data: dict) -> None:
+    if data["primary_state"] == "none":
+        from ..runtime.observer import NO_PRIMARY
+
+        typer.echo(f"{NO_PRIMARY} ({data['workdir']})")
+        typer.echo(f"instances:   {data['instances']} running")
+        if data.get("error"):
+            typer.echo(f"why:         {data['error']}")
         return
-    typer.echo(f"role:        {data['role']} (this instance {data['instance_id']}, pid {data['pid']})")
-    typer.echo(f"primary:     pid {data['primary_pid']}, epoch {data['epoch']}")
+    endpoints = data["endpoints"]
+    state = "" if data["running"] else " — NOT ANSWERING"
+    typer.echo(f"primary:     pid {data['primary_pid']}, epoch {data['epoch']}{state}")
+    if data["problem"]:
+        typer.echo(f"problem:     {data['problem']}")
     typer.echo(f"transport:   {endpoints.get('transport', '?')}  pub {endpoints.get('pub')}  rpc {endpoints.get('rpc')}")
     typer.echo(f"failover:    {'on' if data['failover'] else 'off'}")
     typer.echo(f"instances:   {data['instances']} running in {data['workdir']}")
-    if heartbeat_age is not None:
-        typer.echo(f"heartbeat:   {heartbeat_age:.1f}s ago")
+    if data["last_heartbeat_age_s"] is not None:
+        typer.echo(f"heartbeat:   {data['last_heartbeat_age_s']:.1f}s ago")
     for service in data["services"]:
         detail = service.get("problem") or ", ".join(f"{k} {v}" for k, v in (service.get("health") or {}).items())
         typer.echo(f"service:     {service['name']} ({service['plugin']}) {service['state']}{'  ' + detail if detail else ''}")
 
 
-def _services(app) -> list:  # noqa: ANN001
-    """The primary's background services and their health (asked of the primary when not here)."""
+def _heartbeat_age(client, interval: float) -> float | None:  # noqa: ANN001 - a runtime Client
+    """Seconds since the primary's last heartbeat, waiting up to one interval for the first one."""
+    deadline = time.monotonic() + interval + 0.5
+    while client.last_heartbeat_at is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if client.last_heartbeat_at is None:
+        return None
+    return round(time.monotonic() - client.last_heartbeat_at, 3)
+
+
+def _services(client) -> list:  # noqa: ANN001 - a runtime Client
+    """The primary's background services and their health."""
+    from ..runtime.protocol import KIND_METHOD_NOT_FOUND, RpcError
+
     try:
-        return list(app.call_primary("core.services", timeout=2.0))
+        return list(client.call("core.services", {}, timeout=2.0))
+    except RpcError as exc:
+        if exc.kind == KIND_METHOD_NOT_FOUND:
+            return []  # a primary without an App (a bare runtime) runs no services
+        return [{"name": "?", "plugin": "?", "state": "unknown", "health": None, "problem": str(exc)}]
     except Exception as exc:  # noqa: BLE001 - status reports what it can
         return [{"name": "?", "plugin": "?", "state": "unknown", "health": None, "problem": str(exc)}]
 
 
-def _no_primary(context, exc: Exception, as_json: bool) -> None:  # noqa: ANN001 - the PandoContext
-    """Report that no instance is primary here and why (this one tried, and failed, to become it)."""
-    from ..db.storage import storage_full
-    from ..errors import one_line
+def _why_nobody_is_primary(context, count: int) -> str:  # noqa: ANN001 - the PandoContext
+    """pando processes run here but none is primary (their promotions fail): the likely reason."""
+    from ..db.storage import _device_full, no_space_message
 
-    reason = one_line(storage_full(exc, context.pando_dir) or exc, 300)
-    if as_json:
-        typer.echo(json.dumps({"role": None, "primary_pid": None, "workdir": str(context.workdir), "error": reason}, indent=2))
-    else:
-        typer.echo("role:        none: no pando is primary here")
-        typer.echo(f"why:         {reason}")
-    raise typer.Exit(1)
+    if _device_full(context.pando_dir):
+        return f"nobody is primary although {count} pando process(es) run here: {no_space_message(context.pando_dir)}"
+    return f"nobody is primary although {count} pando process(es) run here; they retry taking over (see their logs)"
 
 
 def instances_command(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:

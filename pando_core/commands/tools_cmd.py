@@ -14,7 +14,7 @@ def tools_command(
     """List agent tools (built-in and from plugins) with their descriptions."""
     from ..app import App, AppOptions
 
-    with App.running(current(), AppOptions(startup_mode="tools")) as app:
+    with App.running(current(), AppOptions(startup_mode="tools", observe=True)) as app:
         tools = app.plugins.hooks.pando_mcp_server_tools.flat(app=app) if mcp_server else app.coder_agent.tools()
         rows = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools]
     if as_json:

@@ -564,14 +564,18 @@ class InteractiveSession:
                 role = self.app.role
                 self._refresh_prompt()
 
-    async def _ensure_primary(self) -> None:
+    async def _ensure_primary(self) -> bool:
+        """Ping the primary (a secondary only); a hung one is said in one line. False: it did not answer."""
         from ..errors import PandoError
 
+        answered = True
         try:
             await asyncio.to_thread(self.app.ensure_primary)
         except PandoError as exc:
             self._notice(f"⚠ {short(exc, 400)}", style="red")
+            answered = False
         self._check_primary_pid()
+        return answered
 
     # -- prompt ----------------------------------------------------------------------------------
 
@@ -628,8 +632,11 @@ class InteractiveSession:
         self._warmup = asyncio.ensure_future(asyncio.to_thread(self._warm_provider))
         self._banner()
         try:
+            just_checked = False  # the primary was pinged (and found silent) after the last prompt
             while self._terminated is None:
-                await self._ensure_primary()
+                if not just_checked:
+                    await self._ensure_primary()
+                just_checked = False
                 try:
                     text = await self._read()
                 except KeyboardInterrupt:
@@ -649,6 +656,11 @@ class InteractiveSession:
                     if not await self._command(text.strip()):
                         break
                     continue
+                # the primary may have stopped while the user typed: never queue a turn behind
+                # a write nobody will answer (the text stays in the prompt's history)
+                if not await self._ensure_primary():
+                    just_checked = True
+                    continue
                 await self._turn(text)
         finally:
             poller.cancel()
@@ -663,19 +675,34 @@ class InteractiveSession:
         return 128 + self._terminated if self._terminated else 0
 
     def _banner(self) -> None:
+        from rich.markup import escape
+        from rich.text import Text
+
         from .. import __version__
-        from ..agent.models import resolve_model
+        from ..agent.models import NO_MODEL_HELP, resolve_model
         from ..errors import PandoError
 
+        problem = None
         try:
             model = resolve_model(self.app.config, self.app.model_ref).ref
         except PandoError as exc:
-            model = f"[red]{short(exc, 200)}[/red]"
+            model, problem = "(none)", exc
         self.console.print(
-            f"[bold]pando[/bold] {__version__} · {self.app.role} instance · model {model}\n"
+            f"[bold]pando[/bold] {__version__} · {self.app.role} instance · model {escape(model)}\n"
             "[dim]/help for commands · Esc Enter for a new line · Ctrl-C cancels · Ctrl-D quits[/dim]",
             highlight=False,
         )
+        if problem is None:
+            return
+        if str(problem) == NO_MODEL_HELP.rstrip():  # the how-to keeps its lines (Text: no markup)
+            how_to = NO_MODEL_HELP.rstrip()
+            self.console.print(Text(how_to[0].upper() + how_to[1:], style="yellow"), highlight=False)
+            self.console.print(
+                Text("→ set one up now: quit (Ctrl-D) and run `pando init`, or pick one here with /model PROVIDER/MODEL"),
+                highlight=False,
+            )
+        else:
+            self.console.print(Text(f"✗ {short(problem, 400)}", style="red"), highlight=False)
 
     def _warm_provider(self) -> None:
         """While the user types: import the provider SDK and build the client (slow the first time)."""

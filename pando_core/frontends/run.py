@@ -236,9 +236,9 @@ def run_non_interactive(
         session = app.sessions.restore(session_id)
     elif continue_last:
         latest = app.sessions.latest()
-        session = app.sessions.restore(latest["id"]) if latest else app.sessions.create(title=prompt[:50])
+        session = app.sessions.restore(latest["id"]) if latest else app.sessions.create(title=short(prompt, 50))
     else:
-        session = app.sessions.create(title=prompt[:50])
+        session = app.sessions.create(title=short(prompt, 50))
     printer = EventPrinter(output_format, quiet, out, err)
     result = asyncio.run(_run_with_signals(app, session["id"], prompt, printer))
     app.sessions.end(session["id"])

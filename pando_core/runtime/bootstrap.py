@@ -28,7 +28,7 @@ from . import protocol as P
 from .auth import client_auth, server_auth
 from .bus import Bus
 from .client import Client
-from .endpoints import Endpoints, choose_endpoints
+from .endpoints import Endpoints, choose_endpoints, remove_ipc_socket_dir
 from .epoch import next_epoch
 from .failover import RoleChanges
 from .instances import InstanceRegistry, pid_alive
@@ -58,6 +58,15 @@ CONNECT_DEADLINE_S = 15.0
 
 class BootstrapError(PandoError):
     pass
+
+
+def hung_primary_message(pid: int | str, waited: float | None = None) -> str:
+    """The one line said when the lock holder is alive but does not answer its pings."""
+    within = f" within {waited:.1f}s" if waited is not None else ""
+    return (
+        f"the primary (pid {pid}) holds the lock but does not answer{within} (hung or stopped?); "
+        f"not taking over while it holds the lock. Resume it (kill -CONT {pid}) or stop it (kill {pid})."
+    )
 
 
 def _components_or_core(components: list[Component] | None) -> list[Component]:
@@ -107,6 +116,7 @@ class Runtime(RoleChanges, BusSubscriptions):
         self.lease_guard: Any = None  # primary: LeaseGuard
         self.fenced: str | None = None  # why this primary stopped writing (see fence)
         self.promotion_failure: str | None = None  # secondary: why its last promotion failed
+        self._unanswered: PrimaryRecord | None = None  # start-up: the record whose primary did not answer a ping
         self.instances = InstanceRegistry(self.pando_dir)
         self._promoted_callbacks: list[Callable[[Runtime], None]] = []
         self._event_callbacks: list[tuple[str, Callable[[P.Event], None]]] = []  # (topic prefix, callback)
@@ -186,6 +196,7 @@ class Runtime(RoleChanges, BusSubscriptions):
             raise BootstrapError(f"cannot use {self.pando_dir}: {exc}") from exc
         deadline = time.monotonic() + CONNECT_DEADLINE_S
         last_problem = "no primary record"
+        silent_since: float | None = None  # when the live lock holder's pings began to fail
         while True:
             try:
                 won = self.lock.try_acquire()
@@ -194,10 +205,20 @@ class Runtime(RoleChanges, BusSubscriptions):
             if won:
                 self._become_primary()
                 break
+            tried_at = time.monotonic()
+            self._unanswered = None
             problem = self._try_become_secondary()
             if problem is None:
                 break
             last_problem = problem
+            # a holder that is alive but silent is hung or stopped: say so within the ping
+            # timeout instead of waiting out the whole connect deadline
+            if self._unanswered is None or not pid_alive(self._unanswered.pid):
+                silent_since = None
+            elif silent_since is None:
+                silent_since = tried_at
+            elif time.monotonic() - silent_since >= float(self._setting("ping_timeout")):
+                raise BootstrapError(hung_primary_message(self._unanswered.pid, time.monotonic() - silent_since))
             if time.monotonic() >= deadline:
                 raise BootstrapError(
                     f"another pando holds {self.lock.path} but its primary does not answer ({last_problem}); "
@@ -281,6 +302,7 @@ class Runtime(RoleChanges, BusSubscriptions):
         try:
             info = client.ping(timeout=0.5)
         except (RpcError, RpcTimeout) as exc:
+            self._unanswered = record
             client.close()
             return f"primary pid {record.pid} did not answer a ping ({exc})"
         if info.get("epoch") != record.epoch or info.get("instance_id") != record.instance_id:
@@ -387,11 +409,7 @@ class Runtime(RoleChanges, BusSubscriptions):
             pid = self.record.pid if self.record else "?"
             holder_alive = pid_alive(pid) if isinstance(pid, int) else False
             if holder_alive:
-                raise UnavailableError(
-                    f"the primary (pid {pid}) holds the lock but does not answer within {timeout:.1f}s "
-                    "(hung or stopped?); not taking over while it holds the lock. "
-                    f"Resume it (kill -CONT {pid}) or stop it (kill {pid})."
-                ) from exc
+                raise UnavailableError(hung_primary_message(pid, timeout)) from exc
             raise UnavailableError(f"the primary (pid {pid}) is gone and no instance has taken over yet") from exc
 
     # -- cleanup --------------------------------------------------------------------------------------
@@ -410,6 +428,8 @@ class Runtime(RoleChanges, BusSubscriptions):
             self.coordinator.close()  # finish in-flight writes first
         if self.bus is not None:
             self._shut_down_bus(self.bus)
+            if not self.fenced and self.lock.still_held():  # a fenced primary's folder is its successor's
+                remove_ipc_socket_dir(self.bus.endpoints)
         if self.client is not None:
             self.client.close(timeout=1.0)
         if self.db is not None:

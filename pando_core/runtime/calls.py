@@ -19,7 +19,7 @@ from ..errors import UnavailableError
 from . import protocol as P
 from .client import ClientClosed
 from .protocol import CallInterrupted, RpcError, RpcTimeout
-from .roles import PRIMARY
+from .roles import OBSERVER, PRIMARY
 from .write_proxy import remote_error
 
 _FOLLOW_WAIT_S = 0.05
@@ -37,6 +37,8 @@ def call_on_primary(
             role, client, record = runtime.role, runtime.client, runtime.record
         if role == PRIMARY:
             return local(method, params)
+        if role == OBSERVER:  # a read-only command found no primary: there is nobody to ask
+            raise UnavailableError(f"{method}: no pando is running here")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             pid = record.pid if record is not None else "?"

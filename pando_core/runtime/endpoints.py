@@ -21,6 +21,7 @@ Transports, in order of preference for ``prefer="auto"``:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -235,6 +236,20 @@ def workdir_key(workdir: str) -> str:
 def ipc_socket_dir(workdir: str, runtime_dir: str | None = None) -> str:
     """Directory that would hold the ipc sockets of *workdir* (not created)."""
     return os.path.join(runtime_dir or _runtime_root(), workdir_key(workdir))
+
+
+def remove_ipc_socket_dir(endpoints: Endpoints) -> None:
+    """After the primary's bus is stopped: remove its socket files and their folder, so that no
+    folder per working directory is left behind. Only the lock holder binds there, and this runs
+    while it still holds the lock, so no new primary of this directory is binding in it."""
+    if endpoints.transport != "ipc":
+        return
+    paths = [endpoint.removeprefix("ipc://") for endpoint in (endpoints.pub, endpoints.rpc)]
+    for path in paths:
+        with contextlib.suppress(OSError):  # already unlinked by libzmq
+            os.unlink(path)
+    with contextlib.suppress(OSError):  # something else in it, or already gone
+        os.rmdir(os.path.dirname(paths[0]))
 
 
 # ---------------------------------------------------------------------------------------------

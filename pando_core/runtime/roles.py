@@ -2,3 +2,6 @@
 
 PRIMARY = "primary"  # holds the lock, owns the database read-write, serves the bus
 SECONDARY = "secondary"  # reads the database read-only, sends its writes to the primary
+# a read-only command with no primary to join: reads the database file itself, never writes,
+# never takes the lock (see observer.py)
+OBSERVER = "observer"

@@ -6,7 +6,9 @@ from typing import Any
 
 from ..background import ThreadedService
 from ..clock import now_ms
-from ..errors import NotFoundError, ValidationError
+from ..errors import NotFoundError, ValidationError, one_line
+
+TITLE_LIMIT = 200  # characters; a prompt's first 50 make the first title
 
 
 class SessionService:
@@ -18,7 +20,7 @@ class SessionService:
         return self.app.store.sessions
 
     def create(self, title: str = "New session", parent_session_id: str | None = None, id: str | None = None) -> dict:
-        session = self._repo.create(title=title, parent_session_id=parent_session_id, id=id)
+        session = self._repo.create(title=one_line_title(title), parent_session_id=parent_session_id, id=id)
         self.app.events.publish("session.created", session)
         if parent_session_id is None:
             self.app.take_snapshot("session start", session["id"])
@@ -47,7 +49,7 @@ class SessionService:
         return self._repo.list(include_children=include_children, include_empty=include_empty)
 
     def rename(self, id: str, title: str) -> dict:
-        session = self._repo.update(id=id, title=title)
+        session = self._repo.update(id=id, title=one_line_title(title))
         self.app.events.publish("session.updated", session)
         return session
 
@@ -108,3 +110,8 @@ class IdleSessionSweeper(ThreadedService):
                     return
                 if not app.coder_agent.is_busy(session["id"]):
                     app.sessions.end(session["id"])
+
+
+def one_line_title(title: str, limit: int = TITLE_LIMIT) -> str:
+    """A session title is one line (a piped prompt's newlines and tabs become spaces)."""
+    return one_line(title, limit) or "New session"

@@ -546,7 +546,7 @@ class SnapshotService:
                     deletions.append(change)
                 else:
                     report.skipped.append(change.path)
-                    report.reasons[change.path] = "added since the snapshot (use delete_added to remove)"
+                    report.reasons[change.path] = "added since the snapshot (use --delete-added to remove)"
             elif snap.kind == "git" and change.old[0] == _GIT_GITLINK:
                 report.skipped.append(change.path)
                 report.reasons[change.path] = "submodule: not restored"

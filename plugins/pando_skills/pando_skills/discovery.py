@@ -19,8 +19,10 @@ class DiscoveryResult:
 
 
 def standard_roots(workdir: Path | str, home: Path | str | None = None) -> list[tuple[str, Path]]:
-    """The four standard roots with the label `pando skills list` shows, in precedence order:
-    ~/.pando/skills (global), <wd>/.pando/skills (project), ~/.claude/skills (claude-global),
+    """The standard roots with the label `pando skills list` shows, in precedence order:
+    ~/.pando/skills (global), <wd>/.agents/skills (project: where project skills are created, a
+    folder that is committed with the project), <wd>/.pando/skills (project too: where earlier
+    versions created them; .pando/ is usually git-ignored), ~/.claude/skills (claude-global),
     <wd>/.claude/skills (claude-project). Paths are absolute and normalised."""
     workdir = Path(workdir).expanduser().absolute()
     home_dir = Path(home).expanduser().absolute() if home is not None else Path.home()
@@ -28,6 +30,7 @@ def standard_roots(workdir: Path | str, home: Path | str | None = None) -> list[
         (label, Path(os.path.normpath(base / tool / "skills")))
         for label, base, tool in (
             ("global", home_dir, ".pando"),
+            ("project", workdir, ".agents"),
             ("project", workdir, ".pando"),
             ("claude-global", home_dir, ".claude"),
             ("claude-project", workdir, ".claude"),

@@ -73,8 +73,9 @@ def check_scope(scope: str, what: str = "scope") -> str:
 
 
 def skills_root(scope: str, workdir: Path | str = ".", home: Path | str | None = None) -> Path:
-    """`<wd>/.pando/skills` (project) or `~/.pando/skills` (global): the discovery root of that label."""
-    return dict(standard_roots(workdir, home))[check_scope(scope)]
+    """`<wd>/.agents/skills` (project) or `~/.pando/skills` (global): the first discovery root of that label."""
+    scope = check_scope(scope)
+    return next(root for label, root in standard_roots(workdir, home) if label == scope)
 
 
 def _check_name(name: str) -> str:
@@ -578,7 +579,7 @@ def install(
     skill: str | None = None,
     git_timeout: float = GIT_TIMEOUT,
 ) -> InstalledSkill:
-    """Install one skill into `<wd>/.pando/skills/<name>` (project) or `~/.pando/skills/<name>` (global).
+    """Install one skill into `<wd>/.agents/skills/<name>` (project) or `~/.pando/skills/<name>` (global).
 
     `source` is a local directory (holding a SKILL.md, or a folder of skills: pick one with `skill`), a git
     URL or local git repository (`https://…`, `git@host:…`, `file://…`, a path; `#subdir` or `//subdir`

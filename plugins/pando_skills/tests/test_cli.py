@@ -52,7 +52,7 @@ def test_show_unknown_is_one_line_error(cli, make_skill) -> None:
     make_skill(settings.workdir / ".pando" / "skills" / "sql-tuning", front="description: x")
     result = invoke(app, "show", "sql-tunin")
     assert result.exit_code == 1
-    assert result.stderr.strip() == "error: Unknown skill 'sql-tunin'. Did you mean: sql-tuning?"
+    assert result.stderr.strip() == "pando: error: Unknown skill 'sql-tunin'. Did you mean: sql-tuning?"
     assert "Traceback" not in result.output
 
 
@@ -65,7 +65,7 @@ def test_new_install_uninstall_cycle(cli, tmp_path: Path, make_skill) -> None:
     app, settings = cli
     created = invoke(app, "new", "my-skill")
     assert created.exit_code == 0
-    path = settings.workdir / ".pando" / "skills" / "my-skill" / "SKILL.md"
+    path = settings.workdir / ".agents" / "skills" / "my-skill" / "SKILL.md"  # committed with the project
     assert created.stdout.strip() == f"Created {path}"
     assert invoke(app, "new", "my-skill").exit_code == 1
     assert invoke(app, "new", "g", "--scope", "global").exit_code == 0
@@ -89,7 +89,7 @@ def test_new_install_uninstall_cycle(cli, tmp_path: Path, make_skill) -> None:
     removed = invoke(app, "uninstall", "sql", "--scope", "global")
     assert removed.exit_code == 0 and "Removed sql" in removed.stdout
     missing = invoke(app, "uninstall", "sql", "--scope", "global")
-    assert missing.exit_code == 1 and missing.stderr.startswith("error: skill 'sql' is not installed")
+    assert missing.exit_code == 1 and missing.stderr.startswith("pando: error: skill 'sql' is not installed")
 
 
 def test_install_all_and_skill_options(cli, tmp_path: Path, make_skill) -> None:
@@ -110,7 +110,7 @@ def test_bad_scope_and_disabled_catalog(cli) -> None:
     result = invoke(app, "search", "sql")
     assert (
         result.exit_code == 1
-        and result.stderr.strip() == "error: the skills catalog is disabled in the configuration"
+        and result.stderr.strip() == "pando: error: the skills catalog is disabled in the configuration"
     )
     result = invoke(app, "install", "acme/skills/sql")
     assert result.exit_code == 1 and "no skills catalog is configured" in result.stderr
@@ -139,7 +139,7 @@ def test_search_and_install_through_catalog(dirs, catalog_server, tmp_path: Path
     installed = invoke(app, "install", "acme/skills/sql")
     assert installed.exit_code == 0, installed.output
     assert "(catalog, commit " in installed.stdout
-    assert (workdir / ".pando" / "skills" / "sql" / "SKILL.md").exists()
+    assert (workdir / ".agents" / "skills" / "sql" / "SKILL.md").exists()
 
 
 def test_unreachable_catalog_cli(dirs, closed_port_url: str) -> None:
@@ -147,7 +147,7 @@ def test_unreachable_catalog_cli(dirs, closed_port_url: str) -> None:
     app = build_cli(lambda: SkillsSettings(workdir=workdir, home=home, catalog_url=closed_port_url))
     result = invoke(app, "search", "sql")
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"error: skills catalog {closed_port_url} is unreachable")
+    assert result.stderr.startswith(f"pando: error: skills catalog {closed_port_url} is unreachable")
     assert len(result.stderr.strip().splitlines()) == 1
 
 

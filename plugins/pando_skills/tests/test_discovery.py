@@ -8,15 +8,16 @@ from pando_skills.discovery import discover_skills, discovery_roots
 def test_roots_in_spec_order(dirs) -> None:
     workdir, home = dirs
     roots = discovery_roots(workdir, home, ["./agents/skills", "/abs/skills", "~/x"])
-    assert roots[:5] == [
+    assert roots[:6] == [
         home / ".pando" / "skills",
-        workdir / ".pando" / "skills",
+        workdir / ".agents" / "skills",
+        workdir / ".pando" / "skills",  # where earlier versions created project skills: still read
         home / ".claude" / "skills",
         workdir / ".claude" / "skills",
         workdir / "agents" / "skills",
     ]
-    assert roots[5] == Path("/abs/skills")
-    assert roots[6] == Path.home() / "x"
+    assert roots[6] == Path("/abs/skills")
+    assert roots[7] == Path.home() / "x"
 
 
 def test_precedence_across_roots_and_sorting(dirs, make_skill) -> None:
@@ -86,3 +87,17 @@ def test_same_file_through_two_roots_is_not_a_conflict(dirs, make_skill) -> None
     result = discover_skills(workdir, home, ["link"])
     assert [s.name for s in result.skills] == ["demo"]
     assert result.warnings == []
+
+
+def test_project_skills_live_in_agents_and_the_old_pando_folder_is_still_read(dirs, make_skill) -> None:
+    """Project skills are created in `.agents/skills` (committed with the project, unlike the
+    usually git-ignored `.pando/`); skills an earlier version created in `.pando/skills` keep working."""
+    workdir, home = dirs
+    make_skill(workdir / ".agents" / "skills" / "x", front="description: agents")
+    make_skill(workdir / ".pando" / "skills" / "x", front="description: old pando")
+    make_skill(workdir / ".pando" / "skills" / "y", front="description: only in the old folder")
+    make_skill(workdir / ".claude" / "skills" / "z", front="description: claude project")
+    found = {s.name: s for s in discover_skills(workdir, home).skills}
+    assert found["x"].description == "agents" and found["x"].source_root == workdir / ".agents" / "skills"
+    assert found["y"].source_root == workdir / ".pando" / "skills"
+    assert found["z"].source_root == workdir / ".claude" / "skills"

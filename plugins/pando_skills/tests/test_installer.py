@@ -38,7 +38,7 @@ def test_install_local_directory(dirs, tmp_path: Path, make_skill) -> None:
     (src / ".git").mkdir()
     (src / ".git" / "config").write_text("x")
     item = install(str(src), "project", workdir, home)
-    root = workdir / ".pando" / "skills"
+    root = workdir / ".agents" / "skills"
     assert item.name == "sql" and item.path == root / "sql" and item.scope == "project"
     assert (root / "sql" / "references" / "notes.md").read_text() == "notes"
     assert not (root / "sql" / ".git").exists()
