@@ -1,0 +1,1 @@
+"""pando-mesnada: the multi-agent orchestrator plugin."""

@@ -1,0 +1,137 @@
+"""The Dask backend on a real cluster on loopback: ``dask scheduler`` and two ``dask worker``
+processes started and stopped by pid (workers first). Output streamed to the primary's log file
+while the task runs, max_parallel and dependencies, cancel and timeout reaching the worker's
+process, and a worker killed under its task."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mesnada_testing import drive, ended, pid_alive
+
+if not os.environ.get("CI"):
+    pytest.importorskip("distributed", reason="the dask extra is not installed: pip install 'pando-mesnada[dask]'")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _dask() -> str:
+    found = shutil.which("dask") or str(Path(sys.executable).with_name("dask"))
+    assert Path(found).exists(), "the dask command is missing (pip install 'pando-mesnada[dask]')"
+    return found
+
+
+@pytest.fixture
+def cluster(tmp_path, fake_engines, pando_env):
+    from distributed import Client
+
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    logs = tmp_path / "dask"
+    logs.mkdir()
+    procs = {}
+
+    def start(name, args):
+        out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - kept by the process
+        procs[name] = subprocess.Popen([_dask(), *args], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=str(tmp_path))
+
+    start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", "--no-show"])
+    for index, host in ((1, "127.0.0.2"), (2, "127.0.0.3")):
+        start(f"w{index}", ["worker", address, "--host", host, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--name", f"w{index}"])
+    deadline = time.monotonic() + 60
+    client = None
+    try:
+        while time.monotonic() < deadline:
+            try:
+                client = client or Client(address, timeout="5s", set_as_default=False)
+                if len(client.scheduler_info()["workers"]) == 2:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the Dask cluster did not come up: " + (logs / "scheduler.log").read_text()[-2000:])
+        yield {"address": address, "procs": procs, "client": client}
+    finally:
+        if client is not None:
+            client.close()
+        for name in ("w1", "w2", "scheduler"):  # workers first, then the scheduler
+            proc = procs.get(name)
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def test_tasks_run_on_workers_with_their_output_streamed_back(make_orchestrator, cluster, fake_engines):
+    orchestrator = make_orchestrator(backend="dask", scheduler=cluster["address"], max_parallel=1)
+    first = orchestrator.spawn({"prompt": "say:first line\nsleep:1.5\nsay:last line", "engine": "claude"})
+    second = orchestrator.spawn({"prompt": "say:after first", "engine": "claude", "dependencies": [first["id"]],
+                                 "include_dependency_logs": True})  # fmt: skip
+    third = orchestrator.spawn({"prompt": "say:third\nsleep:0.2", "engine": "claude"})
+    log = Path(first["log_file"])
+    # the first line is in the primary's log while the task still runs on its worker
+    drive(orchestrator, lambda: log.exists() and "first line" in log.read_text(), what="the streamed first line")
+    assert orchestrator.get(first["id"])["status"] == "running" and "last line" not in log.read_text()
+    tasks = drive(orchestrator, ended(orchestrator, first["id"], second["id"], third["id"]), timeout=60)
+    assert [t["status"] for t in tasks] == ["completed"] * 3, [t["error"] for t in tasks]
+    assert "last line" in tasks[0]["output_tail"] and tasks[0]["backend"] == "dask"
+    runs = sorted(fake_engines.all(), key=lambda r: r["started"])
+    for before, after in zip(runs, runs[1:], strict=False):  # max_parallel = 1 held on the cluster
+        assert after["started"] >= before["ended"]
+    assert "first line" in fake_engines.for_prompt("say:after first")["prompt"]
+
+
+def test_cancel_and_timeout_reach_the_worker_process(make_orchestrator, cluster, fake_engines):
+    orchestrator = make_orchestrator(backend="dask", scheduler=cluster["address"], stop_grace=0.5)
+    cancelled = orchestrator.spawn({"prompt": "grandchild\nsay:working\nsleep:60", "engine": "claude"})
+    timed = orchestrator.spawn({"prompt": "ignore-term\nsay:slow\nsleep:60", "engine": "claude", "timeout": "2s"})
+    drive(orchestrator, lambda: "working" in Path(cancelled["log_file"]).read_text(), what="the first task to print")
+    orchestrator.cancel(cancelled["id"])
+    done_cancelled, done_timed = drive(orchestrator, ended(orchestrator, cancelled["id"], timed["id"]), timeout=60)
+    assert done_cancelled["status"] == "cancelled"
+    assert done_timed["status"] == "failed" and done_timed["error"] == "timed out after 2s"
+    for needle in ("grandchild", "ignore-term"):
+        run = fake_engines.for_prompt(needle)
+        deadline = time.monotonic() + 10
+        while pid_alive(run["pid"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pid_alive(run["pid"])
+    assert not pid_alive(fake_engines.for_prompt("grandchild")["grandchild"])
+
+
+def test_a_worker_that_dies_fails_its_task_clearly(make_orchestrator, cluster, fake_engines):
+    orchestrator = make_orchestrator(backend="dask", scheduler=cluster["address"])
+    task = orchestrator.spawn({"prompt": "say:on a worker\nsleep:60", "engine": "claude"})
+    drive(orchestrator, lambda: "on a worker" in Path(task["log_file"]).read_text(), what="the task to start")
+    client = cluster["client"]
+    where = {key: workers for key, workers in client.who_has().items() if task["id"] in str(key)}
+    processing = client.processing()
+    worker_address = next(address for address, keys in processing.items() if any(task["id"] in str(k) for k in keys))
+    name = next(info["name"] for address, info in client.scheduler_info()["workers"].items() if address == worker_address)
+    os.kill(cluster["procs"][name].pid, signal.SIGKILL)
+    (done,) = drive(orchestrator, ended(orchestrator, task["id"]), timeout=60)
+    assert done["status"] == "failed" and f"the Dask worker {worker_address} died" in done["error"], (done, where)
+
+
+def test_an_unreachable_scheduler_is_one_clear_error(make_orchestrator, fake_engines):
+    from pando_core.errors import UnavailableError
+
+    with pytest.raises(UnavailableError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:"):
+        make_orchestrator(backend="dask", scheduler=f"tcp://127.0.0.1:{_free_port()}")
