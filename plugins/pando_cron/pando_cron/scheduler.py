@@ -9,7 +9,7 @@ Between fires it sleeps until the next scheduled time, waking only to look at th
 modification times every few seconds (a changed file reloads the jobs) or when ``reload()`` is
 called (by ``pando cron`` commands through the ``cron.reload`` bus method) or the clock jumps
 (clock.py). A scheduled time is fired if it is reached within ``GRACE_S`` (a primary promoted
-late in a minute still fires it); older missed times are fired once only for ``catch_up = once``.
+late in a minute still fires it; a job that never fired waits for its next time); older missed times are fired once only for ``catch_up = once``.
 An invalid configuration keeps the last valid jobs running and is reported (log, ``health()``,
 ``cron.config_error`` event).
 """
@@ -31,6 +31,7 @@ from .store import SCHEDULED
 log = logging.getLogger("pando.cron")
 
 GRACE_S = 60.0  # a scheduled time reached this late still fires (a promotion during the minute)
+FIRST_GRACE_S = 5.0  # ... but a job that never fired (just added) only fires from the next time on
 CHECK_S = 2.0  # seconds between looks at the config files' modification times
 _UNKNOWN = object()
 
@@ -168,7 +169,7 @@ class CronScheduler(ThreadedService):
         if last is not None and last >= due_ms:
             self._last[job.name] = last
             return
-        fresh = now - due < GRACE_S
+        fresh = now - due < (GRACE_S if last is not None else FIRST_GRACE_S)
         if fresh or (job.catch_up == "once" and last is not None):
             try:
                 row = fire(app, job, kind=SCHEDULED, scheduled_at=due_ms, catch_up=not fresh)
