@@ -2,7 +2,7 @@
 
 1. Firing delay: a real App (primary, pando-cron and pando-mesnada, the ``command`` engine running
    ``sh -c "exit 0"``) whose scheduler runs on a ``ScaledClock`` where a minute lasts
-   ``--minute-ms`` of real time, with eight jobs taking turns so that one fires every minute
+   ``--minute-ms`` of real time, with twenty jobs taking turns so that one fires every minute
    (each job's previous task has ended by its next turn, so none is skipped). For each simulated minute: the real
    time from the boundary to the ``cron.fired`` event (published once the task is spawned and
    its fire recorded). p50/p99 over ``--minutes`` minutes; target p99 <= 100 ms. Baseline in the
@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-ROTATION = 8  # jobs taking turns, one per minute: each job's last task has ended before its next turn
+ROTATION = 20  # jobs taking turns, one per minute: each job's last task has ended before its next turn
 
 
 def _app(workdir: Path, schedules: list[str]):
