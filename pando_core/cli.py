@@ -39,7 +39,25 @@ def _print_version() -> None:
     print(f"pando {__version__}")
 
 
-def build_cli(context):  # noqa: ANN001 - typer imported lazily
+# root options that take a value (so the word after them is not the subcommand)
+ROOT_VALUE_OPTIONS = frozenset({"--plugins", "--cwd", "--prompt", "-p", "--goal", "--output-format", "-f", "--model", "-m"})
+
+
+def invoked_command(argv: list[str]) -> str | None:
+    """The subcommand argv names (``pando --model x run ...`` -> ``run``), None when there is none."""
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            return None
+        if arg.startswith("-"):
+            index += 2 if arg in ROOT_VALUE_OPTIONS else 1
+            continue
+        return arg
+    return None
+
+
+def build_cli(context, invoked: str | None = None):  # noqa: ANN001 - typer imported lazily
     import typer
 
     from .commands import builtin_commands
@@ -91,7 +109,12 @@ def build_cli(context):  # noqa: ANN001 - typer imported lazily
             entry.run_default(ctx)
 
     builtin_commands.register_all(cli)
-    context.plugins.hooks.pando_register_commands(cli=cli)
+    builtin = {c.name or (c.callback.__name__ if c.callback else "") for c in cli.registered_commands}
+    builtin |= {g.name for g in cli.registered_groups}
+    if invoked is None or invoked not in builtin:
+        # plugins' commands are built only when one may be invoked (or listed by --help): a
+        # built-in command such as `pando plugins` or `pando run` does not import them
+        context.plugins.hooks.pando_register_commands(cli=cli)
     return cli
 
 
@@ -124,7 +147,7 @@ def _run(argv: list[str], early: dict, debug: bool) -> int:
             return 2
         context = PandoContext(workdir, requested_plugins=parse_names(early["--plugins"]))
         set_current(context)
-        cli = build_cli(context)
+        cli = build_cli(context, invoked_command(argv))
         try:
             # standalone mode: typer/click print usage errors themselves and raise SystemExit
             cli(args=argv, prog_name="pando")

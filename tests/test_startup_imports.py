@@ -22,3 +22,32 @@ def test_version_and_plugins_import_nothing_heavy(pando_env):
     for args in (("--version",), ("plugins",), ("--help",)):
         heavy = imported_modules(pando_env, *args) & set(HEAVY)
         assert not heavy, f"pando {' '.join(args)} imported {sorted(heavy)}"
+
+
+def test_the_invoked_subcommand_is_found_past_root_options():
+    from pando_core.cli import invoked_command
+
+    assert invoked_command(["--model", "a/b", "-f", "json", "run", "hi"]) == "run"
+    assert invoked_command(["--plugins", "mcp", "mcp", "list"]) == "mcp"
+    assert invoked_command(["--debug", "plugins", "--json"]) == "plugins"
+    assert invoked_command(["-p", "hello"]) is None
+    assert invoked_command(["--help"]) is None
+
+
+def test_a_built_in_command_does_not_build_the_plugins_commands(make_pando_context):
+    from pando_core import hookimpl
+    from pando_core.cli import build_cli
+
+    built = []
+
+    class Plugin:
+        @hookimpl
+        def pando_register_commands(self, cli):
+            built.append(True)
+
+    context = make_pando_context(extra_plugins={"p": Plugin()})
+    build_cli(context, "plugins")
+    assert built == []
+    build_cli(context, "p-command")
+    build_cli(context, None)
+    assert built == [True, True]
