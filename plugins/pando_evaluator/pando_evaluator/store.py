@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import text
+
 from pando_core.db import Component, Migration, Repository, read, write
 from pando_core.errors import NotFoundError, ValidationError
 from pando_core.ids import new_id
-from sqlalchemy import text
 
 DEFAULT_TEMPLATE = "default"  # the arm that keeps the core's own text of a section
 
