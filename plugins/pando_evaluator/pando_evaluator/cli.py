@@ -85,6 +85,9 @@ def evaluate(
         _echo_json(result)
         return
     score = result["score"]
+    if score is None:
+        typer.echo(f"Session {session_id} has no messages: nothing to score.")
+        return
     verb = "scored" if result["stored"] else "already scored"
     typer.echo(
         f"Session {score['session_id']} {verb}: reward {score['reward']:.3f} "

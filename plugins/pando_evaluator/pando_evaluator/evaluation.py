@@ -42,6 +42,9 @@ async def evaluate_session(app: Any, session_id: str, config: EvaluatorConfig | 
         return {"stored": False, "score": existing, "rule": None, "retired": None, "judge_error": None}
 
     messages = app.store.messages.list(session_id=session_id)
+    if not messages:  # nothing was asked: nothing to learn, and no reward to count
+        store.drop_pending(session_id=session_id)
+        return {"stored": False, "score": None, "rule": None, "retired": None, "judge_error": None, "empty": True}
     tokens = session_tokens(session)
     reward = session_reward(
         user_texts(messages),

@@ -86,8 +86,8 @@ def pando_changes_committed(app, changes, resync):
 @hookimpl
 def pando_session_ended(app, session):
     subsystem = _subsystem(app)
-    if subsystem is None or session.get("parent_session_id"):
-        return
+    if subsystem is None or session.get("parent_session_id") or not session.get("message_count"):
+        return  # sub-agent sessions count as part of their parent; an empty session has nothing to score
     session_id = session["id"]
     subsystem.prompts.forget(session_id)
     # durable first: if this primary dies before the evaluation, the next one finds it queued

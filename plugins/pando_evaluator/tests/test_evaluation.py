@@ -184,3 +184,21 @@ def _age_session(app, session_id, minutes):
 
     with sqlite3.connect(app.workdir / ".pando" / "pando.db", timeout=10) as conn:
         conn.execute("UPDATE sessions SET updated_at = updated_at - ? WHERE id = ?", (minutes * 60_000, session_id))
+
+
+def test_an_empty_session_is_not_scored(evaluator_app, model_server, ev):
+    app = evaluator_app()
+    session = app.sessions.create(title="t")
+    app.store.evaluator.mark_ended(session_id=session["id"])
+    result = evaluate_now(app, session["id"])
+    assert result["stored"] is False and result["score"] is None and result["empty"] is True
+    assert app.store.evaluator.pending() == [] and app.store.evaluator.scored_count() == 0
+    app.sessions.end(session["id"])  # the hook does not queue it either
+    assert app.store.evaluator.pending() == []
+
+
+def test_ending_a_session_queues_it(evaluator_app, model_server, ev):
+    app = evaluator_app(judge=False)
+    session_id = ev.run_session(app, "hello")
+    app.sessions.end(session_id)
+    assert app.store.evaluator.pending() == [session_id] or app.store.evaluator.score(session_id=session_id)
