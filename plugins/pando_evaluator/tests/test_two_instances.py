@@ -142,3 +142,4 @@ def test_a_primary_killed_during_an_evaluation_leaves_it_to_the_next_primary(ins
         rules = conn.execute("SELECT content FROM evaluator_rules").fetchall()
         pending = conn.execute("SELECT count(*) FROM evaluator_pending").fetchone()[0]
     assert rules == [("Keep the change small.",)] and pending == 0
+    assert len(ev.judge_requests(model_server)) == 1  # since the kill: the new primary asked once
