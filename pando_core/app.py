@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .agent.tools.base import FileReadTracker, ToolContext, ToolResult
@@ -75,6 +77,13 @@ class App:
 
         self.coder_agent = CoderAgent(self)
         self.subsystems: dict[str, Any] = {}
+        from .background import ServiceManager
+        from .changes import ChangeFeed
+
+        self.services = ServiceManager(self)
+        self.changes = ChangeFeed(self)
+        self.plugin_mismatch = ""
+        self._bus_handlers: dict[str, Any] | None = None
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -89,12 +98,17 @@ class App:
 
             runtime_cfg = context.config.section("runtime")
             failover = runtime_cfg["failover"] if options.failover is None else options.failover
+            components = db_components(context)
             runtime = bootstrap(
                 context.workdir,
                 options.instance_id,
                 failover=failover,
-                components=db_components(context),
+                components=components,
                 config=runtime_cfg,
+                record_extra={
+                    "plugins": context.plugins.loaded(),
+                    "components": component_versions(components),
+                },
             )
             store = runtime.store
         app = cls(context, options, store, runtime)
@@ -102,12 +116,15 @@ class App:
             runtime.on_interrupt(app.coder_agent.cancel)
         try:
             app._attach_subsystems()
+            if runtime is None or runtime.role == "primary":
+                app.setup_ipc(runtime.bus if runtime is not None else None)
+            else:
+                app.set_ipc_secondary_context(runtime)
+                app.plugin_mismatch = app._compare_plugins_with_primary()
             if runtime is not None:
-                if runtime.role == "primary":
-                    app.setup_ipc(runtime.bus)
-                else:
-                    app.set_ipc_secondary_context(runtime)
-            context.plugins.call_sync("pando_started", app=app, role=app.role)
+                runtime.on_fenced(app._on_fenced)
+            app.changes.attach()
+            context.plugins.hooks.pando_started(app=app, role=app.role)
         except BaseException:
             app.shutdown()
             raise
@@ -140,7 +157,7 @@ class App:
             log.warning("snapshot %r failed: %s", label, exc)
 
     def _attach_subsystems(self) -> None:
-        for mapping in self.plugins.call_sync("pando_app_subsystems", app=self):
+        for mapping in self.plugins.hooks.pando_app_subsystems(app=self):
             for name, value in dict(mapping).items():
                 if hasattr(self, name) and name not in self.subsystems:
                     log.warning("plugin subsystem %r would hide an App attribute; skipped", name)
@@ -157,17 +174,93 @@ class App:
         """Seed: App.IPCIsPrimary -- whether this instance holds the lock, i.e. its role."""
         return self.role == "primary"
 
-    # -- IPC roles (seed: SetupIPC, SetIPCSecondaryContext, EnsurePrimary, PromoteToPrimary) ---------
+    # -- IPC roles, bus methods, services ------------------------------------------------------------
 
     def setup_ipc(self, bus: Any) -> None:
-        """Primary: remember the bus and let every plugin register its RPC methods on it."""
+        """This instance is the primary (at start, or promoted): serve the plugins' bus methods on
+        *bus*, let plugins set it up, and start the primary-only services."""
         self.ipc_bus = bus
-        self.plugins.call_sync("pando_bus_setup", bus=bus, app=self)
+        handlers = self._bus_methods()
+        if bus is not None:
+            for method, handler in handlers.items():
+                bus.register(method, _bus_handler(handler), params="object", replace=True)
+            self.plugins.hooks.pando_bus_setup(bus=bus, app=self)
+        self.services.start_all()
+
+    def _bus_methods(self) -> dict[str, Any]:
+        """The plugins' bus methods, collected once per App (``pando_bus_methods``)."""
+        if self._bus_handlers is None:
+            handlers: dict[str, Any] = {"core.services": lambda params: self.services.status()}
+            for plugin, declared in self.plugins.hooks.pando_bus_methods.per_plugin(app=self):
+                if not isinstance(declared, dict):
+                    log.warning("plugin %r: pando_bus_methods must return a dict; ignored", plugin)
+                    continue
+                for method, handler in declared.items():
+                    if not isinstance(method, str) or "." not in method or not callable(handler):
+                        log.warning("plugin %r: bus method %r needs a dotted name and a callable; ignored", plugin, method)
+                        continue
+                    if method in handlers:
+                        log.warning("plugin %r: bus method %r is already served by another plugin; ignored", plugin, method)
+                        continue
+                    handlers[method] = handler
+            self._bus_handlers = handlers
+        return self._bus_handlers
+
+    def call_primary(self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None) -> Any:
+        """Call a plugin's bus method on the primary: here on the primary, over the bus on a
+        secondary (sent again to a new primary after a failover, until *timeout*, by default
+        ``[runtime] write_timeout``). Errors keep their class on both sides."""
+        params = {} if params is None else params
+        if self.runtime is None:
+            return self._call_here(method, params)
+        from .runtime.calls import call_on_primary
+
+        limit = float(timeout) if timeout is not None else self.runtime.write_timeout
+        return call_on_primary(self.runtime, method, params, limit, self._call_here)
+
+    def _call_here(self, method: str, params: Any) -> Any:
+        handler = self._bus_methods().get(method)
+        if handler is None:
+            from .errors import UnavailableError
+
+            raise UnavailableError(f"no plugin of this pando serves {method!r}")
+        return handler(params)
+
+    def data_dir(self, plugin: str) -> Path:
+        """``.pando/<plugin>/``, created (mode 0700) on first use: where a plugin keeps its files."""
+        if not plugin or "/" in plugin or plugin.startswith("."):
+            raise ValueError(f"not a plugin name: {plugin!r}")
+        path = Path(self.workdir) / ".pando" / plugin
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return path
 
     def set_ipc_secondary_context(self, runtime: Any) -> None:
         """Secondary: keep the runtime and be told when this instance is promoted."""
         self.ipc_bus = None
         runtime.on_promoted(self._on_promoted)
+
+    def _compare_plugins_with_primary(self) -> str:
+        """A secondary whose plugins differ from the primary's says so, in one line, at start."""
+        record = getattr(self.runtime, "record", None)
+        theirs = (record.extra or {}).get("plugins") if record is not None else None
+        if not isinstance(theirs, dict):
+            return ""
+        ours = self.plugins.loaded()
+        only_here = sorted(set(ours) - set(theirs))
+        only_there = sorted(set(theirs) - set(ours))
+        if not only_here and not only_there:
+            return ""
+        parts = []
+        if only_here:
+            parts.append(
+                f"this pando has {', '.join(only_here)} but the primary (pid {record.pid}) does not: "
+                "their writes and primary-side features will fail until the primary runs them too"
+            )
+        if only_there:
+            parts.append(f"the primary also runs {', '.join(only_there)}, which this pando does not load")
+        message = "pando: plugins differ from the primary's: " + "; ".join(parts)
+        print(message, file=sys.stderr)
+        return message
 
     # -- session.interrupt: cancel a running turn from any instance ----------------------------------
 
@@ -180,8 +273,13 @@ class App:
 
     def _on_promoted(self, runtime: Any) -> None:
         self.setup_ipc(runtime.bus)
-        self.plugins.call_sync("pando_promoted", app=self, epoch=runtime.epoch)
+        self.changes.attach()
+        self.plugins.hooks.pando_promoted(app=self, epoch=runtime.epoch)
         self.events.publish("instance.promoted", {"epoch": runtime.epoch, "instance_id": self.instance_id})
+
+    def _on_fenced(self, reason: str) -> None:
+        """This primary stopped writing (its lease is gone): its services stop too."""
+        self.services.stop_all(reason="fenced")
 
     def promote_to_primary(self, lock: Any = None) -> None:
         """Take over as primary now (normally run by the failover watcher when the lock is won)."""
@@ -262,9 +360,11 @@ class App:
                 return
             self._shut_down = True
         try:
-            self.plugins.call_sync("pando_shutdown", app=self)
-        except Exception:  # noqa: BLE001 - shutdown goes on
+            self.plugins.hooks.pando_shutdown(app=self)
+        except Exception:  # noqa: BLE001 - strict mode re-raised; shutdown goes on
             log.exception("a plugin failed during shutdown")
+        self.services.stop_all(reason="shutdown")
+        self.changes.close()
         if self._providers:  # one event loop for all of them, and none when there is nothing to close
             closing = self.aclose_providers()
             try:
@@ -278,4 +378,18 @@ class App:
 
 
 def db_components(context: PandoContext) -> list[Component]:
-    return [core_component(), *context.plugins.flat("pando_db_components")]
+    return [core_component(), *context.plugins.hooks.pando_db_components.flat()]
+
+
+def component_versions(components: list[Component]) -> dict[str, int]:
+    """``{component: latest migration version}``: what the primary records in primary.json."""
+    return {c.name: max((m.version for m in c.migrations), default=0) for c in components}
+
+
+def _bus_handler(handler: Any) -> Any:
+    """A plugin's ``handler(params)`` as the bus calls it: ``(params, call)``."""
+
+    def serve(params: Any, call: Any) -> Any:
+        return handler(params)
+
+    return serve

@@ -91,7 +91,7 @@ def build_cli(context):  # noqa: ANN001 - typer imported lazily
             entry.run_default(ctx)
 
     builtin_commands.register_all(cli)
-    context.plugins.call_sync("pando_register_commands", cli=cli)
+    context.plugins.hooks.pando_register_commands(cli=cli)
     return cli
 
 

@@ -93,6 +93,9 @@ CORE_SECTIONS = [
             "auto_compact": Field("bool", True, "summarise the session when the context nears the window"),
             "compact_threshold": Field("float", 0.85, "fraction of the window that triggers compaction"),
             "context_window": Field("int", 0, "override the model's context window (tokens)"),
+            "idle_minutes": Field(
+                "float", 30.0, "a session untouched this long has ended (pando_session_ended fires); 0: never"
+            ),
             "context_files": Field(
                 "list",
                 ["AGENTS.md", "PANDO.md", "CLAUDE.md", ".cursorrules", ".github/copilot-instructions.md"],

@@ -40,6 +40,7 @@ class PandoContext:
             config_disabled=plugin_section.get("disabled"),
             extra=extra_plugins,
         )
+        self.plugins.error_file = str(self.workdir / ".pando" / "plugin-errors.json")
 
     def with_root_options(self, output_format: str, quiet: bool, yolo: bool, model: str | None) -> tuple:
         """A subcommand's own options, completed by those given to ``pando`` itself."""
@@ -50,7 +51,7 @@ class PandoContext:
 
     @cached_property
     def config(self) -> Config:
-        sections = self.plugins.flat("pando_config_sections")
+        sections = self.plugins.hooks.pando_config_sections.flat()
         return load_config(self.workdir, sections, env=self.env, files=self._config_files)
 
     @property

@@ -1,29 +1,36 @@
 """Every hook a Pando plugin may implement.
 
 A plugin is a module (or object) with functions decorated by ``pando_core.hookimpl`` whose names
-match the specs below. Hooks are synchronous; any hook may instead return an awaitable, which the
-core awaits (call, then await if awaitable). Arguments are passed by keyword, so an implementation
-may accept only the arguments it needs.
+match the specs below. Arguments are passed by keyword, so an implementation may accept only the
+arguments it needs.
+
+Each spec declares its kind (``pando_core.hooks``): an *event* calls every implementation; a
+*collect* hook gathers the non-None results in plugin order; a *pipeline* threads a value through
+the implementations in plugin order (returning None keeps it). Any implementation may be an
+``async def`` unless the spec is ``sync_only``. A plugin's exception is isolated: logged, counted,
+shown in ``pando plugins``, and the other plugins still run (``PANDO_STRICT_PLUGINS=1``
+re-raises); a ``ToolError`` raised by a pipeline is a deliberate refusal and is passed on, and so
+is a ``ConfigError`` / ``UsageError`` from any hook.
 
 Roles: "primary" is the instance that holds the working directory's lock and writes the database;
 "secondary" instances proxy their writes to it over the IPC bus. Unless a hook says otherwise it is
-called on every instance, whatever its role.
-
-Pipelines (``pando_rewrite_prompt``, ``pando_filter_system_prompt``, ``pando_filter_prompt_section``,
-``pando_compose_prompt``, ``pando_select_provider``, ``pando_check_capability``,
-``pando_before_tool_call``, ``pando_after_tool_call``, ``pando_conversation_start``) are run in
-plugin order, each implementation receiving the value returned by the previous one; returning
-``None`` leaves the value unchanged.
+called on every instance, whatever its role. ``app`` is a ``pando_core.plugin_api.PluginApp``.
 
 The plugin-author documentation of each hook, with an example, is ``docs/plugin-hooks.md``; a test
-fails when a hook here is missing there or is never called by the core.
+fails when a hook here is missing there, is never called by the core, or has no ``test_hook_<name>``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+from .hooks import COLLECT, EVENT, PIPELINE, kind
+
+if TYPE_CHECKING:
+    from .changes import CommittedChange
+    from .plugin_api import PluginApp
 
 hookspec = pluggy.HookspecMarker("pando")
 hookimpl = pluggy.HookimplMarker("pando")
@@ -35,6 +42,7 @@ hookimpl = pluggy.HookimplMarker("pando")
 
 
 @hookspec
+@kind(COLLECT, sync_only=True)
 def pando_config_sections() -> Any:
     """Declare this plugin's configuration sections.
 
@@ -47,6 +55,7 @@ def pando_config_sections() -> Any:
 
 
 @hookspec
+@kind(COLLECT, sync_only=True)
 def pando_db_components() -> Any:
     """Declare database tables (as versioned migrations) and repositories.
 
@@ -57,6 +66,7 @@ def pando_db_components() -> Any:
 
 
 @hookspec
+@kind(EVENT, sync_only=True)
 def pando_register_commands(cli: Any) -> None:
     """Add subcommands to the ``pando`` command line.
 
@@ -67,15 +77,20 @@ def pando_register_commands(cli: Any) -> None:
 
 
 @hookspec
-def pando_register_tools(app: Any) -> Any:
+@kind(COLLECT)
+def pando_register_tools(app: PluginApp) -> Any:
     """Contribute agent tools.
 
-    When: each time the coder agent builds its tool list (at App start and when a session starts).
-    Role: any. Returns: a list of objects implementing ``pando_core.agent.tools.base.Tool``.
+    When: every user turn, while the agent builds its tool list (keep it cheap: build the tools
+    once and return the same objects). Role: any.
+    Returns: a list of objects implementing ``pando_core.agent.tools.base.Tool``. A tool that never
+    changes anything sets ``read_only = True``; the core asks permission before any other tool
+    runs (see ``Tool.permission``).
     """
 
 
 @hookspec
+@kind(COLLECT, sync_only=True)
 def pando_register_providers() -> Any:
     """Contribute LLM provider kinds.
 
@@ -86,7 +101,8 @@ def pando_register_providers() -> Any:
 
 
 @hookspec
-def pando_system_prompt_sections(app: Any, session_id: str, prompt: str) -> Any:
+@kind(COLLECT)
+def pando_system_prompt_sections(app: PluginApp, session_id: str, prompt: str) -> Any:
     """Contribute named sections to the system prompt.
 
     When: every user turn, while the system prompt is built. Role: any.
@@ -95,7 +111,8 @@ def pando_system_prompt_sections(app: Any, session_id: str, prompt: str) -> Any:
 
 
 @hookspec
-def pando_mcp_server_tools(app: Any) -> Any:
+@kind(COLLECT)
+def pando_mcp_server_tools(app: PluginApp) -> Any:
     """Contribute tools exposed by ``pando mcp-server``.
 
     When: when an MCP server is started by the core or a plugin. Role: any.
@@ -104,7 +121,8 @@ def pando_mcp_server_tools(app: Any) -> Any:
 
 
 @hookspec
-def pando_slash_commands(app: Any) -> Any:
+@kind(COLLECT)
+def pando_slash_commands(app: PluginApp) -> Any:
     """Contribute slash commands to the interactive session.
 
     When: when the interactive session starts. Role: any.
@@ -113,7 +131,8 @@ def pando_slash_commands(app: Any) -> Any:
 
 
 @hookspec
-def pando_app_subsystems(app: Any) -> Any:
+@kind(COLLECT)
+def pando_app_subsystems(app: PluginApp) -> Any:
     """Attach subsystem objects to the App (for example ``app.skills``).
 
     When: once, while the App is built, after the core services exist. Role: any.
@@ -127,17 +146,45 @@ def pando_app_subsystems(app: Any) -> Any:
 
 
 @hookspec
-def pando_bus_setup(bus: Any, app: Any) -> None:
+@kind(COLLECT)
+def pando_bus_methods(app: PluginApp) -> Any:
+    """Declare this plugin's bus methods, served by the primary.
+
+    When: on the primary, each time its bus is set up: at start-up and again after a promotion.
+    Returns: a dict ``{"plugin.method": handler}``; ``handler(params: dict)`` runs on a worker
+    thread of the primary and returns a JSON value, or raises a ``pando_core.errors`` error (the
+    caller gets the same class). Any instance calls it with ``app.call_primary(method, params)``.
+    """
+
+
+@hookspec
+@kind(COLLECT)
+def pando_services(app: PluginApp) -> Any:
+    """Declare background services that run only on the primary.
+
+    When: once per App, the first time it is the primary (at start, or when promoted). The core
+    starts the services then and after every later promotion, and stops them on shutdown or
+    fencing; secondaries never run them.
+    Returns: a ``pando_core.background.BackgroundService`` (a ``ThreadedService`` most often) or a
+    list of them.
+    """
+
+
+@hookspec
+@kind(EVENT)
+def pando_bus_setup(bus: Any, app: PluginApp) -> None:
     """Register RPC methods and start primary-only singletons on a new bus.
 
     When: on the primary, right after its bus is bound, at start-up *and again after a promotion*
-    (a secondary that took over). Register methods with ``bus.register(name, handler)``.
+    (a secondary that took over). Low-level: most plugins want ``pando_bus_methods`` and
+    ``pando_services`` instead. ``bus.register(name, handler)`` serves ``handler(params, call)``.
     Returns nothing.
     """
 
 
 @hookspec
-def pando_started(app: Any, role: str) -> None:
+@kind(EVENT)
+def pando_started(app: PluginApp, role: str) -> None:
     """The instance finished bootstrap and the App is built.
 
     When: once per process, after ``pando_bus_setup`` on a primary. ``role`` is "primary" or
@@ -146,7 +193,8 @@ def pando_started(app: Any, role: str) -> None:
 
 
 @hookspec
-def pando_promoted(app: Any, epoch: int) -> None:
+@kind(EVENT)
+def pando_promoted(app: PluginApp, epoch: int) -> None:
     """This secondary became primary (after ``pando_bus_setup`` ran on its new bus).
 
     When: on the promoted instance only. Returns nothing.
@@ -154,7 +202,8 @@ def pando_promoted(app: Any, epoch: int) -> None:
 
 
 @hookspec
-def pando_shutdown(app: Any) -> None:
+@kind(EVENT)
+def pando_shutdown(app: PluginApp) -> None:
     """The instance is shutting down; stop background work.
 
     When: once, at the start of ``App.shutdown()``, before the bus and database close. Role: any.
@@ -168,7 +217,8 @@ def pando_shutdown(app: Any) -> None:
 
 
 @hookspec
-def pando_conversation_start(app: Any, session_id: str, prompt: str) -> Any:
+@kind(PIPELINE, value="prefix")
+def pando_conversation_start(app: PluginApp, session_id: str, prompt: str) -> Any:
     """Inject context at the start of a conversation (the first turn of a session).
 
     When: before the first user message of a session is stored. Role: any.
@@ -177,7 +227,8 @@ def pando_conversation_start(app: Any, session_id: str, prompt: str) -> Any:
 
 
 @hookspec
-def pando_rewrite_prompt(app: Any, session_id: str, prompt: str) -> Any:
+@kind(PIPELINE, value="prompt")
+def pando_rewrite_prompt(app: PluginApp, session_id: str, prompt: str) -> Any:
     """Rewrite the user's prompt (pipeline).
 
     When: every user turn, before the message is stored. Role: any.
@@ -186,7 +237,8 @@ def pando_rewrite_prompt(app: Any, session_id: str, prompt: str) -> Any:
 
 
 @hookspec
-def pando_enrich_context(app: Any, session_id: str, prompt: str) -> Any:
+@kind(COLLECT)
+def pando_enrich_context(app: PluginApp, session_id: str, prompt: str) -> Any:
     """Add retrieved context after the user's text (for example RAG results).
 
     When: every user turn, after the rewrite pipeline. Role: any.
@@ -195,7 +247,8 @@ def pando_enrich_context(app: Any, session_id: str, prompt: str) -> Any:
 
 
 @hookspec
-def pando_select_provider(app: Any, session_id: str, model: str) -> Any:
+@kind(PIPELINE, value="model")
+def pando_select_provider(app: PluginApp, session_id: str, model: str) -> Any:
     """Choose the model for this turn (pipeline).
 
     When: every user turn, before the provider is resolved. Role: any.
@@ -204,7 +257,8 @@ def pando_select_provider(app: Any, session_id: str, model: str) -> Any:
 
 
 @hookspec
-def pando_filter_prompt_section(app: Any, name: str, text: str) -> Any:
+@kind(PIPELINE, value="text")
+def pando_filter_prompt_section(app: PluginApp, name: str, text: str) -> Any:
     """Change or drop one system-prompt section (pipeline).
 
     When: for every section, while the system prompt is built. Role: any.
@@ -213,7 +267,8 @@ def pando_filter_prompt_section(app: Any, name: str, text: str) -> Any:
 
 
 @hookspec
-def pando_check_capability(app: Any, capability: str, enabled: bool) -> Any:
+@kind(PIPELINE, value="enabled")
+def pando_check_capability(app: PluginApp, capability: str, enabled: bool) -> Any:
     """Turn a capability of the prompt on or off (pipeline).
 
     When: while the system prompt is built, once per capability (named after tool groups such as
@@ -223,7 +278,8 @@ def pando_check_capability(app: Any, capability: str, enabled: bool) -> Any:
 
 
 @hookspec
-def pando_compose_prompt(app: Any, sections: list) -> Any:
+@kind(PIPELINE, value="sections")
+def pando_compose_prompt(app: PluginApp, sections: list) -> Any:
     """Reorder, add or remove system-prompt sections as a whole (pipeline).
 
     When: after the sections were filtered. ``sections`` is a list of ``PromptSection``.
@@ -232,7 +288,8 @@ def pando_compose_prompt(app: Any, sections: list) -> Any:
 
 
 @hookspec
-def pando_filter_system_prompt(app: Any, session_id: str, prompt: str) -> Any:
+@kind(PIPELINE, value="prompt")
+def pando_filter_system_prompt(app: PluginApp, session_id: str, prompt: str) -> Any:
     """Rewrite the final system prompt text (pipeline).
 
     When: every request, after composition. Returns: the new text, or None.
@@ -240,7 +297,8 @@ def pando_filter_system_prompt(app: Any, session_id: str, prompt: str) -> Any:
 
 
 @hookspec
-def pando_before_tool_call(app: Any, session_id: str, tool_name: str, arguments: dict) -> Any:
+@kind(PIPELINE, value="arguments")
+def pando_before_tool_call(app: PluginApp, session_id: str, tool_name: str, arguments: dict) -> Any:
     """Inspect, rewrite or refuse a tool call before it runs (pipeline).
 
     When: before every tool call (built-in, plugin and MCP tools); the tool asks for permission
@@ -251,7 +309,8 @@ def pando_before_tool_call(app: Any, session_id: str, tool_name: str, arguments:
 
 
 @hookspec
-def pando_after_tool_call(app: Any, session_id: str, tool_name: str, arguments: dict, result: Any) -> Any:
+@kind(PIPELINE, value="result")
+def pando_after_tool_call(app: PluginApp, session_id: str, tool_name: str, arguments: dict, result: Any) -> Any:
     """Inspect or rewrite a tool's result (pipeline).
 
     When: after every tool call. ``result`` is a ``ToolResult``.
@@ -265,7 +324,8 @@ def pando_after_tool_call(app: Any, session_id: str, tool_name: str, arguments: 
 
 
 @hookspec
-def pando_session_created(app: Any, session: dict) -> None:
+@kind(EVENT)
+def pando_session_created(app: PluginApp, session: dict) -> None:
     """A top-level session was created.
 
     When: right after the row is stored (``session`` is the row as a dict). Role: any. Returns nothing.
@@ -273,7 +333,8 @@ def pando_session_created(app: Any, session: dict) -> None:
 
 
 @hookspec
-def pando_session_restored(app: Any, session: dict) -> None:
+@kind(EVENT)
+def pando_session_restored(app: PluginApp, session: dict) -> None:
     """An existing session was loaded to continue it.
 
     When: ``pando run --continue`` / ``--session``, ``pando goal --resume``, /sessions. Role: any.
@@ -282,16 +343,34 @@ def pando_session_restored(app: Any, session: dict) -> None:
 
 
 @hookspec
-def pando_session_ended(app: Any, session: dict) -> None:
+@kind(EVENT)
+def pando_session_ended(app: PluginApp, session: dict, origin: str) -> None:
     """A session ended.
 
-    When: at the end of ``pando run`` / ``pando goal``, on /new, or when the interactive session is
-    left. Role: any. Returns nothing.
+    When: at the end of ``pando run`` / ``pando goal``, when the interactive session starts
+    another session or is left, and after ``[agent] idle_minutes`` without activity. Role: the
+    instance where it ended (``origin == app.instance_id``) and, for sessions that ended on any
+    other instance, the primary (``origin`` is that instance's id). ``session`` is the row as a
+    dict. Returns nothing.
     """
 
 
 @hookspec
-def pando_message_created(app: Any, message: dict) -> None:
+@kind(EVENT)
+def pando_changes_committed(app: PluginApp, changes: list[CommittedChange], resync: bool) -> None:
+    """Rows were committed to the database, by any instance.
+
+    When: on the primary after every commit with changes, for the writes of every instance (its
+    own and the proxied ones); on a secondary, when the primary's change events arrive. On a core
+    thread, never on the write path. ``changes``: ``pando_core.changes.CommittedChange`` items
+    (``table``, ``kind``, ``ids``, ``writer``). ``resync=True`` (``changes`` empty): changes may
+    have been missed; re-read what you track. Returns nothing.
+    """
+
+
+@hookspec
+@kind(EVENT)
+def pando_message_created(app: PluginApp, message: dict) -> None:
     """A message was stored.
 
     When: after every user, assistant or tool message is created (``message`` has its parts).
@@ -300,7 +379,8 @@ def pando_message_created(app: Any, message: dict) -> None:
 
 
 @hookspec
-def pando_turn_finished(app: Any, session_id: str, response: str, finish_reason: str, usage: dict) -> None:
+@kind(EVENT)
+def pando_turn_finished(app: PluginApp, session_id: str, response: str, finish_reason: str, usage: dict) -> None:
     """The agent finished answering one user turn.
 
     When: at the end of every turn, also on error or cancellation. ``usage`` has tokens_in,

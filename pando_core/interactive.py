@@ -758,7 +758,7 @@ class InteractiveSession:
     async def _load_plugin_commands(self) -> dict[str, Callable[..., Any]]:
         commands: dict[str, Callable[..., Any]] = {}
         try:
-            results = await self.app.plugins.acall("pando_slash_commands", app=self.app)
+            results = await self.app.plugins.hooks.pando_slash_commands.acall(app=self.app)
         except Exception as exc:  # noqa: BLE001
             self.console.print(f"[red]plugin slash commands failed: {short(exc)}[/red]", highlight=False)
             return commands

@@ -7,9 +7,11 @@ to register is reported and skipped, unless ``PANDO_STRICT_PLUGINS=1``.
 
 from __future__ import annotations
 
-import inspect
+import logging
 import os
 import sys
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,6 +20,10 @@ import pluggy
 
 from . import hookspecs
 from .errors import UsageError
+from .hooks import Hooks, check_implementation, declared_kinds
+from .hooks import strict_mode as strict_mode
+
+log = logging.getLogger("pando.plugins")
 
 ENTRY_POINT_GROUP = "pando.plugins"
 
@@ -34,6 +40,7 @@ class PluginInfo:
     status: str = "loaded"  # loaded | error | disabled
     error: str = ""
     hooks: list[str] = field(default_factory=list)
+    hook_errors: dict[str, dict[str, Any]] = field(default_factory=dict)  # hook -> count, last_error, at
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -154,10 +161,6 @@ def parse_names(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def strict_mode() -> bool:
-    return os.environ.get("PANDO_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 def select_plugins(
     installed: Iterable[str],
     requested: list[str] | None,
@@ -189,15 +192,19 @@ def select_plugins(
 
 
 class Plugins:
-    """The pluggy plugin manager plus what the core knows about each plugin."""
+    """The pluggy plugin manager, the hook callers (``plugins.hooks``) and what the core knows
+    about each plugin: its load status and the errors its hooks raised."""
 
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager("pando")
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
-        if os.environ.get("PANDO_TRACE_HOOKS"):
-            self.pm.trace.root.setwriter(lambda text: sys.stderr.write(text))
-            self.pm.enable_tracing()
+        self.generation = 0  # bumped on every (un)registration: hook callers re-read their implementations
+        self.kinds = declared_kinds(hookspecs)
+        self.hooks = Hooks(self, self.kinds)
+        self.pending: set[Any] = set()  # event-hook coroutines scheduled on a running loop
+        self.error_file: str | None = None  # where hook errors are kept for `pando plugins` (.pando/)
+        self._errors_lock = threading.Lock()
 
     # -- loading ---------------------------------------------------------------------------------
 
@@ -236,9 +243,14 @@ class Plugins:
         self.pm.register(plugin, name=name)
         try:
             self.pm.check_pending()
-        except pluggy.PluginValidationError:
+            for hook_name, spec in self.kinds.items():
+                for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                    if impl.plugin_name == name:
+                        check_implementation(name, hook_name, spec, impl)
+        except (pluggy.PluginValidationError, TypeError):
             self.pm.unregister(name=name)
             raise
+        self.generation += 1
         info = info or self.infos.setdefault(name, PluginInfo(name))
         info.status = "loaded"
         info.hooks = sorted(impl_name for impl_name in dir(plugin) if impl_name.startswith("pando_"))
@@ -246,82 +258,65 @@ class Plugins:
 
     def unregister(self, name: str) -> None:
         self.pm.unregister(name=name)
+        self.generation += 1
         self.infos.pop(name, None)
 
     def list(self) -> list[PluginInfo]:
         return [self.infos[name] for name in sorted(self.infos)]
 
-    # -- dispatch --------------------------------------------------------------------------------
+    def loaded(self) -> dict[str, str]:
+        """``{name: version}`` of the plugins loaded in this process."""
+        return {info.name: info.version for info in self.list() if info.status == "loaded"}
 
-    def _impls(self, hook_name: str):
-        caller = getattr(self.pm.hook, hook_name)
-        # pluggy returns implementations in call order reversed (LIFO); we want registration order
-        return list(reversed(caller.get_hookimpls()))
+    # -- hook errors -----------------------------------------------------------------------------
 
-    def call(self, hook_name: str, **kwargs: Any) -> list[Any]:
-        """Call a hook on every plugin; non-None results, in plugin order. Awaitables are not awaited."""
-        caller = getattr(self.pm.hook, hook_name)
-        return list(reversed([r for r in caller(**kwargs) if r is not None]))
+    def record_hook_error(self, plugin: str, hook: str, exc: BaseException) -> None:
+        """A plugin's hook raised: log it (with the traceback the first time), count it, keep it."""
+        message = f"{type(exc).__name__}: {exc}"
+        with self._errors_lock:
+            info = self.infos.setdefault(plugin, PluginInfo(plugin))
+            entry = info.hook_errors.setdefault(hook, {"count": 0, "last_error": "", "at": 0})
+            first = entry["count"] == 0
+            entry["count"] += 1
+            entry["last_error"] = message
+            entry["at"] = int(time.time() * 1000)
+        if first:
+            log.warning("plugin %r failed in %s: %s", plugin, hook, message, exc_info=exc)
+        else:
+            log.debug("plugin %r failed in %s again: %s", plugin, hook, message)
+        self._keep_errors(plugin, hook, entry)
 
-    def call_sync(self, hook_name: str, **kwargs: Any) -> list[Any]:
-        """Like ``call`` but runs returned awaitables to completion (outside an event loop)."""
-        return [_resolve_sync(result) for result in self.call(hook_name, **kwargs)]
+    def _keep_errors(self, plugin: str, hook: str, entry: dict[str, Any]) -> None:
+        """Merge this error into the working directory's error file, if it has a ``.pando/``."""
+        path = self.error_file
+        if not path or not os.path.isdir(os.path.dirname(path)):
+            return
+        import json
+        from pathlib import Path
 
-    async def acall(self, hook_name: str, **kwargs: Any) -> list[Any]:
-        """Call a hook on every plugin from async code, awaiting awaitable results."""
-        results = []
-        for result in self.call(hook_name, **kwargs):
-            if inspect.isawaitable(result):
-                result = await result
-            if result is not None:
-                results.append(result)
-        return results
+        from .fsutil import atomic_write
 
-    def flat(self, hook_name: str, **kwargs: Any) -> list[Any]:
-        """Call a registration hook whose implementations return one item or a list; flatten."""
-        items: list[Any] = []
-        for result in self.call_sync(hook_name, **kwargs):
-            if isinstance(result, list | tuple):
-                items.extend(result)
-            elif result is not None:
-                items.append(result)
-        return items
-
-    async def apipeline(self, hook_name: str, value_arg: str, value: Any, **kwargs: Any) -> Any:
-        """Thread ``value`` through every implementation in plugin order (None keeps the value)."""
-        for impl in self._impls(hook_name):
-            result = _call_impl(impl, value_arg, value, kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-            if result is not None:
-                value = result
-        return value
-
-    def pipeline(self, hook_name: str, value_arg: str, value: Any, **kwargs: Any) -> Any:
-        """Synchronous ``apipeline`` (awaitable results are run to completion)."""
-        for impl in self._impls(hook_name):
-            result = _resolve_sync(_call_impl(impl, value_arg, value, kwargs))
-            if result is not None:
-                value = result
-        return value
+        with self._errors_lock:
+            kept = read_hook_errors(path)
+            kept.setdefault(plugin, {})[hook] = dict(entry, pid=os.getpid())
+            try:
+                atomic_write(Path(path), json.dumps(kept, indent=1).encode("utf-8"))
+            except OSError:
+                log.debug("cannot keep plugin errors in %s", path, exc_info=True)
 
 
-def _call_impl(impl: Any, value_arg: str, value: Any, kwargs: dict[str, Any]) -> Any:
-    """Call one implementation with the arguments it declares (pluggy's own calling rule)."""
-    available = dict(kwargs)
-    available[value_arg] = value
-    return impl.function(**{name: available[name] for name in impl.argnames if name in available})
+def read_hook_errors(path: str | None) -> dict[str, dict[str, Any]]:
+    """The hook errors kept in *path*: ``{plugin: {hook: {count, last_error, at, pid}}}``."""
+    if not path:
+        return {}
+    import json
 
-
-def _resolve_sync(result: Any) -> Any:
-    if inspect.isawaitable(result):
-        import asyncio
-
-        async def _await() -> Any:
-            return await result
-
-        return asyncio.run(_await())
-    return result
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def build_plugins(

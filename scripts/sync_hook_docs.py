@@ -20,7 +20,10 @@ def render(name: str) -> str:
 
     fn = getattr(hookspecs, name)
     signature = str(inspect.signature(fn)).replace("'", "").split(" -> ")[0]
-    return f"`{name}{signature}`\n\n{inspect.getdoc(fn)}\n\n"
+    spec = fn.__pando_hook__
+    kind = f"{spec.kind} (the value threaded through: `{spec.value}`)" if spec.value else spec.kind
+    asynchronous = "must be a plain function" if spec.sync_only else "may be `async def`"
+    return f"`{name}{signature}`\n\nKind: {kind}; {asynchronous}.\n\n{inspect.getdoc(fn)}\n\n"
 
 
 def synced(text: str) -> str:

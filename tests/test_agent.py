@@ -243,6 +243,7 @@ class RewritingPlugin:
         name = "shout"
         description = "Shout a word."
         parameters = {"type": "object", "properties": {"word": {"type": "string"}}, "required": ["word"]}
+        read_only = True
 
         async def run(self, args, ctx):
             return ToolResult(args["word"].upper() + "!")

@@ -28,9 +28,24 @@ def test_hook_is_documented(hook):
 
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hook_is_called_by_the_core(hook):
-    pattern = re.compile(rf"""["']{hook}["']""")
+    # call sites name hooks through their caller objects: plugins.hooks.<name>(...) / .acall / .flat
+    pattern = re.compile(rf"\bhooks\.{hook}\b")
     callers = [path for path, text in CORE_SOURCES.items() if pattern.search(text)]
     assert callers, f"the core never calls {hook}"
+
+
+def test_hooks_are_never_called_by_string_name():
+    pattern = re.compile(r"""\.(call|call_sync|acall|flat|pipeline|apipeline)\(\s*["']pando_""")
+    offenders = [str(path) for path, text in CORE_SOURCES.items() if pattern.search(text)]
+    assert offenders == []
+
+
+TEST_SOURCES = "\n".join(path.read_text(encoding="utf-8") for path in (ROOT / "tests").rglob("test_*.py"))
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_has_a_test_of_its_own(hook):
+    assert re.search(rf"^def test_hook_{hook}\(", TEST_SOURCES, flags=re.M), f"no test_hook_{hook} in tests/"
 
 
 def test_documented_hooks_exist():

@@ -147,8 +147,9 @@ def test_pipeline_and_async_hooks():
     plugins.register(Upper(), "upper")
     plugins.register(Keep(), "keep")
     plugins.register(Suffix(), "suffix")
-    assert asyncio.run(plugins.apipeline("pando_rewrite_prompt", "prompt", "hi", app=None, session_id="s")) == "HI!"
-    assert plugins.pipeline("pando_rewrite_prompt", "prompt", "hi", app=None, session_id="s") == "HI!"
+    rewrite = plugins.hooks.pando_rewrite_prompt
+    assert asyncio.run(rewrite.acall(prompt="hi", app=None, session_id="s")) == "HI!"
+    assert rewrite(prompt="hi", app=None, session_id="s") == "HI!"
     with pytest.raises(ValueError):
         plugins.register(Keep(), "keep")
 

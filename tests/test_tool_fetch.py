@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pando_core.agent.tools.base import PermissionDenied, ToolContext, ToolError
+from pando_core.agent.tools.base import PermissionDenied, ToolContext, ToolError, permission_requests
 from pando_core.agent.tools.fetch import FetchTool, html_to_markdown, html_to_text
 from tests.support.doubles import Asker
 
@@ -77,8 +77,16 @@ def no_proxy(monkeypatch):
 
 
 def fetch(tmp_path, asker=None, tool=None, **args):
+    """Run the tool as the agent loop does: the core's permission check first, then the tool."""
     ctx = ToolContext(workdir=tmp_path, session_id="s", permissions=asker)
-    return asyncio.run((tool or FetchTool()).run(args, ctx))
+    tool = tool or FetchTool()
+
+    async def call():
+        for request in await permission_requests(tool, args, ctx):
+            await ctx.ask(request)
+        return await tool.run(args, ctx)
+
+    return asyncio.run(call())
 
 
 def test_fetch_html_as_text_markdown_and_html(server, tmp_path):

@@ -28,6 +28,7 @@ def pando_register_commands(cli):
 
 class GreetTool:
     name = "greet"
+    read_only = True  # it changes nothing, so the core never asks permission for it
     description = "Return a greeting for a person. Use it when the user asks to greet someone."
     parameters = {
         "type": "object",

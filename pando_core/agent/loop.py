@@ -20,7 +20,7 @@ from ..errors import PandoError
 from .models import ResolvedModel, request_cost, resolve_model
 from .prompt import build_system_prompt
 from .providers.base import ChatRequest, ProviderError, Usage
-from .tools.base import PermissionDenied, ToolError, ToolResult, tool_schema
+from .tools.base import PermissionDenied, ToolError, ToolResult, permission_requests, tool_schema
 
 log = logging.getLogger("pando.agent")
 
@@ -199,7 +199,7 @@ class CoderAgent:
         tools = list(builtin_tools(tool_config))
         if self.name == "coder":
             tools.append(AgentTool(self.app))
-        for tool in self.app.plugins.flat("pando_register_tools", app=self.app):
+        for tool in self.app.plugins.hooks.pando_register_tools.flat(app=self.app):
             tools.append(tool)
         if self.tool_filter is not None:
             tools = [t for t in tools if self.tool_filter(t)]
@@ -285,8 +285,7 @@ class CoderAgent:
                 except Exception:  # noqa: BLE001 - titles are best effort (includes time-outs)
                     log.debug("no title for %s", session_id)
         self._emit(on_event, AgentEvent("response", session_id, {"result": result}))
-        await self.app.plugins.acall(
-            "pando_turn_finished",
+        await self.app.plugins.hooks.pando_turn_finished.acall(
             app=self.app,
             session_id=session_id,
             response=result.response,
@@ -316,23 +315,25 @@ class CoderAgent:
         plugins = app.plugins
         draft: _AssistantDraft | None = None
         try:
-            model_ref = await plugins.apipeline(
-                "pando_select_provider", "model", model_ref or app.model_ref or "", app=app, session_id=session_id
+            model_ref = await plugins.hooks.pando_select_provider.acall(
+                model=model_ref or app.model_ref or app.config.section("agent").get("model") or "",
+                app=app,
+                session_id=session_id,
             )
             resolved = resolve_model(app.config, model_ref or None)
             result.model = resolved.ref
             provider = app.provider_for(resolved)
             session = app.sessions.get(session_id)
             if not session["message_count"]:
-                prefix = await plugins.apipeline(
-                    "pando_conversation_start", "prefix", None, app=app, session_id=session_id, prompt=prompt
+                prefix = await plugins.hooks.pando_conversation_start.acall(
+                    prefix=None, app=app, session_id=session_id, prompt=prompt
                 )
                 if prefix:
                     prompt = f"{prefix}\n\n{prompt}"
                 if self._wants_title(session):
                     result.needs_title = (prompt, resolved)
-            prompt = await plugins.apipeline("pando_rewrite_prompt", "prompt", prompt, app=app, session_id=session_id)
-            for extra in await plugins.acall("pando_enrich_context", app=app, session_id=session_id, prompt=prompt):
+            prompt = await plugins.hooks.pando_rewrite_prompt.acall(prompt=prompt, app=app, session_id=session_id)
+            for extra in await plugins.hooks.pando_enrich_context.acall(app=app, session_id=session_id, prompt=prompt):
                 prompt = f"{prompt}\n\n{extra}"
             app.messages.create(session_id, "user", [_part("text", text=prompt)])
 
@@ -512,10 +513,12 @@ class CoderAgent:
         except ValueError as exc:
             return ToolResult(f"Invalid JSON arguments for {call['name']}: {exc}", is_error=True), False
         try:
-            arguments = await app.plugins.apipeline(
-                "pando_before_tool_call", "arguments", arguments, app=app, session_id=session_id, tool_name=call["name"]
+            arguments = await app.plugins.hooks.pando_before_tool_call.acall(
+                arguments=arguments, app=app, session_id=session_id, tool_name=call["name"]
             )
             ctx = app.tool_context(session_id, draft.message["id"], call["id"], cancel_event)
+            for request in await permission_requests(tool, arguments, ctx):
+                await ctx.ask(request)  # the core's check, before any tool that may change something
             outcome = await tool.run(arguments, ctx)
         except PermissionDenied as exc:
             return ToolResult(str(exc) or "Permission denied", is_error=True), True
@@ -527,8 +530,8 @@ class CoderAgent:
             log.exception("tool %s failed", call["name"])
             return ToolResult(f"{call['name']} failed: {type(exc).__name__}: {exc}", is_error=True), False
         outcome = app.page_result(outcome, ctx, call["name"])
-        after = await app.plugins.apipeline(
-            "pando_after_tool_call", "result", outcome, app=app, session_id=session_id, tool_name=call["name"], arguments=arguments
+        after = await app.plugins.hooks.pando_after_tool_call.acall(
+            result=outcome, app=app, session_id=session_id, tool_name=call["name"], arguments=arguments
         )
         if isinstance(after, str):
             after = ToolResult(after, outcome.is_error, outcome.metadata)

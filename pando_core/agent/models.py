@@ -122,7 +122,7 @@ def provider_from_options(options: dict[str, Any], plugins: Any = None) -> Provi
     from .providers import registry
 
     if plugins is not None:
-        for kinds in plugins.call_sync("pando_register_providers"):
+        for kinds in plugins.hooks.pando_register_providers():
             for kind, factory in dict(kinds).items():
                 registry.register_provider_kind(kind, factory)
     options = dict(options)

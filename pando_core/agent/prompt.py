@@ -72,9 +72,7 @@ async def build_system_prompt(app: Any, session_id: str, prompt: str, tools: lis
     plugins = app.plugins
     kept_tools = []
     for tool in tools:
-        enabled = await plugins.apipeline(
-            "pando_check_capability", "enabled", True, app=app, capability=tool.name
-        )
+        enabled = await plugins.hooks.pando_check_capability.acall(enabled=True, app=app, capability=tool.name)
         if enabled:
             kept_tools.append(tool)
 
@@ -86,7 +84,7 @@ async def build_system_prompt(app: Any, session_id: str, prompt: str, tools: lis
     context = context_files_section(app.workdir, app.config.section("agent").get("context_files") or [])
     if context:
         sections.append(context)
-    for result in await plugins.acall("pando_system_prompt_sections", app=app, session_id=session_id, prompt=prompt):
+    for result in await plugins.hooks.pando_system_prompt_sections.acall(app=app, session_id=session_id, prompt=prompt):
         for item in result if isinstance(result, list) else [result]:
             section = _normalise(item)
             if section is not None:
@@ -95,13 +93,11 @@ async def build_system_prompt(app: Any, session_id: str, prompt: str, tools: lis
 
     filtered = []
     for section in sections:
-        text = await plugins.apipeline(
-            "pando_filter_prompt_section", "text", section.text, app=app, name=section.name
-        )
+        text = await plugins.hooks.pando_filter_prompt_section.acall(text=section.text, app=app, name=section.name)
         if text:
             filtered.append(PromptSection(section.name, str(text), section.order))
-    composed = await plugins.apipeline("pando_compose_prompt", "sections", filtered, app=app)
+    composed = await plugins.hooks.pando_compose_prompt.acall(sections=filtered, app=app)
     composed = [s for s in (_normalise(item) for item in composed) if s is not None and s.text]
     text = "\n\n".join(section.text for section in composed)
-    text = await plugins.apipeline("pando_filter_system_prompt", "prompt", text, app=app, session_id=session_id)
+    text = await plugins.hooks.pando_filter_system_prompt.acall(prompt=text, app=app, session_id=session_id)
     return str(text), kept_tools

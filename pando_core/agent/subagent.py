@@ -11,6 +11,7 @@ READ_ONLY_TOOLS = {"glob", "grep", "ls", "view", "result_page"}
 
 class AgentTool:
     name = "agent"
+    read_only = True  # the sub-agent has read-only tools only
     description = (
         "Launch a sub-agent with read-only tools (glob, grep, ls, view) to search the codebase or answer a "
         "question that needs several look-ups. Give it a complete, self-contained task description; it "

@@ -7,13 +7,19 @@ import json
 import typer
 
 from ..context import current
+from ..plugins import read_hook_errors
 
 
 def plugins_command(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ) -> None:
     """List installed plugins: name, version, distribution, hooks implemented, status."""
-    infos = current().plugins.list()
+    context = current()
+    infos = context.plugins.list()
+    kept = read_hook_errors(context.plugins.error_file)
+    for info in infos:  # errors this process saw, then those other pando processes here kept
+        for hook, entry in kept.get(info.name, {}).items():
+            info.hook_errors.setdefault(hook, entry)
     if as_json:
         typer.echo(json.dumps([info.as_dict() for info in infos], indent=2))
         return
@@ -28,6 +34,8 @@ def plugins_command(
             typer.echo(f"{'':<{width}}  error: {info.error}")
         elif info.hooks:
             typer.echo(f"{'':<{width}}  hooks: {', '.join(info.hooks)}")
+        for hook, entry in sorted(info.hook_errors.items()):
+            typer.echo(f"{'':<{width}}  {hook} failed {entry.get('count', 1)}x, last: {entry.get('last_error', '')}")
 
 
 def register(cli: typer.Typer) -> None:

@@ -32,6 +32,7 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="print JSO
             "last_heartbeat_age_s": heartbeat_age,
             "workdir": str(context.workdir),
             "instances": len(runtime.instances.live()),
+            "services": _services(app),
         }
     if as_json:
         typer.echo(json.dumps(data, indent=2))
@@ -43,6 +44,17 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="print JSO
     typer.echo(f"instances:   {data['instances']} running in {data['workdir']}")
     if heartbeat_age is not None:
         typer.echo(f"heartbeat:   {heartbeat_age:.1f}s ago")
+    for service in data["services"]:
+        detail = service.get("problem") or ", ".join(f"{k} {v}" for k, v in (service.get("health") or {}).items())
+        typer.echo(f"service:     {service['name']} ({service['plugin']}) {service['state']}{'  ' + detail if detail else ''}")
+
+
+def _services(app) -> list:  # noqa: ANN001
+    """The primary's background services and their health (asked of the primary when not here)."""
+    try:
+        return list(app.call_primary("core.services", timeout=2.0))
+    except Exception as exc:  # noqa: BLE001 - status reports what it can
+        return [{"name": "?", "plugin": "?", "state": "unknown", "health": None, "problem": str(exc)}]
 
 
 def instances_command(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:

@@ -15,7 +15,7 @@ def tools_command(
     from ..app import App, AppOptions
 
     with App.running(current(), AppOptions(startup_mode="tools")) as app:
-        tools = app.plugins.flat("pando_mcp_server_tools", app=app) if mcp_server else app.coder_agent.tools()
+        tools = app.plugins.hooks.pando_mcp_server_tools.flat(app=app) if mcp_server else app.coder_agent.tools()
         rows = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))

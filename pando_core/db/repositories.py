@@ -130,6 +130,7 @@ class SessionRepository(Repository):
             "created_at": now,
             "updated_at": now,
             "seq": tx.next_seq(t.sessions.name),
+            "ended_at": None,
         }
         _insert(tx, t.sessions, values)
         tx.changed("sessions", "insert", values["id"])
@@ -163,6 +164,34 @@ class SessionRepository(Repository):
             query = query.where(t.sessions.c.message_count > 0)
         query = query.order_by(t.sessions.c.updated_at.desc(), t.sessions.c.seq.desc()).limit(limit)
         return [_row(r) for r in tx.conn.execute(query)]
+
+    @read
+    def idle(self, tx: ReadTx, *, before: int, limit: int = 100) -> list:
+        """Top-level sessions with messages, active since they last ended (or never ended), and
+        untouched since *before* (milliseconds): what the idle sweep ends."""
+        rows = tx.raw.execute(
+            "SELECT * FROM sessions WHERE parent_session_id IS NULL AND message_count > 0"
+            " AND (ended_at IS NULL OR ended_at < updated_at) AND updated_at < ? ORDER BY updated_at LIMIT ?",
+            (int(before), int(limit)),
+        )
+        columns = [d[0] for d in rows.description]
+        return [dict(zip(columns, row, strict=True)) for row in rows.fetchall()]
+
+    @write
+    def end(self, tx: WriteTx, *, id: str) -> dict:
+        """Record that the session ended: ``{"ended": True, "session": row}`` when this ends a
+        stretch of activity (a change of kind ``ended`` is announced), ``{"ended": False, ...}``
+        when it had already ended and nothing happened since."""
+        row = _get_by_id(tx, t.sessions, id)
+        if row is None:
+            raise NotFoundError(f"session {id} not found")
+        ended_at = row.get("ended_at")
+        if ended_at is not None and ended_at >= row["updated_at"]:
+            return {"ended": False, "session": row}
+        row["ended_at"] = max(tx.now_ms(), row["updated_at"])
+        tx.raw.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", (row["ended_at"], id))
+        tx.changed("sessions", "ended", id)
+        return {"ended": True, "session": row}
 
     @read
     def latest(self, tx: ReadTx) -> dict | None:

@@ -29,6 +29,7 @@ sessions = Table(
     Column("created_at", Integer, nullable=False),
     Column("updated_at", Integer, nullable=False),
     Column("seq", Integer, nullable=False),
+    Column("ended_at", Integer),  # when the session last ended (None: never); see SessionRepository.end
 )
 
 messages = Table(
@@ -252,5 +253,12 @@ CORE_MIGRATIONS = [
             "DROP INDEX idx_sessions_order",
             "DROP INDEX idx_sessions_seq",
         ],
+    ),
+    Migration(
+        6,
+        "sessions_ended_at",
+        # session end is recorded, so that the primary hears of sessions ended on any instance
+        # and the idle sweep ends each stretch of activity once
+        ["ALTER TABLE sessions ADD COLUMN ended_at INTEGER"],
     ),
 ]

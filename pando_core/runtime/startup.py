@@ -86,8 +86,10 @@ class Runtime:
         *,
         failover: bool = True,
         config: dict[str, Any] | None = None,
+        record_extra: dict[str, Any] | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
+        self.record_extra = dict(record_extra or {})  # what primary.json says besides the endpoints
         self.pando_dir = self.workdir / ".pando"
         self.instance_id = instance_id
         self.components = components
@@ -110,6 +112,7 @@ class Runtime:
         self._promoted_callbacks: list[Callable[[Runtime], None]] = []
         self._event_callbacks: list[tuple[str, Callable[[P.Event], None]]] = []  # (topic prefix, callback)
         self._interrupt_callbacks: list[Callable[[str], None]] = []
+        self._fenced_callbacks: list[Callable[[str], None]] = []
         self._state_lock = threading.RLock()
         self._primary_changed = threading.Condition(self._state_lock)
         self._cleaned = False
@@ -169,6 +172,10 @@ class Runtime:
 
     def on_promoted(self, callback: Callable[[Runtime], None]) -> None:
         self._promoted_callbacks.append(callback)
+
+    def on_fenced(self, callback: Callable[[str], None]) -> None:
+        """``callback(reason)`` when this primary fences itself (see :meth:`fence`)."""
+        self._fenced_callbacks.append(callback)
 
     def on_event(self, callback: Callable[[P.Event], None], prefix: str = "") -> None:
         """``callback(event)`` for the primary's bus events whose topic starts with *prefix*
@@ -250,6 +257,7 @@ class Runtime:
             started_at=P.now_ms(),
             auth=auth.record_info(),
             workdir=str(self.workdir),
+            extra=dict(self.record_extra),
         )
         write_primary_record(self.pando_dir, self.record)
         self.role = PRIMARY
@@ -276,6 +284,11 @@ class Runtime:
             coordinator.close()
         if bus is not None:
             self._shut_down_bus(bus)
+        for callback in list(self._fenced_callbacks):
+            try:
+                callback(reason)
+            except Exception:  # noqa: BLE001 - fencing goes on
+                log.exception("fence callback failed")
 
     def _shut_down_bus(self, bus: Bus) -> None:
         """Say ``instance.shutdown`` (secondaries look for the next primary at once), then stop."""
@@ -805,6 +818,7 @@ def bootstrap(
     failover: bool = True,
     components: list[Component] | None = None,
     config: dict[str, Any] | None = None,
+    record_extra: dict[str, Any] | None = None,
 ) -> Runtime:
     """Run the start-up sequence for ``workdir`` and return the runtime (seed: runtime.Bootstrap)."""
     runtime = Runtime(
@@ -813,6 +827,7 @@ def bootstrap(
         _components_or_core(components),
         failover=failover,
         config=config,
+        record_extra=record_extra,
     )
     try:
         return runtime.start()

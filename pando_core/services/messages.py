@@ -43,7 +43,7 @@ class MessageService:
     def _announce(self, message: dict) -> None:
         """A new message: the ``message.created`` event, then the plugin hook."""
         self.app.events.publish("message.created", message)
-        self.app.plugins.call_sync("pando_message_created", app=self.app, message=message)
+        self.app.plugins.hooks.pando_message_created(app=self.app, message=message)
 
     def update(self, message_id: str, parts: list[dict], model: str | None = None) -> dict:
         message = self._repo.update(id=message_id, parts=parts, model=model)

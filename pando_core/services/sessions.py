@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..background import ThreadedService
+from ..clock import now_ms
 from ..errors import NotFoundError
 
 
@@ -20,7 +22,7 @@ class SessionService:
         self.app.events.publish("session.created", session)
         if parent_session_id is None:
             self.app.take_snapshot("session start", session["id"])
-            self.app.plugins.call_sync("pando_session_created", app=self.app, session=session)
+            self.app.plugins.hooks.pando_session_created(app=self.app, session=session)
         return session
 
     def get(self, id: str) -> dict:
@@ -35,7 +37,7 @@ class SessionService:
     def restore(self, id_or_prefix: str) -> dict:
         """Load an existing session to continue it (fires ``pando_session_restored``)."""
         session = self.find(id_or_prefix)
-        self.app.plugins.call_sync("pando_session_restored", app=self.app, session=session)
+        self.app.plugins.hooks.pando_session_restored(app=self.app, session=session)
         return session
 
     def latest(self) -> dict | None:
@@ -49,17 +51,46 @@ class SessionService:
         self.app.events.publish("session.updated", session)
         return session
 
-    def end(self, id: str) -> None:
-        """The session is over for now (end of a run, /new, leaving the interactive session)."""
+    def end(self, id: str) -> bool:
+        """The session is over for now (end of a run, /new, leaving the interactive session, idle).
+
+        Recorded in the store, so the primary hears of it whichever instance ended it; the hook
+        fires here only when this ends a stretch of activity (a session is not ended twice without
+        being used in between). True when it did."""
         try:
-            session = self._repo.get(id=id)
+            outcome = self._repo.end(id=id)
         except NotFoundError:
-            return
+            return False
+        if not outcome["ended"]:
+            return False
+        session = outcome["session"]
         if session.get("parent_session_id") is None:
             self.app.take_snapshot("session end", session["id"])
         self.app.events.publish("session.ended", session)
-        self.app.plugins.call_sync("pando_session_ended", app=self.app, session=session)
+        self.app.plugins.hooks.pando_session_ended(app=self.app, session=session, origin=self.app.instance_id)
+        return True
 
     def delete(self, id: str) -> None:
         self._repo.delete(id=id)
         self.app.events.publish("session.deleted", {"id": id})
+
+
+
+class IdleSessionSweeper(ThreadedService):
+    """The primary's sweep that ends sessions nobody touched for ``[agent] idle_minutes``: those of
+    a terminal left open, and those of an instance that died before it could end them."""
+
+    name = "core.idle-sessions"
+    plugin = "core"
+
+    def __init__(self, idle_minutes: float) -> None:
+        self.idle_ms = int(idle_minutes * 60_000)
+        self.interval = max(0.2, min(60.0, idle_minutes * 60 / 4))
+
+    def run(self, app: Any, stop: Any) -> None:
+        while not stop.wait(self.interval):
+            for session in app.store.sessions.idle(before=now_ms() - self.idle_ms):
+                if stop.is_set():
+                    return
+                if not app.coder_agent.is_busy(session["id"]):
+                    app.sessions.end(session["id"])

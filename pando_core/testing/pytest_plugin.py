@@ -10,6 +10,9 @@ Fixtures:
 - ``make_app(plugins=..., extra_plugins=..., model_server=...)``: an ``App`` on a temporary
   working directory, configured to use the scripted model server.
 - ``run_pando(*args, cwd=..., env=..., input=...)``: runs the real ``pando`` CLI in a subprocess.
+- ``pando_instance(plugins=..., env=...)``: a real pando process on the working directory, driven
+  with ``eval(code)`` (``app`` in scope), ``kill()`` (SIGKILL), ``stop()``; stopped after the test.
+- ``pando_pair(plugins=..., secondary_plugins=..., env=...)``: a primary and then a secondary.
 Heavy modules are imported inside the fixtures so that merely having Pando installed does not
 slow down anyone's test session.
 """
@@ -132,3 +135,42 @@ def run_pando(pando_env, pando_workdir):
         )
 
     return run
+
+
+@pytest.fixture
+def pando_instance(pando_env, pando_workdir, tmp_path):
+    """``pando_instance(plugins=[...], env={...}, workdir=...)`` -> a started ``PandoInstance``."""
+    from pando_core.testing.instances import PandoInstance
+
+    started: list = []
+
+    def start(plugins: list[str] | None = None, env: dict | None = None, workdir: Path | None = None):
+        merged = dict(pando_env)
+        for key, value in (env or {}).items():
+            if key == "PYTHONPATH":
+                value = value + os.pathsep + merged.get("PYTHONPATH", "")
+            merged[key] = value
+        log = tmp_path / f"instance-{len(started)}.log"
+        instance = PandoInstance(workdir or pando_workdir, plugins=plugins, env=merged, log_path=log)
+        started.append(instance)
+        return instance.start()
+
+    yield start
+    for instance in reversed(started):
+        instance.kill()
+
+
+@pytest.fixture
+def pando_pair(pando_instance):
+    """``primary, secondary = pando_pair(plugins=[...], secondary_plugins=None, env=None)``."""
+
+    def start(plugins: list[str] | None = None, secondary_plugins: list[str] | None = None, env: dict | None = None):
+        primary = pando_instance(plugins, env)
+        if primary.info.get("role") != "primary":
+            raise RuntimeError(f"the first instance is {primary.info.get('role')}, not the primary")
+        secondary = pando_instance(plugins if secondary_plugins is None else secondary_plugins, env)
+        if secondary.info.get("role") != "secondary":
+            raise RuntimeError(f"the second instance is {secondary.info.get('role')}, not a secondary")
+        return primary, secondary
+
+    return start

@@ -154,13 +154,55 @@ async def wait_unless_cancelled(task: asyncio.Future, ctx: ToolContext, timeout:
 
 @runtime_checkable
 class Tool(Protocol):
-    """An agent tool. `parameters` is a JSON schema object: {"type": "object", "properties": ..., "required": [...]}."""
+    """An agent tool. `parameters` is a JSON schema object: {"type": "object", "properties": ..., "required": [...]}.
+
+    Permissions are the core's: a tool that never changes anything sets ``read_only = True`` and
+    is never asked about; for any other tool the core asks before ``run`` (see
+    :func:`permission_requests`). Optional members:
+
+    - ``read_only: bool`` (absent: False);
+    - ``async def permission(self, args, ctx)``: the ``PermissionRequest`` the core asks with (a
+      list of them, or None when these arguments need no permission);
+    - ``asks_permission = True``: the tool itself calls ``ctx.ask()`` before it changes anything,
+      because what it must show is known only mid-way (the built-in write, edit, patch and bash).
+    """
 
     name: str
     description: str
     parameters: dict[str, Any]
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult: ...
+
+
+async def permission_requests(tool: Any, args: dict[str, Any], ctx: ToolContext) -> list[PermissionRequest]:
+    """What the core asks before *tool* runs with *args*: nothing for a read-only tool, the tool's
+    own description when it gives one, else a request naming the tool and its arguments."""
+    if getattr(tool, "read_only", False) or getattr(tool, "asks_permission", False):
+        return []
+    describe = getattr(tool, "permission", None)
+    if describe is not None:
+        described = await describe(args, ctx)
+        if described is None:
+            return []
+        return list(described) if isinstance(described, list | tuple) else [described]
+    return [
+        PermissionRequest(
+            tool_name=tool.name,
+            action="execute",
+            description=f"{tool.name} {_arguments_summary(args)}".rstrip(),
+            params=dict(args),
+        )
+    ]
+
+
+def _arguments_summary(args: dict[str, Any], limit: int = 200) -> str:
+    import json
+
+    try:
+        text = json.dumps(args, ensure_ascii=False, default=str, sort_keys=True)
+    except (TypeError, ValueError):
+        text = repr(args)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def tool_schema(tool: Tool) -> dict[str, Any]:

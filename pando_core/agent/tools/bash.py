@@ -461,6 +461,8 @@ def _read_output(path: Path, max_bytes: int = 32 * 1024 * 1024) -> str:
 
 class BashTool:
     name = "bash"
+    read_only = False
+    asks_permission = True  # asks unless the command is read-only
     description = BASH_DESCRIPTION
     parameters: dict[str, Any] = {
         "type": "object",

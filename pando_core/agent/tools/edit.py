@@ -352,6 +352,8 @@ def snippet(content: str, start: int, length: int, context: int = 3, max_lines: 
 
 class EditTool:
     name = "edit"
+    read_only = False
+    asks_permission = True  # asks with the diff, before changing anything
     description = EDIT_DESCRIPTION
     parameters: dict[str, Any] = {
         "type": "object",

@@ -341,6 +341,7 @@ def _is_binary_type(content_type: str) -> bool:
 
 class FetchTool:
     name = "fetch"
+    read_only = False
     description = FETCH_DESCRIPTION
     parameters: dict[str, Any] = {
         "type": "object",
@@ -359,7 +360,7 @@ class FetchTool:
     def __init__(self, max_bytes: int = MAX_BYTES) -> None:
         self.max_bytes = max_bytes
 
-    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    def _request(self, args: dict[str, Any]) -> tuple[str, str, float]:
         url = str_arg(args, "url", required=True).strip()
         fmt = (str_arg(args, "format") or "markdown").strip().lower()
         if fmt not in FORMATS:
@@ -369,16 +370,20 @@ class FetchTool:
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ToolError("URL must start with http:// or https:// and include a host")
+        return url, fmt, timeout
 
-        await ctx.ask(
-            PermissionRequest(
-                tool_name=self.name,
-                action="fetch",
-                description=f"Fetch {url}",
-                params={"url": url, "format": fmt, "timeout": timeout},
-            )
+    async def permission(self, args: dict[str, Any], ctx: ToolContext) -> PermissionRequest:
+        """What the core asks before the fetch runs."""
+        url, fmt, timeout = self._request(args)
+        return PermissionRequest(
+            tool_name=self.name,
+            action="fetch",
+            description=f"Fetch {url}",
+            params={"url": url, "format": fmt, "timeout": timeout},
         )
 
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        url, fmt, timeout = self._request(args)
         task = asyncio.ensure_future(self._download(url, timeout))
         try:
             cancelled = await wait_unless_cancelled(task, ctx)

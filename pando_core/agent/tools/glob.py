@@ -208,6 +208,7 @@ def search_root(ctx: ToolContext, raw: str) -> Path:
 
 class GlobTool:
     name = "glob"
+    read_only = True
     description = GLOB_DESCRIPTION
     parameters: dict[str, Any] = {
         "type": "object",

@@ -91,6 +91,7 @@ def _include_matcher(include: str) -> GlobMatcher | None:
 
 class GrepTool:
     name = "grep"
+    read_only = True
     description = GREP_DESCRIPTION
     parameters: dict[str, Any] = {
         "type": "object",

@@ -47,6 +47,7 @@ Usage notes:
 
 class LsTool:
     name = "ls"
+    read_only = True
     description = LS_DESCRIPTION
     parameters: dict[str, Any] = {
         "type": "object",

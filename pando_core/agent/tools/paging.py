@@ -170,6 +170,7 @@ def wrap_large_result(
 
 class ResultPageTool:
     name = "result_page"
+    read_only = True
     description = RESULT_PAGE_DESCRIPTION
     parameters: dict[str, Any] = {
         "type": "object",

@@ -522,6 +522,8 @@ def apply_hunks(content: str, hunks: list[Hunk], name: str) -> str:
 
 class PatchTool:
     name = "patch"
+    read_only = False
+    asks_permission = True  # asks per file, with its diff, before changing anything
     description = PATCH_DESCRIPTION
     parameters: dict[str, Any] = {
         "type": "object",

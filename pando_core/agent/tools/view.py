@@ -78,6 +78,7 @@ def similar_names(path: Path, limit: int = 3) -> list[str]:
 
 class ViewTool:
     name = "view"
+    read_only = True
     description = VIEW_DESCRIPTION
     parameters: dict[str, Any] = {
         "type": "object",

@@ -285,6 +285,8 @@ Usage notes:
 
 class WriteTool:
     name = "write"
+    read_only = False
+    asks_permission = True  # asks with the diff, before changing anything
     description = WRITE_DESCRIPTION
     parameters: dict[str, Any] = {
         "type": "object",

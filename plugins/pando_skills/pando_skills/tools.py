@@ -118,6 +118,8 @@ def read_resource(skill: Skill, raw: str, max_bytes: int = MAX_RESOURCE_BYTES) -
 
 
 class _SkillTool:
+    read_only = True  # reads skill files only: never asks permission
+
     def __init__(self, get_skills: SkillsProvider, max_bytes: int = MAX_RESOURCE_BYTES) -> None:
         self._get_skills = get_skills
         self.max_bytes = max_bytes
