@@ -55,7 +55,9 @@ SECTION = ConfigSection(
         "model": Field("str", "", "judge model as provider/model (empty: the [agent] model)"),
         "judge_prompt": Field("str", "", "judge instructions: a file path, or the text itself (empty: built in)"),
         "judge_timeout": Field("float", 120.0, "seconds one judge answer may take"),
-        "idle_minutes": Field("int", 30, "a session idle this long counts as ended (0: never)"),
+        "idle_minutes": Field(
+            "int", 0, "also queue sessions idle this long (0: leave it to the core's [agent] idle_minutes)"
+        ),
         "alpha": Field("float", 0.8, "weight of the success score (user corrections) in the reward"),
         "beta": Field("float", 0.2, "weight of the token-efficiency score in the reward"),
         "baseline_sessions": Field("int", 50, "token baseline: mean tokens of the last N scored sessions"),
@@ -77,7 +79,7 @@ class EvaluatorConfig:
     model: str = ""
     judge_prompt: str = ""
     judge_timeout: float = 120.0
-    idle_minutes: int = 30
+    idle_minutes: int = 0
     alpha: float = 0.8
     beta: float = 0.2
     baseline_sessions: int = 50

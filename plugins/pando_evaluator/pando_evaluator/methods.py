@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pando_core.errors import UnavailableError, ValidationError
+from pando_core.errors import ValidationError
 
 from .config import EvaluatorConfig
 
@@ -37,9 +37,4 @@ def request_evaluation(app: Any, session_id: str, judge: bool | None = None) -> 
     params: dict[str, Any] = {"session_id": session["id"]}
     if judge is not None:
         params["judge"] = judge
-    call_primary = getattr(app, "call_primary", None)
-    if call_primary is not None:
-        return call_primary(EVALUATE_METHOD, params, timeout=config.judge_timeout + BUS_MARGIN_SECONDS)
-    if app.role != "primary":  # a core without call_primary: only the primary can evaluate
-        raise UnavailableError("evaluations run on the primary; this pando core cannot reach it from a secondary")
-    return bus_methods(app)[EVALUATE_METHOD](params)
+    return app.call_primary(EVALUATE_METHOD, params, timeout=config.judge_timeout + BUS_MARGIN_SECONDS)

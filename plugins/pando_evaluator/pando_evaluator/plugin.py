@@ -53,7 +53,7 @@ def pando_app_subsystems(app):
     return {"evaluator": EvaluatorSubsystem(config)} if config.enabled else None
 
 
-@hookimpl(optionalhook=True)
+@hookimpl
 def pando_services(app):
     if _subsystem(app) is None:
         return None
@@ -62,14 +62,14 @@ def pando_services(app):
     return [EvaluatorService()]
 
 
-@hookimpl(optionalhook=True)
+@hookimpl
 def pando_bus_methods(app):
     from .methods import bus_methods
 
     return bus_methods(app)
 
 
-@hookimpl(optionalhook=True)
+@hookimpl
 def pando_changes_committed(app, changes, resync):
     service = _service(app)
     if service is None:  # a secondary, or disabled
@@ -84,15 +84,17 @@ def pando_changes_committed(app, changes, resync):
 
 
 @hookimpl
-def pando_session_ended(app, session):
+def pando_session_ended(app, session, origin):
     subsystem = _subsystem(app)
     if subsystem is None or session.get("parent_session_id") or not session.get("message_count"):
         return  # sub-agent sessions count as part of their parent; an empty session has nothing to score
     session_id = session["id"]
-    subsystem.prompts.forget(session_id)
-    # durable first: if this primary dies before the evaluation, the next one finds it queued
-    app.store.evaluator.mark_ended(session_id=session_id, origin=app.instance_id)
-    service = _service(app)
+    if origin == app.instance_id:
+        subsystem.prompts.forget(session_id)
+        # durable first (proxied from a secondary): if the primary dies before the evaluation, the
+        # next one finds it queued
+        app.store.evaluator.mark_ended(session_id=session_id, origin=origin)
+    service = _service(app)  # the primary's: it hears the sessions that ended on every instance
     if service is not None:
         service.enqueue(session_id)
 

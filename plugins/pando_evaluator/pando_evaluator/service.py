@@ -16,6 +16,7 @@ import threading
 import time
 from typing import Any
 
+from pando_core.background import ThreadedService
 from pando_core.errors import NotFoundError
 
 from .config import EvaluatorConfig
@@ -32,19 +33,13 @@ POLL_SECONDS = 0.2
 # so two requests for one session give one evaluation and one "already scored".
 EVALUATION_LOCK = threading.Lock()
 
-try:  # the platform's service base class (platform v2)
-    from pando_core.background import ThreadedService as _ServiceBase
-except ImportError:  # pragma: no cover - an older core: the service is driven by hand
-    _ServiceBase = object  # type: ignore[assignment,misc]
-
-
 def evaluate_now(app: Any, session_id: str, config: EvaluatorConfig | None = None, judge: bool | None = None) -> dict:
     """Evaluate one session here and now (on the primary), outside any running event loop."""
     with EVALUATION_LOCK:
         return asyncio.run(evaluate_session(app, session_id, config, judge=judge))
 
 
-class EvaluatorService(_ServiceBase):
+class EvaluatorService(ThreadedService):
     name = SERVICE_NAME
 
     def __init__(self, idle_scan_seconds: float = IDLE_SCAN_SECONDS) -> None:
@@ -68,8 +63,10 @@ class EvaluatorService(_ServiceBase):
         self._queue.put(session_id)
 
     def catch_up(self, app: Any) -> int:
-        """Queue every session still waiting in the table (ended, not yet evaluated)."""
-        waiting = app.store.evaluator.pending(max_attempts=MAX_ATTEMPTS)
+        """Queue every session ended and not evaluated yet: those waiting in the evaluator's queue,
+        and those the core marked ended that nobody queued (an instance without the evaluator)."""
+        store = app.store.evaluator
+        waiting = list(dict.fromkeys([*store.pending(max_attempts=MAX_ATTEMPTS), *store.ended_unscored()]))
         for session_id in waiting:
             self.enqueue(session_id)
         return len(waiting)

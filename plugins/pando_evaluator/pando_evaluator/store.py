@@ -166,6 +166,23 @@ class EvaluatorRepository(Repository):
         )
         return [row[0] for row in rows]
 
+    @read
+    def ended_unscored(self, tx, *, limit: int = 1000) -> list:
+        """Sessions the core marked ended, since the evaluator's tables exist, that no score covers
+        (ended while no instance ran the evaluator, or on a primary that died before queueing them)."""
+        rows = tx.conn.execute(
+            text(
+                "SELECT s.id FROM sessions s LEFT JOIN evaluator_scores e ON e.session_id = s.id"
+                " WHERE s.parent_session_id IS NULL AND s.message_count > 0 AND s.ended_at IS NOT NULL"
+                " AND s.ended_at >= s.updated_at"
+                " AND s.ended_at >= (SELECT min(applied_at) FROM schema_migrations WHERE component = 'evaluator')"
+                " AND (e.session_id IS NULL OR e.message_count < s.message_count)"
+                " ORDER BY s.ended_at LIMIT :n"
+            ),
+            {"n": limit},
+        )
+        return [row[0] for row in rows]
+
     # -- scores -----------------------------------------------------------------------------------
 
     @read

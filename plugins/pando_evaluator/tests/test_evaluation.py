@@ -134,38 +134,46 @@ def test_max_rules_retires_the_weakest(evaluator_app, model_server, ev):
     assert rules == {"Strong rule.": 1, "Newest rule.": 1, "Weak rule.": 0}
 
 
-def test_the_service_catches_up_on_sessions_left_waiting(evaluator_app, model_server, ev):
-    """What a killed primary left in the queue is done by the next service, once."""
-    import threading
+def _wait(predicate, timeout=20.0):
     import time
 
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_the_service_catches_up_on_sessions_left_waiting(evaluator_app, model_server, ev):
+    """What a killed primary left queued, and what the core ended with nobody to queue it, is done
+    by the next service at its start, once."""
     app = evaluator_app(judge=False)
-    waiting = [ev.run_session(app, f"task {i}") for i in range(3)]
+    running = app.services.get("evaluator")
+    assert running is not None and running.running
+    assert running.stop(5)  # as if this primary had died: nothing evaluates now
+    waiting = [ev.run_session(app, f"task {i}") for i in range(2)]
     for session_id in waiting:
         app.store.evaluator.mark_ended(session_id=session_id, origin="an-instance-that-died")
+    unqueued = ev.run_session(app, "ended where no evaluator ran")
+    app.store.sessions.end(id=unqueued)  # the core's write alone: no plugin hook queued it
     assert sorted(app.store.evaluator.pending()) == sorted(waiting)
+    assert app.store.evaluator.ended_unscored() == [unqueued]
+
     service = EvaluatorService()
-    stop = threading.Event()
-    thread = threading.Thread(target=service.run, args=(app, stop))
-    thread.start()
+    service.start(app)
     try:
-        deadline = time.monotonic() + 20
-        while app.store.evaluator.scored_count() < 3 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _wait(lambda: app.store.evaluator.scored_count() == 3)
     finally:
-        stop.set()
-        thread.join(10)
-    assert not thread.is_alive()
-    assert app.store.evaluator.scored_count() == 3
-    assert app.store.evaluator.pending() == []
+        assert service.stop(5)
+    assert app.store.evaluator.pending() == [] and app.store.evaluator.ended_unscored() == []
     assert service.health()["evaluated"] == 3
-    assert all(app.store.evaluator.score(session_id=s)["evaluations"] == 1 for s in waiting)
+    assert all(app.store.evaluator.score(session_id=s)["evaluations"] == 1 for s in [*waiting, unqueued])
 
 
 def test_idle_sessions_are_queued(evaluator_app, model_server, ev):
     from pando_evaluator.config import EvaluatorConfig
 
     app = evaluator_app(judge=False, idle_minutes=1)
+    assert app.services.get("evaluator").stop(5)  # this test drives a service of its own
     session_id = ev.run_session(app, "hello")
     service = EvaluatorService()
     config = EvaluatorConfig.of(app)
@@ -197,8 +205,12 @@ def test_an_empty_session_is_not_scored(evaluator_app, model_server, ev):
     assert app.store.evaluator.pending() == []
 
 
-def test_ending_a_session_queues_it(evaluator_app, model_server, ev):
-    app = evaluator_app(judge=False)
+def test_ending_a_session_has_the_primary_service_score_it(evaluator_app, model_server, ev):
+    app = evaluator_app()
+    ev.set_judge(model_server, ev.judge_answer())
     session_id = ev.run_session(app, "hello")
     app.sessions.end(session_id)
-    assert app.store.evaluator.pending() == [session_id] or app.store.evaluator.score(session_id=session_id)
+    _wait(lambda: app.store.evaluator.score(session_id=session_id) is not None)
+    assert app.store.evaluator.score(session_id=session_id)["evaluations"] == 1
+    assert app.store.evaluator.pending() == []
+    assert len(app.store.evaluator.rules()) == 1

@@ -7,11 +7,7 @@ import json
 
 
 def _tools(app):
-    found = {}
-    for result in app.plugins.call_sync("pando_mcp_server_tools", app=app):
-        for tool in result:
-            found[tool.name] = tool
-    return found
+    return {tool.name: tool for tool in app.plugins.hooks.pando_mcp_server_tools.flat(app=app)}
 
 
 def test_the_tools_are_offered_and_work(evaluator_app, model_server, ev):
