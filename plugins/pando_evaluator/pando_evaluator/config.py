@@ -58,6 +58,9 @@ SECTION = ConfigSection(
         "idle_minutes": Field(
             "int", 0, "also queue sessions idle this long (0: leave it to the core's [agent] idle_minutes)"
         ),
+        "settle_seconds": Field(
+            "float", 2.0, "start an evaluation this long after the session ended (and the primary started)"
+        ),
         "alpha": Field("float", 0.8, "weight of the success score (user corrections) in the reward"),
         "beta": Field("float", 0.2, "weight of the token-efficiency score in the reward"),
         "baseline_sessions": Field("int", 50, "token baseline: mean tokens of the last N scored sessions"),
@@ -80,6 +83,7 @@ class EvaluatorConfig:
     judge_prompt: str = ""
     judge_timeout: float = 120.0
     idle_minutes: int = 0
+    settle_seconds: float = 2.0
     alpha: float = 0.8
     beta: float = 0.2
     baseline_sessions: int = 50

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
 import time
 from typing import Any
@@ -44,9 +43,9 @@ class EvaluatorService(ThreadedService):
 
     def __init__(self, idle_scan_seconds: float = IDLE_SCAN_SECONDS) -> None:
         super().__init__()
-        self._queue: queue.Queue[str] = queue.Queue()
-        self._queued: set[str] = set()
-        self._queued_lock = threading.Lock()
+        self._waiting: dict[str, float] = {}  # session id -> when it may be evaluated (monotonic)
+        self._waiting_lock = threading.Lock()
+        self.settle_seconds = 0.0  # from [evaluator] settle_seconds when the service runs
         self.idle_scan_seconds = idle_scan_seconds
         self.evaluated = 0
         self.failed = 0
@@ -56,11 +55,20 @@ class EvaluatorService(ThreadedService):
     # -- feeding --------------------------------------------------------------------------------
 
     def enqueue(self, session_id: str) -> None:
-        with self._queued_lock:
-            if session_id in self._queued:
-                return
-            self._queued.add(session_id)
-        self._queue.put(session_id)
+        """Evaluate this session once it has been ended ``settle_seconds`` (a pando that exits
+        sooner leaves it queued in the table for the next primary, with no judge call cut short)."""
+        with self._waiting_lock:
+            self._waiting.setdefault(session_id, time.monotonic() + self.settle_seconds)
+
+    def _next_ready(self) -> str | None:
+        now = time.monotonic()
+        with self._waiting_lock:
+            ready = [(at, sid) for sid, at in self._waiting.items() if at <= now]
+            if not ready:
+                return None
+            session_id = min(ready)[1]
+            del self._waiting[session_id]
+            return session_id
 
     def catch_up(self, app: Any) -> int:
         """Queue every session ended and not evaluated yet: those waiting in the evaluator's queue,
@@ -87,6 +95,7 @@ class EvaluatorService(ThreadedService):
         config = EvaluatorConfig.of(app)
         if not config.enabled:
             return
+        self.settle_seconds = config.settle_seconds
         loop = asyncio.new_event_loop()
         try:
             self.catch_up(app)
@@ -95,9 +104,9 @@ class EvaluatorService(ThreadedService):
                 if time.monotonic() >= next_idle_scan:
                     self.queue_idle(app, config)
                     next_idle_scan = time.monotonic() + self.idle_scan_seconds
-                try:
-                    session_id = self._queue.get(timeout=POLL_SECONDS)
-                except queue.Empty:
+                session_id = self._next_ready()
+                if session_id is None:
+                    stop.wait(POLL_SECONDS)
                     continue
                 self.process(app, session_id, config, loop=loop, stop=stop)
         finally:
@@ -114,8 +123,6 @@ class EvaluatorService(ThreadedService):
     ) -> dict | None:
         """Evaluate one queued session; a failure is recorded and retried at the next start."""
         config = config or EvaluatorConfig.of(app)
-        with self._queued_lock:
-            self._queued.discard(session_id)
         own_loop = loop is None
         loop = loop or asyncio.new_event_loop()
         self.current = session_id
@@ -144,7 +151,7 @@ class EvaluatorService(ThreadedService):
 
     def health(self) -> dict:
         return {
-            "queued": self._queue.qsize(),
+            "queued": len(self._waiting),
             "evaluating": self.current,
             "evaluated": self.evaluated,
             "failed": self.failed,

@@ -35,6 +35,7 @@ def evaluator_app(make_app, model_server) -> Callable:
     """evaluator_app(**evaluator_settings) -> an App with the evaluator, coder and judge on the scripted server."""
 
     def make(**settings):
+        settings.setdefault("settle_seconds", 0)  # evaluate as soon as a session ends
         return make_app(plugins=["evaluator"], model_server=model_server, config="\n" + config_toml(**settings))
 
     return make

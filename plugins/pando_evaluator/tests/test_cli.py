@@ -79,3 +79,26 @@ def test_errors_are_one_line(evaluator_app, model_server, ev, run_pando, pando_w
         assert result.returncode != 0
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+
+
+def test_pando_run_hands_its_session_to_the_evaluator(model_server, ev, run_pando, pando_workdir):
+    """The real `pando run`: its session ends, is queued (or already scored by that process's
+    service), and is scored exactly once, whoever gets there first."""
+    import sqlite3
+
+    from pando_core.testing.pytest_plugin import write_model_config
+
+    write_model_config(pando_workdir, model_server.base_url)
+    ev.set_judge(model_server, ev.judge_answer(rule="Answer in one line."))
+    ran = run_pando("--plugins", "evaluator", "run", "--output-format", "json", "say hello")
+    assert ran.returncode == 0, ran.stderr
+    session_id = json.loads(ran.stdout)["session_id"]
+    with sqlite3.connect(pando_workdir / ".pando" / "pando.db") as conn:
+        queued = conn.execute("SELECT count(*) FROM evaluator_pending WHERE session_id = ?", (session_id,)).fetchone()[0]
+        scored = conn.execute("SELECT count(*) FROM evaluator_scores WHERE session_id = ?", (session_id,)).fetchone()[0]
+    assert queued + scored == 1
+    result = run_pando("--plugins", "evaluator", "evaluator", "evaluate", "--json", session_id)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["score"]["session_id"] == session_id and outcome["score"]["evaluations"] == 1
+    assert len(ev.judge_requests(model_server)) == 1

@@ -214,3 +214,16 @@ def test_ending_a_session_has_the_primary_service_score_it(evaluator_app, model_
     assert app.store.evaluator.score(session_id=session_id)["evaluations"] == 1
     assert app.store.evaluator.pending() == []
     assert len(app.store.evaluator.rules()) == 1
+
+
+def test_a_session_waits_settle_seconds_before_its_evaluation():
+    service = EvaluatorService()
+    service.settle_seconds = 60.0
+    service.enqueue("later")
+    assert service._next_ready() is None  # a pando that exits within the minute never starts it
+    service.settle_seconds = 0.0
+    service.enqueue("now")
+    service.enqueue("now")  # queued once
+    assert service._next_ready() == "now"
+    assert service._next_ready() is None
+    assert service.health()["queued"] == 1

@@ -28,7 +28,7 @@ def run_session(instance, prompt: str) -> dict:
 
 @pytest.fixture
 def pair(pando_pair, pando_workdir, model_server):
-    write_model_config(pando_workdir, model_server.base_url, extra="\n[evaluator]\nidle_minutes = 0\n")
+    write_model_config(pando_workdir, model_server.base_url, extra="\n[evaluator]\nsettle_seconds = 0\n")
     return lambda: pando_pair(plugins=["evaluator"])
 
 
