@@ -98,3 +98,20 @@ def test_a_primary_killed_during_an_evaluation_leaves_it_to_the_next_primary(pai
     assert _query(pando_workdir, "SELECT content FROM evaluator_rules") == [{"content": "Keep the change small."}]
     assert _query(pando_workdir, "SELECT * FROM evaluator_pending") == []
     assert len(ev.judge_requests(model_server)) == 1  # since the kill: the new primary asked once
+
+
+def test_the_cli_on_a_secondary_evaluates_on_the_primary(pando_instance, pando_workdir, model_server, run_pando, ev):
+    """`pando evaluator evaluate ID` run while another pando is the primary: the CLI is a secondary."""
+    import json
+
+    write_model_config(pando_workdir, model_server.base_url, extra="\n[evaluator]\nsettle_seconds = 600\n")
+    ev.set_judge(model_server, ev.judge_answer(rule="Name the command you ran."))
+    primary = pando_instance(["evaluator"])
+    assert primary.info["role"] == "primary"
+    session_id = run_session(primary, "hello")["session_id"]  # queued; the service waits 600 s
+    result = run_pando("--plugins", "evaluator", "evaluator", "evaluate", "--json", session_id)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["stored"] is True and outcome["score"]["evaluated_by"] == primary.info["instance_id"]
+    assert outcome["rule"]["content"] == "Name the command you ran."
+    assert _query(pando_workdir, "SELECT * FROM evaluator_pending") == []
