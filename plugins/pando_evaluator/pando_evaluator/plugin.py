@@ -6,14 +6,11 @@ judge and the service load when they are used.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from pando_core import hookimpl
 
 from .config import SECTION, EvaluatorConfig
-
-log = logging.getLogger("pando.evaluator")
 
 
 class EvaluatorSubsystem:
