@@ -101,7 +101,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _bootstrap(workdir: str, *, failover: bool, transport: str):
-    from pando_core.runtime.startup import bootstrap
+    from pando_core.runtime.bootstrap import bootstrap
 
     config = {"transport": transport, "heartbeat_interval": 0.2}
     return bootstrap(workdir, failover=failover, config=config)
@@ -503,7 +503,7 @@ class Bench:
     def event_pair(self) -> tuple[list[float], int]:
         """A fresh primary and this process as its secondary: the latencies (ms) from COMMIT on
         the primary to ``on_event`` here of ``--events`` commits, and how many events never came."""
-        from pando_core.runtime.startup import bootstrap
+        from pando_core.runtime.bootstrap import bootstrap
 
         wd = self.workdir("events")
         primary = self.child("primary", "--workdir", wd)

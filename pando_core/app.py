@@ -1,9 +1,11 @@
-"""The App: every service of one pando instance, built on the runtime's store (seed: app.App).
+"""The App: every service of one pando instance, built on the runtime's store.
 
 ``App.create(context, options)`` bootstraps the multi-instance runtime for the working directory
 (primary or secondary), builds the services on the resulting store, lets plugins attach their
-subsystems, and wires the IPC roles (``setup_ipc`` on a primary, ``set_ipc_secondary_context`` on
-a secondary, ``promote_to_primary`` when a secondary takes over).
+subsystems, and wires the roles: on the primary (at start, or when a secondary is promoted) it
+serves the bus methods and starts the primary-only services (``setup_ipc``); on a secondary it
+waits to be promoted and warns when its plugins differ from the primary's. What plugins may use of
+it is ``pando_core.plugin_api.PluginApp``.
 """
 
 from __future__ import annotations
@@ -33,11 +35,9 @@ log = logging.getLogger("pando.app")
 
 @dataclass
 class AppOptions:
-    """How to build an App (seed: app.AppOptions)."""
+    """How to build an App."""
 
-    # seed fields: no LSP client or Mesnada HTTP server is built by the core; plugins may read them
-    skip_lsp: bool = True
-    skip_mesnada_server: bool = False
+    skip_lsp: bool = True  # headless runs: a language-server plugin starts no server
     startup_mode: str = "interactive"  # interactive | run | goal | mcp-server | cron | status ...
     store: Any = None  # override the repositories (tests, embedding); skips the runtime
     instance_id: str | None = None
@@ -64,11 +64,10 @@ class App:
         self.permissions = PermissionService(
             self.config.section("permissions"), store, yolo=options.yolo, asker=options.interactive_permissions
         )
-        self.projects = getattr(store, "projects", None)  # seed: App.Projects
         self.snapshots = self._snapshot_service()
         self.model_ref = options.model
         self.file_tracker = FileReadTracker()
-        self.ipc_bus = None  # seed: App.IPCBus, set on the primary by setup_ipc
+        self.ipc_bus = None  # the primary's bus (set by setup_ipc), None on a secondary
         self._providers: dict[str, Any] = {}
         self._pager = None
         self._shutdown_lock = threading.Lock()
@@ -169,11 +168,6 @@ class App:
     def role(self) -> str:
         return getattr(self.runtime, "role", "primary")  # no runtime (a store given): primary
 
-    @property
-    def ipc_is_primary(self) -> bool:
-        """Seed: App.IPCIsPrimary -- whether this instance holds the lock, i.e. its role."""
-        return self.role == "primary"
-
     # -- IPC roles, bus methods, services ------------------------------------------------------------
 
     def setup_ipc(self, bus: Any) -> None:
@@ -190,7 +184,11 @@ class App:
     def _bus_methods(self) -> dict[str, Any]:
         """The plugins' bus methods, collected once per App (``pando_bus_methods``)."""
         if self._bus_handlers is None:
-            handlers: dict[str, Any] = {"core.services": lambda params: self.services.status()}
+            handlers: dict[str, Any] = {
+                "core.services": lambda params: self.services.status(),
+                **self.sessions.bus_methods(),
+                **self.messages.bus_methods(),
+            }
             for plugin, declared in self.plugins.hooks.pando_bus_methods.per_plugin(app=self):
                 if not isinstance(declared, dict):
                     log.warning("plugin %r: pando_bus_methods must return a dict; ignored", plugin)
@@ -281,12 +279,6 @@ class App:
         """This primary stopped writing (its lease is gone): its services stop too."""
         self.services.stop_all(reason="fenced")
 
-    def promote_to_primary(self, lock: Any = None) -> None:
-        """Take over as primary now (normally run by the failover watcher when the lock is won)."""
-        if self.runtime is None:
-            raise RuntimeError("this App has no runtime")
-        self.runtime.promote(lock)
-
     def ensure_primary(self) -> None:
         """Before each prompt on a secondary: actively ping the primary; a hung one is reported."""
         if self.runtime is not None and self.role == "secondary":
@@ -348,7 +340,7 @@ class App:
     # -- entry points --------------------------------------------------------------------------------
 
     def run_non_interactive(self, prompt: str, output_format: str = "text", quiet: bool = False, yolo: bool = False, **kwargs: Any) -> int:
-        from .noninteractive import run_non_interactive
+        from .frontends.run import run_non_interactive
 
         return run_non_interactive(self, prompt, output_format=output_format, quiet=quiet, yolo=yolo, **kwargs)
 

@@ -89,6 +89,9 @@ CORE_SECTIONS = [
             "title_model": Field("str", "", "model for session titles (default: the main model)"),
             "summarizer_model": Field("str", "", "model for compaction summaries (default: main model)"),
             "max_requests_per_turn": Field("int", 50, "cap on model requests in one user turn"),
+            "max_repeated_failures": Field(
+                "int", 3, "stop a turn when the model makes the same failing tool call this many times in a row"
+            ),
             "max_tokens": Field("int", 4096, "output tokens per request"),
             "auto_compact": Field("bool", True, "summarise the session when the context nears the window"),
             "compact_threshold": Field("float", 0.85, "fraction of the window that triggers compaction"),
@@ -344,7 +347,11 @@ def validate(data: dict[str, Any], sections: Mapping[str, ConfigSection], origin
             f = section.fields.get(key)
             if f is None:
                 if not section.open:
-                    warnings.append(f"{where}: unknown key {name}.{key} (ignored)")
+                    import difflib
+
+                    close = difflib.get_close_matches(key, list(section.fields), n=1)
+                    hint = f"; did you mean {name}.{close[0]}?" if close else ""
+                    warnings.append(f"{where}: unknown key {name}.{key} (ignored){hint}")
                 continue
             if not _check_type(value, f):
                 expected = _TYPE_NAMES.get(f.type, f.type)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,10 @@ class PandoContext:
     @cached_property
     def config(self) -> Config:
         sections = self.plugins.hooks.pando_config_sections.flat()
-        return load_config(self.workdir, sections, env=self.env, files=self._config_files)
+        config = load_config(self.workdir, sections, env=self.env, files=self._config_files)
+        for warning in config.warnings:  # once per process: the configuration is loaded once
+            print(f"pando: warning: {warning}", file=sys.stderr)
+        return config
 
     @property
     def pando_dir(self) -> Path:

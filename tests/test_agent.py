@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from pando_core import hookimpl
 from pando_core.agent.tools.base import ToolResult
 from pando_core.testing.model_server import Reply
@@ -37,6 +39,7 @@ def tool_results(request_body):
     return [m for m in request_body["messages"] if m["role"] == "tool"]
 
 
+@pytest.mark.slow
 def test_run_writes_a_file_through_a_tool_and_answers(model_server, pando_workdir, pando_env):
     write_model_config(pando_workdir, model_server.base_url)
     model_server.script(Reply.tool("write", {"file_path": "hello.txt", "content": "hi\n"}), Reply.text("Wrote hello.txt."))
@@ -59,6 +62,7 @@ def test_run_writes_a_file_through_a_tool_and_answers(model_server, pando_workdi
     assert "hello.txt" in tool_results(model_server.requests[1])[0]["content"]
 
 
+@pytest.mark.slow
 def test_text_and_stream_json_formats(model_server, pando_workdir, pando_env):
     write_model_config(pando_workdir, model_server.base_url)
     model_server.script(Reply.text("plain answer"))
@@ -75,6 +79,7 @@ def test_text_and_stream_json_formats(model_server, pando_workdir, pando_env):
     assert events[-1]["status"] == "success" and events[-1]["response"] == "listed"
 
 
+@pytest.mark.slow
 def test_prompt_from_stdin_and_dash_p(model_server, pando_workdir, pando_env):
     write_model_config(pando_workdir, model_server.base_url)
     piped = run_cli(pando_workdir, pando_env, "run", "-", input="from stdin\n")
@@ -84,6 +89,7 @@ def test_prompt_from_stdin_and_dash_p(model_server, pando_workdir, pando_env):
     assert json.loads(flag.stdout)["response"] == "echo: from flag"
 
 
+@pytest.mark.slow
 def test_output_format_is_case_insensitive_and_checked_before_the_app_starts(model_server, pando_workdir, pando_env):
     write_model_config(pando_workdir, model_server.base_url)
     bad = run_cli(pando_workdir, pando_env, "run", "-f", "xml", "hi")
@@ -95,6 +101,7 @@ def test_output_format_is_case_insensitive_and_checked_before_the_app_starts(mod
     assert json.loads(upper.stdout)["response"] == "upper"
 
 
+@pytest.mark.slow
 def test_edit_with_a_non_unique_match_goes_back_to_the_model(model_server, pando_workdir, pando_env):
     write_model_config(pando_workdir, model_server.base_url)
     (pando_workdir / "a.py").write_text("x = 1\nx = 1\n")
@@ -112,6 +119,7 @@ def test_edit_with_a_non_unique_match_goes_back_to_the_model(model_server, pando
     assert (pando_workdir / "a.py").read_text() == "x = 1\nx = 1\n"
 
 
+@pytest.mark.slow
 def test_bash_timeout(model_server, pando_workdir, pando_env):
     write_model_config(pando_workdir, model_server.base_url)
     model_server.script(Reply.tool("bash", {"command": "sleep 20", "timeout": 300}), Reply.text("it timed out"))
@@ -123,6 +131,7 @@ def test_bash_timeout(model_server, pando_workdir, pando_env):
     assert "aborted" in content.lower()
 
 
+@pytest.mark.slow
 def test_denied_tool_in_a_non_interactive_run(model_server, pando_workdir, pando_env):
     write_model_config(pando_workdir, model_server.base_url)
     model_server.script(
@@ -145,6 +154,7 @@ def test_denied_tool_in_a_non_interactive_run(model_server, pando_workdir, pando
     assert allowed.returncode == 0 and (pando_workdir / "x.txt").exists()
 
 
+@pytest.mark.slow
 def test_cancellation_mid_stream_keeps_the_session_consistent(model_server, pando_workdir, pando_env):
     write_model_config(pando_workdir, model_server.base_url)
     model_server.script(Reply.text("word " * 400, chunk_size=5, chunk_delay=0.02))
@@ -174,6 +184,7 @@ def test_cancellation_mid_stream_keeps_the_session_consistent(model_server, pand
     assert again.returncode == 0 and json.loads(again.stdout)["response"] == "continued"
 
 
+@pytest.mark.slow
 def test_compaction_with_a_small_window(model_server, pando_workdir, pando_env):
     write_model_config(pando_workdir, model_server.base_url, extra="")
     config = pando_workdir / ".pando.toml"
@@ -198,6 +209,7 @@ def test_compaction_with_a_small_window(model_server, pando_workdir, pando_env):
     assert "Summary of the earlier conversation" in json.dumps(last[1])
 
 
+@pytest.mark.slow
 def test_rate_limit_then_success(model_server, pando_workdir, pando_env):
     write_model_config(pando_workdir, model_server.base_url)
     model_server.script(Reply.error(429, retry_after=0), Reply.text("after retry"))
@@ -206,6 +218,7 @@ def test_rate_limit_then_success(model_server, pando_workdir, pando_env):
     assert json.loads(result.stdout)["response"] == "after retry"
 
 
+@pytest.mark.slow
 def test_provider_errors_are_one_line(model_server, pando_workdir, pando_env):
     write_model_config(pando_workdir, model_server.base_url)
     model_server.script(Reply.error(401))
@@ -218,6 +231,7 @@ def test_provider_errors_are_one_line(model_server, pando_workdir, pando_env):
     assert "no model is configured" in unconfigured.stderr and "OPENAI_API_KEY" in unconfigured.stderr
 
 
+@pytest.mark.slow
 def test_run_from_a_secondary_lands_through_the_primary(model_server, pando_workdir, pando_env):
     write_model_config(pando_workdir, model_server.base_url)
     with primary_holder(pando_workdir, pando_env) as holder:
@@ -295,6 +309,7 @@ def test_a_plugin_hook_that_raises_ends_the_turn_cleanly(model_server, make_app)
     assert [m["role"] for m in app.messages.list(session["id"])] == ["user"]
 
 
+@pytest.mark.slow
 def test_models_and_init_commands(model_server, pando_workdir, pando_env):
     extra = '\n[providers.keyless]\ntype = "openai"\nbase_url = "http://127.0.0.1:9"\napi_key_env = "PANDO_TEST_UNSET_KEY"\n'
     write_model_config(pando_workdir, model_server.base_url, extra=extra)
@@ -393,6 +408,7 @@ def test_interrupted_tool_calls_are_answered_before_the_next_request():
     assert tool_message["parts"] == [done] and partial[2] is tool_message  # the caller's history is unchanged
 
 
+@pytest.mark.slow
 def test_continue_resumes_the_latest_session(model_server, pando_workdir, pando_env):
     write_model_config(pando_workdir, model_server.base_url)
     first = json.loads(run_cli(pando_workdir, pando_env, "run", "-f", "json", "remember 42").stdout)
@@ -402,6 +418,7 @@ def test_continue_resumes_the_latest_session(model_server, pando_workdir, pando_
     assert [m["content"] for m in sent if m["role"] == "user"] == ["remember 42", "what number?"]
 
 
+@pytest.mark.slow
 def test_session_interrupt_from_another_process(model_server, pando_workdir, pando_env):
     """`pando sessions interrupt ID` cancels a turn running in another instance (session.interrupt)."""
     write_model_config(pando_workdir, model_server.base_url)
@@ -461,6 +478,7 @@ def test_request_cap_title_model_context_files_and_bash_allow_list(model_server,
     assert app.sessions.get(session["id"])["title"] == "Haiku about echo"
 
 
+@pytest.mark.slow
 def test_options_before_the_subcommand_apply_to_it(model_server, pando_workdir, pando_env):
     """The README's main command: `pando --model provider/model run "..."`."""
     write_model_config(pando_workdir, model_server.base_url)

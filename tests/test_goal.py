@@ -12,7 +12,7 @@ import pytest
 
 from pando_core.commands.goal_cmd import run_goal_in_app
 from pando_core.errors import NotFoundError, UsageError
-from pando_core.goal import (
+from pando_core.frontends.goal import (
     BLOCKED,
     COMPLETED,
     IN_PROGRESS,
@@ -93,6 +93,7 @@ def user_prompts(server):
 # ----------------------------------------------------------------------------------------- statuses
 
 
+@pytest.mark.slow
 def test_goal_completed_after_two_iterations(goal_dir, pando_env, model_server):
     final = "- [x] create notes.txt\n- [x] check it\n\n" + status_block(
         "completed", "notes.txt created and checked"
@@ -136,6 +137,7 @@ def test_goal_completed_after_two_iterations(goal_dir, pando_env, model_server):
     assert "notes.txt created" in prompts[2] and "check notes.txt" in prompts[2]
 
 
+@pytest.mark.slow
 def test_goal_blocked_with_the_spec_marker(goal_dir, pando_env, model_server):
     model_server.script(Reply.text("I looked around.\nGOAL BLOCKED: need creds for the staging database"))
     proc, data = goal_json(goal_dir, pando_env, "deploy to staging")
@@ -148,6 +150,7 @@ def test_goal_blocked_with_the_spec_marker(goal_dir, pando_env, model_server):
     assert row["status"] == "blocked" and row["blocked_reason"] == "need creds for the staging database"
 
 
+@pytest.mark.slow
 def test_goal_stalls_after_three_answers_without_progress(goal_dir, pando_env, model_server):
     stuck = "Still stuck on the same issue. Next step: retry."
     model_server.script(Reply.text(stuck), Reply.text(stuck), Reply.text(stuck), Reply.text("never asked"))
@@ -162,6 +165,7 @@ def test_goal_stalls_after_three_answers_without_progress(goal_dir, pando_env, m
     assert goal_row(goal_dir, data["session_id"])[0]["stall_count"] == 3
 
 
+@pytest.mark.slow
 def test_goal_fails_at_max_iterations(goal_dir, pando_env, model_server):
     model_server.script(
         Reply.text(status_block("in_progress", "step 1 done", "do step 2")),
@@ -178,6 +182,7 @@ def test_goal_fails_at_max_iterations(goal_dir, pando_env, model_server):
     assert len(model_server.requests) == 2
 
 
+@pytest.mark.slow
 def test_goal_times_out_during_a_slow_turn(goal_dir, pando_env, model_server):
     model_server.script(Reply.text("too late", delay=30))
     proc, data = goal_json(goal_dir, pando_env, "--max-duration", "1", "something slow")
@@ -212,6 +217,7 @@ def interrupt_after_requests(proc, server, count):
     return out, err
 
 
+@pytest.mark.slow
 def test_goal_cancelled_by_sigint(goal_dir, pando_env, model_server):
     model_server.script(Reply.text("slow", delay=30))
     proc = start_goal(goal_dir, pando_env, "long job")
@@ -224,6 +230,7 @@ def test_goal_cancelled_by_sigint(goal_dir, pando_env, model_server):
     assert goal_row(goal_dir, data["session_id"])[0]["status"] == "cancelled"
 
 
+@pytest.mark.slow
 def test_interrupted_goal_resumes_where_it_stopped(goal_dir, pando_env, model_server):
     model_server.script(
         Reply.text(
@@ -259,6 +266,7 @@ def test_interrupted_goal_resumes_where_it_stopped(goal_dir, pando_env, model_se
         db.close()
 
 
+@pytest.mark.slow
 def test_completion_with_unchecked_todos_continues(goal_dir, pando_env, model_server):
     model_server.script(
         Reply.text("- [x] write code\n- [ ] write tests\n\nGOAL COMPLETED: code written"),
@@ -275,6 +283,7 @@ def test_completion_with_unchecked_todos_continues(goal_dir, pando_env, model_se
     assert "write tests" in second.split("## Next step", 1)[1]
 
 
+@pytest.mark.slow
 def test_text_and_stream_json_output(goal_dir, pando_env, model_server):
     model_server.script(Reply.text("All good.\nGOAL COMPLETED: nothing to do"))
     text = goal_cli(goal_dir, pando_env, "check things")

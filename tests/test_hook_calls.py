@@ -300,7 +300,7 @@ def test_hook_pando_mcp_server_tools(make_pando_context, capsys):
 
 
 def test_hook_pando_slash_commands(make_app):
-    from pando_core.interactive import InteractiveSession
+    from pando_core.frontends.interactive import InteractiveSession
 
     app, recorder = _app(make_app)
     ui = InteractiveSession()

@@ -263,6 +263,7 @@ def _pando(pando_env, site, workdir, *args):
     return subprocess.run([sys.executable, "-m", "pando_core", *args], env=env, cwd=workdir, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_pando_plugins_shows_the_last_error_of_a_hook_in_a_run(tmp_path, pando_env, pando_workdir, model_server):
     site = make_distribution(tmp_path / "site", "pando-failing", "0.1.0", {"failing": "failing_plugin"}, {"failing_plugin": FAILING_PLUGIN})
     write_model_config(pando_workdir, model_server.base_url)
@@ -278,6 +279,7 @@ def test_pando_plugins_shows_the_last_error_of_a_hook_in_a_run(tmp_path, pando_e
     assert "pando_turn_finished failed 1x, last: RuntimeError: the plugin broke" in text.stdout
 
 
+@pytest.mark.slow
 def test_a_plugin_tool_without_permission_code_is_refused_without_yolo(tmp_path, pando_env, pando_workdir, model_server):
     site = make_distribution(tmp_path / "site", "pando-toucher", "0.1.0", {"toucher": "toucher_plugin"}, {"toucher_plugin": UNASKED_TOOL_PLUGIN})
     write_model_config(pando_workdir, model_server.base_url)

@@ -24,7 +24,7 @@ from rich.console import Console
 
 from pando_core import hookimpl
 from pando_core.agent.tools.base import PermissionRequest
-from pando_core.interactive import InteractiveSession, _key_bindings, live_tail, tool_summary
+from pando_core.frontends.interactive import InteractiveSession, _key_bindings, live_tail, tool_summary
 from pando_core.testing.model_server import Reply
 from pando_core.testing.pytest_plugin import write_model_config
 
@@ -82,6 +82,7 @@ def db_rows(workdir, query, *args):
         db.close()
 
 
+@pytest.mark.slow
 def test_prompt_is_answered_with_markdown_and_ctrl_d_exits_0(term, model_server, pando_workdir):
     model_server.add_rule(contains="hello", response=Reply.text("Hi there, **friend**.\n\n- alpha\n- beta\n"))
     child = term()
@@ -95,6 +96,7 @@ def test_prompt_is_answered_with_markdown_and_ctrl_d_exits_0(term, model_server,
     assert (pando_workdir / ".pando" / "history").read_text(encoding="utf-8").count("hello pando") == 1
 
 
+@pytest.mark.slow
 def test_permission_prompt_allow_once_writes_the_file(term, model_server, pando_workdir):
     model_server.script(
         Reply.tool("write", {"file_path": "hello.txt", "content": "hi there\n"}),
@@ -113,6 +115,7 @@ def test_permission_prompt_allow_once_writes_the_file(term, model_server, pando_
     assert quit_with_ctrl_d(child) == 0
 
 
+@pytest.mark.slow
 def test_slash_commands_status_help_and_ctrl_c_twice_quits(term):
     child = term()
     child.send("/status\r")
@@ -136,6 +139,7 @@ def test_slash_commands_status_help_and_ctrl_c_twice_quits(term):
     assert child.exitstatus == 0
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_a_streaming_answer_and_keeps_the_partial_text(term, model_server, pando_workdir):
     model_server.add_rule(
         contains="long story", response=Reply.text("word " * 400, chunk_delay=0.05, chunk_size=5)
@@ -156,6 +160,7 @@ def test_ctrl_c_cancels_a_streaming_answer_and_keeps_the_partial_text(term, mode
     assert text.startswith("word") and len(text) < len("word " * 400)
 
 
+@pytest.mark.slow
 def test_new_starts_another_session_and_multiline_input(term, pando_workdir):
     child = term()
     child.send("first\\\rquestion\r")  # a trailing backslash + Enter inserts a new line
@@ -177,6 +182,7 @@ def test_new_starts_another_session_and_multiline_input(term, pando_workdir):
     assert firsts == {"first\nquestion", "second\nquestion"}
 
 
+@pytest.mark.slow
 def test_failover_is_announced_and_the_secondary_carries_on(term):
     primary = term()
     secondary = term(role="secondary")
@@ -205,6 +211,7 @@ def _run_piped(workdir, env, stdin_text):
     )
 
 
+@pytest.mark.slow
 def test_piped_stdin_runs_one_prompt_or_prints_help(model_server, pando_workdir, pando_env):
     write_model_config(pando_workdir, model_server.base_url)
     result = _run_piped(pando_workdir, pando_env, "hello from a pipe\n")

@@ -122,3 +122,24 @@ def test_a_secondary_with_a_different_plugin_set_says_so_in_one_line(pando_insta
         "try:\n    app.call_primary('probe.whoami', timeout=5)\nexcept UnavailableError as exc:\n    result = str(exc)"
     )
     assert f"the primary (pid {primary.pid}) does not serve 'probe.whoami'" in error
+
+
+def test_the_core_serves_sessions_and_messages_through_the_same_bus_methods(pando_pair):
+    primary, secondary = pando_pair(plugins=[], env=ENV)
+    session_id = primary.eval(
+        "s = app.sessions.create(title='shared')\n"
+        "app.messages.create(s['id'], 'user', [{'type': 'text', 'data': {'text': 'hi'}}])\n"
+        "result = s['id']"
+    )
+    listed = secondary.eval("result = [s['id'] for s in app.call_primary('session.list')]")
+    assert listed == [session_id]
+    assert secondary.eval(f"result = app.call_primary('session.get', {{'id': '{session_id}'}})['title']") == "shared"
+    assert secondary.eval(f"result = len(app.call_primary('message.list', {{'session_id': '{session_id}'}}))") == 1
+    missing = secondary.eval(
+        "from pando_core.errors import NotFoundError, ValidationError\n"
+        "try:\n    app.call_primary('session.get', {'id': 'nope'})\nexcept NotFoundError as exc:\n    result = ['not_found', str(exc)]\n"
+        "try:\n    app.call_primary('session.get', {'id': 3})\nexcept ValidationError as exc:\n    result.append('validation')"
+    )
+    assert missing[0] == "not_found" and missing[-1] == "validation"
+    services = secondary.eval("result = app.call_primary('core.services')")
+    assert services == []

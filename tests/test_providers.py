@@ -76,6 +76,7 @@ def server():
 # ------------------------------------------------------------------------------------ streaming
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_streams_text_and_reasoning(kind: str, server: ScriptedModelServer) -> None:
     server.script(Reply.text("Hello, world!", reasoning="let me think", chunk_size=3))

@@ -58,6 +58,7 @@ def session_dir(pando_workdir, pando_env, model_server):
     return pando_workdir, run["session_id"]
 
 
+@pytest.mark.slow
 def test_list_show_rename_and_export_import_round_trip(session_dir, pando_env, tmp_path):
     workdir, session_id = session_dir
     prefix = session_id[:8]
@@ -132,6 +133,7 @@ def test_import_sends_the_messages_in_pipeline_batches(make_app, monkeypatch):
     assert [m["parts"][0]["data"]["text"] for m in app.messages.list(imported["id"])] == [f"turn {i}" for i in range(40)]
 
 
+@pytest.mark.slow
 def test_import_from_a_second_terminal_sends_messages_in_batches(pando_workdir, pando_env, tmp_path):
     """With another pando as the primary, the import is a secondary: its 40 messages reach the
     primary through a write pipeline, stored once each and in order."""
@@ -150,6 +152,7 @@ def test_import_from_a_second_terminal_sends_messages_in_batches(pando_workdir, 
     assert keyed == 40
 
 
+@pytest.mark.slow
 def test_history_and_delete(session_dir, pando_env):
     workdir, session_id = session_dir
     prefix = session_id[:8]

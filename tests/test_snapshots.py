@@ -537,6 +537,7 @@ def run_cli(workdir: Path, env: dict[str, str], *args: str) -> subprocess.Comple
     )
 
 
+@pytest.mark.slow
 def test_cli_list_take_diff_restore(request, workdir, env):
     root = workdir
     kind = request.node.callspec.params["workdir"]  # "git" or "files", the fixture's parameter
@@ -577,6 +578,7 @@ def test_cli_list_take_diff_restore(request, workdir, env):
     assert unknown.stderr.strip().splitlines() == ["pando: error: unknown snapshot 'zzzzzz'"]
 
 
+@pytest.mark.slow
 def test_cli_restore_asks_for_confirmation_on_a_terminal(tmp_path, env):
     root = make_plain(tmp_path / "plain")
     snap = SnapshotService(root).take("s")
@@ -610,3 +612,17 @@ def test_snapshot_kind_is_probed_once(tmp_path, monkeypatch, make_git):
     kinds = {service.take(label).kind for label in ("start", "end", "again")}
     assert kinds == {"git" if make_git else "files"}
     assert len(probes) == 1
+
+
+def test_a_gitignore_listing_dot_pando_does_not_fail_the_snapshot(tmp_path, env):
+    """Issue 18 #1: git exits 1 for the ignored-path exclude although everything was staged."""
+    repo = make_repo(tmp_path / "repo")
+    (repo / ".gitignore").write_text("*.log\nbuild/\n.pando/\n", encoding="utf-8")
+    git(repo, "commit", "-q", "-am", "ignore .pando")
+    (repo / ".pando").mkdir()
+    (repo / ".pando" / "pando.db").write_bytes(b"db")
+    write(repo, "new.txt", "new\n")
+    service = SnapshotService(repo)
+    snapshot = service.take("session start")
+    files = git(repo, "ls-tree", "-r", "--name-only", snapshot.commit).split()
+    assert "new.txt" in files and not any(name.startswith(".pando/") for name in files)

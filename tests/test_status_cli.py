@@ -6,9 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.primary import primary_holder
 
 
+@pytest.mark.slow
 def test_status_and_instances(pando_workdir, pando_env):
     with primary_holder(pando_workdir, pando_env) as holder:
         role, pid, instance_id = holder.role, holder.pid, holder.instance_id

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..clock import now_ms
-from ..errors import PandoError
+from ..errors import PandoError, UsageError
 from .models import ResolvedModel, request_cost, resolve_model
 from .prompt import build_system_prompt
 from .providers.base import ChatRequest, ProviderError, Usage
@@ -43,7 +43,7 @@ class AgentEvent:
 class TurnResult:
     session_id: str
     response: str = ""
-    status: str = "success"  # success | cancelled | error | max_requests | permission_denied
+    status: str = "success"  # success | cancelled | error | max_requests | stuck | permission_denied
     finish_reason: str = ""
     model: str = ""
     tokens_in: int = 0
@@ -52,6 +52,7 @@ class TurnResult:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     denials: list[dict[str, str]] = field(default_factory=list)
     error: str = ""
+    error_kind: str = ""  # the error's kind when status is "error" ("config" for a bad setting, ...)
     requests: int = 0
     needs_title: Any = None
 
@@ -152,7 +153,8 @@ def _message_chars(message: dict[str, Any]) -> int:
 
 
 def trim_to_budget(messages: list[dict[str, Any]], budget_tokens: int) -> list[dict[str, Any]]:
-    """Drop the oldest messages until the estimate fits; the history always starts with a user message."""
+    """Drop the oldest messages until the estimate fits; the history always starts with a user
+    message (the last user message and what follows it are never dropped)."""
     sizes = [_message_chars(m) for m in messages]
     total, start, end = sum(sizes), 0, len(messages)
 
@@ -161,10 +163,15 @@ def trim_to_budget(messages: list[dict[str, Any]], budget_tokens: int) -> list[d
         total -= sizes[start]
         start += 1
 
-    while end - start > 2 and total // 4 > budget_tokens:
+    def later_user(index: int) -> bool:
+        return any(m["role"] == "user" for m in messages[index + 1 : end])
+
+    while end - start > 1 and total // 4 > budget_tokens and later_user(start):
         drop_first()
-        while end - start > 2 and messages[start]["role"] != "user":
+        while messages[start]["role"] != "user":
             drop_first()
+    while start < end - 1 and messages[start]["role"] != "user" and later_user(start):
+        drop_first()
     return messages[start:]
 
 
@@ -176,6 +183,34 @@ def history_for_request(messages: list[dict[str, Any]], summary_message_id: str 
                 messages = [first, *messages[index + 1 :]]
                 break
     return [{"role": m["role"], "parts": m["parts"], "id": m.get("id")} for m in messages if m["role"] != "system"]
+
+
+class PromptTooLarge(UsageError):
+    """A prompt that cannot fit the model's context window: refused before any request."""
+
+
+class _RepeatedFailures:
+    """Stops a turn whose model keeps making the same failing tool call."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(2, limit)
+        self.last: tuple[str, str] | None = None
+        self.count = 0
+
+    def check(self, calls: list[dict[str, Any]], results: list[dict[str, Any]]) -> str:
+        """After one round of tool calls: why to stop (a message), or ""."""
+        failed = {p["data"]["tool_call_id"]: p["data"] for p in results if p["type"] == "tool_result" and p["data"].get("is_error")}
+        if len(calls) != 1 or calls[0]["id"] not in failed:
+            self.last, self.count = None, 0
+            return ""
+        call = calls[0]
+        signature = (call["name"], call["input"].strip())
+        self.count = self.count + 1 if signature == self.last else 1
+        self.last = signature
+        if self.count < self.limit:
+            return ""
+        error = str(failed[call["id"]].get("content") or "").splitlines()[0][:160] if failed[call["id"]].get("content") else ""
+        return f"the model made the same failing call {self.count} times in a row ({call['name']}: {error}); stopped the turn"
 
 
 class CoderAgent:
@@ -199,8 +234,22 @@ class CoderAgent:
         tools = list(builtin_tools(tool_config))
         if self.name == "coder":
             tools.append(AgentTool(self.app))
-        for tool in self.app.plugins.hooks.pando_register_tools.flat(app=self.app):
-            tools.append(tool)
+        tools.extend(self.app.plugins.hooks.pando_register_tools.flat(app=self.app))
+        return self._kept(tools)
+
+    async def atools(self) -> list[Any]:
+        """:meth:`tools` from async code (plugins' coroutine ``pando_register_tools`` awaited)."""
+        from .subagent import AgentTool
+        from .tools.builtin import builtin_tools
+
+        tool_config = dict(self.app.config.section("tools"), pager=self.app.pager)
+        tools = list(builtin_tools(tool_config))
+        if self.name == "coder":
+            tools.append(AgentTool(self.app))
+        tools.extend(await self.app.plugins.hooks.pando_register_tools.aflat(app=self.app))
+        return self._kept(tools)
+
+    def _kept(self, tools: list[Any]) -> list[Any]:
         if self.tool_filter is not None:
             tools = [t for t in tools if self.tool_filter(t)]
         unique: dict[str, Any] = {}
@@ -335,21 +384,29 @@ class CoderAgent:
             prompt = await plugins.hooks.pando_rewrite_prompt.acall(prompt=prompt, app=app, session_id=session_id)
             for extra in await plugins.hooks.pando_enrich_context.acall(app=app, session_id=session_id, prompt=prompt):
                 prompt = f"{prompt}\n\n{extra}"
+            agent_cfg = app.config.section("agent")
+            window = int(agent_cfg.get("context_window") or resolved.info.context_window)
+            prompt_tokens = len(prompt) // 4
+            if prompt_tokens > window - OUTPUT_RESERVE_TOKENS:
+                raise PromptTooLarge(
+                    f"the prompt is about {prompt_tokens:,} tokens ({len(prompt):,} characters), more than "
+                    f"{resolved.ref}'s context window of {window:,} tokens can take; nothing was sent"
+                )
             app.messages.create(session_id, "user", [_part("text", text=prompt)])
 
-            tools = self.tools()
+            tools = await self.atools()
             system, tools = await build_system_prompt(app, session_id, prompt, tools)
             tool_map = {t.name: t for t in tools}
             schemas = [tool_schema(t) for t in tools]  # the same for every request of the turn
-            agent_cfg = app.config.section("agent")
             max_requests = int(agent_cfg.get("max_requests_per_turn") or 50)
-            window = int(agent_cfg.get("context_window") or resolved.info.context_window)
+            repeats = _RepeatedFailures(int(agent_cfg.get("max_repeated_failures") or 3))
 
             stored = None  # the history is loaded once, then kept in memory for the turn
             while True:
                 if result.requests >= max_requests:
                     result.status = "max_requests"
                     result.finish_reason = "max_requests"
+                    result.error = f"stopped after {max_requests} model requests in one turn ([agent] max_requests_per_turn)"
                     break
                 if stored is None:
                     session = session or app.sessions.get(session_id)
@@ -375,6 +432,15 @@ class CoderAgent:
                 if not calls:
                     break
                 tool_message, denied = await self._run_tools(calls, tool_map, session_id, draft, on_event, result, cancel_event)
+                stuck = repeats.check(calls, tool_message["parts"])
+                if stuck:
+                    result.status = "stuck"
+                    result.finish_reason = "repeated_failure"
+                    result.error = stuck
+                    draft.finish = {"reason": "repeated_failure", "time": now_ms(), "message": stuck}
+                    draft.persist(force=True)
+                    self._emit(on_event, AgentEvent("error", session_id, {"error": stuck}))
+                    break
                 if denied:
                     result.status = "permission_denied"
                     result.finish_reason = "permission_denied"
@@ -396,6 +462,7 @@ class CoderAgent:
                 result.response = draft.text
         except (ProviderError, ToolError, PandoError) as exc:
             # the provider failed, a plugin refused (strict Lua hook, policy) or the store failed
+            result.error_kind = getattr(exc, "kind", "")
             self._fail(result, draft, session_id, str(exc), on_event)
         except Exception as exc:  # noqa: BLE001 - a bug in a plugin hook must not crash the caller
             log.exception("turn failed")
@@ -479,6 +546,11 @@ class CoderAgent:
                 denied = denied or was_denied
                 record = {"id": call["id"], "name": call["name"], "input": call["input"], "is_error": outcome.is_error}
                 result.tool_calls.append(record)
+                spent = outcome.metadata.get("subagent_usage") if isinstance(outcome.metadata, dict) else None
+                if isinstance(spent, dict):  # a sub-agent's requests are part of this turn's spend
+                    result.tokens_in += int(spent.get("tokens_in") or 0)
+                    result.tokens_out += int(spent.get("tokens_out") or 0)
+                    result.cost += float(spent.get("cost") or 0.0)
                 part = _part(
                     "tool_result",
                     tool_call_id=call["id"],

@@ -67,7 +67,12 @@ def resolve_model(config: Any, ref: str | None = None) -> ResolvedModel:
     from .providers.registry import parse_model_ref
 
     kinds = builtin_provider_kinds()
-    provider_name, model_id = parse_model_ref(ref, known_providers={*providers, *kinds})
+    known = {*providers, *kinds}
+    provider_name, model_id = parse_model_ref(ref, known_providers=known)
+    if provider_name is None and "/" in ref and not _declared_model(providers, ref):
+        raise ConfigError(
+            f"model {ref!r}: no provider named {ref.split('/', 1)[0]!r}; known providers: {', '.join(sorted(known))}"
+        )
     if provider_name is None:
         if len(providers) == 1:
             provider_name = next(iter(providers))
@@ -93,6 +98,11 @@ def resolve_model(config: Any, ref: str | None = None) -> ResolvedModel:
         cached_output_price_per_m=float(model_table.get("cached_output_price", 0.0)),
     )
     return ResolvedModel(provider_name, model_id, info, options)
+
+
+def _declared_model(providers: dict[str, Any], model_id: str) -> bool:
+    """A model id containing "/" that a provider declares in its models table."""
+    return any(model_id in ((table or {}).get("models") or {}) for table in providers.values() if isinstance(table, dict))
 
 
 def provider_options(config: Any, provider_name: str) -> dict[str, Any]:
@@ -127,7 +137,15 @@ def provider_from_options(options: dict[str, Any], plugins: Any = None) -> Provi
                 registry.register_provider_kind(kind, factory)
     options = dict(options)
     kind = options.pop("kind")
-    return registry.create_provider(kind, **options)
+    name = options.get("name") or kind
+    if str(kind).strip().lower() not in registry.provider_kinds():
+        raise ConfigError(
+            f"[providers.{name}] type = {kind!r} is not a provider kind; known kinds: {', '.join(registry.provider_kinds())}"
+        )
+    try:
+        return registry.create_provider(kind, **options)
+    except (ValueError, TypeError) as exc:  # an option the kind does not take, a bad value
+        raise ConfigError(f"[providers.{name}]: {exc}") from exc
 
 
 def request_cost(info: ModelInfo, usage: Any) -> float:

@@ -44,11 +44,25 @@ def environment_section(workdir: Path) -> PromptSection:
     return PromptSection("environment", text, order=20)
 
 
+# one instruction file of this family per directory: the first that exists, in this order
+INSTRUCTION_FAMILY = ("agents.md", "pando.md", "claude.md")
+
+
 def context_files_section(workdir: Path, names: list[str]) -> PromptSection | None:
     chunks = []
+    seen: set[str] = set()
+    family_taken = False
     for name in names:
+        key = name.lower()
+        if key in seen:
+            continue  # the same file named twice (or in another case)
         path = workdir / name
         if path.is_file():
+            if key in INSTRUCTION_FAMILY:
+                if family_taken:
+                    continue
+                family_taken = True
+            seen.add(key)
             try:
                 content = path.read_text(encoding="utf-8", errors="replace")[:MAX_CONTEXT_FILE_CHARS]
             except OSError:

@@ -39,6 +39,8 @@ class AgentTool:
         result = await agent.run(task["id"], prompt, cancel_event=ctx.cancel_event)
         if ctx.session_id and result.cost:
             self.app.store.sessions.add_cost(id=ctx.session_id, cost=result.cost)
+        usage = {"tokens_in": result.tokens_in, "tokens_out": result.tokens_out, "cost": result.cost}
+        metadata = {"session_id": task["id"], "cost": result.cost, "subagent_usage": usage}
         if result.status == "error":
-            return ToolResult(f"sub-agent failed: {result.error}", is_error=True)
-        return ToolResult(result.response or "(no answer)", metadata={"session_id": task["id"], "cost": result.cost})
+            return ToolResult(f"sub-agent failed: {result.error}", is_error=True, metadata=metadata)
+        return ToolResult(result.response or "(no answer)", metadata=metadata)

@@ -13,7 +13,7 @@ def _show_help(ctx: typer.Context) -> None:
 
 def run_default(ctx: typer.Context) -> None:
     from ..context import current
-    from ..interactive import main
+    from ..frontends.interactive import main
 
     params = ctx.params or {}
     code = main(

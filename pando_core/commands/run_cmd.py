@@ -49,7 +49,7 @@ def run_prompt(
     to ``pando`` itself complete the command's own.
     """
     from ..app import App, AppOptions
-    from ..noninteractive import check_output_format
+    from ..frontends.run import check_output_format
 
     context = context or current()
     output_format, quiet, yolo, model = context.with_root_options(output_format, quiet, yolo, model)

@@ -19,9 +19,9 @@ from ..errors import UnavailableError
 from . import protocol as P
 from .client import ClientClosed
 from .protocol import CallInterrupted, RpcError, RpcTimeout
-from .writes import remote_error
+from .roles import PRIMARY
+from .write_proxy import remote_error
 
-PRIMARY = "primary"
 _FOLLOW_WAIT_S = 0.05
 
 
@@ -32,7 +32,7 @@ def call_on_primary(
     deadline = time.monotonic() + timeout
     last_problem = "no connection to a primary"
     while True:
-        with runtime._state_lock:
+        with runtime.state_lock:
             role, client, record = runtime.role, runtime.client, runtime.record
         if role == PRIMARY:
             return local(method, params)
@@ -72,5 +72,5 @@ def call_on_primary(
 
 def _wait_for_primary(runtime: Any, seconds: float) -> None:
     """Wait briefly for a failover to change the primary (or make this instance the primary)."""
-    with runtime._primary_changed:
-        runtime._primary_changed.wait(timeout=min(seconds, _FOLLOW_WAIT_S))
+    with runtime.primary_changed:
+        runtime.primary_changed.wait(timeout=min(seconds, _FOLLOW_WAIT_S))

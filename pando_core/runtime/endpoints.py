@@ -14,7 +14,7 @@ Transports, in order of preference for ``prefer="auto"``:
     of SHA-256 of the resolved workdir.  File permissions are the access control.  Not used when
     libzmq lacks ipc (Windows wheels) or the socket path would exceed ``zmq.IPC_PATH_MAX_LEN``.
 ``tcp``
-    ``tcp://127.0.0.1`` on the seed's derived ports (FNV-1a, spec/ipc.md §2: PUB = base,
+    ``tcp://127.0.0.1`` on ports derived from the workdir (FNV-1a, spec/ipc.md §2: PUB = base,
     RPC = base + 1), or two free ports when a derived port is already taken by another socket.
     Access control is CURVE or a token (see :mod:`.auth`).
 """

@@ -5,6 +5,9 @@ SIGKILL, so the waiting secondary learns of the crash within one poll of the loc
 is alive but hung (SIGSTOP, deadlock) still holds the lock: nobody promotes, and ``ensure_primary``
 reports it. Every secondary also follows ``primary.json``, so when another instance is promoted it
 reconnects there and resends its in-flight writes with their original keys.
+
+:class:`RoleChanges` is the part of the `~.bootstrap.Runtime` that changes its role after start-up
+(promote, follow, fence); the watchers below decide when.
 """
 
 from __future__ import annotations
@@ -12,12 +15,143 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from typing import Any
 
-from .lock import LockError, read_primary_record
+from ..db import Database, LocalExecutor, database_path
+from ..errors import UnavailableError
+from . import protocol as P
+from .auth import client_auth
+from .lock import LockError, PrimaryRecord, read_primary_record
+from .roles import PRIMARY, SECONDARY
+from .write_proxy import ProxyExecutor
 
 log = logging.getLogger("pando.failover")
 
 FOLLOW_INTERVAL_S = 0.02
+
+
+class RoleChanges:
+    """The role changes of a `~.bootstrap.Runtime` after start-up (a mixin of it: they change
+    its state under its ``state_lock``)."""
+
+    def promote(self, lock: Any = None) -> None:
+        """This secondary won the lock: become the primary (its in-flight writes are applied here)."""
+        with self.state_lock:
+            if self.role == PRIMARY:
+                return
+            started = time.monotonic()
+            old_client, old_db, old_record = self.client, self.db, self.record
+            proxy = self.store.executor if self.store is not None else None
+            self.client = None
+            if old_client is not None:
+                old_client.close(timeout=1.0)  # in-flight proxied writes go local, same keys
+            if old_db is not None:
+                old_db.dispose()
+            try:
+                self._become_primary()
+            except BaseException:
+                self._undo_promotion(proxy, old_record)
+                raise
+            self.primary_changed.notify_all()
+        assert self.bus is not None
+        self.bus.publish(P.INSTANCE_PROMOTED, {"instance_id": self.instance_id, "epoch": self.epoch, "pid": os.getpid()})
+        self.instances.register(self.instance_id, self.role, self.epoch)
+        log.info("promoted to primary (epoch %s) in %.0f ms", self.epoch, (time.monotonic() - started) * 1000)
+        for callback in list(self._promoted_callbacks):
+            try:
+                callback(self)
+            except Exception:  # noqa: BLE001 - a plugin must not undo the promotion
+                log.exception("promotion callback failed")
+
+    def _undo_promotion(self, proxy: Any, record: PrimaryRecord | None) -> None:
+        """A promotion failed half-way (the caller then gives the lock back): drop whatever it
+        built -- above all the read-write connection the store may already be writing through --
+        and be a secondary again, proxying writes, pointed at the last known primary so that the
+        follower re-points it at whoever is promoted next. Never a writer without the lock."""
+        bus, coordinator, db = self.bus, self.coordinator, self.db
+        self.bus = self.coordinator = None
+        if self.lease_guard is not None:
+            self.lease_guard.stop()
+            self.lease_guard = None
+        self.role = SECONDARY
+        self.record = record
+        self.epoch = record.epoch if record is not None else 0
+        for closer in (
+            (lambda: bus.stop(timeout=2.0)) if bus is not None else None,
+            (lambda: coordinator.close(timeout=2.0)) if coordinator is not None else None,
+            (lambda: db.dispose()) if db is not None else None,
+        ):
+            if closer is not None:
+                try:
+                    closer()
+                except Exception:  # noqa: BLE001
+                    log.exception("cleaning up after a failed promotion")
+        self.db = Database(database_path(self.workdir), readonly=True)
+        if isinstance(proxy, ProxyExecutor) and self.store is not None:
+            proxy.db = self.db  # same executor: its idempotency key sequence carries on
+            self.store.use(proxy)
+        if record is not None:
+            try:
+                self.client = self._client(record, client_auth(self.pando_dir, record.auth))
+                self._subscribe_all(self.client)
+            except Exception:  # noqa: BLE001 - writes wait for the next primary (see WriteSender)
+                log.exception("cannot reconnect after a failed promotion")
+                self.client = None
+        self._last_change_seq = None
+
+    def follow(self, record: PrimaryRecord) -> None:
+        """Point this secondary at a new primary (after a failover elsewhere)."""
+        with self.state_lock:
+            if self.role != SECONDARY or self.client is None:
+                return
+            if self.record is not None and record.epoch <= self.record.epoch and record.instance_id == self.record.instance_id:
+                return
+            auth = client_auth(self.pando_dir, record.auth)
+            self.client.reconnect(record.endpoints, auth)
+            self.record = record
+            self.epoch = record.epoch
+            self._last_change_seq = None
+            self.primary_changed.notify_all()
+        log.info("now following primary pid %s (epoch %s)", record.pid, record.epoch)
+
+    def fence(self, reason: str) -> None:
+        """This primary's lease is gone (see :class:`~.failover.LeaseGuard`): stop being a
+        writer at once. Queued and new proxied writes are refused as retryable, the bus goes
+        down (secondaries follow ``primary.json`` to whoever holds the lock now), and local
+        writes raise UnavailableError; reads still work. Restarting pando is the way back."""
+        with self.state_lock:
+            if self.role != PRIMARY or self.fenced:
+                return
+            self.fenced = reason
+            log.error("%s: this pando stops writing; restart it to join the current primary", reason)
+            if self.store is not None:
+                self.store.use(_FencedExecutor(self.db, self.instance_id, reason))
+            coordinator, bus = self.coordinator, self.bus
+            self.coordinator = None  # writes still in flight here fail: no writer, no primary to proxy to
+        if coordinator is not None:
+            coordinator.close()
+        if bus is not None:
+            self._shut_down_bus(bus)
+        for callback in list(self._fenced_callbacks):
+            try:
+                callback(reason)
+            except Exception:  # noqa: BLE001 - fencing goes on
+                log.exception("fence callback failed")
+
+
+class _FencedExecutor(LocalExecutor):
+    """A fenced primary's executor: reads from its database, writes refused with the reason."""
+
+    def __init__(self, db: Database | None, instance_id: str, reason: str) -> None:
+        super().__init__(db, instance_id)
+        self.reason = reason
+
+    def run_write(self, spec: Any, params: dict[str, Any]) -> Any:
+        raise UnavailableError(f"{spec.qualified}: not written: {self.reason}; restart pando to write again")
+
+    def run_writes(self, calls: list[tuple[Any, dict[str, Any]]]) -> list[tuple[bool, Any]]:
+        return [self._outcome(spec, params) for spec, params in calls]
 
 
 class PrimaryFollower:
@@ -103,7 +237,7 @@ class LeaseGuard:
     """The primary's check that its lease is still real: the OS lock is held on the inode that
     ``ipc.lock`` names. If the file was deleted or replaced (``rm -rf .pando`` while pando runs),
     another process can lock the new file and become a primary too; this primary then fences
-    itself (:meth:`Runtime.fence`) rather than be a second writer."""
+    itself (:meth:`RoleChanges.fence`) rather than be a second writer."""
 
     def __init__(self, runtime, interval: float) -> None:  # noqa: ANN001
         self.runtime = runtime

@@ -94,18 +94,8 @@ ENVELOPE_VERSION = 1
 MAX_ID_LENGTH = 256
 
 # ---------------------------------------------------------------------------------------------
-# Topics (spec/ipc.md §5 plus the failover topics)
+# Topics the core publishes (besides the change events, ``db.<table>.<op>``)
 
-SESSION_UPDATE = "session.update"
-SESSION_DELETED = "session.deleted"
-SESSION_ACTIVATED = "session.activated"
-SESSION_LIST = "session.list"
-MESSAGE_APPEND = "message.append"
-LLM_TOKEN = "llm.token"
-LLM_START = "llm.start"
-LLM_END = "llm.end"
-TOOL_START = "tool.start"
-TOOL_END = "tool.end"
 INSTANCE_HEARTBEAT = "instance.heartbeat"
 INSTANCE_SHUTDOWN = "instance.shutdown"
 INSTANCE_PROMOTED = "instance.promoted"
@@ -118,16 +108,6 @@ INSTANCE_PREFIX = "instance."
 DB_PREFIX = "db."
 
 ALL_TOPICS = (
-    SESSION_UPDATE,
-    SESSION_DELETED,
-    SESSION_ACTIVATED,
-    SESSION_LIST,
-    MESSAGE_APPEND,
-    LLM_TOKEN,
-    LLM_START,
-    LLM_END,
-    TOOL_START,
-    TOOL_END,
     INSTANCE_HEARTBEAT,
     INSTANCE_SHUTDOWN,
     INSTANCE_PROMOTED,

@@ -53,5 +53,18 @@ class MessageService:
     def list(self, session_id: str) -> list[dict]:
         return self._repo.list(session_id=session_id)
 
+    def bus_methods(self) -> dict:
+        """What the primary serves other instances about messages (``app.call_primary``)."""
+
+        def message_list(params: dict) -> list:
+            session_id = params.get("session_id")
+            if not isinstance(session_id, str):
+                from ..errors import ValidationError
+
+                raise ValidationError("message.list: session_id must be a string")
+            return self.list(session_id)
+
+        return {"message.list": message_list}
+
     def get(self, message_id: str) -> dict:
         return self._repo.get(id=message_id)

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..background import ThreadedService
 from ..clock import now_ms
-from ..errors import NotFoundError
+from ..errors import NotFoundError, ValidationError
 
 
 class SessionService:
@@ -69,6 +69,20 @@ class SessionService:
         self.app.events.publish("session.ended", session)
         self.app.plugins.hooks.pando_session_ended(app=self.app, session=session, origin=self.app.instance_id)
         return True
+
+    def bus_methods(self) -> dict[str, Any]:
+        """What the primary serves other instances about sessions (``app.call_primary``)."""
+
+        def session_list(params: dict) -> list:
+            return self.list(include_empty=bool(params.get("include_empty", False)))
+
+        def session_get(params: dict) -> dict:
+            session_id = params.get("id")
+            if not isinstance(session_id, str):
+                raise ValidationError("session.get: id must be a string")
+            return self.get(session_id)  # NotFoundError: answered with its kind
+
+        return {"session.list": session_list, "session.get": session_get}
 
     def delete(self, id: str) -> None:
         self._repo.delete(id=id)

@@ -285,6 +285,8 @@ class _Git:
         proc = self.proc(
             "-c",
             "advice.addEmbeddedRepo=false",
+            "-c",
+            "advice.addIgnoredFile=false",
             "add",
             "-A",
             "--ignore-errors",
@@ -302,7 +304,15 @@ class _Git:
                 "error: unable to index file",
                 "fatal: adding files failed",
             )
-            real = [line for line in errors if not line.startswith(tolerated)]
+            # an excluded path the user's .gitignore also ignores (".pando/" usually): git lists it
+            # and exits 1 although everything else was staged
+            ignored_notice = "The following paths are ignored by one of your .gitignore files:"
+            real = [
+                line
+                for line in errors
+                if not line.startswith(tolerated) and line != ignored_notice and not line.startswith("hint:")
+                and line.rstrip("/") not in excluded
+            ]
             if real or not errors:
                 raise SnapshotError(f"git add failed: {real[-1] if real else f'exit code {proc.returncode}'}")
         for path in excluded:  # entries the user tracks there (the copied index still has them)

@@ -11,6 +11,8 @@ from reliability_kit import check_single_writer, check_writes, db_rows, primary_
 
 from tests.support.waiting import hold_for, wait_for
 
+pytestmark = pytest.mark.reliability
+
 HEARTBEAT = 0.1
 CONFIG = {"heartbeat_interval": HEARTBEAT}
 
@@ -233,7 +235,7 @@ def test_primary_whose_lock_file_is_replaced_stops_writing(cluster, workdir):
     new file and becomes primary. The old one must notice and stop writing, so there is never a
     second writer, while its reads keep working."""
     from pando_core.errors import UnavailableError
-    from pando_core.runtime.startup import bootstrap
+    from pando_core.runtime.bootstrap import bootstrap
 
     old = bootstrap(workdir, failover=False, config={**CONFIG, "lease_check_interval": 0.05})
     try:

@@ -14,9 +14,11 @@ from pando_core.db import Database, MethodRegistry, Repository, core_component, 
 from pando_core.db.engine import WriteTx
 from pando_core.errors import ConstraintError, NotFoundError, ValidationError
 from pando_core.runtime.protocol import RpcError
-from pando_core.runtime.writes import WriteCoordinator
+from pando_core.runtime.write_coordinator import WriteCoordinator
 from tests.support.sqlite_lock import another_writer_gets_in
 from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.reliability
 
 
 @pytest.fixture

@@ -20,10 +20,13 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
 from reliability_kit import check_single_writer, check_writes, primary_record
 
 from pando_core.runtime.instances import pid_alive
 from tests.support.waiting import hold_for, wait_for
+
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 KILLS = 20
 STOP_ROUND = 5  # before this kill, SIGSTOP the primary for a while instead of killing it at once

@@ -7,6 +7,8 @@ from reliability_kit import db_rows, primary_record
 
 from tests.support.waiting import hold_for
 
+pytestmark = pytest.mark.reliability
+
 N = 8
 
 

@@ -15,6 +15,8 @@ from reliability_kit import db_rows, primary_record
 from pando_core.runtime.endpoints import derived_ports, tcp_port_free
 from tests.support.waiting import hold_for
 
+pytestmark = pytest.mark.reliability
+
 TCP = {"transport": "tcp", "heartbeat_interval": 0.1}
 
 

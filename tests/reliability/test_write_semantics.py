@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from reliability_kit import db_rows, primary_record
 
 from pando_core.db import database_path
 from tests.support.sqlite_lock import another_writer_gets_in
 from tests.support.waiting import hold_for, wait_for
+
+pytestmark = pytest.mark.reliability
 
 CONFIG = {"heartbeat_interval": 0.1}
 

@@ -181,7 +181,7 @@ def main() -> None:
         return
 
     _instrument_lock()
-    from pando_core.runtime.startup import bootstrap
+    from pando_core.runtime.bootstrap import bootstrap
 
     config = json.loads(args.config)
     emit("starting")

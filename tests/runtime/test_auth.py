@@ -73,6 +73,7 @@ def test_curve_client_with_credentials_works_and_files_are_private(make_bus, mak
     assert got[0].payload == {"id": "s"}
 
 
+@pytest.mark.slow
 @needs_curve
 def test_curve_rejects_clients_without_credentials(make_bus, make_client, tmp_path, helpers):
     pando = tmp_path / ".pando"

@@ -40,6 +40,7 @@ def test_port_derivation_matches_spec_vectors(path, h, pub, rpc):
     assert derived_ports(path) == (pub, rpc)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, database=None)
 @given(st.text())
 def test_derived_ports_in_range_and_adjacent(path):

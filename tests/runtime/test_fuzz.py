@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -88,6 +89,7 @@ def _check_answer(reply: dict) -> None:
         assert isinstance(reply["error"]["data"]["kind"], str)
 
 
+@pytest.mark.slow
 def test_bus_survives_random_input(make_bus, make_client):
     bus = make_bus(max_message_bytes=CAP, heartbeat_interval=0.05)
     bus.register("echo", lambda params, call: params)

@@ -136,6 +136,7 @@ def _same(a, b) -> bool:  # noqa: ANN001 - equal, with the same types, all the w
     return a == b
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None)
 @given(value=_json_values, spaced=st.booleans())
 def test_decode_json_reads_what_the_json_module_reads(value, spaced):

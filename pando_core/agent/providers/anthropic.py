@@ -50,7 +50,7 @@ class AnthropicProvider(SdkProvider):
         base_url: str | None = None,
         api_key: str | None = None,
         max_retries: int = 3,
-        timeout: float = 600.0,
+        timeout: float = 180.0,  # seconds without a byte from the server (streaming included)
         *,
         connect_timeout: float = 10.0,
         api_key_env: str = "ANTHROPIC_API_KEY",

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import ModuleType
 from typing import Any, TypeVar
 
+from ...errors import ConfigError
 from .base import ProviderError
 from .retry import ErrorInfo, RetryPolicy, build_provider_error, call_with_retries, classify_sdk_error
 
@@ -50,8 +51,16 @@ class SdkProvider:
         self.name = name
         env_url = os.environ.get(base_url_env) if base_url_env else None
         self.base_url = (base_url or env_url or default_base_url).rstrip("/")
+        _check_base_url(name, self.base_url)
         self.api_key_env = api_key_env
         key = api_key if api_key is not None else os.environ.get(api_key_env, "") if api_key_env else ""
+        if not key and _is_hosted(self.base_url):
+            variable = api_key_env or "an api_key"
+            raise ConfigError(
+                f"provider {name}: {variable} is not set. Export it (export {variable}=...), put api_key in "
+                f"[providers.{name}], or run `pando init`; to try pando without a key, point it at a local "
+                "model server (Ollama, or `python -m pando_core.testing.model_server`, see the README)"
+            )
         self._api_key = key or self.placeholder_api_key
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -150,3 +159,28 @@ def finish_reason(has_tool_calls: bool, raw: str | None, mapping: Mapping[str, s
     if raw is None:
         return "end_turn"
     return mapping.get(raw, "unknown")
+
+
+# the providers' own hosted endpoints: they always need a key (a local server may not)
+_HOSTED = ("api.openai.com", "api.anthropic.com")
+
+
+def _is_hosted(base_url: str) -> bool:
+    from urllib.parse import urlparse
+
+    return (urlparse(base_url).hostname or "") in _HOSTED
+
+
+def _check_base_url(name: str, base_url: str) -> None:
+    """A base_url that is not an http(s) URL is a configuration error, not a network error to retry."""
+    from urllib.parse import urlparse
+
+    try:
+        parsed = urlparse(base_url)
+        port_ok = parsed.port is None or 0 < parsed.port < 65536
+    except ValueError:
+        parsed, port_ok = None, False
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname or not port_ok:
+        raise ConfigError(
+            f"provider {name}: base_url {base_url!r} is not an http(s) URL (e.g. http://localhost:11434/v1)"
+        )

@@ -9,7 +9,7 @@ Accepted keys (aliases from the Go configuration in brackets):
     list of script paths (a single string is accepted as a one-element list).
 ``timeout``
     seconds per call: a positive number, or a Go-style duration string (``"500ms"``, ``"2s"``, ``"1m30s"``,
-    ``"1h"``; parsed by ``pando_core.goal.parse_duration``).
+    ``"1h"``; parsed by ``pando_core.frontends.goal.parse_duration``).
 ``strict`` [``strict_mode``]
     bool: errors and timeouts raise instead of passing data through unchanged.
 ``hot_reload``
@@ -103,7 +103,7 @@ def _scripts(key: str, value: Any) -> list[str]:
 
 
 def _timeout(key: str, value: Any) -> float:
-    from pando_core.goal import parse_duration  # here: pando_core.goal imports asyncio
+    from pando_core.frontends.goal.options import parse_duration  # here: the goal package imports asyncio
 
     expected = "a positive number of seconds (or a duration string like '2s' / '500ms')"
     try:

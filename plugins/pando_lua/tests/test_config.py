@@ -50,7 +50,7 @@ def test_valid_values_and_aliases() -> None:
     assert go.scripts == ["hooks.lua"] and go.strict and go.timeout == 5.0
     assert LuaConfig.from_dict({"timeout": "250ms"}).timeout == 0.25
     assert LuaConfig.from_dict({"timeout": "1m"}).timeout == 60.0
-    # pando_core.goal.parse_duration: hours and compound durations too
+    # pando_core.frontends.goal.parse_duration: hours and compound durations too
     assert LuaConfig.from_dict({"timeout": "1m30s"}).timeout == 90.0
     assert LuaConfig.from_dict({"timeout": "1h"}).timeout == 3600.0
     assert LuaConfig.from_dict({"memory_limit": "64MiB"}).memory_limit == 64 << 20

@@ -1,7 +1,8 @@
-"""Writes from secondaries: the proxy (secondary side) and the coordinator (primary side).
+"""Where writes from secondaries land: the primary's write coordinator (group commit, exactly once).
 
-A secondary's repository write becomes ``db.write {method, params, key: [instance_id, seq]}``; a
-pipeline's writes come as one JSON-RPC batch, handed over whole (:meth:`WriteCoordinator.handle_many`).
+A secondary's write arrives as ``db.write {method, params, key: [instance_id, seq]}`` (see
+`write_proxy` for the sending side); a pipeline's writes come as one JSON-RPC batch, handed over
+whole (:meth:`WriteCoordinator.handle_many`).
 The ``db.write`` requests the bus receives in one burst are applied together, on the bus thread,
 as one transaction (group commit; a batch in which a write fails is applied again with one
 SAVEPOINT per write, see :meth:`WriteCoordinator._apply`). When the database is busy with a
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import itertools
 import json
 import logging
 import queue
@@ -27,7 +27,7 @@ from typing import Any
 
 from ..clock import now_ms
 from ..db.engine import Change, Database, WriteTx, coalesce_changes
-from ..db.repository import WRITE, LocalExecutor, MethodRegistry, MethodSpec, translate_db_error
+from ..db.repository import WRITE, MethodRegistry, MethodSpec, translate_db_error
 from ..db.schema import applied_writes
 from ..errors import PandoError, error_from_kind
 from .bus import BatchReply, CallContext, Reply
@@ -485,41 +485,3 @@ class WriteCoordinator:
             self._queue.put(None)
         self._thread.join(timeout)
         self.db.release_prepared()  # a fenced primary must not keep SQLite's write lock
-
-
-class ProxyExecutor(LocalExecutor):
-    """A secondary's executor: reads from the local read-only database, writes via the primary.
-
-    Each write gets one idempotency key and is re-sent with that same key until the primary (the
-    old one or a new one after failover) answers, or the write deadline passes. If this instance
-    is itself promoted meanwhile, the write is applied locally through its coordinator, still
-    under the same key.
-    """
-
-    def __init__(self, runtime: Any, db: Database, *, write_timeout: float = 30.0) -> None:
-        super().__init__(db, runtime.instance_id)  # reads: LocalExecutor.run_read on the read-only db
-        self.runtime = runtime
-        self.write_timeout = write_timeout
-        # applied_writes outlives this process: a later process started with the same instance
-        # id must not reuse a key, or its new writes would get this one's stored results (and
-        # never be applied). Start at the wall clock in microseconds: no process issues more
-        # than one write per microsecond, so earlier incarnations' keys are all smaller.
-        self._seq = itertools.count(time.time_ns() // 1000)
-
-    def run_write(self, spec: MethodSpec, params: dict[str, Any]) -> Any:
-        key = (self.runtime.instance_id, next(self._seq))
-        return self.runtime.send_write(spec.qualified, params, key, self.write_timeout)
-
-    def run_writes(self, calls: list[tuple[MethodSpec, dict[str, Any]]]) -> list[tuple[bool, Any]]:
-        instance_id, seq = self.runtime.instance_id, self._seq
-        writes = [(spec.qualified, params, (instance_id, next(seq))) for spec, params in calls]
-        return self.runtime.send_writes(writes, self.write_timeout)
-
-
-def remote_error(error: RpcError) -> Exception:
-    """A wire error as the core's error class where the kind is known (else *error* itself)."""
-    if error.kind in RECORDED_ERROR_KINDS:
-        return error_from_kind(error.kind, error.message)
-    if error.kind in ("method_not_found", "invalid_params"):
-        return error_from_kind("validation", error.message)
-    return error

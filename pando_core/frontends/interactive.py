@@ -30,9 +30,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .agent.tools.base import PermissionRequest
-from .errors import one_line as short
-from .services.permissions import ALLOW_ALWAYS, ALLOW_ONCE, ALLOW_SESSION, DENY
+from ..agent.tools.base import PermissionRequest
+from ..errors import one_line as short
+from ..services.permissions import ALLOW_ALWAYS, ALLOW_ONCE, ALLOW_SESSION, DENY
 
 PERMISSION_CHOICES = (
     ("Allow once", ALLOW_ONCE),
@@ -565,7 +565,7 @@ class InteractiveSession:
                 self._refresh_prompt()
 
     async def _ensure_primary(self) -> None:
-        from .errors import PandoError
+        from ..errors import PandoError
 
         try:
             await asyncio.to_thread(self.app.ensure_primary)
@@ -663,9 +663,9 @@ class InteractiveSession:
         return 128 + self._terminated if self._terminated else 0
 
     def _banner(self) -> None:
-        from . import __version__
-        from .agent.models import resolve_model
-        from .errors import PandoError
+        from .. import __version__
+        from ..agent.models import resolve_model
+        from ..errors import PandoError
 
         try:
             model = resolve_model(self.app.config, self.app.model_ref).ref
@@ -679,7 +679,7 @@ class InteractiveSession:
 
     def _warm_provider(self) -> None:
         """While the user types: import the provider SDK and build the client (slow the first time)."""
-        from .agent.models import resolve_model
+        from ..agent.models import resolve_model
 
         try:
             self.app.provider_for(resolve_model(self.app.config, self.app.model_ref))
@@ -695,7 +695,7 @@ class InteractiveSession:
     # -- a turn ----------------------------------------------------------------------------------
 
     async def _turn(self, text: str) -> None:
-        from .errors import PandoError
+        from ..errors import PandoError
 
         app = self.app
         try:
@@ -879,7 +879,7 @@ class InteractiveSession:
             await self._resume(chosen)
 
     async def _resume(self, id_or_prefix: str) -> None:
-        from .services.messages import text_of
+        from ..services.messages import text_of
 
         app = self.app
         session = await asyncio.to_thread(app.sessions.restore, id_or_prefix)
@@ -902,8 +902,8 @@ class InteractiveSession:
             self.console.print(f"[dim]  pando: {short(text_of(last_answer), 90)}[/dim]", highlight=False)
 
     async def _cmd_model(self, args: str) -> None:
-        from .agent.models import resolve_model
-        from .errors import PandoError
+        from ..agent.models import resolve_model
+        from ..errors import PandoError
 
         app = self.app
         if not args:
@@ -931,8 +931,8 @@ class InteractiveSession:
         self.console.print(f"[green]✓ model[/green] {resolved.ref}", highlight=False)
 
     async def _cmd_compact(self, args: str) -> None:
-        from .agent.compaction import compact_session
-        from .agent.models import resolve_model
+        from ..agent.compaction import compact_session
+        from ..agent.models import resolve_model
 
         if not self.session_id:
             self.console.print("[dim]nothing to compact yet[/dim]")
@@ -965,8 +965,8 @@ class InteractiveSession:
             )
 
     async def _cmd_status(self, args: str) -> None:
-        from .agent.models import resolve_model
-        from .errors import PandoError
+        from ..agent.models import resolve_model
+        from ..errors import PandoError
 
         app = self.app
         runtime = getattr(app, "runtime", None)
@@ -1031,7 +1031,7 @@ def _looks_like_command(text: str) -> bool:
 
 
 def run_interactive(context: Any, *, yolo: bool = False, model: str | None = None) -> int:
-    from .app import App, AppOptions
+    from ..app import App, AppOptions
 
     ui = InteractiveSession()
     options = AppOptions(
@@ -1067,7 +1067,7 @@ def main(
             if show_help is not None:
                 show_help()
             return 0
-        from .commands.run_cmd import run_prompt
+        from ..commands.run_cmd import run_prompt
 
         return run_prompt(prompt, yolo=yolo, model=model, context=context)
     return run_interactive(context, yolo=yolo, model=model)

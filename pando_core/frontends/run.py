@@ -16,14 +16,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .errors import UsageError
-from .errors import one_line as short  # progress and tool summaries on one line
+from ..errors import UsageError
+from ..errors import one_line as short  # progress and tool summaries on one line
 
 if TYPE_CHECKING:  # the agent is imported by the App, not to check the options before it starts
-    from .agent.loop import AgentEvent, TurnResult
+    from ..agent.loop import AgentEvent, TurnResult
 
 OUTPUT_FORMATS = ("text", "json", "stream-json")
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_LIMIT, EXIT_CANCELLED = 0, 1, 2, 3, 130
+
+
+def _input_object(raw: Any) -> Any:
+    """A tool call's input as the JSON object the model sent (the raw text when it is not JSON)."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return raw
 
 
 def result_json(result: TurnResult) -> dict[str, Any]:
@@ -34,7 +44,7 @@ def result_json(result: TurnResult) -> dict[str, Any]:
         "tokens_in": result.tokens_in,
         "tokens_out": result.tokens_out,
         "cost": round(result.cost, 6),
-        "tool_calls": result.tool_calls,
+        "tool_calls": [dict(call, input=_input_object(call.get("input"))) for call in result.tool_calls],
         "status": result.status,
         **({"error": result.error} if result.error else {}),
         **({"denials": result.denials} if result.denials else {}),
@@ -44,8 +54,12 @@ def result_json(result: TurnResult) -> dict[str, Any]:
 def exit_code_for(result: TurnResult) -> int:
     if result.status == "cancelled":
         return EXIT_CANCELLED
+    if result.status == "error" and result.error_kind in ("config", "usage"):
+        return EXIT_USAGE  # the configuration is wrong: nothing was sent
     if result.status in ("error", "permission_denied"):
         return EXIT_ERROR
+    if result.status in ("max_requests", "stuck"):
+        return EXIT_LIMIT  # the turn was stopped, not finished
     return EXIT_OK
 
 
@@ -81,7 +95,9 @@ class Spinner:
             self._thread.join(timeout=1)
 
 
-class _Printer:
+class EventPrinter:
+    """Shows a turn's agent events: text on stdout (tool calls on a terminal's stderr), or stream-json."""
+
     def __init__(self, output_format: str, quiet: bool, out: TextIO, err: TextIO) -> None:
         self.format = output_format
         self.quiet = quiet
@@ -105,7 +121,7 @@ class _Printer:
             data = {"type": "reasoning_delta", "text": event.data["delta"]}
         elif event.type == "tool_call":
             call = event.data["tool_call"]
-            data = {"type": "tool_call", "id": call["id"], "name": call["name"], "input": call["input"]}
+            data = {"type": "tool_call", "id": call["id"], "name": call["name"], "input": _input_object(call["input"])}
         elif event.type == "tool_result":
             part = event.data["tool_result"]
             data = {
@@ -132,15 +148,21 @@ class _Printer:
             self.out.write(event.data["delta"])
             self.out.flush()
             self.wrote_text = True
-        elif event.type == "tool_call" and self.tty:
+        elif event.type == "tool_call" and not self.quiet:
+            # tool lines go to stderr, on a terminal or not: stdout stays the answer alone
             call = event.data["tool_call"]
             if self.spinner:
                 self.spinner.label = f"running {call['name']}"
-            self.err.write(f"\r\033[K• {call['name']} {short(call['input'])}\n")
-        elif event.type == "tool_result" and self.tty:
+            clear = "\r\033[K" if self.tty else ""
+            self.err.write(f"{clear}• {call['name']} {short(call['input'], 180)}\n")
+            self.err.flush()
+        elif event.type == "tool_result" and not self.quiet:
             part = event.data["tool_result"]
             if part["is_error"]:
-                self.err.write(f"  ✗ {short(part['content'])}\n")
+                self.err.write(f"  ✗ {part['name']} failed: {short(part['content'], 200)}\n")
+            elif not self.tty:
+                self.err.write(f"  ✓ {part['name']}\n")
+            self.err.flush()
         elif event.type == "compaction" and self.tty:
             message = (
                 "⚡ compacting context…" if event.data.get("state") == "start" else "✓ context compacted"
@@ -181,7 +203,7 @@ def prepare_app(app: Any, *, yolo: bool = False, model: str | None = None) -> No
     Applies ``--yolo`` / ``--model`` (for an App not built with them), fails early, with the how-to,
     when no model is configured, and checks the primary when this instance is a secondary.
     """
-    from .agent.models import resolve_model
+    from ..agent.models import resolve_model
 
     if yolo:
         app.permissions.yolo = True
@@ -217,7 +239,7 @@ def run_non_interactive(
         session = app.sessions.restore(latest["id"]) if latest else app.sessions.create(title=prompt[:50])
     else:
         session = app.sessions.create(title=prompt[:50])
-    printer = _Printer(output_format, quiet, out, err)
+    printer = EventPrinter(output_format, quiet, out, err)
     result = asyncio.run(_run_with_signals(app, session["id"], prompt, printer))
     app.sessions.end(session["id"])
     if output_format == "json":
@@ -237,13 +259,13 @@ def run_non_interactive(
             err.write(f"pando: error: {result.error}\n")
         elif result.status == "cancelled":
             err.write("pando: cancelled\n")
-        elif result.status == "max_requests":
-            err.write("pando: stopped after the maximum number of model requests for one turn\n")
+        elif result.status in ("max_requests", "stuck"):
+            err.write(f"pando: stopped: {result.error}\n")
     out.flush()
     return exit_code_for(result)
 
 
-async def _run_with_signals(app: Any, session_id: str, prompt: str, printer: _Printer) -> TurnResult:
+async def _run_with_signals(app: Any, session_id: str, prompt: str, printer: EventPrinter) -> TurnResult:
     if printer.spinner:
         printer.spinner.start()
     try:

@@ -1,0 +1,89 @@
+"""The limits of a goal run: iterations, duration, stall budget (options, else config ``[goal]``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ...config import core_defaults
+from ...errors import UsageError
+
+# the defaults are those of the config section [goal]
+_GOAL_DEFAULTS = core_defaults("goal")
+DEFAULT_MAX_ITERATIONS: int = _GOAL_DEFAULTS["max_iterations"]
+DEFAULT_MAX_DURATION: float = _GOAL_DEFAULTS["max_duration"]
+DEFAULT_STALL_ITERATIONS: int = _GOAL_DEFAULTS["stall_iterations"]
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a Go-style duration string ("90", "90s", "5m", "1h30m", "500ms")."""
+    if value is None or value == "":
+        raise ValueError("empty duration")
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip().lower()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    total, pos = 0.0, 0
+    for match in re.finditer(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * units[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"invalid duration {value!r} (use seconds, or e.g. 90s, 5m, 1h)")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """Like Go's time.Duration.String for whole seconds: 1s, 1m30s, 1h0m0s."""
+    if seconds < 1:
+        return f"{int(round(seconds * 1000))}ms"
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+@dataclass
+class GoalOptions:
+    max_iterations: int = DEFAULT_MAX_ITERATIONS
+    max_duration: float = DEFAULT_MAX_DURATION
+    stall_iterations: int = DEFAULT_STALL_ITERATIONS
+    initial_prompt: str = ""
+
+    @classmethod
+    def resolve(
+        cls,
+        app: Any,
+        max_iterations: int | None = None,
+        max_duration: float | str | None = None,
+        stall_iterations: int | None = None,
+        initial_prompt: str = "",
+    ) -> GoalOptions:
+        """Explicit values, else config ``[goal]`` (max_iterations, max_duration, stall_iterations; their
+        defaults are 20, 3600 s and 3)."""
+        config = app.config.section("goal")
+        try:
+            if not max_iterations or max_iterations <= 0:
+                max_iterations = int(config["max_iterations"])
+            if max_duration in (None, "", 0):
+                max_duration = config["max_duration"]
+            seconds = parse_duration(max_duration)
+            if not stall_iterations or stall_iterations <= 0:
+                stall_iterations = int(config["stall_iterations"])
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"goal options: {exc}") from exc
+        if max_iterations <= 0:
+            raise UsageError("--max-iterations (goal.max_iterations) must be at least 1")
+        if seconds <= 0:
+            raise UsageError("--max-duration (goal.max_duration) must be positive")
+        return cls(max_iterations, seconds, max(1, stall_iterations), initial_prompt)
