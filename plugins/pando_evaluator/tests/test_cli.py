@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+pytestmark = pytest.mark.slow  # real pando processes
+
 
 def _sessions_then_stop(evaluator_app, model_server, ev, count=1, **settings):
     app = evaluator_app(**settings)

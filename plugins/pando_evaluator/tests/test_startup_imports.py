@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # real pando processes
+
 HEAVY = ("sqlalchemy", "zmq", "openai", "anthropic", "httpx", "asyncio")
 # cli.py is imported (the CLI is built before argv is parsed) but imports only typer
 OURS_LOADED_LATE = ("pando_evaluator.store", "pando_evaluator.judge", "pando_evaluator.service", "pando_evaluator.evaluation")

@@ -12,6 +12,8 @@ import pytest
 from pando_core.testing.model_server import Reply
 from pando_core.testing.pytest_plugin import write_model_config
 
+pytestmark = pytest.mark.slow  # real pando processes
+
 RUN_SESSION = """
 import asyncio, time
 session = app.sessions.create(title="t")
