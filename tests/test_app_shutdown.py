@@ -49,11 +49,11 @@ def test_shutdown_without_providers_starts_no_loop(make_app, monkeypatch):
     assert calls == []
 
 
-def test_ipc_is_primary_follows_the_role(make_app):
+def test_the_role_follows_the_runtime(make_app):
     app = make_app()
-    assert (app.role, app.ipc_is_primary) == ("primary", True)  # the only instance holds the lock
+    assert app.role == "primary"  # the only instance holds the lock
     runtime, app.runtime = app.runtime, SimpleNamespace(role="secondary")
     try:
-        assert (app.role, app.ipc_is_primary) == ("secondary", False)
+        assert app.role == "secondary"
     finally:
         app.runtime = runtime

@@ -21,6 +21,7 @@ from pando_core.agent.providers.registry import (
     unregister_provider_kind,
 )
 from pando_core.agent.providers.retry import RetryPolicy, parse_retry_after
+from pando_core.errors import ConfigError
 from pando_core.testing.model_server import Reply, ScriptedModelServer
 
 T = TypeVar("T")
@@ -441,10 +442,13 @@ def test_registry_kinds_and_default_urls(monkeypatch: pytest.MonkeyPatch) -> Non
         "llamacpp": "http://localhost:8080/v1",
     }
     for kind, url in expected.items():
-        provider = create_provider(kind)
+        provider = create_provider(kind, api_key="k")  # a hosted endpoint without a key is refused (below)
         assert isinstance(provider, Provider)
         assert provider.name == kind and provider.base_url == url  # type: ignore[attr-defined]
     assert {"openai-compatible", "vllm", "anthropic"} <= set(provider_kinds())
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY is not set"):
+        create_provider("openai")
+    assert create_provider("ollama").base_url == "http://localhost:11434/v1"  # a local server needs no key
     monkeypatch.setenv("OPENAI_BASE_URL", "http://env.example/v1")
     assert create_provider("openai").base_url == "http://env.example/v1"  # type: ignore[attr-defined]
     assert create_provider("ollama").base_url == "http://localhost:11434/v1"  # type: ignore[attr-defined]

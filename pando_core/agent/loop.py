@@ -20,6 +20,7 @@ from ..errors import PandoError, UsageError
 from .models import ResolvedModel, request_cost, resolve_model
 from .prompt import build_system_prompt
 from .providers.base import ChatRequest, ProviderError, Usage
+from .tools.arguments import ArgumentsError, repair_arguments
 from .tools.base import PermissionDenied, ToolError, ToolResult, permission_requests, tool_schema
 
 log = logging.getLogger("pando.agent")
@@ -579,10 +580,9 @@ class CoderAgent:
         if tool is None:
             return ToolResult(f"Tool not found: {call['name']}", is_error=True), False
         try:
-            arguments = json.loads(call["input"]) if call["input"].strip() else {}
-            if not isinstance(arguments, dict):
-                raise ValueError("arguments must be a JSON object")
-        except ValueError as exc:
+            # malformed JSON (a trailing comma, single quotes, cut short) is repaired, then checked
+            arguments = repair_arguments(call["input"], getattr(tool, "parameters", None))
+        except ArgumentsError as exc:
             return ToolResult(f"Invalid JSON arguments for {call['name']}: {exc}", is_error=True), False
         try:
             arguments = await app.plugins.hooks.pando_before_tool_call.acall(

@@ -23,6 +23,7 @@ from .roles import PRIMARY
 from .write_proxy import remote_error
 
 _FOLLOW_WAIT_S = 0.05
+_SETTLING_MS = 3000  # a new primary's plugin methods are registered right after its bus starts
 
 
 def call_on_primary(
@@ -39,6 +40,8 @@ def call_on_primary(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             pid = record.pid if record is not None else "?"
+            if last_problem.startswith("the new primary does not serve"):
+                raise _not_served(method, record)
             raise UnavailableError(f"{method}: the primary (pid {pid}) did not answer within {timeout:.0f}s ({last_problem})")
         if client is None:
             _wait_for_primary(runtime, remaining)
@@ -57,17 +60,34 @@ def call_on_primary(
                 ) from exc
             last_problem = "the primary changed during the call"
         except RpcError as exc:
+            if exc.kind == P.KIND_METHOD_NOT_FOUND and _just_started(record) and time.monotonic() < deadline:
+                # a primary that has just bound its bus serves its plugins' methods a moment later
+                last_problem = f"the new primary does not serve {method!r} yet"
+                _wait_for_primary(runtime, _FOLLOW_WAIT_S)
+                continue
             if exc.kind == P.KIND_METHOD_NOT_FOUND:
-                pid = record.pid if record is not None else "?"
-                raise UnavailableError(
-                    f"the primary (pid {pid}) does not serve {method!r}: it runs without the plugin that "
-                    "provides it; restart that pando with the same plugins as this one"
-                ) from exc
+                raise _not_served(method, record) from exc
             if exc.kind == P.KIND_CLOSED:
                 last_problem = exc.message
             else:
                 raise remote_error(exc) from exc
         _wait_for_primary(runtime, min(_FOLLOW_WAIT_S, max(0.0, deadline - time.monotonic())))
+
+
+def _not_served(method: str, record: Any) -> UnavailableError:
+    pid = record.pid if record is not None else "?"
+    return UnavailableError(
+        f"the primary (pid {pid}) does not serve {method!r}: it runs without the plugin that "
+        "provides it; restart that pando with the same plugins as this one"
+    )
+
+
+def _just_started(record: Any) -> bool:
+    """Whether the primary *record* names started less than a few seconds ago."""
+    from ..clock import now_ms
+
+    started = getattr(record, "started_at", None)
+    return isinstance(started, int) and now_ms() - started < _SETTLING_MS
 
 
 def _wait_for_primary(runtime: Any, seconds: float) -> None:

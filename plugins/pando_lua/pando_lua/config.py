@@ -103,7 +103,7 @@ def _scripts(key: str, value: Any) -> list[str]:
 
 
 def _timeout(key: str, value: Any) -> float:
-    from pando_core.frontends.goal.options import parse_duration  # here: the goal package imports asyncio
+    from pando_core.durations import parse_duration
 
     expected = "a positive number of seconds (or a duration string like '2s' / '500ms')"
     try:

@@ -118,7 +118,10 @@ def pando_session_restored(app, session):
 
 
 @hookimpl
-def pando_session_ended(app, session):
+def pando_session_ended(app, session, origin):
+    # the primary also hears of sessions other instances ended; a Lua script reacts to its own
+    if origin != app.instance_id:
+        return
     if (lua := _lua(app)) is not None:
         lua.hook(
             "session_end",
