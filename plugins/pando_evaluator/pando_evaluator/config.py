@@ -52,7 +52,7 @@ SECTION = ConfigSection(
     {
         "enabled": Field("bool", True, "score sessions when they end and use what was learned"),
         "judge": Field("bool", True, "ask an LLM judge for a rule after each well-scored session"),
-        "model": Field("str", "", "judge model as provider/model (empty: the [agent] model)"),
+        "model": Field("str", "", "judge model as provider/model (empty: no judge)"),
         "judge_prompt": Field("str", "", "judge instructions: a file path, or the text itself (empty: built in)"),
         "judge_timeout": Field("float", 120.0, "seconds one judge answer may take"),
         "idle_minutes": Field(

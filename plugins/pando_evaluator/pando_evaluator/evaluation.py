@@ -31,7 +31,8 @@ async def evaluate_session(app: Any, session_id: str, config: EvaluatorConfig | 
     """Score ``session_id`` unless a score already covers it; returns ``finish_evaluation``'s result
     plus ``judge_error`` (None, or why no rule could be asked for)."""
     config = config or EvaluatorConfig.of(app)
-    use_judge = config.judge if judge is None else judge
+    # no judge model configured: no judge (installing the plugin never adds model requests by itself)
+    use_judge = bool(config.model) and (config.judge if judge is None else judge)
     store = app.store.evaluator
     started = time.perf_counter()
     session = app.store.sessions.get(id=session_id)

@@ -36,6 +36,7 @@ def evaluator_app(make_app, model_server) -> Callable:
 
     def make(**settings):
         settings.setdefault("settle_seconds", 0)  # evaluate as soon as a session ends
+        settings.setdefault("model", "scripted/test-model")  # the judge: the same scripted server
         return make_app(plugins=["evaluator"], model_server=model_server, config="\n" + config_toml(**settings))
 
     return make

@@ -92,7 +92,7 @@ def test_pando_run_hands_its_session_to_the_evaluator(model_server, ev, run_pand
 
     from pando_core.testing.pytest_plugin import write_model_config
 
-    write_model_config(pando_workdir, model_server.base_url)
+    write_model_config(pando_workdir, model_server.base_url, extra='\n[evaluator]\nmodel = "scripted/test-model"\n')
     ev.set_judge(model_server, ev.judge_answer(rule="Answer in one line."))
     ran = run_pando("--plugins", "evaluator", "run", "--output-format", "json", "say hello")
     assert ran.returncode == 0, ran.stderr

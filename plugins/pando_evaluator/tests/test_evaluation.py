@@ -227,3 +227,10 @@ def test_a_session_waits_settle_seconds_before_its_evaluation():
     assert service._next_ready() == "now"
     assert service._next_ready() is None
     assert service.health()["queued"] == 1
+
+
+def test_no_judge_model_means_no_judge(evaluator_app, model_server, ev):
+    app = evaluator_app(model="")
+    ev.set_judge(model_server, ev.judge_answer())
+    evaluate_now(app, ev.run_session(app, "hello"))
+    assert ev.judge_requests(model_server) == [] and app.store.evaluator.scored_count() == 1

@@ -30,7 +30,7 @@ def run_session(instance, prompt: str) -> dict:
 
 @pytest.fixture
 def pair(pando_pair, pando_workdir, model_server):
-    write_model_config(pando_workdir, model_server.base_url, extra="\n[evaluator]\nsettle_seconds = 0\n")
+    write_model_config(pando_workdir, model_server.base_url, extra="\n[evaluator]\nsettle_seconds = 0\nmodel = \"scripted/test-model\"\n")
     return lambda: pando_pair(plugins=["evaluator"])
 
 
@@ -106,7 +106,7 @@ def test_the_cli_on_a_secondary_evaluates_on_the_primary(pando_instance, pando_w
     """`pando evaluator evaluate ID` run while another pando is the primary: the CLI is a secondary."""
     import json
 
-    write_model_config(pando_workdir, model_server.base_url, extra="\n[evaluator]\nsettle_seconds = 600\n")
+    write_model_config(pando_workdir, model_server.base_url, extra="\n[evaluator]\nsettle_seconds = 600\nmodel = \"scripted/test-model\"\n")
     ev.set_judge(model_server, ev.judge_answer(rule="Name the command you ran."))
     primary = pando_instance(["evaluator"])
     assert primary.info["role"] == "primary"
