@@ -258,7 +258,7 @@ def pando_select_provider(app: PluginApp, session_id: str, model: str) -> Any:
 
 @hookspec
 @kind(PIPELINE, value="text")
-def pando_filter_prompt_section(app: PluginApp, name: str, text: str) -> Any:
+def pando_filter_prompt_section(app: PluginApp, name: str, text: str, session_id: str) -> Any:
     """Change or drop one system-prompt section (pipeline).
 
     When: for every section, while the system prompt is built. Role: any.

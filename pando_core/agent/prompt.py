@@ -107,7 +107,9 @@ async def build_system_prompt(app: Any, session_id: str, prompt: str, tools: lis
 
     filtered = []
     for section in sections:
-        text = await plugins.hooks.pando_filter_prompt_section.acall(text=section.text, app=app, name=section.name)
+        text = await plugins.hooks.pando_filter_prompt_section.acall(
+            text=section.text, app=app, name=section.name, session_id=session_id
+        )
         if text:
             filtered.append(PromptSection(section.name, str(text), section.order))
     composed = await plugins.hooks.pando_compose_prompt.acall(sections=filtered, app=app)

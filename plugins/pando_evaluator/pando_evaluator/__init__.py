@@ -1,0 +1,1 @@
+"""pando-evaluator: score finished sessions, choose prompt variants with UCB1, learn short rules."""
