@@ -149,6 +149,7 @@ class WriterConnection:
         self._sa = self._engine.connect()
         self._last_seq: dict[str, int] = {}
         self._data_version: int | None = None  # PRAGMA data_version when _last_seq was valid
+        self._version_checked = False  # data_version was read in the open transaction
         self._prepared = False  # a transaction begun ahead of the next write (see prepare)
 
     def next_seq(self, table: str) -> int:
@@ -160,10 +161,12 @@ class WriterConnection:
         count is read again then. Inside ``BEGIN IMMEDIATE`` nobody else can commit before we
         do, so the value is unique. A rolled-back transaction leaves a gap, which ordering by
         ``seq`` does not mind."""
-        version = self.raw.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._data_version:  # another connection committed: the counts may be behind
-            self._data_version = version
-            self._last_seq.clear()
+        if not self._version_checked:  # once per transaction: inside it nobody else commits
+            self._version_checked = True
+            version = self.raw.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._data_version:  # another connection committed: the counts may be behind
+                self._data_version = version
+                self._last_seq.clear()
         last = self._last_seq.get(table)
         if last is None:
             last = self.raw.execute(f"SELECT max(seq) FROM {table}").fetchone()[0] or 0
@@ -180,10 +183,11 @@ class WriterConnection:
         if self._prepared:
             self._prepared = False
             if raw.in_transaction:
-                return
+                return  # the transaction prepare() began: its data_version check stands
         elif raw.in_transaction:
             raise RuntimeError("a write transaction is already open on this database (nested write)")
         raw.execute("BEGIN IMMEDIATE")
+        self._version_checked = False
 
     @property
     def prepared(self) -> bool:
@@ -194,6 +198,7 @@ class WriterConnection:
         if not self.raw.in_transaction:
             self.raw.execute("BEGIN IMMEDIATE")
             self._prepared = True
+            self._version_checked = False
 
     def release_prepared(self) -> None:
         """End a transaction :meth:`prepare` began and no write used (it holds SQLite's write lock)."""
