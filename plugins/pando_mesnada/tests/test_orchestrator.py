@@ -53,9 +53,10 @@ def test_max_parallel_is_enforced_by_priority_then_age(make_orchestrator, fake_e
         peak = max(peak, running)
     assert peak == 2
     order = [r["prompt"].splitlines()[0] for r in runs]
-    # the first two started at once; then the queue: priority 9, priority 5, then the oldest
+    # the first two started at once; then the queue: priority 9 and 5 (both slots free up
+    # together, so their processes may start in either order), and the oldest priority-0 last
     assert sorted(order[:2]) == ["say:job0", "say:job1"]
-    assert order[2:] == ["say:job4", "say:job2", "say:job3"]
+    assert sorted(order[2:4]) == ["say:job2", "say:job4"] and order[4] == "say:job3"
 
 
 def test_dependencies_start_after_completion_with_their_logs(make_orchestrator, fake_engines):
