@@ -77,6 +77,8 @@ def test_three_instances_fire_each_minute_once_and_a_failover_does_not_fire_it_a
         settle(first, before)
         done = poll(lambda: [f for f in fires(first) if f["status"] != "claimed"], what="the fire")
         assert [f["scheduled_at"] for f in done][-1] == int(minute * 1000)
+        # the job's task must have ended before the next minute, or that fire is (rightly) skipped
+        poll(lambda: all(t["status"] in ("completed", "failed") for t in cron_tasks(first)), what="the task's end")
     got = fires(instances[1])  # a secondary reads the same rows
     assert [(f["scheduled_at"], f["status"], f["instance"]) for f in got] == [
         (int((M0 + MINUTE) * 1000), "fired", first.info["instance_id"]),
@@ -97,6 +99,7 @@ def test_three_instances_fire_each_minute_once_and_a_failover_does_not_fire_it_a
     )
     settle(second)
     assert len(fires(second)) == 2 and len(cron_tasks(second)) == 2
+    poll(lambda: all(t["status"] in ("completed", "failed") for t in cron_tasks(second)), what="the tasks' end")
     # ... and fires the next minute itself, once
     before = passes(second)
     set_clock(survivors, M0 + 3 * MINUTE + 0.05)
