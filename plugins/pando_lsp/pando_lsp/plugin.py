@@ -72,13 +72,10 @@ async def pando_after_tool_call(app, tool_name, arguments, result):
 
     from .manager import format_report
 
-    notes = []
-    for path in _edited_paths(app, tool_name, arguments, result):
-        if manager.server_for(path) is None:
-            continue
-        report = await asyncio.wrap_future(manager.submit(manager.check(path)))
-        if report is not None:
-            notes.append(format_report(report, manager.workdir))
+    paths = [path for path in _edited_paths(app, tool_name, arguments, result) if manager.server_for(path)]
+    # all files of a patch at once: the whole wait stays within one wait_ms
+    reports = await asyncio.gather(*(asyncio.wrap_future(manager.submit(manager.check(p))) for p in paths))
+    notes = [format_report(report, manager.workdir) for report in reports if report is not None]
     if not notes:
         return None
     return ToolResult(result.content + "\n\n" + "\n\n".join(notes), result.is_error, result.metadata)
