@@ -61,6 +61,12 @@ def test_files_left_0644_by_an_older_version_are_tightened(tmp_path):
 
 
 def test_pando_creates_its_database_private(pando_workdir, pando_env):
+    # a pando that becomes the primary creates the database (read-only commands only observe)
+    started = subprocess.run(
+        [sys.executable, "-c", "from pando_core.runtime import bootstrap; bootstrap('.').cleanup()"],
+        cwd=pando_workdir, env=pando_env, capture_output=True, text=True, timeout=60,
+    )
+    assert started.returncode == 0, started.stderr
     result = pando(pando_workdir, pando_env, "sessions", "list", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
