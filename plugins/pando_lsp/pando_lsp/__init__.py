@@ -1,0 +1,1 @@
+"""pando-lsp: language servers for diagnostics after edits."""

@@ -1,0 +1,296 @@
+"""``app.lsp``: the language servers of one process, on a background asyncio loop thread.
+
+A server starts on the first file of its language, is restarted once if it dies, and every wait is
+bounded: a missing, crashing or silent server becomes a one-line notice, never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .client import LspClient, LspError
+from .config import ServerSpec, language_id
+
+log = logging.getLogger("pando.lsp")
+
+ERROR, WARNING = 1, 2
+SHOWN = 10  # diagnostics listed per file
+
+
+@dataclass
+class Report:
+    """What a check of one file found (``notice`` when the server could not answer)."""
+
+    path: Path
+    server: str
+    diagnostics: list[dict] = field(default_factory=list)
+    project_errors: int = 0
+    project_warnings: int = 0
+    notice: str | None = None
+    answered: bool = False
+
+
+class Server:
+    """One configured server: its client (once started) and what it told us."""
+
+    def __init__(self, spec: ServerSpec, workdir: Path) -> None:
+        self.spec = spec
+        self.workdir = workdir
+        self.client: LspClient | None = None
+        self.starting: asyncio.Task | None = None
+        self.restarts = 0
+        self.failure: str | None = None
+        self.start_seconds: float | None = None
+        self.versions: dict[str, int] = {}
+        self.diagnostics: dict[str, list[dict]] = {}
+        self.waiters: dict[str, list[tuple[int, asyncio.Future]]] = {}
+
+    def root(self, path: Path) -> Path:
+        """The nearest ancestor (inside the working directory) holding a root marker, else the workdir."""
+        for parent in path.parents:
+            if parent != self.workdir and self.workdir not in parent.parents:
+                break
+            if any((parent / marker).exists() for marker in self.spec.root_markers):
+                return parent
+        return self.workdir
+
+    def state(self) -> str:
+        if self.failure:
+            return "failed"
+        if self.client is None:
+            return "starting" if self.starting else "not started"
+        if self.starting is not None and not self.starting.done():
+            return "starting"
+        return "running" if self.client.alive else "exited"
+
+    def published(self, uri: str, version: int | None, diagnostics: list[dict]) -> None:
+        self.diagnostics[uri] = diagnostics
+        keep = []
+        for wanted, future in self.waiters.pop(uri, []):
+            if future.done():
+                continue
+            if version is None or version >= wanted:
+                future.set_result(True)
+            else:
+                keep.append((wanted, future))
+        if keep:
+            self.waiters[uri] = keep
+
+
+class LspManager:
+    def __init__(self, workdir: Path, specs: list[ServerSpec], wait_ms: int) -> None:
+        self.workdir = workdir.resolve()
+        self.servers = [Server(spec, self.workdir) for spec in specs]
+        self.wait_ms = wait_ms
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- the loop thread -----------------------------------------------------------------------
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=self._loop.run_forever, name="pando-lsp", daemon=True)
+                self._thread.start()
+            return self._loop
+
+    def submit(self, coro) -> Any:  # noqa: ANN001
+        """Run ``coro`` on the loop thread; a concurrent future."""
+        return asyncio.run_coroutine_threadsafe(coro, self._ensure_loop())
+
+    def run(self, coro, timeout: float) -> Any:  # noqa: ANN001
+        return self.submit(coro).result(timeout)
+
+    # -- servers -------------------------------------------------------------------------------
+
+    def server_for(self, path: Path) -> Server | None:
+        return next((server for server in self.servers if server.spec.handles(path)), None)
+
+    async def _start(self, server: Server, path: Path) -> LspClient:
+        command = server.spec.resolved_command()
+        if command is None:
+            server.failure = f"{server.spec.name}: command {server.spec.command!r} not found on PATH"
+            raise LspError(server.failure)
+        client = LspClient(
+            server.spec.name,
+            [command, *server.spec.args],
+            server.root(path),
+            server.spec.initialization_options,
+            on_diagnostics=server.published,
+        )
+        server.client = client
+        server.versions.clear()
+        began = time.perf_counter()
+        try:
+            await client.start()
+        except (OSError, LspError) as exc:
+            await client.shutdown(1.0)
+            raise LspError(f"{server.spec.name} failed to start: {exc}") from exc
+        server.start_seconds = time.perf_counter() - began
+        return client
+
+    async def _client(self, server: Server, path: Path) -> LspClient:
+        if server.failure:
+            raise LspError(server.failure)
+        if server.starting is not None and not server.starting.done():
+            return await asyncio.shield(server.starting)
+        if server.client is not None and server.client.alive:
+            return server.client
+        if server.client is not None:  # it died
+            if server.restarts >= 1:
+                server.failure = f"{server.spec.name} exited again; not restarting it"
+                raise LspError(server.failure)
+            server.restarts += 1
+            log.warning("lsp %s exited; restarting it once", server.spec.name)
+        server.starting = asyncio.get_running_loop().create_task(self._start(server, path))
+        try:
+            return await asyncio.shield(server.starting)
+        except LspError:
+            if server.client is not None and server.restarts >= 1:
+                server.failure = f"{server.spec.name} failed again after a restart"
+            raise
+
+    # -- checks --------------------------------------------------------------------------------
+
+    async def check(self, path: Path, wait_ms: int | None = None) -> Report | None:
+        """Tell the file's server the file's current text and wait (bounded) for its diagnostics.
+        None: no server handles this file type, or the file is gone."""
+        path = path.resolve()
+        server = self.server_for(path)
+        if server is None or not path.is_file():
+            return None
+        wait = (self.wait_ms if wait_ms is None else wait_ms) / 1000
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        report = Report(path, server.spec.name)
+        try:
+            client = await asyncio.wait_for(self._client(server, path), wait)
+            await self._sync(server, client, path, report, deadline)
+        except TimeoutError:
+            report.notice = f"lsp: {server.spec.name} did not answer within {round(wait * 1000)} ms"
+        except (LspError, OSError) as exc:
+            report.notice = f"lsp: {exc}"
+        uri = path.as_uri()
+        report.diagnostics = sorted(
+            (d for d in server.diagnostics.get(uri, []) if d.get("severity", ERROR) <= WARNING),
+            key=lambda d: (d.get("severity", ERROR), d["range"]["start"]["line"], d["range"]["start"]["character"]),
+        )
+        report.project_errors, report.project_warnings = self.counts()
+        return report
+
+    async def _sync(self, server: Server, client: LspClient, path: Path, report: Report, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        text = path.read_text(encoding="utf-8", errors="replace")
+        uri = path.as_uri()
+        version = server.versions.get(uri, 0) + 1
+        answered = loop.create_future()
+        server.waiters.setdefault(uri, []).append((version, answered))
+        if uri in server.versions:
+            client.did_change(uri, version, text)
+        else:
+            client.did_open(uri, language_id(path), version, text)
+        server.versions[uri] = version
+        client.did_save(uri, text)
+        if client.pulls:
+            server.diagnostics[uri] = await asyncio.wait_for(client.pull(uri), max(deadline - loop.time(), 0))
+            report.answered = True
+            return
+        exited = loop.create_task(client.exited.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {answered, exited}, timeout=max(deadline - loop.time(), 0), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            exited.cancel()
+        if answered in done:
+            report.answered = True
+        elif exited in done:
+            raise LspError(f"{server.spec.name} exited while checking {path.name}")
+        else:
+            raise TimeoutError
+
+    def counts(self) -> tuple[int, int]:
+        errors = warnings = 0
+        for server in self.servers:
+            for diagnostics in server.diagnostics.values():
+                for d in diagnostics:
+                    severity = d.get("severity", ERROR)
+                    errors += severity == ERROR
+                    warnings += severity == WARNING
+        return errors, warnings
+
+    def status(self) -> list[dict]:
+        rows = []
+        for server in self.servers:
+            client = server.client
+            rows.append(
+                {
+                    "name": server.spec.name,
+                    "command": " ".join([server.spec.command, *server.spec.args]),
+                    "source": server.spec.source,
+                    "extensions": server.spec.extensions,
+                    "found": server.spec.resolved_command(),
+                    "state": server.state(),
+                    "pid": client.process.pid if client is not None and client.process is not None else None,
+                    "restarts": server.restarts,
+                    "open_files": len(server.versions),
+                    "error": server.failure,
+                }
+            )
+        return rows
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop every server within ``timeout`` seconds in all, then the loop thread."""
+        if self._loop is None:
+            return
+
+        async def stop_all() -> None:
+            clients = [s.client for s in self.servers if s.client is not None]
+            await asyncio.gather(*(c.shutdown(timeout - 0.5) for c in clients), return_exceptions=True)
+
+        try:
+            self.run(stop_all(), timeout)
+        except Exception as exc:  # noqa: BLE001 - shutting down: report, never raise
+            log.warning("lsp shutdown: %s", exc)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+        self._loop = None
+
+
+def format_report(report: Report, workdir: Path) -> str:
+    """The lines appended to a tool result (and printed by ``pando lsp diagnostics``)."""
+    try:
+        shown = report.path.relative_to(workdir)
+    except ValueError:
+        shown = report.path
+    lines = []
+    if report.notice:
+        lines.append(report.notice)
+    if report.diagnostics:
+        lines.append(f"LSP diagnostics in {shown} ({report.server}):")
+        for d in report.diagnostics[:SHOWN]:
+            start = d["range"]["start"]
+            kind = "error" if d.get("severity", ERROR) == ERROR else "warning"
+            source = f" [{d['source']}]" if d.get("source") else ""
+            lines.append(f"  {kind} {start['line'] + 1}:{start['character'] + 1} {d.get('message', '')}{source}")
+        if len(report.diagnostics) > SHOWN:
+            lines.append(f"  ... and {len(report.diagnostics) - SHOWN} more")
+    elif report.answered:
+        lines.append(f"LSP: no errors or warnings in {shown} ({report.server}).")
+    lines.append(f"Project: {_plural(report.project_errors, 'error')}, {_plural(report.project_warnings, 'warning')}.")
+    return "\n".join(lines)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")

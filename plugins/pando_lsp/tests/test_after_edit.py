@@ -1,0 +1,102 @@
+"""Diagnostics appended to edit/write results, through real agent turns (scripted model server)
+against a real python-lsp-server with pyflakes, and against fake servers that crash or stay silent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from pando_core.app import AppOptions
+from pando_core.testing.model_server import Reply
+
+OPTIONS = dict(startup_mode="run", skip_lsp=False, yolo=True)
+
+
+def _lsp_app(make_app, model_server, config):
+    return make_app(plugins=["lsp"], model_server=model_server, options=AppOptions(**OPTIONS), config=config)
+
+
+def _turn(app, prompt="go"):
+    session = app.sessions.create(title="t")
+    result = asyncio.run(app.coder_agent.run(session["id"], prompt))
+    assert result.status == "success", result.error
+    return result
+
+
+def _tool_message(model_server, index):
+    return [m for m in model_server.requests[index]["messages"] if m["role"] == "tool"][-1]["content"]
+
+
+def test_write_with_an_undefined_name_gets_the_diagnostic_and_a_fix_clears_it(make_app, model_server, lsp_config, pylsp_table):
+    app = _lsp_app(make_app, model_server, lsp_config(60000, pylsp_table))
+    model_server.script(
+        Reply.tool("write", {"file_path": "mod.py", "content": "def f():\n    return undefined_thing\n"}),
+        Reply.tool("view", {"file_path": "mod.py"}),
+        Reply.tool("edit", {"file_path": "mod.py", "old_string": "undefined_thing", "new_string": "42"}),
+        Reply.text("done"),
+    )
+    _turn(app)
+    after_write = _tool_message(model_server, 1)
+    assert "LSP diagnostics in mod.py (pylsp):" in after_write
+    assert "error 2:12 undefined name 'undefined_thing' [pyflakes]" in after_write
+    assert "Project: 1 error, 0 warnings." in after_write
+    after_edit = _tool_message(model_server, 3)
+    assert "undefined_thing" not in after_edit.split("\n\n", 1)[-1]
+    assert "LSP: no errors or warnings in mod.py (pylsp)." in after_edit
+    assert "Project: 0 errors, 0 warnings." in after_edit
+    assert [row["state"] for row in app.lsp.status()] == ["running"]
+
+
+def test_a_file_type_without_a_server_gets_nothing_appended(make_app, model_server, lsp_config, pylsp_table):
+    app = _lsp_app(make_app, model_server, lsp_config(60000, pylsp_table))
+    model_server.script(Reply.tool("write", {"file_path": "notes.txt", "content": "hello\n"}), Reply.text("ok"))
+    _turn(app)
+    content = _tool_message(model_server, 1)
+    assert "LSP" not in content and "Project:" not in content
+    assert [row["state"] for row in app.lsp.status()] == ["not started"]  # lazily: no .py file yet
+
+
+def test_a_crashing_server_is_a_notice_and_is_restarted_once(make_app, model_server, lsp_config, fake_table, tmp_path):
+    counter = tmp_path / "starts"
+    app = _lsp_app(make_app, model_server, lsp_config(20000, fake_table("crashing_server.py", [".py"], str(counter))))
+    model_server.script(
+        Reply.tool("write", {"file_path": "a.py", "content": "x = 1\n"}),
+        Reply.tool("write", {"file_path": "b.py", "content": "y = 2\n"}),
+        Reply.tool("write", {"file_path": "c.py", "content": "z = 3\n"}),
+        Reply.text("ok"),
+    )
+    result = _turn(app)
+    assert [call["is_error"] for call in result.tool_calls] == [False, False, False]
+    for index in (1, 2, 3):
+        content = _tool_message(model_server, index)
+        notices = [line for line in content.splitlines() if line.startswith("lsp: ")]
+        assert len(notices) == 1, content
+        assert "crashing_server" in notices[0]
+    assert "not restarting" in _tool_message(model_server, 3) or "failed again" in _tool_message(model_server, 3)
+    assert counter.read_text() == "2"  # first start + one restart, never a third
+    assert app.lsp.status()[0]["state"] == "failed"
+
+
+def test_a_server_that_never_answers_ends_the_wait_at_wait_ms(make_app, model_server, lsp_config, fake_table):
+    app = _lsp_app(make_app, model_server, lsp_config(1500, fake_table("silent_server.py", [".py"])))
+    model_server.script(Reply.tool("write", {"file_path": "a.py", "content": "x = 1\n"}), Reply.text("ok"))
+    began = time.monotonic()
+    result = _turn(app)
+    elapsed = time.monotonic() - began
+    assert result.tool_calls[0]["is_error"] is False
+    assert "lsp: silent_server did not answer within 1500 ms" in _tool_message(model_server, 1)
+    assert 1.4 < elapsed < 30
+    began = time.monotonic()
+    app.shutdown()  # the silent server ignores shutdown: killed within the 5 s budget
+    assert time.monotonic() - began < 7
+
+
+def test_enabled_false_starts_nothing(make_app, model_server, lsp_config, pylsp_table):
+    app = _lsp_app(make_app, model_server, lsp_config(60000, pylsp_table).replace("[lsp]\n", "[lsp]\nenabled = false\n"))
+    assert getattr(app, "lsp", None) is None
+
+
+def test_skip_lsp_starts_nothing(make_app, model_server, lsp_config, pylsp_table):
+    options = AppOptions(startup_mode="run", skip_lsp=True)
+    app = make_app(plugins=["lsp"], model_server=model_server, options=options, config=lsp_config(60000, pylsp_table))
+    assert getattr(app, "lsp", None) is None
