@@ -46,6 +46,13 @@ class AppOptions:
     model: str | None = None
     interactive_permissions: Any = None  # async asker(PermissionRequest) -> once|session|always|deny
     observe: bool = False  # read-only commands: never become primary (runtime/observer.py)
+    background_work: bool | None = None  # None: only the session-hosting modes (HOST_MODES) do it
+
+
+# modes that host sessions for as long as a user keeps them open; any other mode is a one-shot
+# command (`pando cron list`, `pando mesnada show`), which must not fire schedules or start imports
+# just because it happens to be the primary for a moment
+HOST_MODES = frozenset({"interactive", "run", "goal", "acp", "mcp-server", "instance"})
 
 
 class App:
@@ -169,6 +176,12 @@ class App:
                     continue
                 self.subsystems[name] = value
                 setattr(self, name, value)
+
+    @property
+    def runs_background_work(self) -> bool:
+        """Whether plugins' long-lived work (schedules, imports, watchers) belongs in this process."""
+        chosen = self.options.background_work
+        return self.options.startup_mode in HOST_MODES if chosen is None else chosen
 
     @property
     def role(self) -> str:

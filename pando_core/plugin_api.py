@@ -46,6 +46,11 @@ class PluginApp(Protocol):
         """``"primary"`` or ``"secondary"``; a secondary may become the primary at any time."""
         ...
 
+    @property
+    def runs_background_work(self) -> bool:
+        """False in one-shot commands (``pando cron list``): do not fire schedules or start imports."""
+        ...
+
     def call_primary(self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None) -> Any:
         """Call a bus method (``pando_bus_methods``) on the primary, from any instance."""
         ...

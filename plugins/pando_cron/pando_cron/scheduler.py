@@ -86,10 +86,9 @@ class CronScheduler(ThreadedService):
         self._last = {}  # claims are read again from the database: a predecessor may have made some
         self._reload = True
         clock.subscribe(self.wake)
-        # a `pando cron ...` command that happens to be the primary for a moment: listing the jobs
-        # must not fire them (`pando cron run` fires through cron.run_now)
-        cron_command = getattr(getattr(app, "options", None), "startup_mode", "") == "cron"
-        self.idle = "a pando cron command" if cron_command else ""
+        # a one-shot command (`pando cron list`, `pando mesnada show`) that happens to be the primary
+        # for a moment must not fire jobs (`pando cron run` fires through cron.run_now)
+        self.idle = "" if app.runs_background_work else "a one-shot pando command"
         if "mesnada" not in app.plugins.loaded():
             self.error = (
                 "cron jobs need the mesnada plugin (pip install pando-mesnada, and do not disable it)"

@@ -27,7 +27,6 @@ log = logging.getLogger("pando.rag")
 
 SERVICE_NAME = "rag"
 # startup modes of commands that only need the store for one request
-SHORT_LIVED_MODES = {"rag", "status", "tools", "plugins", "sessions"}
 OPEN_TIMEOUT = 60.0
 MESSAGE_CACHE = 4096
 
@@ -107,8 +106,7 @@ class RagService(ThreadedService):
             log.warning("rag: checking the store failed: %s", one_line(exc))
         self.opened.set()
         try:
-            mode = getattr(getattr(app, "options", None), "startup_mode", "")
-            long_lived = mode not in SHORT_LIVED_MODES
+            long_lived = app.runs_background_work
             if long_lived:
                 config.kb_path.mkdir(parents=True, exist_ok=True)
             if long_lived and config.kb_auto_import and config.kb_path.is_dir():
