@@ -37,7 +37,7 @@ log = logging.getLogger("pando.app")
 class AppOptions:
     """How to build an App."""
 
-    skip_lsp: bool = True  # headless runs: a language-server plugin starts no server
+    skip_lsp: bool = False  # `--skip-lsp`: a language-server plugin starts no server
     startup_mode: str = "interactive"  # interactive | run | goal | mcp-server | cron | status ...
     store: Any = None  # override the repositories (tests, embedding); skips the runtime
     instance_id: str | None = None

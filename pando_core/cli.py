@@ -85,11 +85,13 @@ def build_cli(context, invoked: str | None = None):  # noqa: ANN001 - typer impo
         quiet: bool = typer.Option(False, "--quiet", "-q", help="with -p/--goal: no spinner"),
         yolo: bool = typer.Option(False, "--yolo", help="with -p/--goal: approve every tool call"),
         model: str = typer.Option(None, "--model", "-m", help="provider/model to use"),
+        skip_lsp: bool = typer.Option(False, "--skip-lsp", help="start no language server (pando-lsp)"),
     ) -> None:
         if version:
             _print_version()
             raise typer.Exit(0)
         context.root_options = {"output_format": output_format, "quiet": quiet, "yolo": yolo, "model": model}
+        context.root_options["skip_lsp"] = skip_lsp
         if prompt is not None and goal is not None:
             from .errors import UsageError
 

@@ -42,8 +42,11 @@ def goal_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress or summary on stderr"),
     yolo: bool = typer.Option(False, "--yolo", help="approve every tool call without asking"),
     model: str | None = typer.Option(None, "--model", "-m", help="provider/model to use"),
+    skip_lsp: bool = typer.Option(False, "--skip-lsp", help="start no language server (pando-lsp)"),
 ) -> None:
     """Work toward OBJECTIVE over several agent turns until done (exit 0 completed, 1 blocked/cancelled/stalled, 2 failed/timeout)."""
+    if skip_lsp:
+        current().root_options["skip_lsp"] = True
     output_format, quiet, yolo, model = current().with_root_options(output_format, quiet, yolo, model)
     code = run_goal_command(
         " ".join(objective or []),

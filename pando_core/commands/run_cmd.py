@@ -24,8 +24,11 @@ def run_command(
     model: str | None = typer.Option(None, "--model", "-m", help="provider/model to use"),
     session: str | None = typer.Option(None, "--session", "-s", help="continue this session (id or prefix)"),
     continue_last: bool = typer.Option(False, "--continue", "-c", help="continue the most recent session"),
+    skip_lsp: bool = typer.Option(False, "--skip-lsp", help="start no language server (pando-lsp)"),
 ) -> None:
     """Run one prompt through the agent and print the answer (exit 0 ok, 1 error, 2 usage, 130 cancelled)."""
+    if skip_lsp:
+        current().root_options["skip_lsp"] = True
     text = read_prompt(list(prompt or []))
     if not text.strip():
         raise UsageError("no prompt given: pando run \"PROMPT\" (or pipe it on stdin)")

@@ -24,12 +24,11 @@ EDIT_TOOLS = {"edit", "write", "patch"}
 
 
 def active(app) -> bool:  # noqa: ANN001
-    """Servers run unless ``[lsp] enabled = false`` or the App is headless (``skip_lsp``); the
-    interactive front end always gets them."""
+    """Servers run (lazily, on the first file of their language) unless ``[lsp] enabled = false``
+    or ``--skip-lsp`` (``AppOptions.skip_lsp``, or the root option) was given."""
     if not app.config.section("lsp").get("enabled", True):
         return False
-    options = app.options
-    return not options.skip_lsp or options.startup_mode == "interactive"
+    return not (app.options.skip_lsp or app.context.root_options.get("skip_lsp"))
 
 
 @hookimpl

@@ -100,3 +100,20 @@ def test_skip_lsp_starts_nothing(make_app, model_server, lsp_config, pylsp_table
     options = AppOptions(startup_mode="run", skip_lsp=True)
     app = make_app(plugins=["lsp"], model_server=model_server, options=options, config=lsp_config(60000, pylsp_table))
     assert getattr(app, "lsp", None) is None
+
+
+def test_pando_run_gets_diagnostics_and_skip_lsp_turns_them_off(run_pando, pando_workdir, model_server, lsp_config, pylsp_table):
+    """`pando run` is headless but edits files: it gets the diagnostics unless --skip-lsp is given."""
+    from pando_core.testing.pytest_plugin import write_model_config
+
+    write_model_config(pando_workdir, model_server.base_url, extra=lsp_config(60000, pylsp_table))
+    for index, args in enumerate((["run", "--yolo"], ["--skip-lsp", "run", "--yolo"], ["run", "--yolo", "--skip-lsp"])):
+        source = f"def f{index}():\n    return undefined_{index}\n"
+        model_server.script(Reply.tool("write", {"file_path": f"m{index}.py", "content": source}), Reply.text("ok"))
+        ran = run_pando(*args, "go")
+        assert ran.returncode == 0, ran.stderr
+        content = _tool_message(model_server, len(model_server.requests) - 1)
+        if index == 0:
+            assert f"undefined name 'undefined_{index}'" in content
+        else:
+            assert "LSP" not in content, args
