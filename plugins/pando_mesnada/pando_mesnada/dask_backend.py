@@ -7,8 +7,10 @@ primary subscribes to the task's topic (``subscribe_topic``) and appends the lin
 log file as they come, so ``logs -f``, the output tail and progress work as for local tasks.
 Cancel and timeout reach the worker process through a Dask ``Event``. A worker that dies while
 running a task fails it with an error naming the worker (Dask would otherwise run it again on
-another worker; ``dask_worker_retries`` allows that many reruns). The end is recorded like a local
-task's: an end file the orchestrator records.
+another worker, or, with no other worker, leave it waiting; ``dask_worker_retries`` allows that
+many reruns), and the task's processes on that machine end with it: the command runs under a small
+guard process that kills its process group when the worker is gone. The end is recorded like a
+local task's: an end file the orchestrator records.
 
 ``distributed`` is imported only here (``pip install 'pando-mesnada[dask]'``).
 """
@@ -32,12 +34,37 @@ log = logging.getLogger("pando.mesnada")
 
 FLUSH_INTERVAL = 0.05  # seconds between batches of log lines sent from the worker
 CANCEL_CHECK_INTERVAL = 0.2
+WORKERS_CHECK_INTERVAL = 1.0  # how often the primary asks the scheduler which workers are alive
+
+# Runs the task's command in the guard's own process group and ends that group once the worker
+# (its parent) is gone: a worker killed with SIGKILL cannot stop what it started.
+_GUARD = """
+import os, signal, subprocess, sys, time
+parent = int(sys.argv[1])
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a cancel's SIGTERM is for the command
+child = subprocess.Popen(sys.argv[2:], restore_signals=True, preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+while True:
+    try:
+        code = child.wait(timeout=0.5)
+    except subprocess.TimeoutExpired:
+        if os.getppid() != parent:
+            os.killpg(0, signal.SIGHUP)
+            time.sleep(2)
+            os.killpg(0, signal.SIGKILL)
+        continue
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    sys.exit(code)
+"""
 
 
 def run_on_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Runs on a Dask worker: the task's command, its output streamed back as worker events."""
+    import shutil
     import signal
     import subprocess
+    import sys
 
     from distributed import Event, get_worker
 
@@ -48,9 +75,12 @@ def run_on_worker(spec: dict[str, Any]) -> dict[str, Any]:
         return {"exit_code": None, "reason": "error", "error": f"work_dir {spec['cwd']} does not exist on worker {worker.address}", "lines": 0}
     env = dict(os.environ)
     env.update(spec.get("env") or {})
+    program = spec["argv"][0]
+    if shutil.which(program, path=env.get("PATH")) is None and not os.access(os.path.join(spec["cwd"], program), os.X_OK):
+        return {"exit_code": None, "reason": "error", "error": f"could not start {program} on {worker.address}: not found", "lines": 0}
     try:
         proc = subprocess.Popen(
-            spec["argv"], cwd=spec["cwd"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            [sys.executable, "-c", _GUARD, str(os.getpid()), *spec["argv"]], cwd=spec["cwd"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.PIPE if spec.get("stdin_text") is not None else subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     except OSError as exc:
@@ -141,6 +171,8 @@ class DaskRunner:
             raise UnavailableError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         self._lock = threading.Lock()
         self._runs: dict[str, dict[str, Any]] = {}  # task id -> future, topic, lines written, starts
+        self._workers: set[str] = set()
+        self._workers_checked = 0.0
 
     def launch(self, task: dict[str, Any], command: EngineCommand, workdir: Path, grace: float) -> dict[str, Any]:
         from distributed import Event
@@ -174,6 +206,7 @@ class DaskRunner:
             run["lines"] += len(message["lines"])
         elif "started" in message and message["started"] not in run["starts"]:
             run["starts"].append(message["started"])  # judged by alive(), off the client's event loop
+            run["start_seen"] = time.monotonic()
 
     def _on_done(self, task_id: str, future: Any) -> None:
         run = self._runs.get(task_id)
@@ -218,12 +251,33 @@ class DaskRunner:
         run = self._runs.get(task["id"])
         if run is None:
             return False
-        if len(run["starts"]) > 1 + self.retries and run["died"] is None:
-            # Dask started it again on another worker: the one that ran it is gone
-            run["died"] = f"the Dask worker {run['starts'][-2]} died while running the task"
-            run["cancel"].set()
-            self._write_end(task["id"], {"status": "failed", "exit_code": None, "error": run["died"]})
+        if run["died"] is None and not run.get("ended"):
+            lost = self._lost_worker(run)
+            if lost is not None:
+                run["died"] = f"the Dask worker {lost} died while running the task"
+                run["cancel"].set()
+                run["future"].cancel()  # else a worker that joins later would run it again
+                self._write_end(task["id"], {"status": "failed", "exit_code": None, "error": run["died"]})
         return not run.get("ended")
+
+    def _lost_worker(self, run: dict[str, Any]) -> str | None:
+        """The worker that ran the task's last allowed attempt, if it is gone."""
+        starts = run["starts"]
+        if len(starts) > 1 + self.retries:
+            return starts[-2]  # Dask started it again on another worker: the one that ran it is gone
+        if not starts or len(starts) <= self.retries or run["future"].done():
+            return None  # not started yet, or Dask may still rerun it
+        now = time.monotonic()
+        if now - self._workers_checked >= WORKERS_CHECK_INTERVAL:
+            try:
+                self._workers = set(self.client.scheduler_info(n_workers=-1)["workers"])
+            except Exception:  # noqa: BLE001 - the scheduler unreachable: judged on the next check
+                log.debug("mesnada: asking the Dask scheduler for its workers failed", exc_info=True)
+                return None
+            self._workers_checked = now
+        if self._workers_checked < run.get("start_seen", now):
+            return None  # the list predates the start: a worker that joined since is not in it
+        return starts[-1] if starts[-1] not in self._workers else None
 
     def stop(self, task: dict[str, Any]) -> None:
         run = self._runs.get(task["id"])

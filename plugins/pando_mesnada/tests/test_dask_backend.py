@@ -135,3 +135,23 @@ def test_an_unreachable_scheduler_is_one_clear_error(make_orchestrator, fake_eng
 
     with pytest.raises(UnavailableError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:"):
         make_orchestrator(backend="dask", scheduler=f"tcp://127.0.0.1:{_free_port()}")
+
+
+def test_the_only_worker_dying_fails_its_task_and_ends_its_process(make_orchestrator, cluster, fake_engines):
+    """With no other worker Dask would leave the task waiting forever; its command would live on."""
+    client = cluster["client"]
+    w2 = cluster["procs"]["w2"]
+    w2.send_signal(signal.SIGTERM)
+    w2.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while len(client.scheduler_info(n_workers=-1)["workers"]) != 1:
+        assert time.monotonic() < deadline, "the scheduler still lists the stopped worker"
+        time.sleep(0.1)
+    orchestrator = make_orchestrator(backend="dask", scheduler=cluster["address"])
+    task = orchestrator.spawn({"prompt": "say:alone\nsleep:120", "engine": "claude"})
+    drive(orchestrator, lambda: "alone" in Path(task["log_file"]).read_text(), what="the task to start")
+    (record,) = drive(orchestrator, lambda: fake_engines.all(), what="the fake agent's record")
+    os.kill(cluster["procs"]["w1"].pid, signal.SIGKILL)
+    (done,) = drive(orchestrator, ended(orchestrator, task["id"]), timeout=60)
+    assert done["status"] == "failed" and "the Dask worker tcp://127.0.0.2:" in done["error"], done
+    drive(orchestrator, lambda: not pid_alive(record["pid"]), timeout=30, what="the command to end with its worker")
