@@ -57,12 +57,16 @@ def test_run_from_a_secondary_fires_on_the_primary(run_pando, pando_instance, pa
     assert fire["status"] == "fired" and fire["instance"] == primary.info["instance_id"]
     task = primary.eval(f"result = app.call_primary('mesnada.get', {{'id': {fire['task_id']!r}}})")
     assert task["tags"][:2] == ["cronjob", "cronjob:every"]
-    poll(
-        lambda: (
-            primary.eval(f"result = app.store.mesnada.get(id={fire['task_id']!r})['status']") == "completed"
-        ),
-        what="the task's end",
-    )
+    seen = []
+
+    def task_ended():
+        seen.append(primary.eval(f"result = app.store.mesnada.get(id={fire['task_id']!r})"))
+        return seen[-1]["status"] == "completed"
+
+    try:
+        poll(task_ended, what="the task's end")
+    except AssertionError as timeout:
+        raise AssertionError(f"{timeout}; the task: {seen[-1]}") from None
 
 
 def test_errors_are_one_line(run_pando, pando_workdir, cron_env):

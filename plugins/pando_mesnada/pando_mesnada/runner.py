@@ -59,15 +59,15 @@ class Paths:
         return self
 
 
-def process_start_time(pid: int) -> str | None:
+def process_start_time(pid: int, zombie_ok: bool = False) -> str | None:
     """The kernel's start time of *pid* (clock ticks since boot), None when there is no such
-    process or it is a zombie."""
+    process or it is a zombie (unless *zombie_ok*: a zombie still names the process it was)."""
     try:
         data = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = data[data.rindex(")") + 2 :].split()  # after "pid (comm) "
-    if fields[0] in ("Z", "X"):
+    if fields[0] in ("Z", "X") and not zombie_ok:
         return None
     return fields[19]
 
@@ -128,7 +128,8 @@ class LocalRunner:
                                file_actions=actions, setsid=True)  # fmt: skip
         self._children[f"{task_id}.child"] = child
         Path(str(spec_file) + ".child").write_text(str(child))
-        spec.update(child_pid=child, child_start=process_start_time(child), code_file=code_file,
+        # a quick command may already have ended: its zombie still tells its start time
+        spec.update(child_pid=child, child_start=process_start_time(child, zombie_ok=True), code_file=code_file,
                     handoff_wait=self.handoff_wait)  # fmt: skip
         spec_file.write_text(json.dumps(spec), encoding="utf-8")
         out = str(self.paths.run / f"{task_id}.supervisor.log")

@@ -41,7 +41,8 @@ def _start_time(pid):
 
 
 def _running(spec):
-    return _start_time(spec["child_pid"]) == spec["child_start"]
+    # no start time: the child had ended and been reaped before its launch was recorded
+    return spec["child_start"] is not None and _start_time(spec["child_pid"]) == spec["child_start"]
 
 
 def _wait_gone(spec, wait):
