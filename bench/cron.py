@@ -41,7 +41,7 @@ def _app(workdir: Path, schedules: list[str]):
     )
     context = PandoContext(workdir, requested_plugins=["cron", "mesnada"])
     set_current(context)
-    return App.create(context, AppOptions(startup_mode="bench"))
+    return App.create(context, AppOptions(startup_mode="bench", background_work=True))
 
 
 def _percentile(values: list[float], fraction: float) -> float:
