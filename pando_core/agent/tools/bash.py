@@ -30,6 +30,7 @@ from pando_core.agent.tools.base import (
     ToolResult,
     wait_unless_cancelled,
 )
+from pando_core.agent.tools.sandbox import Sandbox, SandboxSettings, SandboxUnavailable
 from pando_core.agent.tools.shell_safety import classify, secret_variables
 from pando_core.agent.tools.write import int_arg, str_arg
 
@@ -90,6 +91,11 @@ Usage notes:
   writes, runs other programs, reads outside the working directory or prints the environment may need
   the user's approval. Provider API keys and other *_API_KEY / *_TOKEN / *_SECRET variables are not in
   the environment."""
+
+SANDBOX_NOTE = """
+- Commands may run in a sandbox: the working directory and /tmp are writable, the rest of the file
+  system is read-only, credentials in $HOME (~/.ssh, ~/.aws, ...) look empty, and there is no network
+  unless the user allowed it. Each call is its own sandbox: background processes end with the call."""
 
 
 _SHELL_STATES: OrderedDict[str, ShellState] = OrderedDict()
@@ -296,6 +302,7 @@ class BashTool:
         shell_args: Iterable[str] = (),
         default_timeout_ms: int = DEFAULT_TIMEOUT_MS,
         max_timeout_ms: int = MAX_TIMEOUT_MS,
+        sandbox: SandboxSettings | None = None,
     ) -> None:
         allowed_set = {item.lower() for item in (allowed or ())}
         base = DEFAULT_BANNED if banned is None else tuple(banned)
@@ -304,6 +311,10 @@ class BashTool:
         self.shell_args = tuple(shell_args)
         self.default_timeout_ms = default_timeout_ms
         self.max_timeout_ms = max_timeout_ms
+        # None: unsandboxed (direct use); the agent's tools get the `[tools]` settings (default auto)
+        self.sandbox = Sandbox(sandbox)
+        if self.sandbox.settings.mode != "off":
+            self.description = BASH_DESCRIPTION + SANDBOX_NOTE
         # shared by all BashTool instances: agent loops may build fresh tool objects for every turn
         self._states = _SHELL_STATES
 
@@ -450,6 +461,13 @@ class BashTool:
             argv = [self.shell_path, *self.shell_args, str(script_file)]
         else:
             argv = [self.shell_path, *self.shell_args, "-c", script]
+        try:
+            found = await asyncio.to_thread(self.sandbox.active_probe)  # cached after the first call
+        except SandboxUnavailable as exc:
+            raise ToolError(str(exc)) from exc
+        if found is not None:
+            # the private temp directory is bound in: the EXIT trap writes the cwd and env there
+            argv = self.sandbox.wrap(argv, found, command=command, workdir=str(ctx.root()), cwd=cwd, private=[tmpdir])
 
         started = time.time()
         clock = time.monotonic()
@@ -515,6 +533,7 @@ class BashTool:
                 "timed_out": aborted == "timeout",
                 "cancelled": aborted == "cancelled",
                 "cwd": state.cwd,
+                "sandboxed": found is not None,
             },
         )
 
