@@ -1,0 +1,217 @@
+"""The bash tool under the real bubblewrap: what a sandboxed command may write, read and reach."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pando_core.agent.tools import sandbox as sandboxing
+from pando_core.agent.tools.base import ToolContext, ToolError
+from pando_core.agent.tools.bash import BashTool
+from pando_core.agent.tools.builtin import builtin_tools
+from pando_core.agent.tools.sandbox import SandboxSettings, every_command_matches
+from tests.support.sandboxing import LoopbackHttpServer, fetch_command, require_bwrap
+
+FAKE_KEY = "-----BEGIN FAKE PRIVATE KEY----- pando-sandbox-test"
+
+
+def sandboxed(**settings) -> BashTool:
+    return BashTool(sandbox=SandboxSettings(mode="bwrap", **settings))
+
+
+def make_ctx(workdir: Path, session: str | None = None) -> ToolContext:
+    return ToolContext(workdir=workdir, session_id=session or uuid.uuid4().hex)
+
+
+def run(tool: BashTool, ctx: ToolContext, command: str, **args):
+    return asyncio.run(tool.run({"command": command, **args}, ctx))
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    require_bwrap()
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def fake_home(tmp_path: Path, monkeypatch) -> Path:
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text(FAKE_KEY + "\n")
+    (home / ".netrc").write_text("machine example.com password netrc-SECRET\n")
+    (home / "notes.txt").write_text("an ordinary file\n")
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+def test_the_file_system_outside_the_workdir_is_read_only(workdir):
+    target = Path("/etc") / f"pando-sandbox-{uuid.uuid4().hex}"
+    result = run(sandboxed(), make_ctx(workdir), f"touch {target}")
+    assert result.metadata["sandboxed"] is True
+    assert result.metadata["exit_code"] != 0
+    assert "Read-only file system" in result.content
+    assert not target.exists()
+
+
+def test_writes_inside_the_workdir_succeed_and_stay(workdir):
+    ctx = make_ctx(workdir)
+    tool = sandboxed()
+    result = run(tool, ctx, "mkdir -p sub && echo made > sub/out.txt && cd sub && export KEPT=yes")
+    assert result.metadata["exit_code"] == 0, result.content
+    assert (workdir / "sub" / "out.txt").read_text() == "made\n"
+    # the directory and exports carry over to the next sandboxed call, as without the sandbox
+    assert run(tool, ctx, "echo $KEPT; pwd").content == f"yes\n{(workdir / 'sub').resolve()}"
+
+
+def test_the_private_tmp_is_writable_and_not_the_hosts(workdir):
+    name = f"pando-sandbox-{uuid.uuid4().hex}"
+    result = run(sandboxed(), make_ctx(workdir), f"echo x > /tmp/{name} && cat /tmp/{name}")
+    assert result.content == "x"
+    assert not (Path("/tmp") / name).exists()
+
+
+def test_writable_paths_are_writable_too(workdir, tmp_path):
+    extra = tmp_path / "cache"
+    extra.mkdir()
+    other = tmp_path / "other"
+    other.mkdir()
+    tool = sandboxed(writable_paths=(str(extra),))
+    assert run(tool, make_ctx(workdir), f"echo ok > {extra}/f").metadata["exit_code"] == 0
+    assert (extra / "f").read_text() == "ok\n"
+    # a directory outside /tmp's private copy and not listed stays read-only: the host /var/tmp
+    target = Path("/var/tmp") / f"pando-sandbox-{uuid.uuid4().hex}"
+    assert run(tool, make_ctx(workdir), f"touch {target}").metadata["exit_code"] != 0
+    assert not target.exists()
+
+
+def test_pandos_own_directory_is_read_only_inside_the_workdir(workdir):
+    (workdir / ".pando").mkdir()
+    result = run(sandboxed(), make_ctx(workdir), "touch .pando/planted; touch fine")
+    assert "Read-only file system" in result.content
+    assert not (workdir / ".pando" / "planted").exists()
+    assert (workdir / "fine").exists()
+
+
+def test_secrets_in_home_are_hidden(workdir, fake_home):
+    # the home is writable (listed), so only hidden_paths keeps the key out of sight
+    tool = sandboxed(writable_paths=(str(fake_home),))
+    key = run(tool, make_ctx(workdir), "cat ~/.ssh/id_rsa")
+    assert FAKE_KEY not in key.content
+    assert key.metadata["exit_code"] != 0
+    netrc = run(tool, make_ctx(workdir), "cat ~/.netrc; echo end")
+    assert "netrc-SECRET" not in netrc.content
+    assert run(tool, make_ctx(workdir), "cat ~/notes.txt").content == "an ordinary file"
+    # and nothing the command does to the mask reaches the real files
+    run(tool, make_ctx(workdir), "echo planted > ~/.ssh/authorized_keys")
+    assert sorted(p.name for p in (fake_home / ".ssh").iterdir()) == ["id_rsa"]
+
+
+def test_hidden_paths_are_configurable(workdir, fake_home):
+    tool = sandboxed(writable_paths=(str(fake_home),), hidden_paths=("~/notes.txt",))
+    assert "ordinary" not in run(tool, make_ctx(workdir), "cat ~/notes.txt").content
+    assert FAKE_KEY in run(tool, make_ctx(workdir), "cat ~/.ssh/id_rsa").content
+
+
+def test_pandos_environment_is_not_readable_through_proc(workdir):
+    result = run(sandboxed(), make_ctx(workdir), f"cat /proc/{os.getpid()}/environ; ls /proc | grep -c '^[0-9]'")
+    assert "PATH=" not in result.content
+
+
+def test_network_is_off_unless_allowed(workdir, tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "index.html").write_text("hello from loopback")
+    server = LoopbackHttpServer(served)
+    try:
+        command = fetch_command(server.url)
+        off = run(sandboxed(), make_ctx(workdir), command)
+        assert "hello from loopback" not in off.content
+        assert off.metadata["exit_code"] != 0
+        on = run(sandboxed(network=True), make_ctx(workdir), command)
+        assert "hello from loopback" in on.content, on.content
+        by_rule = sandboxed(network_commands=(f"{command.split()[0]} *",))
+        assert "hello from loopback" in run(by_rule, make_ctx(workdir), command).content
+        # every simple command of the line must match: one that does not keeps the network off
+        mixed = run(by_rule, make_ctx(workdir), f"true && {command}")
+        assert "hello from loopback" not in mixed.content
+    finally:
+        server.stop()
+
+
+def test_network_commands_match_every_simple_command():
+    assert every_command_matches("pip install -e .", ["pip install *"])
+    assert not every_command_matches("pip install x && python evil.py", ["pip install *"])
+    assert every_command_matches("cd a && pip install x", ["pip install *", "cd *"])
+    assert not every_command_matches("pip install $(python evil.py)", ["pip install *"])
+    assert not every_command_matches("pip install x", [])
+
+
+def test_timeout_kills_everything_inside_the_sandbox(workdir):
+    token = f"{int(time.time()) % 1000}.{uuid.uuid4().int % 10**9}"  # a unique sleep length
+    result = run(sandboxed(), make_ctx(workdir), f"sleep 3{token} & sleep 4{token}; wait", timeout=500)
+    assert result.metadata["timed_out"] is True
+    assert "Command was aborted before completion" in result.content
+
+    def left() -> list[str]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+                except OSError:
+                    continue
+                if token in cmdline:
+                    found.append(entry.name)
+        return found
+
+    deadline = time.monotonic() + 30
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left() == [], "a sandboxed process survived the timeout"
+
+
+def test_bwrap_mode_without_bubblewrap_is_a_clear_error(workdir, monkeypatch, tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    sandboxing.probe.cache_clear()
+    try:
+        tool = BashTool(shell_path="/bin/bash", sandbox=SandboxSettings(mode="bwrap"))
+        with pytest.raises(ToolError, match=r'sandbox = "bwrap" but bubblewrap \(bwrap\) is not installed'):
+            run(tool, make_ctx(workdir), "echo never")
+    finally:
+        sandboxing.probe.cache_clear()
+
+
+def test_auto_without_bubblewrap_warns_once_and_runs(workdir, monkeypatch, tmp_path, capfd):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setattr(sandboxing, "_warned", set())
+    sandboxing.probe.cache_clear()
+    try:
+        tool = BashTool(shell_path="/bin/bash", sandbox=SandboxSettings(mode="auto"))
+        first = run(tool, make_ctx(workdir), "echo one")
+        second = run(tool, make_ctx(workdir), "echo two")
+    finally:
+        sandboxing.probe.cache_clear()
+    assert (first.content, second.content) == ("one", "two")
+    assert first.metadata["sandboxed"] is False
+    warnings = [line for line in capfd.readouterr().err.splitlines() if "not sandboxed" in line]
+    assert len(warnings) == 1, warnings
+    assert "bubblewrap (bwrap) is not installed" in warnings[0]
+
+
+def test_the_agents_bash_is_sandboxed_by_default_and_off_turns_it_off(workdir):
+    bash = next(t for t in builtin_tools({}) if t.name == "bash")
+    assert run(bash, make_ctx(workdir), "true").metadata["sandboxed"] is True
+    assert "sandbox" in bash.description
+    off = next(t for t in builtin_tools({"sandbox": "off"}) if t.name == "bash")
+    assert run(off, make_ctx(workdir), "true").metadata["sandboxed"] is False
