@@ -215,3 +215,41 @@ def test_the_agents_bash_is_sandboxed_by_default_and_off_turns_it_off(workdir):
     assert "sandbox" in bash.description
     off = next(t for t in builtin_tools({"sandbox": "off"}) if t.name == "bash")
     assert run(off, make_ctx(workdir), "true").metadata["sandboxed"] is False
+
+
+def git(*args: str, cwd: Path) -> str:
+    import subprocess
+
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@e")
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+COMMIT = "echo change > f.txt && git add f.txt && git -c user.name=t -c user.email=t@e commit -qm from-sandbox"
+
+
+@pytest.mark.parametrize("layout", ["subdirectory", "worktree"])
+def test_git_commits_work_but_hooks_and_config_stay_read_only(layout, workdir, tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", "init", cwd=repo)
+    if layout == "subdirectory":
+        agent_dir = repo / "sub"
+        agent_dir.mkdir()
+    else:
+        agent_dir = tmp_path / "wt"
+        git("worktree", "add", "-q", str(agent_dir), cwd=repo)
+    tool = sandboxed()
+
+    committed = run(tool, make_ctx(agent_dir), COMMIT)
+    assert committed.metadata["exit_code"] == 0, committed.content
+    assert "from-sandbox" in git("log", "--all", "--format=%s", cwd=repo)
+
+    planted = run(
+        tool,
+        make_ctx(agent_dir),
+        'echo "#!/bin/sh" > "$(git rev-parse --git-common-dir)/hooks/pre-commit"; git config core.fsmonitor evil',
+    )
+    assert planted.metadata["exit_code"] != 0
+    assert not (repo / ".git" / "hooks" / "pre-commit").exists()
+    assert "evil" not in (repo / ".git" / "config").read_text()

@@ -9,6 +9,11 @@ itself, which holds the provider keys, cannot be read from `/proc`); and no netw
 `[tools] network = true` or every simple command of the line matches a `[tools] network_commands`
 pattern. The sandbox lives as long as one call: processes left in the background end with it.
 
+The git repository the working directory belongs to stays usable (`git commit` works from a
+subdirectory or a worktree: its git directories are writable too), but its `hooks/` and `config`
+are read-only everywhere: a hook or a `core.fsmonitor` planted there would run outside the
+sandbox the next time the user runs git.
+
 `sandbox = "auto"` (the default) uses bubblewrap when it is installed and works here, and says once
 on stderr when it does not; `"bwrap"` makes a missing or refusing bubblewrap an error of every
 bash call; `"off"` runs commands as they are. :func:`probe` is what `pando doctor` reports.
@@ -136,6 +141,46 @@ def _expand(path: str, base: str) -> str:
     return os.path.realpath(os.path.join(base, expanded))
 
 
+def git_paths(root: str) -> tuple[list[str], list[str]]:
+    """(writable, read-only) paths for the git repository holding `root`: its git directory and,
+    for a worktree, the main repository's; read-only: their hooks and config."""
+    directory = root
+    for _ in range(64):  # bounded walk up to /
+        dot_git = os.path.join(directory, ".git")
+        if os.path.exists(dot_git):
+            break
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return [], []
+        directory = parent
+    else:
+        return [], []
+    git_dirs = [os.path.realpath(dot_git)]
+    if os.path.isfile(dot_git):  # a worktree or submodule: "gitdir: PATH"
+        try:
+            with open(dot_git, encoding="utf-8") as handle:
+                text = handle.read().strip()
+        except OSError:
+            return [], []
+        if not text.startswith("gitdir:"):
+            return [], []
+        git_dir = os.path.realpath(os.path.join(directory, text[len("gitdir:") :].strip()))
+        git_dirs = [git_dir]
+        try:
+            with open(os.path.join(git_dir, "commondir"), encoding="utf-8") as handle:
+                git_dirs.append(os.path.realpath(os.path.join(git_dir, handle.read().strip())))
+        except OSError:
+            pass
+    writable = [d for d in git_dirs if os.path.isdir(d)]
+    read_only = [
+        os.path.join(d, name)
+        for d in writable
+        for name in ("hooks", "config", "config.worktree")
+        if os.path.exists(os.path.join(d, name))
+    ]
+    return writable, read_only
+
+
 def every_command_matches(command: str, patterns: Iterable[str]) -> bool:
     """True when each simple command of the line (wrappers included, as written) matches a pattern."""
     patterns = list(patterns)
@@ -195,20 +240,29 @@ class Sandbox:
             real = _expand(path, root)
             if os.path.exists(real) and real not in writable:
                 writable.append(real)
+        repository, protected = git_paths(root)
+        writable += [p for p in repository if not _under(p, writable)]
         writable += [os.path.realpath(p) for p in private]
         for path in writable:
             args += ["--bind", path, path]
         own_state = os.path.join(root, ".pando")
-        if os.path.isdir(own_state):
-            args += ["--ro-bind", own_state, own_state]
+        for path in [*protected, *([own_state] if os.path.isdir(own_state) else [])]:
+            args += ["--ro-bind", path, path]
         for path in self.settings.hidden_paths:
             real = _expand(path, root)
             if os.path.isdir(real):
                 args += ["--tmpfs", real]
             elif os.path.exists(real):
                 args += ["--ro-bind", "/dev/null", real]
+        if repository:
+            # the workdir is a mount point in the sandbox: git would stop looking for .git there
+            args += ["--setenv", "GIT_DISCOVERY_ACROSS_FILESYSTEM", "1"]
         args += ["--setenv", "TMPDIR", "/tmp", "--chdir", cwd, "--", *argv]
         return args
+
+
+def _under(path: str, roots: Iterable[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
 def describe(settings: SandboxSettings) -> dict[str, Any]:
