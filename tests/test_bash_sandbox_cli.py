@@ -170,3 +170,46 @@ def test_auto_without_bubblewrap_says_so_once(project, model_server, tmp_path):
     assert json.loads(result.stdout)["status"] == "success", result.stderr
     assert [o.strip() for o in bash_outputs(model_server)] == ["first", "second"]
     assert result.stderr.count("bash commands are not sandboxed") == 1, result.stderr
+
+
+def without_namespaces(*argv: str) -> list[str]:
+    """`argv` run where creating namespaces is refused, as on a kernel without unprivileged user
+    namespaces: a user namespace with no capabilities that may create no further one."""
+    return ["bwrap", "--dev-bind", "/", "/", "--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--", *argv]
+
+
+def run_refused(workdir: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        without_namespaces(sys.executable, "-m", "pando_core", "--plugins", "none", *args),
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def test_a_kernel_refusing_namespaces_is_reported(project, model_server):
+    workdir, env = project
+    doctor = run_refused(workdir, env, "doctor", "--json")
+    assert doctor.returncode == 0, doctor.stderr
+    sandbox = json.loads(doctor.stdout)["sandbox"]
+    assert (sandbox["state"], sandbox["bwrap_works"]) == ("unsandboxed", False)
+    assert "bubblewrap refuses to run here" in sandbox["problem"]
+    assert "user namespaces" in sandbox["problem"]
+
+    # auto: the run goes on unsandboxed and says why, once
+    write_model_config(workdir, model_server.base_url)
+    model_server.script(Reply.tool("bash", {"command": "echo ran"}), Reply.text("done"))
+    result = run_refused(workdir, env, "run", "--yolo", "-f", "json", "go")
+    assert json.loads(result.stdout)["status"] == "success", result.stderr
+    assert result.stderr.count("bash commands are not sandboxed: bubblewrap refuses to run here") == 1
+    assert bash_outputs(model_server) == ["ran"]
+
+    # bwrap: doctor fails, and so does every bash call, saying why
+    (workdir / ".pando.toml").write_text((workdir / ".pando.toml").read_text() + '\n[tools]\nsandbox = "bwrap"\n')
+    assert run_refused(workdir, env, "doctor").returncode == 1
+    model_server.script(Reply.tool("bash", {"command": "echo never"}), Reply.text("done"))
+    run_refused(workdir, env, "run", "--yolo", "-f", "json", "go")
+    (output,) = bash_outputs(model_server)
+    assert 'sandbox = "bwrap" but bubblewrap refuses to run here' in output
