@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -153,28 +155,86 @@ def test_network_commands_match_every_simple_command():
     assert not every_command_matches("pip install x", [])
 
 
+def unique_sleep() -> str:
+    """A sleep length no other process has on its command line."""
+    return f"3{uuid.uuid4().int % 10**6}.{uuid.uuid4().int % 10**9}"
+
+
+def processes_with(token: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+            if os.path.basename(argv[0]) == "sleep" and token in argv[1:]:
+                found.append(entry.name)
+    return found
+
+
+def gone_within_30s(token: str) -> bool:
+    deadline = time.monotonic() + 30
+    while processes_with(token) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = processes_with(token)
+    for pid in left:  # the test fails; leave nothing behind
+        with contextlib.suppress(OSError):
+            os.kill(int(pid), signal.SIGKILL)
+    return left == []
+
+
 def test_timeout_kills_everything_inside_the_sandbox(workdir):
-    token = f"{int(time.time()) % 1000}.{uuid.uuid4().int % 10**9}"  # a unique sleep length
-    result = run(sandboxed(), make_ctx(workdir), f"sleep 3{token} & sleep 4{token}; wait", timeout=500)
+    token = unique_sleep()
+    result = run(sandboxed(), make_ctx(workdir), f"sleep {token} & sleep {token}; wait", timeout=500)
     assert result.metadata["timed_out"] is True
     assert "Command was aborted before completion" in result.content
+    assert gone_within_30s(token), "a sandboxed process survived the timeout"
 
-    def left() -> list[str]:
-        found = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-                except OSError:
-                    continue
-                if token in cmdline:
-                    found.append(entry.name)
-        return found
 
-    deadline = time.monotonic() + 30
-    while left() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert left() == [], "a sandboxed process survived the timeout"
+def test_cancel_kills_everything_inside_the_sandbox(workdir):
+    token = unique_sleep()
+    marker = workdir / "started"
+
+    async def scenario():
+        event = asyncio.Event()
+        ctx = ToolContext(workdir=workdir, session_id=uuid.uuid4().hex, cancel_event=event)
+        task = asyncio.create_task(sandboxed().run({"command": f"touch started; sleep {token} & wait"}, ctx))
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        event.set()
+        return await task
+
+    result = asyncio.run(scenario())
+    assert result.metadata["cancelled"] is True
+    assert gone_within_30s(token), "a sandboxed process survived the cancel"
+
+
+def test_a_killed_pando_takes_the_sandboxed_command_with_it(workdir):
+    import subprocess
+    import sys
+
+    token = unique_sleep()
+    code = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from pando_core.agent.tools.base import ToolContext\n"
+        "from pando_core.agent.tools.bash import BashTool\n"
+        "from pando_core.agent.tools.sandbox import SandboxSettings\n"
+        "tool = BashTool(sandbox=SandboxSettings(mode='bwrap'))\n"
+        f"asyncio.run(tool.run({{'command': 'touch started; sleep {token}'}}, ToolContext(workdir=Path(sys.argv[1]))))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(workdir)])
+    try:
+        deadline = time.monotonic() + 30
+        while not processes_with(token) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processes_with(token), "the sandboxed sleep never started"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert gone_within_30s(token), "the sandboxed command outlived the pando that ran it"
 
 
 def test_bwrap_mode_without_bubblewrap_is_a_clear_error(workdir, monkeypatch, tmp_path):
