@@ -72,11 +72,19 @@ def test_writes_inside_the_workdir_succeed_and_stay(workdir):
     assert run(tool, ctx, "echo $KEPT; pwd").content == f"yes\n{(workdir / 'sub').resolve()}"
 
 
-def test_the_private_tmp_is_writable_and_not_the_hosts(workdir):
+def test_the_private_tmp_is_writable_kept_for_the_session_and_not_the_hosts(workdir):
     name = f"pando-sandbox-{uuid.uuid4().hex}"
-    result = run(sandboxed(), make_ctx(workdir), f"echo x > /tmp/{name} && cat /tmp/{name}")
-    assert result.content == "x"
+    tool = sandboxed()
+    session = uuid.uuid4().hex
+    assert run(tool, make_ctx(workdir, session), f"echo x > /tmp/{name} && cat /tmp/{name}").content == "x"
     assert not (Path("/tmp") / name).exists()
+    # the session's next call finds it, another session does not
+    assert run(tool, make_ctx(workdir, session), f"cat /tmp/{name}").content == "x"
+    assert run(tool, make_ctx(workdir), f"cat /tmp/{name}").metadata["exit_code"] != 0
+    # between calls it holds the command's files only (the mount points of the workdir, which is
+    # under /tmp here, and of pando's own temp directory are gone)
+    host_dir = Path(tool.state_for(make_ctx(workdir, session)).sandbox_tmp)
+    assert [p.name for p in host_dir.iterdir()] == [name]
 
 
 def test_writable_paths_are_writable_too(workdir, tmp_path):
@@ -225,7 +233,10 @@ def test_a_killed_pando_takes_the_sandboxed_command_with_it(workdir):
         "tool = BashTool(sandbox=SandboxSettings(mode='bwrap'))\n"
         f"asyncio.run(tool.run({{'command': 'touch started; sleep {token}'}}, ToolContext(workdir=Path(sys.argv[1]))))\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code, str(workdir)])
+    # its temp directories go to tmp_path: a SIGKILLed process removes nothing
+    scratch = workdir.parent / "scratch"
+    scratch.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", code, str(workdir)], env=dict(os.environ, TMPDIR=str(scratch)))
     try:
         deadline = time.monotonic() + 30
         while not processes_with(token) and time.monotonic() < deadline:

@@ -30,7 +30,14 @@ from pando_core.agent.tools.base import (
     ToolResult,
     wait_unless_cancelled,
 )
-from pando_core.agent.tools.sandbox import Sandbox, SandboxSettings, SandboxUnavailable
+from pando_core.agent.tools.sandbox import (
+    Sandbox,
+    SandboxSettings,
+    SandboxUnavailable,
+    forget_mount_points,
+    remove_tmp,
+    session_tmp,
+)
 from pando_core.agent.tools.shell_safety import classify, secret_variables
 from pando_core.agent.tools.write import int_arg, str_arg
 
@@ -109,6 +116,7 @@ class ShellState:
     env: dict[str, str] | None = None
     lock: asyncio.Lock | None = field(default=None, repr=False)
     lock_loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
+    sandbox_tmp: str | None = None  # the host directory a sandboxed call sees as /tmp
 
 
 # --------------------------------------------------------------------------- command analysis
@@ -333,7 +341,7 @@ class BashTool:
             state = ShellState(cwd=workdir)
             self._states[key] = state
             while len(self._states) > MAX_SESSIONS:
-                self._states.popitem(last=False)
+                remove_tmp(self._states.popitem(last=False)[1].sandbox_tmp)
         else:
             self._states.move_to_end(key)
         return state
@@ -466,8 +474,12 @@ class BashTool:
         except SandboxUnavailable as exc:
             raise ToolError(str(exc)) from exc
         if found is not None:
+            if state.sandbox_tmp is None or not os.path.isdir(state.sandbox_tmp):
+                state.sandbox_tmp = session_tmp()
             # the private temp directory is bound in: the EXIT trap writes the cwd and env there
-            argv = self.sandbox.wrap(argv, found, command=command, workdir=str(ctx.root()), cwd=cwd, private=[tmpdir])
+            argv, mounted = self.sandbox.wrap(
+                argv, found, command=command, workdir=str(ctx.root()), cwd=cwd, private=[tmpdir], tmp=state.sandbox_tmp
+            )
 
         started = time.time()
         clock = time.monotonic()
@@ -502,6 +514,8 @@ class BashTool:
             exit_code = 128 - exit_code  # killed by signal N → 128 + N, like the shell reports it
 
         self._update_state(state, cwd_file, env_file)
+        if found is not None and state.sandbox_tmp:
+            forget_mount_points(state.sandbox_tmp, mounted)
 
         stdout = _read_output(out_file).rstrip("\n")
         stderr = _read_output(err_file).rstrip("\n")

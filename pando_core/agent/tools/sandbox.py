@@ -1,13 +1,14 @@
 """The bash tool's sandbox: each command runs under bubblewrap (`bwrap`) when it is there.
 
 What a sandboxed command sees: the whole file system read-only; the working directory, the
-`[tools] writable_paths` and a private `/tmp` writable; pando's own `.pando/` directory read-only
+`[tools] writable_paths` and a private `/tmp` (one per session, removed when pando exits) writable; pando's own `.pando/` directory read-only
 even inside the working directory (its database, lock and bus token are not the model's to
 change); the `[tools] hidden_paths` (credentials in `$HOME`) replaced by an empty directory or an
 empty file; a fresh `/dev` and `/proc` in its own process namespace (so the environment of pando
 itself, which holds the provider keys, cannot be read from `/proc`); and no network unless
 `[tools] network = true` or every simple command of the line matches a `[tools] network_commands`
-pattern. The sandbox lives as long as one call: processes left in the background end with it.
+pattern. The sandbox lives as long as one call: processes left in the background end with it
+(files in its /tmp stay for the session's next calls).
 
 The git repository the working directory belongs to stays usable (`git commit` works from a
 subdirectory or a worktree: its git directories are writable too), but its `hooks/` and `config`
@@ -21,12 +22,15 @@ bash call; `"off"` runs commands as they are. :func:`probe` is what `pando docto
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import fnmatch
 import functools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -122,12 +126,12 @@ def probe(bwrap: str | None = None) -> Probe:
     return Probe(path, version, True, "")
 
 
-def _base_args(*, network: bool) -> list[str]:
+def _base_args(*, network: bool, tmp: str | None = None) -> list[str]:
     args = [
         "--ro-bind", "/", "/",
         "--dev", "/dev",
         "--proc", "/proc",
-        "--tmpfs", "/tmp",
+        *(["--bind", tmp, "/tmp"] if tmp else ["--tmpfs", "/tmp"]),
         "--unshare-pid",
         "--die-with-parent",
     ]  # fmt: skip
@@ -229,12 +233,22 @@ class Sandbox:
         return self.settings.network or every_command_matches(command, self.settings.network_commands)
 
     def wrap(
-        self, argv: list[str], found: Probe, *, command: str, workdir: str, cwd: str, private: Iterable[str] = ()
-    ) -> list[str]:
-        """`argv` run under bubblewrap; `private` are pando's own temp paths the call must write."""
+        self,
+        argv: list[str],
+        found: Probe,
+        *,
+        command: str,
+        workdir: str,
+        cwd: str,
+        private: Iterable[str] = (),
+        tmp: str | None = None,
+    ) -> tuple[list[str], list[str]]:
+        """`argv` run under bubblewrap, and the paths mounted over (for :func:`forget_mount_points`);
+        `private` are pando's own temp paths the call must write; `tmp` the host directory seen as
+        /tmp (default: an empty tmpfs)."""
         assert found.path is not None
         root = os.path.realpath(workdir)
-        args = [found.path, *_base_args(network=self.network_for(command))]
+        args = [found.path, *_base_args(network=self.network_for(command), tmp=tmp)]
         writable = [root]
         for path in self.settings.writable_paths:
             real = _expand(path, root)
@@ -258,7 +272,46 @@ class Sandbox:
             # the workdir is a mount point in the sandbox: git would stop looking for .git there
             args += ["--setenv", "GIT_DISCOVERY_ACROSS_FILESYSTEM", "1"]
         args += ["--setenv", "TMPDIR", "/tmp", "--chdir", cwd, "--", *argv]
-        return args
+        targets = [args[i + 1] for i, arg in enumerate(args) if arg == "--tmpfs"]
+        targets += [args[i + 2] for i, arg in enumerate(args) if arg in ("--bind", "--ro-bind")]
+        return args, [t for t in targets if t not in ("/", "/tmp")]
+
+
+def session_tmp() -> str:
+    """A new host directory to be one session's private /tmp (removed by :func:`remove_tmp` or
+    when the process exits)."""
+    path = tempfile.mkdtemp(prefix="pando-sandbox-tmp-")
+    _session_tmps.add(path)
+    return path
+
+
+def remove_tmp(path: str | None) -> None:
+    if path:
+        _session_tmps.discard(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def forget_mount_points(tmp: str, targets: Iterable[str]) -> None:
+    """bwrap made empty directories (and files) in the session's /tmp to mount the paths under
+    /tmp on (a workdir in /tmp, pando's own temp directory): remove them once the call is over."""
+    host_tmp = os.path.realpath("/tmp")
+    for target in sorted(targets, key=len, reverse=True):
+        if not target.startswith(host_tmp + "/"):
+            continue
+        path = os.path.join(tmp, os.path.relpath(target, host_tmp))
+        with contextlib.suppress(OSError):
+            if os.path.isfile(path) and not os.path.islink(path) and os.path.getsize(path) == 0:
+                os.remove(path)
+        while path != tmp and path.startswith(tmp + "/"):
+            try:
+                os.rmdir(path)
+            except OSError:
+                break  # not empty (or gone): the model's own files stay
+            path = os.path.dirname(path)
+
+
+_session_tmps: set[str] = set()
+atexit.register(lambda: [remove_tmp(path) for path in list(_session_tmps)])
 
 
 def _under(path: str, roots: Iterable[str]) -> bool:
