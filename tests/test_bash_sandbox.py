@@ -59,6 +59,7 @@ def test_the_file_system_outside_the_workdir_is_read_only(workdir):
     assert result.metadata["sandboxed"] is True
     assert result.metadata["exit_code"] != 0
     assert "Read-only file system" in result.content
+    assert "(bash runs in a sandbox: only the working directory" in result.content  # why, for the model
     assert not target.exists()
 
 
@@ -144,6 +145,7 @@ def test_network_is_off_unless_allowed(workdir, tmp_path):
         off = run(sandboxed(), make_ctx(workdir), command)
         assert "hello from loopback" not in off.content
         assert off.metadata["exit_code"] != 0
+        assert "(bash runs in a sandbox without network" in off.content
         on = run(sandboxed(network=True), make_ctx(workdir), command)
         assert "hello from loopback" in on.content, on.content
         by_rule = sandboxed(network_commands=(f"{command.split()[0]} *",))

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pando_core.agent.tools import sandbox as sandboxing
 from pando_core.agent.tools.base import (
     PermissionRequest,
     ToolContext,
@@ -30,14 +31,7 @@ from pando_core.agent.tools.base import (
     ToolResult,
     wait_unless_cancelled,
 )
-from pando_core.agent.tools.sandbox import (
-    Sandbox,
-    SandboxSettings,
-    SandboxUnavailable,
-    forget_mount_points,
-    remove_tmp,
-    session_tmp,
-)
+from pando_core.agent.tools.sandbox import Sandbox, SandboxSettings, SandboxUnavailable
 from pando_core.agent.tools.shell_safety import classify, secret_variables
 from pando_core.agent.tools.write import int_arg, str_arg
 
@@ -341,7 +335,7 @@ class BashTool:
             state = ShellState(cwd=workdir)
             self._states[key] = state
             while len(self._states) > MAX_SESSIONS:
-                remove_tmp(self._states.popitem(last=False)[1].sandbox_tmp)
+                sandboxing.remove_tmp(self._states.popitem(last=False)[1].sandbox_tmp)
         else:
             self._states.move_to_end(key)
         return state
@@ -475,7 +469,7 @@ class BashTool:
             raise ToolError(str(exc)) from exc
         if found is not None:
             if state.sandbox_tmp is None or not os.path.isdir(state.sandbox_tmp):
-                state.sandbox_tmp = session_tmp()
+                state.sandbox_tmp = sandboxing.session_tmp()
             # the private temp directory is bound in: the EXIT trap writes the cwd and env there
             argv, mounted = self.sandbox.wrap(
                 argv, found, command=command, workdir=str(ctx.root()), cwd=cwd, private=[tmpdir], tmp=state.sandbox_tmp
@@ -515,7 +509,7 @@ class BashTool:
 
         self._update_state(state, cwd_file, env_file)
         if found is not None and state.sandbox_tmp:
-            forget_mount_points(state.sandbox_tmp, mounted)
+            sandboxing.forget_mount_points(state.sandbox_tmp, mounted)
 
         stdout = _read_output(out_file).rstrip("\n")
         stderr = _read_output(err_file).rstrip("\n")
@@ -530,7 +524,8 @@ class BashTool:
             reason = f" (timed out after {timeout_ms} ms)" if aborted == "timeout" else " (cancelled)"
             content += ("\n" if content else "") + ABORTED + reason
         elif exit_code != 0:
-            content += ("\n" if content else "") + f"Exit code {exit_code}"
+            hint = sandboxing.hint_for(content, self.sandbox.network_for(command)) if found else None
+            content += ("\n" if content else "") + f"Exit code {exit_code}" + (f"\n{hint}" if hint else "")
         if notes:
             content = "\n".join(notes) + ("\n" + content if content else "")
         if not content:

@@ -277,6 +277,28 @@ class Sandbox:
         return args, [t for t in targets if t not in ("/", "/tmp")]
 
 
+HINTS = (
+    (
+        ("Read-only file system",),
+        "(bash runs in a sandbox: only the working directory, /tmp and [tools] writable_paths are writable)",
+    ),
+    (
+        ("Network is unreachable", "Temporary failure in name resolution", "Could not resolve host"),
+        "(bash runs in a sandbox without network: [tools] network or network_commands give it)",
+    ),
+)
+
+
+def hint_for(output: str, network: bool) -> str | None:
+    """A line telling the model why a sandboxed command failed the way it did, if it is plain."""
+    for needles, hint in HINTS:
+        if "network" in hint and network:
+            continue
+        if any(needle in output for needle in needles):
+            return hint
+    return None
+
+
 def session_tmp() -> str:
     """A new host directory to be one session's private /tmp (removed by :func:`remove_tmp` or
     when the process exits)."""
