@@ -283,8 +283,14 @@ HINTS = (
         "(bash runs in a sandbox: only the working directory, /tmp and [tools] writable_paths are writable)",
     ),
     (
-        ("Network is unreachable", "Temporary failure in name resolution", "Could not resolve host"),
-        "(bash runs in a sandbox without network: [tools] network or network_commands give it)",
+        (
+            "Network is unreachable",
+            "Temporary failure in name resolution",
+            "Could not resolve host",
+            "Connection refused",  # nothing of the host, its loopback included, is reachable
+        ),
+        "(bash runs in a sandbox without network, the host's loopback included: [tools] network or "
+        "network_commands give it)",
     ),
 )
 
