@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .agent.tools.sandbox import DEFAULT_HIDDEN_PATHS
 from .errors import ConfigError
 
 _TYPE_NAMES = {
@@ -32,6 +31,22 @@ _TYPE_NAMES = {
     "any": "any value",
 }
 SECRET_MARKERS = ("key", "token", "secret", "password")
+# what the bash sandbox hides by default ([tools] hidden_paths; pando_core.agent.tools.sandbox)
+DEFAULT_HIDDEN_PATHS: tuple[str, ...] = (
+    "~/.ssh",
+    "~/.aws",
+    "~/.config/gcloud",
+    "~/.azure",
+    "~/.gnupg",
+    "~/.netrc",
+    "~/.docker/config.json",
+    "~/.kube",
+    "~/.pypirc",
+    "~/.npmrc",
+    "~/.git-credentials",
+    "~/.config/gh",
+    "~/.password-store",
+)
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """The bash tool's sandbox: each command runs under bubblewrap (`bwrap`) when it is there.
 
 What a sandboxed command sees: the whole file system read-only; the working directory, the
-`[tools] writable_paths` and a private `/tmp` (one per session, removed when pando exits) writable; pando's own `.pando/` directory read-only
-even inside the working directory (its database, lock and bus token are not the model's to
-change); the `[tools] hidden_paths` (credentials in `$HOME`) replaced by an empty directory or an
+`[tools] writable_paths` and a private `/tmp` (one per session, removed when pando exits)
+writable; pando's own `.pando/` directory read-only even inside the working directory (its
+database, lock and bus token are not the model's to change); the `[tools] hidden_paths` (credentials in `$HOME`) replaced by an empty directory or an
 empty file; a fresh `/dev` and `/proc` in its own process namespace (so the environment of pando
 itself, which holds the provider keys, cannot be read from `/proc`); and no network unless
 `[tools] network = true` or every simple command of the line matches a `[tools] network_commands`
@@ -35,22 +35,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pando_core.config import DEFAULT_HIDDEN_PATHS
+
 MODES = ("auto", "bwrap", "off")
-DEFAULT_HIDDEN_PATHS: tuple[str, ...] = (
-    "~/.ssh",
-    "~/.aws",
-    "~/.config/gcloud",
-    "~/.azure",
-    "~/.gnupg",
-    "~/.netrc",
-    "~/.docker/config.json",
-    "~/.kube",
-    "~/.pypirc",
-    "~/.npmrc",
-    "~/.git-credentials",
-    "~/.config/gh",
-    "~/.password-store",
-)
 PROBE_TIMEOUT_S = 10.0
 INSTALL_HINT = "install bubblewrap (apt-get install bubblewrap, dnf install bubblewrap)"
 
