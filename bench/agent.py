@@ -1,8 +1,14 @@
-"""Framework overhead per model request.
+"""Framework overhead per model request, and the time the bash sandbox adds per call.
 
 One agent request round (stream a short answer with one tool call from the scripted server, run
 the tool, store everything) minus the same HTTP exchange done with a bare httpx client, medians
-over the same run. Target <= 5 ms. `--json` prints {"overhead_ms_median": ...}.
+over the same run. Target <= 5 ms.
+
+The sandbox: the real bash tool runs the same command (`true`) under bubblewrap and without it,
+in turns in the same run; the difference of the medians is the time the sandbox adds. Target
+<= 15 ms. Skipped (with the reason) where bubblewrap cannot run.
+
+`--json` prints {"overhead_ms_median": ..., "sandbox_added_ms_median": ...}.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from pathlib import Path
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--bash-calls", type=int, default=40, help="bash calls on each side of the sandbox figure")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    sandbox = measure_sandbox(args.bash_calls)
 
     import httpx
 
@@ -86,6 +94,7 @@ def main() -> int:
         "agent_round_ms_median": round(agent_ms, 3),
         "bare_http_ms_median": round(bare_ms, 3),
         "requests_per_round": 2,
+        **sandbox,
     }
     if args.json:
         print(json.dumps(result))
@@ -93,7 +102,55 @@ def main() -> int:
         print(f"agent round (2 requests + tool + storage): {agent_ms:.2f} ms median")
         print(f"bare httpx, same 2 exchanges:              {bare_ms:.2f} ms median")
         print(f"framework overhead per request:            {overhead:.2f} ms (target <= 5)")
+        if sandbox.get("sandbox_skipped"):
+            print(f"bash sandbox: skipped ({sandbox['sandbox_skipped']})")
+        else:
+            print(f"bash `true`, unsandboxed:                  {sandbox['bash_unsandboxed_ms_median']:.2f} ms median")
+            print(f"bash `true`, under bubblewrap:             {sandbox['bash_sandboxed_ms_median']:.2f} ms median")
+            print(
+                f"time added per bash call by the sandbox:   {sandbox['sandbox_added_ms_median']:.2f} ms "
+                f"(x{sandbox['sandbox_ratio']:.2f}; target <= 15)"
+            )
     return 0
+
+
+def measure_sandbox(calls: int) -> dict:
+    """The same bash call through the real bash tool with and without bubblewrap, in turns."""
+    from pando_core.agent.tools.base import ToolContext
+    from pando_core.agent.tools.bash import BashTool
+    from pando_core.agent.tools.sandbox import SandboxSettings, probe
+
+    found = probe()
+    if not found.works:
+        return {"sandbox_skipped": found.problem}
+    workdir = Path(tempfile.mkdtemp(prefix="pando-bench-sandbox-"))
+    tools = {
+        "off": BashTool(sandbox=SandboxSettings(mode="off")),
+        "bwrap": BashTool(sandbox=SandboxSettings(mode="bwrap")),
+    }
+    ctx = ToolContext(workdir=workdir, session_id="bench-sandbox")
+    times: dict[str, list[float]] = {"off": [], "bwrap": []}
+
+    async def run() -> None:
+        for index in range(calls + 3):
+            for mode, tool in tools.items():
+                start = time.perf_counter()
+                result = await tool.run({"command": "true"}, ctx)
+                elapsed = time.perf_counter() - start
+                assert result.metadata["sandboxed"] is (mode == "bwrap"), result.content
+                if index >= 3:  # the first rounds warm the caches
+                    times[mode].append(elapsed)
+
+    asyncio.run(run())
+    off_ms = statistics.median(times["off"]) * 1000
+    bwrap_ms = statistics.median(times["bwrap"]) * 1000
+    return {
+        "bash_unsandboxed_ms_median": round(off_ms, 3),
+        "bash_sandboxed_ms_median": round(bwrap_ms, 3),
+        "sandbox_added_ms_median": round(bwrap_ms - off_ms, 3),
+        "sandbox_ratio": round(bwrap_ms / off_ms, 3),
+        "bwrap_version": found.version,
+    }
 
 
 if __name__ == "__main__":

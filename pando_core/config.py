@@ -31,6 +31,22 @@ _TYPE_NAMES = {
     "any": "any value",
 }
 SECRET_MARKERS = ("key", "token", "secret", "password")
+# what the bash sandbox hides by default ([tools] hidden_paths; pando_core.agent.tools.sandbox)
+DEFAULT_HIDDEN_PATHS: tuple[str, ...] = (
+    "~/.ssh",
+    "~/.aws",
+    "~/.config/gcloud",
+    "~/.azure",
+    "~/.gnupg",
+    "~/.netrc",
+    "~/.docker/config.json",
+    "~/.kube",
+    "~/.pypirc",
+    "~/.npmrc",
+    "~/.git-credentials",
+    "~/.config/gh",
+    "~/.password-store",
+)
 
 
 @dataclass
@@ -152,6 +168,18 @@ CORE_SECTIONS = [
             "fetch_enabled": Field("bool", True, "offer the fetch tool"),
             "fetch_max_size_mb": Field("float", 5.0, "largest response the fetch tool reads (MiB)"),
             "use_ripgrep": Field("bool", True, "grep with ripgrep when installed (false: built-in search)"),
+            "sandbox": Field(
+                "str", "auto", "run bash under bubblewrap: auto (when installed), bwrap (required) or off",
+                choices=("auto", "bwrap", "off"),
+            ),
+            "writable_paths": Field("list", [], "paths a sandboxed bash may write besides the workdir and /tmp"),
+            "network": Field("bool", False, "give sandboxed bash commands the network"),
+            "network_commands": Field(
+                "list", [], "bash command patterns (fnmatch) that get the network when every command of the line matches"
+            ),
+            "hidden_paths": Field(
+                "list", list(DEFAULT_HIDDEN_PATHS), "paths a sandboxed bash sees empty (credentials in $HOME)"
+            ),
         },
         "built-in tools",
     ),

@@ -147,3 +147,29 @@ def test_an_allowed_printenv_shows_no_provider_key(project, model_server):
     assert "visible-in-env" in received  # printenv did run and its output reached the model
     assert SECRET not in received
     assert "configured-key-SECRET" not in received
+
+
+# each of these is read-only or run by --yolo; a `cat *` deny rule must refuse them all
+DENIED_DESPITE_SAFE_LIST = [
+    ("ls && /bin/cat .env", []),  # the command named by its path
+    ("ls; cat < .env", []),  # the file given as an input redirection
+    ("ls; cat<.env", []),
+    ("eval 'cat .env'", ["--yolo"]),  # an eval script
+    ("f(){ cat .env; }; f", ["--yolo"]),  # a function body (not understood by the parser)
+    ("ls; /usr/bin/cat .env", ["--yolo"]),
+]
+
+
+@pytest.mark.parametrize(("command", "flags"), DENIED_DESPITE_SAFE_LIST)
+def test_a_deny_rule_refuses_every_matching_form(command, flags, project, model_server):
+    workdir, _, env = project
+    (workdir / ".env").write_text("DB_PASSWORD=hunter2\n")
+    write_model_config(workdir, model_server.base_url, extra='\n[permissions]\ndeny_bash = ["cat *"]\n')
+    model_server.script(Reply.tool("bash", {"command": command}), Reply.text("done"))
+
+    result = run_pando(workdir, env, "run", *flags, "-f", "json", "show me")
+
+    data = json.loads(result.stdout)
+    assert data["status"] == "permission_denied", data
+    assert data["denials"] == [{"tool": "bash", "action": "execute", "description": command}]
+    assert "hunter2" not in everything_the_model_received(model_server)

@@ -320,6 +320,10 @@ def test_permission_patterns_see_every_simple_command():
     assert "cat .env" in command_texts("echo $(cat '.env')")
     assert "rm x" in command_texts("env A=b nice -n 5 rm x")
     assert "rm x" in command_texts("if true; then rm x; fi")  # not parsed: split at keywords
+    assert "cat .env" in command_texts("ls; /bin/cat .env")  # by its name too
+    assert {"cat < .env", "cat .env"} <= set(command_texts("ls && cat<.env"))  # with its redirection
+    assert "cat .env" in command_texts("eval 'cat .env'")
+    assert "cat .env" in command_texts("f(){ cat .env; }; f")  # not parsed: split at braces too
 
 
 def test_secret_variables_are_the_provider_keys_and_the_named_patterns():

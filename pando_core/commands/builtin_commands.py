@@ -11,6 +11,7 @@ _GROUPS = [
     "snapshots_cmd",
     "run_cmd",
     "status_cmd",
+    "doctor_cmd",
     "tools_cmd",
     "init_cmd",
     "models_cmd",

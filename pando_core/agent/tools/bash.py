@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pando_core.agent.tools import sandbox as sandboxing
 from pando_core.agent.tools.base import (
     PermissionRequest,
     ToolContext,
@@ -30,6 +31,7 @@ from pando_core.agent.tools.base import (
     ToolResult,
     wait_unless_cancelled,
 )
+from pando_core.agent.tools.sandbox import Sandbox, SandboxSettings, SandboxUnavailable
 from pando_core.agent.tools.shell_safety import classify, secret_variables
 from pando_core.agent.tools.write import int_arg, str_arg
 
@@ -91,6 +93,11 @@ Usage notes:
   the user's approval. Provider API keys and other *_API_KEY / *_TOKEN / *_SECRET variables are not in
   the environment."""
 
+SANDBOX_NOTE = """
+- Commands may run in a sandbox: the working directory and /tmp are writable, the rest of the file
+  system is read-only, credentials in $HOME (~/.ssh, ~/.aws, ...) look empty, and there is no network
+  unless the user allowed it. Each call is its own sandbox: background processes end with the call."""
+
 
 _SHELL_STATES: OrderedDict[str, ShellState] = OrderedDict()
 
@@ -103,6 +110,7 @@ class ShellState:
     env: dict[str, str] | None = None
     lock: asyncio.Lock | None = field(default=None, repr=False)
     lock_loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
+    sandbox_tmp: str | None = None  # the host directory a sandboxed call sees as /tmp
 
 
 # --------------------------------------------------------------------------- command analysis
@@ -296,6 +304,7 @@ class BashTool:
         shell_args: Iterable[str] = (),
         default_timeout_ms: int = DEFAULT_TIMEOUT_MS,
         max_timeout_ms: int = MAX_TIMEOUT_MS,
+        sandbox: SandboxSettings | None = None,
     ) -> None:
         allowed_set = {item.lower() for item in (allowed or ())}
         base = DEFAULT_BANNED if banned is None else tuple(banned)
@@ -304,6 +313,10 @@ class BashTool:
         self.shell_args = tuple(shell_args)
         self.default_timeout_ms = default_timeout_ms
         self.max_timeout_ms = max_timeout_ms
+        # None: unsandboxed (direct use); the agent's tools get the `[tools]` settings (default auto)
+        self.sandbox = Sandbox(sandbox)
+        if self.sandbox.settings.mode != "off":
+            self.description = BASH_DESCRIPTION + SANDBOX_NOTE
         # shared by all BashTool instances: agent loops may build fresh tool objects for every turn
         self._states = _SHELL_STATES
 
@@ -322,7 +335,7 @@ class BashTool:
             state = ShellState(cwd=workdir)
             self._states[key] = state
             while len(self._states) > MAX_SESSIONS:
-                self._states.popitem(last=False)
+                sandboxing.remove_tmp(self._states.popitem(last=False)[1].sandbox_tmp)
         else:
             self._states.move_to_end(key)
         return state
@@ -450,6 +463,17 @@ class BashTool:
             argv = [self.shell_path, *self.shell_args, str(script_file)]
         else:
             argv = [self.shell_path, *self.shell_args, "-c", script]
+        try:
+            found = await asyncio.to_thread(self.sandbox.active_probe)  # cached after the first call
+        except SandboxUnavailable as exc:
+            raise ToolError(str(exc)) from exc
+        if found is not None:
+            if state.sandbox_tmp is None or not os.path.isdir(state.sandbox_tmp):
+                state.sandbox_tmp = sandboxing.session_tmp()
+            # the private temp directory is bound in: the EXIT trap writes the cwd and env there
+            argv, mounted = self.sandbox.wrap(
+                argv, found, command=command, workdir=str(ctx.root()), cwd=cwd, private=[tmpdir], tmp=state.sandbox_tmp
+            )
 
         started = time.time()
         clock = time.monotonic()
@@ -484,6 +508,8 @@ class BashTool:
             exit_code = 128 - exit_code  # killed by signal N → 128 + N, like the shell reports it
 
         self._update_state(state, cwd_file, env_file)
+        if found is not None and state.sandbox_tmp:
+            sandboxing.forget_mount_points(state.sandbox_tmp, mounted)
 
         stdout = _read_output(out_file).rstrip("\n")
         stderr = _read_output(err_file).rstrip("\n")
@@ -498,7 +524,8 @@ class BashTool:
             reason = f" (timed out after {timeout_ms} ms)" if aborted == "timeout" else " (cancelled)"
             content += ("\n" if content else "") + ABORTED + reason
         elif exit_code != 0:
-            content += ("\n" if content else "") + f"Exit code {exit_code}"
+            hint = sandboxing.hint_for(content, self.sandbox.network_for(command)) if found else None
+            content += ("\n" if content else "") + f"Exit code {exit_code}" + (f"\n{hint}" if hint else "")
         if notes:
             content = "\n".join(notes) + ("\n" + content if content else "")
         if not content:
@@ -515,6 +542,7 @@ class BashTool:
                 "timed_out": aborted == "timeout",
                 "cancelled": aborted == "cancelled",
                 "cwd": state.cwd,
+                "sandboxed": found is not None,
             },
         )
 

@@ -13,6 +13,7 @@ from pando_core.agent.tools.grep import GrepTool
 from pando_core.agent.tools.ls import LsTool
 from pando_core.agent.tools.paging import ResultPager, ResultPageTool
 from pando_core.agent.tools.patch import PatchTool
+from pando_core.agent.tools.sandbox import SandboxSettings
 from pando_core.agent.tools.view import ViewTool
 from pando_core.agent.tools.write import WriteTool
 
@@ -27,6 +28,8 @@ def builtin_tools(config: dict[str, Any] | None = None) -> list[Tool]:
     - `bash_timeout_ms`, `bash_max_timeout_ms`: the bash tool's default and largest timeout;
     - `banned_commands` replaces the default banned list; `allowed_commands` removes entries from it;
     - `shell_path`, `shell_args`: a bash-compatible shell;
+    - `sandbox`, `writable_paths`, `network`, `network_commands`, `hidden_paths`: bash's sandbox
+      (pando_core.agent.tools.sandbox; default: bubblewrap when installed);
     - `fetch_enabled` (default true), `fetch_max_size_mb` (default 5);
     - `use_ripgrep`: false forces the pure-Python grep search;
     - `pager`: the ResultPager shared with the agent loop (not a config key; default: the pager of
@@ -43,6 +46,7 @@ def builtin_tools(config: dict[str, Any] | None = None) -> list[Tool]:
         shell_args=[str(arg) for arg in shell_args if str(arg) != "-l"],
         default_timeout_ms=int(config.get("bash_timeout_ms") or DEFAULT_TIMEOUT_MS),
         max_timeout_ms=int(config.get("bash_max_timeout_ms") or MAX_TIMEOUT_MS),
+        sandbox=SandboxSettings.from_config(config),
     )
 
     pager = config.get("pager")

@@ -98,29 +98,69 @@ def is_read_only(
 def command_texts(command: str) -> list[str]:
     """What a permission pattern is matched against: the whole command, then each simple command
     (with its wrappers and without them: `timeout 5 rm x` gives "timeout 5 rm x" and "rm x"), also
-    those inside subshells, substitutions and `sh -c` scripts, with quotes removed."""
+    those inside subshells, substitutions, `sh -c` and `eval` scripts, with quotes removed; a command
+    named by its path is given by its name too (`/bin/cat x` → "cat x"), and one with redirections
+    with them as well (`cat < .env` → "cat < .env" and "cat .env")."""
     texts = [command.strip()]
     try:
         pending = [parse(command)]
     except (Unsupported, ShellSyntaxError):
-        # not understood: match the pieces between operators and keywords, as well as can be done
-        pieces = re.split(r"[;&|()\n`]+|\$\(|\b(?:then|do|else|elif)\b", command)
-        return list(dict.fromkeys([*texts, *(p.strip() for p in pieces if p.strip())]))
+        return list(dict.fromkeys([*texts, *_pieces(command)]))
     seen = 0
     while pending and seen < 200:
         for simple in simple_commands(pending.pop()):
             seen += 1
             words = [w.value for w in simple.words]
+            redirects = [f"{r.fd}{r.op} {r.target.value}" for r in simple.redirects]
+            inputs = [r.target.value for r in simple.redirects if r.op == "<" and r.fd in ("", "0")]
             while words:
-                texts.append(" ".join(words))
+                named = [os.path.basename(words[0]) or words[0], *words[1:]]
+                for variant in (words, named):
+                    texts.append(" ".join(variant))
+                    if redirects:
+                        texts.append(" ".join([*variant, *redirects]))
+                    if inputs:
+                        texts.append(" ".join([*variant, *inputs]))
                 inner = _script_of_shell_c(words)
+                if inner is None and named[0] == "eval" and len(words) > 1:
+                    inner = " ".join(words[1:])
                 if inner is not None:
                     try:
                         pending.append(parse(inner))
                     except (Unsupported, ShellSyntaxError):
-                        texts.append(inner)
+                        texts.extend([inner, *_pieces(inner)])
                 words = _unwrapped(words)
     return list(dict.fromkeys(texts))
+
+
+def _pieces(command: str) -> list[str]:
+    """A command that does not parse, cut between operators, braces and keywords as well as can be
+    done (for deny patterns: more pieces refuse more, never less)."""
+    pieces = re.split(r"[;&|(){}\n`]+|\$\(|\b(?:then|do|else|elif|fi|done)\b", command)
+    return [p.strip() for p in pieces if p.strip()]
+
+
+def simple_command_texts(command: str) -> list[str] | None:
+    """Each simple command of the line as written (quotes removed), also those in subshells,
+    substitutions and `sh -c` scripts; None when the line does not parse."""
+    try:
+        pending = [parse(command)]
+    except (Unsupported, ShellSyntaxError):
+        return None
+    texts: list[str] = []
+    while pending and len(texts) < 200:
+        for simple in simple_commands(pending.pop()):
+            words = [w.value for w in simple.words]
+            if not words:
+                continue
+            texts.append(" ".join(words))
+            inner = _script_of_shell_c(words)
+            if inner is not None:
+                try:
+                    pending.append(parse(inner))
+                except (Unsupported, ShellSyntaxError):
+                    return None
+    return texts
 
 
 def _unwrapped(words: list[str]) -> list[str]:
