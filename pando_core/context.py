@@ -42,6 +42,10 @@ class PandoContext:
             extra=extra_plugins,
         )
         self.plugins.error_file = str(self.workdir / ".pando" / "plugin-errors.json")
+        from .shell_hooks.plugin import ShellHooks
+
+        # last: the user's hook commands see the arguments and results as the plugins left them
+        self.plugins.register(ShellHooks(), "core.shell-hooks", listed=False)
 
     def with_root_options(self, output_format: str, quiet: bool, yolo: bool, model: str | None) -> tuple:
         """A subcommand's own options, completed by those given to ``pando`` itself."""
