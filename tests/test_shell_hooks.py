@@ -196,7 +196,8 @@ def test_a_failing_hook_is_a_warning_not_an_error(project, model_server):
 def test_claude_settings_json_is_read_with_session_hooks(project, model_server):
     workdir, env = project
     log = workdir / "events.log"
-    record = script(workdir, "record.sh", 'python3 -c "import json,sys; print(json.load(sys.stdin)[\'hook_event_name\'])" >> "$CLAUDE_PROJECT_DIR/events.log"\n')
+    reader = f'{sys.executable} -c "import json,sys; print(json.load(sys.stdin)[\'hook_event_name\'])"'
+    record = script(workdir, "record.sh", f'{reader} >> "$CLAUDE_PROJECT_DIR/events.log"\n')
     start = script(workdir, "start.sh", 'cat >/dev/null\necho "Project notes: deploys are on Fridays."\n')
     settings = {"hooks": {
         "SessionStart": [{"matcher": "startup", "hooks": [{"type": "command", "command": start}]}],

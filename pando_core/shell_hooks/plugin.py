@@ -9,6 +9,8 @@ that point.
     UserPromptSubmit  pando_enrich_context     exit 2 / "block" refuse the prompt (nothing is sent or
                                                stored); plain stdout or additionalContext is added to it
     Stop              pando_turn_finished      runs after each turn (it cannot make the turn go on)
+
+(UserPromptSubmit and Stop are the user's turns only, not a sub-agent's; tool hooks see every call.)
     SessionStart      pando_session_created /  stdout or additionalContext is added to the session's
                       pando_session_restored   next prompt
     SessionEnd        pando_session_ended      runs where the session ended
@@ -19,7 +21,6 @@ fails (another exit status, a timeout, unreadable JSON) is reported on stderr an
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -112,7 +113,17 @@ class ShellHooks:
     async def _arun(self, app: Any, event: str, names: tuple[str, ...], payload: dict[str, Any]) -> list[HookRun]:
         if not self.hooks(app).commands_for(event, *names):
             return []  # no thread for the common case: nothing configured
+        import asyncio  # not at import time: `pando plugins` stays light
+
         return await asyncio.to_thread(self._run, app, event, names, payload)
+
+    @staticmethod
+    def _is_subagent(app: Any, session_id: str) -> bool:
+        """A sub-agent's session: its prompts come from the model, its turns are not the user's."""
+        try:
+            return bool(app.sessions.get(session_id).get("parent_session_id"))
+        except Exception:  # noqa: BLE001 - an unknown session is treated as the user's
+            return False
 
     @staticmethod
     def _stop_if_asked(event: str, runs: list[HookRun]) -> None:
@@ -192,6 +203,8 @@ class ShellHooks:
     @hookimpl
     async def pando_enrich_context(self, app: Any, session_id: str, prompt: str) -> Any:
         waiting = self._session_context.pop(session_id, [])
+        if self.hooks(app).commands_for("UserPromptSubmit") and self._is_subagent(app, session_id):
+            return "\n\n".join(waiting) if waiting else None
         runs = await self._arun(app, "UserPromptSubmit", (), self._payload(app, "UserPromptSubmit", session_id, prompt=prompt))
         self._stop_if_asked("UserPromptSubmit", runs)
         for run in runs:
@@ -207,6 +220,8 @@ class ShellHooks:
         permissions = getattr(app, "permissions", None)
         if permissions is not None:
             permissions.revoke_temporary(session_id, HOOK_APPROVAL)
+        if not self.hooks(app).commands_for("Stop") or self._is_subagent(app, session_id):
+            return
         payload = self._payload(app, "Stop", session_id, stop_hook_active=False, response=response, finish_reason=finish_reason)
         await self._arun(app, "Stop", (), payload)
 
