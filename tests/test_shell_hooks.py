@@ -227,3 +227,77 @@ def test_a_bad_hook_definition_is_a_one_line_error(project, model_server):
 
     assert result.returncode == 2
     assert "not a valid regular expression" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_sub_agent_runs_tool_hooks_but_not_the_user_prompt_and_stop_hooks(project, model_server):
+    workdir, env = project
+    reader = f'{sys.executable} -c "import json,sys; d=json.load(sys.stdin); print(d[\'hook_event_name\'], d.get(\'tool_name\', \'\'))"'
+    record = script(workdir, "record.sh", f'{reader} >> "$PANDO_PROJECT_DIR/events.log"\n')
+    extra = "".join(toml_hooks(event, record, "*") for event in ("UserPromptSubmit", "PreToolUse", "Stop"))
+    write_model_config(workdir, model_server.base_url, extra=extra)
+    model_server.script(
+        Reply.tool("agent", {"prompt": "read the readme"}),
+        Reply.tool("view", {"file_path": "README.md"}),  # the sub-agent's request
+        Reply.text("it says hello"),  # the sub-agent's answer
+        Reply.text("done"),
+    )
+
+    result = run_pando(workdir, env, "run", "--yolo", "-f", "json", "go")
+
+    assert result.returncode == 0, result.stderr
+    assert (workdir / "events.log").read_text().splitlines() == [
+        "UserPromptSubmit ", "PreToolUse Task", "PreToolUse Read", "Stop ",
+    ]
+
+
+@pytest.mark.parametrize(("event", "runs"), [("PreToolUse", False), ("PostToolUse", True)])
+def test_continue_false_stops_the_turn_with_its_reason(event, runs, project, model_server):
+    workdir, env = project
+    answer = {"continue": False, "stopReason": "the deploy window is closed"}
+    command = script(workdir, "stop.sh", f"cat >/dev/null\necho '{json.dumps(answer)}'\n")
+    write_model_config(workdir, model_server.base_url, extra=toml_hooks(event, command, "Bash"))
+    model_server.script(Reply.tool("bash", {"command": "touch ran"}), Reply.text("never asked"))
+
+    result = run_pando(workdir, env, "run", "--yolo", "-f", "json", "go")
+
+    data = json.loads(result.stdout)
+    assert data["status"] == "error" and data["error"] == f"stopped by a {event} hook: the deploy window is closed"
+    assert len(model_server.requests) == 1
+    assert (workdir / "ran").exists() is runs
+
+
+def test_updated_input_replaces_the_arguments(project, model_server):
+    workdir, env = project
+    answer = {"hookSpecificOutput": {"hookEventName": "PreToolUse", "updatedInput": {"command": "touch rewritten"}}}
+    command = script(workdir, "rewrite.sh", f"cat >/dev/null\necho '{json.dumps(answer)}'\n")
+    write_model_config(workdir, model_server.base_url, extra=toml_hooks("PreToolUse", command, "bash"))
+    model_server.script(Reply.tool("bash", {"command": "touch original"}), Reply.text("ok"))
+
+    result = run_pando(workdir, env, "run", "--yolo", "-f", "json", "go")
+
+    assert result.returncode == 0, result.stderr
+    assert (workdir / "rewritten").exists() and not (workdir / "original").exists()
+
+
+def test_claude_events_pando_lacks_are_skipped_with_a_warning_and_resume_is_a_session_start(project, model_server):
+    workdir, env = project
+    start = script(workdir, "start.sh", 'cat > "$PANDO_PROJECT_DIR/start-input.json"\n')
+    settings = {"hooks": {
+        "Notification": [{"hooks": [{"type": "command", "command": "true"}]}],
+        "SessionStart": [{"matcher": "resume", "hooks": [{"type": "command", "command": start}]}],
+    }}
+    (workdir / ".claude").mkdir()
+    (workdir / ".claude" / "settings.local.json").write_text(json.dumps(settings))
+    write_model_config(workdir, model_server.base_url)
+    model_server.script(Reply.text("first"), Reply.text("second"))
+
+    first = run_pando(workdir, env, "run", "-f", "json", "one")
+    assert first.returncode == 0, first.stderr
+    assert "hooks.Notification: pando has no such hook event" in first.stderr
+    assert not (workdir / "start-input.json").exists()  # a new session is "startup", not "resume"
+    second = run_pando(workdir, env, "run", "--continue", "-f", "json", "two")
+
+    assert second.returncode == 0, second.stderr
+    received = json.loads((workdir / "start-input.json").read_text())
+    assert received["source"] == "resume"
+    assert received["session_id"] == json.loads(first.stdout)["session_id"]

@@ -25,7 +25,7 @@ import sys
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
+from ..errors import TurnStopped
 from ..hookspecs import hookimpl
 from .settings import EVENTS, HookSet, load_hooks
 
@@ -35,10 +35,8 @@ if TYPE_CHECKING:
 HOOK_APPROVAL = "pre-tool-use-hook"  # the owner of the permission a PreToolUse "allow" gives
 
 
-class HookStop(UsageError):
+class HookStop(TurnStopped):
     """A hook answered ``"continue": false`` or refused the user's prompt: the turn stops."""
-
-    kind = "hook_stop"
 
 
 def _specific(run: HookRun) -> dict[str, Any]:
@@ -80,6 +78,8 @@ class ShellHooks:
         if found is None:
             found = load_hooks(app.workdir, app.config.section("hooks"))
             self._sets[app] = found
+            for warning in found.warnings:
+                print(f"pando: warning: {warning}", file=sys.stderr)
         return found
 
     # -- running ---------------------------------------------------------------------------------

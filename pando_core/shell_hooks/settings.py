@@ -49,6 +49,7 @@ class HookSet:
     """Every configured hook, by event."""
 
     groups: dict[str, list[MatcherGroup]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # definitions skipped (events, types pando lacks)
 
     def commands_for(self, event: str, *names: str) -> list[HookCommand]:
         chosen: dict[str, HookCommand] = {}
@@ -87,8 +88,9 @@ def parse_hooks(data: Any, source: str, into: HookSet) -> None:
         raise ConfigError(f"{source}: hooks must be a table of events, got {type(data).__name__}")
     for event, groups in data.items():
         where = f"{source}: hooks.{event}"
-        if event not in EVENTS:
-            raise ConfigError(f"{where}: unknown hook event (known: {', '.join(EVENTS)})")
+        if event not in EVENTS:  # Claude Code has more (Notification, PreCompact...): skipped, said once
+            into.warnings.append(f"{where}: pando has no such hook event (it has {', '.join(EVENTS)}); ignored")
+            continue
         if not isinstance(groups, list):
             raise ConfigError(f"{where} must be a list of {{matcher, hooks}} groups")
         for group in groups:
@@ -97,10 +99,11 @@ def parse_hooks(data: Any, source: str, into: HookSet) -> None:
             matcher = str(group.get("matcher") or "")
             commands = []
             for hook in group["hooks"]:
+                if isinstance(hook, dict) and hook.get("type", "command") != "command":
+                    into.warnings.append(f"{where}: hook type {hook.get('type')!r} is not supported (only \"command\"); ignored")
+                    continue
                 if not isinstance(hook, dict) or not isinstance(hook.get("command"), str) or not hook["command"].strip():
                     raise ConfigError(f"{where}: each hook needs a 'command' string")
-                if hook.get("type", "command") != "command":
-                    raise ConfigError(f"{where}: hook type {hook.get('type')!r} is not supported (only \"command\")")
                 commands.append(HookCommand(hook["command"], _timeout(hook.get("timeout"), where), source))
             into.groups.setdefault(event, []).append(MatcherGroup(matcher, commands, _compile(matcher, where)))
 
