@@ -142,6 +142,7 @@ def test_shell_output_and_files_are_included_under_the_permission_rules(project,
     workdir, env = project
     command_file(workdir / ".pando" / "commands", "ctx",
                  "Status: !`echo status-$1`\nMade: !`touch made-by-command && echo made`\n"
+                 "Echoed: !`echo @README.md`\n"
                  "Read @README.md and @missing.txt, then answer.\n")
     model_server.script(Reply.text("ok"))
 
@@ -155,6 +156,7 @@ def test_shell_output_and_files_are_included_under_the_permission_rules(project,
     assert "was not run" in result.stderr
     assert "Read README.md and @missing.txt, then answer." in text
     assert "Contents of README.md:\n```\nhello from the readme\n```" in text
+    assert "Echoed: @README.md" in text and text.count("Contents of README.md") == 1  # output attaches nothing
 
 
 def test_allowed_tools_let_a_shell_inclusion_run_and_deny_rules_still_refuse(project, model_server):

@@ -127,19 +127,21 @@ async def _shell_output(app: Any, command: str) -> str:
     return output.decode(errors="replace")[:OUTPUT_LIMIT].rstrip()
 
 
-async def _run_shell_inclusions(app: Any, session_id: str, text: str, invocation: Invocation) -> str:
-    pieces, last = [], 0
+async def _run_shell_inclusions(app: Any, session_id: str, text: str, invocation: Invocation) -> tuple[str, list[str]]:
+    """The text with a placeholder for each ``!`cmd``` and what goes there: a command's output is
+    put in after the files are attached, so that an ``@word`` in it attaches nothing."""
+    pieces, outputs, last = [], [], 0
     for match in SHELL_PATTERN.finditer(text):
         command = match.group(1).strip()
-        pieces.append(text[last : match.start()])
+        pieces.append(text[last : match.start()] + f"\x00{len(outputs)}\x00")
         if await _may_run(app, session_id, command, invocation.grants):
-            pieces.append(await _shell_output(app, command))
+            outputs.append(await _shell_output(app, command))
         else:
             invocation.notes.append(f"`{command}` was not run: permission denied")
-            pieces.append(f"[`{command}` was not run: permission denied]")
+            outputs.append(f"[`{command}` was not run: permission denied]")
         last = match.end()
     pieces.append(text[last:])
-    return "".join(pieces)
+    return "".join(pieces), outputs
 
 
 def _attach_files(app: Any, text: str, invocation: Invocation) -> str:
@@ -170,8 +172,9 @@ async def prepare(app: Any, session_id: str, command: CustomCommand, arguments: 
     """The rendered prompt of one invocation (shell commands run, files attached)."""
     invocation = Invocation(command, arguments, grants=tool_grants(command.allowed_tools, Path(app.workdir)))
     text = substitute_arguments(command.body, arguments)
-    text = await _run_shell_inclusions(app, session_id, text, invocation)
-    invocation.prompt = _attach_files(app, text, invocation).strip()
+    text, outputs = await _run_shell_inclusions(app, session_id, text, invocation)
+    text = _attach_files(app, text, invocation)
+    invocation.prompt = re.sub(r"\x00(\d+)\x00", lambda m: outputs[int(m.group(1))], text).strip()
     return invocation
 
 
