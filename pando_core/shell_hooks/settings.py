@@ -112,7 +112,8 @@ def load_hooks(workdir: Path, config_hooks: dict[str, Any] | None, config_source
     """The hooks of pando's configuration (the merged ``[hooks]`` section) and of the working
     directory's Claude Code settings files."""
     hooks = HookSet()
-    parse_hooks({k: v for k, v in (config_hooks or {}).items() if v}, config_source, hooks)
+    # other keys of [hooks] were reported by the config loader already (unknown key, did you mean)
+    parse_hooks({k: v for k, v in (config_hooks or {}).items() if v and k in EVENTS}, config_source, hooks)
     for name in CLAUDE_SETTINGS:
         path = workdir / name
         if not path.is_file():
