@@ -113,7 +113,7 @@ def test_frontmatter_model_and_allowed_tools_apply_to_the_turn(project, model_se
                  "---\nallowed-tools: Bash(touch:*)\nmodel: scripted/model-two\n---\nTouch $1 please\n")
     model_server.script(
         Reply.tool("bash", {"command": "touch granted.txt"}),
-        Reply.tool("bash", {"command": "mkdir not-granted"}),
+        Reply.tool("bash", {"command": "touch chained.txt && mkdir not-granted"}),
         Reply.text("done"),
     )
 
@@ -122,9 +122,9 @@ def test_frontmatter_model_and_allowed_tools_apply_to_the_turn(project, model_se
     data = json.loads(result.stdout)
     assert model_server.requests[0]["model"] == "model-two"
     assert (workdir / "granted.txt").exists()
-    assert not (workdir / "not-granted").exists()
-    assert data["status"] == "permission_denied"
-    assert [d["description"] for d in data["denials"]] == ["mkdir not-granted"]
+    assert not (workdir / "not-granted").exists() and not (workdir / "chained.txt").exists()
+    assert data["status"] == "permission_denied"  # `touch:*` is one plain touch, not a chain
+    assert [d["description"] for d in data["denials"]] == ["touch chained.txt && mkdir not-granted"]
 
 
 def test_the_model_option_wins_over_the_frontmatter(project, model_server):

@@ -91,6 +91,8 @@ class PermissionService:
         with self._lock:
             grants = [g for (sid, _), pairs in self._temporary.items() if sid == session_id for g in pairs]
         subject = _subject(request)
+        if request.tool_name == "bash":
+            return any(tool == "bash" and bash_grant_matches(subject, pattern) for tool, pattern in grants)
         return any(tool == request.tool_name and fnmatch.fnmatchcase(subject, pattern) for tool, pattern in grants)
 
     def _persisted(self) -> list[_Grant]:
@@ -152,6 +154,17 @@ class PermissionService:
         if not allowed:
             self.denials.append(Denial(session_id, request.tool_name, request.action, request.description))
         return allowed
+
+
+_SHELL_OPERATORS = frozenset(";&|<>$`()\n\\")
+
+
+def bash_grant_matches(command: str, pattern: str) -> bool:
+    """A temporary bash grant (``git add*``) covers one plain command only: ``git add . && rm -rf x``
+    or ``git add $(…)`` are not ``git add`` and are left to the other rules. ``*`` covers anything."""
+    if pattern == "*":
+        return True
+    return not (_SHELL_OPERATORS & set(command)) and fnmatch.fnmatchcase(command.strip(), pattern)
 
 
 def _grant_pattern(request: PermissionRequest) -> str:

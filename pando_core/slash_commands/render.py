@@ -18,7 +18,6 @@ refuse); ``model`` is the turn's model unless one was chosen with ``--model``.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -98,6 +97,7 @@ def tool_grants(allowed_tools: list[str], workdir: Path) -> list[tuple[str, str]
 async def _may_run(app: Any, session_id: str, command: str, grants: list[tuple[str, str]]) -> bool:
     from ..agent.tools.base import PermissionRequest
     from ..agent.tools.shell_safety import is_read_only
+    from ..services.permissions import bash_grant_matches
 
     workdir = str(app.workdir)
     request = PermissionRequest(
@@ -105,7 +105,7 @@ async def _may_run(app: Any, session_id: str, command: str, grants: list[tuple[s
     )
     if app.permissions.denies(request):
         return False
-    if any(tool == "bash" and fnmatch.fnmatchcase(command, pattern) for tool, pattern in grants):
+    if any(tool == "bash" and bash_grant_matches(command, pattern) for tool, pattern in grants):
         return True
     if is_read_only(command, workdir):
         return True
