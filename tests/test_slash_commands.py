@@ -206,7 +206,9 @@ def test_pando_commands_lists_them_with_their_source(project):
 def test_interactive_help_lists_custom_commands_and_runs_one(project, model_server):
     workdir, env = project
     command_file(workdir / ".pando" / "commands", "greet", "---\ndescription: Say hello to someone\nargument-hint: [name]\n---\nSay hello to $1.\n")
+    command_file(workdir / ".pando" / "commands", "prep", "Output: !`touch asked.txt && echo touched-it`\n")
     model_server.add_rule(contains="Say hello to Ada", response=Reply.text("Hello, Ada!"))
+    model_server.add_rule(contains="Output: touched-it", response=Reply.text("Prepared it."))
     env.update(TERM="xterm", COLUMNS="100", LINES="40", PROMPT_TOOLKIT_NO_CPR="1", PYTHONIOENCODING="utf-8")
     child = pexpect.spawn(sys.executable, ["-m", "pando_core", "--plugins", "none"], cwd=str(workdir), env=env,
                           encoding="utf-8", timeout=30, dimensions=(40, 100))
@@ -220,9 +222,16 @@ def test_interactive_help_lists_custom_commands_and_runs_one(project, model_serv
         child.send("/greet Ada\r")
         child.expect_exact("Hello, Ada!")
         child.expect(PROMPT)
+        child.send("/prep\r")  # its !`touch …` is not read-only: the session asks first
+        child.expect("Allow bash\\?")
+        child.expect("Deny")
+        child.send("\r")  # the first choice, "Allow once"
+        child.expect_exact("Prepared it.")
+        child.expect(PROMPT)
         child.send("\x04")
         child.expect(pexpect.EOF)
     finally:
         if child.isalive():
             child.terminate(force=True)
     assert "Say hello to Ada." in user_text(model_server.requests[0])
+    assert (workdir / "asked.txt").exists()
