@@ -42,10 +42,9 @@ class PandoContext:
             extra=extra_plugins,
         )
         self.plugins.error_file = str(self.workdir / ".pando" / "plugin-errors.json")
-        from .shell_hooks.plugin import ShellHooks
+        from .shell_hooks import plugin as shell_hooks
 
-        # last: the user's hook commands see the arguments and results as the plugins left them
-        self.plugins.register(ShellHooks(), "core.shell-hooks", listed=False)
+        shell_hooks.register(self.plugins, self.workdir, self._config_files.data)
 
     def with_root_options(self, output_format: str, quiet: bool, yolo: bool, model: str | None) -> tuple:
         """A subcommand's own options, completed by those given to ``pando`` itself."""

@@ -301,3 +301,16 @@ def test_claude_events_pando_lacks_are_skipped_with_a_warning_and_resume_is_a_se
     received = json.loads((workdir / "start-input.json").read_text())
     assert received["source"] == "resume"
     assert received["session_id"] == json.loads(first.stdout)["session_id"]
+
+
+def test_session_end_is_listened_to_only_where_a_session_end_hook_is_defined(make_pando_context, pando_workdir, tmp_path):
+    """A pando_session_ended listener makes the core follow every commit: none without a SessionEnd hook."""
+    plain = make_pando_context()
+    assert not plain.plugins.hooks.pando_session_ended.implemented
+    assert plain.plugins.hooks.pando_before_tool_call.implemented  # the tool hooks are always there
+    assert "core.shell-hooks" not in {info.name for info in plain.plugins.list()}  # not a listed plugin
+
+    other = tmp_path / "other"
+    (other / ".claude").mkdir(parents=True)
+    (other / ".claude" / "settings.json").write_text(json.dumps({"hooks": {"SessionEnd": [{"hooks": [{"command": "true"}]}]}}))
+    assert make_pando_context(workdir=other).plugins.hooks.pando_session_ended.implemented

@@ -13,7 +13,8 @@ that point.
 (UserPromptSubmit and Stop are the user's turns only, not a sub-agent's; tool hooks see every call.)
     SessionStart      pando_session_created /  stdout or additionalContext is added to the session's
                       pando_session_restored   next prompt
-    SessionEnd        pando_session_ended      runs where the session ended
+    SessionEnd        pando_session_ended      runs where the session ended (registered only when a
+                                               SessionEnd hook is defined: see SessionEndHooks)
 
 ``"continue": false`` from any hook of a turn stops that turn with its ``stopReason``. A hook that
 fails (another exit status, a timeout, unreadable JSON) is reported on stderr and ignored.
@@ -242,9 +243,31 @@ class ShellHooks:
     def pando_session_restored(self, app: Any, session: dict) -> None:
         self._session_start(app, session, "resume")
 
-    @hookimpl
-    def pando_session_ended(self, app: Any, session: dict, origin: str) -> None:
+    def session_ended(self, app: Any, session: dict, origin: str) -> None:
         if origin != app.instance_id:
             return  # the primary hears of other instances' sessions: their hooks ran there
         self._session_context.pop(session["id"], None)
         self._run(app, "SessionEnd", (), self._payload(app, "SessionEnd", session["id"], reason="other"))
+
+
+class SessionEndHooks:
+    """``pando_session_ended`` on its own, registered only where a SessionEnd hook is defined: a
+    listener of that hook makes the core follow every commit (remote session ends, idle sweeps)."""
+
+    def __init__(self, shell_hooks: ShellHooks) -> None:
+        self.shell_hooks = shell_hooks
+
+    @hookimpl
+    def pando_session_ended(self, app: Any, session: dict, origin: str) -> None:
+        self.shell_hooks.session_ended(app, session, origin)
+
+
+def register(plugins: Any, workdir: Any, config_data: dict[str, Any]) -> None:
+    """Register the shell-hooks plugin (last: the user's commands see the arguments and results as
+    the plugins left them), unlisted, and its SessionEnd part when some source defines one."""
+    from .settings import defines_event
+
+    shell_hooks = ShellHooks()
+    plugins.register(shell_hooks, "core.shell-hooks", listed=False)
+    if defines_event(workdir, config_data.get("hooks"), "SessionEnd"):
+        plugins.register(SessionEndHooks(shell_hooks), "core.shell-hooks.session-end", listed=False)

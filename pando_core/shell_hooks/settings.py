@@ -125,3 +125,22 @@ def load_hooks(workdir: Path, config_hooks: dict[str, Any] | None, config_source
         if isinstance(data, dict):
             parse_hooks(data.get("hooks"), str(path), hooks)
     return hooks
+
+
+def defines_event(workdir: Path, config_hooks: Any, event: str) -> bool:
+    """Whether the raw config ``[hooks]`` or a Claude Code settings file has *event* (before the
+    configuration is validated; a file that cannot be read says no here and is reported later)."""
+    if isinstance(config_hooks, dict) and config_hooks.get(event):
+        return True
+    for name in CLAUDE_SETTINGS:
+        path = workdir / name
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        hooks = data.get("hooks") if isinstance(data, dict) else None
+        if isinstance(hooks, dict) and hooks.get(event):
+            return True
+    return False
