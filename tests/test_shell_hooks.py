@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,15 @@ def script(workdir: Path, name: str, body: str) -> str:
 def toml_hooks(event: str, command: str, matcher: str = "", timeout: float | None = None) -> str:
     hook = f'type = "command", command = "{command}"' + (f", timeout = {timeout}" if timeout else "")
     return f'\n[[hooks.{event}]]\nmatcher = "{matcher}"\nhooks = [{{ {hook} }}]\n'
+
+
+def alive(pid: int) -> bool:
+    """A running process (a zombie waiting for its parent counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def tool_messages(request: dict) -> list[str]:
@@ -167,7 +177,7 @@ def test_a_blocking_user_prompt_submit_hook_sends_nothing(project, model_server)
 
 def test_a_hanging_hook_times_out_with_a_warning_and_the_turn_goes_on(project, model_server):
     workdir, env = project
-    command = script(workdir, "hang.sh", "sleep 60\n")
+    command = script(workdir, "hang.sh", 'sleep 60 &\necho $! > "$PANDO_PROJECT_DIR/sleeper.pid"\nwait\n')
     write_model_config(workdir, model_server.base_url, extra=toml_hooks("PreToolUse", command, "Bash", timeout=1))
     model_server.script(Reply.tool("bash", {"command": "touch ran-anyway"}), Reply.text("ok"))
 
@@ -177,6 +187,11 @@ def test_a_hanging_hook_times_out_with_a_warning_and_the_turn_goes_on(project, m
     assert (workdir / "ran-anyway").exists()
     assert "PreToolUse hook" in result.stderr and "timed out after 1 s" in result.stderr
     assert "Traceback" not in result.stderr
+    sleeper = int((workdir / "sleeper.pid").read_text())
+    deadline = time.monotonic() + 30
+    while alive(sleeper) and time.monotonic() < deadline:  # what the hook started ends with it
+        time.sleep(0.1)
+    assert not alive(sleeper)
 
 
 def test_a_failing_hook_is_a_warning_not_an_error(project, model_server):

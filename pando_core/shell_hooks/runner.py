@@ -74,12 +74,12 @@ def run_hook(command: HookCommand, payload: dict[str, Any], workdir: Path) -> Ho
     try:
         stdout, stderr = process.communicate(data, timeout=command.timeout_s)
     except subprocess.TimeoutExpired:
-        _kill_group(process)
+        _kill_group(process)  # the hook and everything it started
         process.communicate()
         run.problem = f"timed out after {command.timeout_s:g} s"
         return run
-    finally:
-        _kill_group(process)  # whatever it left running in the background
+    # a finished hook may leave a program running on purpose (a server started at SessionStart,
+    # its output redirected): it is not killed
     run.exit_code = process.returncode
     run.stdout = stdout[:OUTPUT_LIMIT].decode(errors="replace")
     run.stderr = stderr[:OUTPUT_LIMIT].decode(errors="replace").strip()
