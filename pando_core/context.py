@@ -42,6 +42,9 @@ class PandoContext:
             extra=extra_plugins,
         )
         self.plugins.error_file = str(self.workdir / ".pando" / "plugin-errors.json")
+        from .shell_hooks import plugin as shell_hooks
+
+        shell_hooks.register(self.plugins, self.workdir, self._config_files.data)
 
     def with_root_options(self, output_format: str, quiet: bool, yolo: bool, model: str | None) -> tuple:
         """A subcommand's own options, completed by those given to ``pando`` itself."""

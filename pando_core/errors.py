@@ -30,6 +30,13 @@ class ConfigError(UsageError):
     kind = "config"
 
 
+class TurnStopped(UsageError):
+    """A hook ended the agent's turn on purpose (a shell hook's ``"continue": false``); it is not a
+    tool failure, so the loop lets it through to end the turn."""
+
+    kind = "stopped"
+
+
 class NotFoundError(PandoError):
     kind = "not_found"
 

@@ -236,8 +236,9 @@ class Plugins:
                     raise PluginLoadError(message) from exc
                 print(message, file=sys.stderr)
 
-    def register(self, plugin: Any, name: str, *, info: PluginInfo | None = None) -> None:
-        """Register a plugin object (module, class instance) under ``name``."""
+    def register(self, plugin: Any, name: str, *, info: PluginInfo | None = None, listed: bool = True) -> None:
+        """Register a plugin object (module, class instance) under ``name``. ``listed=False``: a part
+        of the core that works through hooks (shell hooks), not shown by ``pando plugins``."""
         if self.pm.has_plugin(name):
             raise ValueError(f"duplicate plugin name {name!r}")
         self.pm.register(plugin, name=name)
@@ -251,6 +252,8 @@ class Plugins:
             self.pm.unregister(name=name)
             raise
         self.generation += 1
+        if not listed:
+            return
         info = info or self.infos.setdefault(name, PluginInfo(name))
         info.status = "loaded"
         info.hooks = sorted(impl_name for impl_name in dir(plugin) if impl_name.startswith("pando_"))

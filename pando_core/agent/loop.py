@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..clock import now_ms
-from ..errors import PandoError, UsageError
+from ..errors import PandoError, TurnStopped, UsageError
 from .models import ResolvedModel, request_cost, resolve_model
 from .prompt import build_system_prompt
 from .providers.base import ChatRequest, ProviderError, Usage
@@ -596,7 +596,7 @@ class CoderAgent:
             return ToolResult(str(exc) or "Permission denied", is_error=True), True
         except ToolError as exc:
             return ToolResult(str(exc), is_error=True), False
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, TurnStopped):
             raise
         except Exception as exc:  # noqa: BLE001 - a broken tool must not end the turn
             log.exception("tool %s failed", call["name"])

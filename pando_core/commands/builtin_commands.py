@@ -17,6 +17,7 @@ _GROUPS = [
     "models_cmd",
     "goal_cmd",
     "sessions_cmd",
+    "commands_cmd",
 ]
 
 

@@ -33,6 +33,7 @@ from typing import Any
 from ..agent.tools.base import PermissionRequest
 from ..errors import one_line as short
 from ..services.permissions import ALLOW_ALWAYS, ALLOW_ONCE, ALLOW_SESSION, DENY
+from ..slash_commands.render import commands_of, parse_invocation
 
 PERMISSION_CHOICES = (
     ("Allow once", ALLOW_ONCE),
@@ -379,6 +380,7 @@ class InteractiveSession:
         self.app: Any = None
         self.session_id: str | None = None
         self.plugin_commands: dict[str, Callable[..., Any]] = {}
+        self.custom_commands: dict[str, Any] = {}  # name (no slash) -> slash_commands.catalog.CustomCommand
         self._loop: asyncio.AbstractEventLoop | None = None
         self._prompt: Any = None
         self._view: TurnView | None = None
@@ -586,6 +588,7 @@ class InteractiveSession:
     def _command_names(self) -> list[tuple[str, str]]:
         names = [(name, text) for name, _, text in BUILTIN_COMMANDS]
         names += [(name, _doc(fn)) for name, fn in sorted(self.plugin_commands.items())]
+        names += [("/" + name, command.summary()) for name, command in sorted(self.custom_commands.items())]
         return names
 
     def _build_prompt(self) -> Any:
@@ -627,6 +630,7 @@ class InteractiveSession:
         self._install_signal_handlers()
         self._watch_failover()
         self.plugin_commands = await self._load_plugin_commands()
+        self.custom_commands = await asyncio.to_thread(commands_of, self.app)
         self._prompt = self._build_prompt()
         poller = asyncio.ensure_future(self._poll_primary())
         self._warmup = asyncio.ensure_future(asyncio.to_thread(self._warm_provider))
@@ -721,7 +725,7 @@ class InteractiveSession:
 
     # -- a turn ----------------------------------------------------------------------------------
 
-    async def _turn(self, text: str) -> None:
+    async def _turn(self, text: str, model_ref: str | None = None) -> None:
         from ..errors import PandoError
 
         app = self.app
@@ -741,7 +745,7 @@ class InteractiveSession:
                 view.start()
                 await self._await_warmup()
                 result = await app.coder_agent.run(
-                    self.session_id, text, on_event=view.on_event, cancel_event=cancel
+                    self.session_id, text, model_ref=model_ref, on_event=view.on_event, cancel_event=cancel
                 )
         except PandoError as exc:
             error = short(exc, 400)
@@ -819,6 +823,12 @@ class InteractiveSession:
         }.get(name)
         if name == "/exit":
             return False
+        if handler is None and name not in self.plugin_commands:
+            self.custom_commands = await asyncio.to_thread(commands_of, self.app)  # files may have changed
+            called = parse_invocation(line, self.custom_commands)
+            if called is not None:
+                await self._custom_command(*called)
+                return True
         try:
             with _no_echo(sys.stdin):
                 if handler is not None:
@@ -840,6 +850,28 @@ class InteractiveSession:
         finally:
             self._install_signal_handlers()
         return True
+
+    async def _custom_command(self, command: Any, args: str) -> None:
+        """A markdown command: its rendered prompt is one turn (its model, its allowed tools)."""
+        from ..errors import PandoError
+        from ..slash_commands.render import GRANT_OWNER, prepare
+
+        try:
+            if self.session_id is None:
+                session = await asyncio.to_thread(self.app.sessions.create, title=short(f"/{command.name} {args}", 50))
+                self.session_id = session["id"]
+            invocation = await prepare(self.app, self.session_id, command, args)
+        except PandoError as exc:
+            self.console.print(f"[red]✗ /{command.name}: {short(exc, 400)}[/red]", highlight=False)
+            return
+        for note in invocation.notes:
+            self.console.print(f"[yellow]⚠ /{command.name}: {note}[/yellow]", highlight=False)
+        model_ref = None if self.app.options.model else (invocation.model or None)  # --model wins
+        self.app.permissions.grant_temporary(self.session_id, GRANT_OWNER, invocation.grants)
+        try:
+            await self._turn(invocation.prompt, model_ref=model_ref)
+        finally:
+            self.app.permissions.revoke_temporary(self.session_id, GRANT_OWNER)
 
     async def _plugin_command(self, name: str, args: str) -> None:
         fn = self.plugin_commands[name]
@@ -865,6 +897,16 @@ class InteractiveSession:
         if self.plugin_commands:
             self.console.print("[bold]Plugin commands[/bold]")
             self.console.print(table([(name, _doc(fn)) for name, fn in sorted(self.plugin_commands.items())]))
+        self.custom_commands = await asyncio.to_thread(commands_of, self.app)
+        if self.custom_commands:
+            self.console.print("[bold]Custom commands[/bold]")
+            from rich.markup import escape
+
+            rows = [
+                (escape(f"/{name} {command.argument_hint}".strip()), escape(f"{command.summary()} ({command.source})"))
+                for name, command in sorted(self.custom_commands.items())
+            ]
+            self.console.print(table(rows))
         self.console.print("[bold]Keys[/bold]")
         self.console.print(table(list(KEY_HELP)))
 

@@ -240,7 +240,11 @@ def run_non_interactive(
     else:
         session = app.sessions.create(title=short(prompt, 50))
     printer = EventPrinter(output_format, quiet, out, err)
-    result = asyncio.run(_run_with_signals(app, session["id"], prompt, printer))
+    from ..slash_commands.render import invocation_for
+
+    called = invocation_for(app, prompt)  # `pando run /NAME args`: a custom command
+    chosen_model = model or getattr(app.options, "model", None)
+    result = asyncio.run(_run_with_signals(app, session["id"], prompt, printer, called=called, chosen_model=chosen_model))
     app.sessions.end(session["id"])
     if output_format == "json":
         out.write(json.dumps(result_json(result)) + "\n")
@@ -265,12 +269,24 @@ def run_non_interactive(
     return exit_code_for(result)
 
 
-async def _run_with_signals(app: Any, session_id: str, prompt: str, printer: EventPrinter) -> TurnResult:
+async def _run_with_signals(
+    app: Any, session_id: str, prompt: str, printer: EventPrinter, *, called: Any = None, chosen_model: str | None = None
+) -> TurnResult:
+    from ..slash_commands.render import GRANT_OWNER, prepare
+
+    model_ref = None
+    if called is not None:
+        invocation = await prepare(app, session_id, *called)
+        for note in invocation.notes:
+            printer.err.write(f"pando: /{invocation.command.name}: {note}\n")
+        prompt, model_ref = invocation.prompt, (None if chosen_model else invocation.model or None)
+        app.permissions.grant_temporary(session_id, GRANT_OWNER, invocation.grants)
     if printer.spinner:
         printer.spinner.start()
     try:
         with cancel_on_signals() as cancel:
-            return await app.coder_agent.run(session_id, prompt, on_event=printer, cancel_event=cancel)
+            return await app.coder_agent.run(session_id, prompt, model_ref=model_ref, on_event=printer, cancel_event=cancel)
     finally:
+        app.permissions.revoke_temporary(session_id, GRANT_OWNER)
         if printer.spinner:
             printer.spinner.stop()

@@ -7,7 +7,8 @@ Decision order for one request:
      read-only check (the tool asks whenever :meth:`PermissionService.denies` says so);
   2. ``--yolo`` allows;
   3. config ``allow_tools`` / ``allow_bash`` allow;
-  4. a grant for this session, or a persisted "always" grant, allows;
+  4. a temporary grant (a PreToolUse hook's "allow" for one call, a custom command's
+     ``allowed-tools`` for its turn), a grant for this session, or a persisted "always" grant, allows;
   5. otherwise the interactive asker decides (once / session / always / deny); with no asker
      (non-interactive runs) the request is denied and recorded so the run can report it.
 """
@@ -69,11 +70,30 @@ class PermissionService:
 
     def __post_init__(self) -> None:
         self._session_grants: dict[str, list[_Grant]] = {}
+        self._temporary: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (session, owner) -> (tool, pattern)
         self._lock = threading.Lock()
 
     def grant_session(self, session_id: str, tool_name: str, action: str, pattern: str = "*") -> None:
         with self._lock:
             self._session_grants.setdefault(session_id, []).append(_Grant(tool_name, action, pattern))
+
+    def grant_temporary(self, session_id: str, owner: str, grants: list[tuple[str, str]]) -> None:
+        """Allow ``(tool name, pattern)`` pairs (the pattern is matched against a bash command or a
+        path, fnmatch) until :meth:`revoke_temporary` with the same *owner*; deny rules still refuse."""
+        with self._lock:
+            self._temporary.setdefault((session_id, owner), []).extend(grants)
+
+    def revoke_temporary(self, session_id: str, owner: str) -> None:
+        with self._lock:
+            self._temporary.pop((session_id, owner), None)
+
+    def _temporarily_granted(self, session_id: str, request: PermissionRequest) -> bool:
+        with self._lock:
+            grants = [g for (sid, _), pairs in self._temporary.items() if sid == session_id for g in pairs]
+        subject = _subject(request)
+        if request.tool_name == "bash":
+            return any(tool == "bash" and bash_grant_matches(subject, pattern) for tool, pattern in grants)
+        return any(tool == request.tool_name and fnmatch.fnmatchcase(subject, pattern) for tool, pattern in grants)
 
     def _persisted(self) -> list[_Grant]:
         if self.store is None:
@@ -115,7 +135,7 @@ class PermissionService:
     async def request(self, session_id: str, request: PermissionRequest) -> bool:
         if self.denies(request):
             return self._record(session_id, request, False)
-        if self.yolo or self._config_allows(request):
+        if self.yolo or self._config_allows(request) or self._temporarily_granted(session_id, request):
             return True
         if self._granted(session_id, request):
             return True
@@ -134,6 +154,17 @@ class PermissionService:
         if not allowed:
             self.denials.append(Denial(session_id, request.tool_name, request.action, request.description))
         return allowed
+
+
+_SHELL_OPERATORS = frozenset(";&|<>$`()\n\\")
+
+
+def bash_grant_matches(command: str, pattern: str) -> bool:
+    """A temporary bash grant (``git add*``) covers one plain command only: ``git add . && rm -rf x``
+    or ``git add $(…)`` are not ``git add`` and are left to the other rules. ``*`` covers anything."""
+    if pattern == "*":
+        return True
+    return not (_SHELL_OPERATORS & set(command)) and fnmatch.fnmatchcase(command.strip(), pattern)
 
 
 def _grant_pattern(request: PermissionRequest) -> str:

@@ -1,0 +1,189 @@
+"""From ``/name args`` to the prompt of a turn.
+
+In the command's text, in this order:
+  - ``$ARGUMENTS`` is everything after the name, ``$1`` … ``$9`` its words (shell quoting
+    understood); with neither in the text, the arguments are added at the end;
+  - ``!`cmd``` is replaced by the output of ``cmd`` (run by bash in the working directory). It runs
+    when the bash tool would run it without asking: a ``deny_bash`` rule refuses it always; a
+    read-only command, ``--yolo``, ``allow_bash``, a session grant or a ``Bash(...)`` entry of the
+    command's ``allowed-tools`` let it run; otherwise the interactive session asks, and ``pando
+    run`` leaves a note that it was not run;
+  - ``@path`` names a file of the working directory: its contents are attached after the prompt
+    (a path that is no such file stays as it is).
+
+``allowed-tools`` are approved without asking for the command's turn only (deny rules still
+refuse); ``model`` is the turn's model unless one was chosen with ``--model``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .catalog import CustomCommand, find_commands, lookup
+
+GRANT_OWNER = "custom-command"
+SHELL_PATTERN = re.compile(r"!`([^`\n]+)`")
+FILE_PATTERN = re.compile(r"(?<![\w`@])@([\w./~-][^\s`'\"<>]*)")
+POSITIONAL = re.compile(r"\$([1-9])(?!\d)")
+OUTPUT_LIMIT = 30_000
+FILE_LIMIT = 100_000
+
+
+@dataclass
+class Invocation:
+    command: CustomCommand
+    arguments: str
+    prompt: str = ""
+    grants: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # shown to the user: commands not run, files not read
+
+    @property
+    def model(self) -> str:
+        return self.command.model
+
+
+def parse_invocation(text: str, commands: dict[str, CustomCommand]) -> tuple[CustomCommand, str] | None:
+    """The command and its arguments when *text* is ``/name args`` for a known command."""
+    stripped = text.strip()
+    if not stripped.startswith("/") or stripped.startswith("//"):
+        return None
+    head, _, arguments = stripped[1:].partition(" ")
+    head, newline, rest = head.partition("\n")
+    if newline:
+        arguments = rest + (" " + arguments if arguments else "")
+    command = lookup(commands, head)
+    return (command, arguments.strip()) if command is not None else None
+
+
+def substitute_arguments(body: str, arguments: str) -> str:
+    try:
+        words = shlex.split(arguments)
+    except ValueError:  # unbalanced quotes: plain words
+        words = arguments.split()
+    if "$ARGUMENTS" not in body and not POSITIONAL.search(body):
+        return f"{body.rstrip()}\n\nARGUMENTS: {arguments}" if arguments else body
+    text = body.replace("$ARGUMENTS", arguments)
+    return POSITIONAL.sub(lambda m: words[int(m.group(1)) - 1] if int(m.group(1)) <= len(words) else "", text)
+
+
+def tool_grants(allowed_tools: list[str], workdir: Path) -> list[tuple[str, str]]:
+    """``allowed-tools`` entries as ``(pando tool, pattern)`` grants: ``Bash(git add:*)`` →
+    ``("bash", "git add*")``, ``Edit(src/*)`` → ``("edit", "<workdir>/src/*")``, ``Read`` →
+    ``("view", "*")``."""
+    from ..agent.tools.claude_names import pando_names
+
+    grants = []
+    for entry in allowed_tools:
+        match = re.fullmatch(r"\s*([\w.-]+)\s*(?:\((.*)\))?\s*", entry)
+        if match is None:
+            continue
+        name, pattern = match.group(1), (match.group(2) or "").strip()
+        for tool in pando_names(name):
+            if tool == "bash":
+                grant = pattern[:-2] + "*" if pattern.endswith(":*") else (pattern or "*")
+            elif pattern and pattern != "*" and not pattern.startswith("/"):
+                grant = str(workdir / pattern)
+            else:
+                grant = pattern or "*"
+            grants.append((tool, grant))
+    return grants
+
+
+async def _may_run(app: Any, session_id: str, command: str, grants: list[tuple[str, str]]) -> bool:
+    from ..agent.tools.base import PermissionRequest
+    from ..agent.tools.shell_safety import is_read_only
+    from ..services.permissions import bash_grant_matches
+
+    workdir = str(app.workdir)
+    request = PermissionRequest(
+        tool_name="bash", action="execute", description=command, path=workdir, params={"command": command, "cwd": workdir}
+    )
+    if app.permissions.denies(request):
+        return False
+    if any(tool == "bash" and bash_grant_matches(command, pattern) for tool, pattern in grants):
+        return True
+    if is_read_only(command, workdir):
+        return True
+    return await app.permissions.request(session_id, request)
+
+
+async def _shell_output(app: Any, command: str) -> str:
+    timeout = int(app.config.section("tools").get("bash_timeout_ms") or 60_000) / 1000
+    process = await asyncio.create_subprocess_exec(
+        "bash", "-c", command, cwd=app.workdir, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        return f"[`{command}` timed out after {timeout:g} s]"
+    return output.decode(errors="replace")[:OUTPUT_LIMIT].rstrip()
+
+
+async def _run_shell_inclusions(app: Any, session_id: str, text: str, invocation: Invocation) -> tuple[str, list[str]]:
+    """The text with a placeholder for each ``!`cmd``` and what goes there: a command's output is
+    put in after the files are attached, so that an ``@word`` in it attaches nothing."""
+    pieces, outputs, last = [], [], 0
+    for match in SHELL_PATTERN.finditer(text):
+        command = match.group(1).strip()
+        pieces.append(text[last : match.start()] + f"\x00{len(outputs)}\x00")
+        if await _may_run(app, session_id, command, invocation.grants):
+            outputs.append(await _shell_output(app, command))
+        else:
+            invocation.notes.append(f"`{command}` was not run: permission denied")
+            outputs.append(f"[`{command}` was not run: permission denied]")
+        last = match.end()
+    pieces.append(text[last:])
+    return "".join(pieces), outputs
+
+
+def _attach_files(app: Any, text: str, invocation: Invocation) -> str:
+    workdir = Path(app.workdir).resolve()
+    outside_ok = bool(app.config.section("permissions").get("allow_outside_workdir"))
+    attached: dict[str, str] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        raw = match.group(1).rstrip(".,;:!?)")
+        trailing = match.group(1)[len(raw) :]
+        path = (workdir / Path(raw).expanduser()).resolve()
+        if not path.is_file() or (not outside_ok and workdir not in path.parents):
+            return match.group(0)
+        if raw not in attached:
+            try:
+                attached[raw] = path.read_text(encoding="utf-8", errors="replace")[:FILE_LIMIT]
+            except OSError as exc:
+                invocation.notes.append(f"{raw} could not be read: {exc.strerror or exc}")
+                return match.group(0)
+        return raw + trailing
+
+    text = FILE_PATTERN.sub(replace, text)
+    blocks = [f"Contents of {name}:\n```\n{content.rstrip()}\n```" for name, content in attached.items()]
+    return "\n\n".join([text.rstrip(), *blocks]) if blocks else text
+
+
+async def prepare(app: Any, session_id: str, command: CustomCommand, arguments: str) -> Invocation:
+    """The rendered prompt of one invocation (shell commands run, files attached)."""
+    invocation = Invocation(command, arguments, grants=tool_grants(command.allowed_tools, Path(app.workdir)))
+    text = substitute_arguments(command.body, arguments)
+    text, outputs = await _run_shell_inclusions(app, session_id, text, invocation)
+    text = _attach_files(app, text, invocation)
+    invocation.prompt = re.sub(r"\x00(\d+)\x00", lambda m: outputs[int(m.group(1))], text).strip()
+    return invocation
+
+
+def commands_of(app: Any) -> dict[str, CustomCommand]:
+    return find_commands(Path(app.workdir), getattr(getattr(app, "context", None), "env", None))
+
+
+def invocation_for(app: Any, text: str) -> tuple[CustomCommand, str] | None:
+    """The custom command *text* calls (``/name args``), or None."""
+    if not text.lstrip().startswith("/"):
+        return None
+    return parse_invocation(text, commands_of(app))
