@@ -197,19 +197,22 @@ def check_output_format(value: str | None) -> str:
     return value
 
 
-def prepare_app(app: Any, *, yolo: bool = False, model: str | None = None) -> None:
+def prepare_app(app: Any, *, yolo: bool = False, model: str | None = None, attachments: list | None = None) -> None:
     """Before the first prompt of ``pando run`` or ``pando goal``.
 
     Applies ``--yolo`` / ``--model`` (for an App not built with them), fails early, with the how-to,
-    when no model is configured, and checks the primary when this instance is a secondary.
+    when no model is configured or the model takes no images but *attachments* has some, and checks
+    the primary when this instance is a secondary.
     """
+    from ..agent.attachments import check_model_takes_images
     from ..agent.models import resolve_model
 
     if yolo:
         app.permissions.yolo = True
     if model:
         app.model_ref = model
-    resolve_model(app.config, app.model_ref)
+    resolved = resolve_model(app.config, app.model_ref)
+    check_model_takes_images(resolved, list(attachments or []))
     app.ensure_primary()
 
 
@@ -225,13 +228,15 @@ def run_non_interactive(
     model: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    attachments: list[dict[str, Any]] | None = None,
 ) -> int:
+    """*attachments*: message parts sent with the prompt (``--image`` files, see agent/attachments.py)."""
     out = out or sys.stdout
     err = err or sys.stderr
     output_format = check_output_format(output_format)
     if not prompt.strip():
         raise UsageError("the prompt is empty")
-    prepare_app(app, yolo=yolo, model=model)
+    prepare_app(app, yolo=yolo, model=model, attachments=attachments)
     if session_id:
         session = app.sessions.restore(session_id)
     elif continue_last:
@@ -240,7 +245,7 @@ def run_non_interactive(
     else:
         session = app.sessions.create(title=short(prompt, 50))
     printer = EventPrinter(output_format, quiet, out, err)
-    result = asyncio.run(_run_with_signals(app, session["id"], prompt, printer))
+    result = asyncio.run(_run_with_signals(app, session["id"], prompt, printer, attachments))
     app.sessions.end(session["id"])
     if output_format == "json":
         out.write(json.dumps(result_json(result)) + "\n")
@@ -265,12 +270,16 @@ def run_non_interactive(
     return exit_code_for(result)
 
 
-async def _run_with_signals(app: Any, session_id: str, prompt: str, printer: EventPrinter) -> TurnResult:
+async def _run_with_signals(
+    app: Any, session_id: str, prompt: str, printer: EventPrinter, attachments: list | None = None
+) -> TurnResult:
     if printer.spinner:
         printer.spinner.start()
     try:
         with cancel_on_signals() as cancel:
-            return await app.coder_agent.run(session_id, prompt, on_event=printer, cancel_event=cancel)
+            return await app.coder_agent.run(
+                session_id, prompt, on_event=printer, cancel_event=cancel, attachments=attachments
+            )
     finally:
         if printer.spinner:
             printer.spinner.stop()
