@@ -39,7 +39,7 @@ TRAILING = ".,;:!?)]}'"
 
 
 def find_mentions(prompt: str) -> Iterator[str]:
-    """The raw path of every ``@`` mention in *prompt* (quotes removed), in order."""
+    """The raw path of every ``@`` mention in *prompt* (quotes removed, trailing punctuation kept), in order."""
     for match in MENTION.finditer(prompt):
         yield match.group(1) or match.group(2)
 
