@@ -122,3 +122,13 @@ def test_completion_of_mentions(project):
     assert "src/" in everything and "secret.env" not in everything and "build/" not in everything
     assert ".gitignore" not in everything and ".gitignore" in [s for _, s in complete_mention(project, ".")]
     assert complete_mention(project, "../") == []
+
+
+def test_goal_objective_mentions_are_attached(project, pando_env, model_server):
+    write_model_config(project, model_server.base_url)
+    model_server.script(Reply.text("It returns alpha-7731.\n\nGOAL_STATUS: completed\nPROGRESS: read src/app.py"))
+    result = run_cli(project, pando_env, "goal", "-f", "json", "say what @src/app.py returns")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["status"] == "completed"
+    sent = user_content(model_server.requests[0])
+    assert '<file path="src/app.py">' in sent and "alpha-7731" in sent
