@@ -50,6 +50,7 @@ def test_tab_completes_an_at_path_and_the_file_is_sent(term, model_server, pando
     term.send("\t")
     term.expect("ule_alpha.py")
     term.send("\r")
+    term.expect("📎 src/module_alpha.py  18 bytes")
     term.expect("explained it")
     term.expect(PROMPT)
     sent = user_content(model_server.requests[0])

@@ -132,3 +132,17 @@ def test_goal_objective_mentions_are_attached(project, pando_env, model_server):
     assert json.loads(result.stdout)["status"] == "completed"
     sent = user_content(model_server.requests[0])
     assert '<file path="src/app.py">' in sent and "alpha-7731" in sent
+
+
+def test_stream_json_reports_what_was_attached(project, pando_env, model_server):
+    write_model_config(project, model_server.base_url)
+    model_server.script(Reply.text("ok"))
+    result = run_cli(project, pando_env, "run", "-f", "stream-json", "read @src/app.py and @blob.bin")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    (attached,) = [e for e in events if e["type"] == "attached"]
+    size = (project / "src" / "app.py").stat().st_size
+    assert attached["files"] == [
+        {"type": "file", "path": "src/app.py", "kind": "file", "bytes": size, "truncated": False},
+        {"type": "file", "path": "blob.bin", "kind": "skipped", "reason": f"binary file, {(project / 'blob.bin').stat().st_size} bytes"},
+    ]

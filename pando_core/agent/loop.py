@@ -36,7 +36,8 @@ CANCELED_TOOL = "Tool execution canceled by user"
 
 @dataclass
 class AgentEvent:
-    """content_delta, thinking_delta, tool_call, tool_result, compaction, request, error, response."""
+    """content_delta, thinking_delta, tool_call, tool_result, compaction, request, error, response,
+    attached (the files the prompt's @mentions attached: data["files"])."""
 
     type: str
     session_id: str
@@ -72,18 +73,25 @@ class _TurnAttachments:
     given: list[dict[str, Any]] = field(default_factory=list)
     mentions: bool = False
 
-    async def parts(self, app: Any, prompt: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        if self.mentions and "@" in prompt:
-            agent_cfg = app.config.section("agent")
-            found = await asyncio.to_thread(
-                mention_parts,
-                prompt,
-                app.workdir,
-                max_bytes=int(agent_cfg.get("mention_max_bytes") or DEFAULT_MENTION_BYTES),
-                max_image_bytes=int(agent_cfg.get("max_image_bytes") or DEFAULT_MAX_IMAGE_BYTES),
-            )
-        return found + self.given
+    async def mentioned(self, app: Any, prompt: str) -> list[dict[str, Any]]:
+        if not (self.mentions and "@" in prompt):
+            return []
+        agent_cfg = app.config.section("agent")
+        return await asyncio.to_thread(
+            mention_parts,
+            prompt,
+            app.workdir,
+            max_bytes=int(agent_cfg.get("mention_max_bytes") or DEFAULT_MENTION_BYTES),
+            max_image_bytes=int(agent_cfg.get("max_image_bytes") or DEFAULT_MAX_IMAGE_BYTES),
+        )
+
+
+def attached_summary(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the "attached" event says about mentioned files: path, kind, bytes (and why one was left out)."""
+    keys = ("path", "kind", "bytes", "truncated", "reason", "mime_type")
+    return [
+        {"type": p["type"], **{k: p["data"][k] for k in keys if k in p["data"]}} for p in parts
+    ]
 
 
 def _error_result(call: dict[str, Any], content: str) -> dict[str, Any]:
@@ -416,7 +424,9 @@ class CoderAgent:
             for extra in await plugins.hooks.pando_enrich_context.acall(app=app, session_id=session_id, prompt=prompt):
                 prompt = f"{prompt}\n\n{extra}"
             agent_cfg = app.config.section("agent")
-            user_parts = [_part("text", text=prompt)] + await (extra or _TurnAttachments()).parts(app, prompt)
+            extra = extra or _TurnAttachments()
+            mentioned = await extra.mentioned(app, prompt)
+            user_parts = [_part("text", text=prompt), *mentioned, *extra.given]
             check_model_takes_images(resolved, user_parts)
             window = int(agent_cfg.get("context_window") or resolved.info.context_window)
             prompt_chars = sum(len(str(p["data"].get("text", ""))) for p in user_parts)
@@ -428,6 +438,8 @@ class CoderAgent:
                     f"{resolved.ref}'s context window of {window:,} tokens can take; nothing was sent"
                 )
             app.messages.create(session_id, "user", user_parts)
+            if mentioned:
+                self._emit(on_event, AgentEvent("attached", session_id, {"files": attached_summary(mentioned)}))
 
             tools = await self.atools()
             system, tools = await build_system_prompt(app, session_id, prompt, tools)

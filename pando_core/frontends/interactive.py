@@ -247,6 +247,9 @@ class TurnView:
                 self.line(self._styled(f"  ✗ {short(part.get('content', ''), 110)}", "red"))
             else:
                 self.line(self._styled("  ✓", "green"))
+        elif kind == "attached":
+            for item in data.get("files", []):
+                self.line(self._styled(f"📎 {item.get('path', '')}  {_attached_note(item)}", "dim"))
         elif kind == "compaction":
             started = data.get("state") == "start"
             self.line(
@@ -318,6 +321,16 @@ class _LiveTail:
             yield view._spinner
         else:
             yield status
+
+
+def _attached_note(item: dict[str, Any]) -> str:
+    """How one mentioned file was attached, for its 📎 line."""
+    if item.get("kind") == "skipped":
+        return f"not attached: {item.get('reason', '')}"
+    if item.get("kind") == "directory":
+        return "listing"
+    size = f"{int(item.get('bytes') or 0):,} bytes"
+    return size + (", truncated" if item.get("truncated") else "")
 
 
 # -------------------------------------------------------------------------------------- completer

@@ -133,6 +133,8 @@ class EventPrinter:
             }
         elif event.type == "compaction":
             data = {"type": "compaction", **event.data}
+        elif event.type == "attached":
+            data = {"type": "attached", "files": event.data["files"]}
         elif event.type == "error":
             data = {"type": "error", "error": event.data["error"]}
         else:
