@@ -65,6 +65,8 @@ def test_run_image_is_sent_as_a_data_url_and_stored_with_the_message(png, pando_
     images = [p for p in user["parts"] if p["type"] == "image"]
     assert [p["data"]["mime_type"] for p in images] == ["image/png", "image/png"]
     assert base64.b64decode(images[0]["data"]["data"]) == png.read_bytes()
+    markdown = run_cli(pando_workdir, pando_env, "sessions", "export", session_id)
+    assert "_(image shot.png, image/png)_" in markdown.stdout
 
 
 def test_a_model_without_images_is_refused_before_anything_is_sent(png, pando_workdir, pando_env, model_server):

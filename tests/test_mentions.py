@@ -77,6 +77,8 @@ def test_run_attaches_mentioned_files_and_listings_and_leaves_the_rest_as_text(p
     (parts,) = stored_parts(project, session_id)
     assert [p["type"] for p in parts] == ["text"] + ["file"] * 6
     assert {p["data"]["kind"] for p in parts[1:]} == {"file", "directory", "skipped"}
+    markdown = run_cli(project, pando_env, "sessions", "export", session_id).stdout
+    assert "_(@src/app.py attached)_" in markdown and "_(@secret.env not attached: ignored" in markdown
 
 
 def test_the_anthropic_format_carries_mentions_as_text_blocks(project, pando_env, model_server):
@@ -146,3 +148,13 @@ def test_stream_json_reports_what_was_attached(project, pando_env, model_server)
         {"type": "file", "path": "src/app.py", "kind": "file", "bytes": size, "truncated": False},
         {"type": "file", "path": "blob.bin", "kind": "skipped", "reason": f"binary file, {(project / 'blob.bin').stat().st_size} bytes"},
     ]
+
+
+def test_compaction_transcript_keeps_the_attached_files(project):
+    from pando_core.agent.compaction import transcript
+
+    parts = [{"type": "text", "data": {"text": "see @src/app.py"}}, *mention_parts("see @src/app.py", project)]
+    parts.append({"type": "image", "data": {"path": "shot.png", "mime_type": "image/png", "data": "AAAA"}})
+    text = transcript([{"role": "user", "parts": parts}])
+    assert '<file path="src/app.py">' in text and "alpha-7731" in text and "[image shot.png]" in text
+    assert "AAAA" not in text
