@@ -158,3 +158,36 @@ def test_compaction_transcript_keeps_the_attached_files(project):
     text = transcript([{"role": "user", "parts": parts}])
     assert '<file path="src/app.py">' in text and "alpha-7731" in text and "[image shot.png]" in text
     assert "AAAA" not in text
+
+
+class _Enricher:
+    from pando_core import hookimpl
+
+    @hookimpl
+    def pando_enrich_context(self, app, session_id, prompt):
+        return "ENRICHED by a plugin"
+
+
+def test_mentions_with_a_context_plugin_and_images_given_by_the_caller(project, make_app, model_server):
+    import asyncio
+
+    from pando_core.agent.attachments import image_part
+    from tests.test_images import tiny_png
+
+    (project / "pic.gif").write_bytes(b"GIF89a" + b"\x00" * 20)
+    (project / "shot.png").write_bytes(tiny_png())
+    app = make_app(
+        extra_plugins={"enricher": _Enricher()},
+        model_server=model_server,
+        config='\n[providers.scripted.models.test-model]\nimages = true\n',
+    )
+    model_server.script(Reply.text("ok"))
+    session = app.sessions.create(title="t")
+    given = [image_part(project / "shot.png", shown="shot.png")]
+    result = asyncio.run(app.coder_agent.run(session["id"], "look at @src/app.py and @pic.gif", attachments=given))
+    assert result.status == "success", result.error
+    content = model_server.requests[0]["messages"][-1]["content"]
+    texts = "\n".join(c["text"] for c in content if c["type"] == "text")
+    assert "ENRICHED by a plugin" in texts and "alpha-7731" in texts
+    urls = [c["image_url"]["url"] for c in content if c["type"] == "image_url"]
+    assert [u.split(";", 1)[0] for u in urls] == ["data:image/gif", "data:image/png"]  # mentioned, then given

@@ -334,8 +334,10 @@ class CoderAgent:
         self._cancel_events[session_id] = (asyncio.get_running_loop(), cancel_event)
         self._busy.add(session_id)
         result = TurnResult(session_id)
-        extra = _TurnAttachments(list(attachments or []), mentions)
-        turn = asyncio.ensure_future(self._turn(session_id, prompt, model_ref, on_event, result, cancel_event, extra))
+        sent_with = _TurnAttachments(list(attachments or []), mentions)
+        turn = asyncio.ensure_future(
+            self._turn(session_id, prompt, model_ref, on_event, result, cancel_event, sent_with)
+        )
         watcher = asyncio.ensure_future(cancel_event.wait())
         try:
             done, _ = await asyncio.wait({turn, watcher}, return_when=asyncio.FIRST_COMPLETED)
@@ -397,7 +399,7 @@ class CoderAgent:
         on_event: Callable[[AgentEvent], None] | None,
         result: TurnResult,
         cancel_event: asyncio.Event,
-        extra: _TurnAttachments | None = None,
+        sent_with: _TurnAttachments | None = None,
     ) -> None:
         app = self.app
         plugins = app.plugins
@@ -424,9 +426,9 @@ class CoderAgent:
             for extra in await plugins.hooks.pando_enrich_context.acall(app=app, session_id=session_id, prompt=prompt):
                 prompt = f"{prompt}\n\n{extra}"
             agent_cfg = app.config.section("agent")
-            extra = extra or _TurnAttachments()
-            mentioned = await extra.mentioned(app, prompt)
-            user_parts = [_part("text", text=prompt), *mentioned, *extra.given]
+            sent_with = sent_with or _TurnAttachments()
+            mentioned = await sent_with.mentioned(app, prompt)
+            user_parts = [_part("text", text=prompt), *mentioned, *sent_with.given]
             check_model_takes_images(resolved, user_parts)
             window = int(agent_cfg.get("context_window") or resolved.info.context_window)
             prompt_chars = sum(len(str(p["data"].get("text", ""))) for p in user_parts)
