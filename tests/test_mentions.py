@@ -191,3 +191,20 @@ def test_mentions_with_a_context_plugin_and_images_given_by_the_caller(project, 
     assert "ENRICHED by a plugin" in texts and "alpha-7731" in texts
     urls = [c["image_url"]["url"] for c in content if c["type"] == "image_url"]
     assert [u.split(";", 1)[0] for u in urls] == ["data:image/gif", "data:image/png"]  # mentioned, then given
+
+
+def test_the_completer_replaces_the_typed_mention(project):
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+
+    from pando_core.frontends.mention_completion import mention_completer
+
+    completer = mention_completer(project)
+
+    def complete(text):
+        return [(c.text, c.start_position) for c in completer.get_completions(Document(text), CompleteEvent())]
+
+    assert complete("read @src/a") == [("@src/app.py", -len("@src/a"))]
+    assert complete('read @"notes') == [('@"notes dir/"', -len('@"notes'))]
+    assert complete('read @"notes dir/"') == [('@"notes dir/meeting notes.md"', -len('@"notes dir/"'))]
+    assert complete("mail bob@src") == [] and complete("@src/app.py and more") == []

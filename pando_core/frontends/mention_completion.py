@@ -8,8 +8,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-# the mention being typed: "@" first or after a space/bracket, up to the cursor (an open quote allowed)
-TYPING_MENTION = re.compile(r"""(?<![^\s(\[{])@("[^"\n]*|[^\s"'`<>|;,]*)$""")
+# the mention being typed: "@" first or after a space/bracket, up to the cursor; a quoted one may be
+# open or just closed (Tab after a completed @"my dir/" lists that directory)
+TYPING_MENTION = re.compile(r"""(?<![^\s(\[{])@("[^"\n]*"?|[^\s"'`<>|;,]*)$""")
 
 
 def mention_completer(workdir: Path) -> Any:
