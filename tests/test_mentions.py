@@ -86,9 +86,13 @@ def test_the_anthropic_format_carries_mentions_as_text_blocks(project, pando_env
         '[agent]\nmodel = "claude/claude-sonnet-4-5"\n\n'
         f'[providers.claude]\ntype = "anthropic"\nbase_url = "{model_server.root_url}"\napi_key = "test"\n'
     )
-    model_server.script(Reply.text("seen"))
+    model_server.script(Reply.text("seen"), Reply.text("seen"))
     result = run_cli(project, pando_env, "run", "what does @src/app.py return?")
     assert result.returncode == 0, result.stderr
+    size = (project / "src" / "app.py").stat().st_size
+    assert f"📎 src/app.py  {size} bytes\n" in result.stderr and result.stdout == "seen\n"
+    quiet = run_cli(project, pando_env, "run", "-q", "again @src/app.py")
+    assert quiet.returncode == 0 and "📎" not in quiet.stderr
     body = model_server.requests[0]
     blocks = body["messages"][-1]["content"]
     assert blocks[0] == {"type": "text", "text": "what does @src/app.py return?"}

@@ -212,3 +212,14 @@ def complete_mention(workdir: Path, partial: str, limit: int = 50) -> list[tuple
         if len(out) >= limit:
             break
     return out
+
+
+def attached_line(item: dict[str, Any]) -> str:
+    """One line saying how a mentioned path was attached (an item of the "attached" agent event)."""
+    if item.get("kind") == "skipped":
+        note = f"not attached: {item.get('reason', '')}"
+    elif item.get("kind") == "directory":
+        note = "listing"
+    else:
+        note = f"{int(item.get('bytes') or 0):,} bytes" + (", truncated" if item.get("truncated") else "")
+    return f"📎 {item.get('path', '')}  {note}"

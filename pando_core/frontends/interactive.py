@@ -248,8 +248,10 @@ class TurnView:
             else:
                 self.line(self._styled("  ✓", "green"))
         elif kind == "attached":
+            from ..agent.mentions import attached_line
+
             for item in data.get("files", []):
-                self.line(self._styled(f"📎 {item.get('path', '')}  {_attached_note(item)}", "dim"))
+                self.line(self._styled(attached_line(item), "dim"))
         elif kind == "compaction":
             started = data.get("state") == "start"
             self.line(
@@ -321,16 +323,6 @@ class _LiveTail:
             yield view._spinner
         else:
             yield status
-
-
-def _attached_note(item: dict[str, Any]) -> str:
-    """How one mentioned file was attached, for its 📎 line."""
-    if item.get("kind") == "skipped":
-        return f"not attached: {item.get('reason', '')}"
-    if item.get("kind") == "directory":
-        return "listing"
-    size = f"{int(item.get('bytes') or 0):,} bytes"
-    return size + (", truncated" if item.get("truncated") else "")
 
 
 # -------------------------------------------------------------------------------------- completer

@@ -165,6 +165,12 @@ class EventPrinter:
             elif not self.tty:
                 self.err.write(f"  ✓ {part['name']}\n")
             self.err.flush()
+        elif event.type == "attached" and not self.quiet:
+            from ..agent.mentions import attached_line
+
+            for item in event.data["files"]:
+                self.err.write(attached_line(item) + "\n")
+            self.err.flush()
         elif event.type == "compaction" and self.tty:
             message = (
                 "⚡ compacting context…" if event.data.get("state") == "start" else "✓ context compacted"
