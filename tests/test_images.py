@@ -132,3 +132,15 @@ def test_image_types_by_magic_bytes_and_dropped_paths(png, pando_workdir, tmp_pa
         assert part["data"]["path"] == str(dropped) and part["data"]["bytes"] == dropped.stat().st_size
     assert [p["data"]["path"] for p in dropped_image_paths("shot.png and fake.png, @shot.png", pando_workdir)] == ["shot.png"]
     assert dropped_image_paths("no images here", pando_workdir) == []
+
+
+def test_attachments_larger_than_a_bus_message_are_refused(png, pando_workdir, pando_env, model_server):
+    write_model_config(pando_workdir, model_server.base_url, extra=VISION + "\n[runtime]\nmax_message_bytes = 40000\n")
+    (pando_workdir / "big.png").write_bytes(tiny_png() + b"\x00" * 30_000)  # a PNG with trailing bytes
+    result = run_cli(pando_workdir, pando_env, "run", "--image", "big.png", "look")
+    assert result.returncode == 2
+    assert "a message may be at most 36,000 ([runtime] max_message_bytes)" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and model_server.requests == []
+    model_server.script(Reply.text("small is fine"))
+    ok = run_cli(pando_workdir, pando_env, "run", "--image", "shot.png", "look")
+    assert ok.returncode == 0 and ok.stdout == "small is fine\n", ok.stderr

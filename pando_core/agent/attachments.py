@@ -10,6 +10,7 @@ a model without it gets a one-line error before anything is sent.
 from __future__ import annotations
 
 import base64
+import json
 import shlex
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,20 @@ def check_model_takes_images(resolved: Any, parts: list[dict[str, Any]]) -> None
         raise UsageError(
             f"model {resolved.ref} does not accept images ({names}); pick a vision model with --model, "
             f"or set [providers.{resolved.provider_name}.models.\"{resolved.model_id}\"] images = true"
+        )
+
+
+def check_message_fits(parts: list[dict[str, Any]], max_message_bytes: int) -> None:
+    """Refuse a user message too large for the bus (a secondary sends it to the primary whole):
+    a few large images together can exceed ``[runtime] max_message_bytes``."""
+    if len(parts) < 2:
+        return  # the prompt alone: the context-window check speaks for it
+    size = len(json.dumps(parts))
+    budget = max_message_bytes * 9 // 10  # room for the envelope around the parts
+    if size > budget:
+        raise UsageError(
+            f"the prompt with its attachments is {size:,} bytes stored; a message may be at most {budget:,} "
+            "([runtime] max_message_bytes): attach fewer or smaller files"
         )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..clock import now_ms
 from ..errors import PandoError, UsageError
-from .attachments import DEFAULT_MAX_IMAGE_BYTES, check_model_takes_images
+from .attachments import DEFAULT_MAX_IMAGE_BYTES, check_message_fits, check_model_takes_images
 from .mentions import DEFAULT_MAX_BYTES as DEFAULT_MENTION_BYTES
 from .mentions import mention_parts
 from .models import ResolvedModel, request_cost, resolve_model
@@ -430,6 +430,7 @@ class CoderAgent:
             mentioned = await sent_with.mentioned(app, prompt)
             user_parts = [_part("text", text=prompt), *mentioned, *sent_with.given]
             check_model_takes_images(resolved, user_parts)
+            check_message_fits(user_parts, int(app.config.section("runtime").get("max_message_bytes") or 16 << 20))
             window = int(agent_cfg.get("context_window") or resolved.info.context_window)
             prompt_chars = sum(len(str(p["data"].get("text", ""))) for p in user_parts)
             prompt_tokens = prompt_chars // 4
