@@ -144,3 +144,20 @@ def test_attachments_larger_than_a_bus_message_are_refused(png, pando_workdir, p
     model_server.script(Reply.text("small is fine"))
     ok = run_cli(pando_workdir, pando_env, "run", "--image", "shot.png", "look")
     assert ok.returncode == 0 and ok.stdout == "small is fine\n", ok.stderr
+
+
+def test_a_secondary_stores_an_image_and_a_mention_through_the_primary(png, pando_workdir, pando_env, model_server):
+    from tests.support.primary import primary_holder
+    from tests.test_mentions import stored_parts
+
+    write_model_config(pando_workdir, model_server.base_url, extra=VISION)
+    (pando_workdir / "notes.txt").write_text("secondary notes\n")
+    with primary_holder(pando_workdir, pando_env) as holder:
+        assert holder.role == "primary"
+        model_server.script(Reply.text("seen from a secondary"))
+        result = run_cli(pando_workdir, pando_env, "run", "-f", "json", "--image", "shot.png", "read @notes.txt")
+        assert result.returncode == 0, result.stderr
+        session_id = json.loads(result.stdout)["session_id"]
+        (parts,) = stored_parts(pando_workdir, session_id)
+        assert [p["type"] for p in parts] == ["text", "file", "image"]
+        assert base64.b64decode(parts[2]["data"]["data"]) == png.read_bytes()
