@@ -118,8 +118,15 @@ CORE_SECTIONS = [
             "context_files": Field(
                 "list",
                 ["AGENTS.md", "PANDO.md", "CLAUDE.md", ".cursorrules", ".github/copilot-instructions.md"],
-                "project files added to the system prompt",
+                "project files added to the system prompt (the AGENTS.md family: the first per directory, repository root to workdir)",
             ),
+            "global_context_file": Field(
+                "any",
+                None,
+                "the user's own instructions file (default: ~/.config/pando/AGENTS.md, PANDO.md or ~/.claude/CLAUDE.md; \"\": none)",
+            ),
+            "mention_max_bytes": Field("int", 100_000, "an @file mention attaches at most this many bytes of the file"),
+            "max_image_bytes": Field("int", 5 * 1024 * 1024, "largest image --image or a prompt may attach"),
         },
         "the coder agent",
     ),

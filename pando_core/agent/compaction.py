@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from .models import ResolvedModel, request_cost, resolve_model
-from .providers.base import ChatRequest, ProviderError
+from .providers.base import ChatRequest, ProviderError, attachment_text
 
 log = logging.getLogger("pando.agent")
 
@@ -36,6 +36,10 @@ def transcript(messages: list[dict[str, Any]]) -> str:
             elif kind == "tool_result":
                 flag = " (error)" if data.get("is_error") else ""
                 lines.append(f"[tool result {data.get('name')}{flag}] {data.get('content', '')}")
+            elif kind == "file":  # an @mention: the summary needs to know the file was shown
+                lines.append(attachment_text(data))
+            elif kind == "image":
+                lines.append(f"[image {data.get('path', '')}]")
             elif kind == "finish":
                 lines.append(f"[finish: {data.get('reason')}]")
     return "\n".join(lines)

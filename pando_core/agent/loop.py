@@ -17,6 +17,9 @@ from typing import Any
 
 from ..clock import now_ms
 from ..errors import PandoError, TurnStopped, UsageError
+from .attachments import DEFAULT_MAX_IMAGE_BYTES, check_message_fits, check_model_takes_images
+from .mentions import DEFAULT_MAX_BYTES as DEFAULT_MENTION_BYTES
+from .mentions import mention_parts
 from .models import ResolvedModel, request_cost, resolve_model
 from .prompt import build_system_prompt
 from .providers.base import ChatRequest, ProviderError, Usage
@@ -33,7 +36,8 @@ CANCELED_TOOL = "Tool execution canceled by user"
 
 @dataclass
 class AgentEvent:
-    """content_delta, thinking_delta, tool_call, tool_result, compaction, request, error, response."""
+    """content_delta, thinking_delta, tool_call, tool_result, compaction, request, error, response,
+    attached (the files the prompt's @mentions attached: data["files"])."""
 
     type: str
     session_id: str
@@ -60,6 +64,34 @@ class TurnResult:
 
 def _part(kind: str, **data: Any) -> dict[str, Any]:
     return {"type": kind, "data": data}
+
+
+@dataclass
+class _TurnAttachments:
+    """What a turn sends with its prompt: given parts (images) and, if asked, the @mentioned files."""
+
+    given: list[dict[str, Any]] = field(default_factory=list)
+    mentions: bool = False
+
+    async def mentioned(self, app: Any, prompt: str) -> list[dict[str, Any]]:
+        if not (self.mentions and "@" in prompt):
+            return []
+        agent_cfg = app.config.section("agent")
+        return await asyncio.to_thread(
+            mention_parts,
+            prompt,
+            app.workdir,
+            max_bytes=int(agent_cfg.get("mention_max_bytes") or DEFAULT_MENTION_BYTES),
+            max_image_bytes=int(agent_cfg.get("max_image_bytes") or DEFAULT_MAX_IMAGE_BYTES),
+        )
+
+
+def attached_summary(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the "attached" event says about mentioned files: path, kind, bytes (and why one was left out)."""
+    keys = ("path", "kind", "bytes", "truncated", "reason", "mime_type")
+    return [
+        {"type": p["type"], **{k: p["data"][k] for k in keys if k in p["data"]}} for p in parts
+    ]
 
 
 def _error_result(call: dict[str, Any], content: str) -> dict[str, Any]:
@@ -291,14 +323,21 @@ class CoderAgent:
         model_ref: str | None = None,
         on_event: Callable[[AgentEvent], None] | None = None,
         cancel_event: asyncio.Event | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+        mentions: bool = True,
     ) -> TurnResult:
+        """One user turn. *attachments*: parts sent with the prompt (images, see attachments.py);
+        *mentions*: attach the files the prompt's ``@path`` mentions name (see mentions.py)."""
         if session_id in self._busy:
             return TurnResult(session_id, status="error", error=f"session {session_id} is busy")
         cancel_event = cancel_event or asyncio.Event()
         self._cancel_events[session_id] = (asyncio.get_running_loop(), cancel_event)
         self._busy.add(session_id)
         result = TurnResult(session_id)
-        turn = asyncio.ensure_future(self._turn(session_id, prompt, model_ref, on_event, result, cancel_event))
+        sent_with = _TurnAttachments(list(attachments or []), mentions)
+        turn = asyncio.ensure_future(
+            self._turn(session_id, prompt, model_ref, on_event, result, cancel_event, sent_with)
+        )
         watcher = asyncio.ensure_future(cancel_event.wait())
         try:
             done, _ = await asyncio.wait({turn, watcher}, return_when=asyncio.FIRST_COMPLETED)
@@ -360,6 +399,7 @@ class CoderAgent:
         on_event: Callable[[AgentEvent], None] | None,
         result: TurnResult,
         cancel_event: asyncio.Event,
+        sent_with: _TurnAttachments | None = None,
     ) -> None:
         app = self.app
         plugins = app.plugins
@@ -386,14 +426,23 @@ class CoderAgent:
             for extra in await plugins.hooks.pando_enrich_context.acall(app=app, session_id=session_id, prompt=prompt):
                 prompt = f"{prompt}\n\n{extra}"
             agent_cfg = app.config.section("agent")
+            sent_with = sent_with or _TurnAttachments()
+            mentioned = await sent_with.mentioned(app, prompt)
+            user_parts = [_part("text", text=prompt), *mentioned, *sent_with.given]
+            check_model_takes_images(resolved, user_parts)
+            check_message_fits(user_parts, int(app.config.section("runtime").get("max_message_bytes") or 16 << 20))
             window = int(agent_cfg.get("context_window") or resolved.info.context_window)
-            prompt_tokens = len(prompt) // 4
+            prompt_chars = sum(len(str(p["data"].get("text", ""))) for p in user_parts)
+            prompt_tokens = prompt_chars // 4
             if prompt_tokens > window - OUTPUT_RESERVE_TOKENS:
                 raise PromptTooLarge(
-                    f"the prompt is about {prompt_tokens:,} tokens ({len(prompt):,} characters), more than "
+                    f"the prompt is about {prompt_tokens:,} tokens ({prompt_chars:,} characters with the "
+                    "attached files), more than "
                     f"{resolved.ref}'s context window of {window:,} tokens can take; nothing was sent"
                 )
-            app.messages.create(session_id, "user", [_part("text", text=prompt)])
+            app.messages.create(session_id, "user", user_parts)
+            if mentioned:
+                self._emit(on_event, AgentEvent("attached", session_id, {"files": attached_summary(mentioned)}))
 
             tools = await self.atools()
             system, tools = await build_system_prompt(app, session_id, prompt, tools)

@@ -96,8 +96,20 @@ def resolve_model(config: Any, ref: str | None = None) -> ResolvedModel:
         output_price_per_m=float(model_table.get("output_price", known.get("output", 0.0))),
         cached_input_price_per_m=float(model_table.get("cached_input_price", 0.0)),
         cached_output_price_per_m=float(model_table.get("cached_output_price", 0.0)),
+        accepts_images=bool(model_table["images"]) if "images" in model_table else takes_images(model_id),
     )
     return ResolvedModel(provider_name, model_id, info, options)
+
+
+# model families known to take image input; any other model needs `images = true` in its models table
+VISION_MODEL_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4-turbo", "gpt-5", "o1", "o3", "o4", "chatgpt-4o", "claude-", "gemini")
+VISION_MODEL_WORDS = ("vision", "llava", "-vl", "pixtral", "gemma3", "llama3.2-vision", "minicpm-v", "moondream")
+
+
+def takes_images(model_id: str) -> bool:
+    """Whether a model (not declared in the configuration) is known to accept images."""
+    name = model_id.lower().rsplit("/", 1)[-1]
+    return name.startswith(VISION_MODEL_PREFIXES) or any(word in name for word in VISION_MODEL_WORDS)
 
 
 def _declared_model(providers: dict[str, Any], model_id: str) -> bool:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MAX_CONTEXT_FILE_CHARS = 20_000
+from .context_files import MAX_CONTEXT_FILE_CHARS, find_context_files
+
+__all__ = ["MAX_CONTEXT_FILE_CHARS", "PromptSection", "build_system_prompt", "context_files_section"]
 
 IDENTITY = """You are Pando, an AI coding assistant working in the user's terminal.
 Help with software engineering tasks: read code, run commands, edit files, explain.
@@ -44,30 +47,15 @@ def environment_section(workdir: Path) -> PromptSection:
     return PromptSection("environment", text, order=20)
 
 
-# one instruction file of this family per directory: the first that exists, in this order
-INSTRUCTION_FAMILY = ("agents.md", "pando.md", "claude.md")
-
-
-def context_files_section(workdir: Path, names: list[str]) -> PromptSection | None:
+def context_files_section(
+    workdir: Path, names: list[str], *, env: Mapping[str, str] | None = None, global_file: str | None = None
+) -> PromptSection | None:
+    """The instruction files :func:`find_context_files` picks, global first, the workdir's last."""
     chunks = []
-    seen: set[str] = set()
-    family_taken = False
-    for name in names:
-        key = name.lower()
-        if key in seen:
-            continue  # the same file named twice (or in another case)
-        path = workdir / name
-        if path.is_file():
-            if key in INSTRUCTION_FAMILY:
-                if family_taken:
-                    continue
-                family_taken = True
-            seen.add(key)
-            try:
-                content = path.read_text(encoding="utf-8", errors="replace")[:MAX_CONTEXT_FILE_CHARS]
-            except OSError:
-                continue
-            chunks.append(f"<file path=\"{name}\">\n{content.strip()}\n</file>")
+    for found in find_context_files(workdir, names, env=env, global_file=global_file):
+        content = found.read().strip()
+        if content:
+            chunks.append(f"<file path=\"{found.shown}\">\n{content}\n</file>")
     if not chunks:
         return None
     return PromptSection("project_context", "Project instructions from the repository:\n" + "\n".join(chunks), 40)
@@ -95,7 +83,10 @@ async def build_system_prompt(app: Any, session_id: str, prompt: str, tools: lis
         environment_section(app.workdir),
         PromptSection("tools", TOOL_GUIDANCE, order=30),
     ]
-    context = context_files_section(app.workdir, app.config.section("agent").get("context_files") or [])
+    agent = app.config.section("agent")
+    context = context_files_section(
+        app.workdir, agent.get("context_files") or [], global_file=agent.get("global_context_file")
+    )
     if context:
         sections.append(context)
     for result in await plugins.hooks.pando_system_prompt_sections.acall(app=app, session_id=session_id, prompt=prompt):

@@ -36,7 +36,7 @@ class AgentTool:
             title=f"Task: {prompt[:40]}", parent_session_id=ctx.session_id or None, id=ctx.call_id or None
         )
         agent = CoderAgent(self.app, name="task", tool_filter=lambda t: t.name in READ_ONLY_TOOLS)
-        result = await agent.run(task["id"], prompt, cancel_event=ctx.cancel_event)
+        result = await agent.run(task["id"], prompt, cancel_event=ctx.cancel_event, mentions=False)
         if ctx.session_id and result.cost:
             self.app.store.sessions.add_cost(id=ctx.session_id, cost=result.cost)
         usage = {"tokens_in": result.tokens_in, "tokens_out": result.tokens_out, "cost": result.cost}

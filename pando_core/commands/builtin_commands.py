@@ -18,6 +18,7 @@ _GROUPS = [
     "goal_cmd",
     "sessions_cmd",
     "commands_cmd",
+    "context_cmd",
 ]
 
 

@@ -25,6 +25,9 @@ def run_command(
     session: str | None = typer.Option(None, "--session", "-s", help="continue this session (id or prefix)"),
     continue_last: bool = typer.Option(False, "--continue", "-c", help="continue the most recent session"),
     skip_lsp: bool = typer.Option(False, "--skip-lsp", help="start no language server (pando-lsp)"),
+    image: list[str] | None = typer.Option(
+        None, "--image", help="attach an image (PNG, JPEG, GIF, WebP); repeatable", metavar="PATH"
+    ),
 ) -> None:
     """Run one prompt through the agent and print the answer (exit 0 ok, 1 error, 2 usage, 130 cancelled)."""
     if skip_lsp:
@@ -32,7 +35,7 @@ def run_command(
     text = read_prompt(list(prompt or []))
     if not text.strip():
         raise UsageError("no prompt given: pando run \"PROMPT\" (or pipe it on stdin)")
-    raise typer.Exit(run_prompt(text, output_format, quiet, yolo, model, session, continue_last))
+    raise typer.Exit(run_prompt(text, output_format, quiet, yolo, model, session, continue_last, images=image or []))
 
 
 def run_prompt(
@@ -45,6 +48,7 @@ def run_prompt(
     continue_last: bool = False,
     *,
     context: Any = None,
+    images: list[str] | None = None,
 ) -> int:
     """One prompt in an App of ``context`` (default: the current one); returns the exit code.
 
@@ -57,10 +61,29 @@ def run_prompt(
     context = context or current()
     output_format, quiet, yolo, model = context.with_root_options(output_format, quiet, yolo, model)
     output_format = check_output_format(output_format)  # a usage error before the App starts
+    attachments = load_images(images or [], context)
     with App.running(context, AppOptions(startup_mode="run", yolo=yolo, model=model)) as app:
         return app.run_non_interactive(
-            text, output_format=output_format, quiet=quiet, session_id=session, continue_last=continue_last
+            text,
+            output_format=output_format,
+            quiet=quiet,
+            session_id=session,
+            continue_last=continue_last,
+            attachments=attachments,
         )
+
+
+def load_images(paths: list[str], context: Any) -> list[dict[str, Any]]:
+    """``--image`` files as image parts (paths relative to the working directory); a usage error
+    for a missing, too large or non-image file, before the App starts."""
+    if not paths:
+        return []
+    from pathlib import Path
+
+    from ..agent.attachments import DEFAULT_MAX_IMAGE_BYTES, image_part
+
+    limit = int(context.config.section("agent").get("max_image_bytes") or DEFAULT_MAX_IMAGE_BYTES)
+    return [image_part(context.workdir / Path(p).expanduser(), max_bytes=limit, shown=p) for p in paths]
 
 
 def register(cli: typer.Typer) -> None:

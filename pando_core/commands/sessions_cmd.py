@@ -101,6 +101,11 @@ def render_markdown(session: dict, messages: list[dict], result_lines: int | Non
                 out += [f"**Result** `{data.get('name', '?')}`{status}", "", _block(content), ""]
             elif kind == "image_url":
                 out += [f"![image]({data.get('url', '')})", ""]
+            elif kind == "image":
+                out += [f"_(image {data.get('path') or ''}, {data.get('mime_type', '')})_", ""]
+            elif kind == "file":
+                attached = "not attached: " + data.get("reason", "") if data.get("kind") == "skipped" else "attached"
+                out += [f"_(@{data.get('path', '')} {attached})_", ""]
             elif kind == "binary":
                 out += [f"_(attachment {data.get('Path') or data.get('path') or ''})_", ""]
             elif kind == "finish" and data.get("reason") in ("canceled", "error", "permission_denied"):

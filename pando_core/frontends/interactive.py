@@ -248,6 +248,11 @@ class TurnView:
                 self.line(self._styled(f"  ✗ {short(part.get('content', ''), 110)}", "red"))
             else:
                 self.line(self._styled("  ✓", "green"))
+        elif kind == "attached":
+            from ..agent.mentions import attached_line
+
+            for item in data.get("files", []):
+                self.line(self._styled(attached_line(item), "dim"))
         elif kind == "compaction":
             started = data.get("state") == "start"
             self.line(
@@ -594,8 +599,11 @@ class InteractiveSession:
     def _build_prompt(self) -> Any:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+        from prompt_toolkit.completion import merge_completers
         from prompt_toolkit.history import FileHistory, InMemoryHistory
         from prompt_toolkit.styles import Style
+
+        from .mention_completion import mention_completer
 
         path = history_path(self.app.workdir)
         history = FileHistory(str(path)) if path is not None else InMemoryHistory()
@@ -605,7 +613,7 @@ class InteractiveSession:
             key_bindings=_key_bindings(),
             history=history,
             auto_suggest=AutoSuggestFromHistory(),
-            completer=_make_completer(self._command_names),
+            completer=merge_completers([_make_completer(self._command_names), mention_completer(self.app.workdir)]),
             complete_while_typing=True,
             prompt_continuation=lambda width, line_number, wrap_count: "… ".rjust(width),
             style=Style.from_dict({"prompt": "bold ansicyan"}),
@@ -730,6 +738,7 @@ class InteractiveSession:
 
         app = self.app
         try:
+            images = await asyncio.to_thread(self._dropped_images, text)
             if self.session_id is None:
                 session = await asyncio.to_thread(app.sessions.create, title=short(text, 50))
                 self.session_id = session["id"]
@@ -745,7 +754,8 @@ class InteractiveSession:
                 view.start()
                 await self._await_warmup()
                 result = await app.coder_agent.run(
-                    self.session_id, text, model_ref=model_ref, on_event=view.on_event, cancel_event=cancel
+                    self.session_id, text, model_ref=model_ref, on_event=view.on_event, cancel_event=cancel,
+                    attachments=images,
                 )
         except PandoError as exc:
             error = short(exc, 400)
@@ -758,6 +768,19 @@ class InteractiveSession:
             self.console.print(f"[red]✗ error: {error}[/red]", highlight=False)
         if result is not None:
             self._report(result)
+
+    def _dropped_images(self, text: str) -> list[dict[str, Any]]:
+        """Image files pasted or dropped into the prompt as paths, announced as they are attached."""
+        from rich.markup import escape
+
+        from ..agent.attachments import DEFAULT_MAX_IMAGE_BYTES, dropped_image_paths
+
+        limit = int(self.app.config.section("agent").get("max_image_bytes") or DEFAULT_MAX_IMAGE_BYTES)
+        images = dropped_image_paths(text, self.app.workdir, max_bytes=limit)
+        for part in images:
+            data = part["data"]
+            self.console.print(f"[dim]📎 image {escape(data['path'])} ({data['bytes']:,} bytes)[/dim]", highlight=False)
+        return images
 
     def _report(self, result: Any) -> None:
         from rich.text import Text

@@ -133,6 +133,8 @@ class EventPrinter:
             }
         elif event.type == "compaction":
             data = {"type": "compaction", **event.data}
+        elif event.type == "attached":
+            data = {"type": "attached", "files": event.data["files"]}
         elif event.type == "error":
             data = {"type": "error", "error": event.data["error"]}
         else:
@@ -162,6 +164,12 @@ class EventPrinter:
                 self.err.write(f"  ✗ {part['name']} failed: {short(part['content'], 200)}\n")
             elif not self.tty:
                 self.err.write(f"  ✓ {part['name']}\n")
+            self.err.flush()
+        elif event.type == "attached" and not self.quiet:
+            from ..agent.mentions import attached_line
+
+            for item in event.data["files"]:
+                self.err.write(attached_line(item) + "\n")
             self.err.flush()
         elif event.type == "compaction" and self.tty:
             message = (
@@ -197,19 +205,22 @@ def check_output_format(value: str | None) -> str:
     return value
 
 
-def prepare_app(app: Any, *, yolo: bool = False, model: str | None = None) -> None:
+def prepare_app(app: Any, *, yolo: bool = False, model: str | None = None, attachments: list | None = None) -> None:
     """Before the first prompt of ``pando run`` or ``pando goal``.
 
     Applies ``--yolo`` / ``--model`` (for an App not built with them), fails early, with the how-to,
-    when no model is configured, and checks the primary when this instance is a secondary.
+    when no model is configured or the model takes no images but *attachments* has some, and checks
+    the primary when this instance is a secondary.
     """
+    from ..agent.attachments import check_model_takes_images
     from ..agent.models import resolve_model
 
     if yolo:
         app.permissions.yolo = True
     if model:
         app.model_ref = model
-    resolve_model(app.config, app.model_ref)
+    resolved = resolve_model(app.config, app.model_ref)
+    check_model_takes_images(resolved, list(attachments or []))
     app.ensure_primary()
 
 
@@ -225,13 +236,15 @@ def run_non_interactive(
     model: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    attachments: list[dict[str, Any]] | None = None,
 ) -> int:
+    """*attachments*: message parts sent with the prompt (``--image`` files, see agent/attachments.py)."""
     out = out or sys.stdout
     err = err or sys.stderr
     output_format = check_output_format(output_format)
     if not prompt.strip():
         raise UsageError("the prompt is empty")
-    prepare_app(app, yolo=yolo, model=model)
+    prepare_app(app, yolo=yolo, model=model, attachments=attachments)
     if session_id:
         session = app.sessions.restore(session_id)
     elif continue_last:
@@ -244,7 +257,7 @@ def run_non_interactive(
 
     called = invocation_for(app, prompt)  # `pando run /NAME args`: a custom command
     chosen_model = model or getattr(app.options, "model", None)
-    result = asyncio.run(_run_with_signals(app, session["id"], prompt, printer, called=called, chosen_model=chosen_model))
+    result = asyncio.run(_run_with_signals(app, session["id"], prompt, printer, called=called, chosen_model=chosen_model, attachments=attachments))
     app.sessions.end(session["id"])
     if output_format == "json":
         out.write(json.dumps(result_json(result)) + "\n")
@@ -270,7 +283,14 @@ def run_non_interactive(
 
 
 async def _run_with_signals(
-    app: Any, session_id: str, prompt: str, printer: EventPrinter, *, called: Any = None, chosen_model: str | None = None
+    app: Any,
+    session_id: str,
+    prompt: str,
+    printer: EventPrinter,
+    *,
+    called: Any = None,
+    chosen_model: str | None = None,
+    attachments: list | None = None,
 ) -> TurnResult:
     from ..slash_commands.render import GRANT_OWNER, prepare
 
@@ -285,7 +305,9 @@ async def _run_with_signals(
         printer.spinner.start()
     try:
         with cancel_on_signals() as cancel:
-            return await app.coder_agent.run(session_id, prompt, model_ref=model_ref, on_event=printer, cancel_event=cancel)
+            return await app.coder_agent.run(
+                session_id, prompt, model_ref=model_ref, on_event=printer, cancel_event=cancel, attachments=attachments
+            )
     finally:
         app.permissions.revoke_temporary(session_id, GRANT_OWNER)
         if printer.spinner:

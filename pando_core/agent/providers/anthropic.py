@@ -12,7 +12,16 @@ from typing import Any
 import anthropic
 
 from ...text import display_json
-from .base import ChatRequest, ModelInfo, ProviderEvent, Usage, image_mime, result_text, tool_parameters
+from .base import (
+    ChatRequest,
+    ModelInfo,
+    ProviderEvent,
+    Usage,
+    attachment_text,
+    image_mime,
+    result_text,
+    tool_parameters,
+)
 from .sdk_base import SdkProvider, finish_reason
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -303,6 +312,8 @@ def to_anthropic_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]
                 if data.get("is_error"):
                     result["is_error"] = True
                 results.append(result)
+            elif kind == "file" and role == "user":
+                blocks.append({"type": "text", "text": attachment_text(data)})
             elif kind in ("image", "binary") and role == "user" and data.get("data"):
                 source = {"type": "base64", "media_type": image_mime(data), "data": data["data"]}
                 blocks.append({"type": "image", "source": source})

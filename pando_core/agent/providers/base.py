@@ -86,6 +86,7 @@ class ModelInfo:
     output_price_per_m: float = 0.0
     cached_input_price_per_m: float = 0.0
     cached_output_price_per_m: float = 0.0
+    accepts_images: bool = False  # image parts may be sent (the model's `images` capability)
 
 
 def tool_parameters(tool: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,6 +100,20 @@ def tool_parameters(tool: Mapping[str, Any]) -> dict[str, Any]:
 def image_mime(data: Mapping[str, Any]) -> str:
     """The media type of an image/binary part's data (both spellings are stored), PNG when unnamed."""
     return data.get("mime_type") or data.get("mimeType") or "image/png"
+
+
+def attachment_text(data: Mapping[str, Any]) -> str:
+    """A ``file`` part (an @mention: a file's text, a directory listing, or a file left out) as the
+    text block the model reads."""
+    path = str(data.get("path", "")).replace('"', "'")
+    kind = data.get("kind")
+    if kind == "skipped":
+        return f'<file path="{path}" attached="no">{data.get("reason", "")}</file>'
+    tag = "directory" if kind == "directory" else "file"
+    note = ""
+    if data.get("truncated"):
+        note = f' truncated="first {len(str(data.get("text", "")).encode()):,} of {int(data.get("bytes", 0)):,} bytes"'
+    return f'<{tag} path="{path}"{note}>\n{str(data.get("text", "")).rstrip()}\n</{tag}>'
 
 
 def result_text(content: Any) -> str:

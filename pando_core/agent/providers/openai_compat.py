@@ -21,6 +21,7 @@ from .base import (
     ProviderError,
     ProviderEvent,
     Usage,
+    attachment_text,
     image_mime,
     result_text,
     tool_parameters,
@@ -305,6 +306,8 @@ def to_openai_messages(request: ChatRequest, *, send_reasoning_content: bool = T
                 calls.append(data)
             elif kind == "tool_result":
                 results.append(data)
+            elif kind == "file" and role != "assistant":
+                texts.append(attachment_text(data))
             elif kind in ("image", "binary"):
                 url = _image_url(data)
                 if url:
