@@ -17,6 +17,7 @@ from typing import Any
 
 from ..clock import now_ms
 from ..errors import PandoError, UsageError
+from ..services.checkpoints import changes_files
 from .models import ResolvedModel, request_cost, resolve_model
 from .prompt import build_system_prompt
 from .providers.base import ChatRequest, ProviderError, Usage
@@ -322,6 +323,8 @@ class CoderAgent:
             watcher.cancel()
             self._busy.discard(session_id)
             self._cancel_events.pop(session_id, None)
+        if self.name == "coder":
+            await asyncio.to_thread(self.app.checkpoints.turn_finished, session_id)
         if result.needs_title and result.status in ("success", "max_requests", "permission_denied"):
             # after the turn, so that the title request never races the turn's own requests
             title = asyncio.ensure_future(asyncio.wait_for(self._generate_title(session_id, *result.needs_title), timeout=15))
@@ -393,7 +396,9 @@ class CoderAgent:
                     f"the prompt is about {prompt_tokens:,} tokens ({len(prompt):,} characters), more than "
                     f"{resolved.ref}'s context window of {window:,} tokens can take; nothing was sent"
                 )
-            app.messages.create(session_id, "user", [_part("text", text=prompt)])
+            user_message = app.messages.create(session_id, "user", [_part("text", text=prompt)])
+            if self.name == "coder":
+                app.checkpoints.turn_started(session_id, user_message["id"])
 
             tools = await self.atools()
             system, tools = await build_system_prompt(app, session_id, prompt, tools)
@@ -589,6 +594,8 @@ class CoderAgent:
                 arguments=arguments, app=app, session_id=session_id, tool_name=call["name"]
             )
             ctx = app.tool_context(session_id, draft.message["id"], call["id"], cancel_event)
+            if self.name == "coder" and changes_files(tool, arguments, ctx.root()):
+                await asyncio.to_thread(app.checkpoints.before_change, session_id)
             for request in await permission_requests(tool, arguments, ctx):
                 await ctx.ask(request)  # the core's check, before any tool that may change something
             outcome = await tool.run(arguments, ctx)
