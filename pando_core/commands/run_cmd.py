@@ -25,6 +25,7 @@ def run_command(
     session: str | None = typer.Option(None, "--session", "-s", help="continue this session (id or prefix)"),
     continue_last: bool = typer.Option(False, "--continue", "-c", help="continue the most recent session"),
     skip_lsp: bool = typer.Option(False, "--skip-lsp", help="start no language server (pando-lsp)"),
+    plan: bool = typer.Option(False, "--plan", help="plan mode: read-only tools; the run ends with the model's plan"),
 ) -> None:
     """Run one prompt through the agent and print the answer (exit 0 ok, 1 error, 2 usage, 130 cancelled)."""
     if skip_lsp:
@@ -32,7 +33,7 @@ def run_command(
     text = read_prompt(list(prompt or []))
     if not text.strip():
         raise UsageError("no prompt given: pando run \"PROMPT\" (or pipe it on stdin)")
-    raise typer.Exit(run_prompt(text, output_format, quiet, yolo, model, session, continue_last))
+    raise typer.Exit(run_prompt(text, output_format, quiet, yolo, model, session, continue_last, plan=plan))
 
 
 def run_prompt(
@@ -44,6 +45,7 @@ def run_prompt(
     session: str | None = None,
     continue_last: bool = False,
     *,
+    plan: bool = False,
     context: Any = None,
 ) -> int:
     """One prompt in an App of ``context`` (default: the current one); returns the exit code.
@@ -59,7 +61,7 @@ def run_prompt(
     output_format = check_output_format(output_format)  # a usage error before the App starts
     with App.running(context, AppOptions(startup_mode="run", yolo=yolo, model=model)) as app:
         return app.run_non_interactive(
-            text, output_format=output_format, quiet=quiet, session_id=session, continue_last=continue_last
+            text, output_format=output_format, quiet=quiet, session_id=session, continue_last=continue_last, plan=plan
         )
 
 

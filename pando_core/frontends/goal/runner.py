@@ -179,7 +179,17 @@ class GoalRunner:
                 items = parse_checklist(text_of(message))
                 if items:
                     plan = items
-        return plan
+        return self._todo_list(session_id) or plan
+
+    def _todo_list(self, session_id: str) -> list[TodoItem]:
+        """The session's todo_write list as checklist items: when the model keeps one, it is the plan
+        (a pending or in-progress item means the goal is not complete)."""
+        from ...services import todos
+
+        return [
+            TodoItem(normalize(i["content"]), i["status"] == "completed", i["status"] == "in_progress")
+            for i in todos.load(self.app, session_id)
+        ]
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -289,6 +299,7 @@ class GoalRunner:
             if items:
                 state.plan = items
                 break
+        state.plan = self._todo_list(state.session_id) or state.plan
         ev = evaluate(response, turn_text, state.plan, state.initial_todo_sig)
         todo_sig = todo_signature(ev.todos)
         signature = f"{normalize(ev.explicit_progress)}|{normalize(ev.next_step)}|{todo_sig}"
