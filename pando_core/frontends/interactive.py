@@ -33,6 +33,7 @@ from typing import Any
 from ..agent.tools.base import PermissionRequest
 from ..errors import one_line as short
 from ..services.permissions import ALLOW_ALWAYS, ALLOW_ONCE, ALLOW_SESSION, DENY
+from . import session_commands
 
 PERMISSION_CHOICES = (
     ("Allow once", ALLOW_ONCE),
@@ -53,6 +54,9 @@ BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("/clear", "", "clear the screen"),
     ("/plugins", "", "list the loaded plugins"),
     ("/status", "", "role, epoch, instance, primary, session, tokens, cost"),
+    ("/undo", "", "put back the files the last turn that changed files changed"),
+    ("/rewind", "[turn]", "pick a turn: files, conversation or both back to before it"),
+    ("/plan", "[off]", "plan mode: read-only tools until you accept the model's plan"),
     ("/exit", "", "quit (also /quit, Ctrl-D)"),
 )
 ALIASES = {"/quit": "/exit", "/q": "/exit", "/?": "/help", "/cls": "/clear"}
@@ -247,6 +251,10 @@ class TurnView:
                 self.line(self._styled(f"  ✗ {short(part.get('content', ''), 110)}", "red"))
             else:
                 self.line(self._styled("  ✓", "green"))
+        elif kind == "todos":
+            from .session_commands import render_todos
+
+            self.line(render_todos(data.get("todos", [])))
         elif kind == "compaction":
             started = data.get("state") == "start"
             self.line(
@@ -754,6 +762,19 @@ class InteractiveSession:
             self.console.print(f"[red]✗ error: {error}[/red]", highlight=False)
         if result is not None:
             self._report(result)
+        if result is not None and result.plan:
+            try:
+                follow_up = await self._cancellable(session_commands.after_plan(self, result.plan))
+            except KeyboardInterrupt:
+                follow_up = None  # still planning; the plan is stored with the session
+            except asyncio.CancelledError:
+                if asyncio.current_task() is not None and asyncio.current_task().cancelling():
+                    raise
+                follow_up = None
+            finally:
+                self._install_signal_handlers()
+            if follow_up:
+                await self._turn(follow_up)
 
     def _report(self, result: Any) -> None:
         from rich.text import Text
@@ -816,6 +837,9 @@ class InteractiveSession:
             "/clear": self._cmd_clear,
             "/plugins": self._cmd_plugins,
             "/status": self._cmd_status,
+            "/undo": lambda args: session_commands.undo(self, args),
+            "/rewind": lambda args: session_commands.rewind(self, args),
+            "/plan": lambda args: session_commands.plan(self, args),
         }.get(name)
         if name == "/exit":
             return False
