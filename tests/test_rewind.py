@@ -174,3 +174,20 @@ def test_rewind_errors_are_one_line(repo, pando_env, model_server):
         result = pando(repo, pando_env, *args)
         assert result.returncode == 2, (args, result.stderr)
         assert needle in result.stderr and "Traceback" not in result.stderr
+
+
+def test_turns_and_rewind_from_secondaries_reach_the_primary(repo, pando_env, model_server, pando_instance):
+    primary = pando_instance(["none"], workdir=repo)
+    assert primary.role == "primary"
+    session = bash_turn(repo, pando_env, model_server, "echo from-a-secondary > tracked.txt")["session_id"]
+    count = f"result = app.store.messages.list(session_id={session!r}).__len__()"
+    assert primary.eval(count) == 4
+    checkpoints = primary.eval(f"result = app.checkpoints.checkpoints({session!r})")
+    assert len(checkpoints) == 1  # recorded by the secondary through the primary's write path
+
+    result = pando(repo, pando_env, "rewind", session, "--json")
+    assert result.returncode == 0, result.stderr
+    assert (repo / "tracked.txt").read_text() == "original\n"
+    primary.wait_for(count, 0, timeout=30)
+    assert primary.eval(f"result = app.store.sessions.get(id={session!r})['message_count']") == 0
+    assert primary.eval(f"result = app.checkpoints.checkpoints({session!r})") == []
