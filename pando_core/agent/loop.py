@@ -336,7 +336,7 @@ class CoderAgent:
             self._busy.discard(session_id)
             self._planning.pop(session_id, None)
             self._cancel_events.pop(session_id, None)
-        if self.name == "coder":
+        if self.name == "coder" and self.app.checkpoints.wants_after(session_id):
             await asyncio.to_thread(self.app.checkpoints.turn_finished, session_id)
         if result.needs_title and result.status in ("success", "max_requests", "permission_denied"):
             # after the turn, so that the title request never races the turn's own requests
@@ -624,7 +624,8 @@ class CoderAgent:
                 refused = plan_mode.refusal(call["name"], tool, arguments, ctx.root())
                 if refused:
                     return ToolResult(refused, is_error=True), False
-            if self.name == "coder" and changes_files(tool, arguments, ctx.root()):
+            wants_checkpoint = self.name == "coder" and app.checkpoints.wants_before(session_id)
+            if wants_checkpoint and changes_files(tool, arguments, ctx.root()):
                 await asyncio.to_thread(app.checkpoints.before_change, session_id)
             for request in await permission_requests(tool, arguments, ctx):
                 await ctx.ask(request)  # the core's check, before any tool that may change something

@@ -110,6 +110,20 @@ class CheckpointService:
         with self._lock:
             self._open[session_id] = {"message_id": message_id, "before": None, "after": None}
 
+    def wants_before(self, session_id: str) -> bool:
+        """Cheap: whether :meth:`before_change` has a snapshot to take (the loop skips the thread)."""
+        entry = self._open.get(session_id)
+        return entry is not None and entry["before"] is None
+
+    def wants_after(self, session_id: str) -> bool:
+        """Cheap: whether :meth:`turn_finished` has a snapshot to take; else the turn is forgotten."""
+        entry = self._open.get(session_id)
+        if entry is not None and entry["before"]:
+            return True
+        with self._lock:
+            self._open.pop(session_id, None)
+        return False
+
     def before_change(self, session_id: str) -> None:
         """Before a tool call that may change files: the turn's ``before`` snapshot, once."""
         with self._lock:
