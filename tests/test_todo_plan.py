@@ -135,8 +135,39 @@ def test_run_plan_offers_only_read_only_tools_and_ends_with_the_plan(workdir, pa
     assert state(workdir, session, "plan") == dict(state(workdir, session, "plan"), status="accepted", plan=plan_text)
 
 
-def test_run_plan_prints_the_plan_as_text(workdir, pando_env, model_server):
+def test_run_plan_prints_the_plan_as_text_and_streams_it(workdir, pando_env, model_server):
     model_server.script(Reply.tool("present_plan", {"plan": "## Plan\n- step one"}))
     result = pando(workdir, pando_env, "run", "--plan", "make a plan")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("## Plan\n- step one")
+
+    model_server.script(Reply.tool("present_plan", {"plan": "- streamed"}))
+    streamed = pando(workdir, pando_env, "run", "--plan", "-f", "stream-json", "make another")
+    events = [json.loads(line) for line in streamed.stdout.splitlines()]
+    assert {"type": "plan", "plan": "- streamed", "session_id": events[-1]["session_id"]} in events
+    assert events[-1]["type"] == "result" and events[-1]["plan"] == "- streamed"
+
+
+def test_plan_mode_without_a_plan_keeps_planning(workdir, pando_env, model_server):
+    model_server.script(Reply.text("I need to look around more first."))
+    result = pando(workdir, pando_env, "run", "--plan", "-f", "json", "plan something")
+    data = json.loads(result.stdout)
+    assert "plan" not in data
+    assert state(workdir, data["session_id"], "plan")["status"] == "planning"
+
+
+@pytest.mark.parametrize(
+    ("items", "error"),
+    [
+        ([{"id": "1", "content": "a", "status": "pending"}, {"id": "1", "content": "b", "status": "pending"}], "used twice"),
+        ([{"id": "1", "content": "  ", "status": "pending"}], "content is empty"),
+        ("not a list", "must be a list"),
+        ([{"id": "1", "content": "a", "status": "done"}], "status must be one of"),
+    ],
+)
+def test_todo_list_validation(items, error):
+    from pando_core.errors import ValidationError
+    from pando_core.services.todos import validate
+
+    with pytest.raises(ValidationError, match=error):
+        validate(items)

@@ -35,7 +35,7 @@ CANCELED_TOOL = "Tool execution canceled by user"
 
 @dataclass
 class AgentEvent:
-    """content_delta, thinking_delta, tool_call, tool_result, compaction, request, error, response."""
+    """content_delta, thinking_delta, tool_call, tool_result, todos, plan, compaction, request, error, response."""
 
     type: str
     session_id: str
@@ -591,6 +591,7 @@ class CoderAgent:
                         self._emit(on_event, AgentEvent("todos", session_id, {"todos": outcome.metadata["todos"]}))
                     if outcome.metadata.get("end_turn") and isinstance(outcome.metadata.get("plan"), str):
                         result.plan = outcome.metadata["plan"]
+                        self._emit(on_event, AgentEvent("plan", session_id, {"plan": result.plan}))
         except asyncio.CancelledError:
             done = {p["data"]["tool_call_id"] for p in results}
             results.extend(_error_result(c, CANCELED_TOOL) for c in calls if c["id"] not in done)

@@ -136,6 +136,8 @@ class EventPrinter:
             data = {"type": "compaction", **event.data}
         elif event.type == "todos":
             data = {"type": "todos", "todos": event.data["todos"]}
+        elif event.type == "plan":
+            data = {"type": "plan", "plan": event.data["plan"]}
         elif event.type == "error":
             data = {"type": "error", "error": event.data["error"]}
         else:
