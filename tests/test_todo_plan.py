@@ -171,3 +171,23 @@ def test_todo_list_validation(items, error):
 
     with pytest.raises(ValidationError, match=error):
         validate(items)
+
+
+def test_goal_plan_plans_first_then_carries_the_plan_out(workdir, pando_env, model_server):
+    model_server.script(
+        Reply.tool("write", {"file_path": "early.txt", "content": "x"}),
+        Reply.tool("present_plan", {"plan": "- write out.txt"}),
+        Reply.tool("write", {"file_path": "out.txt", "content": "done\n"}),
+        Reply.text("GOAL_STATUS: completed\nPROGRESS: out.txt written"),
+    )
+    result = pando(workdir, pando_env, "goal", "--plan", "--yolo", "-f", "json", "write out.txt")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["status"] == "completed" and data["iteration"] == 2
+    assert not (workdir / "early.txt").exists()
+    assert (workdir / "out.txt").read_text() == "done\n"
+    first, _, carried, _ = model_server.requests
+    assert "write" not in offered_tools(first) and "write" in offered_tools(carried)
+    last_prompt = [m for m in carried["messages"] if m["role"] == "user"][-1]["content"]
+    assert last_prompt.startswith("Your plan is accepted") and "- write out.txt" in last_prompt
+    assert state(workdir, data["session_id"], "plan")["status"] == "accepted"
