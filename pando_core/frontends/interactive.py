@@ -54,7 +54,7 @@ BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("/clear", "", "clear the screen"),
     ("/plugins", "", "list the loaded plugins"),
     ("/status", "", "role, epoch, instance, primary, session, tokens, cost"),
-    ("/undo", "", "put back the files the last turn that changed files changed"),
+    ("/undo", "", "undo the file changes of the last turn that changed files"),
     ("/rewind", "[turn]", "pick a turn: files, conversation or both back to before it"),
     ("/plan", "[off]", "plan mode: read-only tools until you accept the model's plan"),
     ("/exit", "", "quit (also /quit, Ctrl-D)"),
