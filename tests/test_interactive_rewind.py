@@ -117,3 +117,27 @@ def test_plan_mode_keep_planning_then_accept_unlocks_the_tools(yolo_term, model_
     (value,) = db_rows(pando_workdir, "SELECT value FROM session_state WHERE key = 'plan'")[0]
     assert '"status": "accepted"' in value and "the only step" in value
     assert quit_with_ctrl_d(child) == 0
+
+
+def test_undo_asks_before_overwriting_a_file_changed_outside_the_agent(yolo_term, model_server, pando_workdir):
+    child = yolo_term
+    model_server.script(Reply.tool("bash", {"command": "echo agent > a.txt"}), Reply.text("wrote a.txt"))
+    child.send("write a.txt\r")
+    child.expect("wrote a.txt")
+    child.expect(PROMPT)
+    (pando_workdir / "a.txt").write_text("mine\n")  # changed outside the agent after the turn
+
+    child.send("/undo\r")
+    child.expect("Changed outside the agent since: a.txt")
+    child.send("n")
+    child.expect("nothing was changed")
+    child.expect(PROMPT)
+    assert (pando_workdir / "a.txt").read_text() == "mine\n"
+
+    child.send("/undo\r")
+    child.expect("Overwrite")
+    child.send("y")
+    child.expect("back to before turn 1")
+    child.expect(PROMPT)
+    assert not (pando_workdir / "a.txt").exists()
+    assert quit_with_ctrl_d(child) == 0
