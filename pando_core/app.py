@@ -73,6 +73,9 @@ class App:
             self.config.section("permissions"), store, yolo=options.yolo, asker=options.interactive_permissions
         )
         self.snapshots = self._snapshot_service()
+        from .services.checkpoints import CheckpointService
+
+        self.checkpoints = CheckpointService(self)
         self.model_ref = options.model
         self.file_tracker = FileReadTracker()
         self.ipc_bus = None  # the primary's bus (set by setup_ipc), None on a secondary

@@ -135,6 +135,7 @@ CORE_SECTIONS = [
         {
             "enabled": Field("bool", True, "snapshot the working tree when a session starts and ends"),
             "max_file_size": Field("int", 10 * 1024 * 1024, "larger untracked files are left out"),
+            "checkpoints": Field("bool", True, "checkpoint the working tree around each turn that changes files (rewind)"),
         },
         "working-tree snapshots",
     ),

@@ -55,9 +55,11 @@ def test_run_writes_a_file_through_a_tool_and_answers(model_server, pando_workdi
     assert (pando_workdir / "hello.txt").read_text() == "hi\n"
     roles = [role for role, _ in messages_of(pando_workdir, data["session_id"])]
     assert roles == ["user", "assistant", "tool", "assistant"]
-    # snapshots of the working tree were taken when the session started and ended
+    # snapshots of the working tree were taken when the session started and ended, and around the
+    # turn that changed a file (its checkpoint)
     snapshots = json.loads(run_cli(pando_workdir, pando_env, "snapshots", "list", "--json", "--session", data["session_id"]).stdout)
-    assert sorted(s["label"] for s in snapshots) == ["session end", "session start"]
+    labels = sorted(s["label"] for s in snapshots)
+    assert labels == ["checkpoint after", "checkpoint before", "session end", "session start"]
     # the second request carried the tool result back to the model
     assert "hello.txt" in tool_results(model_server.requests[1])[0]["content"]
 

@@ -62,7 +62,8 @@ def test_migrations_of_two_components_apply_in_order_and_are_idempotent(db):
     assert migrate(db, [core_component(), NOTES]) == []
     with db.read() as tx:
         rows = tx.conn.exec_driver_sql("SELECT component, version FROM schema_migrations ORDER BY applied_at, component").all()
-    assert [tuple(r) for r in rows] == [("core", v) for v in range(1, 7)] + [("notes", 1)]
+    core_versions = [m.version for m in core_component().migrations]
+    assert [tuple(r) for r in rows] == [("core", v) for v in core_versions] + [("notes", 1)]
 
 
 def test_a_failing_migration_rolls_back_and_names_the_step(db):

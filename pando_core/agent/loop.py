@@ -20,6 +20,8 @@ from ..errors import PandoError, TurnStopped, UsageError
 from .attachments import DEFAULT_MAX_IMAGE_BYTES, check_message_fits, check_model_takes_images
 from .mentions import DEFAULT_MAX_BYTES as DEFAULT_MENTION_BYTES
 from .mentions import mention_parts
+from ..services.checkpoints import changes_files
+from . import plan_mode
 from .models import ResolvedModel, request_cost, resolve_model
 from .prompt import build_system_prompt
 from .providers.base import ChatRequest, ProviderError, Usage
@@ -36,8 +38,8 @@ CANCELED_TOOL = "Tool execution canceled by user"
 
 @dataclass
 class AgentEvent:
-    """content_delta, thinking_delta, tool_call, tool_result, compaction, request, error, response,
-    attached (the files the prompt's @mentions attached: data["files"])."""
+    """content_delta, thinking_delta, tool_call, tool_result, todos, plan, compaction, request, error,
+    response, attached (the files the prompt's @mentions attached: data["files"])."""
 
     type: str
     session_id: str
@@ -60,6 +62,7 @@ class TurnResult:
     error_kind: str = ""  # the error's kind when status is "error" ("config" for a bad setting, ...)
     requests: int = 0
     needs_title: Any = None
+    plan: str = ""  # plan mode: the plan the model presented this turn
 
 
 def _part(kind: str, **data: Any) -> dict[str, Any]:
@@ -246,6 +249,14 @@ class _RepeatedFailures:
         return f"the model made the same failing call {self.count} times in a row ({call['name']}: {error}); stopped the turn"
 
 
+def session_tools() -> list[Any]:
+    """The coder's tools that keep state with the session: the todo list and plan mode's plan."""
+    from .tools.plan import PresentPlanTool
+    from .tools.todo import TodoReadTool, TodoWriteTool
+
+    return [TodoWriteTool(), TodoReadTool(), PresentPlanTool()]
+
+
 class CoderAgent:
     """Runs user turns for sessions of one App."""
 
@@ -256,6 +267,7 @@ class CoderAgent:
         self._cancel_events: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
         self._busy: set[str] = set()
         self._background: set[asyncio.Future] = set()
+        self._planning: dict[str, set[str]] = {}  # sessions whose turn is in plan mode -> tools held back
 
     # -- tools ---------------------------------------------------------------------------------
 
@@ -266,7 +278,7 @@ class CoderAgent:
         tool_config = dict(self.app.config.section("tools"), pager=self.app.pager)
         tools = list(builtin_tools(tool_config))
         if self.name == "coder":
-            tools.append(AgentTool(self.app))
+            tools += [AgentTool(self.app), *session_tools()]
         tools.extend(self.app.plugins.hooks.pando_register_tools.flat(app=self.app))
         return self._kept(tools)
 
@@ -278,11 +290,12 @@ class CoderAgent:
         tool_config = dict(self.app.config.section("tools"), pager=self.app.pager)
         tools = list(builtin_tools(tool_config))
         if self.name == "coder":
-            tools.append(AgentTool(self.app))
+            tools += [AgentTool(self.app), *session_tools()]
         tools.extend(await self.app.plugins.hooks.pando_register_tools.aflat(app=self.app))
         return self._kept(tools)
 
     def _kept(self, tools: list[Any]) -> list[Any]:
+        """Plugins' tools after the built-in ones; the first of a name wins."""
         if self.tool_filter is not None:
             tools = [t for t in tools if self.tool_filter(t)]
         unique: dict[str, Any] = {}
@@ -360,7 +373,10 @@ class CoderAgent:
         finally:
             watcher.cancel()
             self._busy.discard(session_id)
+            self._planning.pop(session_id, None)
             self._cancel_events.pop(session_id, None)
+        if self.name == "coder" and self.app.checkpoints.wants_after(session_id):
+            await asyncio.to_thread(self.app.checkpoints.turn_finished, session_id)
         if result.needs_title and result.status in ("success", "max_requests", "permission_denied"):
             # after the turn, so that the title request never races the turn's own requests
             title = asyncio.ensure_future(asyncio.wait_for(self._generate_title(session_id, *result.needs_title), timeout=15))
@@ -440,12 +456,17 @@ class CoderAgent:
                     "attached files), more than "
                     f"{resolved.ref}'s context window of {window:,} tokens can take; nothing was sent"
                 )
-            app.messages.create(session_id, "user", user_parts)
+            user_message = app.messages.create(session_id, "user", user_parts)
             if mentioned:
                 self._emit(on_event, AgentEvent("attached", session_id, {"files": attached_summary(mentioned)}))
+            if self.name == "coder":
+                app.checkpoints.turn_started(session_id, user_message["id"])
 
-            tools = await self.atools()
+            tools, held_back = plan_mode.tools_for_turn(app, session_id, await self.atools())
             system, tools = await build_system_prompt(app, session_id, prompt, tools)
+            if held_back is not None:
+                self._planning[session_id] = held_back
+                system = f"{system}\n\n{plan_mode.SYSTEM_NOTE}"
             tool_map = {t.name: t for t in tools}
             schemas = [tool_schema(t) for t in tools]  # the same for every request of the turn
             max_requests = int(agent_cfg.get("max_requests_per_turn") or 50)
@@ -490,6 +511,9 @@ class CoderAgent:
                     draft.finish = {"reason": "repeated_failure", "time": now_ms(), "message": stuck}
                     draft.persist(force=True)
                     self._emit(on_event, AgentEvent("error", session_id, {"error": stuck}))
+                    break
+                if result.plan:  # plan mode: the plan is presented, the user answers next
+                    result.finish_reason = "plan_presented"
                     break
                 if denied:
                     result.status = "permission_denied"
@@ -611,6 +635,12 @@ class CoderAgent:
                 )
                 results.append(part)
                 self._emit(on_event, AgentEvent("tool_result", session_id, {"tool_result": part["data"], "tool_call": record}))
+                if isinstance(outcome.metadata, dict) and not outcome.is_error:
+                    if isinstance(outcome.metadata.get("todos"), list) and call["name"] == "todo_write":
+                        self._emit(on_event, AgentEvent("todos", session_id, {"todos": outcome.metadata["todos"]}))
+                    if outcome.metadata.get("end_turn") and isinstance(outcome.metadata.get("plan"), str):
+                        result.plan = outcome.metadata["plan"]
+                        self._emit(on_event, AgentEvent("plan", session_id, {"plan": result.plan}))
         except asyncio.CancelledError:
             done = {p["data"]["tool_call_id"] for p in results}
             results.extend(_error_result(c, CANCELED_TOOL) for c in calls if c["id"] not in done)
@@ -626,6 +656,8 @@ class CoderAgent:
     async def _run_one(self, call, tool_map, session_id, draft, cancel_event) -> tuple[ToolResult, bool]:
         app = self.app
         tool = tool_map.get(call["name"])
+        if tool is None and call["name"] in self._planning.get(session_id, ()):
+            return ToolResult(plan_mode.refusal(call["name"], None, {}, app.workdir), is_error=True), False
         if tool is None:
             return ToolResult(f"Tool not found: {call['name']}", is_error=True), False
         try:
@@ -638,6 +670,13 @@ class CoderAgent:
                 arguments=arguments, app=app, session_id=session_id, tool_name=call["name"]
             )
             ctx = app.tool_context(session_id, draft.message["id"], call["id"], cancel_event)
+            if session_id in self._planning:
+                refused = plan_mode.refusal(call["name"], tool, arguments, ctx.root())
+                if refused:
+                    return ToolResult(refused, is_error=True), False
+            wants_checkpoint = self.name == "coder" and app.checkpoints.wants_before(session_id)
+            if wants_checkpoint and changes_files(tool, arguments, ctx.root()):
+                await asyncio.to_thread(app.checkpoints.before_change, session_id)
             for request in await permission_requests(tool, arguments, ctx):
                 await ctx.ask(request)  # the core's check, before any tool that may change something
             outcome = await tool.run(arguments, ctx)

@@ -19,6 +19,7 @@ _GROUPS = [
     "sessions_cmd",
     "commands_cmd",
     "context_cmd",
+    "rewind_cmd",
 ]
 
 

@@ -43,6 +43,7 @@ def goal_command(
     yolo: bool = typer.Option(False, "--yolo", help="approve every tool call without asking"),
     model: str | None = typer.Option(None, "--model", "-m", help="provider/model to use"),
     skip_lsp: bool = typer.Option(False, "--skip-lsp", help="start no language server (pando-lsp)"),
+    plan: bool = typer.Option(False, "--plan", help="plan first (read-only tools until the model presents a plan)"),
 ) -> None:
     """Work toward OBJECTIVE over several agent turns until done (exit 0 completed, 1 blocked/cancelled/stalled, 2 failed/timeout)."""
     if skip_lsp:
@@ -57,6 +58,7 @@ def goal_command(
         max_iterations=max_iterations,
         max_duration=max_duration,
         resume=resume,
+        plan=plan,
     )
     raise typer.Exit(code)
 
@@ -98,6 +100,7 @@ def run_goal_in_app(
     max_iterations: int | None = None,
     max_duration: Any = None,
     resume: str | None = None,
+    plan: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -108,6 +111,7 @@ def run_goal_in_app(
 
     output_format = check_output_format(output_format)
     goal_options = GoalOptions.resolve(app, max_iterations, max_duration)  # bad limits: a usage error first
+    goal_options.plan = plan
     prepare_app(app, yolo=yolo, model=model)
     view = GoalView(output_format, quiet, out or sys.stdout, err or sys.stderr)
     import asyncio

@@ -28,6 +28,7 @@ def run_command(
     image: list[str] | None = typer.Option(
         None, "--image", help="attach an image (PNG, JPEG, GIF, WebP); repeatable", metavar="PATH"
     ),
+    plan: bool = typer.Option(False, "--plan", help="plan mode: read-only tools; the run ends with the model's plan"),
 ) -> None:
     """Run one prompt through the agent and print the answer (exit 0 ok, 1 error, 2 usage, 130 cancelled)."""
     if skip_lsp:
@@ -35,7 +36,9 @@ def run_command(
     text = read_prompt(list(prompt or []))
     if not text.strip():
         raise UsageError("no prompt given: pando run \"PROMPT\" (or pipe it on stdin)")
-    raise typer.Exit(run_prompt(text, output_format, quiet, yolo, model, session, continue_last, images=image or []))
+    raise typer.Exit(
+        run_prompt(text, output_format, quiet, yolo, model, session, continue_last, plan=plan, images=image or [])
+    )
 
 
 def run_prompt(
@@ -47,6 +50,7 @@ def run_prompt(
     session: str | None = None,
     continue_last: bool = False,
     *,
+    plan: bool = False,
     context: Any = None,
     images: list[str] | None = None,
 ) -> int:
@@ -70,6 +74,7 @@ def run_prompt(
             session_id=session,
             continue_last=continue_last,
             attachments=attachments,
+            plan=plan,
         )
 
 

@@ -330,6 +330,26 @@ class MessageRepository(Repository):
         return [_message_row(r) for r in tx.conn.execute(query, {"sid": session_id})]
 
     @write
+    def delete_from(self, tx: WriteTx, *, session_id: str, message_id: str) -> list:
+        """Delete ``message_id`` and every later message of its session in one transaction (a
+        conversation rewound); a summary among them is forgotten. Returns the deleted ids."""
+        m = t.messages.c
+        start = tx.conn.execute(select(m.seq).where(m.id == message_id, m.session_id == session_id)).scalar()
+        if start is None:
+            raise NotFoundError(f"message {message_id} not found in session {session_id}")
+        ids = list(tx.conn.execute(select(m.id).where(m.session_id == session_id, m.seq >= start)).scalars())
+        tx.conn.execute(delete(t.messages).where(m.session_id == session_id, m.seq >= start))
+        now = tx.now_ms()
+        _bump_message_count(tx, session_id, -len(ids), now)
+        summary = tx.conn.execute(select(t.sessions.c.summary_message_id).where(t.sessions.c.id == session_id)).scalar()
+        if summary in ids:
+            tx.raw.execute("UPDATE sessions SET summary_message_id = NULL WHERE id = ?", (session_id,))
+        for deleted in ids:
+            tx.changed("messages", "delete", deleted)
+        tx.changed("sessions", "update", session_id)
+        return ids
+
+    @write
     def delete(self, tx: WriteTx, *, id: str) -> None:
         row = tx.conn.execute(select(t.messages.c.session_id).where(t.messages.c.id == id)).first()
         if row is None:
@@ -511,6 +531,35 @@ class GoalRepository(Repository):
         return _row(tx.conn.execute(query).first())
 
 
+class SessionStateRepository(Repository):
+    """Small JSON documents kept with a session (todo list, plan, checkpoints), written whole."""
+
+    name = "session_state"
+
+    @write
+    def put(self, tx: WriteTx, *, session_id: str, key: str, value: Any) -> dict:
+        if not isinstance(key, str) or not key:
+            raise ValidationError("session_state.put: key must be a non-empty string")
+        if _get_by_id(tx, t.sessions, session_id) is None:
+            raise NotFoundError(f"session {session_id} not found")
+        now = tx.now_ms()
+        tx.raw.execute(
+            "INSERT INTO session_state (session_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (session_id, key, json.dumps(value), now),
+        )
+        tx.changed("session_state", "update", f"{session_id}:{key}")
+        return {"session_id": session_id, "key": key, "value": value, "updated_at": now}
+
+    @read
+    def get(self, tx: ReadTx, *, session_id: str, key: str) -> Any:
+        """The stored value, or None."""
+        row = tx.raw.execute(
+            "SELECT value FROM session_state WHERE session_id = ? AND key = ?", (session_id, key)
+        ).fetchone()
+        return None if row is None else json.loads(row[0])
+
+
 CORE_REPOSITORIES: list[type[Repository]] = [
     SessionRepository,
     MessageRepository,
@@ -518,4 +567,5 @@ CORE_REPOSITORIES: list[type[Repository]] = [
     ProjectRepository,
     PermissionGrantRepository,
     GoalRepository,
+    SessionStateRepository,
 ]

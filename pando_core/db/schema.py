@@ -114,6 +114,15 @@ session_goals = Table(
     Column("updated_at", Integer, nullable=False),
 )
 
+session_state = Table(
+    "session_state",
+    metadata,
+    Column("session_id", Text, ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", Text, primary_key=True),  # "todos", "plan", "checkpoints"
+    Column("value", Text, nullable=False),  # JSON
+    Column("updated_at", Integer, nullable=False),
+)
+
 CORE_MIGRATIONS = [
     Migration(
         1,
@@ -260,5 +269,20 @@ CORE_MIGRATIONS = [
         # session end is recorded, so that the primary hears of sessions ended on any instance
         # and the idle sweep ends each stretch of activity once
         ["ALTER TABLE sessions ADD COLUMN ended_at INTEGER"],
+    ),
+    Migration(
+        7,
+        "session_state",
+        # small per-session documents (the todo list, the plan of plan mode, the turn checkpoints),
+        # one row per (session, key), written whole
+        [
+            """CREATE TABLE session_state (
+                session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+                key TEXT NOT NULL,
+                value TEXT NOT NULL,
+                updated_at INTEGER NOT NULL,
+                PRIMARY KEY (session_id, key)
+            )""",
+        ],
     ),
 ]

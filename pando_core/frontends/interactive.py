@@ -34,6 +34,7 @@ from ..agent.tools.base import PermissionRequest
 from ..errors import one_line as short
 from ..services.permissions import ALLOW_ALWAYS, ALLOW_ONCE, ALLOW_SESSION, DENY
 from ..slash_commands.render import commands_of, parse_invocation
+from . import session_commands
 
 PERMISSION_CHOICES = (
     ("Allow once", ALLOW_ONCE),
@@ -54,6 +55,9 @@ BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("/clear", "", "clear the screen"),
     ("/plugins", "", "list the loaded plugins"),
     ("/status", "", "role, epoch, instance, primary, session, tokens, cost"),
+    ("/undo", "", "undo the file changes of the last turn that changed files"),
+    ("/rewind", "[turn]", "pick a turn: files, conversation or both back to before it"),
+    ("/plan", "[off]", "plan mode: read-only tools until you accept the model's plan"),
     ("/exit", "", "quit (also /quit, Ctrl-D)"),
 )
 ALIASES = {"/quit": "/exit", "/q": "/exit", "/?": "/help", "/cls": "/clear"}
@@ -253,6 +257,10 @@ class TurnView:
 
             for item in data.get("files", []):
                 self.line(self._styled(attached_line(item), "dim"))
+        elif kind == "todos":
+            from .session_commands import render_todos
+
+            self.line(render_todos(data.get("todos", [])))
         elif kind == "compaction":
             started = data.get("state") == "start"
             self.line(
@@ -768,6 +776,19 @@ class InteractiveSession:
             self.console.print(f"[red]✗ error: {error}[/red]", highlight=False)
         if result is not None:
             self._report(result)
+        if result is not None and result.plan:
+            try:
+                follow_up = await self._cancellable(session_commands.after_plan(self, result.plan))
+            except KeyboardInterrupt:
+                follow_up = None  # still planning; the plan is stored with the session
+            except asyncio.CancelledError:
+                if asyncio.current_task() is not None and asyncio.current_task().cancelling():
+                    raise
+                follow_up = None
+            finally:
+                self._install_signal_handlers()
+            if follow_up:
+                await self._turn(follow_up)
 
     def _dropped_images(self, text: str) -> list[dict[str, Any]]:
         """Image files pasted or dropped into the prompt as paths, announced as they are attached."""
@@ -843,6 +864,9 @@ class InteractiveSession:
             "/clear": self._cmd_clear,
             "/plugins": self._cmd_plugins,
             "/status": self._cmd_status,
+            "/undo": lambda args: session_commands.undo(self, args),
+            "/rewind": lambda args: session_commands.rewind(self, args),
+            "/plan": lambda args: session_commands.plan(self, args),
         }.get(name)
         if name == "/exit":
             return False

@@ -48,6 +48,7 @@ def result_json(result: TurnResult) -> dict[str, Any]:
         "status": result.status,
         **({"error": result.error} if result.error else {}),
         **({"denials": result.denials} if result.denials else {}),
+        **({"plan": result.plan} if result.plan else {}),
     }
 
 
@@ -135,6 +136,10 @@ class EventPrinter:
             data = {"type": "compaction", **event.data}
         elif event.type == "attached":
             data = {"type": "attached", "files": event.data["files"]}
+        elif event.type == "todos":
+            data = {"type": "todos", "todos": event.data["todos"]}
+        elif event.type == "plan":
+            data = {"type": "plan", "plan": event.data["plan"]}
         elif event.type == "error":
             data = {"type": "error", "error": event.data["error"]}
         else:
@@ -234,6 +239,7 @@ def run_non_interactive(
     session_id: str | None = None,
     continue_last: bool = False,
     model: str | None = None,
+    plan: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
     attachments: list[dict[str, Any]] | None = None,
@@ -252,12 +258,17 @@ def run_non_interactive(
         session = app.sessions.restore(latest["id"]) if latest else app.sessions.create(title=short(prompt, 50))
     else:
         session = app.sessions.create(title=short(prompt, 50))
+    _set_plan_mode(app, session["id"], plan)
     printer = EventPrinter(output_format, quiet, out, err)
     from ..slash_commands.render import invocation_for
 
     called = invocation_for(app, prompt)  # `pando run /NAME args`: a custom command
     chosen_model = model or getattr(app.options, "model", None)
-    result = asyncio.run(_run_with_signals(app, session["id"], prompt, printer, called=called, chosen_model=chosen_model, attachments=attachments))
+    result = asyncio.run(
+        _run_with_signals(
+            app, session["id"], prompt, printer, called=called, chosen_model=chosen_model, attachments=attachments
+        )
+    )
     app.sessions.end(session["id"])
     if output_format == "json":
         out.write(json.dumps(result_json(result)) + "\n")
@@ -266,6 +277,10 @@ def run_non_interactive(
     else:
         if printer.wrote_text and not result.response.endswith("\n"):
             out.write("\n")
+        if result.plan:
+            out.write(("\n" if printer.wrote_text else "") + result.plan.rstrip() + "\n")
+        elif plan and result.status == "success":
+            err.write("pando: the model presented no plan (plan mode stays on for this session)\n")
         if result.status == "permission_denied":
             for denial in result.denials:
                 err.write(
@@ -280,6 +295,17 @@ def run_non_interactive(
             err.write(f"pando: stopped: {result.error}\n")
     out.flush()
     return exit_code_for(result)
+
+
+def _set_plan_mode(app: Any, session_id: str, plan: bool) -> None:
+    """``--plan``: the turn plans (read-only tools, ends with the plan). Without it, a session
+    left in plan mode by an earlier ``--plan`` run goes on with its plan accepted."""
+    from ..agent import plan_mode
+
+    if plan:
+        plan_mode.start(app, session_id)
+    elif plan_mode.is_planning(app, session_id):
+        plan_mode.accept(app, session_id)
 
 
 async def _run_with_signals(

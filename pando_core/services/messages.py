@@ -50,6 +50,13 @@ class MessageService:
         self.app.events.publish("message.updated", message)
         return message
 
+    def delete_from(self, session_id: str, message_id: str) -> list[str]:
+        """Delete ``message_id`` and every later message of the session (a rewound conversation)."""
+        deleted = self._repo.delete_from(session_id=session_id, message_id=message_id)
+        for deleted_id in deleted:
+            self.app.events.publish("message.deleted", {"id": deleted_id, "session_id": session_id})
+        return deleted
+
     def list(self, session_id: str) -> list[dict]:
         return self._repo.list(session_id=session_id)
 

@@ -24,6 +24,7 @@ class GoalOptions:
     max_duration: float = DEFAULT_MAX_DURATION
     stall_iterations: int = DEFAULT_STALL_ITERATIONS
     initial_prompt: str = ""
+    plan: bool = False  # plan mode first: read-only tools until the model presents a plan (then accepted)
 
     @classmethod
     def resolve(

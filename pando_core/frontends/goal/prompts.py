@@ -25,7 +25,8 @@ Keep your plan as a markdown checklist and repeat it, updated, in every answer:
 - [x] a finished step
 - [ ] a step still to do
 Never report `completed` while the checklist has unchecked items: finish them, or check them off
-(or drop them) when they no longer apply."""
+(or drop them) when they no longer apply. If you keep a todo list with `todo_write`, it is the plan:
+the goal is not complete while an item is pending or in_progress."""
 
 INITIAL_PROMPT = """# GOAL MODE
 
@@ -111,7 +112,7 @@ def build_continuation_prompt(
     if unchecked:
         items = "\n".join(f"- [ ] {item}" for item in unchecked)
         notes += (
-            "\n## Not completed yet\nYou reported the goal as completed, but your checklist still has "
+            "\n## Not completed yet\nYou reported the goal as completed, but your checklist (or todo list) still has "
             f"unchecked items:\n{items}\nFinish them (or check them off / drop them if they no longer "
             "apply) before reporting `GOAL_STATUS: completed`.\n"
         )

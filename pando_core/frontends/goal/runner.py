@@ -124,6 +124,10 @@ class GoalRunner:
             max_duration_seconds=duration_seconds,
         )
         state = self._state(row)
+        if opts.plan:
+            from ...agent import plan_mode
+
+            plan_mode.start(app, session["id"])
         prompt = build_initial_prompt(
             objective,
             max_iterations=opts.max_iterations,
@@ -179,7 +183,32 @@ class GoalRunner:
                 items = parse_checklist(text_of(message))
                 if items:
                     plan = items
-        return plan
+        return self._todo_list(session_id) or plan
+
+    def _accept_plan(self, state: _State, plan: str) -> str:
+        """Goal mode has nobody to ask: a presented plan is accepted, and counts as progress."""
+        from ...agent import plan_mode
+
+        plan_mode.accept(self.app, state.session_id)
+        state.iteration += 1
+        state.stall_count = 0
+        state.progress = "plan presented and accepted"
+        state.next_step = "carry out the plan"
+        state.response = plan
+        prompt = build_continuation_prompt(
+            state.objective, state.iteration + 1, state.max_iterations, state.progress, state.next_step
+        )
+        return f"Your plan is accepted; every tool is available now. Carry it out:\n\n{plan}\n\n{prompt}"
+
+    def _todo_list(self, session_id: str) -> list[TodoItem]:
+        """The session's todo_write list as checklist items: when the model keeps one, it is the plan
+        (a pending or in-progress item means the goal is not complete)."""
+        from ...services import todos
+
+        return [
+            TodoItem(normalize(i["content"]), i["status"] == "completed", i["status"] == "in_progress")
+            for i in todos.load(self.app, session_id)
+        ]
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -279,6 +308,9 @@ class GoalRunner:
             self._emit_error(state, state.blocked_reason)
             return prompt
 
+        if result.plan:  # --plan: the plan is accepted and carried out from the next iteration
+            return self._accept_plan(state, result.plan)
+
         response = result.response.strip()
         texts = self._turn_texts(state.session_id)
         turn_text = "\n".join(texts).strip()
@@ -289,6 +321,7 @@ class GoalRunner:
             if items:
                 state.plan = items
                 break
+        state.plan = self._todo_list(state.session_id) or state.plan
         ev = evaluate(response, turn_text, state.plan, state.initial_todo_sig)
         todo_sig = todo_signature(ev.todos)
         signature = f"{normalize(ev.explicit_progress)}|{normalize(ev.next_step)}|{todo_sig}"
