@@ -17,11 +17,11 @@ from typing import Any
 
 from ..clock import now_ms
 from ..errors import PandoError, TurnStopped, UsageError
+from ..services.checkpoints import changes_files
+from . import plan_mode
 from .attachments import DEFAULT_MAX_IMAGE_BYTES, check_message_fits, check_model_takes_images
 from .mentions import DEFAULT_MAX_BYTES as DEFAULT_MENTION_BYTES
 from .mentions import mention_parts
-from ..services.checkpoints import changes_files
-from . import plan_mode
 from .models import ResolvedModel, request_cost, resolve_model
 from .prompt import build_system_prompt
 from .providers.base import ChatRequest, ProviderError, Usage
