@@ -16,6 +16,7 @@ _GROUPS = [
     "models_cmd",
     "goal_cmd",
     "sessions_cmd",
+    "serve_cmd",
 ]
 
 
