@@ -26,6 +26,9 @@ class WebRoutes:
 
 
 def starlette_available() -> bool:
-    from importlib.util import find_spec
-
-    return find_spec("starlette") is not None and find_spec("uvicorn") is not None
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -11,6 +11,7 @@ stored), the sessions used are ended, and the App shuts down.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 from typing import Any
@@ -94,4 +95,15 @@ def _run_uvicorn(asgi: Any, sock: socket.socket, hub: Any) -> None:
     config = uvicorn.Config(
         asgi, log_level="warning", timeout_graceful_shutdown=GRACE_S, access_log=False, lifespan="on"
     )
-    asyncio.run(Server(config).serve(sockets=[sock]))
+    # uvicorn re-raises the signal that stopped it once it is done; the handlers here make that a
+    # no-op, so the App still shuts down in order (the default SIGTERM would end the process first)
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        asyncio.run(Server(config).serve(sockets=[sock]))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore(sig: int, frame: Any) -> None:
+    """Stands in for the default handlers while uvicorn has its own."""
