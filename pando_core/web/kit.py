@@ -5,7 +5,8 @@
 
 A page is plain HTML that reads well without JavaScript; ``/static/pando.js`` adds live updates
 (elements with ``data-live="TABLE[,TABLE]"`` are reloaded from ``data-src`` when those tables
-change) and turns ``form[data-api]`` submissions into ``fetch`` calls.
+change; ``<pre data-sse-append="URL">`` shows the ``text`` of each event of an SSE stream, until an
+``end`` event) and streams the answer of ``form[data-stream]`` prompts.
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ Order for each HTTP request:
      browser's forgery; a browser request (it carries ``Origin``, as browsers do on every POST)
      must come from this server's own origin *and* carry the per-browser token (``X-CSRF-Token``
      header or ``csrf_token`` form field) equal to its ``pando_csrf`` cookie, which another site can
-     neither read nor set. A request with neither ``Origin`` nor cookies (curl, scripts) is not
-     from a browser and needs only step 2.
+     neither read nor set. A request with neither ``Origin`` nor ``Sec-Fetch-Site`` (curl,
+     scripts) is not from a browser (browsers send ``Origin`` with every POST, PUT, PATCH and
+     DELETE), so there is nothing to forge: it needs only step 2.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class Guard:
     async def _csrf_refusal(self, scope, headers, cookies, host, receive, path) -> tuple[str, Any]:  # noqa: ANN001
         origin = headers.get(b"origin", b"").decode("latin-1")
         fetch_site = headers.get(b"sec-fetch-site", b"").decode("latin-1")
-        if not origin and not cookies and fetch_site in ("", "none"):
+        if not origin and fetch_site in ("", "none"):
             return "", receive  # not a browser: nothing to forge
         scheme = scope.get("scheme", "http")
         if origin and origin != f"{scheme}://{host}":

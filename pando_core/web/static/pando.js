@@ -156,7 +156,20 @@ document.addEventListener("submit", (event) => {
   if (form.dataset.confirm && !confirm(form.dataset.confirm)) event.preventDefault();
 });
 
+// -- followed logs: <pre data-sse-append="URL"> gets each event's text appended (from the start) ----
+function followLog(el) {
+  const source = new EventSource(el.dataset.sseAppend);
+  let fresh = true;
+  source.onmessage = (message) => {
+    if (fresh) { el.textContent = ""; fresh = false; }
+    el.textContent += JSON.parse(message.data).text;
+    el.scrollTop = el.scrollHeight;
+  };
+  source.addEventListener("end", () => { source.close(); el.dataset.ended = "true"; });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-sse-append]").forEach(followLog);
   const pending = document.getElementById("pending-permissions");
   if (pending) JSON.parse(pending.textContent || "[]").forEach(showPermission);
   if (document.querySelector("[data-live], #permissions")) connectLive();
