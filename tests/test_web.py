@@ -306,3 +306,40 @@ def test_sigterm_ends_open_streams_and_the_server_exits_cleanly(pando_workdir, p
     finally:
         server.stop()
     assert "Traceback" not in server.output()
+
+
+@pytest.mark.slow
+def test_the_server_survives_a_failover(pando_workdir, pando_env, model_server, pando_instance, tmp_path):
+    write_model_config(pando_workdir, model_server.base_url)
+    model_server.set_default("echo")
+    primary = pando_instance()
+    session_id = primary.eval("s = app.sessions.create(title='before'); app.messages.create(s['id'], 'user', [{'type': 'text', 'data': {'text': 'x'}}]); result = s['id']")
+    with WebServerProcess(pando_workdir, pando_env, log_path=tmp_path / "serve.log") as server, client(server) as c:
+        assert server.role == "secondary" and c.get("/api/status").json()["role"] == "secondary"
+        assert [s["id"] for s in c.get("/api/sessions").json()["sessions"]] == [session_id]
+        primary.kill()  # SIGKILL: the server takes over
+        poll(lambda: c.get("/api/status").json()["role"] == "primary", "the server's promotion")
+        with c.stream("GET", "/api/events") as events:
+            assert c.patch(f"/api/sessions/{session_id}", json={"title": "after"}).json()["title"] == "after"
+            for event in sse_events(events):
+                if event.get("type") == "change" and session_id in event.get("ids", []):
+                    break
+        run = subprocess.run([*PANDO, "run", "-f", "json", "written after the failover"], cwd=pando_workdir, env=pando_env,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        titles = poll(lambda: [s["title"] for s in c.get("/api/sessions").json()["sessions"] if s["title"] != "after"] or None,
+                      "the new session")
+        assert titles == ["written after the failover"]
+
+
+@pytest.mark.slow
+def test_interrupt_cancels_a_streaming_turn(server, model_server):
+    model_server.script(Reply.text("word " * 400, chunk_size=5, chunk_delay=0.05))
+    with browser(server) as c, c.stream("POST", "/api/sessions", json={"prompt": "talk for a while"}) as response:
+        session_id = response.headers["x-pando-session"]
+        events = []
+        for event in sse_events(response):
+            events.append(event)
+            if event["type"] == "text_delta" and len(events) == 3:
+                assert c.post(f"/api/sessions/{session_id}/interrupt").json() == {"interrupted": session_id}
+        assert events[-1]["type"] == "result" and events[-1]["status"] == "cancelled"
