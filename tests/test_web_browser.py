@@ -103,3 +103,33 @@ def test_the_status_page_shows_this_instance(server, browser, keep_screenshot):
     assert browser.text("#role") == "primary"
     browser.wait_text("table", "primary")
     keep_screenshot(browser, "status")
+
+
+def test_the_login_page_lets_the_token_in(pando_workdir, pando_env, tmp_path, browser, keep_screenshot):
+    env = dict(pando_env, PANDO_WEB_TOKEN="browser-token")
+    with WebServerProcess(pando_workdir, env, log_path=tmp_path / "serve.log") as server:
+        browser.goto(server.url + "sessions")
+        browser.wait_text("main", "Token")
+        keep_screenshot(browser, "login")
+        browser.fill('input[name="token"]', "wrong")
+        browser.click("form button")
+        browser.wait_text(".error", "not the token")
+        browser.fill('input[name="token"]', "browser-token")
+        browser.click("form button")
+        browser.wait_text("h1", "Sessions")
+        browser.wait_text("#live-state", "live")  # the event stream is authorised by the cookie too
+
+
+def test_every_plugin_page_renders(pando_workdir, pando_env, tmp_path, browser, keep_screenshot):
+    (pando_workdir / ".pando.toml").write_text(
+        '[[cron.jobs]]\nname = "nightly"\nschedule = "0 3 * * *"\nprompt = "exit 0"\nengine = "command"\n'
+    )
+    env = dict(pando_env, PANDO_RAG__KB_WATCH="false")
+    pages = {"mesnada": "Tasks", "cron": "Schedules", "evaluator": "Scores", "rag": "Knowledge"}
+    with WebServerProcess(pando_workdir, env, plugins=",".join(pages), log_path=tmp_path / "serve.log") as server:
+        for path, title in pages.items():
+            browser.goto(server.url + "sessions")
+            browser.click(f'header nav a[href="/{path}"]')
+            browser.wait_text("h1", title)
+            keep_screenshot(browser, f"plugin-{path}")
+        browser.wait_text("#kb-documents", "0")
