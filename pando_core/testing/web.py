@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 60.0  # generous: a loaded CI machine, plugins importing at start
 URL_LINE = re.compile(r"pando serve: (http://\S+) \((primary|secondary), pid (\d+)\)")
 
 
