@@ -52,7 +52,7 @@ class AppOptions:
 # modes that host sessions for as long as a user keeps them open; any other mode is a one-shot
 # command (`pando cron list`, `pando mesnada show`), which must not fire schedules or start imports
 # just because it happens to be the primary for a moment
-HOST_MODES = frozenset({"interactive", "run", "goal", "acp", "mcp-server", "instance"})
+HOST_MODES = frozenset({"interactive", "run", "goal", "acp", "mcp-server", "instance", "web"})
 
 
 class App:

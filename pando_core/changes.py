@@ -7,7 +7,8 @@ bus, and the commits that arrived while it ran are handed over together, in orde
 
 The feed also tells the primary when a session ended on another instance (a ``sessions`` change
 of kind ``ended``), so that ``pando_session_ended`` reaches the primary for every instance's
-sessions. It is attached only when a plugin implements one of those two hooks: otherwise no
+sessions. It is attached only when a plugin implements one of those two hooks, or something in
+the process listens (``add_listener``: ``pando serve`` pushes changes to browsers): otherwise no
 commit pays for it.
 """
 
@@ -47,11 +48,22 @@ class ChangeFeed:
         self._attached_db: Any = None
         self._secondary_listening = False
         self._lock = threading.Lock()
+        self._listeners: list[Any] = []
 
     @property
     def wanted(self) -> bool:
         hooks = self.app.plugins.hooks
-        return hooks.pando_changes_committed.implemented or hooks.pando_session_ended.implemented
+        return bool(self._listeners) or hooks.pando_changes_committed.implemented or hooks.pando_session_ended.implemented
+
+    def add_listener(self, listener: Any) -> None:
+        """``listener(changes, resync)`` on the feed's thread for every batch, like the hook (an
+        in-process subscriber such as the web server); listening starts now if it had not."""
+        self._listeners.append(listener)
+        self.attach()
+
+    def remove_listener(self, listener: Any) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     # -- sources -----------------------------------------------------------------------------------
 
@@ -135,6 +147,11 @@ class ChangeFeed:
                 self._relay_session_ends(batch)
         except Exception:  # noqa: BLE001 - strict mode re-raised; the feed keeps going
             log.exception("delivering committed changes failed")
+        for listener in list(self._listeners):
+            try:
+                listener(batch, resync)
+            except Exception:  # noqa: BLE001 - a listener's failure is its own
+                log.exception("a change listener failed")
 
     def _relay_session_ends(self, batch: list[CommittedChange]) -> None:
         """``pando_session_ended`` on the primary for sessions another instance ended."""

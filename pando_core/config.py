@@ -191,6 +191,15 @@ CORE_SECTIONS = [
         },
         "built-in tools",
     ),
+    ConfigSection(
+        "web",
+        {
+            "host": Field("str", "127.0.0.1", "address `pando serve` binds (loopback unless a token is set)"),
+            "port": Field("int", 8765, "port `pando serve` listens on"),
+            "token": Field("str", "", "token a browser or client must send (also PANDO_WEB_TOKEN)", secret=True),
+        },
+        "the web UI and REST API of `pando serve` (pip install 'pando-core[web]')",
+    ),
 ]
 
 

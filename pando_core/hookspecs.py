@@ -140,6 +140,21 @@ def pando_app_subsystems(app: PluginApp) -> Any:
     """
 
 
+@hookspec
+@kind(COLLECT, sync_only=True)
+def pando_web_routes(app: PluginApp) -> Any:
+    """Add HTTP routes and pages to the web UI of ``pando serve``.
+
+    When: once, when ``pando serve`` builds its web application (only in that process, and only
+    with the ``web`` extra installed). Role: any: the server is a primary or a secondary, so reach
+    primary-only services with ``app.call_primary``.
+    Returns: a ``pando_core.web.WebRoutes`` or a list of them: ``routes`` are Starlette routes
+    served from the root (name their paths ``/<plugin>/...`` for pages and ``/api/<plugin>/...``
+    for JSON), ``nav`` is ``{title: path}`` for the links in every page's header. Plugin routes get
+    the core's token and CSRF checks; ``pando_core.web.kit`` renders a page in the common layout.
+    """
+
+
 # --------------------------------------------------------------------------------------------
 # Bus and role lifecycle
 # --------------------------------------------------------------------------------------------

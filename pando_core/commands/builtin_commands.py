@@ -20,6 +20,7 @@ _GROUPS = [
     "commands_cmd",
     "context_cmd",
     "rewind_cmd",
+    "serve_cmd",
 ]
 
 

@@ -156,13 +156,15 @@ class SessionRepository(Repository):
         return _row(rows[0])
 
     @read
-    def list(self, tx: ReadTx, *, include_children: bool = False, include_empty: bool = False, limit: int = 1000) -> list:
+    def list(
+        self, tx: ReadTx, *, include_children: bool = False, include_empty: bool = False, limit: int = 1000, offset: int = 0
+    ) -> list:
         query = select(t.sessions)
         if not include_children:
             query = query.where(t.sessions.c.parent_session_id.is_(None))
         if not include_empty:
             query = query.where(t.sessions.c.message_count > 0)
-        query = query.order_by(t.sessions.c.updated_at.desc(), t.sessions.c.seq.desc()).limit(limit)
+        query = query.order_by(t.sessions.c.updated_at.desc(), t.sessions.c.seq.desc()).limit(limit).offset(max(0, offset))
         return [_row(r) for r in tx.conn.execute(query)]
 
     @read

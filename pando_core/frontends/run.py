@@ -96,6 +96,42 @@ class Spinner:
             self._thread.join(timeout=1)
 
 
+def stream_json_event(event: AgentEvent) -> dict[str, Any] | None:
+    """One agent event as the ``-f stream-json`` line shows it (None for events that format leaves
+    out); ``pando serve`` streams the same objects to the browser."""
+    data: dict[str, Any]
+    if event.type == "content_delta":
+        data = {"type": "text_delta", "text": event.data["delta"]}
+    elif event.type == "thinking_delta":
+        data = {"type": "reasoning_delta", "text": event.data["delta"]}
+    elif event.type == "tool_call":
+        call = event.data["tool_call"]
+        data = {"type": "tool_call", "id": call["id"], "name": call["name"], "input": _input_object(call["input"])}
+    elif event.type == "tool_result":
+        part = event.data["tool_result"]
+        data = {
+            "type": "tool_result",
+            "id": part["tool_call_id"],
+            "name": part["name"],
+            "content": part["content"],
+            "is_error": part["is_error"],
+        }
+    elif event.type == "compaction":
+        data = {"type": "compaction", **event.data}
+    elif event.type == "attached":
+        data = {"type": "attached", "files": event.data["files"]}
+    elif event.type == "todos":
+        data = {"type": "todos", "todos": event.data["todos"]}
+    elif event.type == "plan":
+        data = {"type": "plan", "plan": event.data["plan"]}
+    elif event.type == "error":
+        data = {"type": "error", "error": event.data["error"]}
+    else:
+        return None
+    data["session_id"] = event.session_id
+    return data
+
+
 class EventPrinter:
     """Shows a turn's agent events: text on stdout (tool calls on a terminal's stderr), or stream-json."""
 
@@ -115,36 +151,9 @@ class EventPrinter:
             self._text(event)
 
     def _stream_json(self, event: AgentEvent) -> None:
-        data: dict[str, Any]
-        if event.type == "content_delta":
-            data = {"type": "text_delta", "text": event.data["delta"]}
-        elif event.type == "thinking_delta":
-            data = {"type": "reasoning_delta", "text": event.data["delta"]}
-        elif event.type == "tool_call":
-            call = event.data["tool_call"]
-            data = {"type": "tool_call", "id": call["id"], "name": call["name"], "input": _input_object(call["input"])}
-        elif event.type == "tool_result":
-            part = event.data["tool_result"]
-            data = {
-                "type": "tool_result",
-                "id": part["tool_call_id"],
-                "name": part["name"],
-                "content": part["content"],
-                "is_error": part["is_error"],
-            }
-        elif event.type == "compaction":
-            data = {"type": "compaction", **event.data}
-        elif event.type == "attached":
-            data = {"type": "attached", "files": event.data["files"]}
-        elif event.type == "todos":
-            data = {"type": "todos", "todos": event.data["todos"]}
-        elif event.type == "plan":
-            data = {"type": "plan", "plan": event.data["plan"]}
-        elif event.type == "error":
-            data = {"type": "error", "error": event.data["error"]}
-        else:
+        data = stream_json_event(event)
+        if data is None:
             return
-        data["session_id"] = event.session_id
         self.out.write(json.dumps(data) + "\n")
         self.out.flush()
 

@@ -45,8 +45,10 @@ class SessionService:
     def latest(self) -> dict | None:
         return self._repo.latest()
 
-    def list(self, include_children: bool = False, include_empty: bool = False) -> list[dict]:
-        return self._repo.list(include_children=include_children, include_empty=include_empty)
+    def list(
+        self, include_children: bool = False, include_empty: bool = False, limit: int = 1000, offset: int = 0
+    ) -> list[dict]:
+        return self._repo.list(include_children=include_children, include_empty=include_empty, limit=limit, offset=offset)
 
     def rename(self, id: str, title: str) -> dict:
         session = self._repo.update(id=id, title=one_line_title(title))

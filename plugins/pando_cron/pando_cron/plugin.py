@@ -72,6 +72,13 @@ def pando_changes_committed(app, changes, resync):
 
 
 @hookimpl
+def pando_web_routes(app):
+    from .web import web_routes
+
+    return web_routes(app)
+
+
+@hookimpl
 def pando_register_commands(cli):
     from .cli import build_cli
 

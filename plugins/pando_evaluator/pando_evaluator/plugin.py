@@ -130,6 +130,13 @@ def pando_mcp_server_tools(app):
 
 
 @hookimpl
+def pando_web_routes(app):
+    from .web import web_routes
+
+    return web_routes(app)
+
+
+@hookimpl
 def pando_register_commands(cli):
     from .cli import app
 

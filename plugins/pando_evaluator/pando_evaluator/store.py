@@ -202,6 +202,19 @@ class EvaluatorRepository(Repository):
         return [int(row[0]) for row in rows]
 
     @read
+    def score_history(self, tx, *, limit: int = 500) -> list:
+        """The latest ``limit`` scores, oldest first, with their session's title (the web chart)."""
+        rows = tx.conn.execute(
+            text(
+                "SELECT * FROM (SELECT s.session_id, s.reward, s.task_type, s.evaluated_at, t.title"
+                " FROM evaluator_scores s LEFT JOIN sessions t ON t.id = s.session_id"
+                " ORDER BY s.evaluated_at DESC, s.session_id LIMIT :n) ORDER BY evaluated_at, session_id"
+            ),
+            {"n": limit},
+        )
+        return _rows(rows)
+
+    @read
     def scored_count(self, tx) -> int:
         return int(tx.conn.execute(text("SELECT count(*) FROM evaluator_scores")).scalar_one())
 
