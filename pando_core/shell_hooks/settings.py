@@ -2,7 +2,8 @@
 
 The shape is Claude Code's, in TOML or JSON: event name → list of matcher groups, each
 ``{matcher, hooks: [{type = "command", command, timeout}]}``. Definitions from every source add
-up (pando's config files first, then ``.claude/settings.json``, then ``.claude/settings.local.json``);
+up (pando's config files first, then ``~/.claude/settings.json``, ``.claude/settings.json`` and
+``.claude/settings.local.json``);
 the same command listed twice for one event runs once.
 
 A matcher is a regular expression matched against the whole tool name, tried with pando's name
@@ -23,6 +24,13 @@ from ..errors import ConfigError
 EVENTS = ("PreToolUse", "PostToolUse", "UserPromptSubmit", "Stop", "SessionStart", "SessionEnd")
 DEFAULT_TIMEOUT_S = 60.0
 CLAUDE_SETTINGS = (".claude/settings.json", ".claude/settings.local.json")
+
+
+def claude_settings_files(workdir: Path) -> list[Path]:
+    """Claude Code's settings files in its order: the user's (``~/.claude/settings.json``), then
+    the project's shared and local ones. Hooks of all of them add up, as in Claude Code."""
+    home = Path.home() / ".claude" / "settings.json"
+    return [home, *(workdir / name for name in CLAUDE_SETTINGS)]
 
 
 @dataclass(frozen=True)
@@ -114,8 +122,7 @@ def load_hooks(workdir: Path, config_hooks: dict[str, Any] | None, config_source
     hooks = HookSet()
     # other keys of [hooks] were reported by the config loader already (unknown key, did you mean)
     parse_hooks({k: v for k, v in (config_hooks or {}).items() if v and k in EVENTS}, config_source, hooks)
-    for name in CLAUDE_SETTINGS:
-        path = workdir / name
+    for path in claude_settings_files(workdir):
         if not path.is_file():
             continue
         try:
@@ -132,8 +139,7 @@ def defines_event(workdir: Path, config_hooks: Any, event: str) -> bool:
     configuration is validated; a file that cannot be read says no here and is reported later)."""
     if isinstance(config_hooks, dict) and config_hooks.get(event):
         return True
-    for name in CLAUDE_SETTINGS:
-        path = workdir / name
+    for path in claude_settings_files(workdir):
         if not path.is_file():
             continue
         try:
