@@ -27,10 +27,15 @@ from pathlib import Path
 import pytest
 
 
+def _is_pando_setting(name: str) -> bool:
+    """A variable pando reads as configuration; PANDO_TEST_* tell the test harness where tools are."""
+    return name.startswith("PANDO_") and not name.startswith("PANDO_TEST_")
+
+
 @pytest.fixture
 def pando_env(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PANDO_")}
+    env = {k: v for k, v in os.environ.items() if not _is_pando_setting(k)}
     env.update(
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),
@@ -41,7 +46,7 @@ def pando_env(tmp_path_factory, monkeypatch):
     env.pop("OPENAI_BASE_URL", None)
     (home / ".run").mkdir(mode=0o700)
     for key in list(os.environ):
-        if key.startswith("PANDO_"):
+        if _is_pando_setting(key):
             monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
