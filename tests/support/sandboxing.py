@@ -69,4 +69,5 @@ class LoopbackHttpServer:
 def fetch_command(url: str) -> str:
     """A bash command that prints the body at `url` with Python (curl is on the banned list)."""
     code = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
-    return f"{sys.executable} -c \"{code}\""
+    # the real interpreter, not the venv's link: a venv under /tmp is hidden by the sandbox's own /tmp
+    return f"{os.path.realpath(sys.executable)} -c \"{code}\""
