@@ -329,3 +329,23 @@ def test_session_end_is_listened_to_only_where_a_session_end_hook_is_defined(mak
     (other / ".claude").mkdir(parents=True)
     (other / ".claude" / "settings.json").write_text(json.dumps({"hooks": {"SessionEnd": [{"hooks": [{"command": "true"}]}]}}))
     assert make_pando_context(workdir=other).plugins.hooks.pando_session_ended.implemented
+
+
+def test_user_level_claude_settings_hooks_run_before_the_project_ones(project, model_server, tmp_path):
+    workdir, env = project
+    home = tmp_path / "user-home"
+    (home / ".claude").mkdir(parents=True)
+    env["HOME"] = str(home)
+    user_hook = script(workdir, "user.sh", "cat >/dev/null\necho 'from the user settings'\n")
+    project_hook = script(workdir, "proj.sh", "cat >/dev/null\necho 'from the project settings'\n")
+    (home / ".claude" / "settings.json").write_text(json.dumps({"hooks": {"UserPromptSubmit": [{"hooks": [{"command": user_hook}]}]}}))
+    (workdir / ".claude").mkdir()
+    (workdir / ".claude" / "settings.json").write_text(json.dumps({"hooks": {"UserPromptSubmit": [{"hooks": [{"command": project_hook}]}]}}))
+    write_model_config(workdir, model_server.base_url)
+    model_server.script(Reply.text("ok"))
+
+    result = run_pando(workdir, env, "run", "-f", "json", "go")
+
+    assert result.returncode == 0, result.stderr
+    text = user_text(model_server.requests[0])
+    assert text.index("from the user settings") < text.index("from the project settings")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,20 @@ DEFAULT_TIMEOUT_S = 60.0
 CLAUDE_SETTINGS = (".claude/settings.json", ".claude/settings.local.json")
 
 
-def claude_settings_files(workdir: Path) -> list[Path]:
-    """Claude Code's settings files in its order: the user's (``~/.claude/settings.json``), then
-    the project's shared and local ones. Hooks of all of them add up, as in Claude Code."""
-    home = Path.home() / ".claude" / "settings.json"
-    return [home, *(workdir / name for name in CLAUDE_SETTINGS)]
+def claude_settings_hooks(workdir: Path, *, strict: bool) -> Iterator[tuple[Path, Any]]:
+    """``(path, hooks)`` of each Claude Code settings file that exists, in Claude Code's order: the
+    user's (``~/.claude/settings.json``), then the project's shared and local ones; their hooks add
+    up. *strict*: a file that is not valid JSON is a ConfigError, else it is skipped."""
+    for path in (Path.home() / ".claude" / "settings.json", *(workdir / name for name in CLAUDE_SETTINGS)):
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            if strict:
+                raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+            continue
+        yield path, data.get("hooks") if isinstance(data, dict) else None
 
 
 @dataclass(frozen=True)
@@ -122,15 +132,8 @@ def load_hooks(workdir: Path, config_hooks: dict[str, Any] | None, config_source
     hooks = HookSet()
     # other keys of [hooks] were reported by the config loader already (unknown key, did you mean)
     parse_hooks({k: v for k, v in (config_hooks or {}).items() if v and k in EVENTS}, config_source, hooks)
-    for path in claude_settings_files(workdir):
-        if not path.is_file():
-            continue
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path}: not valid JSON: {exc}") from None
-        if isinstance(data, dict):
-            parse_hooks(data.get("hooks"), str(path), hooks)
+    for path, file_hooks in claude_settings_hooks(workdir, strict=True):
+        parse_hooks(file_hooks, str(path), hooks)
     return hooks
 
 
@@ -139,14 +142,6 @@ def defines_event(workdir: Path, config_hooks: Any, event: str) -> bool:
     configuration is validated; a file that cannot be read says no here and is reported later)."""
     if isinstance(config_hooks, dict) and config_hooks.get(event):
         return True
-    for path in claude_settings_files(workdir):
-        if not path.is_file():
-            continue
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        hooks = data.get("hooks") if isinstance(data, dict) else None
-        if isinstance(hooks, dict) and hooks.get(event):
-            return True
-    return False
+    return any(
+        isinstance(hooks, dict) and bool(hooks.get(event)) for _, hooks in claude_settings_hooks(workdir, strict=False)
+    )
