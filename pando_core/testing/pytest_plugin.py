@@ -179,3 +179,35 @@ def pando_pair(pando_instance):
         return primary, secondary
 
     return start
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the test session (Debian's binaries, loopback, stopped by pid
+    at the end). Skipped where the binaries are missing, except under CI, which must have them."""
+    import shutil
+    import tempfile
+
+    from pando_core.testing.postgres import PostgresServer, find_bindir
+
+    if find_bindir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries not found; .ci/run installs them")
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
+    # not under pytest's tmp dir: that is private to root, and the server runs as `postgres`
+    directory = Path(tempfile.mkdtemp(prefix="pando-pg-"))
+    server = PostgresServer(directory).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """The SQLAlchemy URL of a new, empty database on :func:`postgres_server`, for this test."""
+    import re
+
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40] + f"_{os.getpid()}"
+    return postgres_server.create_database(name)
