@@ -321,3 +321,57 @@ def test_dispatch_keeps_plugin_order_and_result_shapes(make_app):
     assert hooks.pando_message_created(app=app, message={}) is None
     assert hooks.pando_rewrite_prompt.plugin_names() == ["first", "second"]
     assert ToolResult("x").content == "x"
+
+
+def test_a_raising_plugin_in_a_first_result_hook_falls_through_to_the_next(monkeypatch):
+    """No core hook is first-result today; a plugin that declares its own hookspecs may make one.
+    The same isolation holds: the raising plugin is recorded and the next plugin's result wins."""
+    import pluggy
+
+    from pando_core.hooks import FIRST, HookCaller, kind
+    from pando_core.plugins import Plugins
+
+    class Specs:
+        @pluggy.HookspecMarker("pando")
+        @kind(FIRST)
+        def pando_test_pick(self, options):
+            """Pick one of *options*."""
+
+    class Raises:
+        @hookimpl
+        def pando_test_pick(self, options):
+            raise LookupError("no pick")
+
+    class Declines:
+        @hookimpl
+        def pando_test_pick(self, options):
+            return None
+
+    class Picks:
+        @hookimpl
+        def pando_test_pick(self, options):
+            return options[-1]
+
+    class Never:
+        def __init__(self):
+            self.called = False
+
+        @hookimpl
+        def pando_test_pick(self, options):
+            self.called = True
+            return options[0]
+
+    plugins = Plugins()
+    plugins.pm.add_hookspecs(Specs)
+    never = Never()
+    for name, plugin in (("raises", Raises()), ("declines", Declines()), ("picks", Picks()), ("never", never)):
+        plugins.register(plugin, name)
+    caller = HookCaller(plugins, "pando_test_pick", Specs.pando_test_pick.__pando_hook__)
+    assert caller(options=["a", "b"]) == "b"
+    assert asyncio.run(caller.acall(options=["a", "c"])) == "c"
+    assert never.called is False  # the first non-None result ends the call
+    errors = plugins.infos["raises"].hook_errors["pando_test_pick"]
+    assert errors["count"] == 2 and errors["last_error"] == "LookupError: no pick"
+    monkeypatch.setenv("PANDO_STRICT_PLUGINS", "1")
+    with pytest.raises(HookFailed):
+        caller(options=["a"])
