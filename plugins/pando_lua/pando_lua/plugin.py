@@ -8,10 +8,13 @@ name the engine documents for built-in tools), then ``global-input``; ``-output`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pando_core import hookimpl
 from pando_core.config import ConfigSection, Field
+
+if TYPE_CHECKING:
+    from pando_core.plugin_api import PluginApp
 
 # The declared [lua] section: the one place the defaults are written (LuaConfig's come from here).
 # It stays in this module, which every `pando` start imports, so that config.py is loaded only when
@@ -59,7 +62,7 @@ def pando_config_sections():
 
 
 @hookimpl
-def pando_app_subsystems(app):
+def pando_app_subsystems(app: PluginApp):
     from .config import LuaConfig
 
     config = LuaConfig.from_dict(app.config.section("lua"))  # LuaConfigError is a core ConfigError
@@ -89,14 +92,14 @@ def pando_app_subsystems(app):
 
 
 @hookimpl
-def pando_shutdown(app):
+def pando_shutdown(app: PluginApp):
     subsystem = _lua(app)
     if subsystem is not None:
         subsystem.engine.close()
 
 
 @hookimpl
-def pando_session_created(app, session):
+def pando_session_created(app: PluginApp, session):
     if (lua := _lua(app)) is not None:
         lua.hook(
             "session_start",
@@ -105,7 +108,7 @@ def pando_session_created(app, session):
 
 
 @hookimpl
-def pando_session_restored(app, session):
+def pando_session_restored(app: PluginApp, session):
     if (lua := _lua(app)) is not None:
         lua.hook(
             "session_restore",
@@ -118,7 +121,7 @@ def pando_session_restored(app, session):
 
 
 @hookimpl
-def pando_session_ended(app, session, origin):
+def pando_session_ended(app: PluginApp, session, origin):
     # the primary also hears of sessions other instances ended; a Lua script reacts to its own
     if origin != app.instance_id:
         return
@@ -134,7 +137,7 @@ def pando_session_ended(app, session, origin):
 
 
 @hookimpl
-def pando_conversation_start(app, session_id, prompt):
+def pando_conversation_start(app: PluginApp, session_id, prompt):
     if (lua := _lua(app)) is None:
         return None
     result = lua.hook(
@@ -145,7 +148,7 @@ def pando_conversation_start(app, session_id, prompt):
 
 
 @hookimpl
-def pando_rewrite_prompt(app, session_id, prompt):
+def pando_rewrite_prompt(app: PluginApp, session_id, prompt):
     if (lua := _lua(app)) is None:
         return None
     result = lua.hook("user_prompt", {"session_id": session_id, "user_content": prompt})
@@ -154,7 +157,7 @@ def pando_rewrite_prompt(app, session_id, prompt):
 
 
 @hookimpl
-def pando_select_provider(app, session_id, model):
+def pando_select_provider(app: PluginApp, session_id, model):
     if (lua := _lua(app)) is None:
         return None
     from pando_core.agent.models import resolve_model
@@ -175,7 +178,7 @@ def pando_select_provider(app, session_id, model):
 
 
 @hookimpl
-def pando_filter_prompt_section(app, name, text):
+def pando_filter_prompt_section(app: PluginApp, name, text):
     if (lua := _lua(app)) is None:
         return None
     result = lua.hook(
@@ -186,7 +189,7 @@ def pando_filter_prompt_section(app, name, text):
 
 
 @hookimpl
-def pando_check_capability(app, capability, enabled):
+def pando_check_capability(app: PluginApp, capability, enabled):
     if (lua := _lua(app)) is None:
         return None
     result = lua.hook(
@@ -197,7 +200,7 @@ def pando_check_capability(app, capability, enabled):
 
 
 @hookimpl
-def pando_compose_prompt(app, sections):
+def pando_compose_prompt(app: PluginApp, sections):
     if (lua := _lua(app)) is None:
         return None
     from pando_core.agent.prompt import PromptSection
@@ -215,7 +218,7 @@ def pando_compose_prompt(app, sections):
 
 
 @hookimpl
-def pando_filter_system_prompt(app, session_id, prompt):
+def pando_filter_system_prompt(app: PluginApp, session_id, prompt):
     if (lua := _lua(app)) is None:
         return None
     result = lua.hook(
@@ -226,7 +229,7 @@ def pando_filter_system_prompt(app, session_id, prompt):
 
 
 @hookimpl
-def pando_before_tool_call(app, session_id, tool_name, arguments):
+def pando_before_tool_call(app: PluginApp, session_id, tool_name, arguments):
     if (lua := _lua(app)) is None:
         return None
     return lua.filter(
@@ -235,7 +238,7 @@ def pando_before_tool_call(app, session_id, tool_name, arguments):
 
 
 @hookimpl
-def pando_after_tool_call(app, session_id, tool_name, arguments, result):
+def pando_after_tool_call(app: PluginApp, session_id, tool_name, arguments, result):
     if (lua := _lua(app)) is None:  # every tool call: nothing else before this check
         return None
     from pando_core.agent.tools.base import ToolError, ToolResult
@@ -257,7 +260,7 @@ def pando_after_tool_call(app, session_id, tool_name, arguments, result):
 
 
 @hookimpl
-def pando_turn_finished(app, session_id, response, finish_reason, usage):
+def pando_turn_finished(app: PluginApp, session_id, response, finish_reason, usage):
     if (lua := _lua(app)) is not None:
         lua.hook(
             "agent_response_finish",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pando_core import hookimpl
 from pando_core.config import ConfigSection, Field
+
+if TYPE_CHECKING:
+    from pando_core.plugin_api import PluginApp
 
 # The declared [skills] section: the one place the defaults are written (SkillsConfig, SkillsSettings
 # and the catalog client take theirs from here). It stays in this module, which every `pando` start
@@ -59,7 +62,7 @@ def pando_config_sections():
 
 
 @hookimpl
-def pando_app_subsystems(app):
+def pando_app_subsystems(app: PluginApp):
     config = _config(app.config.section("skills"))
     if not config.enabled:
         return None  # no app.skills: the prompt and tool hooks below add nothing
@@ -75,7 +78,7 @@ def pando_app_subsystems(app):
 
 
 @hookimpl
-def pando_system_prompt_sections(app, session_id, prompt):
+def pando_system_prompt_sections(app: PluginApp, session_id, prompt):
     subsystem = getattr(app, "skills", None)
     if subsystem is None:  # disabled
         return None
@@ -88,7 +91,7 @@ def pando_system_prompt_sections(app, session_id, prompt):
 
 
 @hookimpl
-def pando_register_tools(app):
+def pando_register_tools(app: PluginApp):
     subsystem = getattr(app, "skills", None)
     if subsystem is None:  # disabled
         return None
