@@ -43,6 +43,7 @@ from pando_core.errors import one_line
 
 from . import updates
 from .commands import Command, build_commands, split_command
+from .prompt_content import prompt_content
 from .turn import CURRENT_TURN, MODES, SessionState, Turn
 
 log = logging.getLogger("pando.acp")
@@ -174,6 +175,15 @@ class PandoAgent:
             raise not_found(f"unknown session {session_id!r}: create it with session/new or load it with session/load")
         return state
 
+    def _takes_images(self, model: str | None) -> bool:
+        """Whether ``model`` (else the configured one) accepts images (its ``images`` capability)."""
+        from pando_core.agent.models import resolve_model
+
+        try:
+            return bool(resolve_model(self.app.config, model or self.app.model_ref).info.accepts_images)
+        except Exception:  # noqa: BLE001 - no model configured: no images either
+            return False
+
     def _check_cwd(self, cwd: str) -> None:
         wanted = Path(cwd).expanduser().resolve()
         if wanted != self.workdir and self.workdir not in wanted.parents:
@@ -194,8 +204,9 @@ class PandoAgent:
             protocol_version=min(protocol_version, acp.PROTOCOL_VERSION),
             agent_capabilities=AgentCapabilities(
                 load_session=True,
-                # pando's agent takes text: images are not sent to models yet, audio never
-                prompt_capabilities=PromptCapabilities(image=False, audio=False, embedded_context=True),
+                # images when the configured model takes them (a session may switch to one that does not:
+                # its image prompts are then refused with the reason); audio never
+                prompt_capabilities=PromptCapabilities(image=self._takes_images(None), audio=False, embedded_context=True),
                 session_capabilities=SessionCapabilities(list=SessionListCapabilities()),
             ),
             agent_info=Implementation(name="pando", title="Pando", version=self.version),
@@ -346,33 +357,45 @@ class PandoAgent:
             return None
 
     async def prompt(self, session_id: str, prompt: list[Any], **_: Any) -> PromptResponse:
+        from pando_core.agent.attachments import DEFAULT_MAX_IMAGE_BYTES
         from pando_core.agent.models import resolve_model
         from pando_core.errors import PandoError
 
         state = self._state(session_id)
         if state.turn is not None:
             raise RequestError(-32600, f"session {session_id} is already answering a prompt; cancel it first")
+        max_image_bytes = int(self.app.config.section("agent").get("max_image_bytes") or DEFAULT_MAX_IMAGE_BYTES)
         try:
-            text = updates.prompt_text(prompt, self._read_resource)
+            content = prompt_content(prompt, self._read_resource, max_image_bytes=max_image_bytes)
         except ValueError as exc:
             raise invalid_params(str(exc)) from None
-        if not text.strip():
+        text = content.text
+        if not text.strip() and not content.images:
             raise invalid_params("the prompt is empty")
-        command = split_command(text.strip(), await self.commands())
+        command = split_command(text.strip(), await self.commands()) if not content.images else None
         if command is not None:
             return await self._run_command(state, *command)
         try:
-            resolve_model(self.app.config, state.model or self.app.model_ref)
+            resolved = resolve_model(self.app.config, state.model or self.app.model_ref)
+        except PandoError as exc:
+            raise internal(one_line(exc, 300)) from None
+        if content.images and not resolved.info.accepts_images:
+            raise invalid_params(
+                f"model {resolved.ref} does not accept images; pick one that does (/model) or set "
+                f'[providers.{resolved.provider_name}.models."{resolved.model_id}"] images = true'
+            )
+        try:
             self.app.ensure_primary()
         except PandoError as exc:
             raise internal(one_line(exc, 300)) from None
         turn = Turn(self.client, self.transport.post, self.transport.drain, state, self.workdir, self.capabilities)
         state.turn, state.used = turn, True
-        self._name_session(turn, text)
+        self._name_session(turn, text if text.strip() else "(image)")
         token = CURRENT_TURN.set(turn)
         try:
             result = await self.app.coder_agent.run(
-                state.id, text, model_ref=state.model, on_event=turn.on_event, cancel_event=turn.cancel_event
+                state.id, text, model_ref=state.model, on_event=turn.on_event, cancel_event=turn.cancel_event,
+                attachments=content.images,
             )
         finally:
             CURRENT_TURN.reset(token)
