@@ -46,9 +46,10 @@ def pando_register_tools(app):
     settings = app.config.section("acp")
     tools = []
     if settings.get("editor_files", True):
+        from .editor_edits import EditorEditTool, EditorPatchTool
         from .editor_files import EditorViewTool, EditorWriteTool
 
-        tools += [EditorViewTool(), EditorWriteTool()]
+        tools += [EditorViewTool(), EditorWriteTool(), EditorEditTool(), EditorPatchTool()]
     if settings.get("editor_terminal", True):
         from .editor_terminal import EditorBashTool
 

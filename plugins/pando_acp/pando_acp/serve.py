@@ -83,14 +83,15 @@ def serve(context: Any, *, mode: str | None = None, model: str | None = None) ->
 
 
 def editor_tool_filter(settings: dict[str, Any]):  # noqa: ANN201
-    """The coder agent's tool filter: pando's own view/write/bash give way to the versions that
+    """The coder agent's tool filter: pando's own view/write/edit/patch/bash give way to the versions that
     go through the editor (registered by the plugin), as far as ``[acp]`` enables them."""
+    from .editor_edits import EditorEditTool, EditorPatchTool
     from .editor_files import EditorViewTool, EditorWriteTool
     from .editor_terminal import EditorBashTool
 
     editor_tools: tuple[type, ...] = ()
     if settings.get("editor_files", True):
-        editor_tools += (EditorViewTool, EditorWriteTool)
+        editor_tools += (EditorViewTool, EditorWriteTool, EditorEditTool, EditorPatchTool)
     if settings.get("editor_terminal", True):
         editor_tools += (EditorBashTool,)
     replaced = {cls.name for cls in editor_tools}

@@ -2,7 +2,8 @@
 
 ``EditorClient`` plays the editor's part of the protocol: it records every session update,
 answers permission requests with scripted choices, and, when given ``buffers``, offers the file
-system capability and serves reads from and records writes to those buffers (path -> text); with
+system capability and serves reads from and records writes to those buffers (path -> text;
+``reads=False`` offers writes only); with
 ``terminals=True`` it offers terminals and runs their commands for real, as an editor does.
 Use it with ``acp.spawn_agent_process(client, "pando", "acp")``.
 """
@@ -38,11 +39,13 @@ DEADLINE_S = 30.0
 
 
 class EditorClient:
-    def __init__(self, answers: list[str] | None = None, buffers: dict[str, str] | None = None, terminals: bool = False) -> None:
+    def __init__(self, answers: list[str] | None = None, buffers: dict[str, str] | None = None, terminals: bool = False,
+                 reads: bool = True) -> None:
         self.updates: list[tuple[str, Any]] = []
         self.permission_requests: list[Any] = []
         self.answers = list(answers or [])
         self.buffers = buffers  # None: no fs capability offered
+        self.offers_reads = reads  # with buffers: offer fs.readTextFile too (else writes only)
         self.writes: list[tuple[str, str]] = []
         self.reads: list[str] = []
         self.changed = asyncio.Event()
@@ -52,7 +55,8 @@ class EditorClient:
 
     @property
     def capabilities(self) -> ClientCapabilities:
-        fs = FileSystemCapabilities(read_text_file=self.buffers is not None, write_text_file=self.buffers is not None)
+        offered = self.buffers is not None
+        fs = FileSystemCapabilities(read_text_file=offered and self.offers_reads, write_text_file=offered)
         return ClientCapabilities(fs=fs, terminal=self.terminals)
 
     async def session_update(self, session_id: str, update: Any, **_: Any) -> None:
