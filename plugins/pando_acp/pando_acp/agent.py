@@ -44,6 +44,7 @@ from pando_core.errors import one_line
 from . import updates
 from .commands import Command, build_commands, split_command
 from .prompt_content import prompt_content
+from .session_mcp import SessionServers
 from .turn import CURRENT_TURN, MODES, SessionState, Turn
 
 log = logging.getLogger("pando.acp")
@@ -223,6 +224,7 @@ class PandoAgent:
         session = self.app.sessions.create(title=UNTITLED)
         state = SessionState(session["id"], mode=self.default_mode, model=self.app.model_ref)
         self.sessions[state.id] = state
+        state.mcp = SessionServers.start(self.app, mcp_servers, "the editor (session/new)")
         self._later(self._announce_commands(state))
         response = NewSessionResponse(session_id=state.id, modes=self._mode_state(state), config_options=self._config_options(state))
         return self._session_response(response, state)
@@ -237,6 +239,9 @@ class PandoAgent:
             raise not_found(f"no session {session_id!r} in {self.workdir}") from None
         state = self.sessions.get(session["id"]) or SessionState(session["id"], mode=self.default_mode, model=session.get("model") or self.app.model_ref)
         self.sessions[state.id] = state
+        if state.mcp is not None:  # loaded again: the servers named now replace those of before
+            await asyncio.to_thread(state.mcp.close)
+        state.mcp = SessionServers.start(self.app, mcp_servers, "the editor (session/load)")
         for update in updates.replay(self.workdir, self.app.messages.list(state.id)):
             await self.client.session_update(state.id, update)
         self._later(self._announce_commands(state))
@@ -388,6 +393,8 @@ class PandoAgent:
             self.app.ensure_primary()
         except PandoError as exc:
             raise internal(one_line(exc, 300)) from None
+        if state.mcp is not None:
+            await state.mcp.ready()  # the first prompt waits for the editor's MCP servers (bounded)
         turn = Turn(self.client, self.transport.post, self.transport.drain, state, self.workdir, self.capabilities)
         state.turn, state.used = turn, True
         self._name_session(turn, text if text.strip() else "(image)")
@@ -452,3 +459,13 @@ class PandoAgent:
         for state in self.sessions.values():
             if state.used:
                 self.app.sessions.end(state.id)
+
+    def close_servers(self) -> None:
+        """Stop the MCP servers the editor gave for its sessions."""
+        for state in self.sessions.values():
+            if state.mcp is not None:
+                try:
+                    state.mcp.close()
+                except Exception:  # noqa: BLE001 - the others are stopped all the same
+                    log.warning("stopping the MCP servers of session %s failed", state.id, exc_info=True)
+                state.mcp = None

@@ -72,6 +72,7 @@ def serve(context: Any, *, mode: str | None = None, model: str | None = None) ->
             try:
                 asyncio.run(_serve(agent, frames_fd))
             finally:
+                agent.close_servers()
                 agent.end_sessions()
     finally:
         with contextlib.suppress(OSError):
