@@ -285,6 +285,10 @@ class PandoAgent:
         except PandoError as exc:
             raise invalid_params(str(exc)) from None
         state.model = model
+        try:  # stored with the session: a session/load in another process goes on with this model
+            self.app.store.sessions.update(id=state.id, model=model)
+        except PandoError as exc:
+            log.warning("the model of session %s was not stored: %s", state.id, one_line(exc, 200))
 
     async def set_session_mode(self, session_id: str, mode_id: str, **_: Any) -> SetSessionModeResponse:
         self._set_mode(self._state(session_id), mode_id)
