@@ -19,6 +19,7 @@ from acp import RequestError
 from acp.schema import (
     AgentCapabilities,
     ClientCapabilities,
+    CloseSessionResponse,
     Implementation,
     InitializeResponse,
     ListSessionsResponse,
@@ -27,6 +28,7 @@ from acp.schema import (
     PromptCapabilities,
     PromptResponse,
     SessionCapabilities,
+    SessionCloseCapabilities,
     SessionConfigOptionSelect,
     SessionConfigSelectOption,
     SessionInfo,
@@ -208,7 +210,7 @@ class PandoAgent:
                 # images when the configured model takes them (a session may switch to one that does not:
                 # its image prompts are then refused with the reason); audio never
                 prompt_capabilities=PromptCapabilities(image=self._takes_images(None), audio=False, embedded_context=True),
-                session_capabilities=SessionCapabilities(list=SessionListCapabilities()),
+                session_capabilities=SessionCapabilities(list=SessionListCapabilities(), close=SessionCloseCapabilities()),
             ),
             agent_info=Implementation(name="pando", title="Pando", version=self.version),
             auth_methods=[],
@@ -264,6 +266,24 @@ class PandoAgent:
             ],
             next_cursor=str(start + PAGE_SIZE) if start + PAGE_SIZE < len(rows) else None,
         )
+
+    async def close_session(self, session_id: str, **_: Any) -> CloseSessionResponse:
+        """The editor is done with the session: its turn is cancelled (and stored), its MCP servers
+        stopped, the pando session ended; a later prompt to it is an unknown session."""
+        state = self._state(session_id)
+        if state.turn is not None:
+            state.turn.cancel()
+            try:
+                await asyncio.wait_for(state.turn.done.wait(), 10)
+            except TimeoutError:
+                log.warning("the cancelled turn of session %s did not finish within 10 s", session_id)
+        if state.mcp is not None:
+            await asyncio.to_thread(state.mcp.close)
+            state.mcp = None
+        if state.used:
+            self.app.sessions.end(state.id)
+        del self.sessions[session_id]
+        return CloseSessionResponse()
 
     # -- modes and models ------------------------------------------------------------------------
 

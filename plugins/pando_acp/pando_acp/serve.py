@@ -110,7 +110,8 @@ async def _serve(agent: Any, frames_fd: int) -> None:
 
     transport = await open_stdio(os.dup(frames_fd))
     agent.transport = transport
-    connection = AgentSideConnection(agent, transport, listening=False)
+    # the unstable protocol for session/close (fork and resume, not implemented, stay method-not-found)
+    connection = AgentSideConnection(agent, transport, listening=False, use_unstable_protocol=True)
     try:
         await connection.listen()  # until the client closes stdin
     finally:

@@ -128,3 +128,30 @@ def test_without_pando_mcp_the_servers_are_ignored_with_a_notice(start_acp, mode
     assert not any(name.startswith("time_") for name in tool_names(model_server.requests[0]))
     log = (acp_workdir / ".pando" / "logs" / "acp.log").read_text(encoding="utf-8")
     assert "the editor's MCP servers (time) are ignored: the pando-mcp plugin is not installed or not enabled" in log
+
+
+def test_session_close_stops_its_servers_and_forgets_it(start_acp, model_server, acp_workdir, time_server):
+    entry, marker = time_server
+    model_server.script(Reply.text("hello"))
+    seen: dict = {}
+
+    async def scenario():
+        async with start_acp(EditorClient(), initialize=False, plugins="acp,mcp") as (conn, process):
+            init = await conn.initialize(protocol_version=1)
+            session = await conn.new_session(cwd=str(acp_workdir), mcp_servers=[entry])
+            await conn.prompt(session_id=session.session_id, prompt=[acp.text_block("hi")])
+            seen["running"] = processes_marked(marker)
+            await conn.close_session(session_id=session.session_id)
+            deadline = time.monotonic() + 15
+            while processes_marked(marker) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            seen["after_close"] = processes_marked(marker)
+            seen["agent_alive"] = process.returncode is None
+            with pytest.raises(acp.RequestError) as unknown:
+                await conn.prompt(session_id=session.session_id, prompt=[acp.text_block("again")])
+            return init, unknown.value
+
+    init, unknown = run(scenario())
+    assert init.agent_capabilities.session_capabilities.close is not None
+    assert seen["running"] and seen["after_close"] == [] and seen["agent_alive"]
+    assert unknown.code == -32002
