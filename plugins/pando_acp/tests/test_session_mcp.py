@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 import time
 import uuid
@@ -18,7 +19,8 @@ from pando_acp.testing import EditorClient
 
 from pando_core.testing.model_server import Reply
 
-TIME_SERVER = Path(sys.executable).parent / "mcp-server-time"
+BESIDE = Path(sys.executable).parent / "mcp-server-time"
+TIME_SERVER = str(BESIDE) if BESIDE.exists() else shutil.which("mcp-server-time")  # .ci/run installs it
 
 
 def run(coro):  # noqa: ANN001, ANN201
@@ -28,10 +30,10 @@ def run(coro):  # noqa: ANN001, ANN201
 @pytest.fixture
 def time_server() -> tuple[McpServerStdio, str]:
     """The editor's entry for mcp-server-time, with a marker in its environment to find its process."""
-    if not TIME_SERVER.exists():
-        pytest.fail(f"mcp-server-time is not installed in this environment ({TIME_SERVER}): pip install mcp-server-time")
+    if not TIME_SERVER:
+        pytest.fail("mcp-server-time is not installed (beside this Python or on PATH): pip install mcp-server-time")
     marker = uuid.uuid4().hex
-    entry = McpServerStdio(name="time", command=str(TIME_SERVER), args=[], env=[EnvVariable(name="PANDO_TEST_MARK", value=marker)])
+    entry = McpServerStdio(name="time", command=TIME_SERVER, args=[], env=[EnvVariable(name="PANDO_TEST_MARK", value=marker)])
     return entry, marker
 
 
