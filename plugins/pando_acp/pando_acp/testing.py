@@ -19,6 +19,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from acp import RequestError
 from acp.schema import (
     AllowedOutcome,
     ClientCapabilities,
@@ -40,12 +41,13 @@ DEADLINE_S = 30.0
 
 class EditorClient:
     def __init__(self, answers: list[str] | None = None, buffers: dict[str, str] | None = None, terminals: bool = False,
-                 reads: bool = True) -> None:
+                 reads: bool = True, refused: set[str] | None = None) -> None:
         self.updates: list[tuple[str, Any]] = []
         self.permission_requests: list[Any] = []
         self.answers = list(answers or [])
         self.buffers = buffers  # None: no fs capability offered
         self.offers_reads = reads  # with buffers: offer fs.readTextFile too (else writes only)
+        self.refused = set(refused or ())  # paths whose writes the editor refuses (read-only buffers)
         self.writes: list[tuple[str, str]] = []
         self.reads: list[str] = []
         self.changed = asyncio.Event()
@@ -78,6 +80,8 @@ class EditorClient:
         return ReadTextFileResponse(content=Path(path).read_text(encoding="utf-8"))
 
     async def write_text_file(self, session_id: str, path: str, content: str, **_: Any) -> WriteTextFileResponse:
+        if path in self.refused:
+            raise RequestError(-32603, f"{Path(path).name} is read-only in this editor")
         self.writes.append((path, content))
         self.buffers[path] = content
         return WriteTextFileResponse()

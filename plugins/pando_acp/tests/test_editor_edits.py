@@ -147,3 +147,26 @@ def test_a_patch_that_deletes_runs_on_the_disk(start_acp, model_server, acp_work
     assert prompt_once(start_acp, acp_workdir, client, "delete it").stop_reason == "end_turn"
     assert not gone.exists()  # ACP cannot delete: pando's own patch did
     assert client.writes == []
+
+
+def test_a_patch_the_editor_refuses_in_part_is_undone(start_acp, model_server, acp_workdir):
+    one, two = acp_workdir / "one.txt", acp_workdir / "two.txt"
+    one.write_text("alpha\n", encoding="utf-8")
+    two.write_text("gamma\n", encoding="utf-8")
+    buffers = {str(one): "alpha\n", str(two): "gamma\n"}
+    patch = "*** Begin Patch\n*** Update File: one.txt\n-alpha\n+beta\n*** Update File: two.txt\n-gamma\n+delta\n*** End Patch\n"
+    model_server.script(
+        Reply.tool("view", {"file_path": "one.txt"}),
+        Reply.tool("view", {"file_path": "two.txt"}),
+        Reply.tool("patch", {"patch_text": patch}),
+        Reply.text("it failed"),
+    )
+    client = EditorClient(answers=["allow_once"] * 2, buffers=buffers, refused={str(two)})
+
+    assert prompt_once(start_acp, acp_workdir, client, "patch them").stop_reason == "end_turn"
+    # one.txt was written, two.txt refused: one.txt got its text back, through the editor
+    assert client.writes == [(str(one), "beta\n"), (str(one), "alpha\n")]
+    assert buffers == {str(one): "alpha\n", str(two): "gamma\n"}
+    failed = tool_results(model_server)[2]
+    assert "The editor did not write two.txt" in failed and "read-only in this editor" in failed
+    assert failed.rstrip().endswith("no files were changed")
