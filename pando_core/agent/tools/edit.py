@@ -385,11 +385,7 @@ class EditTool:
 
     async def _create(self, path: Path, content: str, ctx: ToolContext) -> ToolResult:
         shown = display_path(path, ctx)
-        if path.exists():
-            raise ToolError(
-                f"{shown} already exists. To change it, view it and pass the text to replace as "
-                "old_string (or use the write tool to overwrite it)."
-            )
+        refuse_existing(path, shown)
         metadata = await write_with_permission(
             ctx, self.name, path, shown, None, content, verb="Create", failure="create"
         )
@@ -402,38 +398,65 @@ class EditTool:
         before = read_for_change(
             ctx, path, shown, missing=f"File not found: {shown} (pass an empty old_string to create a new file)"
         )
-        if old == new:
-            raise ToolError("old_string and new_string are identical; there is nothing to change")
+        change = replace_in_text(before, old, new, replace_all, shown)
+        metadata = await write_with_permission(ctx, self.name, path, shown, before, change.after, verb="Edit")
+        return change.result(shown, metadata)
 
-        work, crlf = to_lf(before, convert="\r\n" not in old)
-        strategy, matches = find_matches(work, old, new)
-        if not matches:
-            raise ToolError(
-                f"old_string was not found in {shown}. It must match the file exactly, including "
-                "whitespace and indentation; view the file again and copy the text precisely."
-                + closest_line_hint(work, old)
-            )
-        if len(matches) > 1 and not replace_all:
-            raise ToolError(
-                f"Found {len(matches)} matches of old_string in {shown}; it must be unique. Provide more "
-                "surrounding context to identify the one to change, or set replace_all=true to replace "
-                "every occurrence."
-            )
-        result = apply_matches(work, matches)
-        if result == work:
-            raise ToolError(f"The edit would not change {shown}; new content is identical")
-        after = restore_line_ends(result, crlf)
 
-        metadata = await write_with_permission(ctx, self.name, path, shown, before, after, verb="Edit")
+def refuse_existing(path: Path, shown: str) -> None:
+    """An edit with an empty old_string creates a file: refused when it exists."""
+    if path.exists():
+        raise ToolError(
+            f"{shown} already exists. To change it, view it and pass the text to replace as "
+            "old_string (or use the write tool to overwrite it)."
+        )
 
-        count = len(matches)
-        first = min(matches, key=lambda m: m.start)
+
+@dataclass
+class Replacement:
+    """An edit worked out on a file's text, before anything is written."""
+
+    after: str  # the new text of the file (its line ends kept)
+    edited: str  # the new text with LF line ends, for the excerpt
+    strategy: str
+    matches: list[Match]
+
+    def result(self, shown: str, metadata: dict[str, Any]) -> ToolResult:
+        """The tool result once written (``metadata``: diff, additions, removals, file_path)."""
+        count = len(self.matches)
+        first = min(self.matches, key=lambda m: m.start)
         occurrences = "1 occurrence" if count == 1 else f"{count} occurrences"
         summary = f"Edited {shown}: replaced {occurrences} (+{metadata['additions']} -{metadata['removals']})"
-        if strategy != "exact":
-            summary += f" [matched with {strategy}]"
-        excerpt = snippet(result, first.start, len(first.replacement))
+        if self.strategy != "exact":
+            summary += f" [matched with {self.strategy}]"
+        excerpt = snippet(self.edited, first.start, len(first.replacement))
         return ToolResult(
             content=f"{summary}\n\n{excerpt}",
-            metadata={**metadata, "replacements": count, "strategy": strategy},
+            metadata={**metadata, "replacements": count, "strategy": self.strategy},
         )
+
+
+def replace_in_text(before: str, old: str, new: str, replace_all: bool, shown: str) -> Replacement:
+    """The edit of ``before`` (the text of file ``shown``); a ToolError when old_string is not found
+    once (or at all with ``replace_all``) or the edit changes nothing. Used by every front-end that
+    keeps files elsewhere than on disk (an editor's buffers) as well as by the tool itself."""
+    if old == new:
+        raise ToolError("old_string and new_string are identical; there is nothing to change")
+    work, crlf = to_lf(before, convert="\r\n" not in old)
+    strategy, matches = find_matches(work, old, new)
+    if not matches:
+        raise ToolError(
+            f"old_string was not found in {shown}. It must match the file exactly, including "
+            "whitespace and indentation; view the file again and copy the text precisely."
+            + closest_line_hint(work, old)
+        )
+    if len(matches) > 1 and not replace_all:
+        raise ToolError(
+            f"Found {len(matches)} matches of old_string in {shown}; it must be unique. Provide more "
+            "surrounding context to identify the one to change, or set replace_all=true to replace "
+            "every occurrence."
+        )
+    edited = apply_matches(work, matches)
+    if edited == work:
+        raise ToolError(f"The edit would not change {shown}; new content is identical")
+    return Replacement(restore_line_ends(edited, crlf), edited, strategy, matches)

@@ -537,37 +537,13 @@ class PatchTool:
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        text = str_arg(args, "patch_text", required=True)
-        if not text.strip():
-            raise ToolError("patch_text is empty")
-        ops = parse_patch(text)
-
-        paths: list[Path] = []
-        for op in ops:
-            paths.append(ctx.resolve_path(op.path))
-            if op.move_to:
-                paths.append(ctx.resolve_path(op.move_to))
-        if len({str(p) for p in paths}) != len(paths):
-            raise ToolError("The patch names the same file more than once; combine those changes")
-
+        ops = patch_operations(args)
         async with contextlib.AsyncExitStack() as stack:
-            for lock_path in sorted(paths, key=str):
+            for lock_path in locked_paths(ops, ctx):
                 await stack.enter_async_context(path_lock(lock_path))
-            changes = [self._plan(op, ctx) for op in ops]
+            changes = [plan_change(op, ctx) for op in ops]
             for change in changes:
-                shown = display_path(change.path, ctx)
-                label = shown
-                if change.target != change.path:
-                    label = f"{shown} -> {display_path(change.target, ctx)}"
-                await ctx.ask(
-                    PermissionRequest(
-                        tool_name=self.name,
-                        action=change.action,
-                        description=f"{change.action.capitalize()} {label}\n{short_diff(change.diff)}",
-                        path=str(change.target),
-                        params={"file_path": str(change.target), "diff": change.diff},
-                    )
-                )
+                await ctx.ask(change_permission(self.name, change, ctx))
             for change in changes:
                 if change.before is not None and _current(change.path) != change.before:
                     raise ToolError(
@@ -575,55 +551,101 @@ class PatchTool:
                         "no files were changed. View it again and redo the patch."
                     )
             _commit(changes)
-            for change in changes:
-                if change.after is not None:
-                    ctx.files.record(change.target)
-                if change.op.kind == "delete":
-                    record_history(ctx, change.path, change.before, "")
-                elif change.target != change.path:
-                    record_history(ctx, change.path, change.before, "")
-                    record_history(ctx, change.target, None, change.after or "")
-                else:
-                    record_history(ctx, change.target, change.before, change.after or "")
+            record_changes(changes, ctx)
+        return patch_result(changes, ctx)
 
-        combined = "".join(change.diff for change in changes)
-        additions, removals = diff_stats(combined)
-        letters = {"add": "A", "update": "M", "delete": "D"}
-        lines = []
-        files = []
-        for change in changes:
-            shown = display_path(change.path, ctx)
-            if change.target != change.path:
-                lines.append(f"R {shown} -> {display_path(change.target, ctx)}")
-            else:
-                lines.append(f"{letters[change.op.kind]} {shown}")
-            files.append({"path": str(change.target), "action": change.action})
-        summary = f"Patch applied: {len(changes)} file(s) changed (+{additions} -{removals})\n" + "\n".join(
-            lines
-        )
-        return ToolResult(
-            content=summary,
-            metadata={"diff": combined, "additions": additions, "removals": removals, "files": files},
-        )
 
-    def _plan(self, op: FileOp, ctx: ToolContext) -> PlannedChange:
-        path = ctx.resolve_path(op.path)
-        shown = display_path(path, ctx)
-        if op.kind == "add":
-            if path.exists():
-                raise ToolError(f"Cannot add {shown}: it already exists (use an Update File section)")
-            after = op.content or ""
-            return PlannedChange(op, path, path, None, after, make_diff(None, after, shown))
-        before = read_for_change(ctx, path, shown, missing=f"Cannot {op.kind} {shown}: file not found")
-        if op.kind == "delete":
-            return PlannedChange(op, path, path, before, None, make_diff(before, None, shown))
-        target = ctx.resolve_path(op.move_to) if op.move_to else path
-        if target != path and target.exists():
-            raise ToolError(f"Cannot move {shown} to {display_path(target, ctx)}: the destination exists")
-        after = apply_hunks(before, op.hunks, shown) if op.hunks else before
-        if after == before and target == path:
-            raise ToolError(f"The patch does not change {shown}")
-        return PlannedChange(op, path, target, before, after, make_diff(before, after, shown))
+# the pieces of the tool a front-end that keeps files elsewhere (an editor's buffers) reuses
+
+
+def patch_operations(args: dict[str, Any]) -> list[FileOp]:
+    text = str_arg(args, "patch_text", required=True)
+    if not text.strip():
+        raise ToolError("patch_text is empty")
+    return parse_patch(text)
+
+
+def locked_paths(ops: list[FileOp], ctx: ToolContext) -> list[Path]:
+    """Every path the patch touches, in lock order; a ToolError when one is named twice."""
+    paths: list[Path] = []
+    for op in ops:
+        paths.append(ctx.resolve_path(op.path))
+        if op.move_to:
+            paths.append(ctx.resolve_path(op.move_to))
+    if len({str(p) for p in paths}) != len(paths):
+        raise ToolError("The patch names the same file more than once; combine those changes")
+    return sorted(paths, key=str)
+
+
+def plan_change(op: FileOp, ctx: ToolContext, read: Callable[[Path, str, str], str] | None = None) -> PlannedChange:
+    """What ``op`` changes, checked; ``read(path, shown, missing)`` gives a file's current text (by
+    default :func:`read_for_change`: the disk, after the checks)."""
+    path = ctx.resolve_path(op.path)
+    shown = display_path(path, ctx)
+    if op.kind == "add":
+        if path.exists():
+            raise ToolError(f"Cannot add {shown}: it already exists (use an Update File section)")
+        after = op.content or ""
+        return PlannedChange(op, path, path, None, after, make_diff(None, after, shown))
+    missing = f"Cannot {op.kind} {shown}: file not found"
+    before = read(path, shown, missing) if read else read_for_change(ctx, path, shown, missing=missing)
+    if op.kind == "delete":
+        return PlannedChange(op, path, path, before, None, make_diff(before, None, shown))
+    target = ctx.resolve_path(op.move_to) if op.move_to else path
+    if target != path and target.exists():
+        raise ToolError(f"Cannot move {shown} to {display_path(target, ctx)}: the destination exists")
+    after = apply_hunks(before, op.hunks, shown) if op.hunks else before
+    if after == before and target == path:
+        raise ToolError(f"The patch does not change {shown}")
+    return PlannedChange(op, path, target, before, after, make_diff(before, after, shown))
+
+
+def change_permission(tool_name: str, change: PlannedChange, ctx: ToolContext) -> PermissionRequest:
+    shown = display_path(change.path, ctx)
+    label = shown
+    if change.target != change.path:
+        label = f"{shown} -> {display_path(change.target, ctx)}"
+    return PermissionRequest(
+        tool_name=tool_name,
+        action=change.action,
+        description=f"{change.action.capitalize()} {label}\n{short_diff(change.diff)}",
+        path=str(change.target),
+        params={"file_path": str(change.target), "diff": change.diff},
+    )
+
+
+def record_changes(changes: list[PlannedChange], ctx: ToolContext) -> None:
+    """After the changes are written: the files count as read, the history has every change."""
+    for change in changes:
+        if change.after is not None:
+            ctx.files.record(change.target)
+        if change.op.kind == "delete":
+            record_history(ctx, change.path, change.before, "")
+        elif change.target != change.path:
+            record_history(ctx, change.path, change.before, "")
+            record_history(ctx, change.target, None, change.after or "")
+        else:
+            record_history(ctx, change.target, change.before, change.after or "")
+
+
+def patch_result(changes: list[PlannedChange], ctx: ToolContext) -> ToolResult:
+    combined = "".join(change.diff for change in changes)
+    additions, removals = diff_stats(combined)
+    letters = {"add": "A", "update": "M", "delete": "D"}
+    lines = []
+    files = []
+    for change in changes:
+        shown = display_path(change.path, ctx)
+        if change.target != change.path:
+            lines.append(f"R {shown} -> {display_path(change.target, ctx)}")
+        else:
+            lines.append(f"{letters[change.op.kind]} {shown}")
+        files.append({"path": str(change.target), "action": change.action})
+    summary = f"Patch applied: {len(changes)} file(s) changed (+{additions} -{removals})\n" + "\n".join(lines)
+    return ToolResult(
+        content=summary,
+        metadata={"diff": combined, "additions": additions, "removals": removals, "files": files},
+    )
 
 
 def _current(path: Path) -> str | None:

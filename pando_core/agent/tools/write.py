@@ -117,10 +117,9 @@ def read_text(path: Path) -> str:
         return handle.read()
 
 
-def read_for_change(ctx: ToolContext, path: Path, shown: str, *, missing: str = "") -> str:
-    """The current text of an existing file a tool is about to change, after the checks every such
-    tool makes: refuses a missing file (ToolError `missing`), a directory, and a file not viewed (or
-    changed on disk) since the last view."""
+def check_for_change(ctx: ToolContext, path: Path, shown: str, *, missing: str = "") -> None:
+    """The checks of :func:`read_for_change` alone, for a caller that reads the text elsewhere (an
+    editor's buffer)."""
     if not path.exists():
         raise ToolError(missing or f"File not found: {shown}")
     if path.is_dir():
@@ -128,6 +127,13 @@ def read_for_change(ctx: ToolContext, path: Path, shown: str, *, missing: str = 
     reason = ctx.files.check_unchanged(path)
     if reason:
         raise ToolError(reason)
+
+
+def read_for_change(ctx: ToolContext, path: Path, shown: str, *, missing: str = "") -> str:
+    """The current text of an existing file a tool is about to change, after the checks every such
+    tool makes: refuses a missing file (ToolError `missing`), a directory, and a file not viewed (or
+    changed on disk) since the last view."""
+    check_for_change(ctx, path, shown, missing=missing)
     try:
         return read_text(path)
     except OSError as exc:

@@ -19,6 +19,7 @@ from acp import RequestError
 from acp.schema import (
     AgentCapabilities,
     ClientCapabilities,
+    CloseSessionResponse,
     Implementation,
     InitializeResponse,
     ListSessionsResponse,
@@ -27,6 +28,7 @@ from acp.schema import (
     PromptCapabilities,
     PromptResponse,
     SessionCapabilities,
+    SessionCloseCapabilities,
     SessionConfigOptionSelect,
     SessionConfigSelectOption,
     SessionInfo,
@@ -43,6 +45,8 @@ from pando_core.errors import one_line
 
 from . import updates
 from .commands import Command, build_commands, split_command
+from .prompt_content import prompt_content
+from .session_mcp import SessionServers
 from .turn import CURRENT_TURN, MODES, SessionState, Turn
 
 log = logging.getLogger("pando.acp")
@@ -174,6 +178,15 @@ class PandoAgent:
             raise not_found(f"unknown session {session_id!r}: create it with session/new or load it with session/load")
         return state
 
+    def _takes_images(self, model: str | None) -> bool:
+        """Whether ``model`` (else the configured one) accepts images (its ``images`` capability)."""
+        from pando_core.agent.models import resolve_model
+
+        try:
+            return bool(resolve_model(self.app.config, model or self.app.model_ref).info.accepts_images)
+        except Exception:  # noqa: BLE001 - no model configured: no images either
+            return False
+
     def _check_cwd(self, cwd: str) -> None:
         wanted = Path(cwd).expanduser().resolve()
         if wanted != self.workdir and self.workdir not in wanted.parents:
@@ -194,9 +207,10 @@ class PandoAgent:
             protocol_version=min(protocol_version, acp.PROTOCOL_VERSION),
             agent_capabilities=AgentCapabilities(
                 load_session=True,
-                # pando's agent takes text: images are not sent to models yet, audio never
-                prompt_capabilities=PromptCapabilities(image=False, audio=False, embedded_context=True),
-                session_capabilities=SessionCapabilities(list=SessionListCapabilities()),
+                # images when the configured model takes them (a session may switch to one that does not:
+                # its image prompts are then refused with the reason); audio never
+                prompt_capabilities=PromptCapabilities(image=self._takes_images(None), audio=False, embedded_context=True),
+                session_capabilities=SessionCapabilities(list=SessionListCapabilities(), close=SessionCloseCapabilities()),
             ),
             agent_info=Implementation(name="pando", title="Pando", version=self.version),
             auth_methods=[],
@@ -212,6 +226,7 @@ class PandoAgent:
         session = self.app.sessions.create(title=UNTITLED)
         state = SessionState(session["id"], mode=self.default_mode, model=self.app.model_ref)
         self.sessions[state.id] = state
+        state.mcp = SessionServers.start(self.app, mcp_servers, "the editor (session/new)")
         self._later(self._announce_commands(state))
         response = NewSessionResponse(session_id=state.id, modes=self._mode_state(state), config_options=self._config_options(state))
         return self._session_response(response, state)
@@ -226,6 +241,9 @@ class PandoAgent:
             raise not_found(f"no session {session_id!r} in {self.workdir}") from None
         state = self.sessions.get(session["id"]) or SessionState(session["id"], mode=self.default_mode, model=session.get("model") or self.app.model_ref)
         self.sessions[state.id] = state
+        if state.mcp is not None:  # loaded again: the servers named now replace those of before
+            await asyncio.to_thread(state.mcp.close)
+        state.mcp = SessionServers.start(self.app, mcp_servers, "the editor (session/load)")
         for update in updates.replay(self.workdir, self.app.messages.list(state.id)):
             await self.client.session_update(state.id, update)
         self._later(self._announce_commands(state))
@@ -249,6 +267,24 @@ class PandoAgent:
             next_cursor=str(start + PAGE_SIZE) if start + PAGE_SIZE < len(rows) else None,
         )
 
+    async def close_session(self, session_id: str, **_: Any) -> CloseSessionResponse:
+        """The editor is done with the session: its turn is cancelled (and stored), its MCP servers
+        stopped, the pando session ended; a later prompt to it is an unknown session."""
+        state = self._state(session_id)
+        if state.turn is not None:
+            state.turn.cancel()
+            try:
+                await asyncio.wait_for(state.turn.done.wait(), 10)
+            except TimeoutError:
+                log.warning("the cancelled turn of session %s did not finish within 10 s", session_id)
+        if state.mcp is not None:
+            await asyncio.to_thread(state.mcp.close)
+            state.mcp = None
+        if state.used:
+            self.app.sessions.end(state.id)
+        del self.sessions[session_id]
+        return CloseSessionResponse()
+
     # -- modes and models ------------------------------------------------------------------------
 
     def _set_mode(self, state: SessionState, mode: str) -> None:
@@ -269,6 +305,10 @@ class PandoAgent:
         except PandoError as exc:
             raise invalid_params(str(exc)) from None
         state.model = model
+        try:  # stored with the session: a session/load in another process goes on with this model
+            self.app.store.sessions.update(id=state.id, model=model)
+        except PandoError as exc:
+            log.warning("the model of session %s was not stored: %s", state.id, one_line(exc, 200))
 
     async def set_session_mode(self, session_id: str, mode_id: str, **_: Any) -> SetSessionModeResponse:
         self._set_mode(self._state(session_id), mode_id)
@@ -346,33 +386,47 @@ class PandoAgent:
             return None
 
     async def prompt(self, session_id: str, prompt: list[Any], **_: Any) -> PromptResponse:
+        from pando_core.agent.attachments import DEFAULT_MAX_IMAGE_BYTES
         from pando_core.agent.models import resolve_model
         from pando_core.errors import PandoError
 
         state = self._state(session_id)
         if state.turn is not None:
             raise RequestError(-32600, f"session {session_id} is already answering a prompt; cancel it first")
+        max_image_bytes = int(self.app.config.section("agent").get("max_image_bytes") or DEFAULT_MAX_IMAGE_BYTES)
         try:
-            text = updates.prompt_text(prompt, self._read_resource)
+            content = prompt_content(prompt, self._read_resource, max_image_bytes=max_image_bytes)
         except ValueError as exc:
             raise invalid_params(str(exc)) from None
-        if not text.strip():
+        text = content.text
+        if not text.strip() and not content.images:
             raise invalid_params("the prompt is empty")
-        command = split_command(text.strip(), await self.commands())
+        command = split_command(text.strip(), await self.commands()) if not content.images else None
         if command is not None:
             return await self._run_command(state, *command)
         try:
-            resolve_model(self.app.config, state.model or self.app.model_ref)
+            resolved = resolve_model(self.app.config, state.model or self.app.model_ref)
+        except PandoError as exc:
+            raise internal(one_line(exc, 300)) from None
+        if content.images and not resolved.info.accepts_images:
+            raise invalid_params(
+                f"model {resolved.ref} does not accept images; pick one that does (/model) or set "
+                f'[providers.{resolved.provider_name}.models."{resolved.model_id}"] images = true'
+            )
+        try:
             self.app.ensure_primary()
         except PandoError as exc:
             raise internal(one_line(exc, 300)) from None
+        if state.mcp is not None:
+            await state.mcp.ready()  # the first prompt waits for the editor's MCP servers (bounded)
         turn = Turn(self.client, self.transport.post, self.transport.drain, state, self.workdir, self.capabilities)
         state.turn, state.used = turn, True
-        self._name_session(turn, text)
+        self._name_session(turn, text if text.strip() else "(image)")
         token = CURRENT_TURN.set(turn)
         try:
             result = await self.app.coder_agent.run(
-                state.id, text, model_ref=state.model, on_event=turn.on_event, cancel_event=turn.cancel_event
+                state.id, text, model_ref=state.model, on_event=turn.on_event, cancel_event=turn.cancel_event,
+                attachments=content.images,
             )
         finally:
             CURRENT_TURN.reset(token)
@@ -429,3 +483,13 @@ class PandoAgent:
         for state in self.sessions.values():
             if state.used:
                 self.app.sessions.end(state.id)
+
+    def close_servers(self) -> None:
+        """Stop the MCP servers the editor gave for its sessions."""
+        for state in self.sessions.values():
+            if state.mcp is not None:
+                try:
+                    state.mcp.close()
+                except Exception:  # noqa: BLE001 - the others are stopped all the same
+                    log.warning("stopping the MCP servers of session %s failed", state.id, exc_info=True)
+                state.mcp = None

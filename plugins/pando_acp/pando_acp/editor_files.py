@@ -5,8 +5,7 @@ place of pando's own (the App's tool filter drops the built-in ones): a read ask
 the file's text (its buffer when the file is open, else the disk), a write hands the new text to
 the editor, which applies it to the buffer. Outside an ACP turn, for a client without the
 capability, for a path that is not a text file, or when the editor refuses, they run pando's
-built-in tool unchanged. ``edit`` and ``patch`` stay pando's: they change the file on disk and the
-editor reloads it.
+built-in tool unchanged. ``edit`` and ``patch`` go through the editor the same way (editor_edits.py).
 """
 
 from __future__ import annotations
@@ -30,7 +29,8 @@ from pando_core.agent.tools.write import (
 from .turn import CURRENT_TURN
 
 
-def _editor(capability: str):  # noqa: ANN202
+def editor_turn(capability: str):  # noqa: ANN201
+    """The running ACP turn when its editor offers ``fs.<capability>``, else None."""
     turn = CURRENT_TURN.get()
     if turn is None or turn.client_gone:
         return None
@@ -62,7 +62,7 @@ class EditorViewTool:
         self.parameters = self.builtin.parameters
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        turn = _editor("read_text_file")
+        turn = editor_turn("read_text_file")
         raw = str_arg(args, "file_path", required=True)
         path = ctx.resolve_path(raw)
         if turn is None or not path.is_file():
@@ -107,8 +107,9 @@ class EditorWriteTool:
     async def _before(self, turn, path: Path) -> str | None:  # noqa: ANN001
         if not path.exists():
             return None
-        response = await turn.client.read_text_file(turn.session.id, str(path))
-        return response.content
+        from .editor_edits import current_text
+
+        return await current_text(turn, path)
 
     def _permission(self, path: Path, shown: str, before: str | None, content: str) -> PermissionRequest:
         diff = make_diff(before, content, shown)
@@ -122,7 +123,7 @@ class EditorWriteTool:
         )
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        turn = _editor("write_text_file")
+        turn = editor_turn("write_text_file")
         if turn is None:
             return await self.builtin.run(args, ctx)
         content = str_arg(args, "content", required=True)

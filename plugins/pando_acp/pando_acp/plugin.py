@@ -40,20 +40,26 @@ def pando_register_commands(cli):
 @hookimpl
 def pando_register_tools(app):
     """In ``pando acp`` only: the tools that go through the editor (each falls back to pando's own
-    when the editor does not offer what it needs); the App's tool filter drops pando's own."""
+    when the editor does not offer what it needs; the App's tool filter drops pando's own), and in
+    a turn, the tools of the MCP servers the editor gave for its session."""
     if not _serving_acp(app):
         return None
+    from .turn import CURRENT_TURN
+
+    turn = CURRENT_TURN.get()
+    session_tools = list(turn.session.mcp.tools) if turn is not None and turn.session.mcp is not None else []
     settings = app.config.section("acp")
     tools = []
     if settings.get("editor_files", True):
+        from .editor_edits import EditorEditTool, EditorPatchTool
         from .editor_files import EditorViewTool, EditorWriteTool
 
-        tools += [EditorViewTool(), EditorWriteTool()]
+        tools += [EditorViewTool(), EditorWriteTool(), EditorEditTool(), EditorPatchTool()]
     if settings.get("editor_terminal", True):
         from .editor_terminal import EditorBashTool
 
         tools.append(EditorBashTool(app.config.section("tools")))
-    return tools
+    return tools + session_tools
 
 
 @hookimpl

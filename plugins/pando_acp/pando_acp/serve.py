@@ -72,6 +72,7 @@ def serve(context: Any, *, mode: str | None = None, model: str | None = None) ->
             try:
                 asyncio.run(_serve(agent, frames_fd))
             finally:
+                agent.close_servers()
                 agent.end_sessions()
     finally:
         with contextlib.suppress(OSError):
@@ -83,14 +84,15 @@ def serve(context: Any, *, mode: str | None = None, model: str | None = None) ->
 
 
 def editor_tool_filter(settings: dict[str, Any]):  # noqa: ANN201
-    """The coder agent's tool filter: pando's own view/write/bash give way to the versions that
+    """The coder agent's tool filter: pando's own view/write/edit/patch/bash give way to the versions that
     go through the editor (registered by the plugin), as far as ``[acp]`` enables them."""
+    from .editor_edits import EditorEditTool, EditorPatchTool
     from .editor_files import EditorViewTool, EditorWriteTool
     from .editor_terminal import EditorBashTool
 
     editor_tools: tuple[type, ...] = ()
     if settings.get("editor_files", True):
-        editor_tools += (EditorViewTool, EditorWriteTool)
+        editor_tools += (EditorViewTool, EditorWriteTool, EditorEditTool, EditorPatchTool)
     if settings.get("editor_terminal", True):
         editor_tools += (EditorBashTool,)
     replaced = {cls.name for cls in editor_tools}
@@ -108,7 +110,8 @@ async def _serve(agent: Any, frames_fd: int) -> None:
 
     transport = await open_stdio(os.dup(frames_fd))
     agent.transport = transport
-    connection = AgentSideConnection(agent, transport, listening=False)
+    # the unstable protocol for session/close (fork and resume, not implemented, stay method-not-found)
+    connection = AgentSideConnection(agent, transport, listening=False, use_unstable_protocol=True)
     try:
         await connection.listen()  # until the client closes stdin
     finally:

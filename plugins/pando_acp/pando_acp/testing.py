@@ -2,7 +2,8 @@
 
 ``EditorClient`` plays the editor's part of the protocol: it records every session update,
 answers permission requests with scripted choices, and, when given ``buffers``, offers the file
-system capability and serves reads from and records writes to those buffers (path -> text); with
+system capability and serves reads from and records writes to those buffers (path -> text;
+``reads=False`` offers writes only); with
 ``terminals=True`` it offers terminals and runs their commands for real, as an editor does.
 Use it with ``acp.spawn_agent_process(client, "pando", "acp")``.
 """
@@ -18,6 +19,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from acp import RequestError
 from acp.schema import (
     AllowedOutcome,
     ClientCapabilities,
@@ -38,11 +40,14 @@ DEADLINE_S = 30.0
 
 
 class EditorClient:
-    def __init__(self, answers: list[str] | None = None, buffers: dict[str, str] | None = None, terminals: bool = False) -> None:
+    def __init__(self, answers: list[str] | None = None, buffers: dict[str, str] | None = None, terminals: bool = False,
+                 reads: bool = True, refused: set[str] | None = None) -> None:
         self.updates: list[tuple[str, Any]] = []
         self.permission_requests: list[Any] = []
         self.answers = list(answers or [])
         self.buffers = buffers  # None: no fs capability offered
+        self.offers_reads = reads  # with buffers: offer fs.readTextFile too (else writes only)
+        self.refused = set(refused or ())  # paths whose writes the editor refuses (read-only buffers)
         self.writes: list[tuple[str, str]] = []
         self.reads: list[str] = []
         self.changed = asyncio.Event()
@@ -52,7 +57,8 @@ class EditorClient:
 
     @property
     def capabilities(self) -> ClientCapabilities:
-        fs = FileSystemCapabilities(read_text_file=self.buffers is not None, write_text_file=self.buffers is not None)
+        offered = self.buffers is not None
+        fs = FileSystemCapabilities(read_text_file=offered and self.offers_reads, write_text_file=offered)
         return ClientCapabilities(fs=fs, terminal=self.terminals)
 
     async def session_update(self, session_id: str, update: Any, **_: Any) -> None:
@@ -74,6 +80,8 @@ class EditorClient:
         return ReadTextFileResponse(content=Path(path).read_text(encoding="utf-8"))
 
     async def write_text_file(self, session_id: str, path: str, content: str, **_: Any) -> WriteTextFileResponse:
+        if path in self.refused:
+            raise RequestError(-32603, f"{Path(path).name} is read-only in this editor")
         self.writes.append((path, content))
         self.buffers[path] = content
         return WriteTextFileResponse()

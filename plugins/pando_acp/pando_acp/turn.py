@@ -49,6 +49,7 @@ class SessionState:
     model: str | None = None
     turn: Turn | None = None
     used: bool = False  # a prompt ran in it: it is ended when pando acp exits
+    mcp: Any = None  # the MCP servers the editor gave for it (session_mcp.SessionServers)
 
 
 def notification(session_id: str, update: Any) -> dict[str, Any]:

@@ -177,6 +177,9 @@ def replay(workdir: Path, messages: list[dict[str, Any]]) -> list[Any]:
             kind, data = part.get("type"), part.get("data", {})
             if role == "user" and kind == "text" and data.get("text"):
                 updates.append(acp.update_user_message_text(data["text"]))
+            elif role == "user" and kind == "image" and data.get("data"):
+                mime = data.get("mime_type") or data.get("mimeType") or "image/png"
+                updates.append(acp.update_user_message(acp.image_block(data["data"], mime)))
             elif role == "assistant" and kind == "reasoning" and data.get("thinking"):
                 updates.append(acp.update_agent_thought_text(data["thinking"]))
             elif role == "assistant" and kind == "text" and data.get("text"):
@@ -189,38 +192,3 @@ def replay(workdir: Path, messages: list[dict[str, Any]]) -> list[Any]:
                 call_id = data.get("tool_call_id", "")
                 updates.append(tool_call_finished(call_id, data, diffs.get(call_id)))
     return updates
-
-
-def prompt_text(blocks: list[Any], read_resource=None) -> str:  # noqa: ANN001
-    """The user's prompt as text: text blocks as they are, embedded resources (files the editor
-    attached) and resource links (``read_resource(uri) -> str | None`` reads them) as fenced
-    blocks naming the file."""
-    pieces: list[str] = []
-    for block in blocks:
-        kind = getattr(block, "type", None)
-        if kind == "text":
-            pieces.append(block.text)
-        elif kind == "resource":
-            resource = block.resource
-            text = getattr(resource, "text", None)
-            if text is None:
-                pieces.append(f"(attached binary resource {resource.uri} is not shown)")
-            else:
-                pieces.append(_fenced(resource.uri, text))
-        elif kind == "resource_link":
-            text = read_resource(block.uri) if read_resource else None
-            if text is None:
-                pieces.append(f"(see {block.uri})")
-            else:
-                pieces.append(_fenced(block.uri, text))
-        else:
-            raise ValueError(f"pando does not accept {kind} content in a prompt")
-    return "\n\n".join(p for p in pieces if p)
-
-
-def _fenced(uri: str, text: str) -> str:
-    name = uri.removeprefix("file://")
-    fence = "```"
-    while fence in text:
-        fence += "`"
-    return f"{name}:\n{fence}\n{text}\n{fence}"

@@ -29,8 +29,8 @@ def start_acp(acp_workdir, pando_env):
     """``async with start_acp(client) as (conn, process)``: a real ``pando acp`` with ``client`` initialised."""
 
     @asynccontextmanager
-    async def start(client: EditorClient, *args: str, workdir: Path | None = None, initialize: bool = True):
-        env = dict(pando_env, PANDO_PLUGINS="acp", PANDO_STRICT_PLUGINS="1")
+    async def start(client: EditorClient, *args: str, workdir: Path | None = None, initialize: bool = True, plugins: str = "acp"):
+        env = dict(pando_env, PANDO_PLUGINS=plugins, PANDO_STRICT_PLUGINS="1")
         async with acp.spawn_agent_process(
             client, sys.executable, "-m", "pando_core", *args, "acp", cwd=str(workdir or acp_workdir), env=env
         ) as (conn, process):

@@ -28,7 +28,7 @@ def test_initialize_says_what_pando_supports(start_acp):
     capabilities = response.agent_capabilities
     assert capabilities.load_session is True
     assert capabilities.prompt_capabilities.embedded_context is True
-    assert capabilities.prompt_capabilities.image is False  # the agent takes text only
+    assert capabilities.prompt_capabilities.image is False  # test-model is not declared to take images (test_images.py)
     assert capabilities.session_capabilities.list is not None
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import acp
 import pytest
 from pando_acp import updates
 from pando_acp.frames import check_frame
+from pando_acp.prompt_content import prompt_content
 
 
 @pytest.mark.parametrize(
@@ -77,12 +79,27 @@ def test_prompt_content_to_text(tmp_path: Path):
         acp.resource_link_block("linked.txt", f"file://{tmp_path}/linked.txt"),
         acp.resource_link_block("gone", "file:///nowhere/x"),
     ]
-    text = updates.prompt_text(blocks, lambda uri: (tmp_path / "linked.txt").read_text() if "linked" in uri else None)
+    content = prompt_content(blocks, lambda uri: (tmp_path / "linked.txt").read_text() if "linked" in uri else None)
+    text = content.text
+    assert content.images == []
     assert text.startswith("look at these")
     assert "/w/a.py:\n````\ncode ```fenced```\n````" in text
     assert "linked body" in text and "(see file:///nowhere/x)" in text
-    with pytest.raises(ValueError, match="image"):
-        updates.prompt_text([acp.image_block("AAAA", "image/png")])
+    with pytest.raises(ValueError, match="audio"):
+        prompt_content([acp.audio_block("AAAA", "audio/wav")])
+
+
+def test_image_blocks_become_image_parts():
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(40)).decode()
+    content = prompt_content([acp.text_block("what is this?"), acp.image_block(png, "image/png", uri="file:///w/shot.png")])
+    assert content.text == "what is this?"
+    assert content.images == [{"type": "image", "data": {"mime_type": "image/png", "data": png, "path": "file:///w/shot.png", "bytes": 48}}]
+    with pytest.raises(ValueError, match="not a PNG, JPEG, GIF or WebP"):
+        prompt_content([acp.image_block(base64.b64encode(b"BM" + bytes(40)).decode(), "image/bmp")])
+    with pytest.raises(ValueError, match="not base64"):
+        prompt_content([acp.image_block("%%%", "image/png")])
+    with pytest.raises(ValueError, match=r"48 bytes; the limit is 10 \(\[agent\] max_image_bytes\)"):
+        prompt_content([acp.image_block(png, "image/png")], max_image_bytes=10)
 
 
 def test_frames_are_checked():
