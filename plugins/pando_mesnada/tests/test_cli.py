@@ -73,3 +73,95 @@ def test_bad_input_is_one_line_and_no_traceback(run_pando, fake_engines, pando_w
         assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert run_pando("mesnada", "purge", "task-12345678").returncode == 0  # idempotent
+
+
+def _spawn(run_pando, prompt):
+    done = run_pando("mesnada", "spawn", prompt, "--engine", "claude", "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)["id"]
+
+
+def test_wait_any_all_timeout_exit_codes_and_json(run_pando, fake_engines, pando_workdir):
+    quick = _spawn(run_pando, "say:quick\nsleep:1")
+    slow = _spawn(run_pando, "say:slow\nsleep:60")
+    began = time.monotonic()
+    waited = run_pando("mesnada", "wait", quick, slow, "--any", "--json")
+    elapsed = time.monotonic() - began
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    result = json.loads(waited.stdout)
+    assert result["timeout"] is False
+    assert [(t["id"], t["status"]) for t in result["tasks"]] == [(quick, "completed"), (slow, "running")]
+    assert elapsed < 40  # the first one's end, not the slow one's
+    # --all (and the default) with a timeout: exit code 2, the tasks as they are, a line on stderr
+    for flags in (["--all"], []):
+        began = time.monotonic()
+        timed = run_pando("mesnada", "wait", quick, slow, *flags, "--timeout", "2s", "--json")
+        assert timed.returncode == 2, timed.stdout + timed.stderr
+        assert json.loads(timed.stdout)["timeout"] is True and "timed out waiting" in timed.stderr
+        assert 2 <= time.monotonic() - began < 40
+    text = run_pando("mesnada", "wait", quick, "--any")
+    assert text.returncode == 0 and text.stdout.strip() == f"{quick} completed"
+    # one that did not complete: exit code 1, with --any as well as --all
+    assert run_pando("mesnada", "cancel", slow).returncode == 0
+    failed = _spawn(run_pando, "exit:3")
+    both = run_pando("mesnada", "wait", quick, slow, "--timeout", "60s")
+    assert both.returncode == 1, both.stdout + both.stderr
+    assert f"{quick} completed" in both.stdout and f"{slow} cancelled (stopped)" in both.stdout
+    one = run_pando("mesnada", "wait", failed, "--any", "--timeout", "60s", "--json")
+    assert one.returncode == 1 and json.loads(one.stdout)["tasks"][0]["error"] == "exit code 3"
+    for args, message in (
+        ((quick, "--any", "--all"), "--any and --all exclude each other"),
+        ((quick, "--timeout", "soon"), "timeout 'soon' is not a duration"),
+        (("task-12345678",), "no task task-12345678"),
+    ):
+        bad = run_pando("mesnada", "wait", *args)
+        assert bad.returncode not in (0, 2) and message in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def _read_lines(proc, deadline):
+    """(arrival time, line) of each line the process prints, until it closes stdout or the deadline."""
+    import os
+    import selectors
+
+    lines, buffer = [], b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                return lines
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                lines.append((time.time(), line.decode()))
+    raise AssertionError(f"logs -f did not end by its deadline; it printed {lines}")
+
+
+def test_logs_follow_prints_lines_as_they_come_until_the_task_ends(run_pando, fake_engines, pando_workdir, pando_env):
+    import subprocess
+    import sys
+
+    task_id = _spawn(run_pando, "say:first\nsleep:5\nsay:second\nsleep:3\nsay:third")  # 5 s: room for the CLI's start
+    proc = subprocess.Popen([sys.executable, "-m", "pando_core", "mesnada", "logs", task_id, "-f"], cwd=pando_workdir,
+                            env=pando_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        lines = _read_lines(proc, time.monotonic() + 60)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert [text for _, text in lines] == ["first", "second", "third"]
+    run = fake_engines.for_prompt("say:first")
+    # "second" reached the reader while the task was still running, seconds before "third"
+    assert lines[1][0] < run["ended"] and lines[2][0] - lines[1][0] > 1.5
+    assert db_task(pando_workdir, task_id)["status"] == "completed"
+    # a task that already ended: -f prints the log and returns at once
+    began = time.monotonic()
+    again = run_pando("mesnada", "logs", task_id, "-f")
+    assert again.returncode == 0 and again.stdout == "first\nsecond\nthird\n" and time.monotonic() - began < 30
+    tail = run_pando("mesnada", "logs", task_id, "-f", "--lines", "1")
+    assert tail.returncode == 0 and tail.stdout.strip() == "third"
