@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import typer
@@ -33,19 +34,34 @@ def build_cli() -> typer.Typer:
     cli = typer.Typer(help="Language servers: status and diagnostics of a file.", no_args_is_help=True)
 
     @cli.command("status")
-    def status(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-        """The language servers this directory would use (configured and found on PATH)."""
-        _, manager = _manager()
-        rows = manager.status()
+    def status(as_json: bool = typer.Option(False, "--json", help="print JSON: {running: [...], configured: [...]}")) -> None:
+        """The language servers of the pando processes running on this directory (state, pid, last
+        error), or, with none running, the servers it would use (configured and found on PATH)."""
+        from .status import running
+
+        context, manager = _manager()
+        configured = manager.status()
+        processes = running(Path(context.workdir))
         if as_json:
-            typer.echo(json.dumps(rows, indent=2))
+            typer.echo(json.dumps({"running": processes, "configured": configured}, indent=2))
             return
-        if not rows:
+        for process in processes:
+            ago = max(0, round(time.time() - process["updated_at"]))
+            typer.echo(f"pando pid {process['pid']} ({process.get('mode') or '?'}), updated {ago}s ago:")
+            for row in process["servers"]:
+                pid = f"  pid {row['pid']}" if row["pid"] and row["state"] == "running" else ""
+                typer.echo(f"  {row['name']}  {' '.join(row['extensions'])}  {row['state']}{pid}  restarts {row['restarts']}")
+                if row.get("last_error"):
+                    typer.echo(f"    last error: {row['last_error']}")
+        if processes:
+            return
+        if not configured:
             typer.echo("no language servers (configure [lsp.NAME] command = ..., or install e.g. pylsp)")
             return
-        for row in rows:
+        typer.echo("no running pando on this directory; the servers it would use:")
+        for row in configured:
             found = row["found"] or "NOT FOUND on PATH"
-            typer.echo(f"{row['name']}  [{row['source']}]  {' '.join(row['extensions'])}  {row['command']}  ({found})")
+            typer.echo(f"  {row['name']}  [{row['source']}]  {' '.join(row['extensions'])}  {row['command']}  ({found})")
 
     @cli.command("diagnostics")
     def diagnostics(

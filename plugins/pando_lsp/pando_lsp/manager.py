@@ -16,6 +16,7 @@ from typing import Any
 
 from .client import LspClient, LspError
 from .config import ServerSpec, language_id
+from .status import StatusFile
 
 log = logging.getLogger("pando.lsp")
 
@@ -46,10 +47,12 @@ class Server:
         self.starting: asyncio.Task | None = None
         self.restarts = 0
         self.failure: str | None = None
+        self.last_error: str | None = None  # the latest failure or crash, kept across the restart
         self.start_seconds: float | None = None
         self.versions: dict[str, int] = {}
         self.diagnostics: dict[str, list[dict]] = {}
         self.waiters: dict[str, list[tuple[int, asyncio.Future]]] = {}
+        self.watcher: asyncio.Task | None = None  # awaits an exit nobody asked for
 
     def root(self, path: Path) -> Path:
         """The nearest ancestor (inside the working directory) holding a root marker, else the workdir."""
@@ -84,10 +87,12 @@ class Server:
 
 
 class LspManager:
-    def __init__(self, workdir: Path, specs: list[ServerSpec], wait_ms: int) -> None:
+    def __init__(self, workdir: Path, specs: list[ServerSpec], wait_ms: int, status_file: StatusFile | None = None) -> None:
         self.workdir = workdir.resolve()
         self.servers = [Server(spec, self.workdir) for spec in specs]
         self.wait_ms = wait_ms
+        self.status_file = status_file  # for `pando lsp status` in another process (status.py)
+        self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -111,6 +116,24 @@ class LspManager:
 
     # -- servers -------------------------------------------------------------------------------
 
+    def changed(self) -> None:
+        """A server's state changed: rewrite this process's status file."""
+        if self.status_file is not None and not self._closing:
+            self.status_file.write(self.status())
+
+    def _failed(self, server: Server, message: str, write: bool = False) -> None:
+        server.last_error = message
+        if write:
+            self.changed()
+
+    async def _watch(self, server: Server, client: LspClient) -> None:
+        """Record a server's exit that nobody asked for (a crash), with what it left on stderr."""
+        await client.process.wait()
+        if client._stderr_reader is not None:
+            await asyncio.wait({client._stderr_reader}, timeout=1.0)
+        if not self._closing and server.client is client:
+            self._failed(server, f"{server.spec.name} exited ({client.exit_summary()})", write=True)
+
     def server_for(self, path: Path) -> Server | None:
         return next((server for server in self.servers if server.spec.handles(path)), None)
 
@@ -118,6 +141,7 @@ class LspManager:
         command = server.spec.resolved_command()
         if command is None:
             server.failure = f"{server.spec.name}: command {server.spec.command!r} not found on PATH"
+            self._failed(server, server.failure, write=True)
             raise LspError(server.failure)
         client = LspClient(
             server.spec.name,
@@ -133,8 +157,14 @@ class LspManager:
             await client.start()
         except (OSError, LspError) as exc:
             await client.shutdown(1.0)
-            raise LspError(f"{server.spec.name} failed to start: {exc}") from exc
+            if client._stderr_reader is not None:
+                await asyncio.wait({client._stderr_reader}, timeout=1.0)
+            detail = f" ({client.exit_summary()})" if client.process is not None else ""
+            message = f"{server.spec.name} failed to start: {exc}{detail}"
+            self._failed(server, message)
+            raise LspError(message) from exc
         server.start_seconds = time.perf_counter() - began
+        server.watcher = asyncio.get_running_loop().create_task(self._watch(server, client))  # kept: not collected
         return client
 
     async def _client(self, server: Server, path: Path) -> LspClient:
@@ -147,6 +177,7 @@ class LspManager:
         if server.client is not None:  # it died
             if server.restarts >= 1:
                 server.failure = f"{server.spec.name} exited again; not restarting it"
+                self.changed()
                 raise LspError(server.failure)
             server.restarts += 1
             log.warning("lsp %s exited; restarting it once", server.spec.name)
@@ -157,6 +188,8 @@ class LspManager:
             if server.client is not None and server.restarts >= 1:
                 server.failure = f"{server.spec.name} failed again after a restart"
             raise
+        finally:
+            self.changed()  # the start is over (ok or not): its state is final now
 
     # -- checks --------------------------------------------------------------------------------
 
@@ -243,6 +276,8 @@ class LspManager:
                     "restarts": server.restarts,
                     "open_files": len(server.versions),
                     "error": server.failure,
+                    "last_error": server.last_error,
+                    "start_seconds": None if server.start_seconds is None else round(server.start_seconds, 3),
                 }
             )
         return rows
@@ -251,6 +286,9 @@ class LspManager:
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop every server within ``timeout`` seconds in all, then the loop thread."""
+        self._closing = True
+        if self.status_file is not None:
+            self.status_file.remove()
         if self._loop is None:
             return
 

@@ -42,12 +42,17 @@ def pando_app_subsystems(app):
         return None
     from .config import load_servers
     from .manager import LspManager
+    from .status import StatusFile
 
     section = app.config.section("lsp")
     servers = load_servers(section)
     if not servers:
         return None
-    return {"lsp": LspManager(Path(app.workdir), servers, int(section.get("wait_ms", 5000)))}
+    status = StatusFile(Path(app.workdir), {"instance": getattr(app, "instance_id", None), "mode": app.options.startup_mode})
+    manager = LspManager(Path(app.workdir), servers, int(section.get("wait_ms", 5000)), status)
+    if app.runs_background_work:  # a session host: seen by `pando lsp status` before its first file
+        manager.changed()
+    return {"lsp": manager}
 
 
 def _edited_paths(app, tool_name: str, arguments: dict, result) -> list[Path]:  # noqa: ANN001

@@ -39,12 +39,14 @@ def test_cli_status_lists_configured_servers(run_pando, pando_workdir, lsp_confi
     (pando_workdir / ".pando.toml").write_text(lsp_config(1000, pylsp_table, missing))
     done = run_pando("--plugins", "lsp", "lsp", "status", "--json")
     assert done.returncode == 0, done.stderr
-    rows = {row["name"]: row for row in json.loads(done.stdout)}
+    shown = json.loads(done.stdout)
+    assert shown["running"] == []  # no pando runs on this directory
+    rows = {row["name"]: row for row in shown["configured"]}
     assert set(rows) == {"pylsp", "nothing"}
     assert rows["pylsp"]["found"] and rows["pylsp"]["extensions"] == [".py"]
     assert rows["nothing"]["found"] is None and rows["nothing"]["extensions"] == [".go"]
     text = run_pando("--plugins", "lsp", "lsp", "status")
-    assert "NOT FOUND on PATH" in text.stdout
+    assert "no running pando on this directory" in text.stdout and "NOT FOUND on PATH" in text.stdout
 
 
 def test_cli_diagnostics_prints_a_files_errors(run_pando, pando_workdir, lsp_config, pylsp_table):
