@@ -51,6 +51,7 @@ class Server:
         self.start_seconds: float | None = None
         self.versions: dict[str, int] = {}
         self.diagnostics: dict[str, list[dict]] = {}
+        self.answered_text: dict[str, str] = {}  # uri -> the text the server's current diagnostics are for
         self.waiters: dict[str, list[tuple[int, asyncio.Future]]] = {}
         self.watcher: asyncio.Task | None = None  # awaits an exit nobody asked for
 
@@ -92,6 +93,7 @@ class LspManager:
         self.servers = [Server(spec, self.workdir) for spec in specs]
         self.wait_ms = wait_ms
         self.status_file = status_file  # for `pando lsp status` in another process (status.py)
+        self.baselines: dict[Path, list[dict] | None] = {}  # file -> its diagnostics before a running edit
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -182,6 +184,8 @@ class LspManager:
             server.restarts += 1
             log.warning("lsp %s exited; restarting it once", server.spec.name)
         server.starting = asyncio.get_running_loop().create_task(self._start(server, path))
+        # a start whose waiter gave up (wait_ms) may fail later, at shutdown: that is no news
+        server.starting.add_done_callback(lambda task: task.cancelled() or task.exception())
         try:
             return await asyncio.shield(server.starting)
         except LspError:
@@ -211,17 +215,34 @@ class LspManager:
             report.notice = f"lsp: {server.spec.name} did not answer within {round(wait * 1000)} ms"
         except (LspError, OSError) as exc:
             report.notice = f"lsp: {exc}"
-        uri = path.as_uri()
-        report.diagnostics = sorted(
-            (d for d in server.diagnostics.get(uri, []) if d.get("severity", ERROR) <= WARNING),
-            key=lambda d: (d.get("severity", ERROR), d["range"]["start"]["line"], d["range"]["start"]["character"]),
-        )
+        report.diagnostics = _shown(server.diagnostics.get(path.as_uri(), []))
         report.project_errors, report.project_warnings = self.counts()
         return report
+
+    async def baseline(self, path: Path) -> list[dict] | None:
+        """The file's errors and warnings as it is now, before an edit: what the server said about
+        this very text if it did, else a check of it (bounded by wait_ms). None: unknown (the
+        server did not answer); [] for a file that does not exist yet."""
+        path = path.resolve()
+        server = self.server_for(path)
+        if server is None:
+            return None
+        if not path.is_file():
+            return []
+        uri = path.as_uri()
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        if server.answered_text.get(uri) == text:
+            return _shown(server.diagnostics.get(uri, []))
+        report = await self.check(path)
+        return report.diagnostics if report is not None and report.answered else None
 
     async def _sync(self, server: Server, client: LspClient, path: Path, report: Report, deadline: float) -> None:
         loop = asyncio.get_running_loop()
         text = path.read_text(encoding="utf-8", errors="replace")
+        server.answered_text.pop(path.as_uri(), None)
         uri = path.as_uri()
         version = server.versions.get(uri, 0) + 1
         answered = loop.create_future()
@@ -235,6 +256,7 @@ class LspManager:
         if client.pulls:
             server.diagnostics[uri] = await asyncio.wait_for(client.pull(uri), max(deadline - loop.time(), 0))
             report.answered = True
+            server.answered_text[uri] = text
             return
         exited = loop.create_task(client.exited.wait())
         try:
@@ -245,6 +267,7 @@ class LspManager:
             exited.cancel()
         if answered in done:
             report.answered = True
+            server.answered_text[uri] = text
         elif exited in done:
             raise LspError(f"{server.spec.name} exited while checking {path.name}")
         else:
@@ -306,26 +329,77 @@ class LspManager:
         self._loop = None
 
 
-def format_report(report: Report, workdir: Path) -> str:
-    """The lines appended to a tool result (and printed by ``pando lsp diagnostics``)."""
+def _shown(diagnostics: list[dict]) -> list[dict]:
+    """Errors and warnings (not hints), by severity then position."""
+    return sorted(
+        (d for d in diagnostics if d.get("severity", ERROR) <= WARNING),
+        key=lambda d: (d.get("severity", ERROR), d["range"]["start"]["line"], d["range"]["start"]["character"]),
+    )
+
+
+def _identity(d: dict) -> tuple:
+    """What makes a diagnostic the same one after an edit moved it (its position is left out)."""
+    return d.get("severity", ERROR), d.get("message", ""), d.get("source"), str(d.get("code"))
+
+
+def new_since(diagnostics: list[dict], before: list[dict]) -> list[dict]:
+    """The diagnostics not present before: each earlier one cancels one equal one (position aside)."""
+    left: dict[tuple, int] = {}
+    for d in before:
+        left[_identity(d)] = left.get(_identity(d), 0) + 1
+    new = []
+    for d in diagnostics:
+        if left.get(_identity(d), 0) > 0:
+            left[_identity(d)] -= 1
+        else:
+            new.append(d)
+    return new
+
+
+def _lines(diagnostics: list[dict], what: str = "") -> list[str]:
+    lines = []
+    for d in diagnostics[:SHOWN]:
+        start = d["range"]["start"]
+        kind = "error" if d.get("severity", ERROR) == ERROR else "warning"
+        source = f" [{d['source']}]" if d.get("source") else ""
+        lines.append(f"  {kind} {start['line'] + 1}:{start['character'] + 1} {d.get('message', '')}{source}")
+    if len(diagnostics) > SHOWN:
+        lines.append(f"  ... and {len(diagnostics) - SHOWN} more{what}")
+    return lines
+
+
+def relative(path: Path, workdir: Path) -> Path:
     try:
-        shown = report.path.relative_to(workdir)
+        return path.relative_to(workdir)
     except ValueError:
-        shown = report.path
+        return path
+
+
+def format_report(report: Report, workdir: Path, before: list[dict] | None = None) -> str:
+    """The lines appended to a tool result (and printed by ``pando lsp diagnostics``). With
+    *before* (the file's diagnostics before an edit), only those the edit brought are listed."""
+    shown = relative(report.path, workdir)
     lines = []
     if report.notice:
         lines.append(report.notice)
-    if report.diagnostics:
-        lines.append(f"LSP diagnostics in {shown} ({report.server}):")
-        for d in report.diagnostics[:SHOWN]:
-            start = d["range"]["start"]
-            kind = "error" if d.get("severity", ERROR) == ERROR else "warning"
-            source = f" [{d['source']}]" if d.get("source") else ""
-            lines.append(f"  {kind} {start['line'] + 1}:{start['character'] + 1} {d.get('message', '')}{source}")
-        if len(report.diagnostics) > SHOWN:
-            lines.append(f"  ... and {len(report.diagnostics) - SHOWN} more")
-    elif report.answered:
-        lines.append(f"LSP: no errors or warnings in {shown} ({report.server}).")
+    if before is None:
+        if report.diagnostics:
+            lines.append(f"LSP diagnostics in {shown} ({report.server}):")
+            lines.extend(_lines(report.diagnostics))
+        elif report.answered:
+            lines.append(f"LSP: no errors or warnings in {shown} ({report.server}).")
+    elif report.diagnostics or report.answered:
+        new = new_since(report.diagnostics, before)
+        old = len(report.diagnostics) - len(new)
+        if new:
+            lines.append(f"LSP: new errors and warnings in {shown} ({report.server}) since this edit:")
+            lines.extend(_lines(new, " new"))
+            if old:
+                lines.append(f"  ({old} more from before this edit, not listed)")
+        elif old:
+            lines.append(f"LSP: no new errors or warnings in {shown} ({report.server}); {old} from before this edit.")
+        else:
+            lines.append(f"LSP: no errors or warnings in {shown} ({report.server}).")
     lines.append(f"Project: {_plural(report.project_errors, 'error')}, {_plural(report.project_warnings, 'warning')}.")
     return "\n".join(lines)
 
