@@ -22,6 +22,8 @@ log = logging.getLogger("pando.lsp")
 
 ERROR, WARNING = 1, 2
 SHOWN = 10  # diagnostics listed per file
+PROJECT_FILES = 20  # files listed in a project's report, worst first
+PER_FILE = 5  # diagnostics listed per file in a project's report
 
 
 @dataclass
@@ -283,6 +285,22 @@ class LspManager:
                     warnings += severity == WARNING
         return errors, warnings
 
+    def project(self) -> list[dict]:
+        """Every file with errors or warnings the servers reported in this process, worst first:
+        ``{path, server, errors, warnings, diagnostics}``."""
+        from urllib.parse import unquote, urlparse
+
+        files = []
+        for server in self.servers:
+            for uri, diagnostics in server.diagnostics.items():
+                shown = _shown(diagnostics)
+                if not shown:
+                    continue
+                errors = sum(1 for d in shown if d.get("severity", ERROR) == ERROR)
+                path = Path(unquote(urlparse(uri).path))
+                files.append({"path": path, "server": server.spec.name, "errors": errors, "warnings": len(shown) - errors, "diagnostics": shown})
+        return sorted(files, key=lambda f: (-f["errors"], -f["warnings"], str(f["path"])))
+
     def status(self) -> list[dict]:
         rows = []
         for server in self.servers:
@@ -356,16 +374,31 @@ def new_since(diagnostics: list[dict], before: list[dict]) -> list[dict]:
     return new
 
 
-def _lines(diagnostics: list[dict], what: str = "") -> list[str]:
+def _lines(diagnostics: list[dict], what: str = "", limit: int = SHOWN) -> list[str]:
     lines = []
-    for d in diagnostics[:SHOWN]:
+    for d in diagnostics[:limit]:
         start = d["range"]["start"]
         kind = "error" if d.get("severity", ERROR) == ERROR else "warning"
         source = f" [{d['source']}]" if d.get("source") else ""
         lines.append(f"  {kind} {start['line'] + 1}:{start['character'] + 1} {d.get('message', '')}{source}")
-    if len(diagnostics) > SHOWN:
-        lines.append(f"  ... and {len(diagnostics) - SHOWN} more{what}")
+    if len(diagnostics) > limit:
+        lines.append(f"  ... and {len(diagnostics) - limit} more{what}")
     return lines
+
+
+def format_project(files: list[dict], workdir: Path, scope: str, top: int = PROJECT_FILES, per_file: int = PER_FILE) -> str:
+    """A project's errors and warnings per file (from ``LspManager.project``): the *top* worst
+    files, *per_file* diagnostics each. *scope* says what was looked at ("in files opened so far")."""
+    errors = sum(f["errors"] for f in files)
+    warnings = sum(f["warnings"] for f in files)
+    lines = [f"Project: {_plural(errors, 'error')}, {_plural(warnings, 'warning')} {scope}."]
+    for entry in files[:top]:
+        counts = f"{_plural(entry['errors'], 'error')}, {_plural(entry['warnings'], 'warning')}"
+        lines.append(f"{relative(entry['path'], workdir)} ({entry['server']}): {counts}")
+        lines.extend(_lines(entry["diagnostics"], limit=per_file))
+    if len(files) > top:
+        lines.append(f"... and {len(files) - top} more files with errors or warnings")
+    return "\n".join(lines)
 
 
 def relative(path: Path, workdir: Path) -> Path:
