@@ -58,7 +58,7 @@ def build_cli() -> typer.Typer:
         if not configured:
             typer.echo("no language servers (configure [lsp.NAME] command = ..., or install e.g. pylsp)")
             return
-        typer.echo("no running pando on this directory; the servers it would use:")
+        typer.echo("no running pando on this directory (none with pando-lsp); the servers it would use:")
         for row in configured:
             found = row["found"] or "NOT FOUND on PATH"
             typer.echo(f"  {row['name']}  [{row['source']}]  {' '.join(row['extensions'])}  {row['command']}  ({found})")
