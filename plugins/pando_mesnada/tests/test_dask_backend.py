@@ -174,9 +174,10 @@ def _runs_for(fake_engines, task_prompt, count):
     return found if len(found) >= count else None
 
 
-def test_a_dead_workers_task_is_retried_elsewhere_per_dask_worker_retries(make_orchestrator, cluster, fake_engines):
+def test_a_dead_workers_task_is_retried_elsewhere_per_dask_worker_retries(make_orchestrator, cluster, fake_engines, tmp_path):
     orchestrator = make_orchestrator(backend="dask", scheduler=cluster["address"], dask_worker_retries=1)
-    prompt = "say:attempt running\nsleep:4\nsay:attempt finished"
+    go = tmp_path / "go"  # every attempt waits for it: the first one cannot finish before its worker dies
+    prompt = f"say:attempt running\nwait-file:{go}\nsay:attempt finished"
     task = orchestrator.spawn({"prompt": prompt, "engine": "claude"})
     log = Path(task["log_file"])
     drive(orchestrator, lambda: "attempt running" in log.read_text(), what="the first attempt to print")
@@ -184,15 +185,16 @@ def test_a_dead_workers_task_is_retried_elsewhere_per_dask_worker_retries(make_o
     (first_run,) = fake_engines.all()
     os.kill(cluster["procs"][name].pid, signal.SIGKILL)  # the worker dies mid-task, for real
     runs = drive(orchestrator, lambda: _runs_for(fake_engines, prompt, 2), timeout=60, what="the rerun on the other worker")
+    # the first attempt's command did not live on with nobody reading it: its guard ended it
+    drive(orchestrator, lambda: not pid_alive(first_run["pid"]), timeout=30, what="the dead worker's command to end")
     assert orchestrator.get(task["id"])["status"] == "running"
+    go.touch()
     (done,) = drive(orchestrator, ended(orchestrator, task["id"]), timeout=60)
     assert done["status"] == "completed" and done["exit_code"] == 0, done
     text = log.read_text()
     assert f"the Dask worker {address} died while running the task; running it again (retry 1 of 1)" in text
-    assert text.count("attempt running") == 2 and text.rstrip().endswith("attempt finished")
-    assert runs[1]["started"] > first_run["started"]
-    # the first attempt's command did not live on with nobody reading it: its guard ended it
-    drive(orchestrator, lambda: not pid_alive(first_run["pid"]), timeout=30, what="the dead worker's command to end")
+    assert text.count("attempt running") == 2 and text.count("attempt finished") == 1
+    assert text.rstrip().endswith("attempt finished") and runs[1]["started"] > first_run["started"]
 
 
 def test_a_task_whose_workers_die_beyond_its_retries_fails_clearly(make_orchestrator, cluster, fake_engines):
