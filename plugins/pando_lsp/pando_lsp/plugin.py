@@ -112,7 +112,7 @@ async def pando_after_tool_call(app, tool_name, arguments, result):
     # all files of a patch at once: the whole wait stays within one wait_ms
     reports = await asyncio.gather(*(asyncio.wrap_future(manager.submit(manager.check(p))) for p in paths))
     notes = [
-        format_report(report, manager.workdir, befores.get(path) if path in befores else [])
+        format_report(report, manager.workdir, befores.get(path, []))  # not planned (a move): all new
         for path, report in zip(paths, reports, strict=True)
         if report is not None
     ]
