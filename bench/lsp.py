@@ -6,8 +6,10 @@ didSave and the wait for that version's publishDiagnostics - which is what an ed
 result waits for. The baseline, measured in the same run, is the edit's own file I/O (write the
 text, read it back). The cold start is the first check of a fresh manager (server spawn,
 initialize, didOpen, first diagnostics), against the floor of spawning a bare Python process.
+Also timed: ``LspManager.baseline`` of the file right after its check, which is what the edit
+before it costs when the server already answered for the file's text (the usual case in a turn).
 `--json` prints {"warm_wait_ms_median", "io_baseline_ms_median", "warm_ratio", "cold_start_ms_median",
-"spawn_baseline_ms_median", "cold_ratio", "rounds"}.
+"spawn_baseline_ms_median", "cold_ratio", "known_baseline_ms_median", "rounds"}.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def measure(rounds: int, cold_rounds: int) -> dict:
             assert report.answered, report.notice
         manager = LspManager(workdir, [spec], 60000)
         manager.run(manager.check(target), 70)  # warm it
-        warm, io = [], []
+        warm, io, known = [], [], []
         for index in range(rounds):
             text = TEXTS[index % 2]
             began = time.perf_counter()
@@ -67,6 +69,11 @@ def measure(rounds: int, cold_rounds: int) -> dict:
             began = time.perf_counter()
             report = manager.run(manager.check(target), 70)
             warm.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            before = manager.run(manager.baseline(target), 70)  # the next edit's "before": already known
+            known.append(time.perf_counter() - began)
+            if before != report.diagnostics:
+                sys.exit(f"error: round {index}: the known baseline {before} is not the last report")
             if not report.answered or bool(report.diagnostics) != (index % 2 == 0):
                 sys.exit(f"error: round {index}: unexpected report {report}")
         manager.shutdown()
@@ -79,6 +86,7 @@ def measure(rounds: int, cold_rounds: int) -> dict:
         "cold_start_ms_median": cold_ms,
         "spawn_baseline_ms_median": spawn_ms,
         "cold_ratio": round(cold_ms / spawn_ms, 1),
+        "known_baseline_ms_median": ms(statistics.median(known)),
         "rounds": rounds,
     }
 
@@ -97,6 +105,7 @@ def main() -> None:
           f"the edit's own I/O {result['io_baseline_ms_median']} ms; ratio {result['warm_ratio']}x")
     print(f"cold: first file (server start + first diagnostics) {result['cold_start_ms_median']} ms; "
           f"bare process spawn {result['spawn_baseline_ms_median']} ms; ratio {result['cold_ratio']}x")
+    print(f"before an edit: the file's known diagnostics {result['known_baseline_ms_median']} ms (median)")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ It runs on an asyncio loop (the manager's background thread). Messages are built
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import json
 import logging
@@ -41,6 +42,8 @@ class LspClient:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
         self._reader: asyncio.Task | None = None
+        self._stderr_reader: asyncio.Task | None = None
+        self._stderr: collections.deque[str] = collections.deque(maxlen=20)  # what a crash left on stderr
         self.exited = asyncio.Event()
 
     @property
@@ -54,10 +57,11 @@ class LspClient:
             *self.argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
             cwd=str(self.root),
         )
         self._reader = asyncio.create_task(self._read_loop())
+        self._stderr_reader = asyncio.create_task(self._drain_stderr())
         params = types.InitializeParams(
             process_id=os.getpid(),
             root_uri=self.root.as_uri(),
@@ -137,6 +141,21 @@ class LspClient:
                 if not future.done():
                     future.set_exception(LspError(f"{self.name} exited"))
 
+    async def _drain_stderr(self) -> None:
+        """Read stderr so the server never blocks on it, keeping its last lines."""
+        while line := await self.process.stderr.readline():
+            text = line.decode("utf-8", "replace").rstrip()
+            if text:
+                self._stderr.append(text)
+
+    def exit_summary(self) -> str:
+        """``exit code N: <the last line on stderr>``, as far as known."""
+        code = self.process.returncode if self.process is not None else None
+        parts = [f"exit code {code}" if code is not None else "still running"]
+        if self._stderr:
+            parts.append(self._stderr[-1][:300])
+        return ": ".join(parts)
+
     def _dispatch(self, message: dict) -> None:
         method = message.get("method")
         if method is None:  # a response
@@ -213,5 +232,6 @@ class LspClient:
         except TimeoutError:
             self.process.kill()
             await self.process.wait()
-        if self._reader is not None:
-            self._reader.cancel()
+        for reader in (self._reader, self._stderr_reader):
+            if reader is not None:
+                reader.cancel()

@@ -16,11 +16,14 @@ from typing import Any
 
 from .client import LspClient, LspError
 from .config import ServerSpec, language_id
+from .status import StatusFile
 
 log = logging.getLogger("pando.lsp")
 
 ERROR, WARNING = 1, 2
 SHOWN = 10  # diagnostics listed per file
+PROJECT_FILES = 20  # files listed in a project's report, worst first
+PER_FILE = 5  # diagnostics listed per file in a project's report
 
 
 @dataclass
@@ -46,10 +49,13 @@ class Server:
         self.starting: asyncio.Task | None = None
         self.restarts = 0
         self.failure: str | None = None
+        self.last_error: str | None = None  # the latest failure or crash, kept across the restart
         self.start_seconds: float | None = None
         self.versions: dict[str, int] = {}
         self.diagnostics: dict[str, list[dict]] = {}
+        self.answered_text: dict[str, str] = {}  # uri -> the text the server's current diagnostics are for
         self.waiters: dict[str, list[tuple[int, asyncio.Future]]] = {}
+        self.watcher: asyncio.Task | None = None  # awaits an exit nobody asked for
 
     def root(self, path: Path) -> Path:
         """The nearest ancestor (inside the working directory) holding a root marker, else the workdir."""
@@ -84,10 +90,13 @@ class Server:
 
 
 class LspManager:
-    def __init__(self, workdir: Path, specs: list[ServerSpec], wait_ms: int) -> None:
+    def __init__(self, workdir: Path, specs: list[ServerSpec], wait_ms: int, status_file: StatusFile | None = None) -> None:
         self.workdir = workdir.resolve()
         self.servers = [Server(spec, self.workdir) for spec in specs]
         self.wait_ms = wait_ms
+        self.status_file = status_file  # for `pando lsp status` in another process (status.py)
+        self.baselines: dict[Path, list[dict] | None] = {}  # file -> its diagnostics before a running edit
+        self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -111,6 +120,24 @@ class LspManager:
 
     # -- servers -------------------------------------------------------------------------------
 
+    def changed(self) -> None:
+        """A server's state changed: rewrite this process's status file."""
+        if self.status_file is not None and not self._closing:
+            self.status_file.write(self.status())
+
+    def _failed(self, server: Server, message: str, write: bool = False) -> None:
+        server.last_error = message
+        if write:
+            self.changed()
+
+    async def _watch(self, server: Server, client: LspClient) -> None:
+        """Record a server's exit that nobody asked for (a crash), with what it left on stderr."""
+        await client.process.wait()
+        if client._stderr_reader is not None:
+            await asyncio.wait({client._stderr_reader}, timeout=1.0)
+        if not self._closing and server.client is client:
+            self._failed(server, f"{server.spec.name} exited ({client.exit_summary()})", write=True)
+
     def server_for(self, path: Path) -> Server | None:
         return next((server for server in self.servers if server.spec.handles(path)), None)
 
@@ -118,6 +145,7 @@ class LspManager:
         command = server.spec.resolved_command()
         if command is None:
             server.failure = f"{server.spec.name}: command {server.spec.command!r} not found on PATH"
+            self._failed(server, server.failure, write=True)
             raise LspError(server.failure)
         client = LspClient(
             server.spec.name,
@@ -133,8 +161,14 @@ class LspManager:
             await client.start()
         except (OSError, LspError) as exc:
             await client.shutdown(1.0)
-            raise LspError(f"{server.spec.name} failed to start: {exc}") from exc
+            if client._stderr_reader is not None:
+                await asyncio.wait({client._stderr_reader}, timeout=1.0)
+            detail = f" ({client.exit_summary()})" if client.process is not None else ""
+            message = f"{server.spec.name} failed to start: {exc}{detail}"
+            self._failed(server, message)
+            raise LspError(message) from exc
         server.start_seconds = time.perf_counter() - began
+        server.watcher = asyncio.get_running_loop().create_task(self._watch(server, client))  # kept: not collected
         return client
 
     async def _client(self, server: Server, path: Path) -> LspClient:
@@ -147,16 +181,21 @@ class LspManager:
         if server.client is not None:  # it died
             if server.restarts >= 1:
                 server.failure = f"{server.spec.name} exited again; not restarting it"
+                self.changed()
                 raise LspError(server.failure)
             server.restarts += 1
             log.warning("lsp %s exited; restarting it once", server.spec.name)
         server.starting = asyncio.get_running_loop().create_task(self._start(server, path))
+        # a start whose waiter gave up (wait_ms) may fail later, at shutdown: that is no news
+        server.starting.add_done_callback(lambda task: task.cancelled() or task.exception())
         try:
             return await asyncio.shield(server.starting)
         except LspError:
             if server.client is not None and server.restarts >= 1:
                 server.failure = f"{server.spec.name} failed again after a restart"
             raise
+        finally:
+            self.changed()  # the start is over (ok or not): its state is final now
 
     # -- checks --------------------------------------------------------------------------------
 
@@ -178,17 +217,34 @@ class LspManager:
             report.notice = f"lsp: {server.spec.name} did not answer within {round(wait * 1000)} ms"
         except (LspError, OSError) as exc:
             report.notice = f"lsp: {exc}"
-        uri = path.as_uri()
-        report.diagnostics = sorted(
-            (d for d in server.diagnostics.get(uri, []) if d.get("severity", ERROR) <= WARNING),
-            key=lambda d: (d.get("severity", ERROR), d["range"]["start"]["line"], d["range"]["start"]["character"]),
-        )
+        report.diagnostics = _shown(server.diagnostics.get(path.as_uri(), []))
         report.project_errors, report.project_warnings = self.counts()
         return report
+
+    async def baseline(self, path: Path) -> list[dict] | None:
+        """The file's errors and warnings as it is now, before an edit: what the server said about
+        this very text if it did, else a check of it (bounded by wait_ms). None: unknown (the
+        server did not answer); [] for a file that does not exist yet."""
+        path = path.resolve()
+        server = self.server_for(path)
+        if server is None:
+            return None
+        if not path.is_file():
+            return []
+        uri = path.as_uri()
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        if server.answered_text.get(uri) == text:
+            return _shown(server.diagnostics.get(uri, []))
+        report = await self.check(path)
+        return report.diagnostics if report is not None and report.answered else None
 
     async def _sync(self, server: Server, client: LspClient, path: Path, report: Report, deadline: float) -> None:
         loop = asyncio.get_running_loop()
         text = path.read_text(encoding="utf-8", errors="replace")
+        server.answered_text.pop(path.as_uri(), None)
         uri = path.as_uri()
         version = server.versions.get(uri, 0) + 1
         answered = loop.create_future()
@@ -202,6 +258,7 @@ class LspManager:
         if client.pulls:
             server.diagnostics[uri] = await asyncio.wait_for(client.pull(uri), max(deadline - loop.time(), 0))
             report.answered = True
+            server.answered_text[uri] = text
             return
         exited = loop.create_task(client.exited.wait())
         try:
@@ -212,6 +269,7 @@ class LspManager:
             exited.cancel()
         if answered in done:
             report.answered = True
+            server.answered_text[uri] = text
         elif exited in done:
             raise LspError(f"{server.spec.name} exited while checking {path.name}")
         else:
@@ -226,6 +284,22 @@ class LspManager:
                     errors += severity == ERROR
                     warnings += severity == WARNING
         return errors, warnings
+
+    def project(self) -> list[dict]:
+        """Every file with errors or warnings the servers reported in this process, worst first:
+        ``{path, server, errors, warnings, diagnostics}``."""
+        from urllib.parse import unquote, urlparse
+
+        files = []
+        for server in self.servers:
+            for uri, diagnostics in server.diagnostics.items():
+                shown = _shown(diagnostics)
+                if not shown:
+                    continue
+                errors = sum(1 for d in shown if d.get("severity", ERROR) == ERROR)
+                path = Path(unquote(urlparse(uri).path))
+                files.append({"path": path, "server": server.spec.name, "errors": errors, "warnings": len(shown) - errors, "diagnostics": shown})
+        return sorted(files, key=lambda f: (-f["errors"], -f["warnings"], str(f["path"])))
 
     def status(self) -> list[dict]:
         rows = []
@@ -243,6 +317,8 @@ class LspManager:
                     "restarts": server.restarts,
                     "open_files": len(server.versions),
                     "error": server.failure,
+                    "last_error": server.last_error,
+                    "start_seconds": None if server.start_seconds is None else round(server.start_seconds, 3),
                 }
             )
         return rows
@@ -251,6 +327,9 @@ class LspManager:
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop every server within ``timeout`` seconds in all, then the loop thread."""
+        self._closing = True
+        if self.status_file is not None:
+            self.status_file.remove()
         if self._loop is None:
             return
 
@@ -268,26 +347,92 @@ class LspManager:
         self._loop = None
 
 
-def format_report(report: Report, workdir: Path) -> str:
-    """The lines appended to a tool result (and printed by ``pando lsp diagnostics``)."""
+def _shown(diagnostics: list[dict]) -> list[dict]:
+    """Errors and warnings (not hints), by severity then position."""
+    return sorted(
+        (d for d in diagnostics if d.get("severity", ERROR) <= WARNING),
+        key=lambda d: (d.get("severity", ERROR), d["range"]["start"]["line"], d["range"]["start"]["character"]),
+    )
+
+
+def _identity(d: dict) -> tuple:
+    """What makes a diagnostic the same one after an edit moved it (its position is left out)."""
+    return d.get("severity", ERROR), d.get("message", ""), d.get("source"), str(d.get("code"))
+
+
+def new_since(diagnostics: list[dict], before: list[dict]) -> list[dict]:
+    """The diagnostics not present before: each earlier one cancels one equal one (position aside)."""
+    left: dict[tuple, int] = {}
+    for d in before:
+        left[_identity(d)] = left.get(_identity(d), 0) + 1
+    new = []
+    for d in diagnostics:
+        if left.get(_identity(d), 0) > 0:
+            left[_identity(d)] -= 1
+        else:
+            new.append(d)
+    return new
+
+
+def _lines(diagnostics: list[dict], what: str = "", limit: int = SHOWN) -> list[str]:
+    lines = []
+    for d in diagnostics[:limit]:
+        start = d["range"]["start"]
+        kind = "error" if d.get("severity", ERROR) == ERROR else "warning"
+        source = f" [{d['source']}]" if d.get("source") else ""
+        lines.append(f"  {kind} {start['line'] + 1}:{start['character'] + 1} {d.get('message', '')}{source}")
+    if len(diagnostics) > limit:
+        lines.append(f"  ... and {len(diagnostics) - limit} more{what}")
+    return lines
+
+
+def format_project(files: list[dict], workdir: Path, scope: str, top: int = PROJECT_FILES, per_file: int = PER_FILE) -> str:
+    """A project's errors and warnings per file (from ``LspManager.project``): the *top* worst
+    files, *per_file* diagnostics each. *scope* says what was looked at ("in files opened so far")."""
+    errors = sum(f["errors"] for f in files)
+    warnings = sum(f["warnings"] for f in files)
+    lines = [f"Project: {_plural(errors, 'error')}, {_plural(warnings, 'warning')} {scope}."]
+    for entry in files[:top]:
+        counts = f"{_plural(entry['errors'], 'error')}, {_plural(entry['warnings'], 'warning')}"
+        lines.append(f"{relative(entry['path'], workdir)} ({entry['server']}): {counts}")
+        lines.extend(_lines(entry["diagnostics"], limit=per_file))
+    if len(files) > top:
+        lines.append(f"... and {len(files) - top} more files with errors or warnings")
+    return "\n".join(lines)
+
+
+def relative(path: Path, workdir: Path) -> Path:
     try:
-        shown = report.path.relative_to(workdir)
+        return path.relative_to(workdir)
     except ValueError:
-        shown = report.path
+        return path
+
+
+def format_report(report: Report, workdir: Path, before: list[dict] | None = None) -> str:
+    """The lines appended to a tool result (and printed by ``pando lsp diagnostics``). With
+    *before* (the file's diagnostics before an edit), only those the edit brought are listed."""
+    shown = relative(report.path, workdir)
     lines = []
     if report.notice:
         lines.append(report.notice)
-    if report.diagnostics:
-        lines.append(f"LSP diagnostics in {shown} ({report.server}):")
-        for d in report.diagnostics[:SHOWN]:
-            start = d["range"]["start"]
-            kind = "error" if d.get("severity", ERROR) == ERROR else "warning"
-            source = f" [{d['source']}]" if d.get("source") else ""
-            lines.append(f"  {kind} {start['line'] + 1}:{start['character'] + 1} {d.get('message', '')}{source}")
-        if len(report.diagnostics) > SHOWN:
-            lines.append(f"  ... and {len(report.diagnostics) - SHOWN} more")
-    elif report.answered:
-        lines.append(f"LSP: no errors or warnings in {shown} ({report.server}).")
+    if before is None:
+        if report.diagnostics:
+            lines.append(f"LSP diagnostics in {shown} ({report.server}):")
+            lines.extend(_lines(report.diagnostics))
+        elif report.answered:
+            lines.append(f"LSP: no errors or warnings in {shown} ({report.server}).")
+    elif report.diagnostics or report.answered:
+        new = new_since(report.diagnostics, before)
+        old = len(report.diagnostics) - len(new)
+        if new:
+            lines.append(f"LSP: new errors and warnings in {shown} ({report.server}) since this edit:")
+            lines.extend(_lines(new, " new"))
+            if old:
+                lines.append(f"  ({old} more from before this edit, not listed)")
+        elif old:
+            lines.append(f"LSP: no new errors or warnings in {shown} ({report.server}); {old} from before this edit.")
+        else:
+            lines.append(f"LSP: no errors or warnings in {shown} ({report.server}).")
     lines.append(f"Project: {_plural(report.project_errors, 'error')}, {_plural(report.project_warnings, 'warning')}.")
     return "\n".join(lines)
 

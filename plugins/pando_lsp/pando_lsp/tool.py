@@ -6,14 +6,15 @@ import asyncio
 
 from pando_core.agent.tools.base import ToolError, ToolResult
 
-from .manager import LspManager, format_report
+from .manager import LspManager, format_project, format_report
 
 
 class DiagnosticsTool:
     name = "diagnostics"
     description = (
         "Errors and warnings from the language server for a file (at most 10), and the project's counts. "
-        "Use after changing code to check it compiles/lints; without file_path, the project's counts."
+        "Use after changing code to check it compiles/lints; without file_path, the project's errors and "
+        "warnings per file (the 20 worst files, 5 each; files opened so far)."
     )
     parameters = {
         "type": "object",
@@ -27,8 +28,10 @@ class DiagnosticsTool:
     async def run(self, args, ctx) -> ToolResult:  # noqa: ANN001
         raw = args.get("file_path")
         if not raw:
-            errors, warnings = self.manager.counts()
-            return ToolResult(f"Project: {errors} errors, {warnings} warnings (in files opened so far).")
+            files = self.manager.project()
+            text = format_project(files, self.manager.workdir, "in the files opened so far")
+            rows = [{"path": str(f["path"]), "errors": f["errors"], "warnings": f["warnings"]} for f in files]
+            return ToolResult(text, metadata={"files": rows})
         path = ctx.resolve_path(str(raw))
         if not path.is_file():
             raise ToolError(f"{raw}: no such file")

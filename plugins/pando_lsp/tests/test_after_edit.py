@@ -37,7 +37,7 @@ def test_write_with_an_undefined_name_gets_the_diagnostic_and_a_fix_clears_it(ma
     )
     _turn(app)
     after_write = _tool_message(model_server, 1)
-    assert "LSP diagnostics in mod.py (pylsp):" in after_write
+    assert "LSP: new errors and warnings in mod.py (pylsp) since this edit:" in after_write
     assert "error 2:12 undefined name 'undefined_thing' [pyflakes]" in after_write
     assert "Project: 1 error, 0 warnings." in after_write
     after_edit = _tool_message(model_server, 3)
@@ -117,3 +117,52 @@ def test_pando_run_gets_diagnostics_and_skip_lsp_turns_them_off(run_pando, pando
             assert f"undefined name 'undefined_{index}'" in content
         else:
             assert "LSP" not in content, args
+
+
+def test_an_edit_gets_only_the_errors_it_introduced(make_app, model_server, lsp_config, pylsp_table, pando_workdir):
+    """A file with an error from before: the edit that adds a second one gets only that one."""
+    (pando_workdir / "old.py").write_text("def f():\n    return alpha\n")
+    (pando_workdir / "other.py").write_text("import os\n")  # a warning elsewhere in the project
+    app = _lsp_app(make_app, model_server, lsp_config(60000, pylsp_table))
+    app.lsp.run(app.lsp.check(pando_workdir / "other.py"), 60)
+    model_server.script(
+        Reply.tool("view", {"file_path": "old.py"}),  # edit wants the file read first
+        Reply.tool("edit", {"file_path": "old.py", "old_string": "return alpha", "new_string": "return alpha + beta"}),
+        Reply.tool("edit", {"file_path": "old.py", "old_string": "def f():", "new_string": "def f(unused=1):"}),
+        Reply.tool("edit", {"file_path": "old.py", "old_string": " + beta", "new_string": ""}),
+        Reply.tool("patch", {"patch_text": "*** Begin Patch\n*** Update File: old.py\n@@\n-    return alpha\n+    return alpha or gamma\n*** End Patch\n"}),
+        Reply.text("done"),
+    )
+    result = _turn(app)
+    assert [call["is_error"] for call in result.tool_calls] == [False] * 5, [m["content"] for m in model_server.requests[-1]["messages"] if m["role"] == "tool"]
+    introduced = _tool_message(model_server, 2)
+    assert "LSP: new errors and warnings in old.py (pylsp) since this edit:" in introduced
+    assert "error 2:20 undefined name 'beta' [pyflakes]" in introduced
+    assert "alpha" not in introduced.split("LSP:", 1)[1]  # the error from before is not repeated
+    assert "(1 more from before this edit, not listed)" in introduced
+    assert "Project: 2 errors, 1 warning." in introduced
+    unchanged = _tool_message(model_server, 3)  # an edit that breaks nothing new
+    assert "LSP: no new errors or warnings in old.py (pylsp); 2 from before this edit." in unchanged
+    fixed = _tool_message(model_server, 4)
+    assert "LSP: no new errors or warnings in old.py (pylsp); 1 from before this edit." in fixed
+    assert "Project: 1 error, 1 warning." in fixed
+    patched = _tool_message(model_server, 5)
+    assert "error 2:21 undefined name 'gamma' [pyflakes]" in patched and "'alpha'" not in patched
+    assert "(1 more from before this edit, not listed)" in patched
+
+
+def test_new_since_is_at_most_ten_and_ignores_positions():
+    from pando_lsp.manager import Report, format_report, new_since
+
+    def diag(line, message):
+        return {"range": {"start": {"line": line, "character": 0}}, "severity": 1, "message": message, "source": "x"}
+
+    before = [diag(0, "undefined name 'a'"), diag(5, "undefined name 'a'")]
+    after = [diag(3, "undefined name 'a'"), diag(9, "undefined name 'a'"), diag(12, "undefined name 'a'")]
+    assert new_since(after, before) == [after[2]]  # two of the same from before cancel two, wherever they moved
+    many = [diag(i, f"undefined name 'n{i}'") for i in range(14)]
+    from pathlib import Path
+
+    text = format_report(Report(Path("/w/m.py"), "x", many + before, 16, 0, answered=True), Path("/w"), before)
+    listed = [line for line in text.splitlines() if line.startswith("  error")]
+    assert len(listed) == 10 and "  ... and 4 more new" in text and "(2 more from before this edit, not listed)" in text

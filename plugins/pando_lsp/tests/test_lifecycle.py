@@ -42,7 +42,7 @@ def test_a_patch_gets_each_added_files_diagnostics_and_shutdown_stops_the_server
     model_server.script(Reply.tool("patch", {"patch_text": patch}), Reply.text("ok"))
     _turn(app)
     content = [m for m in model_server.requests[1]["messages"] if m["role"] == "tool"][-1]["content"]
-    assert "LSP diagnostics in pkg/one.py (pylsp):" in content
+    assert "LSP: new errors and warnings in pkg/one.py (pylsp) since this edit:" in content
     assert "error 1:7 undefined name 'nowhere' [pyflakes]" in content
     assert "notes.md (" not in content
     (row,) = app.lsp.status()

@@ -187,24 +187,34 @@ def build_cli() -> typer.Typer:
                 offset = path.stat().st_size if path.exists() else 0
             else:
                 offset = _copy(path, 0)
-            while follow and task["status"] in ("pending", "running"):
+            while follow and task is not None and task["status"] in ("pending", "running"):
                 time.sleep(0.2)
                 offset = _copy(path, offset)
-                task = app.store.mesnada.get(id=task_id)  # a local read, on any instance
+                task = app.store.mesnada.find(id=task_id)  # a local read, on any instance; None once deleted
             if follow:
                 _copy(path, offset)
 
     @cli.command("wait")
     def wait(
         task_ids: list[str] = typer.Argument(..., help="task ids"),
-        any_: bool = typer.Option(False, "--any", help="return when one of them ends"),
-        all_: bool = typer.Option(True, "--all", help="return when all of them ended (the default)"),
+        any_: bool = typer.Option(False, "--any", help="return as soon as one of them ends"),
+        all_: bool = typer.Option(False, "--all", help="return when all of them ended (the default)"),
         timeout: str = typer.Option(None, "--timeout", help="give up after this long (90s, 10m); exit code 2"),
-        as_json: bool = typer.Option(False, "--json"),
+        as_json: bool = typer.Option(False, "--json", help="print {tasks, timeout} as JSON"),
     ) -> None:
-        """Wait for tasks to end. Exit code 0 if all that ended completed, 1 if not, 2 on timeout."""
-        from .client import wait_for
+        """Wait for tasks to end (all of them, or --any). Exit code 0 if every task that ended
+        completed, 1 if one failed or was cancelled or paused, 2 on timeout."""
+        from pando_core.errors import ValidationError
 
+        from .client import wait_for
+        from .model import parse_timeout
+
+        if any_ and all_:
+            raise ValidationError("--any and --all exclude each other")
+        try:
+            parse_timeout(timeout)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
         with _app() as app:
             result = wait_for(app, list(task_ids), not any_, timeout)
         if as_json:

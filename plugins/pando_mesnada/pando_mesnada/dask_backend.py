@@ -205,6 +205,11 @@ class DaskRunner:
                 handle.writelines(message["lines"])
             run["lines"] += len(message["lines"])
         elif "started" in message and message["started"] not in run["starts"]:
+            retry = len(run["starts"])
+            if 0 < retry <= self.retries:  # Dask runs it again because the last worker died: say so in the log
+                with open(run["log_file"], "a", encoding="utf-8") as handle:
+                    handle.write(f"--- the Dask worker {run['starts'][-1]} died while running the task; "
+                                 f"running it again (retry {retry} of {self.retries}) on {message['started']} ---\n")  # fmt: skip
             run["starts"].append(message["started"])  # judged by alive(), off the client's event loop
             run["start_seen"] = time.monotonic()
 
@@ -215,7 +220,11 @@ class DaskRunner:
         try:
             result = future.result()
         except Exception as exc:  # noqa: BLE001 - KilledWorker, a cancelled future, ...
-            outcome = {"status": "failed", "exit_code": None, "error": f"the Dask task failed: {type(exc).__name__}: {exc}"}
+            error = f"the Dask task failed: {type(exc).__name__}: {exc}"
+            if type(exc).__name__ == "KilledWorker":  # the scheduler's own limit came before dask_worker_retries
+                error = (f"the Dask scheduler gave up on the task after its workers died {len(run['starts'])} times "
+                         "(distributed.scheduler.allowed-failures is lower than dask_worker_retries)")  # fmt: skip
+            outcome = {"status": "failed", "exit_code": None, "error": error}
         else:
             deadline = time.monotonic() + 2.0  # the last lines may still be on their way
             while run["lines"] < result["lines"] and time.monotonic() < deadline:
@@ -255,6 +264,8 @@ class DaskRunner:
             lost = self._lost_worker(run)
             if lost is not None:
                 run["died"] = f"the Dask worker {lost} died while running the task"
+                if self.retries:
+                    run["died"] += f" (no retries left: dask_worker_retries = {self.retries})"
                 run["cancel"].set()
                 run["future"].cancel()  # else a worker that joins later would run it again
                 self._write_end(task["id"], {"status": "failed", "exit_code": None, "error": run["died"]})

@@ -3,7 +3,8 @@
 It records how it was called (argv, cwd, start and end times) to ``$FAKE_AGENT_RECORDS/<pid>.json``
 and acts on directives in its prompt, one per line: ``say:TEXT``, ``sleep:SECONDS``, ``exit:CODE``,
 ``ignore-term``, ``flood:MEGABYTES``, ``write:FILE=TEXT``, ``grandchild`` (starts a long sleep
-child in the same process group and records its pid).
+child in the same process group and records its pid), ``wait-file:PATH`` (waits, at most 60 s,
+until the test creates PATH).
 """
 
 import json
@@ -65,6 +66,10 @@ def main():
             save()
         elif key == "stderr":
             print(value, file=sys.stderr, flush=True)
+        elif key == "wait-file":  # until the test creates this file (at most 60 s)
+            deadline = time.monotonic() + 60
+            while not os.path.exists(value) and time.monotonic() < deadline:
+                time.sleep(0.05)
     record["ended"] = time.time()
     save()
     sys.exit(code)

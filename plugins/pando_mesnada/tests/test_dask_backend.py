@@ -155,3 +155,61 @@ def test_the_only_worker_dying_fails_its_task_and_ends_its_process(make_orchestr
     (done,) = drive(orchestrator, ended(orchestrator, task["id"]), timeout=60)
     assert done["status"] == "failed" and "the Dask worker tcp://127.0.0.2:" in done["error"], done
     drive(orchestrator, lambda: not pid_alive(record["pid"]), timeout=30, what="the command to end with its worker")
+
+
+def _worker_running(cluster, task_id):
+    """The name (w1, w2) and address of the worker whose processing list holds the task."""
+    client = cluster["client"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for address, keys in client.processing().items():
+            if any(task_id in str(key) for key in keys):
+                return client.scheduler_info(n_workers=-1)["workers"][address]["name"], address
+        time.sleep(0.05)
+    raise AssertionError(f"no worker is processing {task_id}")
+
+
+def _runs_for(fake_engines, task_prompt, count):
+    found = [r for r in fake_engines.all() if r["prompt"] == task_prompt]
+    return found if len(found) >= count else None
+
+
+def test_a_dead_workers_task_is_retried_elsewhere_per_dask_worker_retries(make_orchestrator, cluster, fake_engines, tmp_path):
+    orchestrator = make_orchestrator(backend="dask", scheduler=cluster["address"], dask_worker_retries=1)
+    go = tmp_path / "go"  # every attempt waits for it: the first one cannot finish before its worker dies
+    prompt = f"say:attempt running\nwait-file:{go}\nsay:attempt finished"
+    task = orchestrator.spawn({"prompt": prompt, "engine": "claude"})
+    log = Path(task["log_file"])
+    drive(orchestrator, lambda: "attempt running" in log.read_text(), what="the first attempt to print")
+    name, address = _worker_running(cluster, task["id"])
+    (first_run,) = fake_engines.all()
+    os.kill(cluster["procs"][name].pid, signal.SIGKILL)  # the worker dies mid-task, for real
+    runs = drive(orchestrator, lambda: _runs_for(fake_engines, prompt, 2), timeout=60, what="the rerun on the other worker")
+    # the first attempt's command did not live on with nobody reading it: its guard ended it
+    drive(orchestrator, lambda: not pid_alive(first_run["pid"]), timeout=30, what="the dead worker's command to end")
+    assert orchestrator.get(task["id"])["status"] == "running"
+    go.touch()
+    (done,) = drive(orchestrator, ended(orchestrator, task["id"]), timeout=60)
+    assert done["status"] == "completed" and done["exit_code"] == 0, done
+    text = log.read_text()
+    assert f"the Dask worker {address} died while running the task; running it again (retry 1 of 1)" in text
+    assert text.count("attempt running") == 2 and text.count("attempt finished") == 1
+    assert text.rstrip().endswith("attempt finished") and runs[1]["started"] > first_run["started"]
+
+
+def test_a_task_whose_workers_die_beyond_its_retries_fails_clearly(make_orchestrator, cluster, fake_engines):
+    orchestrator = make_orchestrator(backend="dask", scheduler=cluster["address"], dask_worker_retries=1)
+    prompt = "say:doomed\nsleep:120"
+    task = orchestrator.spawn({"prompt": prompt, "engine": "claude"})
+    drive(orchestrator, lambda: "doomed" in Path(task["log_file"]).read_text(), what="the first attempt to print")
+    first, _ = _worker_running(cluster, task["id"])
+    os.kill(cluster["procs"][first].pid, signal.SIGKILL)
+    drive(orchestrator, lambda: _runs_for(fake_engines, prompt, 2), timeout=60, what="the retry")
+    second, second_address = _worker_running(cluster, task["id"])
+    assert second != first
+    os.kill(cluster["procs"][second].pid, signal.SIGKILL)
+    (done,) = drive(orchestrator, ended(orchestrator, task["id"]), timeout=60)
+    assert done["status"] == "failed", done
+    assert done["error"] == f"the Dask worker {second_address} died while running the task (no retries left: dask_worker_retries = 1)"
+    for run in fake_engines.all():
+        drive(orchestrator, lambda run=run: not pid_alive(run["pid"]), timeout=30, what="every attempt's command to end")
