@@ -257,6 +257,11 @@ class TurnView:
 
             for item in data.get("files", []):
                 self.line(self._styled(attached_line(item), "dim"))
+        elif kind == "continuation":
+            from .run import continuation_line
+
+            self.flush()
+            self.line(self._styled(continuation_line(data), "yellow"))
         elif kind == "todos":
             from .session_commands import render_todos
 
