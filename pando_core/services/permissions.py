@@ -134,12 +134,20 @@ class PermissionService:
             grants = list(self._session_grants.get(session_id, []))
         return any(g.matches(request) for g in grants) or any(g.matches(request) for g in self._persisted())
 
-    async def request(self, session_id: str, request: PermissionRequest) -> bool:
+    def decide_unasked(self, session_id: str, request: PermissionRequest) -> str:
+        """What the rules alone say: "deny", "allow", or "ask" (the asker would decide; with none,
+        a refusal). Records nothing."""
         if self.denies(request):
-            return self._record(session_id, request, False)
+            return "deny"
         if self.yolo or self._config_allows(request) or self._temporarily_granted(session_id, request):
-            return True
-        if self._granted(session_id, request):
+            return "allow"
+        return "allow" if self._granted(session_id, request) else "ask"
+
+    async def request(self, session_id: str, request: PermissionRequest) -> bool:
+        decision = self.decide_unasked(session_id, request)
+        if decision == "deny":
+            return self._record(session_id, request, False)
+        if decision == "allow":
             return True
         return await self._ask(session_id, request)
 
