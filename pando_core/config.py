@@ -139,6 +139,10 @@ CORE_SECTIONS = [
             "enabled": Field("bool", True, "snapshot the working tree when a session starts and ends"),
             "max_file_size": Field("int", 10 * 1024 * 1024, "larger untracked files are left out"),
             "checkpoints": Field("bool", True, "checkpoint the working tree around each turn that changes files (rewind)"),
+            "keep_checkpoints": Field(
+                "int", 50, "checkpoints kept per working directory (all sessions), the newest; older ones are pruned; 0: no limit"
+            ),
+            "checkpoint_max_age_days": Field("float", 30.0, "checkpoints older than this are pruned; 0: no age limit"),
         },
         "working-tree snapshots",
     ),
