@@ -485,3 +485,34 @@ def test_an_ask_decision_goes_to_the_permission_question(command, answer, status
     assert "touching files needs a human" in asked[0].description
     assert (pando_workdir / "ran-after-asking").exists() is (answer == "once")
     assert result.status == status
+
+
+@pytest.mark.slow
+def test_the_interactive_session_shows_a_stop_hook_continuation(project, model_server):
+    import pexpect
+
+    workdir, env = project
+    reader = f'{sys.executable} -c "import json,sys; print(json.load(sys.stdin)[\'stop_hook_active\'])"'
+    command = script(workdir, "stop.sh", (
+        f'if [ "$({reader})" = "False" ]; then echo "the tests were not run: run them" >&2; exit 2; fi\n'
+    ))
+    write_model_config(workdir, model_server.base_url, extra=toml_hooks("Stop", command))
+    model_server.add_rule(contains="the tests were not run", response=Reply.text("Ran the tests: all green."))
+    model_server.add_rule(contains="fix the parser", response=Reply.text("Fixed the parser."))
+    env.update(TERM="xterm", COLUMNS="100", LINES="40", PROMPT_TOOLKIT_NO_CPR="1", PYTHONIOENCODING="utf-8")
+    child = pexpect.spawn(sys.executable, ["-m", "pando_core", "--plugins", "none"], cwd=str(workdir), env=env,
+                          encoding="utf-8", timeout=30, dimensions=(40, 100))
+    try:
+        child.expect("pando \\(primary\\) › ")
+        child.send("fix the parser\r")
+        child.expect_exact("Fixed the parser.")
+        child.expect_exact("↻ a Stop hook asked to go on (1): the tests were not run: run them")
+        child.expect_exact("Ran the tests: all green.")
+        child.expect("pando \\(primary\\) › ")
+        child.send("\x04")
+        child.expect(pexpect.EOF)
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    (follow_up,) = [r for r in model_server.requests if r["messages"][-1]["content"] == "the tests were not run: run them"]
+    assert [m["content"] for m in follow_up["messages"] if m["role"] == "assistant"] == ["Fixed the parser."]
