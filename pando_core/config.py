@@ -109,6 +109,9 @@ CORE_SECTIONS = [
                 "int", 3, "stop a turn when the model makes the same failing tool call this many times in a row"
             ),
             "max_tokens": Field("int", 4096, "output tokens per request"),
+            "max_stop_continuations": Field(
+                "int", 3, "follow-up turns a Stop hook (pando_turn_stopping) may ask for in a row; 0: none"
+            ),
             "auto_compact": Field("bool", True, "summarise the session when the context nears the window"),
             "compact_threshold": Field("float", 0.85, "fraction of the window that triggers compaction"),
             "context_window": Field("int", 0, "override the model's context window (tokens)"),
@@ -136,6 +139,10 @@ CORE_SECTIONS = [
             "enabled": Field("bool", True, "snapshot the working tree when a session starts and ends"),
             "max_file_size": Field("int", 10 * 1024 * 1024, "larger untracked files are left out"),
             "checkpoints": Field("bool", True, "checkpoint the working tree around each turn that changes files (rewind)"),
+            "keep_checkpoints": Field(
+                "int", 50, "checkpoints kept per working directory (all sessions), the newest; older ones are pruned; 0: no limit"
+            ),
+            "checkpoint_max_age_days": Field("float", 30.0, "checkpoints older than this are pruned; 0: no age limit"),
         },
         "working-tree snapshots",
     ),

@@ -401,3 +401,17 @@ def pando_turn_finished(app: PluginApp, session_id: str, response: str, finish_r
     When: at the end of every turn, also on error or cancellation. ``usage`` has tokens_in,
     tokens_out and cost of the turn. Role: any. Returns nothing.
     """
+
+
+@hookspec
+@kind(COLLECT)
+def pando_turn_stopping(app: PluginApp, session_id: str, response: str, continuation: int) -> Any:
+    """The coder agent is about to stop after a turn that ended well: ask it to go on.
+
+    When: after ``pando_turn_finished`` of a coder turn whose status is success (not after an
+    error, a cancel, a presented plan, nor in a sub-agent). ``continuation`` is 0 after the turn the
+    caller asked for, n after the n-th follow-up turn this hook asked for. Role: any.
+    Returns: a string, or None to let the agent stop. With a string the agent runs another turn
+    whose user message is that string (the non-empty strings of every plugin, joined by blank
+    lines), at most ``[agent] max_stop_continuations`` (3) in a row.
+    """

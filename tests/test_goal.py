@@ -29,6 +29,7 @@ from pando_core.frontends.goal import (
 )
 from pando_core.testing.model_server import Reply
 from pando_core.testing.pytest_plugin import write_model_config
+from tests.support.images import VISION, image_urls, tiny_png
 
 PANDO = [sys.executable, "-m", "pando_core", "--plugins", "none"]
 
@@ -463,3 +464,63 @@ def test_denied_tool_without_yolo_blocks_the_goal(make_app, model_server):
     assert result.blocked_reason.startswith("permission denied: write")
     assert "--yolo" in result.blocked_reason
     assert len(model_server.requests) == 1
+
+
+def test_goal_with_a_custom_command_sends_its_rendered_prompt_with_its_model(goal_dir, pando_env, model_server):
+    commands = goal_dir / ".pando" / "commands"
+    commands.mkdir(parents=True)
+    (commands / "fixbug.md").write_text(
+        "---\nmodel: scripted/model-two\nallowed-tools: Bash(touch:*)\n---\n"
+        "Fix issue $1 in the $2 module. Branch: !`echo branch-$1`\n"
+    )
+    model_server.script(
+        Reply.tool("bash", {"command": "touch fixed.txt"}),  # allowed-tools holds for the goal's turns
+        Reply.text("fixed it\n" + status_block("COMPLETE", "fixed issue 42")),
+    )
+
+    proc = goal_cli(goal_dir, pando_env, "-f", "json", "/fixbug", "42", "parser")  # no --yolo
+
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["status"] == COMPLETED
+    first = model_server.requests[0]
+    assert first["model"] == "model-two" and model_server.requests[1]["model"] == "model-two"
+    user = [m for m in first["messages"] if m["role"] == "user"][-1]["content"]
+    assert "Fix issue 42 in the parser module. Branch: branch-42" in user
+    assert "/fixbug" not in user
+    assert (goal_dir / "fixed.txt").exists()
+    _, title = goal_row(goal_dir, data["session_id"])
+    assert "Fix issue 42" in title
+
+
+def test_goal_image_goes_with_the_first_prompt_only(goal_dir, pando_env, model_server):
+    import base64
+
+    write_model_config(goal_dir, model_server.base_url, extra=VISION)
+    (goal_dir / "mock.png").write_bytes(tiny_png())
+    model_server.script(
+        Reply.text(status_block("IN_PROGRESS", "read the mock-up", "build the page")),
+        Reply.text(status_block("COMPLETE", "built the page")),
+    )
+
+    proc, data = goal_json(goal_dir, pando_env, "--image", "mock.png", "--image", "mock.png", "build the page in the mock-up")
+
+    assert proc.returncode == 0, proc.stderr
+    assert data["status"] == COMPLETED and len(model_server.requests) == 2
+    expected = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
+    assert image_urls(model_server.requests[0]) == [expected, expected]
+    assert image_urls(model_server.requests[1]) == []  # the continuation prompt has none of its own
+
+
+def test_goal_image_errors_are_usage_errors_before_anything_is_sent(goal_dir, pando_env, model_server):
+    (goal_dir / "notes.txt").write_text("not an image")
+    missing = goal_cli(goal_dir, pando_env, "--image", "nope.png", "do it")
+    text_file = goal_cli(goal_dir, pando_env, "--image", "notes.txt", "do it")
+    (goal_dir / "shot.png").write_bytes(tiny_png())
+    no_vision = goal_cli(goal_dir, pando_env, "--image", "shot.png", "do it")
+
+    for proc in (missing, text_file, no_vision):
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith("pando: error: ") and "Traceback" not in proc.stderr
+    assert "does not accept images" in no_vision.stderr
+    assert model_server.requests == []

@@ -217,6 +217,10 @@ class Recorder:
     def pando_turn_finished(self, app, session_id, response, finish_reason, usage):
         self.record("pando_turn_finished", session_id=session_id, response=response, finish_reason=finish_reason, usage=usage)
 
+    @hookimpl
+    def pando_turn_stopping(self, app, session_id, response, continuation):
+        self.record("pando_turn_stopping", session_id=session_id, response=response, continuation=continuation)
+
 
 def _app(make_app, model_server=None, config=""):
     recorder = Recorder()
@@ -490,3 +494,39 @@ def test_hook_pando_turn_finished(make_app, model_server):
     (call,) = recorder.called("pando_turn_finished")
     assert call["session_id"] == session["id"] and call["response"] == "done" and call["finish_reason"] == result.finish_reason
     assert set(call["usage"]) == {"tokens_in", "tokens_out", "cost"}
+
+
+class GoOnOnce:
+    """Asks the agent to go on after the caller's turn, then lets it stop."""
+
+    @hookimpl
+    async def pando_turn_stopping(self, session_id, response, continuation):
+        return f"you said {response!r}; check it once more" if continuation == 0 else None
+
+
+def test_hook_pando_turn_stopping(make_app, model_server):
+    recorder = Recorder()
+    app = make_app(extra_plugins={"rec": recorder, "go-on": GoOnOnce()}, model_server=model_server)
+    model_server.script(Reply.tool("rec_echo", {"word": "hey"}), Reply.text("done"), Reply.text("checked"))
+    session = app.sessions.create(title="t")
+
+    result = asyncio.run(app.coder_agent.run(session["id"], "do it"))
+
+    assert result.status == "success" and result.response == "checked" and result.continuations == 1
+    assert len(result.tool_calls) == 1 and result.requests == 3  # the spend of both turns
+    calls = recorder.called("pando_turn_stopping")
+    assert [(c["response"], c["continuation"]) for c in calls] == [("done", 0), ("checked", 1)]
+    assert [c["response"] for c in recorder.called("pando_turn_finished")] == ["done", "checked"]
+    user = [m for m in app.messages.list(session["id"]) if m["role"] == "user"]
+    assert len(user) == 2 and user[1]["parts"][0]["data"]["text"].startswith("you said 'done'; check it once more")
+
+
+def test_no_stopping_hook_call_after_a_failed_turn(make_app, model_server):
+    recorder = Recorder()
+    app = make_app(extra_plugins={"rec": recorder, "go-on": GoOnOnce()}, model_server=model_server)
+    model_server.script(Reply.error(400))
+    session = app.sessions.create(title="t")
+
+    result = asyncio.run(app.coder_agent.run(session["id"], "do it"))
+
+    assert result.status == "error" and recorder.called("pando_turn_stopping") == []

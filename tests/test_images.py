@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
 import subprocess
 import sys
-import zlib
 
 import pytest
 
 from pando_core.agent.attachments import dropped_image_paths, image_type
 from pando_core.testing.model_server import Reply
 from pando_core.testing.pytest_plugin import write_model_config
-
-VISION = '\n[providers.scripted.models.test-model]\nimages = true\n'
-
-
-def tiny_png(width: int = 2, height: int = 2) -> bytes:
-    """A real PNG: signature, IHDR, one zlib-compressed IDAT of RGB rows, IEND, each with its CRC."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+from tests.support.images import VISION, image_urls, tiny_png
 
 
 def run_cli(workdir, env, *args, timeout=60):
@@ -34,11 +20,6 @@ def run_cli(workdir, env, *args, timeout=60):
         [sys.executable, "-m", "pando_core", "--plugins", "none", *args],
         cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
     )
-
-
-def image_urls(request_body) -> list[str]:
-    content = [m for m in request_body["messages"] if m["role"] == "user"][-1]["content"]
-    return [c["image_url"]["url"] for c in content if isinstance(c, dict) and c.get("type") == "image_url"]
 
 
 @pytest.fixture

@@ -191,3 +191,54 @@ def test_turns_and_rewind_from_secondaries_reach_the_primary(repo, pando_env, mo
     primary.wait_for(count, 0, timeout=30)
     assert primary.eval(f"result = app.store.sessions.get(id={session!r})['message_count']") == 0
     assert primary.eval(f"result = app.checkpoints.checkpoints({session!r})") == []
+
+
+def snapshot_refs(workdir: Path) -> list[str]:
+    """The git refs of the checkpoint snapshots that exist (session start/end snapshots left out)."""
+    index = json.loads((workdir / ".pando" / "snapshots" / "index.json").read_text())
+    checkpoints = {s["ref"] for s in index["snapshots"] if s["label"].startswith("checkpoint ")}
+    refs = set(git(workdir, "for-each-ref", "--format=%(refname)", "refs/pando/snapshots").split())
+    assert checkpoints <= refs  # every indexed checkpoint still has its commit
+    return sorted(checkpoints)
+
+
+def test_checkpoints_beyond_keep_checkpoints_are_pruned_and_a_rewind_that_far_is_refused(repo, pando_env, model_server):
+    env = dict(pando_env, PANDO_SNAPSHOTS__KEEP_CHECKPOINTS="2")
+    session = bash_turn(repo, env, model_server, "echo one > tracked.txt")["session_id"]
+    bash_turn(repo, env, model_server, "echo two > tracked.txt", session)
+    assert len(snapshot_refs(repo)) == 4  # two turns: a before and an after each
+    other = bash_turn(repo, env, model_server, "echo three > other.txt")["session_id"]  # another session counts too
+
+    assert len(snapshot_refs(repo)) == 4  # the oldest pair is gone
+    listed = json.loads(pando(repo, env, "rewind", session, "--list", "--json").stdout)
+    assert [(t["turn"], t["changed_files"], t["checkpoint_pruned"]) for t in listed] == [(1, True, True), (2, True, False)]
+    refused = pando(repo, env, "rewind", session, "1", "--files-only")
+    assert refused.returncode == 2
+    assert "the checkpoint of turn 1 was pruned" in refused.stderr and "--chat-only" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+    assert (repo / "tracked.txt").read_text() == "two\n"  # nothing was written
+
+    back = pando(repo, env, "rewind", session, "2", "--files-only", "--json")
+    assert back.returncode == 0, back.stderr
+    assert (repo / "tracked.txt").read_text() == "one\n"
+    assert pando(repo, env, "rewind", other, "--files-only").returncode == 0
+    assert not (repo / "other.txt").exists()
+
+
+def test_checkpoints_older_than_the_max_age_are_pruned(repo, pando_env, model_server):
+    session = bash_turn(repo, pando_env, model_server, "echo one > tracked.txt")["session_id"]
+    index_path = repo / ".pando" / "snapshots" / "index.json"
+    index = json.loads(index_path.read_text())
+    for snapshot in index["snapshots"]:  # the first turn's snapshots, 40 days old (default max age: 30)
+        snapshot["created_at"] -= 40 * 86_400_000
+    index_path.write_text(json.dumps(index))
+    old_refs = set(snapshot_refs(repo))
+
+    bash_turn(repo, pando_env, model_server, "echo two > tracked.txt", session)
+
+    refs = set(snapshot_refs(repo))
+    assert len(refs) == 2 and not refs & old_refs
+    in_git = set(git(repo, "for-each-ref", "--format=%(refname)", "refs/pando/snapshots").split())
+    assert old_refs.isdisjoint(in_git)  # the pruned commits are released, not only unlisted
+    listed = json.loads(pando(repo, pando_env, "rewind", session, "--list", "--json").stdout)
+    assert [t["checkpoint_pruned"] for t in listed] == [True, False]

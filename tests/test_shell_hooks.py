@@ -349,3 +349,170 @@ def test_user_level_claude_settings_hooks_run_before_the_project_ones(project, m
     assert result.returncode == 0, result.stderr
     text = user_text(model_server.requests[0])
     assert text.index("from the user settings") < text.index("from the project settings")
+
+
+def session_export(workdir: Path, env: dict, session_id: str) -> dict:
+    exported = run_pando(workdir, env, "sessions", "export", session_id, "-F", "json")
+    assert exported.returncode == 0, exported.stderr
+    return json.loads(exported.stdout)
+
+
+def texts_of(messages: list[dict], role: str) -> list[str]:
+    return ["".join(p["data"].get("text", "") for p in m["parts"] if p["type"] == "text") for m in messages if m["role"] == role]
+
+
+def test_an_exit_2_stop_hook_makes_the_agent_go_on_with_its_stderr(project, model_server):
+    workdir, env = project
+    # blocks the first stop only: the second call sees stop_hook_active and lets the agent stop
+    reader = f'{sys.executable} -c "import json,sys; print(json.load(sys.stdin)[\'stop_hook_active\'])"'
+    command = script(workdir, "stop.sh", (
+        f'active=$({reader})\necho "$active" >> "$PANDO_PROJECT_DIR/stop-calls.log"\n'
+        'if [ "$active" = "False" ]; then echo "the tests were not run: run them" >&2; exit 2; fi\n'
+    ))
+    write_model_config(workdir, model_server.base_url, extra=toml_hooks("Stop", command))
+    model_server.script(Reply.text("all done"), Reply.text("ran the tests, all green"))
+
+    result = run_pando(workdir, env, "run", "-f", "json", "fix it")
+
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["status"] == "success" and data["response"] == "ran the tests, all green"
+    assert data["continuations"] == 1
+    assert len(model_server.requests) == 2
+    last_user = [m for m in model_server.requests[1]["messages"] if m["role"] == "user"][-1]
+    assert last_user["content"] == "the tests were not run: run them"
+    assert (workdir / "stop-calls.log").read_text().split() == ["False", "True"]
+    assert "a Stop hook asked to go on (1): the tests were not run" in result.stderr
+    messages = session_export(workdir, env, data["session_id"])["messages"]
+    assert texts_of(messages, "user") == ["fix it", "the tests were not run: run them"]
+    assert texts_of(messages, "assistant") == ["all done", "ran the tests, all green"]
+
+
+def test_a_stop_hook_that_always_blocks_is_bounded(project, model_server):
+    workdir, env = project
+    answer = {"decision": "block", "reason": "keep going"}
+    command = script(workdir, "stop.sh", f"cat >> \"$PANDO_PROJECT_DIR/stop-input.log\"\necho >> \"$PANDO_PROJECT_DIR/stop-input.log\"\necho '{json.dumps(answer)}'\n")
+    write_model_config(workdir, model_server.base_url, extra=toml_hooks("Stop", command))
+    env["PANDO_AGENT__MAX_STOP_CONTINUATIONS"] = "2"
+    model_server.script(Reply.text("one"), Reply.text("two"), Reply.text("three"), Reply.text("never sent"))
+
+    result = run_pando(workdir, env, "run", "-f", "json", "go")
+
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["response"] == "three" and data["continuations"] == 2
+    assert len(model_server.requests) == 3
+    assert "not after 2 follow-up turns ([agent] max_stop_continuations)" in result.stderr
+    calls = [json.loads(line) for line in (workdir / "stop-input.log").read_text().splitlines() if line.strip()]
+    assert [c["stop_hook_active"] for c in calls] == [False, True, True]
+    assert all(c["hook_event_name"] == "Stop" and c["session_id"] == data["session_id"] for c in calls)
+
+
+def test_continue_false_wins_over_a_blocking_stop_hook(project, model_server):
+    workdir, env = project
+    block = script(workdir, "block.sh", "cat >/dev/null\necho 'go on' >&2\nexit 2\n")
+    halt = script(workdir, "halt.sh", 'cat >/dev/null\necho \'{"continue": false, "stopReason": "budget spent"}\'\n')
+    write_model_config(workdir, model_server.base_url, extra=toml_hooks("Stop", block) + toml_hooks("Stop", halt))
+    model_server.script(Reply.text("done"), Reply.text("never sent"))
+
+    result = run_pando(workdir, env, "run", "-f", "json", "go")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["response"] == "done"
+    assert len(model_server.requests) == 1
+    assert "a Stop hook ended the session's work: budget spent" in result.stderr
+
+
+ASK = {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "ask",
+                              "permissionDecisionReason": "touching files needs a human"}}
+
+
+def test_an_ask_decision_is_refused_where_nobody_can_be_asked_even_with_yolo(project, model_server):
+    workdir, env = project
+    command = script(workdir, "ask.sh", f"cat >/dev/null\necho '{json.dumps(ASK)}'\n")
+    extra = toml_hooks("PreToolUse", command, "Bash") + '\n[permissions]\nallow_bash = ["touch *"]\n'
+    write_model_config(workdir, model_server.base_url, extra=extra)
+    model_server.script(Reply.tool("bash", {"command": "touch asked-marker"}), Reply.text("never sent"))
+
+    result = run_pando(workdir, env, "run", "--yolo", "-f", "json", "go")
+
+    assert result.returncode == 1, result.stderr
+    assert not (workdir / "asked-marker").exists()
+    data = json.loads(result.stdout)
+    assert data["status"] == "permission_denied"
+    assert [d["tool"] for d in data["denials"]] == ["bash"]
+    assert data["denials"][0]["description"].startswith("touch asked-marker")
+    assert len(model_server.requests) == 1  # a denial ends the turn
+    (message,) = [m for m in session_export(workdir, env, data["session_id"])["messages"] if m["role"] == "tool"]
+    (part,) = message["parts"]
+    assert part["data"]["is_error"]
+    assert "a PreToolUse hook asks to confirm this call (touching files needs a human)" in part["data"]["content"]
+    assert "nobody can be asked here" in part["data"]["content"]
+
+
+def ask_app(make_app, model_server, workdir: Path, answer: str, asked: list):
+    command = script(workdir, "ask.sh", f"cat >/dev/null\necho '{json.dumps(ASK)}'\n")
+
+    async def asker(request):
+        asked.append(request)
+        return answer
+
+    from pando_core.app import AppOptions
+
+    return make_app(
+        model_server=model_server, config=toml_hooks("PreToolUse", command, "Bash"),
+        options=AppOptions(startup_mode="run", yolo=True, interactive_permissions=asker),
+    )
+
+
+@pytest.mark.parametrize(("command", "answer", "status"), [
+    ("touch ran-after-asking", "once", "success"),  # --yolo would have run it unasked
+    ("touch ran-after-asking", "deny", "permission_denied"),
+    ("ls", "deny", "permission_denied"),  # a read-only command would have run unasked
+])
+def test_an_ask_decision_goes_to_the_permission_question(command, answer, status, make_app, model_server, pando_workdir):
+    import asyncio
+
+    asked: list = []
+    app = ask_app(make_app, model_server, pando_workdir, answer, asked)
+    model_server.script(Reply.tool("bash", {"command": command}), Reply.text("ok"))
+    session = app.sessions.create(title="t")
+
+    result = asyncio.run(app.coder_agent.run(session["id"], "go"))
+
+    assert len(asked) == 1  # once: the bash tool does not ask a second time
+    assert asked[0].tool_name == "bash" and asked[0].description.startswith(command)
+    assert "touching files needs a human" in asked[0].description
+    assert (pando_workdir / "ran-after-asking").exists() is (answer == "once")
+    assert result.status == status
+
+
+@pytest.mark.slow
+def test_the_interactive_session_shows_a_stop_hook_continuation(project, model_server):
+    import pexpect
+
+    workdir, env = project
+    reader = f'{sys.executable} -c "import json,sys; print(json.load(sys.stdin)[\'stop_hook_active\'])"'
+    command = script(workdir, "stop.sh", (
+        f'if [ "$({reader})" = "False" ]; then echo "the tests were not run: run them" >&2; exit 2; fi\n'
+    ))
+    write_model_config(workdir, model_server.base_url, extra=toml_hooks("Stop", command))
+    model_server.add_rule(contains="the tests were not run", response=Reply.text("Ran the tests: all green."))
+    model_server.add_rule(contains="fix the parser", response=Reply.text("Fixed the parser."))
+    env.update(TERM="xterm", COLUMNS="100", LINES="40", PROMPT_TOOLKIT_NO_CPR="1", PYTHONIOENCODING="utf-8")
+    child = pexpect.spawn(sys.executable, ["-m", "pando_core", "--plugins", "none"], cwd=str(workdir), env=env,
+                          encoding="utf-8", timeout=30, dimensions=(40, 100))
+    try:
+        child.expect("pando \\(primary\\) › ")
+        child.send("fix the parser\r")
+        child.expect_exact("Fixed the parser.")
+        child.expect_exact("↻ a Stop hook asked to go on (1): the tests were not run: run them")
+        child.expect_exact("Ran the tests: all green.")
+        child.expect("pando \\(primary\\) › ")
+        child.send("\x04")
+        child.expect(pexpect.EOF)
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    (follow_up,) = [r for r in model_server.requests if r["messages"][-1]["content"] == "the tests were not run: run them"]
+    assert [m["content"] for m in follow_up["messages"] if m["role"] == "assistant"] == ["Fixed the parser."]

@@ -141,7 +141,7 @@ def test_the_model_option_wins_over_the_frontmatter(project, model_server):
 def test_shell_output_and_files_are_included_under_the_permission_rules(project, model_server):
     workdir, env = project
     command_file(workdir / ".pando" / "commands", "ctx",
-                 "Status: !`echo status-$1`\nMade: !`touch made-by-command && echo made`\n"
+                 "Status: !`echo status-$1`\n"
                  "Echoed: !`echo @README.md`\n"
                  "Read @README.md and @missing.txt, then answer.\n")
     model_server.script(Reply.text("ok"))
@@ -151,12 +151,62 @@ def test_shell_output_and_files_are_included_under_the_permission_rules(project,
     assert result.returncode == 0, result.stderr
     text = user_text(model_server.requests[0])
     assert "Status: status-green" in text  # read-only: runs unasked, as in the bash tool
-    assert "[`touch made-by-command && echo made` was not run: permission denied]" in text
-    assert not (workdir / "made-by-command").exists()
-    assert "was not run" in result.stderr
     assert "Read README.md and @missing.txt, then answer." in text
     assert "Contents of README.md:\n```\nhello from the readme\n```" in text
     assert "Echoed: @README.md" in text and text.count("Contents of README.md") == 1  # output attaches nothing
+
+
+def test_a_shell_inclusion_the_rules_do_not_allow_refuses_the_command(project, model_server):
+    workdir, env = project
+    command_file(workdir / ".pando" / "commands", "prep", "Status: !`git status`\nMade: !`touch made-by-command && echo made`\n")
+    model_server.script(Reply.text("never sent"))
+
+    result = run_pando(workdir, env, "run", "-f", "json", "/prep")
+
+    assert result.returncode == 2
+    assert not (workdir / "made-by-command").exists()
+    assert model_server.requests == []
+    line = result.stderr.strip().splitlines()[-1]
+    assert "/prep: `touch made-by-command && echo made` was not run: it needs permission and nobody can be asked here" in line
+    assert "nothing was sent" in line and "Traceback" not in result.stderr
+
+
+def test_a_deny_rule_refuses_a_shell_inclusion_even_with_yolo(project, model_server):
+    workdir, env = project
+    write_model_config(workdir, model_server.base_url, extra='\n[permissions]\ndeny_bash = ["touch *"]\n')
+    command_file(workdir / ".pando" / "commands", "prep",
+                 "---\nallowed-tools: Bash(touch:*)\n---\n!`touch denied-marker`\ngo\n")
+    model_server.script(Reply.text("never sent"))
+
+    result = run_pando(workdir, env, "run", "--yolo", "/prep")
+
+    assert result.returncode == 2, result.stderr
+    assert not (workdir / "denied-marker").exists()
+    assert "`touch denied-marker` was not run" in result.stderr
+    assert model_server.requests == []
+
+
+def test_a_shell_inclusion_runs_in_the_bash_sandbox(project, model_server):
+    from pando_core.agent.tools.sandbox import probe
+
+    found = probe()
+    if not found.works:
+        pytest.skip(f"bubblewrap cannot sandbox here: {found.problem}")
+    workdir, env = project
+    outside = Path("/usr") / f"pando-inclusion-{workdir.parent.name}"  # read-only in the sandbox
+    command_file(workdir / ".pando" / "commands", "prep",
+                 f"---\nallowed-tools: Bash(touch:*)\n---\nInside: !`touch inside-marker`\nOutside: !`touch {outside}`\n")
+    model_server.script(Reply.text("ok"))
+    try:
+        result = run_pando(workdir, env, "run", "/prep")
+
+        assert result.returncode == 0, result.stderr
+        assert (workdir / "inside-marker").exists()
+        assert not outside.exists()  # the sandbox keeps everything but the workdir read-only
+    finally:
+        outside.unlink(missing_ok=True)
+    text = user_text(model_server.requests[0])
+    assert "Read-only file system" in text and "Exit code 1" in text
 
 
 def test_allowed_tools_let_a_shell_inclusion_run_and_deny_rules_still_refuse(project, model_server):
@@ -164,39 +214,21 @@ def test_allowed_tools_let_a_shell_inclusion_run_and_deny_rules_still_refuse(pro
     write_model_config(workdir, model_server.base_url, extra='\n[permissions]\ndeny_bash = ["rm *"]\n')
     (workdir / "keep.txt").write_text("keep")
     command_file(workdir / ".pando" / "commands", "prep",
-                 "---\nallowed-tools: [\"Bash(touch:*)\", \"Bash(rm:*)\"]\n---\n!`touch prepared`\n!`rm keep.txt`\ngo\n")
+                 "---\nallowed-tools: [\"Bash(touch:*)\"]\n---\n!`touch prepared`\ngo\n")
+    command_file(workdir / ".pando" / "commands", "wipe",
+                 "---\nallowed-tools: [\"Bash(touch:*)\", \"Bash(rm:*)\"]\n---\n!`touch wiped-first`\n!`rm keep.txt`\ngo\n")
     model_server.script(Reply.text("ok"))
 
-    result = run_pando(workdir, env, "run", "/prep")
+    prepared = run_pando(workdir, env, "run", "/prep")
+    wiped = run_pando(workdir, env, "run", "/wipe")
 
-    assert result.returncode == 0, result.stderr
+    assert prepared.returncode == 0, prepared.stderr
     assert (workdir / "prepared").exists()
+    assert wiped.returncode == 2
+    assert "`rm keep.txt` was not run: a [permissions] deny_bash rule refuses it" in wiped.stderr
     assert (workdir / "keep.txt").exists()
-
-
-def test_an_unknown_slash_prompt_is_sent_as_it_is(project, model_server):
-    workdir, env = project
-    model_server.script(Reply.text("ok"))
-
-    result = run_pando(workdir, env, "run", "/nothing-like-this here")
-
-    assert result.returncode == 0, result.stderr
-    assert "/nothing-like-this here" in user_text(model_server.requests[0])
-
-
-def test_pando_commands_lists_them_with_their_source(project):
-    workdir, env = project
-    command_file(workdir / ".pando" / "commands", "review", "---\ndescription: Review a file\nargument-hint: [file]\n---\nx\n")
-    command_file(workdir / ".claude" / "commands" / "ops", "deploy", "Deploy the app to staging\n")
-
-    listed = run_pando(workdir, env, "commands", "--json")
-    text = run_pando(workdir, env, "commands")
-
-    rows = {row["name"]: row for row in json.loads(listed.stdout)}
-    assert rows["/review"]["source"] == "project" and rows["/review"]["argument_hint"] == "[file]"
-    assert rows["/ops:deploy"]["description"] == "Deploy the app to staging"
-    assert rows["/ops:deploy"]["path"].endswith(".claude/commands/ops/deploy.md")
-    assert "/review [file]  Review a file" in text.stdout
+    assert not (workdir / "wiped-first").exists()  # every command is checked before the first runs
+    assert len(model_server.requests) == 1
 
 
 # ---------------------------------------------------------------------------------- interactive
@@ -207,6 +239,9 @@ def test_interactive_help_lists_custom_commands_and_runs_one(project, model_serv
     workdir, env = project
     command_file(workdir / ".pando" / "commands", "greet", "---\ndescription: Say hello to someone\nargument-hint: [name]\n---\nSay hello to $1.\n")
     command_file(workdir / ".pando" / "commands", "prep", "Output: !`touch asked.txt && echo touched-it`\n")
+    command_file(workdir / ".pando" / "commands", "wipe", "!`rm keep.txt`\nthen go\n")
+    (workdir / "keep.txt").write_text("keep")
+    write_model_config(workdir, model_server.base_url, extra='\n[permissions]\ndeny_bash = ["rm *"]\n')
     model_server.add_rule(contains="Say hello to Ada", response=Reply.text("Hello, Ada!"))
     model_server.add_rule(contains="Output: touched-it", response=Reply.text("Prepared it."))
     env.update(TERM="xterm", COLUMNS="100", LINES="40", PROMPT_TOOLKIT_NO_CPR="1", PYTHONIOENCODING="utf-8")
@@ -228,6 +263,9 @@ def test_interactive_help_lists_custom_commands_and_runs_one(project, model_serv
         child.send("\r")  # the first choice, "Allow once"
         child.expect_exact("Prepared it.")
         child.expect(PROMPT)
+        child.send("/wipe\r")  # refused by a deny rule: no question, nothing sent
+        child.expect_exact("✗ /wipe: `rm keep.txt` was not run: a [permissions] deny_bash rule refuses it")
+        child.expect(PROMPT)
         child.send("\x04")
         child.expect(pexpect.EOF)
     finally:
@@ -235,3 +273,5 @@ def test_interactive_help_lists_custom_commands_and_runs_one(project, model_serv
             child.terminate(force=True)
     assert "Say hello to Ada." in user_text(model_server.requests[0])
     assert (workdir / "asked.txt").exists()
+    assert (workdir / "keep.txt").exists()
+    assert not any("then go" in json.dumps(request) for request in model_server.requests)

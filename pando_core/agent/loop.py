@@ -39,7 +39,8 @@ CANCELED_TOOL = "Tool execution canceled by user"
 @dataclass
 class AgentEvent:
     """content_delta, thinking_delta, tool_call, tool_result, todos, plan, compaction, request, error,
-    response, attached (the files the prompt's @mentions attached: data["files"])."""
+    response, attached (the files the prompt's @mentions attached: data["files"]), continuation (a
+    stopping hook's follow-up turn starts: data["n"], data["reason"]; "refused" past the limit)."""
 
     type: str
     session_id: str
@@ -63,6 +64,7 @@ class TurnResult:
     requests: int = 0
     needs_title: Any = None
     plan: str = ""  # plan mode: the plan the model presented this turn
+    continuations: int = 0  # follow-up turns a stopping hook (a Stop shell hook) asked for
 
 
 def _part(kind: str, **data: Any) -> dict[str, Any]:
@@ -339,13 +341,65 @@ class CoderAgent:
         attachments: list[dict[str, Any]] | None = None,
         mentions: bool = True,
     ) -> TurnResult:
-        """One user turn. *attachments*: parts sent with the prompt (images, see attachments.py);
+        """One user turn, and the follow-up turns a ``pando_turn_stopping`` hook (a Stop shell hook)
+        asks for. *attachments*: parts sent with the prompt (images, see attachments.py);
         *mentions*: attach the files the prompt's ``@path`` mentions name (see mentions.py)."""
         if session_id in self._busy:
             return TurnResult(session_id, status="error", error=f"session {session_id} is busy")
         cancel_event = cancel_event or asyncio.Event()
+        self._busy.add(session_id)  # busy from the first turn to the last follow-up
+        try:
+            result = await self._one_turn(session_id, prompt, model_ref, on_event, cancel_event, attachments, mentions)
+            needs_title = result.needs_title
+            if self.name == "coder":
+                result = await self._follow_ups(session_id, result, model_ref, on_event, cancel_event)
+        finally:
+            self._busy.discard(session_id)
+        if needs_title and result.status in ("success", "max_requests", "permission_denied"):
+            # after the turns, so that the title request never races the turns' own requests
+            title = asyncio.ensure_future(asyncio.wait_for(self._generate_title(session_id, *needs_title), timeout=15))
+            if getattr(self.app.options, "startup_mode", "") == "interactive":
+                self._background.add(title)  # the user gets the prompt back at once
+                title.add_done_callback(self._background.discard)
+                title.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved: no warning
+            else:
+                try:
+                    await title
+                except Exception:  # noqa: BLE001 - titles are best effort (includes time-outs)
+                    log.debug("no title for %s", session_id)
+        return result
+
+    async def _follow_ups(self, session_id, result: TurnResult, model_ref, on_event, cancel_event) -> TurnResult:
+        """While the turn ended well and a stopping hook gives a reason, another turn with the reason
+        as its prompt (at most ``[agent] max_stop_continuations`` in a row). The result is the last
+        turn's, with the spend and tool calls of all of them."""
+        limit = int(self.app.config.section("agent").get("max_stop_continuations") or 0)
+        continuation = 0
+        while result.status == "success" and not result.plan and not cancel_event.is_set():
+            reasons = await self.app.plugins.hooks.pando_turn_stopping.aflat(
+                app=self.app, session_id=session_id, response=result.response, continuation=continuation
+            )
+            reason = "\n\n".join(str(r).strip() for r in reasons if str(r).strip())
+            if not reason:
+                break
+            if continuation >= limit:
+                log.info("a stop hook asked to go on after %d follow-up turns; stopped ([agent] max_stop_continuations)", limit)
+                self._emit(on_event, AgentEvent("continuation", session_id, {"n": continuation, "reason": reason, "refused": True}))
+                break
+            continuation += 1
+            self._emit(on_event, AgentEvent("continuation", session_id, {"n": continuation, "reason": reason}))
+            follow = await self._one_turn(session_id, reason, model_ref, on_event, cancel_event, None, False)
+            follow.tokens_in += result.tokens_in
+            follow.tokens_out += result.tokens_out
+            follow.cost += result.cost
+            follow.requests += result.requests
+            follow.tool_calls = [*result.tool_calls, *follow.tool_calls]
+            follow.continuations = continuation
+            result = follow
+        return result
+
+    async def _one_turn(self, session_id, prompt, model_ref, on_event, cancel_event, attachments, mentions) -> TurnResult:
         self._cancel_events[session_id] = (asyncio.get_running_loop(), cancel_event)
-        self._busy.add(session_id)
         result = TurnResult(session_id)
         sent_with = _TurnAttachments(list(attachments or []), mentions)
         turn = asyncio.ensure_future(
@@ -372,23 +426,10 @@ class CoderAgent:
             result.status = "cancelled"
         finally:
             watcher.cancel()
-            self._busy.discard(session_id)
             self._planning.pop(session_id, None)
             self._cancel_events.pop(session_id, None)
         if self.name == "coder" and self.app.checkpoints.wants_after(session_id):
             await asyncio.to_thread(self.app.checkpoints.turn_finished, session_id)
-        if result.needs_title and result.status in ("success", "max_requests", "permission_denied"):
-            # after the turn, so that the title request never races the turn's own requests
-            title = asyncio.ensure_future(asyncio.wait_for(self._generate_title(session_id, *result.needs_title), timeout=15))
-            if getattr(self.app.options, "startup_mode", "") == "interactive":
-                self._background.add(title)  # the user gets the prompt back at once
-                title.add_done_callback(self._background.discard)
-                title.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved: no warning
-            else:
-                try:
-                    await title
-                except Exception:  # noqa: BLE001 - titles are best effort (includes time-outs)
-                    log.debug("no title for %s", session_id)
         self._emit(on_event, AgentEvent("response", session_id, {"result": result}))
         await self.app.plugins.hooks.pando_turn_finished.acall(
             app=self.app,

@@ -257,6 +257,11 @@ class TurnView:
 
             for item in data.get("files", []):
                 self.line(self._styled(attached_line(item), "dim"))
+        elif kind == "continuation":
+            from .run import continuation_line
+
+            self.flush()
+            self.line(self._styled(continuation_line(data), "yellow"))
         elif kind == "todos":
             from .session_commands import render_todos
 
@@ -900,6 +905,8 @@ class InteractiveSession:
 
     async def _custom_command(self, command: Any, args: str) -> None:
         """A markdown command: its rendered prompt is one turn (its model, its allowed tools)."""
+        from rich.markup import escape
+
         from ..errors import PandoError
         from ..slash_commands.render import GRANT_OWNER, prepare
 
@@ -909,7 +916,9 @@ class InteractiveSession:
                 self.session_id = session["id"]
             invocation = await prepare(self.app, self.session_id, command, args)
         except PandoError as exc:
-            self.console.print(f"[red]✗ /{command.name}: {short(exc, 400)}[/red]", highlight=False)
+            named = str(exc).startswith(f"/{command.name}: ")  # a refused !`cmd` names its command
+            shown = short(exc, 400) if named else f"/{command.name}: {short(exc, 400)}"
+            self.console.print(f"[red]✗ {escape(shown)}[/red]", highlight=False)
             return
         for note in invocation.notes:
             self.console.print(f"[yellow]⚠ /{command.name}: {note}[/yellow]", highlight=False)

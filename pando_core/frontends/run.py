@@ -49,6 +49,7 @@ def result_json(result: TurnResult) -> dict[str, Any]:
         **({"error": result.error} if result.error else {}),
         **({"denials": result.denials} if result.denials else {}),
         **({"plan": result.plan} if result.plan else {}),
+        **({"continuations": result.continuations} if result.continuations else {}),
     }
 
 
@@ -126,10 +127,20 @@ def stream_json_event(event: AgentEvent) -> dict[str, Any] | None:
         data = {"type": "plan", "plan": event.data["plan"]}
     elif event.type == "error":
         data = {"type": "error", "error": event.data["error"]}
+    elif event.type == "continuation":
+        data = {"type": "continuation", **event.data}
     else:
         return None
     data["session_id"] = event.session_id
     return data
+
+
+def continuation_line(data: dict[str, Any]) -> str:
+    """What a person is told when a Stop hook makes the agent go on (or is refused past the limit)."""
+    reason = short(str(data.get("reason", "")), 160)
+    if data.get("refused"):
+        return f"↻ a Stop hook asked to go on again; not after {data.get('n')} follow-up turns ([agent] max_stop_continuations): {reason}"
+    return f"↻ a Stop hook asked to go on ({data.get('n')}): {reason}"
 
 
 class EventPrinter:
@@ -149,6 +160,9 @@ class EventPrinter:
             self._stream_json(event)
         elif self.format == "text":
             self._text(event)
+        elif event.type == "continuation" and not self.quiet:  # -f json: stdout stays the result alone
+            self.err.write(continuation_line(event.data) + "\n")
+            self.err.flush()
 
     def _stream_json(self, event: AgentEvent) -> None:
         data = stream_json_event(event)
@@ -185,6 +199,12 @@ class EventPrinter:
             for item in event.data["files"]:
                 self.err.write(attached_line(item) + "\n")
             self.err.flush()
+        elif event.type == "continuation":
+            if self.wrote_text:
+                self.out.write("\n")  # the follow-up turn's answer starts on a line of its own
+            if not self.quiet:
+                self.err.write(continuation_line(event.data) + "\n")
+                self.err.flush()
         elif event.type == "compaction" and self.tty:
             message = (
                 "⚡ compacting context…" if event.data.get("state") == "start" else "✓ context compacted"

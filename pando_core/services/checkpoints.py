@@ -16,6 +16,10 @@ Rewinding to turn N puts things back as they were just before turn N:
   changed are never touched;
 - conversation: turn N's user message and everything after it are deleted (one write, seen by
   every instance).
+
+Checkpoints are pruned when a turn records one: a working directory keeps the newest ``[snapshots]
+keep_checkpoints`` (50, every session counted) and none older than ``checkpoint_max_age_days``
+(30). A pruned checkpoint's record stays, marked, so a rewind of files that far back is refused.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..clock import now_ms
 from ..errors import NotFoundError, PandoError, UsageError
 
 log = logging.getLogger("pando.checkpoints")
 
 STATE_KEY = "checkpoints"
+BEFORE_LABEL = "checkpoint before"
 
 
 class RewindConflict(PandoError):
@@ -55,6 +61,7 @@ class Turn:
             "message_id": self.message_id,
             "prompt": self.prompt,
             "changed_files": bool(self.checkpoint),
+            "checkpoint_pruned": bool(self.checkpoint and self.checkpoint.get("pruned")),
         }
 
 
@@ -131,7 +138,7 @@ class CheckpointService:
         if entry is None or entry["before"] is not None or not self.enabled:
             return
         try:
-            snap = self.app.snapshots.take("checkpoint before", session_id=session_id, stats=False)
+            snap = self.app.snapshots.take(BEFORE_LABEL, session_id=session_id, stats=False)
         except Exception as exc:  # noqa: BLE001 - a checkpoint failure never stops the turn
             log.warning("checkpoint failed: %s", exc)
             entry["before"] = ""
@@ -162,6 +169,49 @@ class CheckpointService:
             self._save(session_id, [*self.checkpoints(session_id), record])
         except Exception as exc:  # noqa: BLE001
             log.warning("checkpoint of the turn's end failed: %s", exc)
+            return
+        try:
+            self.prune()
+        except Exception as exc:  # noqa: BLE001 - pruning is housekeeping: it never fails a turn
+            log.warning("pruning old checkpoints failed: %s", exc)
+
+    # -- pruning -----------------------------------------------------------------------------------
+
+    def prune(self) -> int:
+        """Drop the checkpoints of the working directory (every session's) beyond the newest
+        ``[snapshots] keep_checkpoints`` and those older than ``checkpoint_max_age_days``; returns
+        how many. A session's record of a pruned checkpoint stays, marked ``pruned``, so that a
+        rewind that far back says its files cannot be put back instead of restoring half of them."""
+        snapshots = self.app.snapshots
+        if snapshots is None:
+            return 0
+        config = self.app.config.section("snapshots")
+        keep = int(config.get("keep_checkpoints") or 0)
+        max_age_days = float(config.get("checkpoint_max_age_days") or 0)
+        if keep <= 0 and max_age_days <= 0:
+            return 0
+        with self._lock:
+            running = {entry["before"] for entry in self._open.values() if entry.get("before")}
+        befores = [s for s in snapshots.list() if s.label == BEFORE_LABEL and s.id not in running]  # newest first
+        doomed = {s.id: s for s in befores[keep:]} if keep > 0 else {}
+        if max_age_days > 0:
+            cutoff = now_ms() - int(max_age_days * 86_400_000)
+            doomed.update({s.id: s for s in befores if s.created_at < cutoff})
+        if not doomed:
+            return 0
+        ids = set(doomed)
+        for session_id in {s.session_id for s in doomed.values() if s.session_id}:
+            records = self.checkpoints(session_id)
+            kept = []
+            for record in records:
+                if record.get("before") in doomed:
+                    ids.add(record.get("after") or "")
+                    record = {"message_id": record["message_id"], "pruned": True}
+                kept.append(record)
+            if kept != records:
+                self._save(session_id, kept)
+        snapshots.delete_many(ids)
+        return len(doomed)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -203,6 +253,13 @@ class CheckpointService:
             raise UsageError(f"turn {number} does not exist: session {session_id} has turns 1..{len(turns)}")
         target = turns[number - 1]
         report = RewindReport(session_id, number, files, chat, prompt=target.prompt)
+        pruned = [t.number for t in turns[number - 1 :] if t.checkpoint and t.checkpoint.get("pruned")]
+        if files and pruned:
+            raise UsageError(
+                f"the checkpoint of turn {pruned[-1]} was pruned ([snapshots] keep_checkpoints, "
+                f"checkpoint_max_age_days): files can be rewound only to a turn after turn {pruned[-1]}; "
+                "use --chat-only for the conversation alone"
+            )
         later = [t.checkpoint for t in turns[number - 1 :] if t.checkpoint]
         if files and later:
             self._rewind_files(session_id, later, report, force=force, dry_run=dry_run)

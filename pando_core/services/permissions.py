@@ -11,6 +11,8 @@ Decision order for one request:
      ``allowed-tools`` for its turn), a grant for this session, or a persisted "always" grant, allows;
   5. otherwise the interactive asker decides (once / session / always / deny); with no asker
      (non-interactive runs) the request is denied and recorded so the run can report it.
+
+:meth:`PermissionService.confirm` (a PreToolUse hook's "ask") keeps 1 and goes straight to 5.
 """
 
 from __future__ import annotations
@@ -132,13 +134,31 @@ class PermissionService:
             grants = list(self._session_grants.get(session_id, []))
         return any(g.matches(request) for g in grants) or any(g.matches(request) for g in self._persisted())
 
+    def decide_unasked(self, session_id: str, request: PermissionRequest) -> str:
+        """What the rules alone say: "deny", "allow", or "ask" (the asker would decide; with none,
+        a refusal). Records nothing."""
+        if self.denies(request):
+            return "deny"
+        if self.yolo or self._config_allows(request) or self._temporarily_granted(session_id, request):
+            return "allow"
+        return "allow" if self._granted(session_id, request) else "ask"
+
     async def request(self, session_id: str, request: PermissionRequest) -> bool:
+        decision = self.decide_unasked(session_id, request)
+        if decision == "deny":
+            return self._record(session_id, request, False)
+        if decision == "allow":
+            return True
+        return await self._ask(session_id, request)
+
+    async def confirm(self, session_id: str, request: PermissionRequest) -> bool:
+        """Ask the user whatever would allow the request (``--yolo``, allow rules, grants, a read-only
+        command): a PreToolUse hook's "ask". Deny rules still refuse; with no asker it is refused."""
         if self.denies(request):
             return self._record(session_id, request, False)
-        if self.yolo or self._config_allows(request) or self._temporarily_granted(session_id, request):
-            return True
-        if self._granted(session_id, request):
-            return True
+        return await self._ask(session_id, request)
+
+    async def _ask(self, session_id: str, request: PermissionRequest) -> bool:
         if self.asker is None:
             return self._record(session_id, request, False)
         answer = await self.asker(request)

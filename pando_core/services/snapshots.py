@@ -593,6 +593,19 @@ class SnapshotService:
             self._gc_blobs(remaining)
         return snap
 
+    def delete_many(self, snapshot_ids: set[str]) -> list[Snapshot]:
+        """Delete the snapshots with these ids (unknown ids are ignored), in one pass over the index."""
+        with self._acquire():
+            index = self._read_index()
+            removed = [s for s in index if s.id in snapshot_ids]
+            if not removed:
+                return []
+            remaining = [s for s in index if s.id not in snapshot_ids]
+            self._drop(removed)
+            self._write_index(remaining)
+            self._gc_blobs(remaining)
+        return removed
+
     def prune(self, max_snapshots: int | None = None, older_than_days: float | None = None) -> list[Snapshot]:
         """Drop snapshots beyond the newest ``max_snapshots`` and/or older than ``older_than_days``."""
         if max_snapshots is not None and max_snapshots < 0:

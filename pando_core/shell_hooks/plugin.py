@@ -3,12 +3,17 @@ that point.
 
     PreToolUse        pando_before_tool_call   exit 2 / "deny" refuse the call (the reason goes to the
                                                model), "allow" skips the permission question (deny
-                                               rules still refuse), updatedInput replaces the arguments
+                                               rules still refuse), "ask" asks it whatever rules,
+                                               --yolo or grants allow (refused where nobody can be
+                                               asked), updatedInput replaces the arguments
     PostToolUse       pando_after_tool_call    exit 2's stderr, a "block" reason or additionalContext
                                                are added to the result the model reads
     UserPromptSubmit  pando_enrich_context     exit 2 / "block" refuse the prompt (nothing is sent or
                                                stored); plain stdout or additionalContext is added to it
-    Stop              pando_turn_finished      runs after each turn (it cannot make the turn go on)
+    Stop              pando_turn_stopping      after a turn that ended well: exit 2 (its stderr) or
+                                               "decision": "block" (its reason) make the agent run
+                                               another turn with that text as the prompt; the next
+                                               call has "stop_hook_active": true
 
 (UserPromptSubmit and Stop are the user's turns only, not a sub-agent's; tool hooks see every call.)
     SessionStart      pando_session_created /  stdout or additionalContext is added to the session's
@@ -56,6 +61,38 @@ def _context_of(runs: list[HookRun], *, plain_text: bool) -> list[str]:
         elif plain_text and run.text:
             found.append(run.text)
     return found
+
+
+def _subject(tool_name: str, arguments: dict) -> str:
+    """What the permission question names: the command, the file, else the arguments."""
+    for key in ("command", "file_path", "path", "url", "pattern"):
+        if isinstance(arguments.get(key), str) and arguments[key].strip():
+            return arguments[key].strip()
+    import json
+
+    return json.dumps(arguments, ensure_ascii=False, default=str)[:200]
+
+
+async def _confirm(permissions: Any, session_id: str, tool_name: str, arguments: dict, reasons: list[str]) -> None:
+    """A PreToolUse "ask": the user confirms the call whatever the rules, --yolo or grants would
+    allow; a deny rule still refuses, and with nobody to ask (``pando run``) it is refused."""
+    from ..agent.tools.base import PermissionDenied, PermissionRequest
+
+    subject = _subject(tool_name, arguments)
+    why = "; ".join(r for r in reasons if r) or "no reason given"
+    params = dict(arguments)
+    request = PermissionRequest(
+        tool_name=tool_name, action="execute", description=f"{subject}\n(a PreToolUse hook asks you to confirm: {why})",
+        path=arguments.get("file_path") if isinstance(arguments.get("file_path"), str) else None, params=params,
+    )
+    if await permissions.confirm(session_id, request):
+        return
+    if permissions.asker is None:
+        raise PermissionDenied(
+            f"Permission denied: {tool_name} {subject}: a PreToolUse hook asks to confirm this call ({why}) "
+            "and nobody can be asked here (non-interactive run)"
+        )
+    raise PermissionDenied(f"Permission denied: {tool_name} {subject} (asked because of a PreToolUse hook: {why})")
 
 
 class ShellHooks:
@@ -163,13 +200,15 @@ class ShellHooks:
         for decision, reason in decisions:
             if decision == "deny":
                 raise ToolError(reason or f"{tool_name} was denied by a PreToolUse hook")
-        if permissions is not None and any(decision == "allow" for decision, _ in decisions):
+        updated = next((u for u in (_specific(run).get("updatedInput") for run in runs) if isinstance(u, dict)), None)
+        final = {**arguments, **updated} if updated is not None else arguments
+        asks = [reason for decision, reason in decisions if decision == "ask"]
+        if permissions is not None and asks:
+            await _confirm(permissions, session_id, tool_name, final, asks)
+            permissions.grant_temporary(session_id, HOOK_APPROVAL, [(tool_name, "*")])  # asked once: enough
+        elif permissions is not None and any(decision == "allow" for decision, _ in decisions):
             permissions.grant_temporary(session_id, HOOK_APPROVAL, [(tool_name, "*")])
-        for run in runs:
-            updated = _specific(run).get("updatedInput")
-            if isinstance(updated, dict):
-                return {**arguments, **updated}
-        return None
+        return final if updated is not None else None
 
     @hookimpl
     async def pando_after_tool_call(self, app: Any, session_id: str, tool_name: str, arguments: dict, result: Any) -> Any:
@@ -178,6 +217,10 @@ class ShellHooks:
         permissions = getattr(app, "permissions", None)
         if permissions is not None:
             permissions.revoke_temporary(session_id, HOOK_APPROVAL)
+        if isinstance(result, str):  # a plugin before this one returned the new content alone
+            from ..agent.tools.base import ToolResult
+
+            result = ToolResult(result)
         response = {"content": result.content, "is_error": result.is_error, "metadata": result.metadata}
         payload = self._payload(
             app, "PostToolUse", session_id, tool_name=claude_name(tool_name), pando_tool_name=tool_name,
@@ -217,14 +260,32 @@ class ShellHooks:
         return "\n\n".join(found) if found else None
 
     @hookimpl
-    async def pando_turn_finished(self, app: Any, session_id: str, response: str, finish_reason: str, usage: dict) -> None:
+    async def pando_turn_finished(self, app: Any, session_id: str) -> None:
         permissions = getattr(app, "permissions", None)
         if permissions is not None:
             permissions.revoke_temporary(session_id, HOOK_APPROVAL)
+
+    @hookimpl
+    async def pando_turn_stopping(self, app: Any, session_id: str, response: str, continuation: int) -> Any:
+        """Stop hooks: exit 2 (stderr) or ``"decision": "block"`` (its reason) make the agent go on
+        with that text as the next prompt; ``"continue": false`` lets it stop whatever the others say."""
         if not self.hooks(app).commands_for("Stop") or self._is_subagent(app, session_id):
-            return
-        payload = self._payload(app, "Stop", session_id, stop_hook_active=False, response=response, finish_reason=finish_reason)
-        await self._arun(app, "Stop", (), payload)
+            return None
+        payload = self._payload(app, "Stop", session_id, stop_hook_active=continuation > 0, response=response)
+        runs = await self._arun(app, "Stop", (), payload)
+        for run in runs:
+            if run.answer is not None and run.answer.get("continue") is False:
+                reason = str(run.answer.get("stopReason") or "")
+                print(f"pando: a Stop hook ended the session's work{': ' + reason if reason else ''}", file=sys.stderr)
+                return None
+        reasons = []
+        for run in runs:
+            answer = run.answer or {}
+            if run.blocked:
+                reasons.append(run.stderr or "A Stop hook asked you to go on.")
+            elif answer.get("decision") == "block":
+                reasons.append(str(answer.get("reason") or "").strip() or "A Stop hook asked you to go on.")
+        return "\n\n".join(reasons) if reasons else None
 
     # -- sessions --------------------------------------------------------------------------------
 

@@ -3,11 +3,11 @@
 In the command's text, in this order:
   - ``$ARGUMENTS`` is everything after the name, ``$1`` … ``$9`` its words (shell quoting
     understood); with neither in the text, the arguments are added at the end;
-  - ``!`cmd``` is replaced by the output of ``cmd`` (run by bash in the working directory). It runs
-    when the bash tool would run it without asking: a ``deny_bash`` rule refuses it always; a
-    read-only command, ``--yolo``, ``allow_bash``, a session grant or a ``Bash(...)`` entry of the
-    command's ``allowed-tools`` let it run; otherwise the interactive session asks, and ``pando
-    run`` leaves a note that it was not run;
+  - ``!`cmd``` is replaced by the output of ``cmd``, run by the bash tool (its sandbox, banned
+    commands, scrubbed environment and permission check): a ``deny_bash`` rule refuses it always;
+    a read-only command, ``--yolo``, ``allow_bash``, a grant or a ``Bash(...)`` entry of the
+    command's ``allowed-tools`` let it run; otherwise the interactive session asks. A command that
+    is refused refuses the whole custom command (:class:`CommandRefused`): nothing is sent;
   - ``@path`` names a file of the working directory: its contents are attached after the prompt
     (a path that is no such file stays as it is).
 
@@ -17,13 +17,13 @@ refuse); ``model`` is the turn's model unless one was chosen with ``--model``.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
 from .catalog import CustomCommand, find_commands, lookup
 
 GRANT_OWNER = "custom-command"
@@ -94,52 +94,76 @@ def tool_grants(allowed_tools: list[str], workdir: Path) -> list[tuple[str, str]
     return grants
 
 
-async def _may_run(app: Any, session_id: str, command: str, grants: list[tuple[str, str]]) -> bool:
-    from ..agent.tools.base import PermissionRequest
-    from ..agent.tools.shell_safety import is_read_only
-    from ..services.permissions import bash_grant_matches
+class CommandRefused(UsageError):
+    """A ``!`cmd``` of a custom command that the bash tool's rules do not let run: nothing is sent."""
 
-    workdir = str(app.workdir)
-    request = PermissionRequest(
-        tool_name="bash", action="execute", description=command, path=workdir, params={"command": command, "cwd": workdir}
+
+def _bash_tool(app: Any) -> Any:
+    from ..agent.tools.builtin import builtin_tools
+
+    tools = builtin_tools(dict(app.config.section("tools"), pager=app.pager))
+    return next(tool for tool in tools if tool.name == "bash")
+
+
+def _refusal(invocation: Invocation, command: str, why: str) -> CommandRefused:
+    first = command.split()[0] if command.split() else command
+    return CommandRefused(
+        f"/{invocation.command.name}: `{command}` was not run: {why} (allow it in the command's frontmatter, "
+        f"e.g. `allowed-tools: Bash({first}:*)`, with [permissions] allow_bash, or --yolo); nothing was sent"
     )
-    if app.permissions.denies(request):
-        return False
-    if any(tool == "bash" and bash_grant_matches(command, pattern) for tool, pattern in grants):
-        return True
-    if is_read_only(command, workdir):
-        return True
-    return await app.permissions.request(session_id, request)
 
 
-async def _shell_output(app: Any, command: str) -> str:
-    timeout = int(app.config.section("tools").get("bash_timeout_ms") or 60_000) / 1000
-    process = await asyncio.create_subprocess_exec(
-        "bash", "-c", command, cwd=app.workdir, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-    )
+async def _check_unasked(app: Any, session_id: str, bash: Any, command: str, invocation: Invocation) -> None:
+    """Refuse now a command that a deny rule refuses, or that needs a question nobody can answer."""
+    ctx = app.tool_context(session_id, "", f"command-{invocation.command.name}", None)
+    request = await bash.permission({"command": command}, ctx)
+    if request is None:
+        return  # read-only, no deny rule
+    decision = app.permissions.decide_unasked(session_id, request)
+    if decision == "deny":
+        raise _refusal(invocation, command, "a [permissions] deny_bash rule refuses it")
+    if decision == "ask" and app.permissions.asker is None:
+        raise _refusal(invocation, command, "it needs permission and nobody can be asked here")
+
+
+async def _shell_output(app: Any, session_id: str, bash: Any, command: str, invocation: Invocation) -> str:
+    """The output of one ``!`cmd```, run by the bash tool itself: its permission check (deny rules,
+    read-only commands, --yolo, allow rules, grants, then the question), banned commands, sandbox,
+    scrubbed environment and timeout. A command it refuses refuses the whole custom command."""
+    from ..agent.tools.base import PermissionDenied, ToolError
+
+    ctx = app.tool_context(session_id, "", f"command-{invocation.command.name}", None)
     try:
-        output, _ = await asyncio.wait_for(process.communicate(), timeout)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        return f"[`{command}` timed out after {timeout:g} s]"
-    return output.decode(errors="replace")[:OUTPUT_LIMIT].rstrip()
+        result = await bash.run({"command": command}, ctx)
+    except PermissionDenied as exc:
+        raise _refusal(invocation, command, str(exc)) from None
+    except ToolError as exc:
+        raise CommandRefused(f"/{invocation.command.name}: `{command}` was not run: {exc}; nothing was sent") from None
+    metadata = result.metadata if isinstance(result.metadata, dict) else {}
+    if result.content == "no output" and not metadata.get("total_lines") and metadata.get("exit_code") == 0:
+        return ""
+    return result.content[:OUTPUT_LIMIT].rstrip()
 
 
 async def _run_shell_inclusions(app: Any, session_id: str, text: str, invocation: Invocation) -> tuple[str, list[str]]:
     """The text with a placeholder for each ``!`cmd``` and what goes there: a command's output is
-    put in after the files are attached, so that an ``@word`` in it attaches nothing."""
+    put in after the files are attached, so that an ``@word`` in it attaches nothing. The command's
+    ``allowed-tools`` are granted while they run."""
+    matches = list(SHELL_PATTERN.finditer(text))
+    if not matches:
+        return text, []
     pieces, outputs, last = [], [], 0
-    for match in SHELL_PATTERN.finditer(text):
-        command = match.group(1).strip()
-        pieces.append(text[last : match.start()] + f"\x00{len(outputs)}\x00")
-        if await _may_run(app, session_id, command, invocation.grants):
-            outputs.append(await _shell_output(app, command))
-        else:
-            invocation.notes.append(f"`{command}` was not run: permission denied")
-            outputs.append(f"[`{command}` was not run: permission denied]")
-        last = match.end()
+    app.permissions.grant_temporary(session_id, GRANT_OWNER, invocation.grants)
+    try:
+        bash = _bash_tool(app)
+        for match in matches:  # every command checked before the first runs: none runs when one is refused
+            await _check_unasked(app, session_id, bash, match.group(1).strip(), invocation)
+        for match in matches:
+            pieces.append(text[last : match.start()] + f"\x00{len(outputs)}\x00")
+            outputs.append(await _shell_output(app, session_id, bash, match.group(1).strip(), invocation))
+            last = match.end()
+    finally:
+        app.permissions.revoke_temporary(session_id, GRANT_OWNER)
     pieces.append(text[last:])
     return "".join(pieces), outputs
 

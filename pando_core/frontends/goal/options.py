@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...config import core_defaults
@@ -25,6 +25,9 @@ class GoalOptions:
     stall_iterations: int = DEFAULT_STALL_ITERATIONS
     initial_prompt: str = ""
     plan: bool = False  # plan mode first: read-only tools until the model presents a plan (then accepted)
+    attachments: list[dict[str, Any]] = field(default_factory=list)  # --image parts, sent with the first prompt
+    model_ref: str = ""  # a custom command's frontmatter model (every iteration), "" for the default
+    grants: list[tuple[str, str]] = field(default_factory=list)  # a custom command's allowed-tools, for the whole goal
 
     @classmethod
     def resolve(

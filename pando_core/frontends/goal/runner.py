@@ -95,6 +95,7 @@ class GoalRunner:
         self.started = time.monotonic()
         self.resumed = False
         self._row: dict[str, Any] = {}
+        self._attachments = list(options.attachments)
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -216,7 +217,17 @@ class GoalRunner:
         return time.monotonic() - self.started
 
     async def run(self, state: _State, prompt: str) -> GoalResult:
+        from ...slash_commands.render import GRANT_OWNER
+
         self._report("started", state)
+        if self.options.grants:  # a custom command's allowed-tools hold for every iteration
+            self.app.permissions.grant_temporary(state.session_id, GRANT_OWNER, self.options.grants)
+        try:
+            return await self._run(state, prompt)
+        finally:
+            self.app.permissions.revoke_temporary(state.session_id, GRANT_OWNER)
+
+    async def _run(self, state: _State, prompt: str) -> GoalResult:
         try:
             while state.status == RUNNING:
                 if self._check_limits(state):
@@ -287,8 +298,10 @@ class GoalRunner:
 
         watcher = asyncio.ensure_future(watch_cancel())
         try:
+            attachments, self._attachments = self._attachments, []  # --image: with the first prompt only
             result = await self.app.coder_agent.run(
-                state.session_id, prompt, on_event=self.on_event, cancel_event=turn_cancel
+                state.session_id, prompt, model_ref=self.options.model_ref or None, on_event=self.on_event,
+                cancel_event=turn_cancel, attachments=attachments,
             )
         finally:
             timer.cancel()

@@ -134,7 +134,10 @@ async function sendPrompt(form) {
       else if (event.type === "tool_result") status.textContent = `${event.name} ${event.is_error ? "failed" : "done"}`;
       else if (event.type === "permission_request") showPermission(event);
       else if (event.type === "error") status.textContent = `error: ${event.error}`;
-      else if (event.type === "result") {
+      else if (event.type === "continuation") {  // a Stop hook made the agent go on: a new answer follows
+        if (!event.refused) answer.textContent += "\n\n";
+        status.textContent = event.refused ? "a Stop hook asked to go on again: refused (limit)" : `a Stop hook asked to go on: ${event.reason}`;
+      } else if (event.type === "result") {
         status.textContent = event.status === "success" ? "done" : `${event.status}${event.error ? ": " + event.error : ""}`;
         status.dataset.status = event.status;
         if (session && !currentSession()) {
