@@ -157,13 +157,15 @@ class KnowledgeBase:
         if target is not None:
             # the key the watcher and the next import will give the mirrored file ("x" -> "x.md")
             key = target.relative_to(self.engine.config.kb_path).as_posix()
-        outcome = self.write_documents([self.prepare(key, content, metadata, str(target) if target else None, None)])
-        if target is not None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content, encoding="utf-8")
-            # remember the mirror's mtime so the watcher and the next import see it as unchanged
-            mtime = int(target.stat().st_mtime)
-            with self.engine.lock:
+        # the lock spans the document and its mirror file: a directory sync (delete_missing) checks
+        # under it that a source is missing before deleting, so it never sees one half-written
+        with self.engine.lock:
+            outcome = self.write_documents([self.prepare(key, content, metadata, str(target) if target else None, None)])
+            if target is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(content, encoding="utf-8")
+                # remember the mirror's mtime so the watcher and the next import see it as unchanged
+                mtime = int(target.stat().st_mtime)
                 self.catalog.conn.execute("UPDATE kb_documents SET source_mtime = ? WHERE path = ?", (mtime, key))
         doc = self.get(key)
         return {"file_path": key, "status": outcome[key], "chunks": doc["chunks"], "mirrored_to": str(target) if target else None}
@@ -341,7 +343,10 @@ class KnowledgeBase:
             for key, row in stored.items():
                 source = row["source_path"]
                 if key not in seen and source and inside(root, Path(source)) and not Path(source).exists():
-                    self.delete(key)
+                    with self.engine.lock:
+                        if Path(source).exists():
+                            continue  # written since by an add that mirrors it
+                        self.delete(key)
                     stats.deleted += 1
         return stats.as_dict()
 
