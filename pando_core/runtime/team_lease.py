@@ -44,7 +44,8 @@ class AdvisoryLease:
     the owner. ``on_lost()`` runs (on the keepalive thread) once when a held lease is lost."""
 
     def __init__(self, dsn: str, key: int, on_lost: Callable[[], None], *,
-                 keepalive_interval: float = KEEPALIVE_INTERVAL_S, connect_timeout: float = 3.0) -> None:
+                 keepalive_interval: float = KEEPALIVE_INTERVAL_S, connect_timeout: float = 3.0,
+                 password: str | None = None) -> None:
         from ..db.pg_changes import libpq_conninfo
 
         self.dsn = libpq_conninfo(dsn)
@@ -52,6 +53,7 @@ class AdvisoryLease:
         self.on_lost = on_lost
         self.keepalive_interval = keepalive_interval
         self.connect_timeout = connect_timeout
+        self._options = dict(_CONNECT_OPTIONS, **({"password": password} if password else {}))
         self._conn: Any = None
         self._held = False
         self._lock = threading.Lock()  # the connection and _held
@@ -83,7 +85,7 @@ class AdvisoryLease:
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = psycopg.connect(self.dsn, autocommit=True,
-                                                 connect_timeout=max(1, int(self.connect_timeout)), **_CONNECT_OPTIONS)
+                                                 connect_timeout=max(1, int(self.connect_timeout)), **self._options)
                 got = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0]
             except psycopg.Error as exc:
                 log.debug("lease %d: cannot reach the database (%s)", self.key, exc)
@@ -157,9 +159,9 @@ class LeaseElection:
     election's thread, one at a time)."""
 
     def __init__(self, dsn: str, key: int, on_won: Callable[[], None], on_lost: Callable[[], None], *,
-                 retry_interval: float = RETRY_INTERVAL_S) -> None:
+                 retry_interval: float = RETRY_INTERVAL_S, password: str | None = None) -> None:
         self._lost = threading.Event()
-        self.lease = AdvisoryLease(dsn, key, self._lost.set)
+        self.lease = AdvisoryLease(dsn, key, self._lost.set, password=password)
         self.on_won = on_won
         self.on_lost = on_lost
         self.retry_interval = retry_interval
@@ -200,11 +202,16 @@ class LeaseElection:
         except Exception:  # noqa: BLE001
             log.exception("lease election callback failed")
 
-    def close(self, timeout: float = 2.0) -> None:
-        """Stop trying and give the lease up. The caller stops its services itself (``on_lost``
-        is not called for a deliberate release)."""
+    def stop_trying(self, timeout: float = 2.0) -> None:
+        """Stop the election's thread: no more ``on_won``/``on_lost`` calls; a held lease stays
+        held until :meth:`close` (so its services can stop before another instance starts them)."""
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop trying and give the lease up. ``on_lost`` is not called for this deliberate
+        release: the caller stops its services itself, before."""
+        self.stop_trying(timeout)
         self.lease.close()
