@@ -93,8 +93,10 @@ class ChangeListener:
         *,
         channel: str = CHANNEL,
         connect_timeout: float = 5.0,
+        password: str | None = None,
     ) -> None:
         self.dsn = libpq_conninfo(dsn)
+        self.password = password or None
         self.channel = channel
         self.on_changes = on_changes
         self.on_resync = on_resync
@@ -127,7 +129,8 @@ class ChangeListener:
     def _connect(self) -> Any:
         import psycopg
 
-        conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)))
+        extra = {"password": self.password} if self.password else {}
+        conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)), **extra)
         try:
             conn.execute(f'LISTEN "{self.channel}"')
         except BaseException:

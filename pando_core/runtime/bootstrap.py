@@ -432,6 +432,7 @@ class Runtime(RoleChanges, BusSubscriptions):
                 remove_ipc_socket_dir(self.bus.endpoints)
         if self.client is not None:
             self.client.close(timeout=1.0)
+        self._stop_team_changes()
         if self.db is not None:
             self.db.dispose()
         self.instances.unregister(self.instance_id)

@@ -1,0 +1,93 @@
+"""Team mode through real pando processes: two "machines" (two working directories on two paths,
+no shared ``.pando/``) pointed at one PostgreSQL database. A change written in one reaches the
+change feed and the event listeners of the other; the role-scoped service runs on one instance
+of the team, and moves within 2 s when that instance is SIGKILLed."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.waiting import hold_for, wait_for
+
+pytest.importorskip("psycopg")
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBE = "team_probe=tests.support.team_probe:"
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def probe_list(instance, name):
+    return instance.eval(f"import tests.support.team_probe as p; result = list(p.{name})")
+
+
+@pytest.fixture
+def team(pando_instance, postgres_url, tmp_path):
+    """``team(n)`` -> n instances, each in a working directory of its own, on one database."""
+    stamp = tmp_path / "stamp"
+
+    def start(count: int, *, service: bool = False):
+        env = {"PYTHONPATH": str(ROOT), "PANDO_DATABASE__URL": postgres_url}
+        if service:
+            env["TEAM_PROBE_STAMP"] = str(stamp)
+        instances = []
+        for i in range(count):
+            workdir = tmp_path / f"machine-{len(list(tmp_path.glob('machine-*')))}"
+            workdir.mkdir()
+            instances.append(pando_instance([PROBE], env, workdir))
+        return instances
+
+    start.stamp = stamp
+    return start
+
+
+def test_a_change_written_on_one_machine_reaches_the_other(team):
+    a, b = team(2)
+    assert a.info["role"] == b.info["role"] == "primary"  # each the primary of its own directory
+    b.eval("app.store.team_notes.add(body='from b')")
+    changes = wait_for(lambda: probe_list(a, "CHANGES"), 5, "the change on the other machine")
+    assert changes == [{"kind": "insert", "ids": ["from b"], "writer": b.info["instance_id"]}]
+    events = wait_for(lambda: probe_list(a, "EVENTS"), 5, "the event on the other machine")
+    assert events == [{"topic": "db.team_notes.insert", "ids": ["from b"], "writer": b.info["instance_id"]}]
+    # the writer hears its own change once, from its own commit
+    assert wait_for(lambda: probe_list(b, "CHANGES"), 5, "the writer's own change") == changes
+    hold_for(lambda: len(probe_list(b, "CHANGES")) == 1 and len(probe_list(a, "CHANGES")) == 1, 0.3, "heard once")
+
+
+def test_a_rolled_back_write_is_not_announced(team):
+    a, b = team(2)
+    error = b.eval(
+        "from pando_core.db import Repository\n"
+        "try:\n"
+        "    with app.runtime.db.write(app.instance_id) as tx:\n"
+        "        tx.raw.execute('INSERT INTO team_notes (body) VALUES (?)', ('lost',))\n"
+        "        tx.changed('team_notes', 'insert', 'lost')\n"
+        "        raise ValueError('undo')\n"
+        "except ValueError as exc:\n"
+        "    result = str(exc)"
+    )
+    assert error == "undo"
+    b.eval("app.store.team_notes.add(body='kept')")
+    wait_for(lambda: probe_list(a, "CHANGES"), 5, "the committed change")
+    assert [c["ids"] for c in probe_list(a, "CHANGES")] == [["kept"]]
+
+
+def test_the_service_runs_on_one_instance_and_moves_within_two_seconds_of_a_sigkill(team):
+    a, b, c = team(3, service=True)
+    stamp = team.stamp
+    wait_for(lambda: stamp.exists() and stamp.read_text(), 10, "the service to start somewhere")
+    owners = [i for i in (a, b, c) if probe_list(i, "SERVICE_RUNS")]
+    assert len(owners) == 1, "the service runs on exactly one instance of the team"
+    owner = owners[0]
+    hold_for(lambda: stamp.read_text() in ("", str(owner.pid)), 0.5, "one owner")
+    owner.kill()
+    killed = time.monotonic()
+    others = [i for i in (a, b, c) if i is not owner]
+    wait_for(lambda: stamp.read_text() in {str(i.pid) for i in others}, 5, "another instance to run the service",
+             interval=0.01)
+    assert time.monotonic() - killed < 2.0
+    runs = [probe_list(i, "SERVICE_RUNS") for i in others]
+    assert sorted(len(r) for r in runs) == [0, 1]
