@@ -105,15 +105,19 @@ class App:
         if options.store is not None:
             store = options.store
         else:
+            from .db import database_settings
             from .runtime import bootstrap
 
             runtime_cfg = context.config.section("runtime")
+            database = database_settings(context.config.section("database"))
             failover = runtime_cfg["failover"] if options.failover is None else options.failover
             components = db_components(context)
             if options.observe:
                 from .runtime.observer import observe
 
-                runtime = observe(context.workdir, options.instance_id, components=components, config=runtime_cfg)
+                runtime = observe(
+                    context.workdir, options.instance_id, components=components, config=runtime_cfg, database=database
+                )
             else:
                 runtime = bootstrap(
                     context.workdir,
@@ -121,6 +125,7 @@ class App:
                     failover=failover,
                     components=components,
                     config=runtime_cfg,
+                    database=database,
                     record_extra={
                         "plugins": context.plugins.loaded(),
                         "components": component_versions(components),

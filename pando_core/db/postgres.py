@@ -198,6 +198,7 @@ class PgWriterConnection:
             self._sa.rollback()
         self.pending: list[Change] = []  # changes of the open transaction, announced before COMMIT
         self.pending_key: tuple | None = None  # (owner, seq, method, result) recorded with the COMMIT
+        self.open = False  # a write transaction is open (begun, not yet ended)
 
     @property
     def broken(self) -> bool:
@@ -210,8 +211,10 @@ class PgWriterConnection:
         return self.conn.execute(f"SELECT nextval('{SEQUENCE}')").fetchone()[0]
 
     def begin(self) -> None:
-        if self.raw.in_transaction or self._sa.in_transaction():
+        # psycopg begins at the first statement: "open" is ours to track
+        if self.open or self.raw.in_transaction or self._sa.in_transaction():
             raise RuntimeError("a write transaction is already open on this database (nested write)")
+        self.open = True
         self.pending = []
         self.pending_key = None
 
@@ -239,14 +242,14 @@ class PgWriterConnection:
         self.commit()
 
     def commit(self) -> None:
-        self.pending, self.pending_key = [], None
+        self.pending, self.pending_key, self.open = [], None, False
         if self._sa.in_transaction():
             self._sa.commit()
         else:
             self.conn.commit()
 
     def rollback(self) -> None:
-        self.pending, self.pending_key = [], None
+        self.pending, self.pending_key, self.open = [], None, False
         if self.broken:
             return
         if self._sa.in_transaction():
