@@ -65,18 +65,24 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _open_instance(url: str, workdir: str):  # noqa: ANN202
-    """A pando instance on *url* in *workdir*: (runtime, store, session id)."""
-    from pando_core.runtime.bootstrap import bootstrap
+    """pando's store on *url*, as an instance in team mode has it: (database, store, session id).
+    The core component's repositories, their @write methods, the write key and the NOTIFY."""
+    import uuid
 
-    os.environ["PANDO_DATABASE__URL"] = url
-    runtime = bootstrap(workdir, config={"heartbeat_interval": 0.5}, database_url=url)
-    store = runtime.store
+    from pando_core.db import LocalExecutor, MethodRegistry, Store, core_component, migrate
+    from pando_core.db.settings import DatabaseSettings, open_database
+
+    instance_id = uuid.uuid4().hex[:12]
+    db = open_database(Path(workdir), DatabaseSettings(url), writer_id=instance_id)
+    component = core_component()
+    migrate(db, [component])
+    store = Store(MethodRegistry(component.repositories), LocalExecutor(db, instance_id))
     session = store.sessions.create(title="bench")
-    return runtime, store, session["id"]
+    return db, store, session["id"]
 
 
 def role_pando(args: argparse.Namespace) -> None:
-    runtime, store, session_id = _open_instance(args.url, args.workdir)
+    db, store, session_id = _open_instance(args.url, args.workdir)
     create = store.messages.create
     for _ in range(20):  # warm: statement preparation, the first key
         create(session_id=session_id, role="user", parts=PARTS)
@@ -101,7 +107,7 @@ def role_pando(args: argparse.Namespace) -> None:
                 create(session_id=session_id, role="user", parts=PARTS, id=f"t{time.monotonic_ns()}")
                 time.sleep(args.pace)
             emit({"events": n})
-    runtime.cleanup()
+    db.dispose()
 
 
 def role_raw(args: argparse.Namespace) -> None:
@@ -197,7 +203,8 @@ class Bench:
 
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="pando-bench-pg-"))
-        self.server = PostgresServer(self.tmp / "pg").start()
+        self.server_dir = Path(tempfile.mkdtemp(prefix="pando-bench-pgdata-"))  # owned by the server's user
+        self.server = PostgresServer(self.server_dir).start()
         self.url = self.server.create_database("bench")
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
         self.children: list[Child] = []
@@ -232,6 +239,7 @@ class Bench:
             child.stop()
         self.server.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        shutil.rmtree(self.server_dir, ignore_errors=True)
 
     # -- figures ---------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ def team(pando_instance, postgres_url, tmp_path):
         if service:
             env["TEAM_PROBE_STAMP"] = str(stamp)
         instances = []
-        for i in range(count):
+        for _ in range(count):
             workdir = tmp_path / f"machine-{len(list(tmp_path.glob('machine-*')))}"
             workdir.mkdir()
             instances.append(pando_instance([PROBE], env, workdir))

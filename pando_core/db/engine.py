@@ -88,6 +88,9 @@ class WriteTx:
         raw.execute("SAVEPOINT pando_write")
         try:
             yield
+            flush = getattr(raw, "flush", None)  # PostgreSQL: the block's queued statements (pg_batching)
+            if flush is not None:
+                flush()
         except BaseException:
             raw.execute("ROLLBACK TO pando_write")
             raw.execute("RELEASE pando_write")

@@ -340,7 +340,7 @@ class PostgresDatabase:
         self._writer: PgWriterConnection | None = None
         self._commit_listeners: list[Callable[[list[Change], str], None]] = []
         with self._write_lock:
-            self._writer = PgWriterConnection(self)  # fails here, in one line, when the server cannot be used
+            self._writer = _writer_connection(self)  # fails here, in one line, when the server cannot be used
         connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S}
         if self.password:
             connect_args["password"] = self.password
@@ -470,7 +470,7 @@ class PostgresDatabase:
 
     def writer(self) -> PgWriterConnection:
         if self._writer is None:
-            self._writer = PgWriterConnection(self)
+            self._writer = _writer_connection(self)
         return self._writer
 
     @property
@@ -496,3 +496,10 @@ class PostgresDatabase:
 
 
 _MISSING = object()
+
+
+def _writer_connection(db: PostgresDatabase) -> PgWriterConnection:
+    """The write connection: the batching one (few round trips per write, see pg_batching)."""
+    from .pg_batching import BatchingWriterConnection
+
+    return BatchingWriterConnection(db)

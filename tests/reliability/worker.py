@@ -191,7 +191,12 @@ def main() -> None:
 
     config = json.loads(args.config)
     emit("starting")
-    rt = bootstrap(args.workdir, instance_id=args.id, failover=not args.no_failover, config=config)
+    database = None
+    if args.database_url:
+        from pando_core.db import DatabaseSettings
+
+        database = DatabaseSettings(args.database_url)
+    rt = bootstrap(args.workdir, instance_id=args.id, failover=not args.no_failover, config=config, database=database)
 
     def register_echo(runtime) -> None:
         def echo(params, call):
