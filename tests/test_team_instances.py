@@ -88,6 +88,8 @@ def test_the_service_runs_on_one_instance_and_moves_within_two_seconds_of_a_sigk
     others = [i for i in (a, b, c) if i is not owner]
     wait_for(lambda: stamp.read_text() in {str(i.pid) for i in others}, 5, "another instance to run the service",
              interval=0.01)
-    assert time.monotonic() - killed < 2.0
+    took = time.monotonic() - killed
+    print(f"\nteam service failover: {took * 1000:.0f} ms after the SIGKILL")
+    assert took < 2.0
     runs = [probe_list(i, "SERVICE_RUNS") for i in others]
     assert sorted(len(r) for r in runs) == [0, 1]
