@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from pando_core.db import LocalExecutor, MethodRegistry, Store, core_component, migrate
-from pando_core.db.pg_batching import BatchingWriterConnection, next_seq
+from pando_core.db.pg_batching import BatchingWriterConnection
 from pando_core.db.pg_changes import ChangeListener, libpq_conninfo
 from pando_core.db.settings import DatabaseSettings, open_database
 from pando_core.errors import ConstraintError, NotFoundError
@@ -40,9 +40,12 @@ def test_the_writer_is_the_batching_one(pg):
     assert isinstance(db.writer(), BatchingWriterConnection)
 
 
-def test_seq_values_increase():
-    values = [next_seq() for _ in range(1000)]
+def test_seq_values_come_from_the_server_sequence(pg):
+    db, store = pg
+    values = [store.sessions.create(title=f"s{i}")["seq"] for i in range(20)]
     assert values == sorted(set(values))
+    with db.read() as tx:
+        assert tx.raw.execute("SELECT last_value FROM pando_seq").fetchone()[0] == values[-1]
 
 
 def test_writes_and_their_errors(pg, postgres_url):

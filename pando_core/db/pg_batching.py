@@ -12,7 +12,9 @@ a write of seven round trips took 2.4-8x a raw INSERT+COMMIT. Here:
   round trips it saves);
 - BEGIN is queued too (the connection is in autocommit mode and the transaction is ours), so a
   write that reads once costs two round trips and one that only writes costs one;
-- ``seq`` values come from the clock (:func:`next_seq`), not a sequence on the server.
+- ``seq`` values come from the server's ``pando_seq`` sequence: the ``nextval`` is sent with the
+  queued BEGIN (one round trip), so values are unique and ordered across every instance of the
+  team (a clock would order two machines' writes by their clocks' skew).
 
 What is left is the server's work: on a loaded 2-core machine each statement of a write costs
 about 30 us (``messages.create``: read the session, insert, bump the session's count, delete the
@@ -25,32 +27,14 @@ the write, which fails as a whole, as it would have.
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 from sqlalchemy import event
 
 from .pg_sql import to_pyformat
-from .postgres import PgWriterConnection, PostgresDatabase
+from .postgres import SEQUENCE, PgWriterConnection, PostgresDatabase
 
 _DEFERRABLE = ("INSERT", "UPDATE", "DELETE", "SAVEPOINT")
-
-_seq_lock = threading.Lock()
-_last_seq = 0
-
-
-def next_seq() -> int:
-    """An ordering value for a ``seq`` column: microseconds since the epoch, and always more
-    than the last one this process handed out. Instances on other machines order by their own
-    clocks, so two writes to one session from two machines within their clocks' skew could be
-    ordered by the skew -- a session is continued on another machine by a person, much later.
-    Values from an imported SQLite database (small counts) stay before every new one."""
-    global _last_seq
-    with _seq_lock:
-        _last_seq = max(time.time_ns() // 1000, _last_seq + 1)
-        return _last_seq
-
 
 def _deferrable(sql: str) -> bool:
     head = sql.lstrip()[:9].upper()
@@ -178,7 +162,8 @@ class BatchingWriterConnection(PgWriterConnection):
             raw.leave_pipeline()
 
     def next_seq(self, table: str) -> int:
-        return next_seq()
+        # a read: sent at once, together with the queued BEGIN and anything else queued
+        return self.raw.execute(f"SELECT nextval('{SEQUENCE}')").fetchone()[0]
 
     def begin(self) -> None:
         if self.raw.in_transaction or self._sa.in_transaction():
@@ -231,6 +216,14 @@ class BatchingWriterConnection(PgWriterConnection):
         try:
             raw.close("ROLLBACK")
         except Exception:  # noqa: BLE001 - the transaction is undone either way
+            pass
+        # an error already read from the pipeline makes the server discard what follows up to the
+        # next sync -- the queued ROLLBACK too: the transaction would stay open and aborted, and
+        # the next write would fail with "current transaction is aborted"
+        try:
+            if not self.broken and self.conn.info.transaction_status != 0:  # 0: IDLE
+                self.conn.execute("ROLLBACK")
+        except Exception:  # noqa: BLE001 - a connection that broke now is replaced by the next write
             pass
         if self._sa.in_transaction():
             self._sa.rollback()
