@@ -284,10 +284,9 @@ def test_config_show_redacts_the_password_of_the_database_url(tmp_path):
 
 def test_plugin_stores_run_on_postgres(pg):
     from pando_cron.store import component as cron_component
+    from pando_evaluator.store import COMPONENT as evaluator_component
     from pando_mcp.catalog import component as mcp_component
     from pando_mesnada.store import component as mesnada_component
-
-    from pando_evaluator.store import COMPONENT as evaluator_component
 
     components = [core_component(), cron_component(), mcp_component(), mesnada_component(), evaluator_component]
     migrate(pg, components)
