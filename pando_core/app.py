@@ -314,8 +314,8 @@ class App:
     def _elect_for_services(self) -> None:
         """Team mode: the role-scoped services run on the one instance of the team holding the
         team lease (a PostgreSQL advisory lock), whatever its role on this machine; this instance
-        stands for it until it wins."""
-        if not self.team:
+        stands for it until it wins. A read-only command (an observer) never stands."""
+        if not self.team or self.options.observe:
             return
         from .runtime.team import TeamServices
 

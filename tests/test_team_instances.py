@@ -88,6 +88,29 @@ def test_the_service_runs_on_one_instance_and_moves_within_two_seconds_of_a_sigk
     others = [i for i in (a, b, c) if i is not owner]
     wait_for(lambda: stamp.read_text() in {str(i.pid) for i in others}, 5, "another instance to run the service",
              interval=0.01)
-    assert time.monotonic() - killed < 2.0
+    took = time.monotonic() - killed
+    print(f"\nteam service failover: {took * 1000:.0f} ms after the SIGKILL")
+    assert took < 2.0
     runs = [probe_list(i, "SERVICE_RUNS") for i in others]
     assert sorted(len(r) for r in runs) == [0, 1]
+
+
+def test_a_read_only_command_never_runs_the_services(team, postgres_url, pando_env, monkeypatch, tmp_path):
+    """An observer (``pando status``, ``sessions list``) in team mode reads the team's database but
+    never stands for the lease: with nobody else running, the service still does not start."""
+    import tests.support.team_probe as probe
+    from pando_core.app import App, AppOptions
+    from pando_core.context import PandoContext
+
+    monkeypatch.setenv("PANDO_DATABASE__URL", postgres_url)
+    monkeypatch.setenv("TEAM_PROBE_STAMP", str(team.stamp))
+    workdir = tmp_path / "observer"
+    workdir.mkdir()
+    context = PandoContext(workdir, requested_plugins=[], extra_plugins={"team_probe": probe}, env=dict(pando_env, PANDO_DATABASE__URL=postgres_url))
+    app = App.create(context, AppOptions(observe=True, startup_mode="instance"))
+    try:
+        assert app.team and app.team_services is None
+        hold_for(lambda: not team.stamp.exists(), 1.2, "no service started by an observer")
+        assert probe.SERVICE_RUNS == []
+    finally:
+        app.shutdown()

@@ -173,22 +173,29 @@ class BatchingWriterConnection(PgWriterConnection):
         self.raw.open()
 
     def finish(self, writer: str) -> None:
-        """The write key, the NOTIFY and COMMIT, queued behind the write's statements: sent as one."""
+        """The write key and the NOTIFY (one statement) and COMMIT, queued behind the write's
+        statements: sent with them."""
         from .engine import WriteTx, coalesce_changes
         from .pg_changes import encode_changes
 
-        raw = self.raw
-        if self.pending_key is not None:
+        parts: list[str] = []
+        params: list[Any] = []
+        if self.pending_key is not None:  # this key recorded, this writer's previous one deleted
             owner, seq, method, result = self.pending_key
-            raw.execute("DELETE FROM applied_writes WHERE instance_id = ? AND seq = ?", (owner, seq - 1))
-            raw.execute(
-                "INSERT INTO applied_writes (instance_id, seq, method, ok, result, created_at) VALUES (?, ?, ?, 1, ?, ?)",
-                (owner, seq, method, result, WriteTx.now_ms()),
+            parts.append("d AS (DELETE FROM applied_writes WHERE instance_id = %s AND seq = %s)")
+            parts.append(
+                "k AS (INSERT INTO applied_writes (instance_id, seq, method, ok, result, created_at)"
+                " VALUES (%s, %s, %s, 1, %s, %s))"
             )
+            params += [owner, seq - 1, owner, seq, method, result, WriteTx.now_ms()]
         if self.pending:
-            payload = encode_changes(coalesce_changes(self.pending), writer)
-            self.conn.execute("SELECT pg_notify('pando_changes', %s)", (payload,))  # queued: its result is not read
-            raw.queued += 1
+            select = "SELECT pg_notify('pando_changes', %s)"
+            params.append(encode_changes(coalesce_changes(self.pending), writer))
+        else:
+            select = "SELECT 1"
+        if parts or self.pending:  # one statement, queued: its result is not read
+            self.conn.execute(("WITH " + ", ".join(parts) + " " if parts else "") + select, params)
+            self.raw.queued += 1
         self.commit()
 
     def commit(self) -> None:

@@ -469,6 +469,8 @@ class PostgresDatabase:
         """Nothing prepared on PostgreSQL."""
 
     def writer(self) -> PgWriterConnection:
+        if self._writer is not None and self._writer.broken:
+            self._drop_writer()  # the server went away since (a batch's failure said so): connect again
         if self._writer is None:
             self._writer = _writer_connection(self)
         return self._writer
