@@ -284,10 +284,11 @@ def test_config_show_redacts_the_password_of_the_database_url(tmp_path):
 
 def test_plugin_stores_run_on_postgres(pg):
     from pando_cron.store import component as cron_component
+    from pando_evaluator.store import COMPONENT as evaluator_component
     from pando_mcp.catalog import component as mcp_component
     from pando_mesnada.store import component as mesnada_component
 
-    components = [core_component(), cron_component(), mcp_component(), mesnada_component()]
+    components = [core_component(), cron_component(), mcp_component(), mesnada_component(), evaluator_component]
     migrate(pg, components)
     store = open_local_store(pg, components, "w")
     fire = store.cron.claim(job="nightly", kind="scheduled", instance="w", scheduled_at=60_000)
@@ -305,3 +306,14 @@ def test_plugin_stores_run_on_postgres(pg):
     task = store.mesnada.create(task={"id": "t1", "prompt": "p", "work_dir": "/w", "status": "pending", "engine": "pando", "log_file": "/w/t1.log", "tags": ["x"]})
     assert task["tags"] == ["x"] and store.mesnada.queue()[0]["id"] == "t1"
     assert store.mesnada.stats()["by_status"]["pending"] == 1
+    session = store.sessions.create(title="judged")
+    store.messages.create(session_id=session["id"], role="user", parts=[])
+    assert store.evaluator.mark_ended(session_id=session["id"])["queued"] is True
+    assert store.evaluator.pending() == [session["id"]]
+    score = {"reward": 0.8, "success_score": 1.0, "efficiency_score": 0.5, "corrections": 0, "tokens": 10, "message_count": 1}
+    done = store.evaluator.finish_evaluation(session_id=session["id"], score=score, rule={"content": "be brief", "confidence": 0.7})
+    assert done["stored"] is True and store.evaluator.pending() == []
+    assert [r["content"] for r in store.evaluator.active_rules()] == ["be brief"]
+    store.evaluator.record_rule_uses(session_id=session["id"], rule_ids=[done["rule"]["id"]])
+    summary = store.evaluator.summary()
+    assert summary["sessions_scored"] == 1 and summary["active_rules"] == 1 and summary["average_reward"] == 0.8

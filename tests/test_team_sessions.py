@@ -100,3 +100,26 @@ def test_eight_instances_started_at_once_migrate_once(tmp_path, team_env, model_
             assert tx.raw.execute("SELECT count(*) FROM sessions").fetchone()[0] == count
     finally:
         db.dispose()
+
+
+def test_a_secondary_writes_directly_while_its_local_primary_is_stopped_or_gone(pando_instance, pando_workdir, team_env):
+    """Two instances in one directory: the local primary serves the bus but no one's writes."""
+    import os
+    import signal
+
+    env = {"PANDO_DATABASE__URL": team_env["PANDO_DATABASE__URL"]}
+    primary = pando_instance(None, env, pando_workdir)
+    secondary = pando_instance(None, env, pando_workdir)
+    assert (primary.info["role"], secondary.info["role"]) == ("primary", "secondary")
+    os.kill(primary.pid, signal.SIGSTOP)  # hung: it could not apply a proxied write
+    try:
+        written = secondary.eval("result = app.store.sessions.create(title='while the primary is stopped')", timeout=10)
+        secondary.eval("app.ensure_primary(); result = True", timeout=10)  # a turn may start: no ping needed
+    finally:
+        os.kill(primary.pid, signal.SIGCONT)
+    assert primary.eval(f"result = app.store.sessions.get(id={written['id']!r})['title']") == "while the primary is stopped"
+    primary.kill()
+    secondary.wait_for("result = app.role", "primary", timeout=10)  # the bus moves here
+    again = secondary.eval("result = app.store.sessions.create(title='after the failover')")
+    assert again["seq"] > written["seq"]
+

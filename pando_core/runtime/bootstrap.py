@@ -431,8 +431,10 @@ class Runtime(RoleChanges, BusSubscriptions):
             bus.publish_change(P.db_topic(change.table, change.op), {"ids": change.ids, "writer": writer or self.instance_id})
 
     def ensure_primary(self, timeout: float | None = None) -> None:
-        """Actively ping the primary (before each prompt on a secondary)."""
-        if self.role != SECONDARY or self.client is None:
+        """Actively ping the primary (before each prompt on a secondary). Not in team mode: there
+        a secondary's writes go to PostgreSQL directly, so a hung local primary stops only what
+        needs the bus (bus methods, interrupts), not a turn."""
+        if self.role != SECONDARY or self.client is None or self.database.team:
             return
         timeout = float(timeout or self._setting("ping_timeout"))
         try:
