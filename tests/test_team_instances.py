@@ -114,3 +114,20 @@ def test_a_read_only_command_never_runs_the_services(team, postgres_url, pando_e
         assert probe.SERVICE_RUNS == []
     finally:
         app.shutdown()
+
+
+def test_a_dropped_listening_connection_resyncs_the_listeners(team, postgres_url):
+    """The instance's NOTIFY connection is terminated on the server: it reconnects, its listeners
+    get ``state.resync`` (as after a gap on the bus), and later changes arrive again."""
+    import psycopg
+
+    from pando_core.db.pg_changes import libpq_conninfo
+
+    a, b = team(2)
+    pid = a.eval("result = app.runtime.team_changes.listener.backend_pid")
+    with psycopg.connect(libpq_conninfo(postgres_url), autocommit=True) as conn:
+        assert conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+    wait_for(lambda: probe_list(a, "RESYNCS"), 5, "state.resync after the reconnect")
+    assert a.eval("result = app.runtime.team_changes.listener.backend_pid") not in (None, pid)
+    b.eval("app.store.team_notes.add(body='after the reconnect')")
+    wait_for(lambda: probe_list(a, "CHANGES"), 5, "a change after the reconnect")
