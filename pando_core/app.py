@@ -94,6 +94,7 @@ class App:
         self.changes = ChangeFeed(self)
         self.plugin_mismatch = ""
         self._bus_handlers: dict[str, Any] | None = None
+        self.team_services: Any = None  # team mode: the lease that elects this instance to run the services
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -104,15 +105,19 @@ class App:
         if options.store is not None:
             store = options.store
         else:
+            from .db import database_settings
             from .runtime import bootstrap
 
             runtime_cfg = context.config.section("runtime")
+            database = database_settings(context.config.section("database"))
             failover = runtime_cfg["failover"] if options.failover is None else options.failover
             components = db_components(context)
             if options.observe:
                 from .runtime.observer import observe
 
-                runtime = observe(context.workdir, options.instance_id, components=components, config=runtime_cfg)
+                runtime = observe(
+                    context.workdir, options.instance_id, components=components, config=runtime_cfg, database=database
+                )
             else:
                 runtime = bootstrap(
                     context.workdir,
@@ -120,6 +125,7 @@ class App:
                     failover=failover,
                     components=components,
                     config=runtime_cfg,
+                    database=database,
                     record_extra={
                         "plugins": context.plugins.loaded(),
                         "components": component_versions(components),
@@ -138,6 +144,7 @@ class App:
                 app.plugin_mismatch = app._compare_plugins_with_primary()
             if runtime is not None:
                 runtime.on_fenced(app._on_fenced)
+            app._elect_for_services()
             app.changes.attach()
             context.plugins.hooks.pando_started(app=app, role=app.role)
         except BaseException:
@@ -192,11 +199,18 @@ class App:
 
     # -- IPC roles, bus methods, services ------------------------------------------------------------
 
+    @property
+    def team(self) -> bool:
+        """Team mode: a PostgreSQL database that every instance of the team writes directly."""
+        return bool(getattr(self.runtime, "team", False))
+
     def setup_ipc(self, bus: Any) -> None:
         """This instance is the primary (at start, or promoted): serve the plugins' bus methods on
-        *bus*, let plugins set it up, and start the primary-only services."""
+        *bus*, let plugins set it up, and start the primary-only services (in team mode the
+        team lease decides where they run instead: see :meth:`_elect_for_services`)."""
         self.ipc_bus = bus
-        self.services.start_all()  # first: a bus method may need its plugin's service
+        if not self.team:
+            self.services.start_all()  # first: a bus method may need its plugin's service
         handlers = self._bus_methods()
         if bus is not None:
             for method, handler in handlers.items():
@@ -297,9 +311,22 @@ class App:
         self.plugins.hooks.pando_promoted(app=self, epoch=runtime.epoch)
         self.events.publish("instance.promoted", {"epoch": runtime.epoch, "instance_id": self.instance_id})
 
+    def _elect_for_services(self) -> None:
+        """Team mode: the role-scoped services run on the one instance of the team holding the
+        team lease (a PostgreSQL advisory lock), whatever its role on this machine; this instance
+        stands for it until it wins. A read-only command (an observer) never stands."""
+        if not self.team or self.options.observe:
+            return
+        from .runtime.team import TeamServices
+
+        db = self.runtime.db
+        self.team_services = TeamServices(self, db.url, getattr(db, "password", None)).start()
+
     def _on_fenced(self, reason: str) -> None:
-        """This primary stopped writing (its lease is gone): its services stop too."""
-        self.services.stop_all(reason="fenced")
+        """This primary stopped writing (its lease is gone): its services stop too (in team mode
+        they follow the team lease, not this machine's primary)."""
+        if not self.team:
+            self.services.stop_all(reason="fenced")
 
     def ensure_primary(self) -> None:
         """Before each prompt on a secondary: actively ping the primary; a hung one is reported."""
@@ -377,6 +404,8 @@ class App:
             self.plugins.hooks.pando_shutdown(app=self)
         except Exception:  # noqa: BLE001 - strict mode re-raised; shutdown goes on
             log.exception("a plugin failed during shutdown")
+        if self.team_services is not None:
+            self.team_services.close(reason="shutdown")  # stops the services, then frees the lease
         self.services.stop_all(reason="shutdown")
         self.changes.close()
         if self._providers:  # one event loop for all of them, and none when there is nothing to close

@@ -7,7 +7,9 @@ bus, and the commits that arrived while it ran are handed over together, in orde
 
 The feed also tells the primary when a session ended on another instance (a ``sessions`` change
 of kind ``ended``), so that ``pando_session_ended`` reaches the primary for every instance's
-sessions. It is attached only when a plugin implements one of those two hooks, or something in
+sessions. In team mode (PostgreSQL, every instance writes directly) every instance listens to its
+own commits and, for everyone else's, to the database's change notifications (the runtime's
+change events there), whatever its local role. It is attached only when a plugin implements one of those two hooks, or something in
 the process listens (``add_listener``: ``pando serve`` pushes changes to browsers): otherwise no
 commit pays for it.
 """
@@ -73,7 +75,9 @@ class ChangeFeed:
         if runtime is None or not self.wanted:
             return
         with self._lock:
-            if runtime.role == "primary":
+            if getattr(runtime, "team", False):
+                self._attach_team(runtime)
+            elif runtime.role == "primary":
                 db = runtime.db
                 if db is not None and db is not self._attached_db:
                     db.on_commit(self._committed)
@@ -83,16 +87,35 @@ class ChangeFeed:
                 self._secondary_listening = True
             self._start_thread()
 
+    def _attach_team(self, runtime: Any) -> None:
+        db = runtime.db
+        if db is not None and db is not self._attached_db:
+            db.on_commit(self._committed)  # this instance's own writes, at once
+            self._attached_db = db
+        if not self._secondary_listening:
+            runtime.on_event(self._event, "db.")  # everyone else's, by NOTIFY
+            self._secondary_listening = True
+        self._start_thread()
+
+    def _team(self) -> bool:
+        return bool(getattr(self.app.runtime, "team", False))
+
     def _committed(self, changes: list[Any], writer: str) -> None:
-        """The primary's commit listener (on the writing thread: hand over and return)."""
-        if self.app.role != "primary":
+        """The primary's commit listener (on the writing thread: hand over and return); in team
+        mode every instance's, for its own writes."""
+        if self.app.role != "primary" and not self._team():
             return  # a listener of a database this instance no longer writes
         writer = writer or self.app.instance_id
         self._queue.put([CommittedChange(c.table, c.op, tuple(c.ids), writer) for c in changes])
 
     def _event(self, event: Any) -> None:
-        """A secondary's listener for the primary's change events (on the client's dispatcher)."""
-        if self.app.role != "secondary":
+        """A secondary's listener for the primary's change events (on the client's dispatcher); in
+        team mode every instance's, for the notifications of other instances' commits."""
+        if self._team():
+            payload = event.payload if isinstance(event.payload, dict) else {}
+            if event.topic != "state.resync" and payload.get("writer") == self.app.instance_id:
+                return  # our own write: _committed had it already
+        elif self.app.role != "secondary":
             return
         if event.topic == "state.resync":
             self._queue.put(None)

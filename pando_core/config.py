@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,6 +208,20 @@ CORE_SECTIONS = [
         },
         "the web UI and REST API of `pando serve` (pip install 'pando-core[web]')",
     ),
+    ConfigSection(
+        "database",
+        {
+            "url": Field(
+                "str",
+                "",
+                "team mode: a PostgreSQL URL, postgresql+psycopg://USER@HOST:PORT/DB (empty: SQLite in .pando/pando.db)",
+            ),
+            "password_env": Field(
+                "str", "", "environment variable holding the database password (else the URL's, PGPASSWORD or ~/.pgpass)"
+            ),
+        },
+        "the database: SQLite per working directory, or PostgreSQL shared by a team (pip install 'pando-core[postgres]')",
+    ),
 ]
 
 
@@ -368,12 +383,22 @@ def _redact(node: Any, sections: Mapping[str, ConfigSection], section: str | Non
             is_secret = bool(declared and key in declared.fields and declared.fields[key].secret)
             if isinstance(value, str) and value and (is_secret or _looks_secret(key)):
                 out[key] = "***"
+            elif isinstance(value, str) and "://" in value:
+                out[key] = redact_url(value)
             else:
                 out[key] = _redact(value, sections, section or key)
         return out
     if isinstance(node, list):
         return [_redact(item, sections, section) for item in node]
     return node
+
+
+_URL_PASSWORD = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:?#]*):(?P<password>[^/@?#]*)@")
+
+
+def redact_url(url: str) -> str:
+    """*url* with the password of its user part replaced by ``***`` (``scheme://user:***@host``)."""
+    return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}:***@", url, count=1)
 
 
 def _looks_secret(key: str) -> bool:

@@ -21,6 +21,7 @@ _GROUPS = [
     "context_cmd",
     "rewind_cmd",
     "serve_cmd",
+    "db_cmd",
 ]
 
 

@@ -13,11 +13,13 @@ from ..runtime.roles import SECONDARY
 def status_command(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Report this directory's primary (pid, epoch, endpoints, heartbeat, services) without joining
     the election: never becomes the primary, never creates .pando/. Exit 1 when the primary is hung."""
+    from ..db import database_settings
     from ..runtime.observer import observe
 
     context = current()
     runtime_cfg = context.config.section("runtime")
-    observer = observe(context.workdir, config=runtime_cfg)
+    database = database_settings(context.config.section("database"))
+    observer = observe(context.workdir, config=runtime_cfg, database=database)
     try:
         found = observer.found
         record = found.record
@@ -38,6 +40,7 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="print JSO
             "failover": bool(runtime_cfg.get("failover", True)),
             "last_heartbeat_age_s": heartbeat_age,
             "workdir": str(context.workdir),
+            "database": database.describe(),  # team mode: PostgreSQL, shared by every instance
             "instances": len(observer.instances.live()),
             "services": services or [],
             "problem": found.describe() if found.state == "not_answering" else None,

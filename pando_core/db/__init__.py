@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .engine import Change, Database, ReadTx, WriteTx
-from .migrations import Component, Migration, MigrationError, migrate
+from .migrations import Component, Migration, MigrationError, applied_migrations, migrate
 from .repository import LocalExecutor, MethodRegistry, PendingWrite, Pipeline, Repository, Store, read, write
+from .settings import DatabaseSettings, database_settings, open_database
 
 
 def core_component() -> Component:
@@ -30,6 +31,7 @@ __all__ = [
     "Change",
     "Component",
     "Database",
+    "DatabaseSettings",
     "LocalExecutor",
     "MethodRegistry",
     "Migration",
@@ -40,9 +42,12 @@ __all__ = [
     "Repository",
     "Store",
     "WriteTx",
+    "applied_migrations",
     "core_component",
     "database_path",
+    "database_settings",
     "migrate",
+    "open_database",
     "open_local_store",
     "read",
     "write",

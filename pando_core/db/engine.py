@@ -88,6 +88,9 @@ class WriteTx:
         raw.execute("SAVEPOINT pando_write")
         try:
             yield
+            flush = getattr(raw, "flush", None)  # PostgreSQL: the block's queued statements (pg_batching)
+            if flush is not None:
+                flush()
         except BaseException:
             raw.execute("ROLLBACK TO pando_write")
             raw.execute("RELEASE pando_write")
@@ -285,6 +288,9 @@ def make_private(path: Path) -> None:
 class Database:
     """A SQLite database file opened read-write (one writer) or read-only."""
 
+    dialect = "sqlite"
+    shared = False  # one writer: the primary of the working directory (team mode: postgres.py)
+
     def __init__(self, path: Path, *, readonly: bool = False, pool_size: int = 4) -> None:
         self.path = Path(path)
         self.readonly = readonly
@@ -310,6 +316,21 @@ class Database:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
 
+    @property
+    def storage_dir(self) -> Path:
+        """The directory whose device holds the data (a full disk is reported for it)."""
+        return self.path.parent
+
+    def adapt_ddl(self, statement: str) -> str:
+        return statement  # migrations are written in SQLite's types
+
+    def has_table(self, name: str) -> bool:
+        with self.read() as tx:
+            return (
+                tx.conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).first()
+                is not None
+            )
+
     # -- transactions ----------------------------------------------------------------------------
 
     @contextmanager
@@ -325,11 +346,13 @@ class Database:
         if tx.changes:
             self.notify(tx.changes, writer)
 
-    def transaction(self) -> _Transaction:
+    def transaction(self, writer: str = "") -> _Transaction:
         """BEGIN IMMEDIATE ... COMMIT on the writer connection (ROLLBACK if the block raises), as
         ``with db.transaction() as tx:``.
 
         The caller holds :attr:`write_lock`; changes are not announced (see :meth:`write`).
+        *writer* names the writing instance for engines that announce changes at commit
+        (PostgreSQL's NOTIFY); SQLite's listeners hear them from :meth:`notify`.
         """
         return _Transaction(self.writer())
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -157,6 +158,9 @@ def translate_db_error(exc: Exception, method: str, directory: Any = None) -> Ex
 
     if isinstance(exc, sqlite3.IntegrityError):
         return ConstraintError(f"{method}: {exc}")
+    psycopg = sys.modules.get("psycopg")  # team mode: only when PostgreSQL is in use
+    if psycopg is not None and isinstance(exc, psycopg.IntegrityError):
+        return ConstraintError(f"{method}: {' '.join(str(exc).split())}")
     from sqlalchemy.exc import IntegrityError
 
     if isinstance(exc, IntegrityError):
@@ -180,10 +184,12 @@ class LocalExecutor:
     def run_write(self, spec: MethodSpec, params: dict[str, Any]) -> Any:
         repo = spec.repository(self)
         try:
+            if self.db.shared:  # PostgreSQL: with its idempotency key, retried once on a dropped connection
+                return self.db.run_write(lambda tx: spec.function(repo, tx, **params), self.instance_id, spec.qualified)
             with self.db.write(self.instance_id) as tx:
                 return spec.function(repo, tx, **params)
         except Exception as exc:
-            translated = translate_db_error(exc, spec.qualified, self.db.path.parent)
+            translated = translate_db_error(exc, spec.qualified, self.db.storage_dir)
             if translated is exc:
                 raise
             raise translated from exc
@@ -198,7 +204,7 @@ class LocalExecutor:
         outcomes: list[tuple[bool, Any]] = []
         changes: list[Change] = []
         try:
-            with db.write_lock, db.transaction() as tx:
+            with db.write_lock, db.transaction(self.instance_id) as tx:
                 part = tx.part()
                 for spec, params in calls:
                     part.changes = []
@@ -206,12 +212,12 @@ class LocalExecutor:
                         with tx.savepoint():
                             result = spec.function(spec.repository(self), part, **params)
                     except Exception as exc:  # noqa: BLE001 - each write's own outcome
-                        outcomes.append((False, translate_db_error(exc, spec.qualified, self.db.path.parent)))
+                        outcomes.append((False, translate_db_error(exc, spec.qualified, self.db.storage_dir)))
                     else:
                         outcomes.append((True, result))
                         changes.extend(part.changes)
         except Exception as exc:  # noqa: BLE001 - the transaction itself failed: nothing was written
-            return [(False, translate_db_error(exc, spec.qualified, self.db.path.parent)) for spec, _ in calls]
+            return [(False, translate_db_error(exc, spec.qualified, self.db.storage_dir)) for spec, _ in calls]
         if changes:
             db.notify(coalesce_changes(changes), self.instance_id)
         return outcomes

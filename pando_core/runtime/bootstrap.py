@@ -22,7 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from ..config import core_defaults
-from ..db import Component, Database, LocalExecutor, MethodRegistry, Store, database_path, migrate
+from ..db import (
+    Component,
+    Database,
+    DatabaseSettings,
+    LocalExecutor,
+    MethodRegistry,
+    Store,
+    database_path,
+    migrate,
+    open_database,
+)
 from ..errors import PandoError, UnavailableError
 from . import protocol as P
 from .auth import client_auth, server_auth
@@ -94,8 +104,12 @@ class Runtime(RoleChanges, BusSubscriptions):
         failover: bool = True,
         config: dict[str, Any] | None = None,
         record_extra: dict[str, Any] | None = None,
+        database: DatabaseSettings | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
+        # team mode (PostgreSQL): every instance writes the shared database directly; the local
+        # primary only serves the bus (bus methods, events, interrupts), never anyone's writes
+        self.database = database or DatabaseSettings()
         self.record_extra = dict(record_extra or {})  # what primary.json says besides the endpoints
         self.pando_dir = self.workdir / ".pando"
         self.instance_id = instance_id
@@ -228,10 +242,17 @@ class Runtime(RoleChanges, BusSubscriptions):
         self.instances.register(self.instance_id, self.role, self.epoch)
         return self
 
+    def _open_writable(self) -> Any:
+        """The database opened read-write: SQLite in ``.pando/``, or the team's PostgreSQL
+        (kept across a promotion: it was read-write already)."""
+        if self.database.team and self.db is not None:
+            return self.db
+        return open_database(self.workdir, self.database, writer_id=self.instance_id)
+
     def _become_primary(self) -> None:
         previous = read_primary_record(self.pando_dir)
-        self.db = Database(database_path(self.workdir))
-        migrate(self.db, self.components)
+        self.db = self._open_writable()
+        migrate(self.db, self.components)  # on PostgreSQL under the advisory lock: once per team
         self.epoch = next_epoch(self.db, previous.epoch if previous else 0)  # also kept in the database
         self.coordinator = WriteCoordinator(self.db, self.registry, self.instance_id)
         executor = LocalExecutor(self.db, self.instance_id)
@@ -254,7 +275,8 @@ class Runtime(RoleChanges, BusSubscriptions):
         self._register_core_methods(self.bus)
         self.bus.on_failure = self._bus_failed
         self.bus.start()
-        self.db.on_commit(self._publish_changes)
+        if not self.database.team:  # team mode: changes travel by NOTIFY (runtime.team), not the bus
+            self.db.on_commit(self._publish_changes)
         self.record = PrimaryRecord(
             instance_id=self.instance_id,
             pid=os.getpid(),
@@ -309,14 +331,24 @@ class Runtime(RoleChanges, BusSubscriptions):
             client.close()
             return "primary record is stale"
         db_path = database_path(self.workdir)
-        if not db_path.exists():
+        if not self.database.team and not db_path.exists():
             client.close()
             return "database not created yet"
+        if self.database.team:  # writes go straight to PostgreSQL, as on every instance of the team
+            try:
+                db = self._open_writable()
+                migrate(db, self.components)  # normally nothing left: the lock makes it safe anyway
+            except BaseException:
+                client.close()
+                raise
+            executor: Any = LocalExecutor(db, self.instance_id)
+        else:
+            db = Database(db_path, readonly=True)
+            executor = ProxyExecutor(self, db, write_timeout=self.write_timeout)
         self.record = record
         self.epoch = record.epoch
         self.client = client
-        self.db = Database(db_path, readonly=True)
-        executor = ProxyExecutor(self, self.db, write_timeout=self.write_timeout)
+        self.db = db
         self.store = Store(self.registry, executor)
         self.role = SECONDARY
         self._subscribe_all(client)
@@ -399,8 +431,10 @@ class Runtime(RoleChanges, BusSubscriptions):
             bus.publish_change(P.db_topic(change.table, change.op), {"ids": change.ids, "writer": writer or self.instance_id})
 
     def ensure_primary(self, timeout: float | None = None) -> None:
-        """Actively ping the primary (before each prompt on a secondary)."""
-        if self.role != SECONDARY or self.client is None:
+        """Actively ping the primary (before each prompt on a secondary). Not in team mode: there
+        a secondary's writes go to PostgreSQL directly, so a hung local primary stops only what
+        needs the bus (bus methods, interrupts), not a turn."""
+        if self.role != SECONDARY or self.client is None or self.database.team:
             return
         timeout = float(timeout or self._setting("ping_timeout"))
         try:
@@ -432,6 +466,7 @@ class Runtime(RoleChanges, BusSubscriptions):
                 remove_ipc_socket_dir(self.bus.endpoints)
         if self.client is not None:
             self.client.close(timeout=1.0)
+        self._stop_team_changes()
         if self.db is not None:
             self.db.dispose()
         self.instances.unregister(self.instance_id)
@@ -446,6 +481,7 @@ def bootstrap(
     components: list[Component] | None = None,
     config: dict[str, Any] | None = None,
     record_extra: dict[str, Any] | None = None,
+    database: DatabaseSettings | None = None,
 ) -> Runtime:
     """Run the start-up sequence for ``workdir``: this process becomes its primary or a secondary;
     returns the started runtime (released again if start-up fails)."""
@@ -456,6 +492,7 @@ def bootstrap(
         failover=failover,
         config=config,
         record_extra=record_extra,
+        database=database,
     )
     try:
         return runtime.start()

@@ -17,7 +17,10 @@ __all__ = ["next_epoch", "stored_epoch"]
 
 def next_epoch(db: Database, recorded: int) -> int:
     """Take the next epoch (above *recorded*, the one ``primary.json`` names, and above the
-    database's) and store it; raises what the write raises (a full disk, say)."""
+    database's) and store it; raises what the write raises (a full disk, say). A shared
+    (PostgreSQL) database holds a team, not one working directory: the epoch stays local."""
+    if db.shared:
+        return int(recorded) + 1
     with db.write_lock, db.transaction() as tx:
         stored = tx.raw.execute("PRAGMA user_version").fetchone()[0]
         epoch = max(int(stored), int(recorded)) + 1
@@ -27,5 +30,7 @@ def next_epoch(db: Database, recorded: int) -> int:
 
 def stored_epoch(db: Database) -> int:
     """The epoch of the latest primary of this database (0 = none recorded yet)."""
+    if db.shared:
+        return 0
     with db.read() as tx:
         return int(tx.raw.execute("PRAGMA user_version").fetchone()[0])

@@ -50,7 +50,7 @@ class RoleChanges:
             self.client = None
             if old_client is not None:
                 old_client.close(timeout=1.0)  # in-flight proxied writes go local, same keys
-            if old_db is not None:
+            if old_db is not None and not self.database.team:  # team mode: it is read-write already
                 old_db.dispose()
             try:
                 self._become_primary()
@@ -74,6 +74,9 @@ class RoleChanges:
         and be a secondary again, proxying writes, pointed at the last known primary so that the
         follower re-points it at whoever is promoted next. Never a writer without the lock."""
         bus, coordinator, db = self.bus, self.coordinator, self.db
+        kept = db if self.database.team else None  # team mode: the shared database stays open
+        if kept is not None:
+            db = None
         self.bus = self.coordinator = None
         if self.lease_guard is not None:
             self.lease_guard.stop()
@@ -91,7 +94,12 @@ class RoleChanges:
                     closer()
                 except Exception:  # noqa: BLE001
                     log.exception("cleaning up after a failed promotion")
-        self.db = Database(database_path(self.workdir), readonly=True)
+        if self.database.team:  # the shared database stays open read-write: writes never needed the primary
+            self.db = kept if kept is not None else self._open_writable()
+            if self.store is not None:
+                self.store.use(LocalExecutor(self.db, self.instance_id))
+        else:
+            self.db = Database(database_path(self.workdir), readonly=True)
         if isinstance(proxy, ProxyExecutor) and self.store is not None:
             proxy.db = self.db  # same executor: its idempotency key sequence carries on
             self.store.use(proxy)
@@ -129,7 +137,7 @@ class RoleChanges:
                 return
             self.fenced = reason
             log.error("%s: this pando stops writing; restart it to join the current primary", reason)
-            if self.store is not None:
+            if self.store is not None and not self.database.team:  # team mode: writes go on, directly
                 self.store.use(_FencedExecutor(self.db, self.instance_id, reason))
             coordinator, bus = self.coordinator, self.bus
             self.coordinator = None  # writes still in flight here fail: no writer, no primary to proxy to

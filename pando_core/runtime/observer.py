@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..db import Component, Database, LocalExecutor, Store, database_path, migrate
+from ..db import Component, Database, DatabaseSettings, LocalExecutor, Store, database_path, migrate
 from ..db.repository import MethodSpec
 from ..errors import UnavailableError
 from .bootstrap import Runtime, _components_or_core, hung_primary_message
@@ -65,8 +65,15 @@ class Observer(Runtime):
     """A runtime that watches: a non-promoting secondary of a live primary, or a reader (role
     ``observer``) of the database file when no primary answers. Never holds the lock."""
 
-    def __init__(self, workdir: Path, instance_id: str, components: list[Component], config: dict[str, Any] | None) -> None:
-        super().__init__(workdir, instance_id, components, failover=False, config=config)
+    def __init__(
+        self,
+        workdir: Path,
+        instance_id: str,
+        components: list[Component],
+        config: dict[str, Any] | None,
+        database: DatabaseSettings | None = None,
+    ) -> None:
+        super().__init__(workdir, instance_id, components, failover=False, config=config, database=database)
         self.found = PrimaryState("none", None)
         self._scratch: str | None = None
 
@@ -90,7 +97,10 @@ class Observer(Runtime):
 
     def _read_file(self) -> None:
         path = database_path(self.workdir)
-        if path.exists():
+        if self.database.team:  # the team's database, wherever this directory is
+            self.db = self._open_writable()
+            migrate(self.db, self.components)  # under the advisory lock; nothing to do once any instance ran
+        elif path.exists():
             self.db = Database(path, readonly=True)
         else:  # nothing stored here yet: an empty database, outside the working directory
             self._scratch = tempfile.mkdtemp(prefix="pando-observe-")
@@ -143,10 +153,13 @@ def observe(
     components: list[Component] | None = None,
     config: dict[str, Any] | None = None,
     join: bool = True,
+    database: DatabaseSettings | None = None,
 ) -> Observer:
     """Look at ``workdir`` without joining its election (see the module docstring). ``join=False``
     never connects to the primary: the database file is read directly."""
-    observer = Observer(Path(workdir), instance_id or uuid.uuid4().hex[:12], _components_or_core(components), config)
+    observer = Observer(
+        Path(workdir), instance_id or uuid.uuid4().hex[:12], _components_or_core(components), config, database
+    )
     try:
         return observer.look(join)
     except BaseException:

@@ -4,6 +4,11 @@ A secondary always takes heartbeats, promotion/shutdown notices and interrupt re
 events (``db.*``) only once a listener asks for them (:meth:`BusSubscriptions.on_event`). Change
 events are numbered: a gap means some were lost, and the listeners get a ``state.resync`` event
 with the primary's state instead.
+
+In team mode (the database is PostgreSQL, written directly by every instance on every machine)
+change events come from the database's NOTIFY instead (:class:`~.team.TeamChanges`, started when
+the first listener of changes asks), on every instance whatever its role, and the bus carries
+none: the local primary's commits are only some of the team's.
 """
 
 from __future__ import annotations
@@ -43,9 +48,30 @@ class BusSubscriptions:
         """
         with self.state_lock:
             self._event_callbacks.append((prefix, callback))
+            if self.team and _takes_changes(prefix):
+                self._start_team_changes()
             client = self.client if self.role == SECONDARY else None
             if client is not None:
                 self._subscribe(client, prefix)
+
+    @property
+    def team(self) -> bool:
+        """Team mode: the database is shared by instances that all write it (PostgreSQL)."""
+        return bool(getattr(self.db, "shared", False))
+
+    def _start_team_changes(self) -> None:
+        """Listen to the database's change notifications (once; caller holds ``state_lock``)."""
+        if getattr(self, "team_changes", None) is not None:
+            return
+        from .team import TeamChanges
+
+        db = self.db
+        self.team_changes = TeamChanges(self, db.url, getattr(db, "password", None)).start()
+
+    def _stop_team_changes(self) -> None:
+        changes, self.team_changes = getattr(self, "team_changes", None), None
+        if changes is not None:
+            changes.close()
 
     def _subscribe_all(self, client: Client) -> None:
         """Subscribe a new client to what this instance and its listeners need."""
@@ -58,11 +84,13 @@ class BusSubscriptions:
     def _subscribe(self, client: Client, prefix: str) -> None:
         """Take the topics starting with *prefix* too (caller holds ``state_lock``)."""
         if prefix.startswith(P.DB_PREFIX):
+            if self.team:
+                return  # changes come by NOTIFY
             prefix = P.DB_PREFIX  # every change, so change_seq has no gaps that are only other tables
         if any(prefix.startswith(taken) for taken in self._subscribed):
             return
         self._subscribed.append(prefix)
-        if not self._tracking_changes and _takes_changes(prefix):
+        if not self._tracking_changes and _takes_changes(prefix) and not self.team:
             self._tracking_changes = True
             self._last_change_seq = None  # the first change event or heartbeat sets the baseline
         client.subscribe(prefix, self._on_bus_event, inline=True)
@@ -75,6 +103,8 @@ class BusSubscriptions:
         self._last_event = event
         topic = event.topic
         if topic.startswith(P.DB_PREFIX):
+            if self.team:
+                return  # the local primary's commits: heard by NOTIFY like everyone's
             self._check_change_seq(event, event.payload, heartbeat=False)
         elif topic == P.INSTANCE_HEARTBEAT:
             if self._tracking_changes:

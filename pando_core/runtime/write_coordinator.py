@@ -385,7 +385,7 @@ class WriteCoordinator:
     def _not_committed(self, batch: list[_Pending], exc: Exception) -> None:
         """Answer every write of a batch whose transaction failed to commit."""
         self._recorded_max.clear()  # keys noted in this batch were rolled back with it
-        full = storage_full(exc, self.db.path.parent)
+        full = storage_full(exc, self.db.storage_dir)
         if full is not None:  # said as it is, not "retry": nothing is written until space is freed
             log.error("write batch not committed: %s", full)
             for item in batch:
@@ -463,7 +463,7 @@ class WriteCoordinator:
                 raise _Replay from exc
             if mode == _LONE:
                 batch_tx.restart()
-            error = translate_db_error(exc, item.method, self.db.path.parent)
+            error = translate_db_error(exc, item.method, self.db.storage_dir)
             if isinstance(error, TypeError):
                 error = error_from_kind("validation", f"{item.method}: {error}")
             if isinstance(error, PandoError) and error.kind in RECORDED_ERROR_KINDS:

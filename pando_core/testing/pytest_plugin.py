@@ -211,3 +211,31 @@ def postgres_url(postgres_server, request) -> str:
 
     name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40] + f"_{os.getpid()}"
     return postgres_server.create_database(name)
+
+
+def database_backend() -> str:
+    """``sqlite`` (the default) or ``postgres``: which engine the database tests run on
+    (``PANDO_TEST_DATABASE=postgres``; CI runs them on both)."""
+    backend = os.environ.get("PANDO_TEST_DATABASE", "sqlite").strip().lower() or "sqlite"
+    if backend in ("postgresql", "pg"):
+        backend = "postgres"
+    if backend not in ("sqlite", "postgres"):
+        raise ValueError(f"PANDO_TEST_DATABASE must be sqlite or postgres, not {backend!r}")
+    return backend
+
+
+@pytest.fixture
+def pando_database(tmp_path, request):
+    """A new empty database on the backend ``PANDO_TEST_DATABASE`` selects: a SQLite file in
+    ``tmp_path/.pando/`` or a fresh PostgreSQL database on :func:`postgres_server`."""
+    if database_backend() == "postgres":
+        from pando_core.db.postgres import PostgresDatabase
+
+        database = PostgresDatabase(request.getfixturevalue("postgres_url"), writer_id="test")
+    else:
+        from pando_core.db import Database
+
+        database = Database(tmp_path / ".pando" / "pando.db")
+    yield database
+    database.dispose()
+

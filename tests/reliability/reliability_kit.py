@@ -259,9 +259,28 @@ def check_single_writer(workers: list[Worker], kills: dict[int, dict]) -> list[d
     return intervals
 
 
-def check_writes(workers: list[Worker], workdir: Path) -> dict[str, int]:
+def postgres_rows(url: str) -> Callable[..., list[tuple]]:
+    """A ``rows(sql, params)`` query function on the PostgreSQL database *url* (team mode's
+    counterpart of :func:`db_rows`), for :func:`check_writes`."""
+    import psycopg
+
+    from pando_core.db.pg_changes import libpq_conninfo
+
+    def rows(sql: str, params: tuple = ()) -> list[tuple]:
+        with psycopg.connect(libpq_conninfo(url)) as conn:
+            return conn.execute(sql.replace("?", "%s"), params or None).fetchall()
+
+    return rows
+
+
+def check_writes(workers: list[Worker], workdir: Path | None, rows: Callable[..., list[tuple]] | None = None) -> dict[str, int]:
     """Every acknowledged write is in the database exactly once; nothing definitively rejected
-    or never invoked is; ambiguous writes are there at most once; counters are consistent."""
+    or never invoked is; ambiguous writes are there at most once; counters are consistent.
+    *rows* queries the database (default: the SQLite file of *workdir*)."""
+    if rows is None:
+        def rows(sql: str, params: tuple = ()) -> list[tuple]:
+            return db_rows(workdir, sql, params)
+
     invoked: set[str] = set()
     acked: list[str] = []
     definitive: set[str] = set()
@@ -280,9 +299,9 @@ def check_writes(workers: list[Worker], workdir: Path) -> dict[str, int]:
     # keys invoked but neither acked nor failed were in flight when their writer was killed
     in_flight = invoked - acked_set - definitive - ambiguous
 
-    session_ids = [row[0] for row in db_rows(workdir, "SELECT id FROM sessions WHERE title LIKE 'write %'")]
+    session_ids = [row[0] for row in rows("SELECT id FROM sessions WHERE title LIKE 'write %'")]
     message_tags = []
-    for session_id, parts in db_rows(workdir, "SELECT session_id, parts FROM messages"):
+    for session_id, parts in rows("SELECT session_id, parts FROM messages"):
         for part in json.loads(parts):
             if part.get("type") == "text":
                 tag = part["text"]
@@ -302,8 +321,7 @@ def check_writes(workers: list[Worker], workdir: Path) -> dict[str, int]:
     never_invoked = sorted(k for k in counts if k not in invoked)
     assert not never_invoked, f"rows nobody wrote: {never_invoked[:20]}"
     # message_count (updated in the same transaction as each message insert) matches the rows
-    mismatched = db_rows(
-        workdir,
+    mismatched = rows(
         "SELECT s.id, s.message_count, (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id) AS n "
         "FROM sessions s WHERE s.message_count != (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id)",
     )

@@ -141,3 +141,91 @@ def test_jepsen_kill_primary_repeatedly(cluster, workdir):
         f"max={failover_ms[-1]:.0f}; {time.monotonic() - started:.1f}s"
     )
     assert time.monotonic() - started < 90
+
+
+# -- team mode: the same check against PostgreSQL -----------------------------------------------
+
+PG_WRITERS = 4
+PG_KILLS = 8
+PG_RESTART_ROUND = 4  # before this kill, the nemesis restarts the PostgreSQL server
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL server of this test's own (the nemesis restarts it), stopped by pid at the end."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    pytest.importorskip("psycopg")
+    from pando_core.testing.postgres import PostgresServer, find_bindir
+
+    if find_bindir() is None:
+        pytest.skip("PostgreSQL server binaries not found")
+    directory = Path(tempfile.mkdtemp(prefix="pando-pg-jepsen-"))
+    server = PostgresServer(directory).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_jepsen_on_postgres_kill_writers_and_restart_the_server(cluster, tmp_path, own_postgres):
+    """Team mode: four writers on two "machines" (working directories) write directly to one
+    PostgreSQL database; the nemesis SIGKILLs a writer every round (a fresh one replaces it) and
+    restarts the server once. Every acknowledged write is stored exactly once."""
+    from reliability_kit import postgres_rows
+
+    started = time.monotonic()
+    url = own_postgres.create_database("jepsen")
+    machines = [tmp_path / "machine-a", tmp_path / "machine-b"]
+    for machine in machines:
+        machine.mkdir()
+
+    def spawn(n: int):
+        return cluster.spawn(f"p{n}", *flags(n), "--database-url", url, config=CONFIG, workdir=machines[n % 2])
+
+    writers = [spawn(i) for i in range(PG_WRITERS)]
+    for w in writers:
+        w.wait("ready", 30)
+        w.wait("ok", 20, what="a first acknowledged write")
+
+    def total_acks() -> int:
+        return sum(w.count("ok") for w in cluster.workers)
+
+    next_name = PG_WRITERS
+    restart_failures = 0
+    for round_no in range(PG_KILLS):
+        base = total_acks()
+        wait_for(lambda base=base: total_acks() >= base + 80, 20, f"80 more acknowledged writes (round {round_no})")
+        if round_no == PG_RESTART_ROUND:
+            before = sum(w.count("fail") for w in cluster.workers)
+            own_postgres.restart()  # every connection drops; writes in flight are retried or fail
+            base = total_acks()
+            wait_for(lambda base=base: total_acks() >= base + 80, 30, "writes to resume after the restart")
+            restart_failures = sum(w.count("fail") for w in cluster.workers) - before
+        alive = [w for w in cluster.workers if w.proc.poll() is None]
+        victim = alive[round_no % len(alive)]
+        victim.kill(signal.SIGKILL)
+        assert victim.reap(10) == -signal.SIGKILL
+        replacement = spawn(next_name)
+        next_name += 1
+        replacement.wait("ready", 30)
+
+    alive = [w for w in cluster.workers if w.proc.poll() is None]
+    for w in alive:
+        w.send(op="stop_writes")
+    for w in alive:
+        w.wait("stopped", 40, what="the write loop to stop")
+    for w in alive:
+        w.kill(signal.SIGKILL)
+        w.reap(10)
+
+    summary = check_writes(cluster.workers, None, postgres_rows(url))
+    assert summary["acked"] > 80 * PG_KILLS
+    print(
+        f"\njepsen on postgres: {summary}; writers killed={PG_KILLS}; failures around the server restart="
+        f"{restart_failures}; {time.monotonic() - started:.1f}s"
+    )
+    assert time.monotonic() - started < 120

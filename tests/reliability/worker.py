@@ -174,6 +174,7 @@ def main() -> None:
     parser.add_argument("--events", action="store_true", help="print db.sessions.* events seen by on_event")
     parser.add_argument("--ticks", action="store_true", help="print a tick every 20 ms while primary")
     parser.add_argument("--lock-only", action="store_true")
+    parser.add_argument("--database-url", help="team mode: write to this PostgreSQL database")
     parser.add_argument(
         "--memory-limit-mb", type=int, help="after bootstrap: RLIMIT_AS = address space in use + this many MiB"
     )
@@ -190,7 +191,12 @@ def main() -> None:
 
     config = json.loads(args.config)
     emit("starting")
-    rt = bootstrap(args.workdir, instance_id=args.id, failover=not args.no_failover, config=config)
+    database = None
+    if args.database_url:
+        from pando_core.db import DatabaseSettings
+
+        database = DatabaseSettings(args.database_url)
+    rt = bootstrap(args.workdir, instance_id=args.id, failover=not args.no_failover, config=config, database=database)
 
     def register_echo(runtime) -> None:
         def echo(params, call):

@@ -88,12 +88,13 @@ class FireRepository(Repository):
             ).fetchone()
             if latest is not None and latest >= scheduled_at:
                 return None
-        cursor = tx.raw.execute(
-            f"INSERT INTO {TABLE} (job, kind, scheduled_at, catch_up, status, instance, claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (fire_id,) = tx.raw.execute(
+            f"INSERT INTO {TABLE} (job, kind, scheduled_at, catch_up, status, instance, claimed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",  # RETURNING: portable (SQLite and PostgreSQL)
             (job, kind, scheduled_at, int(bool(catch_up)), CLAIMED, instance, tx.now_ms()),
-        )
-        tx.changed(TABLE, "insert", cursor.lastrowid)
-        return _fetch(tx, cursor.lastrowid)
+        ).fetchone()
+        tx.changed(TABLE, "insert", fire_id)
+        return _fetch(tx, fire_id)
 
     @write
     def record(

@@ -156,15 +156,15 @@ class CatalogRepository(Repository):
         session_id: str = "",
         instance_id: str = "",
     ) -> int:
-        cursor = tx.raw.execute(
+        row = tx.raw.execute(
             "INSERT INTO mcp_tool_usage (tool_id, session_id, instance_id, called_at, duration_ms, success)"
-            " SELECT id, ?, ?, ?, ?, ? FROM mcp_tools WHERE id = ?",
+            " SELECT id, ?, ?, ?, ?, ? FROM mcp_tools WHERE id = ? RETURNING id",
             (session_id, instance_id, called_at, duration_ms, int(success), tool_id),
-        )
-        if cursor.rowcount == 0:
+        ).fetchone()
+        if row is None:
             raise NotFoundError(f'no MCP tool "{tool_id}" in the catalog')
-        tx.changed("mcp_tool_usage", "insert", str(cursor.lastrowid))
-        return int(cursor.lastrowid)
+        tx.changed("mcp_tool_usage", "insert", str(row[0]))
+        return int(row[0])
 
     @read
     def usage(self, tx, *, tool_id: str | None = None) -> list[dict[str, Any]]:
@@ -186,7 +186,7 @@ class CatalogRepository(Repository):
             " count(u.id) AS calls, max(u.called_at) AS last_called"
             " FROM mcp_tools t JOIN mcp_tool_usage u ON u.tool_id = t.id"
             " WHERE u.called_at >= ?"
-            " GROUP BY t.id HAVING calls >= ? AND last_called >= ?"
+            " GROUP BY t.id HAVING count(u.id) >= ? AND max(u.called_at) >= ?"  # no aliases: PostgreSQL
             " ORDER BY calls DESC, last_called DESC, t.id LIMIT ?",
             (now - int(window_days * DAY_MS), threshold, now - int(decay_days * DAY_MS), max(0, limit)),
         )

@@ -1,22 +1,21 @@
-"""The gateway's tables on a real SQLite file: catalog replace/search/get, usage, favorites."""
+"""The gateway's tables on a real SQLite file (or PostgreSQL with PANDO_TEST_DATABASE=postgres):
+catalog replace/search/get, usage, favorites."""
 
 from __future__ import annotations
 
 import pytest
 from pando_mcp.catalog import DAY_MS, component
 
-from pando_core.db import Database, core_component, migrate, open_local_store
+from pando_core.db import core_component, migrate, open_local_store
 from pando_core.errors import NotFoundError
 
 NOW = 1_800_000_000_000
 
 
 @pytest.fixture
-def store(tmp_path):
-    db = Database(tmp_path / ".pando" / "pando.db")
-    migrate(db, [core_component(), component()])
-    yield open_local_store(db, [core_component(), component()], "inst-1")
-    db.dispose()
+def store(pando_database):
+    migrate(pando_database, [core_component(), component()])
+    return open_local_store(pando_database, [core_component(), component()], "inst-1")
 
 
 def tool(name, description="", read_only=False):
