@@ -14,9 +14,9 @@ and measures every figure against a baseline taken in the same run, on the same 
     Target >= 0.7.
 ``event_p99_ms``
     a write's COMMIT in one instance -> ``on_changes`` of a :class:`ChangeListener` in another
-    process (its NOTIFY), p99 over ``--events`` writes paced ``--event-pace`` apart. The write
-    carries the clock reading (``CLOCK_MONOTONIC``, shared by all processes) taken just before its
-    commit in its id. Target <= 20.
+    process (its NOTIFY), p99 over ``--events`` writes paced ``--event-pace`` apart: from the
+    moment the writer sends the round trip carrying COMMIT to the callback, on ``CLOCK_MONOTONIC``
+    (shared by all processes). Target <= 20.
 
 ``python bench/postgres.py`` prints a report; ``--json`` one JSON object. The ``--role`` child
 processes are the benchmark's own. Not part of the test suite.
@@ -81,6 +81,23 @@ def _open_instance(url: str, workdir: str):  # noqa: ANN202
     return db, store, session["id"]
 
 
+def _commit_clock() -> list[int]:
+    """The writer's COMMIT moments (``CLOCK_MONOTONIC``, shared by every process on Linux):
+    when each write's last round trip, the one carrying COMMIT, begins."""
+    from pando_core.db.pg_batching import BatchingRaw
+
+    moments: list[int] = [0]
+    close = BatchingRaw.close
+
+    def timed_close(self, last):  # noqa: ANN001, ANN202
+        if last == "COMMIT":
+            moments.append(time.monotonic_ns())
+        return close(self, last)
+
+    BatchingRaw.close = timed_close
+    return moments
+
+
 def role_pando(args: argparse.Namespace) -> None:
     db, store, session_id = _open_instance(args.url, args.workdir)
     create = store.messages.create
@@ -103,10 +120,14 @@ def role_pando(args: argparse.Namespace) -> None:
                 create(session_id=session_id, role="user", parts=PARTS)
             emit({"burst": n, "start": t0, "end": time.perf_counter()})
         elif command == "events":
-            for _ in range(n):
-                create(session_id=session_id, role="user", parts=PARTS, id=f"t{time.monotonic_ns()}")
+            commits = _commit_clock()
+            sent = {}
+            for i in range(n):
+                message_id = f"e{i}"
+                create(session_id=session_id, role="user", parts=PARTS, id=message_id)
+                sent[message_id] = commits[-1]
                 time.sleep(args.pace)
-            emit({"events": n})
+            emit({"events": n, "commits": sent})
     db.dispose()
 
 
@@ -151,18 +172,18 @@ def role_raw(args: argparse.Namespace) -> None:
 def role_listener(args: argparse.Namespace) -> None:
     from pando_core.db.pg_changes import ChangeListener
 
-    latencies: list[float] = []
+    arrivals: dict[str, int] = {}
 
     def on_changes(changes, writer) -> None:  # noqa: ANN001
         now = time.monotonic_ns()
         for change in changes:
             if change.table == "messages":
-                latencies.extend((now - int(i[1:])) / 1e6 for i in change.ids if i.startswith("t"))
+                arrivals.update((i, now) for i in change.ids if i.startswith("e"))
 
     listener = ChangeListener(args.url, on_changes, lambda: None).start()
     emit({"ready": os.getpid()})
     for _line in sys.stdin:
-        emit({"latencies": latencies})
+        emit({"arrivals": arrivals})
     listener.close()
 
 
@@ -297,13 +318,14 @@ class Bench:
     def events(self) -> dict:
         listener = self.child("listener")
         writer = getattr(self, "serial_pando", None) or self.instance()
-        writer.ask(f"events {self.args.events}", timeout=600)
+        commits = writer.ask(f"events {self.args.events}", timeout=600)["commits"]
         deadline = time.monotonic() + 5
         while True:
-            latencies = listener.ask("report")["latencies"]
-            if len(latencies) >= self.args.events or time.monotonic() > deadline:
+            arrivals = listener.ask("report")["arrivals"]
+            if len(arrivals) >= self.args.events or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
+        latencies = [(arrivals[i] - commits[i]) / 1e6 for i in commits if i in arrivals]
         return {
             "events": self.args.events,
             "events_lost": self.args.events - len(latencies),

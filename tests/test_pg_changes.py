@@ -142,3 +142,24 @@ def test_unreachable_server_is_an_error_at_start(postgres_server):
     listener = ChangeListener(f"postgresql://postgres@127.0.0.1:{free_port()}/x", lambda *a: None, lambda: None)
     with pytest.raises(psycopg.OperationalError):
         listener.start()
+
+
+def test_a_listener_started_while_the_server_is_away_connects_later(postgres_url, postgres_server):
+    """``start(require=False)`` keeps trying in the background and resyncs once connected (here
+    the database it names is created only after the start)."""
+    import re
+
+    name = re.sub(r".*/", "", postgres_url) + "_later"
+    url = postgres_url.rsplit("/", 1)[0] + "/" + name
+    recorder = Recorder()
+    listener = ChangeListener(url, recorder.on_changes, recorder.on_resync).start(require=False)
+    try:
+        assert not listener.connected
+        postgres_server.create_database(name)
+        wait_for(lambda: recorder.resyncs == 1, 10, "the resync once connected")
+        with _writer(url) as conn:
+            send_changes(conn, [Change("t", "insert", ["1"])], "w")
+            conn.commit()
+        wait_for(lambda: recorder.changes, 3, "a notification")
+    finally:
+        listener.close()

@@ -119,3 +119,49 @@ def test_election_reports_loss_and_wins_again(postgres_url):
         assert other.try_acquire()
     finally:
         other.close()
+
+
+def test_a_stopped_holder_loses_the_lease_to_a_standby(postgres_url):
+    """A holder that is alive but silent (SIGSTOP) stops sending its keepalive; the server ends its
+    session after the idle timeout and a standby takes the lease. Resumed, the old holder finds
+    its lease lost."""
+    from pando_core.runtime.team_lease import IDLE_SESSION_TIMEOUT_S
+
+    key = lease_key(postgres_url, "services")
+    script = HOLDER.replace("lambda: None)", "lambda: print('lost', flush=True))")
+    proc = subprocess.Popen([sys.executable, "-c", script, postgres_url, str(key)], stdout=subprocess.PIPE, text=True)
+    won = threading.Event()
+    election = None
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        election = LeaseElection(postgres_url, key, won.set, lambda: None).start()
+        os.kill(proc.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        assert won.wait(IDLE_SESSION_TIMEOUT_S + 3), "the standby did not take the lease from a stopped holder"
+        assert time.monotonic() - stopped >= IDLE_SESSION_TIMEOUT_S - 0.5  # not before the holder went quiet
+        os.kill(proc.pid, signal.SIGCONT)
+        assert proc.stdout.readline().strip() == "lost"
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+        if election is not None:
+            election.close()
+
+
+def test_an_idle_standby_connection_is_replaced(postgres_url):
+    from pando_core.runtime.team_lease import IDLE_SESSION_TIMEOUT_S
+
+    key = lease_key(postgres_url, "services")
+    holder = AdvisoryLease(postgres_url, key, lambda: None)
+    standby = AdvisoryLease(postgres_url, key, lambda: None)
+    try:
+        assert holder.try_acquire()
+        assert not standby.try_acquire()
+        hold_for(lambda: holder.held, IDLE_SESSION_TIMEOUT_S + 0.5, "the holder keeping its lease while idle")
+        holder.release()
+        assert standby.try_acquire()  # its connection was ended by the server meanwhile: a new one
+    finally:
+        holder.close()
+        standby.close()

@@ -120,8 +120,15 @@ class ChangeListener:
     def connected(self) -> bool:
         return self.backend_pid is not None
 
-    def start(self) -> ChangeListener:
-        self._conn = self._connect()
+    def start(self, *, require: bool = True) -> ChangeListener:
+        """Connect and listen. ``require=False``: if the server cannot be reached now, keep
+        trying in the background (and resync once connected) instead of raising."""
+        try:
+            self._conn = self._connect()
+        except Exception as exc:
+            if require:
+                raise
+            log.warning("change listener cannot reach the database yet (%s); retrying", exc)
         self._thread = threading.Thread(target=self._run, name="pando-pg-listen", daemon=True)
         self._thread.start()
         return self
@@ -144,6 +151,8 @@ class ChangeListener:
         while not self._closing.is_set():
             conn = self._conn
             try:
+                if conn is None:  # not connected at start
+                    raise psycopg.OperationalError("not connected")
                 for notify in conn.notifies(timeout=WAIT_SLICE_S):
                     self._handle(notify.payload)
                     if self._closing.is_set():

@@ -41,7 +41,7 @@ class TeamChanges:
         self.listener = ChangeListener(url, self._changes, self._resync, password=password)
 
     def start(self) -> TeamChanges:
-        self.listener.start()
+        self.listener.start(require=False)  # a server briefly away must not fail the listener's caller
         return self
 
     def _changes(self, changes: list[Any], writer: str) -> None:

@@ -6,7 +6,9 @@ session-level advisory lock does. :class:`AdvisoryLease` holds it on a connectio
 for nothing else, so the lease lives exactly as long as that connection: when the holder dies
 (even SIGKILL) the server ends its session and releases the lock, and when the holder's
 connection drops, a keepalive check (every :data:`KEEPALIVE_INTERVAL_S`) notices within about a
-third of a second, marks the lease lost and calls ``on_lost`` so its services stop. Between the
+third of a second, marks the lease lost and calls ``on_lost`` so its services stop. A holder
+that is alive but silent (stopped, hung, cut off) stops sending that check, and the server ends
+its session after :data:`IDLE_SESSION_TIMEOUT_S`, so the lease moves then. Between the
 drop and that check the old holder may still believe it holds the lease: services elected this
 way must tolerate a brief overlap (their writes go through the database, which stays consistent).
 
@@ -29,6 +31,11 @@ RETRY_INTERVAL_S = 0.5
 # libpq settings so that a silent network (not only a closed socket) ends the lease's connection
 _CONNECT_OPTIONS = {"keepalives": 1, "keepalives_idle": 2, "keepalives_interval": 1, "keepalives_count": 2,
                     "tcp_user_timeout": 2000}
+# The server's side of the same: a holder that stops talking (SIGSTOPped, hung, cut off by the
+# network) sends no keepalive query for IDLE_SESSION_TIMEOUT_S, and the server ends its session,
+# which frees the lease for a standby (PostgreSQL 14+; on 13 its TCP keepalives do, more slowly).
+IDLE_SESSION_TIMEOUT_S = 3
+_SERVER_SETTINGS = ("SET tcp_keepalives_idle = 2", "SET tcp_keepalives_interval = 1", "SET tcp_keepalives_count = 2")
 
 
 def lease_key(database: str, group: str) -> int:
@@ -82,19 +89,31 @@ class AdvisoryLease:
                 return False
             if self._held:
                 return True
-            try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = psycopg.connect(self.dsn, autocommit=True,
-                                                 connect_timeout=max(1, int(self.connect_timeout)), **self._options)
-                got = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0]
-            except psycopg.Error as exc:
-                log.debug("lease %d: cannot reach the database (%s)", self.key, exc)
-                self._drop()
-                return False
+            got = False
+            for attempt in (1, 2):  # a kept connection the server has ended since (idle) is replaced once
+                fresh = self._conn is None or self._conn.closed
+                try:
+                    if fresh:
+                        self._conn = psycopg.connect(self.dsn, autocommit=True,
+                                                     connect_timeout=max(1, int(self.connect_timeout)), **self._options)
+                        self._configure_session(self._conn)
+                    got = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0]
+                    break
+                except psycopg.Error as exc:
+                    self._drop()
+                    if fresh or attempt == 2:
+                        log.debug("lease %d: cannot reach the database (%s)", self.key, exc)
+                        return False
             self._held = bool(got)
         if got:
             self._start_keepalive()
         return bool(got)
+
+    def _configure_session(self, conn: Any) -> None:
+        for statement in _SERVER_SETTINGS:
+            conn.execute(statement)
+        if conn.info.server_version >= 140000 and self.keepalive_interval < IDLE_SESSION_TIMEOUT_S / 3:
+            conn.execute(f"SET idle_session_timeout = '{IDLE_SESSION_TIMEOUT_S}s'")
 
     def _start_keepalive(self) -> None:
         thread = self._keepalive
