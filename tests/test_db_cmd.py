@@ -115,6 +115,51 @@ def test_copy_moves_sessions_messages_files_and_plugin_tables_once(pando_workdir
         db.dispose()
 
 
+def test_copy_on_a_terminal_shows_a_progress_bar(pando_workdir, pando_env, postgres_url):
+    import os
+    import pty
+    import select
+
+    db = Database(pando_workdir / ".pando" / "pando.db")
+    try:
+        migrate(db, [core_component()])
+        store = open_local_store(db, [core_component()], "local")
+        with store.pipeline(batch_size=100) as pipe:
+            for i in range(1200):
+                pipe.sessions.create(title=f"s{i}")
+    finally:
+        db.dispose()
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [*PANDO, "--plugins", "none", "db", "copy", "--to", postgres_url],
+        cwd=pando_workdir, env=dict(pando_env, COLUMNS="100"), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=slave, text=True,
+    )
+    os.close(slave)
+    screen = b""
+    try:
+        while True:  # bounded by the process: the pty closes when it exits
+            ready, _, _ = select.select([master], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+        out = proc.communicate(timeout=60)[0]
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    text = screen.decode(errors="replace")
+    assert "━" in text and "/1200" in text  # the bar, with rows done out of all rows
+    assert "Copied 1200 new rows" in out
+
+
 def test_copy_without_a_database_and_to_an_unreachable_server_say_so_in_one_line(pando_workdir, pando_env):
     from pando_core.testing.postgres import free_port
 

@@ -184,6 +184,17 @@ def test_a_write_whose_connection_drops_is_retried_once_with_its_key(pg, postgre
     assert _bumps(pg) == ["one"]
 
 
+def test_a_pipeline_batch_whose_connection_drops_is_retried_whole_once(pg, postgres_url):
+    _ADMIN_URL[:] = [postgres_url]
+    migrate(pg, [core_component(), COUNTER])
+    store = open_local_store(pg, [core_component(), COUNTER], "w")
+    Counter.calls, Counter.drop = 0, "before_commit"
+    with store.pipeline(batch_size=3) as pipe:
+        pending = [pipe.counter.bump(label=f"b{i}") for i in range(3)]
+    assert [p.result()["call"] for p in pending] == [2, 3, 4]  # the first attempt died with its connection
+    assert sorted(_bumps(pg)) == ["b0", "b1", "b2"]
+
+
 def test_a_write_committed_before_its_connection_dropped_is_not_applied_again(pg, postgres_url, monkeypatch):
     _ADMIN_URL[:] = [postgres_url]
     migrate(pg, [core_component(), COUNTER])

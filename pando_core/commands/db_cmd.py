@@ -138,7 +138,9 @@ def migrate_command(as_json: bool = typer.Option(False, "--json", help="print JS
 @app.command("copy")
 def copy_command(
     to: str = typer.Option(..., "--to", help="the PostgreSQL URL to copy into (postgresql+psycopg://USER@HOST/DB)"),
-    password_env: str = typer.Option("", "--password-env", help="environment variable holding its password"),
+    password_env: str = typer.Option(
+        "", "--password-env", help="environment variable holding its password (default: the database section's password_env)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON (no progress bar)"),
 ) -> None:
     """Copy this directory's .pando/pando.db (sessions, messages, files, plugin tables) into
@@ -153,7 +155,8 @@ def copy_command(
     source = database_path(current().workdir)
     if not source.exists():
         raise UsageError(f"nothing to copy: {source} does not exist")
-    settings = database_settings({"url": to, "password_env": password_env}, env=os.environ)
+    configured = current().config.section("database").get("password_env") or ""
+    settings = database_settings({"url": to, "password_env": password_env or configured}, env=os.environ)
     components = _components()
     if as_json or not sys.stderr.isatty():
         report = copy_to_postgres(source, settings.url, components, password=settings.password)

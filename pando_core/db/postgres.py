@@ -19,7 +19,6 @@ primary for writes. What differs from SQLite, and why:
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -404,28 +403,30 @@ class PostgresDatabase:
         return _PgTransaction(self.writer(), writer or self.writer_id)
 
     def run_write(self, apply: Callable[[PgWriteTx], Any], writer: str, method: str) -> Any:
-        """One write with its idempotency key: retried once when the connection drops, unless the
-        key shows it committed (then its recorded result is returned)."""
+        """``apply(tx)`` in one transaction with its idempotency key (``applied_writes``, written
+        with the COMMIT): when the connection drops, the write is retried once on a new
+        connection -- unless the key shows that its COMMIT went through, and then what it
+        returned stands. Never applied twice. (A pipeline's batch is one such write.)"""
         writer = writer or self.writer_id
         with self._write_lock:
             self._key_seq += 1
             seq = self._key_seq
             for attempt in (1, 2):
                 tx = None
+                applied = False
                 try:
                     with self.transaction(writer) as tx:
                         result = apply(tx)
-                        self._writer.pending_key = (self._key_owner, seq, method, json.dumps(result, default=str))
+                        applied = True
+                        self._writer.pending_key = (self._key_owner, seq, method, None)
                     break
                 except Exception as exc:
                     if not self._lost_connection():
                         raise
                     log.warning("%s: the connection to PostgreSQL dropped during the write (%s)", method, exc)
                     self._drop_writer()
-                    stored = self._recorded(seq, method)
-                    if stored is not _MISSING:
-                        result = stored  # its COMMIT went through before the connection dropped
-                        break
+                    if applied and self._recorded(seq, method):
+                        break  # the COMMIT went through before the connection dropped
                     if attempt == 2:
                         raise UnavailableError(
                             f"{method}: not written: the connection to PostgreSQL dropped twice"
@@ -443,24 +444,24 @@ class PostgresDatabase:
             self._writer.close()
             self._writer = None
 
-    def _recorded(self, seq: int, method: str) -> Any:
-        """The result recorded under this object's key *seq* (a new connection, waiting up to
-        :data:`RECONNECT_WINDOW_S` for the server), or ``_MISSING``."""
+    def _recorded(self, seq: int, method: str) -> bool:
+        """Whether this object's key *seq* was committed (asked on a new connection, waiting up
+        to :data:`RECONNECT_WINDOW_S` for the server to come back)."""
         deadline = time.monotonic() + RECONNECT_WINDOW_S
         while True:
             try:
                 writer = self.writer()
                 row = writer.conn.execute(
-                    "SELECT result FROM applied_writes WHERE instance_id = %s AND seq = %s", (self._key_owner, seq)
+                    "SELECT 1 FROM applied_writes WHERE instance_id = %s AND seq = %s", (self._key_owner, seq)
                 ).fetchone()
-                writer.conn.rollback()
-                break
+                if writer.conn.info.transaction_status != 0:  # 0: IDLE (the batching writer autocommits)
+                    writer.conn.rollback()
+                return row is not None
             except Exception as exc:  # noqa: BLE001 - the server may be restarting
                 self._drop_writer()
                 if time.monotonic() >= deadline:
                     raise UnavailableError(f"{method}: not written: PostgreSQL cannot be reached ({exc})") from exc
                 time.sleep(0.1)
-        return _MISSING if row is None else json.loads(row[0]) if row[0] is not None else None
 
     def prepare_write(self) -> None:
         """Nothing to prepare on PostgreSQL (kept for the SQLite interface)."""
@@ -496,8 +497,6 @@ class PostgresDatabase:
             self._drop_writer()
         self.engine.dispose()
 
-
-_MISSING = object()
 
 
 def _writer_connection(db: PostgresDatabase) -> PgWriterConnection:

@@ -201,23 +201,31 @@ class LocalExecutor:
         if len(calls) < 2:
             return [self._outcome(spec, params) for spec, params in calls]
         db = self.db
-        outcomes: list[tuple[bool, Any]] = []
-        changes: list[Change] = []
+
+        def apply(tx: WriteTx) -> tuple[list[tuple[bool, Any]], list[Change]]:
+            outcomes: list[tuple[bool, Any]] = []
+            changes: list[Change] = []
+            part = tx.part()
+            for spec, params in calls:
+                part.changes = []
+                try:
+                    with tx.savepoint():
+                        result = spec.function(spec.repository(self), part, **params)
+                except Exception as exc:  # noqa: BLE001 - each write's own outcome
+                    outcomes.append((False, translate_db_error(exc, spec.qualified, db.storage_dir)))
+                else:
+                    outcomes.append((True, result))
+                    changes.extend(part.changes)
+            return outcomes, changes
+
         try:
-            with db.write_lock, db.transaction(self.instance_id) as tx:
-                part = tx.part()
-                for spec, params in calls:
-                    part.changes = []
-                    try:
-                        with tx.savepoint():
-                            result = spec.function(spec.repository(self), part, **params)
-                    except Exception as exc:  # noqa: BLE001 - each write's own outcome
-                        outcomes.append((False, translate_db_error(exc, spec.qualified, self.db.storage_dir)))
-                    else:
-                        outcomes.append((True, result))
-                        changes.extend(part.changes)
+            if db.shared:  # PostgreSQL: the batch is one keyed write, retried once on a dropped connection
+                outcomes, changes = db.run_write(apply, self.instance_id, f"batch of {len(calls)}")
+            else:
+                with db.write_lock, db.transaction(self.instance_id) as tx:
+                    outcomes, changes = apply(tx)
         except Exception as exc:  # noqa: BLE001 - the transaction itself failed: nothing was written
-            return [(False, translate_db_error(exc, spec.qualified, self.db.storage_dir)) for spec, _ in calls]
+            return [(False, translate_db_error(exc, spec.qualified, db.storage_dir)) for spec, _ in calls]
         if changes:
             db.notify(coalesce_changes(changes), self.instance_id)
         return outcomes
