@@ -166,7 +166,7 @@ CORE_SECTIONS = [
         "permissions",
         {
             "allow_tools": Field("list", [], "tools approved without asking (e.g. write, edit)"),
-            "allow_bash": Field("list", [], "bash command patterns approved without asking (fnmatch)"),
+            "allow_bash": Field("list", [], "bash command patterns approved without asking (fnmatch; `git add:*`: git add, alone or with arguments)"),
             "deny_bash": Field("list", [], "bash command patterns always refused"),
             "allow_outside_workdir": Field("bool", False, "let tools touch paths outside the workdir"),
         },

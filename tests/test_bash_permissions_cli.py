@@ -129,6 +129,30 @@ def test_a_deny_rule_refuses_a_read_only_command_even_with_yolo(project, model_s
     assert "hunter2" not in everything_the_model_received(model_server)
 
 
+def test_claude_prefix_patterns_in_the_permission_rules_are_whole_words(project, model_server):
+    workdir, _, env = project
+    (workdir / "keep.txt").write_text("keep")
+    (workdir / "keepx.txt").write_text("keep")
+    write_model_config(workdir, model_server.base_url,
+                       extra='\n[permissions]\nallow_bash = ["touch one:*"]\ndeny_bash = ["rm keep.txt:*"]\n')
+    model_server.script(
+        Reply.tool("bash", {"command": "touch one two"}),
+        Reply.tool("bash", {"command": "touch onex"}),
+        Reply.tool("bash", {"command": "rm keep.txtx keepx.txt"}),
+        Reply.tool("bash", {"command": "rm keep.txt"}),
+        Reply.text("done"),
+    )
+
+    allowed = json.loads(run_pando(workdir, env, "run", "-f", "json", "touch").stdout)
+    denied = json.loads(run_pando(workdir, env, "run", "--yolo", "-f", "json", "remove").stdout)
+
+    assert (workdir / "one").exists() and (workdir / "two").exists() and not (workdir / "onex").exists()
+    assert [d["description"] for d in allowed["denials"]] == ["touch onex"]
+    assert (workdir / "keep.txt").exists()  # `rm keep.txt:*` refuses `rm keep.txt`, even with --yolo
+    assert not (workdir / "keepx.txt").exists()  # but not `rm keep.txtx …`
+    assert [d["description"] for d in denied["denials"]] == ["rm keep.txt"]
+
+
 def test_an_allowed_printenv_shows_no_provider_key(project, model_server):
     workdir, _, env = project
     env["MY_PROVIDER_CREDENTIAL"] = "configured-key-SECRET"

@@ -150,6 +150,11 @@ def test_network_is_off_unless_allowed(workdir, tmp_path):
         assert "hello from loopback" in on.content, on.content
         by_rule = sandboxed(network_commands=(f"{command.split()[0]} *",))
         assert "hello from loopback" in run(by_rule, make_ctx(workdir), command).content
+        program = command.split()[0]  # Claude Code's prefix form: the program as a whole word
+        by_prefix = sandboxed(network_commands=(f"{program}:*",))
+        assert "hello from loopback" in run(by_prefix, make_ctx(workdir), command).content
+        by_part = sandboxed(network_commands=(f"{program[:-1]}:*",))
+        assert "hello from loopback" not in run(by_part, make_ctx(workdir), command).content
         # every simple command of the line must match: one that does not keeps the network off
         mixed = run(by_rule, make_ctx(workdir), f"true && {command}")
         assert "hello from loopback" not in mixed.content
@@ -163,6 +168,8 @@ def test_network_commands_match_every_simple_command():
     assert every_command_matches("cd a && pip install x", ["pip install *", "cd *"])
     assert not every_command_matches("pip install $(python evil.py)", ["pip install *"])
     assert not every_command_matches("pip install x", [])
+    assert every_command_matches("pip install -e .", ["pip install:*"])
+    assert not every_command_matches("pip installx", ["pip install:*"])
 
 
 def unique_sleep() -> str:

@@ -141,3 +141,51 @@ def test_undo_asks_before_overwriting_a_file_changed_outside_the_agent(yolo_term
     child.expect(PROMPT)
     assert not (pando_workdir / "a.txt").exists()
     assert quit_with_ctrl_d(child) == 0
+
+
+def test_undo_of_a_turn_whose_checkpoint_was_pruned_says_so_and_what_is_left(pando_env, pando_workdir, model_server):
+    # every checkpoint older than ~90 ms is pruned when a turn records one: the turn's own, here
+    write_model_config(pando_workdir, model_server.base_url, extra="\n[snapshots]\ncheckpoint_max_age_days = 0.000001\n")
+    subprocess.run(["git", "init", "-q", str(pando_workdir)], check=True)
+    env = dict(pando_env, TERM="xterm", COLUMNS="200", LINES="40", PROMPT_TOOLKIT_NO_CPR="1", PYTHONIOENCODING="utf-8")
+    model_server.script(Reply.tool("bash", {"command": "sleep 0.3; echo one > a.txt"}), Reply.text("did one"))
+    child = pexpect.spawn(sys.executable, ["-m", "pando_core", "--plugins", "none", "--yolo"], cwd=str(pando_workdir),
+                          env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(40, 200))
+    try:
+        child.expect(PROMPT)
+        child.send("first change\r")
+        child.expect("did one")
+        child.expect(PROMPT)
+        session = db_rows(pando_workdir, "SELECT id FROM sessions")[0][0]
+        listed = subprocess.run([sys.executable, "-m", "pando_core", "--plugins", "none", "rewind", session, "--list"],
+                                cwd=pando_workdir, env=pando_env, capture_output=True, text=True, timeout=120,
+                                stdin=subprocess.DEVNULL)
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.split() == ["1", "pruned", "first", "change"]
+        refused = subprocess.run([sys.executable, "-m", "pando_core", "--plugins", "none", "rewind", session, "--files-only"],
+                                 cwd=pando_workdir, env=pando_env, capture_output=True, text=True, timeout=120,
+                                 stdin=subprocess.DEVNULL)
+        assert refused.returncode == 2
+        assert "the checkpoint of turn 1 was pruned" in refused.stderr
+        assert "the files of turn 1 and before cannot be put back; use --chat-only" in refused.stderr
+        assert "after turn 1" not in refused.stderr  # there is no later turn to offer
+
+        child.send("/undo\r")
+        child.expect_exact("nothing undone: the checkpoint of turn 1, the last turn that changed files, was pruned")
+        child.expect_exact("([snapshots] keep_checkpoints = 50, checkpoint_max_age_days = 1e-06)")
+        child.expect_exact("/rewind 1, then \"Conversation only\"")
+        child.expect_exact(f"pando rewind {session} 1 --chat-only")
+        child.expect(PROMPT)
+        assert (pando_workdir / "a.txt").read_text() == "one\n"  # nothing was put back in part
+
+        child.send("/rewind 1\r")
+        child.expect("What goes back")
+        child.send(DOWN + "\r")  # conversation only: what the message offers
+        child.expect("back to before turn 1")
+        child.expect(PROMPT)
+        assert (pando_workdir / "a.txt").read_text() == "one\n"
+        assert db_rows(pando_workdir, "SELECT COUNT(*) FROM messages")[0][0] == 0
+        assert quit_with_ctrl_d(child) == 0
+    finally:
+        if child.isalive():
+            child.terminate(force=True)

@@ -64,7 +64,7 @@ def test_frontmatter_and_arguments_are_read_as_claude_code_writes_them():
     assert substitute_arguments("Fix issue $ARGUMENTS now ($3)", "#12 quickly") == "Fix issue #12 quickly now ()"
     assert substitute_arguments("No placeholders.", "extra words") == "No placeholders.\n\nARGUMENTS: extra words"
     assert tool_grants(["Bash(git diff:*)", "Read", "Edit(src/*)"], Path("/w")) == [
-        ("bash", "git diff*"), ("view", "*"), ("edit", "/w/src/*"),
+        ("bash", "git diff"), ("bash", "git diff *"), ("view", "*"), ("edit", "/w/src/*"),
     ]
 
 
@@ -125,6 +125,24 @@ def test_frontmatter_model_and_allowed_tools_apply_to_the_turn(project, model_se
     assert not (workdir / "not-granted").exists() and not (workdir / "chained.txt").exists()
     assert data["status"] == "permission_denied"  # `touch:*` is one plain touch, not a chain
     assert [d["description"] for d in data["denials"]] == ["touch chained.txt && mkdir not-granted"]
+
+
+def test_a_bash_prefix_grant_covers_the_prefix_as_a_whole_word_only(project, model_server):
+    workdir, env = project
+    command_file(workdir / ".pando" / "commands", "touchone", "---\nallowed-tools: Bash(touch one:*)\n---\nTouch\n")
+    model_server.script(
+        Reply.tool("bash", {"command": "touch one"}),
+        Reply.tool("bash", {"command": "touch one two"}),
+        Reply.tool("bash", {"command": "touch onex"}),
+        Reply.text("done"),
+    )
+
+    result = run_pando(workdir, env, "run", "-f", "json", "/touchone")  # no --yolo
+
+    data = json.loads(result.stdout)
+    assert (workdir / "one").exists() and (workdir / "two").exists()
+    assert not (workdir / "onex").exists()  # `touch one:*` is `touch one` and its arguments, not `touch onex`
+    assert [d["description"] for d in data["denials"]] == ["touch onex"]
 
 
 def test_the_model_option_wins_over_the_frontmatter(project, model_server):
@@ -275,3 +293,45 @@ def test_interactive_help_lists_custom_commands_and_runs_one(project, model_serv
     assert (workdir / "asked.txt").exists()
     assert (workdir / "keep.txt").exists()
     assert not any("then go" in json.dumps(request) for request in model_server.requests)
+
+
+@pytest.mark.slow
+def test_a_shell_inclusion_runs_from_the_workdir_root_whatever_the_session_cd(project, model_server):
+    workdir, env = project
+    root = workdir.resolve()
+    (root / "sub").mkdir()
+    (root / "other").mkdir()
+    command_file(workdir / ".pando" / "commands", "where", "Dir: !`pwd`\nThen: !`cd other && pwd`\n")
+    config = workdir / ".pando.toml"
+    config.write_text(config.read_text().replace("[agent]\n", '[agent]\ntitle_model = "scripted/title-model"\n', 1))
+    model_server.add_rule(model="title-model", response=Reply.text("A title"))  # not taken from the script
+    model_server.script(
+        Reply.tool("bash", {"command": "cd sub"}), Reply.text("Moved."),  # the session's bash is now in sub/
+        Reply.text("Seen."),  # the answer to /where
+        Reply.tool("bash", {"command": "pwd"}), Reply.text("Asked."),
+    )
+    env.update(TERM="xterm", COLUMNS="100", LINES="40", PROMPT_TOOLKIT_NO_CPR="1", PYTHONIOENCODING="utf-8")
+    child = pexpect.spawn(sys.executable, ["-m", "pando_core", "--plugins", "none"], cwd=str(workdir), env=env,
+                          encoding="utf-8", timeout=30, dimensions=(40, 100))
+    try:
+        child.expect(PROMPT)
+        child.send("go into sub\r")
+        child.expect_exact("Moved.")
+        child.expect(PROMPT)
+        child.send("/where\r")
+        child.expect_exact("Seen.")
+        child.expect(PROMPT)
+        child.send("where is the shell now\r")
+        child.expect_exact("Asked.")
+        child.expect(PROMPT)
+        child.send("\x04")
+        child.expect(pexpect.EOF)
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    turns = [request for request in model_server.requests if request["model"] != "title-model"]
+    rendered = user_text(turns[2])
+    assert f"Dir: {root}\n" in rendered + "\n"  # not sub/, where an earlier `cd` left the session's bash
+    assert f"Then: {root / 'other'}" in rendered
+    tool_results = [m["content"] for m in turns[4]["messages"] if m["role"] == "tool"]
+    assert str(root / "sub") in tool_results[-1]  # the command's own `cd other` did not move the session

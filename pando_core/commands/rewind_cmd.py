@@ -17,7 +17,9 @@ def rewind_command(
     files_only: bool = typer.Option(False, "--files-only", help="only the files; keep the conversation"),
     chat_only: bool = typer.Option(False, "--chat-only", help="only the conversation; keep the files"),
     force: bool = typer.Option(False, "--force", help="also overwrite files changed outside the agent since"),
-    list_turns: bool = typer.Option(False, "--list", help="list the session's turns and which changed files"),
+    list_turns: bool = typer.Option(
+        False, "--list", help="list the session's turns and which changed files (pruned: its checkpoint is gone)"
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="show what would be restored, change nothing"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
@@ -78,7 +80,15 @@ def _print_turns(turns, as_json: bool) -> None:  # noqa: ANN001
         typer.echo("No turns.")
     for t in turns:
         first = (t.prompt.strip().splitlines() or [""])[0][:70]
-        typer.echo(f"{t.number:>3}  {'files' if t.checkpoint else '     '}  {first}")
+        typer.echo(f"{t.number:>3}  {_files_column(t):<6}  {first}")
+
+
+def _files_column(turn) -> str:  # noqa: ANN001
+    """``files``: the turn changed files and can be rewound; ``pruned``: it did, but its checkpoint
+    was pruned ([snapshots] keep_checkpoints): only --chat-only works that far back."""
+    if not turn.checkpoint:
+        return ""
+    return "pruned" if turn.checkpoint.get("pruned") else "files"
 
 
 def register(cli: typer.Typer) -> None:

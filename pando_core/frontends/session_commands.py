@@ -40,7 +40,26 @@ async def undo(session: Any, args: str) -> None:
     if not changed:
         session.console.print("[dim]nothing to undo: no turn of this session changed files[/dim]")
         return
-    await _rewind(session, changed[-1].number, files=True, chat=False)
+    last = changed[-1]
+    if last.checkpoint and last.checkpoint.get("pruned"):
+        # an earlier turn's checkpoint would skip this turn's changes: refuse, and say what is left
+        from rich.markup import escape
+
+        session.console.print(f"[red]✗ {escape(pruned_undo_message(session, last.number))}[/red]", highlight=False)
+        return
+    await _rewind(session, last.number, files=True, chat=False)
+
+
+def pruned_undo_message(session: Any, number: int) -> str:
+    """Why /undo cannot put back the last file-changing turn, and what the user can do instead."""
+    config = session.app.config.section("snapshots")
+    return (
+        f"nothing undone: the checkpoint of turn {number}, the last turn that changed files, was pruned "
+        f"([snapshots] keep_checkpoints = {config.get('keep_checkpoints')}, checkpoint_max_age_days = "
+        f"{config.get('checkpoint_max_age_days')}), so its file changes cannot be put back. The conversation "
+        f"can still go back: /rewind {number}, then \"Conversation only\" (or pando rewind {session.session_id} "
+        f"{number} --chat-only); a larger keep_checkpoints (or checkpoint_max_age_days) keeps more turns undoable."
+    )
 
 
 async def rewind(session: Any, args: str) -> None:
@@ -61,11 +80,12 @@ async def rewind(session: Any, args: str) -> None:
         number = int(args.strip())
     else:
         choices = [
-            questionary.Choice(f"{t.number:>3}  {'✎' if t.checkpoint else ' '}  {short(t.prompt, 70)}", value=t.number)
+            questionary.Choice(f"{t.number:>3}  {_mark(t)}  {short(t.prompt, 70)}", value=t.number)
             for t in reversed(turns)
         ]
         number = await questionary.select(
-            "Rewind to before which turn?", choices=choices, instruction="(✎ changed files)", **session._pt_io
+            "Rewind to before which turn?", choices=choices,
+            instruction="(✎ changed files, ✗ changed files but its checkpoint was pruned)", **session._pt_io
         ).unsafe_ask_async()
         if number is None:
             return
@@ -76,6 +96,12 @@ async def rewind(session: Any, args: str) -> None:
     if mode is None:
         return
     await _rewind(session, number, **REWIND_MODES[mode][1])
+
+
+def _mark(turn: Any) -> str:
+    if not turn.checkpoint:
+        return " "
+    return "✗" if turn.checkpoint.get("pruned") else "✎"
 
 
 async def _rewind(session: Any, number: int, *, files: bool, chat: bool) -> None:

@@ -255,10 +255,15 @@ class CheckpointService:
         report = RewindReport(session_id, number, files, chat, prompt=target.prompt)
         pruned = [t.number for t in turns[number - 1 :] if t.checkpoint and t.checkpoint.get("pruned")]
         if files and pruned:
+            later_ones = any(t.checkpoint and not t.checkpoint.get("pruned") for t in turns[pruned[-1] :])
+            where = (
+                f"files can be rewound only to a turn after turn {pruned[-1]}"
+                if later_ones
+                else f"the files of turn {pruned[-1]} and before cannot be put back"
+            )
             raise UsageError(
                 f"the checkpoint of turn {pruned[-1]} was pruned ([snapshots] keep_checkpoints, "
-                f"checkpoint_max_age_days): files can be rewound only to a turn after turn {pruned[-1]}; "
-                "use --chat-only for the conversation alone"
+                f"checkpoint_max_age_days): {where}; use --chat-only for the conversation alone"
             )
         later = [t.checkpoint for t in turns[number - 1 :] if t.checkpoint]
         if files and later:

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..agent.tools import command_patterns
 from ..agent.tools.base import PermissionRequest
 
 ALLOW_ONCE = "once"
@@ -107,11 +108,12 @@ class PermissionService:
         return [_Grant(r["tool_name"], r["action"], r["pattern"]) for r in rows]
 
     def _bash_matches(self, request: PermissionRequest, key: str) -> bool:
-        """A bash request whose command matches one of the config ``key`` patterns (fnmatch)."""
+        """A bash request whose command matches one of the config ``key`` patterns (fnmatch, or
+        Claude Code's ``prefix:*``: see :mod:`command_patterns`)."""
         if request.tool_name != "bash":
             return False
         command = str(request.params.get("command", ""))
-        return any(fnmatch.fnmatchcase(command, pattern) for pattern in self.config.get(key) or [])
+        return command_patterns.matches_any(command, self.config.get(key) or [])
 
     def denies(self, request: PermissionRequest) -> bool:
         """True when a ``deny_bash`` pattern matches the command or any simple command in it."""
@@ -123,7 +125,7 @@ class PermissionService:
         from ..agent.tools.shell_safety import command_texts
 
         texts = command_texts(str(request.params.get("command", request.description)))
-        return any(fnmatch.fnmatchcase(text, pattern) for text in texts for pattern in patterns)
+        return any(command_patterns.matches_any(text, patterns) for text in texts)
 
     def _config_allows(self, request: PermissionRequest) -> bool:
         return request.tool_name in (self.config.get("allow_tools") or []) or self._bash_matches(request, "allow_bash")
@@ -184,7 +186,7 @@ def bash_grant_matches(command: str, pattern: str) -> bool:
     or ``git add $(…)`` are not ``git add`` and are left to the other rules. ``*`` covers anything."""
     if pattern == "*":
         return True
-    return not (_SHELL_OPERATORS & set(command)) and fnmatch.fnmatchcase(command.strip(), pattern)
+    return not (_SHELL_OPERATORS & set(command)) and command_patterns.matches(command.strip(), pattern)
 
 
 def _grant_pattern(request: PermissionRequest) -> str:

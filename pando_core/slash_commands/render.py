@@ -4,7 +4,8 @@ In the command's text, in this order:
   - ``$ARGUMENTS`` is everything after the name, ``$1`` … ``$9`` its words (shell quoting
     understood); with neither in the text, the arguments are added at the end;
   - ``!`cmd``` is replaced by the output of ``cmd``, run by the bash tool (its sandbox, banned
-    commands, scrubbed environment and permission check): a ``deny_bash`` rule refuses it always;
+    commands, scrubbed environment and permission check) from the working directory root, in a
+    shell of its own (the session's ``cd`` and ``export`` do not apply, nor do its own after it): a ``deny_bash`` rule refuses it always;
     a read-only command, ``--yolo``, ``allow_bash``, a grant or a ``Bash(...)`` entry of the
     command's ``allowed-tools`` let it run; otherwise the interactive session asks. A command that
     is refused refuses the whole custom command (:class:`CommandRefused`): nothing is sent;
@@ -73,9 +74,11 @@ def substitute_arguments(body: str, arguments: str) -> str:
 
 def tool_grants(allowed_tools: list[str], workdir: Path) -> list[tuple[str, str]]:
     """``allowed-tools`` entries as ``(pando tool, pattern)`` grants: ``Bash(git add:*)`` →
-    ``("bash", "git add*")``, ``Edit(src/*)`` → ``("edit", "<workdir>/src/*")``, ``Read`` →
+    ``("bash", "git add")`` and ``("bash", "git add *")`` (Claude Code's prefix is a whole word:
+    ``git addx`` is not covered), ``Edit(src/*)`` → ``("edit", "<workdir>/src/*")``, ``Read`` →
     ``("view", "*")``."""
     from ..agent.tools.claude_names import pando_names
+    from ..agent.tools.command_patterns import expand
 
     grants = []
     for entry in allowed_tools:
@@ -85,8 +88,9 @@ def tool_grants(allowed_tools: list[str], workdir: Path) -> list[tuple[str, str]
         name, pattern = match.group(1), (match.group(2) or "").strip()
         for tool in pando_names(name):
             if tool == "bash":
-                grant = pattern[:-2] + "*" if pattern.endswith(":*") else (pattern or "*")
-            elif pattern and pattern != "*" and not pattern.startswith("/"):
+                grants.extend((tool, grant) for grant in expand(pattern))
+                continue
+            if pattern and pattern != "*" and not pattern.startswith("/"):
                 grant = str(workdir / pattern)
             else:
                 grant = pattern or "*"
@@ -113,10 +117,10 @@ def _refusal(invocation: Invocation, command: str, why: str) -> CommandRefused:
     )
 
 
-async def _check_unasked(app: Any, session_id: str, bash: Any, command: str, invocation: Invocation) -> None:
+async def _check_unasked(app: Any, session_id: str, bash: Any, shell: Any, command: str, invocation: Invocation) -> None:
     """Refuse now a command that a deny rule refuses, or that needs a question nobody can answer."""
     ctx = app.tool_context(session_id, "", f"command-{invocation.command.name}", None)
-    request = await bash.permission({"command": command}, ctx)
+    request = await bash.permission({"command": command}, ctx, state=shell)
     if request is None:
         return  # read-only, no deny rule
     decision = app.permissions.decide_unasked(session_id, request)
@@ -126,15 +130,17 @@ async def _check_unasked(app: Any, session_id: str, bash: Any, command: str, inv
         raise _refusal(invocation, command, "it needs permission and nobody can be asked here")
 
 
-async def _shell_output(app: Any, session_id: str, bash: Any, command: str, invocation: Invocation) -> str:
+async def _shell_output(app: Any, session_id: str, bash: Any, shell: Any, command: str, invocation: Invocation) -> str:
     """The output of one ``!`cmd```, run by the bash tool itself: its permission check (deny rules,
     read-only commands, --yolo, allow rules, grants, then the question), banned commands, sandbox,
-    scrubbed environment and timeout. A command it refuses refuses the whole custom command."""
+    scrubbed environment and timeout. It runs in *shell*, started at the working directory root as
+    Claude Code does (not where the session's bash was left by a ``cd``). A command it refuses
+    refuses the whole custom command."""
     from ..agent.tools.base import PermissionDenied, ToolError
 
     ctx = app.tool_context(session_id, "", f"command-{invocation.command.name}", None)
     try:
-        result = await bash.run({"command": command}, ctx)
+        result = await bash.run({"command": command}, ctx, state=shell)
     except PermissionDenied as exc:
         raise _refusal(invocation, command, str(exc)) from None
     except ToolError as exc:
@@ -154,16 +160,18 @@ async def _run_shell_inclusions(app: Any, session_id: str, text: str, invocation
         return text, []
     pieces, outputs, last = [], [], 0
     app.permissions.grant_temporary(session_id, GRANT_OWNER, invocation.grants)
+    bash = _bash_tool(app)
+    shell = bash.fresh_state(app.tool_context(session_id, "", f"command-{invocation.command.name}", None))
     try:
-        bash = _bash_tool(app)
         for match in matches:  # every command checked before the first runs: none runs when one is refused
-            await _check_unasked(app, session_id, bash, match.group(1).strip(), invocation)
+            await _check_unasked(app, session_id, bash, shell, match.group(1).strip(), invocation)
         for match in matches:
             pieces.append(text[last : match.start()] + f"\x00{len(outputs)}\x00")
-            outputs.append(await _shell_output(app, session_id, bash, match.group(1).strip(), invocation))
+            outputs.append(await _shell_output(app, session_id, bash, shell, match.group(1).strip(), invocation))
             last = match.end()
     finally:
         app.permissions.revoke_temporary(session_id, GRANT_OWNER)
+        bash.discard_state(shell)
     pieces.append(text[last:])
     return "".join(pieces), outputs
 

@@ -340,6 +340,17 @@ class BashTool:
             self._states.move_to_end(key)
         return state
 
+    def fresh_state(self, ctx: ToolContext) -> ShellState:
+        """A one-off shell at the working directory root, with pando's environment: for commands
+        that are not the session's (a custom command's ``!`cmd```), so that an earlier ``cd`` or
+        ``export`` does not move them and theirs does not move the session. Pass it to
+        :meth:`permission` and :meth:`run`, then :meth:`discard_state`."""
+        return ShellState(cwd=str(ctx.root()))
+
+    @staticmethod
+    def discard_state(state: ShellState) -> None:
+        sandboxing.remove_tmp(state.sandbox_tmp)
+
     # ------------------------------------------------------------------ run
 
     def _timeout_ms(self, args: dict[str, Any]) -> int:
@@ -352,13 +363,15 @@ class BashTool:
         """Where the next command runs: the remembered directory, or the workdir when it is gone."""
         return state.cwd if os.path.isdir(state.cwd) else str(ctx.root())
 
-    async def permission(self, args: dict[str, Any], ctx: ToolContext) -> PermissionRequest | None:
+    async def permission(
+        self, args: dict[str, Any], ctx: ToolContext, *, state: ShellState | None = None
+    ) -> PermissionRequest | None:
         """None when the command is read-only and no deny rule matches it; else what to ask for.
 
         A deny rule (``[permissions] deny_bash``) wins over read-only: the request is returned so
-        that the permission service refuses it."""
+        that the permission service refuses it. *state*: another shell than the session's."""
         command = str_arg(args, "command", required=True)
-        cwd = self._start_dir(self.state_for(ctx), ctx)
+        cwd = self._start_dir(state or self.state_for(ctx), ctx)
         request = PermissionRequest(
             tool_name=self.name,
             action="execute",
@@ -373,7 +386,7 @@ class BashTool:
             return request
         return None
 
-    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    async def run(self, args: dict[str, Any], ctx: ToolContext, *, state: ShellState | None = None) -> ToolResult:
         command = str_arg(args, "command", required=True)
         if not command.strip():
             raise ToolError("command is required")
@@ -388,13 +401,13 @@ class BashTool:
                 "Use the fetch tool to read web content."
             )
 
-        state = self.state_for(ctx)
+        state = state or self.state_for(ctx)
         loop = asyncio.get_running_loop()
         if state.lock is None or state.lock_loop is not loop:
             state.lock = asyncio.Lock()  # one command at a time per session (cwd hand-over)
             state.lock_loop = loop
         async with state.lock:
-            request = await self.permission(args, ctx)
+            request = await self.permission(args, ctx, state=state)
             if request is not None:
                 await ctx.ask(request)
             return await self._run_locked(command, timeout_ms, head, tail, state, ctx)

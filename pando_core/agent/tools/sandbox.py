@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fnmatch
 import functools
 import os
 import shutil
@@ -182,7 +181,9 @@ def every_command_matches(command: str, patterns: Iterable[str]) -> bool:
     texts = simple_command_texts(command)
     if not texts:
         return False  # not understood (or empty): no network
-    return all(any(fnmatch.fnmatchcase(text, p) for p in patterns) for text in texts)
+    from .command_patterns import matches_any
+
+    return all(matches_any(text, patterns) for text in texts)
 
 
 _warned: set[str] = set()

@@ -51,6 +51,7 @@ from .turn import CURRENT_TURN, MODES, SessionState, Turn
 
 log = logging.getLogger("pando.acp")
 
+MODE_KEY = "acp_mode"  # session_state key of the mode set with session/set_mode
 PAGE_SIZE = 50
 UNTITLED = "Editor session"  # until its first prompt names it
 
@@ -239,7 +240,9 @@ class PandoAgent:
             session = self.app.sessions.restore(session_id)
         except NotFoundError:
             raise not_found(f"no session {session_id!r} in {self.workdir}") from None
-        state = self.sessions.get(session["id"]) or SessionState(session["id"], mode=self.default_mode, model=session.get("model") or self.app.model_ref)
+        state = self.sessions.get(session["id"]) or SessionState(
+            session["id"], mode=self._stored_mode(session["id"]), model=session.get("model") or self.app.model_ref
+        )
         self.sessions[state.id] = state
         if state.mcp is not None:  # loaded again: the servers named now replace those of before
             await asyncio.to_thread(state.mcp.close)
@@ -288,10 +291,32 @@ class PandoAgent:
     # -- modes and models ------------------------------------------------------------------------
 
     def _set_mode(self, state: SessionState, mode: str) -> None:
+        from pando_core.errors import PandoError
+
         if mode not in self.modes:
             hint = " (yolo needs [acp] allow_yolo = true)" if mode == "yolo" else ""
             raise invalid_params(f"unknown mode {mode!r}; pando offers {', '.join(self.modes)}{hint}")
         state.mode = mode
+        try:  # stored with the session, as the model is: a session/load in another process goes on in it
+            self.app.store.session_state.put(session_id=state.id, key=MODE_KEY, value=mode)
+        except PandoError as exc:
+            log.warning("the mode of session %s was not stored: %s", state.id, one_line(exc, 200))
+
+    def _stored_mode(self, session_id: str) -> str:
+        """The mode last set on the session (by any pando acp process), when this process offers it;
+        else ``[acp] default_mode``: a stored yolo is not restored where allow_yolo is off."""
+        from pando_core.errors import PandoError
+
+        try:
+            stored = self.app.store.session_state.get(session_id=session_id, key=MODE_KEY)
+        except PandoError as exc:
+            log.warning("the mode of session %s could not be read: %s", session_id, one_line(exc, 200))
+            return self.default_mode
+        if stored in self.modes:
+            return stored
+        if stored is not None:
+            log.info("session %s was in mode %r, not offered here: it starts in %s", session_id, stored, self.default_mode)
+        return self.default_mode
 
     def _set_model(self, state: SessionState, model: str) -> None:
         from pando_core.agent.models import resolve_model

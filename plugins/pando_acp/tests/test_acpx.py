@@ -117,6 +117,10 @@ def test_acpx_persistent_session_model_mode_cancel_and_close(acpx, acp_workdir, 
         assert [f["params"]["sessionId"] for f in frames if f.get("method") == "session/prompt"] == [session_id]
         # the model chosen with acpx set model was stored with the session: the new process uses it
         assert model_server.requests[0]["model"] == "other-model"
+        # and so was the mode of acpx set-mode: session/load answers it, acpx does not send it again
+        loaded = [f["result"] for f in frames if isinstance(f.get("result"), dict) and "modes" in f["result"]]
+        assert [r["modes"]["currentModeId"] for r in loaded] == ["agent"]
+        assert "session/set_mode" not in methods
 
         talking = subprocess.Popen(
             _acpx_session_command(acpx, acp_workdir, "prompt", "talk"), cwd=acp_workdir, env=env,

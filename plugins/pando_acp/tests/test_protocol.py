@@ -213,6 +213,48 @@ def test_cancel_keeps_the_partial_answer_and_load_replays_it(start_acp, model_se
     assert loaded.modes.current_mode_id == "ask"
 
 
+def test_the_mode_is_stored_with_the_session_and_yolo_only_restored_where_allowed(start_acp, model_server, acp_workdir):
+    config = acp_workdir / ".pando.toml"
+    plain = config.read_text().replace("[agent]\n", '[agent]\ntitle_model = "scripted/title-model"\n', 1)
+    model_server.add_rule(model="title-model", response=Reply.text("A title"))  # titles do not take scripted replies
+    config.write_text(plain + "\n[acp]\nallow_yolo = true\n")
+    setter = EditorClient()
+
+    async def first():
+        async with start_acp(setter) as (conn, _):
+            agent = await conn.new_session(cwd=str(acp_workdir), mcp_servers=[])
+            await conn.set_session_mode(session_id=agent.session_id, mode_id="agent")
+            yolo = await conn.new_session(cwd=str(acp_workdir), mcp_servers=[])
+            await conn.set_config_option(config_id="mode", session_id=yolo.session_id, value="yolo")
+            return agent.session_id, yolo.session_id
+
+    agent_id, yolo_id = run(first())
+
+    # a new pando acp process (as acpx starts one per command), where yolo is not allowed
+    config.write_text(plain)
+    model_server.script(
+        Reply.tool("write", {"file_path": "agent.txt", "content": "x\n"}),
+        Reply.tool("write", {"file_path": "yolo.txt", "content": "x\n"}),
+    )
+    loader = EditorClient(answers=["reject_once"])
+
+    async def second():
+        async with start_acp(loader) as (conn, _):
+            agent = await conn.load_session(cwd=str(acp_workdir), session_id=agent_id, mcp_servers=[])
+            await conn.prompt(session_id=agent_id, prompt=[acp.text_block("write agent.txt")])
+            asked_in_agent_mode = len(loader.permission_requests)
+            yolo = await conn.load_session(cwd=str(acp_workdir), session_id=yolo_id, mcp_servers=[])
+            await conn.prompt(session_id=yolo_id, prompt=[acp.text_block("write yolo.txt")])
+            return agent, asked_in_agent_mode, yolo
+
+    agent, asked_in_agent_mode, yolo = run(second())
+    assert agent.modes.current_mode_id == "agent"  # set in the first process, restored by session/load
+    assert asked_in_agent_mode == 0 and not (acp_workdir / "agent.txt").exists()  # agent mode: [permissions] only
+    assert yolo.modes.current_mode_id == "ask"  # yolo is not offered here: [acp] default_mode instead
+    assert [m.id for m in yolo.modes.available_modes] == ["ask", "agent"]
+    assert len(loader.permission_requests) == 1 and not (acp_workdir / "yolo.txt").exists()  # asked, rejected
+
+
 def test_set_model_the_way_zed_asks_for_it(start_acp, model_server, acp_workdir):
     client = EditorClient()
 
