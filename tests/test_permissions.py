@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from pando_core.agent.tools.base import PermissionRequest
-from pando_core.services.permissions import ALLOW_SESSION, PermissionService
+from pando_core.services.permissions import ALLOW_ALWAYS, ALLOW_SESSION, PermissionService
 
 
 class GrantStore:
@@ -71,3 +71,23 @@ def test_persisted_and_session_answers_of_the_asker():
     assert decide(service, write("a.txt"))  # a persisted "always" grant
     assert decide(service, bash("make")) and decide(service, bash("make"))
     assert asked == ["make"]  # the second time the session grant answered
+
+
+def test_a_granted_command_with_glob_characters_covers_that_command_only():
+    store = GrantStore()
+
+    async def asker(request: PermissionRequest) -> str:
+        return ALLOW_ALWAYS if "always" in request.description else ALLOW_SESSION
+
+    service = PermissionService({}, store, asker=asker)
+    assert decide(service, bash("rm *.log"))
+    assert decide(service, bash("rm *.log"))  # the session grant
+    service.asker = None  # from now on only the grants allow
+    assert decide(service, bash("rm *.log"))
+    for other in ("rm -rf src x.log", "rm a.log", "rm ?.log"):
+        assert not decide(service, bash(other)), other
+    service.asker = asker
+    assert decide(service, bash("ls [ab]*.txt # always"))
+    assert store.rows[0]["pattern"] != "ls [ab]*.txt # always"
+    assert decide(PermissionService({}, store), bash("ls [ab]*.txt # always"))
+    assert not decide(PermissionService({}, store), bash("ls a.txt # always"))

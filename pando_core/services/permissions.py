@@ -190,7 +190,13 @@ def bash_grant_matches(command: str, pattern: str) -> bool:
 
 
 def _grant_pattern(request: PermissionRequest) -> str:
-    """What a session/always grant covers: the exact bash command, or the whole tool action."""
+    """What a session/always grant covers: the exact bash command (its ``*``, ``?`` and ``[`` taken
+    literally: allowing ``rm *.log`` must not allow ``rm -rf src x.log``), or the whole tool action."""
     if request.tool_name == "bash":
-        return str(request.params.get("command", "*"))
+        return _literal_pattern(str(request.params.get("command", "*")))
     return "*"
+
+
+def _literal_pattern(text: str) -> str:
+    """An fnmatch pattern that matches *text* only."""
+    return "".join(f"[{char}]" if char in "*?[" else char for char in text)
