@@ -24,7 +24,9 @@ from rich.console import Console
 
 from pando_core import hookimpl
 from pando_core.agent.tools.base import PermissionRequest
-from pando_core.frontends.interactive import InteractiveSession, _key_bindings, live_tail, tool_summary
+from pando_core.frontends.interactive import InteractiveSession
+from pando_core.frontends.prompt_input import _key_bindings
+from pando_core.frontends.turn_view import live_tail, tool_summary
 from pando_core.testing.model_server import Reply
 from pando_core.testing.pytest_plugin import write_model_config
 
