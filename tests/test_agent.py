@@ -383,7 +383,8 @@ def test_a_plugin_provider_and_cost_accounting(make_app):
 
 
 def test_interrupted_tool_calls_are_answered_before_the_next_request():
-    from pando_core.agent.loop import INTERRUPTED_TOOL, sanitize_history
+    from pando_core.agent.request_history import sanitize_history
+    from pando_core.agent.turn_records import INTERRUPTED_TOOL
 
     call = {"type": "tool_call", "data": {"id": "c1", "name": "bash", "input": "{}"}}
     history = [

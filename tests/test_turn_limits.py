@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from pando_core.agent.loop import trim_to_budget
 from pando_core.agent.prompt import context_files_section
+from pando_core.agent.request_history import trim_to_budget
 from pando_core.testing.model_server import Reply
 
 

@@ -8,67 +8,29 @@ leaves a consistent, loadable session: the partial answer is kept with finish re
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..clock import now_ms
-from ..errors import PandoError, TurnStopped, UsageError
-from ..services.checkpoints import changes_files
+from ..errors import PandoError, UsageError
 from . import plan_mode
 from .attachments import DEFAULT_MAX_IMAGE_BYTES, check_message_fits, check_model_takes_images
 from .mentions import DEFAULT_MAX_BYTES as DEFAULT_MENTION_BYTES
 from .mentions import mention_parts
-from .models import ResolvedModel, request_cost, resolve_model
+from .models import ResolvedModel, resolve_model
 from .prompt import build_system_prompt
-from .providers.base import ChatRequest, ProviderError, Usage
-from .tools.arguments import ArgumentsError, repair_arguments
-from .tools.base import PermissionDenied, ToolError, ToolResult, permission_requests, tool_schema
+from .providers.base import ChatRequest, ProviderError
+from .request_history import history_for_request, sanitize_history, trim_to_budget
+from .response_stream import ResponseStreamMixin, _AssistantDraft
+from .tool_runs import ToolRunsMixin, _RepeatedFailures
+from .tools.base import ToolError, tool_schema
+from .turn_records import CANCELED_TOOL, AgentEvent, TurnResult, _error_result, _part
 
 log = logging.getLogger("pando.agent")
 
-PERSIST_INTERVAL_S = 0.25
 OUTPUT_RESERVE_TOKENS = 2048 + 512
-INTERRUPTED_TOOL = "Tool execution was interrupted"
-CANCELED_TOOL = "Tool execution canceled by user"
-
-
-@dataclass
-class AgentEvent:
-    """content_delta, thinking_delta, tool_call, tool_result, todos, plan, compaction, request, error,
-    response, attached (the files the prompt's @mentions attached: data["files"]), continuation (a
-    stopping hook's follow-up turn starts: data["n"], data["reason"]; "refused" past the limit)."""
-
-    type: str
-    session_id: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TurnResult:
-    session_id: str
-    response: str = ""
-    status: str = "success"  # success | cancelled | error | max_requests | stuck | permission_denied
-    finish_reason: str = ""
-    model: str = ""
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost: float = 0.0
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    denials: list[dict[str, str]] = field(default_factory=list)
-    error: str = ""
-    error_kind: str = ""  # the error's kind when status is "error" ("config" for a bad setting, ...)
-    requests: int = 0
-    needs_title: Any = None
-    plan: str = ""  # plan mode: the plan the model presented this turn
-    continuations: int = 0  # follow-up turns a stopping hook (a Stop shell hook) asked for
-
-
-def _part(kind: str, **data: Any) -> dict[str, Any]:
-    return {"type": kind, "data": data}
 
 
 @dataclass
@@ -99,167 +61,12 @@ def attached_summary(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _error_result(call: dict[str, Any], content: str) -> dict[str, Any]:
-    """A tool_result part for a call that did not run (canceled, interrupted)."""
-    return _part("tool_result", tool_call_id=call["id"], name=call["name"], content=content, is_error=True)
-
-
-class _AssistantDraft:
-    """The assistant message being streamed, persisted at most every PERSIST_INTERVAL_S."""
-
-    def __init__(self, messages: Any, session_id: str, model: str) -> None:
-        self.messages = messages
-        self.text = ""
-        self.reasoning = ""
-        self.reasoning_signature = ""
-        self.tool_calls: dict[str, dict[str, Any]] = {}
-        self.order: list[str] = []
-        self.finish: dict[str, Any] | None = None
-        self.model = model
-        self.session_id = session_id
-        self.message: dict[str, Any] | None = None  # stored at the first persist: one write less per request
-        self.tool_message_stored = False
-        self._last_persist = time.monotonic()  # the first write waits one interval (or the end)
-
-    def parts(self) -> list[dict[str, Any]]:
-        parts = []
-        if self.reasoning or self.reasoning_signature:
-            data = {"thinking": self.reasoning}
-            if self.reasoning_signature:
-                data["signature"] = self.reasoning_signature
-            parts.append(_part("reasoning", **data))
-        if self.text:
-            parts.append(_part("text", text=self.text))
-        for call_id in self.order:
-            call = self.tool_calls[call_id]
-            parts.append(_part("tool_call", **call))
-        if self.finish:
-            parts.append(_part("finish", **self.finish))
-        return parts
-
-    def persist(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_persist < PERSIST_INTERVAL_S:
-            return
-        self._last_persist = now
-        if self.message is None:
-            self.message = self.messages.create(self.session_id, "assistant", self.parts(), model=self.model)
-        else:
-            self.message = self.messages.update(self.message["id"], self.parts(), model=self.model)
-
-    def add_call(self, call_id: str, name: str, arguments: str = "", finished: bool = False) -> None:
-        if call_id not in self.tool_calls:
-            self.order.append(call_id)
-            self.tool_calls[call_id] = {"id": call_id, "name": name, "input": arguments, "type": "function", "finished": finished}
-        else:
-            call = self.tool_calls[call_id]
-            call["name"] = name or call["name"]
-            if arguments:
-                call["input"] = arguments
-            call["finished"] = call["finished"] or finished
-
-
-def sanitize_history(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Drop empty assistant messages; answer tool calls left without results (crash, cancel)."""
-    messages = list(messages)
-    out: list[dict[str, Any]] = []
-    for index, message in enumerate(messages):
-        parts = message.get("parts", [])
-        if message["role"] == "assistant" and not any(p["type"] in ("text", "tool_call") for p in parts):
-            continue
-        out.append(message)
-        calls = [p["data"] for p in parts if p["type"] == "tool_call"]
-        if message["role"] != "assistant" or not calls:
-            continue
-        following = messages[index + 1] if index + 1 < len(messages) else None
-        if following is None or following["role"] != "tool":
-            out.append({"role": "tool", "parts": [_error_result(c, INTERRUPTED_TOOL) for c in calls]})
-            continue
-        answered = {p["data"]["tool_call_id"] for p in following["parts"] if p["type"] == "tool_result"}
-        missing = [_error_result(c, INTERRUPTED_TOOL) for c in calls if c["id"] not in answered]
-        if missing:  # answered in a copy: the caller's history is not changed
-            messages[index + 1] = dict(following, parts=[*following["parts"], *missing])
-    return out
-
-
-def _message_chars(message: dict[str, Any]) -> int:
-    total = 0
-    for part in message.get("parts", []):
-        data = part.get("data", {})
-        total += len(str(data.get("text") or data.get("content") or data.get("input") or data.get("thinking") or ""))
-    return total
-
-
-def trim_to_budget(messages: list[dict[str, Any]], budget_tokens: int) -> list[dict[str, Any]]:
-    """Drop the oldest messages until the estimate fits; the history always starts with a user
-    message (the last user message and what follows it are never dropped)."""
-    sizes = [_message_chars(m) for m in messages]
-    total, start, end = sum(sizes), 0, len(messages)
-
-    def drop_first() -> None:
-        nonlocal total, start
-        total -= sizes[start]
-        start += 1
-
-    def later_user(index: int) -> bool:
-        return any(m["role"] == "user" for m in messages[index + 1 : end])
-
-    while end - start > 1 and total // 4 > budget_tokens and later_user(start):
-        drop_first()
-        while messages[start]["role"] != "user":
-            drop_first()
-    while start < end - 1 and messages[start]["role"] != "user" and later_user(start):
-        drop_first()
-    return messages[start:]
-
-
-def history_for_request(messages: list[dict[str, Any]], summary_message_id: str | None) -> list[dict[str, Any]]:
-    if summary_message_id:
-        for index, message in enumerate(messages):
-            if message["id"] == summary_message_id:
-                first = dict(message, role="user")
-                messages = [first, *messages[index + 1 :]]
-                break
-    return [{"role": m["role"], "parts": m["parts"], "id": m.get("id")} for m in messages if m["role"] != "system"]
-
-
 class PromptTooLarge(UsageError):
     """A prompt that cannot fit the model's context window: refused before any request."""
 
 
-class _RepeatedFailures:
-    """Stops a turn whose model keeps making the same failing tool call."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = max(2, limit)
-        self.last: tuple[str, str] | None = None
-        self.count = 0
-
-    def check(self, calls: list[dict[str, Any]], results: list[dict[str, Any]]) -> str:
-        """After one round of tool calls: why to stop (a message), or ""."""
-        failed = {p["data"]["tool_call_id"]: p["data"] for p in results if p["type"] == "tool_result" and p["data"].get("is_error")}
-        if len(calls) != 1 or calls[0]["id"] not in failed:
-            self.last, self.count = None, 0
-            return ""
-        call = calls[0]
-        signature = (call["name"], call["input"].strip())
-        self.count = self.count + 1 if signature == self.last else 1
-        self.last = signature
-        if self.count < self.limit:
-            return ""
-        error = str(failed[call["id"]].get("content") or "").splitlines()[0][:160] if failed[call["id"]].get("content") else ""
-        return f"the model made the same failing call {self.count} times in a row ({call['name']}: {error}); stopped the turn"
-
-
-def session_tools() -> list[Any]:
-    """The coder's tools that keep state with the session: the todo list and plan mode's plan."""
-    from .tools.plan import PresentPlanTool
-    from .tools.todo import TodoReadTool, TodoWriteTool
-
-    return [TodoWriteTool(), TodoReadTool(), PresentPlanTool()]
-
-
-class CoderAgent:
+class CoderAgent(ToolRunsMixin, ResponseStreamMixin):
     """Runs user turns for sessions of one App."""
 
     def __init__(self, app: Any, *, name: str = "coder", tool_filter: Callable[[Any], bool] | None = None) -> None:
@@ -270,40 +77,6 @@ class CoderAgent:
         self._busy: set[str] = set()
         self._background: set[asyncio.Future] = set()
         self._planning: dict[str, set[str]] = {}  # sessions whose turn is in plan mode -> tools held back
-
-    # -- tools ---------------------------------------------------------------------------------
-
-    def tools(self) -> list[Any]:
-        from .subagent import AgentTool
-        from .tools.builtin import builtin_tools
-
-        tool_config = dict(self.app.config.section("tools"), pager=self.app.pager)
-        tools = list(builtin_tools(tool_config))
-        if self.name == "coder":
-            tools += [AgentTool(self.app), *session_tools()]
-        tools.extend(self.app.plugins.hooks.pando_register_tools.flat(app=self.app))
-        return self._kept(tools)
-
-    async def atools(self) -> list[Any]:
-        """:meth:`tools` from async code (plugins' coroutine ``pando_register_tools`` awaited)."""
-        from .subagent import AgentTool
-        from .tools.builtin import builtin_tools
-
-        tool_config = dict(self.app.config.section("tools"), pager=self.app.pager)
-        tools = list(builtin_tools(tool_config))
-        if self.name == "coder":
-            tools += [AgentTool(self.app), *session_tools()]
-        tools.extend(await self.app.plugins.hooks.pando_register_tools.aflat(app=self.app))
-        return self._kept(tools)
-
-    def _kept(self, tools: list[Any]) -> list[Any]:
-        """Plugins' tools after the built-in ones; the first of a name wins."""
-        if self.tool_filter is not None:
-            tools = [t for t in tools if self.tool_filter(t)]
-        unique: dict[str, Any] = {}
-        for tool in tools:
-            unique.setdefault(tool.name, tool)
-        return list(unique.values())
 
     # -- control -------------------------------------------------------------------------------
 
@@ -602,141 +375,6 @@ class CoderAgent:
         if calls and not draft.tool_message_stored:
             self.app.messages.create(session_id, "tool", [_error_result(c, CANCELED_TOOL) for c in calls])
 
-    async def _stream(self, provider, request, draft: _AssistantDraft, session_id, on_event) -> Usage:
-        usage = Usage()
-        async for event in provider.stream(request):
-            kind = event.kind
-            if kind == "text_delta":
-                draft.text += event.text
-                self._emit(on_event, AgentEvent("content_delta", session_id, {"delta": event.text}))
-                draft.persist()
-            elif kind == "reasoning_delta":
-                if event.signature:
-                    draft.reasoning_signature = event.signature
-                draft.reasoning += event.text
-                self._emit(on_event, AgentEvent("thinking_delta", session_id, {"delta": event.text}))
-                draft.persist()
-            elif kind == "tool_call_start":
-                draft.add_call(event.tool_call_id, event.tool_name)
-            elif kind == "tool_call_delta":
-                call = draft.tool_calls.get(event.tool_call_id)
-                if call is not None:
-                    call["input"] += event.text
-            elif kind == "tool_call_end":
-                draft.add_call(event.tool_call_id, event.tool_name, event.arguments, finished=True)
-                self._emit(on_event, AgentEvent("tool_call", session_id, {"tool_call": dict(draft.tool_calls[event.tool_call_id])}))
-                draft.persist()
-            elif kind == "complete":
-                for call in event.tool_calls:
-                    streamed = call["id"] in draft.tool_calls and draft.tool_calls[call["id"]]["finished"]
-                    draft.add_call(call["id"], call["name"], call.get("input", ""), finished=True)
-                    if not streamed:
-                        self._emit(on_event, AgentEvent("tool_call", session_id, {"tool_call": dict(draft.tool_calls[call["id"]])}))
-                reason = event.finish_reason or ("tool_use" if draft.tool_calls else "end_turn")
-                draft.finish = {"reason": reason, "time": now_ms()}
-                usage = event.usage or usage
-        return usage
-
-    def _account(self, session_id: str, resolved: ResolvedModel, usage: Usage, result: TurnResult) -> None:
-        cost = request_cost(resolved.info, usage)
-        prompt_tokens = usage.input_tokens + usage.cache_creation_tokens
-        completion_tokens = usage.output_tokens + usage.cache_read_tokens
-        result.tokens_in += prompt_tokens
-        result.tokens_out += completion_tokens
-        result.cost += cost
-        self.app.store.sessions.add_usage(
-            id=session_id, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost, model=resolved.ref
-        )
-
-    async def _run_tools(self, calls, tool_map, session_id, draft, on_event, result, cancel_event) -> tuple[dict, bool]:
-        """Run calls in order; store one tool message with every result; also say whether a call was denied."""
-        results: list[dict[str, Any]] = []
-        denied = False
-        try:
-            for call in calls:
-                if denied:
-                    results.append(_error_result(call, CANCELED_TOOL))
-                    continue
-                outcome, was_denied = await self._run_one(call, tool_map, session_id, draft, cancel_event)
-                denied = denied or was_denied
-                record = {"id": call["id"], "name": call["name"], "input": call["input"], "is_error": outcome.is_error}
-                result.tool_calls.append(record)
-                spent = outcome.metadata.get("subagent_usage") if isinstance(outcome.metadata, dict) else None
-                if isinstance(spent, dict):  # a sub-agent's requests are part of this turn's spend
-                    result.tokens_in += int(spent.get("tokens_in") or 0)
-                    result.tokens_out += int(spent.get("tokens_out") or 0)
-                    result.cost += float(spent.get("cost") or 0.0)
-                part = _part(
-                    "tool_result",
-                    tool_call_id=call["id"],
-                    name=call["name"],
-                    content=outcome.content,
-                    metadata=json.dumps(outcome.metadata, default=str),
-                    is_error=outcome.is_error,
-                )
-                results.append(part)
-                self._emit(on_event, AgentEvent("tool_result", session_id, {"tool_result": part["data"], "tool_call": record}))
-                if isinstance(outcome.metadata, dict) and not outcome.is_error:
-                    if isinstance(outcome.metadata.get("todos"), list) and call["name"] == "todo_write":
-                        self._emit(on_event, AgentEvent("todos", session_id, {"todos": outcome.metadata["todos"]}))
-                    if outcome.metadata.get("end_turn") and isinstance(outcome.metadata.get("plan"), str):
-                        result.plan = outcome.metadata["plan"]
-                        self._emit(on_event, AgentEvent("plan", session_id, {"plan": result.plan}))
-        except asyncio.CancelledError:
-            done = {p["data"]["tool_call_id"] for p in results}
-            results.extend(_error_result(c, CANCELED_TOOL) for c in calls if c["id"] not in done)
-            self.app.messages.create(session_id, "tool", results)
-            draft.tool_message_stored = True
-            raise
-        message = self.app.messages.create(session_id, "tool", results)
-        draft.tool_message_stored = True
-        if denied:
-            result.denials = [d.as_dict() for d in self.app.permissions.denials if d.session_id == session_id]
-        return message, denied
-
-    async def _run_one(self, call, tool_map, session_id, draft, cancel_event) -> tuple[ToolResult, bool]:
-        app = self.app
-        tool = tool_map.get(call["name"])
-        if tool is None and call["name"] in self._planning.get(session_id, ()):
-            return ToolResult(plan_mode.refusal(call["name"], None, {}, app.workdir), is_error=True), False
-        if tool is None:
-            return ToolResult(f"Tool not found: {call['name']}", is_error=True), False
-        try:
-            # malformed JSON (a trailing comma, single quotes, cut short) is repaired, then checked
-            arguments = repair_arguments(call["input"], getattr(tool, "parameters", None))
-        except ArgumentsError as exc:
-            return ToolResult(f"Invalid JSON arguments for {call['name']}: {exc}", is_error=True), False
-        try:
-            arguments = await app.plugins.hooks.pando_before_tool_call.acall(
-                arguments=arguments, app=app, session_id=session_id, tool_name=call["name"]
-            )
-            ctx = app.tool_context(session_id, draft.message["id"], call["id"], cancel_event)
-            if session_id in self._planning:
-                refused = plan_mode.refusal(call["name"], tool, arguments, ctx.root())
-                if refused:
-                    return ToolResult(refused, is_error=True), False
-            wants_checkpoint = self.name == "coder" and app.checkpoints.wants_before(session_id)
-            if wants_checkpoint and changes_files(tool, arguments, ctx.root()):
-                await asyncio.to_thread(app.checkpoints.before_change, session_id)
-            for request in await permission_requests(tool, arguments, ctx):
-                await ctx.ask(request)  # the core's check, before any tool that may change something
-            outcome = await tool.run(arguments, ctx)
-        except PermissionDenied as exc:
-            return ToolResult(str(exc) or "Permission denied", is_error=True), True
-        except ToolError as exc:
-            return ToolResult(str(exc), is_error=True), False
-        except (asyncio.CancelledError, TurnStopped):
-            raise
-        except Exception as exc:  # noqa: BLE001 - a broken tool must not end the turn
-            log.exception("tool %s failed", call["name"])
-            return ToolResult(f"{call['name']} failed: {type(exc).__name__}: {exc}", is_error=True), False
-        outcome = app.page_result(outcome, ctx, call["name"])
-        after = await app.plugins.hooks.pando_after_tool_call.acall(
-            result=outcome, app=app, session_id=session_id, tool_name=call["name"], arguments=arguments
-        )
-        if isinstance(after, str):
-            after = ToolResult(after, outcome.is_error, outcome.metadata)
-        return after, False
 
     # -- compaction and titles -------------------------------------------------------------------
 

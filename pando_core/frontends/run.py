@@ -20,7 +20,7 @@ from ..errors import UsageError
 from ..errors import one_line as short  # progress and tool summaries on one line
 
 if TYPE_CHECKING:  # the agent is imported by the App, not to check the options before it starts
-    from ..agent.loop import AgentEvent, TurnResult
+    from ..agent.turn_records import AgentEvent, TurnResult
 
 OUTPUT_FORMATS = ("text", "json", "stream-json")
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_LIMIT, EXIT_CANCELLED = 0, 1, 2, 3, 130

@@ -407,7 +407,7 @@ class GoalRunner:
     def _emit_error(self, state: _State, message: str) -> None:
         if self.on_event is None:
             return
-        from ...agent.loop import AgentEvent
+        from ...agent.turn_records import AgentEvent
 
         try:
             self.on_event(AgentEvent("error", state.session_id, {"error": message}))
