@@ -365,7 +365,8 @@ def pando_session_ended(app: PluginApp, session: dict, origin: str) -> None:
     When: at the end of ``pando run`` / ``pando goal``, when the interactive session starts
     another session or is left, and after ``[agent] idle_minutes`` without activity. Role: the
     instance where it ended (``origin == app.instance_id``) and, for sessions that ended on any
-    other instance, the primary (``origin`` is that instance's id). ``session`` is the row as a
+    other instance, the instance running the services (``app.runs_services``: the primary, in team
+    mode the holder of the team lease; ``origin`` is that instance's id). ``session`` is the row as a
     dict. Returns nothing.
     """
 
