@@ -18,6 +18,15 @@ def _service(app):  # noqa: ANN001, ANN202
     return services.get("rag") if services is not None else None
 
 
+def _serving(app):  # noqa: ANN001, ANN202
+    """The service for a bus method; in team mode, on a machine whose primary does not hold the
+    team lease, an UnavailableError naming where the service runs."""
+    service = _service(app)
+    if service is None and getattr(app, "team", False) and not app.runs_services:
+        raise app.services_unavailable("the rag service")
+    return service
+
+
 @hookimpl
 def pando_config_sections():
     return SECTION
@@ -48,7 +57,7 @@ def pando_services(app):
 def pando_bus_methods(app):
     from .api import methods
 
-    return methods(lambda: _service(app))
+    return methods(lambda: _serving(app))
 
 
 @hookimpl
@@ -67,9 +76,9 @@ def pando_mcp_server_tools(app):
 
 @hookimpl
 def pando_changes_committed(app, changes, resync):
-    """On the primary: every message or session change, from any instance, marks its session for
-    re-indexing (debounced by the service)."""
-    if app.role != "primary":
+    """Where the services run (the primary; in team mode the lease holder): every message or
+    session change, from any instance, marks its session for re-indexing (debounced by the service)."""
+    if not app.runs_services:
         return
     service = _service(app)
     if service is None or service.debouncer is None:
@@ -87,8 +96,8 @@ def pando_changes_committed(app, changes, resync):
 
 @hookimpl
 def pando_session_ended(app, session, origin):
-    """A session that ends is indexed at once (on the primary, whichever instance ended it)."""
-    if app.role == "primary" and (service := _service(app)) is not None:
+    """A session that ends is indexed at once (where the services run, whichever instance ended it)."""
+    if app.runs_services and (service := _service(app)) is not None:
         service.session_changed(session["id"], now=True)
 
 
