@@ -5,7 +5,10 @@ reaches the instance running them -- and a bus method needing them elsewhere nam
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -46,7 +49,7 @@ def team_env(postgres_url):
     return {"PYTHONPATH": str(ROOT), "PANDO_DATABASE__URL": postgres_url}
 
 
-def test_in_team_mode_only_a_local_primary_holds_the_lease(pando_instance, team_env, tmp_path):
+def test_in_team_mode_only_a_local_primary_holds_the_lease(pando_instance, pando_env, team_env, tmp_path):
     machine_a, machine_b = tmp_path / "machine-a", tmp_path / "machine-b"
     machine_a.mkdir()
     machine_b.mkdir()
@@ -66,6 +69,16 @@ def test_in_team_mode_only_a_local_primary_holds_the_lease(pando_instance, team_
         "UnavailableError: the team probe's service runs on the team's service owner "
         f"(instance {a1.info['instance_id']} (pid {a1.pid}) on host {socket.gethostname()}), "
         "not on this machine's primary: run this on that machine"
+    )
+
+    # pando status on the other machine says where the services run
+    status = subprocess.run(
+        [sys.executable, "-m", "pando_core", "--plugins", "none", "status", "--json"], cwd=machine_b,
+        env=dict(pando_env, **team_env), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["service_owner"] == (
+        f"instance {a1.info['instance_id']} (pid {a1.pid}) on host {socket.gethostname()}"
     )
 
     a1.kill()
