@@ -179,7 +179,9 @@ def pando_services(app: PluginApp) -> Any:
 
     When: once per App, the first time it is the primary (at start, or when promoted). The core
     starts the services then and after every later promotion, and stops them on shutdown or
-    fencing; secondaries never run them.
+    fencing; secondaries never run them. In team mode (PostgreSQL) they run instead on the one
+    local primary of the team holding the team lease. ``app.runs_services`` says whether they run
+    in this instance.
     Returns: a ``pando_core.background.BackgroundService`` (a ``ThreadedService`` most often) or a
     list of them.
     """
