@@ -315,6 +315,10 @@ class Orchestrator:
 
     def _start(self, task: dict[str, Any]) -> bool:
         fields: dict[str, Any] = {}
+        if not Path(task["log_file"]).parent.is_dir():
+            # queued on another machine of a team (its .pando/ is not here): log in ours
+            task = {**task, "log_file": str(self.paths.log_file(task["id"]))}
+            fields["log_file"] = task["log_file"]
         try:
             if task["isolation"] == "worktree":
                 from .worktrees import create_worktree
