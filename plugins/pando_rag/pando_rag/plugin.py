@@ -11,6 +11,7 @@ from pando_core import hookimpl
 from .config import SECTION
 
 log = logging.getLogger("pando.rag")
+_SKIPPED: set[str] = set()  # the reasons enrichment was skipped for, already logged
 
 
 def _service(app):  # noqa: ANN001, ANN202
@@ -112,7 +113,10 @@ def pando_enrich_context(app, session_id, prompt):
     try:
         return app.call_primary("rag.enrich", {"prompt": prompt[:10_000]}, timeout=30)
     except PandoError as exc:  # the turn goes on without remembrances
-        log.warning("rag: enrichment skipped: %s", one_line(exc))
+        reason = one_line(exc)
+        # said once per reason: in team mode, away from the lease holder, every turn gets it
+        (log.debug if reason in _SKIPPED else log.warning)("rag: enrichment skipped: %s", reason)
+        _SKIPPED.add(reason)
         return None
 
 
