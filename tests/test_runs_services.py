@@ -98,3 +98,24 @@ def test_in_team_mode_only_a_local_primary_holds_the_lease(pando_instance, pando
         assert a2.eval("result = app.call_primary('team_probe.where')")["pid"] == a2.pid
     else:
         assert call_error(a2, "team_probe.where").startswith("UnavailableError: the team probe's service runs on")
+
+
+def test_in_team_mode_a_fenced_primary_gives_the_lease_up(pando_instance, team_env, tmp_path):
+    """The holder's ``ipc.lock`` is replaced under it (``rm -rf .pando`` while it runs): it fences
+    itself, stops its services and gives the team lease up, and another machine's primary takes it."""
+    import os
+
+    env = dict(team_env, PANDO_RUNTIME__LEASE_CHECK_INTERVAL="0.2")
+    machine_a, machine_b = tmp_path / "machine-a", tmp_path / "machine-b"
+    machine_a.mkdir()
+    machine_b.mkdir()
+    a1 = pando_instance([PROBE], env, machine_a)
+    a1.wait_for("result = app.runs_services", True, timeout=10)
+    b1 = pando_instance([PROBE], env, machine_b)
+    replacement = machine_a / ".pando" / "ipc.lock.new"
+    replacement.write_bytes(b"")
+    os.replace(replacement, machine_a / ".pando" / "ipc.lock")
+    a1.wait_for("result = bool(app.runtime.fenced)", True, timeout=10)
+    b1.wait_for("result = app.runs_services", True, timeout=3, interval=0.02)
+    assert a1.eval("result = [app.runs_services, app.team_services is None]") == [False, True]
+    hold_for(lambda: not a1.eval("result = app.runs_services"), 0.6, "a fenced primary does not stand again")
