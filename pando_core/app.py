@@ -197,6 +197,41 @@ class App:
     def role(self) -> str:
         return getattr(self.runtime, "role", "primary")  # no runtime (a store given): primary
 
+    @property
+    def runs_services(self) -> bool:
+        """Whether the role-scoped services (``pando_services``: schedulers, the orchestrator,
+        indexers) run in this instance: on SQLite when it is the working directory's primary
+        (and not fenced), in team mode when it holds the team lease. A plugin's "is my service
+        here?" is this, not ``role``: in team mode every machine has a local primary of its own."""
+        runtime = self.runtime
+        if runtime is None:
+            return True
+        if self.team:
+            return self.team_services is not None and self.team_services.held
+        return runtime.role == "primary" and not getattr(runtime, "fenced", None)
+
+    def services_unavailable(self, what: str) -> Exception:
+        """The error a bus method needing a role-scoped service raises where it does not run:
+        ``raise app.services_unavailable("the mesnada orchestrator")``. It names where they run."""
+        from .errors import UnavailableError
+
+        if not self.team:
+            return UnavailableError(f"{what} runs on the primary; this instance is not it")
+        from .runtime.team import SERVICE_GROUP, describe_owner
+        from .runtime.team_lease import lease_key
+
+        db = self.runtime.db
+        if self.team_services is not None:
+            owner = self.team_services.owner()
+        else:
+            from .runtime.team import database_name
+
+            owner = describe_owner(db.url, lease_key(database_name(db.url), SERVICE_GROUP), getattr(db, "password", None))
+        return UnavailableError(
+            f"{what} runs on the team's service owner ({owner}), not on this machine's primary: "
+            "run this on that machine"
+        )
+
     # -- IPC roles, bus methods, services ------------------------------------------------------------
 
     @property
@@ -307,15 +342,20 @@ class App:
 
     def _on_promoted(self, runtime: Any) -> None:
         self.setup_ipc(runtime.bus)
+        self._elect_for_services()  # team mode: the new local primary stands for the team lease
         self.changes.attach()
         self.plugins.hooks.pando_promoted(app=self, epoch=runtime.epoch)
         self.events.publish("instance.promoted", {"epoch": runtime.epoch, "instance_id": self.instance_id})
 
     def _elect_for_services(self) -> None:
         """Team mode: the role-scoped services run on the one instance of the team holding the
-        team lease (a PostgreSQL advisory lock), whatever its role on this machine; this instance
-        stands for it until it wins. A read-only command (an observer) never stands."""
-        if not self.team or self.options.observe:
+        team lease (a PostgreSQL advisory lock). Only a machine's local primary stands for it
+        (at start, or when promoted), so that on the owner's machine ``call_primary`` reaches the
+        instance running them; it stops standing when fenced or shut down. A read-only command
+        (an observer) never stands."""
+        if not self.team or self.options.observe or self.role != "primary" or self.team_services is not None:
+            return
+        if getattr(self.runtime, "fenced", None):
             return
         from .runtime.team import TeamServices
 
@@ -323,10 +363,12 @@ class App:
         self.team_services = TeamServices(self, db.url, getattr(db, "password", None)).start()
 
     def _on_fenced(self, reason: str) -> None:
-        """This primary stopped writing (its lease is gone): its services stop too (in team mode
-        they follow the team lease, not this machine's primary)."""
-        if not self.team:
-            self.services.stop_all(reason="fenced")
+        """This primary stopped serving (its lock is gone): its services stop too; in team mode
+        it also stops standing for the team lease and gives it up, for another machine's primary."""
+        team_services, self.team_services = self.team_services, None
+        if team_services is not None:
+            team_services.close(reason="fenced")
+        self.services.stop_all(reason="fenced")
 
     def ensure_primary(self) -> None:
         """Before each prompt on a secondary: actively ping the primary; a hung one is reported."""
@@ -404,8 +446,9 @@ class App:
             self.plugins.hooks.pando_shutdown(app=self)
         except Exception:  # noqa: BLE001 - strict mode re-raised; shutdown goes on
             log.exception("a plugin failed during shutdown")
-        if self.team_services is not None:
-            self.team_services.close(reason="shutdown")  # stops the services, then frees the lease
+        team_services, self.team_services = self.team_services, None
+        if team_services is not None:
+            team_services.close(reason="shutdown")  # stops the services, then frees the lease
         self.services.stop_all(reason="shutdown")
         self.changes.close()
         if self._providers:  # one event loop for all of them, and none when there is nothing to close

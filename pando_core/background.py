@@ -2,7 +2,8 @@
 
 A plugin declares services with ``pando_services``; the core starts them when this instance is the
 primary (after its bus is set up, at start and after a promotion) and stops them on shutdown, when
-the primary fences itself, or if it stops being primary. Secondaries never run them: they reach a
+the primary fences itself, or if it stops being primary. In team mode the team lease decides
+instead (``pando_core.runtime.team``); ``app.runs_services`` is where they run either way. Secondaries never run them: they reach a
 service through its plugin's bus methods (``app.call_primary``). A service that fails to start or
 to stop is reported like any plugin error; the others go on.
 

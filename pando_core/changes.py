@@ -5,9 +5,9 @@ every secondary; on a secondary it listens to the primary's change events (``db.
 Either way the hook runs on the feed's own thread, so a slow plugin never delays a write or the
 bus, and the commits that arrived while it ran are handed over together, in order.
 
-The feed also tells the primary when a session ended on another instance (a ``sessions`` change
-of kind ``ended``), so that ``pando_session_ended`` reaches the primary for every instance's
-sessions. In team mode (PostgreSQL, every instance writes directly) every instance listens to its
+The feed also tells the instance running the services (``app.runs_services``: the primary, or in
+team mode the holder of the team lease) when a session ended on another instance (a ``sessions``
+change of kind ``ended``), so that ``pando_session_ended`` reaches it for every instance's sessions. In team mode (PostgreSQL, every instance writes directly) every instance listens to its
 own commits and, for everyone else's, to the database's change notifications (the runtime's
 change events there), whatever its local role. It is attached only when a plugin implements one of those two hooks, or something in
 the process listens (``add_listener``: ``pando serve`` pushes changes to browsers): otherwise no
@@ -166,7 +166,7 @@ class ChangeFeed:
             if batch:
                 hooks.pando_changes_committed(app=app, changes=batch, resync=False)
                 self.delivered += len(batch)
-            if app.role == "primary":
+            if app.runs_services:  # where the services run, every instance's session ends arrive
                 self._relay_session_ends(batch)
         except Exception:  # noqa: BLE001 - strict mode re-raised; the feed keeps going
             log.exception("delivering committed changes failed")
@@ -177,7 +177,8 @@ class ChangeFeed:
                 log.exception("a change listener failed")
 
     def _relay_session_ends(self, batch: list[CommittedChange]) -> None:
-        """``pando_session_ended`` on the primary for sessions another instance ended."""
+        """``pando_session_ended`` where the services run (the primary; in team mode the lease
+        holder) for sessions another instance ended."""
         app = self.app
         for change in batch:
             if change.table != "sessions" or change.kind != SESSION_ENDED or change.writer == app.instance_id:

@@ -179,7 +179,9 @@ def pando_services(app: PluginApp) -> Any:
 
     When: once per App, the first time it is the primary (at start, or when promoted). The core
     starts the services then and after every later promotion, and stops them on shutdown or
-    fencing; secondaries never run them.
+    fencing; secondaries never run them. In team mode (PostgreSQL) they run instead on the one
+    local primary of the team holding the team lease. ``app.runs_services`` says whether they run
+    in this instance.
     Returns: a ``pando_core.background.BackgroundService`` (a ``ThreadedService`` most often) or a
     list of them.
     """
@@ -365,7 +367,8 @@ def pando_session_ended(app: PluginApp, session: dict, origin: str) -> None:
     When: at the end of ``pando run`` / ``pando goal``, when the interactive session starts
     another session or is left, and after ``[agent] idle_minutes`` without activity. Role: the
     instance where it ended (``origin == app.instance_id``) and, for sessions that ended on any
-    other instance, the primary (``origin`` is that instance's id). ``session`` is the row as a
+    other instance, the instance running the services (``app.runs_services``: the primary, in team
+    mode the holder of the team lease; ``origin`` is that instance's id). ``session`` is the row as a
     dict. Returns nothing.
     """
 

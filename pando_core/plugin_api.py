@@ -35,7 +35,7 @@ class PluginApp(Protocol):
     store: Store  # repositories, core and plugin: store.notes.add(...); @write goes to the primary
     events: EventBroker  # in-process events: subscribe(prefix, callback), publish(topic, payload)
     plugins: Plugins  # plugins.hooks.<hook>(...) to call a hook yourself; plugins.list()
-    services: ServiceManager  # services.get(name): a running primary-only service here, or None
+    services: ServiceManager  # services.get(name): a running role-scoped service here, or None
     changes: ChangeFeed
     sessions: SessionService
     messages: MessageService
@@ -44,6 +44,19 @@ class PluginApp(Protocol):
     @property
     def role(self) -> str:
         """``"primary"`` or ``"secondary"``; a secondary may become the primary at any time."""
+        ...
+
+    @property
+    def runs_services(self) -> bool:
+        """True where the role-scoped services (``pando_services``) run: the primary on SQLite,
+        the holder of the team lease in team mode (where every machine has a local primary).
+        Ask this, not ``role``, for "is my service here?"; it changes when the services start or
+        stop (your service's ``start``/``stop`` are the moments)."""
+        ...
+
+    def services_unavailable(self, what: str) -> Exception:
+        """An UnavailableError for a bus method that needs *what* where it does not run,
+        naming where it does: ``raise app.services_unavailable("the mesnada orchestrator")``."""
         ...
 
     @property

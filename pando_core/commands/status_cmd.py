@@ -45,6 +45,8 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="print JSO
             "services": services or [],
             "problem": found.describe() if found.state == "not_answering" else None,
         }
+        if database.team:  # where the role-scoped services run for the whole team
+            data["service_owner"] = _service_owner(database)
         if found.state == "none" and data["instances"]:
             data["error"] = _why_nobody_is_primary(context, data["instances"])
     finally:
@@ -76,9 +78,22 @@ def _print_status(data: dict) -> None:
     typer.echo(f"instances:   {data['instances']} running in {data['workdir']}")
     if data["last_heartbeat_age_s"] is not None:
         typer.echo(f"heartbeat:   {data['last_heartbeat_age_s']:.1f}s ago")
+    if data.get("service_owner"):
+        typer.echo(f"team lease:  services run on {data['service_owner']}")
     for service in data["services"]:
         detail = service.get("problem") or ", ".join(f"{k} {v}" for k, v in (service.get("health") or {}).items())
         typer.echo(f"service:     {service['name']} ({service['plugin']}) {service['state']}{'  ' + detail if detail else ''}")
+
+
+def _service_owner(database) -> str:  # noqa: ANN001 - DatabaseSettings
+    """Team mode: who holds the team lease (the services run there), from the database."""
+    from ..runtime.team import SERVICE_GROUP, database_name, describe_owner
+    from ..runtime.team_lease import lease_key
+
+    try:
+        return describe_owner(database.url, lease_key(database_name(database.url), SERVICE_GROUP), database.password)
+    except Exception as exc:  # noqa: BLE001 - status reports what it can
+        return f"unknown ({exc})"
 
 
 def _heartbeat_age(client, interval: float) -> float | None:  # noqa: ANN001 - a runtime Client

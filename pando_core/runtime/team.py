@@ -10,14 +10,19 @@ replace what the primary did:
   after a reconnect or an oversized change set: ``runtime.on_event`` and the change feed
   (``pando_changes_committed``) work unchanged, on every instance.
 - :class:`TeamServices` elects, with a PostgreSQL advisory lock held on its own connection
-  (:mod:`.team_lease`), the one instance of the team that runs the plugins' role-scoped services;
-  every other instance stands by and tries again every half second, so the services move within
-  about a second of their owner's death.
+  (:mod:`.team_lease`), the one instance of the team that runs the plugins' role-scoped services
+  (``app.runs_services``). Only a machine's local primary stands for it -- so that on the owner's
+  machine ``app.call_primary`` reaches the instance that runs them -- and every other local
+  primary stands by and tries again every half second, so the services move within about a
+  second of their owner's death. The lease's connection carries the owner's instance id, pid and
+  host in its ``application_name``, which :meth:`TeamServices.owner` reads back for messages.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from typing import Any
 
 from . import protocol as P
@@ -82,8 +87,10 @@ class TeamServices:
         from .team_lease import LeaseElection, lease_key
 
         self.app = app
+        self.url, self.password = url, password
         self.key = lease_key(database_name(url), group)
-        self.election = LeaseElection(url, self.key, self._won, self._lost, password=password)
+        name = owner_name(app.instance_id, os.getpid(), socket.gethostname())
+        self.election = LeaseElection(url, self.key, self._won, self._lost, password=password, application_name=name)
 
     @property
     def held(self) -> bool:
@@ -92,6 +99,11 @@ class TeamServices:
     def start(self) -> TeamServices:
         self.election.start()
         return self
+
+    def owner(self) -> str:
+        """Who runs the services now, in words ("instance 1a2b (pid 42) on host build-3"), or
+        "no instance right now" (a failover under way, or nobody standing)."""
+        return describe_owner(self.url, self.key, self.password)
 
     def _won(self) -> None:
         log.info("this instance holds the team lease: starting the role-scoped services")
@@ -107,3 +119,20 @@ class TeamServices:
         self.election.stop_trying()
         self.app.services.stop_all(reason=reason)
         self.election.close()
+
+
+def owner_name(instance_id: str, pid: int, host: str) -> str:
+    """The lease connection's ``application_name`` (PostgreSQL keeps 63 bytes of it)."""
+    return f"pando:{instance_id}:{pid}:{host}"[:63]
+
+
+def describe_owner(url: str, key: int, password: str | None = None) -> str:
+    from .team_lease import lease_holder
+
+    name = lease_holder(url, key, password)
+    if not name:
+        return "no instance right now"
+    parts = name.split(":", 3)
+    if len(parts) == 4 and parts[0] == "pando":
+        return f"instance {parts[1]} (pid {parts[2]}) on host {parts[3]}"
+    return f"the session {name!r}"

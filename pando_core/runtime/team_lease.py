@@ -46,13 +46,38 @@ def lease_key(database: str, group: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def lease_holder(dsn: str, key: int, password: str | None = None, timeout: float = 2.0) -> str | None:
+    """The ``application_name`` of the session holding the lease *key* (None: nobody holds it,
+    or the server cannot be asked). Advisory locks on a bigint key show in ``pg_locks`` as its
+    high and low 32 bits (``classid``, ``objid``) with ``objsubid = 1``."""
+    import psycopg
+
+    from ..db.pg_changes import libpq_conninfo
+
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    options = {"password": password} if password else {}
+    try:
+        with psycopg.connect(libpq_conninfo(dsn), autocommit=True, connect_timeout=max(1, int(timeout)), **options) as conn:
+            row = conn.execute(
+                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+                " AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid AND l.database ="
+                " (SELECT oid FROM pg_database WHERE datname = current_database())",
+                (unsigned >> 32, unsigned & 0xFFFFFFFF),
+            ).fetchone()
+    except psycopg.Error as exc:
+        log.debug("lease %d: cannot ask who holds it (%s)", key, exc)
+        return None
+    return str(row[0]) if row is not None else None
+
+
 class AdvisoryLease:
     """A session-level advisory lock on a dedicated psycopg connection: held = this instance is
     the owner. ``on_lost()`` runs (on the keepalive thread) once when a held lease is lost."""
 
     def __init__(self, dsn: str, key: int, on_lost: Callable[[], None], *,
                  keepalive_interval: float = KEEPALIVE_INTERVAL_S, connect_timeout: float = 3.0,
-                 password: str | None = None) -> None:
+                 password: str | None = None, application_name: str | None = None) -> None:
         from ..db.pg_changes import libpq_conninfo
 
         self.dsn = libpq_conninfo(dsn)
@@ -61,6 +86,8 @@ class AdvisoryLease:
         self.keepalive_interval = keepalive_interval
         self.connect_timeout = connect_timeout
         self._options = dict(_CONNECT_OPTIONS, **({"password": password} if password else {}))
+        if application_name:  # what lease_holder() reads back: who holds the lease, for error messages
+            self._options["application_name"] = application_name[:63]
         self._conn: Any = None
         self._held = False
         self._lock = threading.Lock()  # the connection and _held
@@ -178,9 +205,10 @@ class LeaseElection:
     election's thread, one at a time)."""
 
     def __init__(self, dsn: str, key: int, on_won: Callable[[], None], on_lost: Callable[[], None], *,
-                 retry_interval: float = RETRY_INTERVAL_S, password: str | None = None) -> None:
+                 retry_interval: float = RETRY_INTERVAL_S, password: str | None = None,
+                 application_name: str | None = None) -> None:
         self._lost = threading.Event()
-        self.lease = AdvisoryLease(dsn, key, self._lost.set, password=password)
+        self.lease = AdvisoryLease(dsn, key, self._lost.set, password=password, application_name=application_name)
         self.on_won = on_won
         self.on_lost = on_lost
         self.retry_interval = retry_interval

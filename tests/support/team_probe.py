@@ -1,6 +1,7 @@
 """A plugin for real-process tests of team mode (tests/test_team_instances.py): one table written
 with portable SQL, a record of what ``pando_changes_committed`` and a runtime event listener saw,
-and a role-scoped service that stamps its pid into ``$TEAM_PROBE_STAMP`` while it runs."""
+a role-scoped service that stamps its pid into ``$TEAM_PROBE_STAMP`` while it runs, and a bus
+method ``team_probe.where`` answered only where the services run."""
 
 from __future__ import annotations
 
@@ -48,6 +49,17 @@ def pando_db_components():
 @hookimpl
 def pando_services(app):
     return [Stamp()] if os.environ.get("TEAM_PROBE_STAMP") else []
+
+
+@hookimpl
+def pando_bus_methods(app):
+    def where(params):
+        """Needs the role-scoped service: answered only where the services run."""
+        if not app.runs_services:
+            raise app.services_unavailable("the team probe's service")
+        return {"pid": os.getpid(), "instance_id": app.instance_id}
+
+    return {"team_probe.where": where}
 
 
 @hookimpl

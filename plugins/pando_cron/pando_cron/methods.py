@@ -37,6 +37,8 @@ def bus_methods(app: Any) -> dict[str, Any]:
 
     def reload(params: dict) -> dict:
         scheduler = running_scheduler(app)
+        if scheduler is None and getattr(app, "team", False) and not app.runs_services:
+            raise app.services_unavailable("the cron scheduler")
         if scheduler is None:
             return {"reloaded": False}
         scheduler.reload()
@@ -44,6 +46,8 @@ def bus_methods(app: Any) -> dict[str, Any]:
 
     def status(params: dict) -> dict:
         scheduler = running_scheduler(app)
+        if scheduler is None and not app.runs_services:  # team mode: the lease holder schedules
+            return {"running": False, "elsewhere": str(app.services_unavailable("the cron scheduler"))}
         if scheduler is None:
             return {"running": False}
         return {"running": True, **(scheduler.health() or {})}

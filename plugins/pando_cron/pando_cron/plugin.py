@@ -1,5 +1,5 @@
-"""The pluggy wiring of pando-cron: config, the fires table, the primary's scheduler and bus
-methods, cron events on secondaries, and the ``pando cron`` commands. Only light imports at
+"""The pluggy wiring of pando-cron: config, the fires table, the scheduler (where the services run)
+and bus methods, cron events on the other instances, and the ``pando cron`` commands. Only light imports at
 module level: ``pando --version`` and ``pando plugins`` import this module."""
 
 from __future__ import annotations
@@ -58,11 +58,11 @@ def pando_bus_methods(app):
 
 @hookimpl
 def pando_changes_committed(app, changes, resync):
-    if app.role == "primary":
-        return  # the primary's scheduler published these events itself
     for change in changes:
         if change.table != FIRES_TABLE or change.kind not in _OUTCOMES:
             continue
+        if change.writer == app.instance_id:
+            continue  # fired here (the scheduler, or cron.run_now): published when it was recorded
         for fire_id in change.ids:
             row = app.store.cron.get(id=fire_id)
             payload = {"job": row["job"], "task_id": row["task_id"], "fire": row}

@@ -34,8 +34,13 @@ def output(orchestrator: Orchestrator, task_id: str, lines: int | None = None) -
     return {"id": task_id, "status": task["status"], "output": read_log_tail(task["log_file"], lines, limit=lines * 1000)}
 
 
-def bus_methods(orchestrator: Callable[[], Orchestrator]) -> dict[str, Handler]:
-    """The handlers, each finding the running orchestrator when called."""
+def bus_methods(orchestrator: Callable[[], Orchestrator],
+                queueing: Callable[[], Orchestrator] | None = None) -> dict[str, Handler]:
+    """The handlers, each finding the running orchestrator when called. The methods that only
+    read the shared tasks table or queue a task (spawn, get, list, wait, output, stats) find
+    theirs with *queueing* when given: in team mode, away from the lease holder, an orchestrator
+    that records a spawned task as pending for the holder's orchestrator to start."""
+    queued = queueing or orchestrator
 
     def params_of(params: Any) -> dict[str, Any]:
         if params is None:
@@ -44,8 +49,8 @@ def bus_methods(orchestrator: Callable[[], Orchestrator]) -> dict[str, Handler]:
             raise ValidationError("mesnada methods take an object of parameters")
         return params
 
-    def op(fn: Callable[[Orchestrator, dict[str, Any]], Any]) -> Handler:
-        return lambda params: fn(orchestrator(), params_of(params))
+    def op(fn: Callable[[Orchestrator, dict[str, Any]], Any], getter: Callable[[], Orchestrator] = orchestrator) -> Handler:
+        return lambda params: fn(getter(), params_of(params))
 
     def wait_multiple(o: Orchestrator, p: dict[str, Any]) -> Any:
         ids = p.get("ids")
@@ -54,11 +59,11 @@ def bus_methods(orchestrator: Callable[[], Orchestrator]) -> dict[str, Handler]:
         return o.wait_multiple(ids, bool(p.get("all", True)), p.get("timeout"))
 
     return {
-        "mesnada.spawn": op(lambda o, p: o.spawn(p)),
-        "mesnada.get": op(lambda o, p: o.get(_id(p))),
-        "mesnada.list": op(lambda o, p: o.list(p)),
-        "mesnada.wait": op(lambda o, p: o.wait(_id(p), p.get("timeout"))),
-        "mesnada.wait_multiple": op(wait_multiple),
+        "mesnada.spawn": op(lambda o, p: o.spawn(p), queued),
+        "mesnada.get": op(lambda o, p: o.get(_id(p)), queued),
+        "mesnada.list": op(lambda o, p: o.list(p), queued),
+        "mesnada.wait": op(lambda o, p: o.wait(_id(p), p.get("timeout")), queued),
+        "mesnada.wait_multiple": op(wait_multiple, queued),
         "mesnada.cancel": op(lambda o, p: o.cancel(_id(p))),
         "mesnada.pause": op(lambda o, p: o.pause(_id(p))),
         "mesnada.resume": op(lambda o, p: o.resume(_id(p), p.get("prompt"))),
@@ -67,6 +72,6 @@ def bus_methods(orchestrator: Callable[[], Orchestrator]) -> dict[str, Handler]:
         "mesnada.delete": op(lambda o, p: o.delete(_id(p))),
         "mesnada.purge": op(lambda o, p: o.purge(_id(p))),
         "mesnada.set_progress": op(lambda o, p: o.set_progress(_id(p), p.get("percentage"), p.get("description"))),
-        "mesnada.stats": op(lambda o, p: o.stats()),
-        "mesnada.output": op(lambda o, p: output(o, _id(p), p.get("lines"))),
+        "mesnada.stats": op(lambda o, p: o.stats(), queued),
+        "mesnada.output": op(lambda o, p: output(o, _id(p), p.get("lines")), queued),
     }

@@ -74,8 +74,11 @@ class Orchestrator:
         publish: Any = None,
         mcp_available: bool = False,
         plugins: list[str] | None = None,
+        queue_only: bool = False,
     ) -> None:
         self.store = store
+        # team mode, away from the lease holder: spawn records the task, the holder starts it
+        self.queue_only = queue_only
         self.workdir = Path(workdir)
         self.config = {**DEFAULTS, **{k: v for k, v in (config or {}).items() if v is not None}}
         self.paths = Paths(data_dir or self.workdir / ".pando" / "mesnada").ensure()
@@ -86,22 +89,24 @@ class Orchestrator:
         self._lock = threading.RLock()  # one scheduling decision at a time
         self._recorded_sizes: dict[str, int] = {}
         self.wake = threading.Event()
-        self.runner = self._make_runner()
+        self.runner = None if queue_only else self._make_runner()
         self.max_running_seen = 0
 
     # -- construction ------------------------------------------------------------------------------
 
     @classmethod
-    def for_app(cls, app: Any) -> Orchestrator:
+    def for_app(cls, app: Any, *, queue_only: bool = False) -> Orchestrator:
         loaded = list(app.plugins.loaded())
         return cls(
             app.store,
             app.workdir,
             app.config.section("mesnada"),
             data_dir=Path(app.data_dir("mesnada")),
-            publish=app.events.publish,
+            # queue_only: this instance hears its own commits in the change feed, which publishes
+            publish=None if queue_only else app.events.publish,
             mcp_available="mcp" in loaded,  # pando-mcp serves `pando mcp-server` to the sub-agents
             plugins=loaded,
+            queue_only=queue_only,
         )
 
     @classmethod
@@ -125,7 +130,8 @@ class Orchestrator:
         raise ValidationError(f"[mesnada] backend {backend!r}: use \"local\" or \"dask\"")
 
     def close(self) -> None:
-        self.runner.close()
+        if self.runner is not None:
+            self.runner.close()
 
     def publish(self, topic: str, task: dict[str, Any]) -> None:
         if self._publish is not None:
@@ -140,7 +146,8 @@ class Orchestrator:
         task = self._new_task(params)
         created = self.store.mesnada.create(task=task)
         self.publish("mesnada.task.created", created)
-        self.schedule()
+        if not self.queue_only:
+            self.schedule()
         if params.get("background", True) is False:
             return self.wait(created["id"], params.get("wait_timeout"))["task"]
         return self.get(created["id"])
@@ -308,6 +315,10 @@ class Orchestrator:
 
     def _start(self, task: dict[str, Any]) -> bool:
         fields: dict[str, Any] = {}
+        if not Path(task["log_file"]).parent.is_dir():
+            # queued on another machine of a team (its .pando/ is not here): log in ours
+            task = {**task, "log_file": str(self.paths.log_file(task["id"]))}
+            fields["log_file"] = task["log_file"]
         try:
             if task["isolation"] == "worktree":
                 from .worktrees import create_worktree

@@ -58,9 +58,9 @@ def pando_services(app):
 @hookimpl
 def pando_bus_methods(app):
     from .ops import bus_methods
-    from .service import running_orchestrator
+    from .service import queueing_orchestrator, running_orchestrator
 
-    return bus_methods(lambda: running_orchestrator(app))
+    return bus_methods(lambda: running_orchestrator(app), lambda: queueing_orchestrator(app))
 
 
 @hookimpl
@@ -68,15 +68,16 @@ def pando_changes_committed(app, changes, resync):
     mine = [c for c in changes if c.table == TASKS_TABLE]
     if not mine and not resync:
         return
-    if app.role == "primary":
-        # a supervisor recorded an end (or a secondary spawned): let the orchestrator act now
+    if app.runs_services:
+        # a supervisor recorded an end (or a secondary, or in team mode another machine, spawned):
+        # let the orchestrator act now
         from .service import holder_for
 
         orchestrator = holder_for(app).current
         if orchestrator is not None:
             orchestrator.wake.set()
         return
-    # secondaries hear the same task events as the primary's process, from the change events
+    # elsewhere the same task events are heard from the change events (the bus's, or NOTIFY's)
     for change in mine:
         topic = _CHANGE_TOPICS.get(change.kind)
         if topic is None:

@@ -3,7 +3,8 @@
 Used by the task supervisor after its child ended: it bootstraps as a pando instance on the task's
 working directory -- a secondary that proxies the write when a pando is running, otherwise the
 primary for the moment it takes -- and records the outcome through the plugin's repository. As the
-primary it also starts the tasks that were waiting (a dependency just completed, a slot freed).
+primary it also starts the tasks that were waiting (a dependency just completed, a slot freed);
+not in team mode, where the lease holder's orchestrator hears the end by NOTIFY and does it.
 """
 
 from __future__ import annotations
@@ -54,7 +55,11 @@ def open_runtime(workdir: Path):  # noqa: ANN201
     components = db_components(context)
     if not any(c.name == "mesnada" for c in components):
         components.append(component())
-    runtime = bootstrap(workdir, components=components, config=context.config.section("runtime"))
+    from pando_core.db import database_settings
+
+    # the database pando uses there: SQLite in .pando/, or in team mode the team's PostgreSQL
+    database = database_settings(context.config.section("database"))
+    runtime = bootstrap(workdir, components=components, config=context.config.section("runtime"), database=database)
     return runtime, context
 
 
@@ -70,8 +75,10 @@ def record_end(spec: dict[str, Any], outcome: dict[str, Any]) -> None:
                 id=spec["task_id"], status=outcome["status"], fields=fields, attempt=outcome.get("attempt")
             )
             Path(spec["spec_file"] + ".end.json").unlink(missing_ok=True)
-            if runtime.role == "primary":
-                # no orchestrator is running (else it would be the primary): start what waits
+            if runtime.role == "primary" and not runtime.database.team:
+                # no orchestrator is running (else it would be the primary): start what waits.
+                # Not in team mode: the orchestrator may run on another machine (the lease
+                # holder), and it hears this end by NOTIFY and schedules what waits itself
                 from .orchestrator import Orchestrator
 
                 Orchestrator.for_runtime(runtime, context).schedule()

@@ -1,6 +1,7 @@
-"""The primary's orchestrator: who holds it, and the service that drives it.
+"""The orchestrator: who holds it, and the service that drives it.
 
-The orchestrator of an App is made on first use on the primary -- by the service when the core
+It runs where the services run (``app.runs_services``: the primary, or in team mode the holder
+of the team lease). The orchestrator of an App is made on first use there -- by the service when the core
 starts it, or by a bus call that arrives first (just after a promotion, the methods are served
 before the services have started) -- and adopts the running tasks when it is made. The service's
 watch loop records ends, tails logs and starts queued tasks, woken early by commits to the tasks
@@ -28,11 +29,14 @@ class OrchestratorHolder:
         self._app = weakref.ref(app)
         self._lock = threading.Lock()
         self.current: Orchestrator | None = None
+        self._desk: Orchestrator | None = None
 
     def get(self) -> Orchestrator:
         app = self._app()
-        if app is None or app.role != "primary":
+        if app is None:
             raise UnavailableError("the mesnada orchestrator runs on the primary; this instance is not it")
+        if not app.runs_services:
+            raise app.services_unavailable("the mesnada orchestrator")
         with self._lock:
             if self.current is None:
                 orchestrator = Orchestrator.for_app(app)
@@ -41,6 +45,18 @@ class OrchestratorHolder:
                     log.info("mesnada: re-adopted %s; interrupted %s", result["adopted"], result["interrupted"])
                 self.current = orchestrator
             return self.current
+
+    def desk(self) -> Orchestrator:
+        """Team mode, on a local primary that does not hold the team lease: an orchestrator that
+        only reads and queues (spawn records the task as pending, nothing is started here). The
+        lease holder's orchestrator hears the new row by NOTIFY and starts it."""
+        app = self._app()
+        if app is None or not getattr(app, "team", False):
+            return self.get()
+        with self._lock:
+            if self._desk is None:
+                self._desk = Orchestrator.for_app(app, queue_only=True)
+            return self._desk
 
     def reset(self) -> None:
         with self._lock:
@@ -63,6 +79,14 @@ def holder_for(app: Any) -> OrchestratorHolder:
 
 def running_orchestrator(app: Any) -> Orchestrator:
     return holder_for(app).get()
+
+
+def queueing_orchestrator(app: Any) -> Orchestrator:
+    """For the methods that only read or queue (spawn, get, list, wait, output, stats): the
+    running orchestrator where the services run; in team mode elsewhere, one that only queues."""
+    if app.runs_services:
+        return holder_for(app).get()
+    return holder_for(app).desk()
 
 
 class MesnadaService(ThreadedService):

@@ -30,6 +30,23 @@ def test_a_task_runs_its_engine_and_its_end_is_recorded(make_orchestrator, fake_
     assert done["started_at"] <= done["completed_at"]
 
 
+def test_a_task_queued_elsewhere_logs_here_when_its_log_folder_is_not_on_this_machine(
+    make_orchestrator, fake_engines, tmp_path
+):
+    """Team mode: a task queued by a queue-only orchestrator on another machine names a log in
+    that machine's .pando/; the orchestrator that starts it logs in its own when that is absent."""
+    from pando_mesnada.orchestrator import Orchestrator
+
+    orchestrator = make_orchestrator()
+    elsewhere = Orchestrator(orchestrator.store, tmp_path / "other-machine", {}, queue_only=True)
+    task = elsewhere.spawn({"prompt": "say:queued far away", "engine": "claude"})
+    assert task["status"] == "pending" and elsewhere.runner is None
+    Path(task["log_file"]).parent.rmdir()  # as if that folder were on another host
+    (done,) = drive(orchestrator, ended(orchestrator, task["id"]), what="the task to end")
+    assert done["status"] == "completed" and done["output_tail"] == "queued far away"
+    assert Path(done["log_file"]) == Path(orchestrator.workdir, ".pando/mesnada/logs", f"{task['id']}.log")
+
+
 def test_a_failing_child_fails_the_task_with_its_exit_code(make_orchestrator, fake_engines):
     orchestrator = make_orchestrator()
     task = orchestrator.spawn({"prompt": "say:trying\nexit:3", "engine": "gemini"})

@@ -11,11 +11,21 @@ from pando_core import hookimpl
 from .config import SECTION
 
 log = logging.getLogger("pando.rag")
+_SKIPPED: set[str] = set()  # the reasons enrichment was skipped for, already logged
 
 
 def _service(app):  # noqa: ANN001, ANN202
     services = getattr(app, "services", None)
     return services.get("rag") if services is not None else None
+
+
+def _serving(app):  # noqa: ANN001, ANN202
+    """The service for a bus method; in team mode, on a machine whose primary does not hold the
+    team lease, an UnavailableError naming where the service runs."""
+    service = _service(app)
+    if service is None and getattr(app, "team", False) and not app.runs_services:
+        raise app.services_unavailable("the rag service")
+    return service
 
 
 @hookimpl
@@ -48,7 +58,7 @@ def pando_services(app):
 def pando_bus_methods(app):
     from .api import methods
 
-    return methods(lambda: _service(app))
+    return methods(lambda: _serving(app))
 
 
 @hookimpl
@@ -67,9 +77,9 @@ def pando_mcp_server_tools(app):
 
 @hookimpl
 def pando_changes_committed(app, changes, resync):
-    """On the primary: every message or session change, from any instance, marks its session for
-    re-indexing (debounced by the service)."""
-    if app.role != "primary":
+    """Where the services run (the primary; in team mode the lease holder): every message or
+    session change, from any instance, marks its session for re-indexing (debounced by the service)."""
+    if not app.runs_services:
         return
     service = _service(app)
     if service is None or service.debouncer is None:
@@ -87,8 +97,8 @@ def pando_changes_committed(app, changes, resync):
 
 @hookimpl
 def pando_session_ended(app, session, origin):
-    """A session that ends is indexed at once (on the primary, whichever instance ended it)."""
-    if app.role == "primary" and (service := _service(app)) is not None:
+    """A session that ends is indexed at once (where the services run, whichever instance ended it)."""
+    if app.runs_services and (service := _service(app)) is not None:
         service.session_changed(session["id"], now=True)
 
 
@@ -103,7 +113,10 @@ def pando_enrich_context(app, session_id, prompt):
     try:
         return app.call_primary("rag.enrich", {"prompt": prompt[:10_000]}, timeout=30)
     except PandoError as exc:  # the turn goes on without remembrances
-        log.warning("rag: enrichment skipped: %s", one_line(exc))
+        reason = one_line(exc)
+        # said once per reason: in team mode, away from the lease holder, every turn gets it
+        (log.debug if reason in _SKIPPED else log.warning)("rag: enrichment skipped: %s", reason)
+        _SKIPPED.add(reason)
         return None
 
 
