@@ -268,6 +268,7 @@ class PgWriteTx(WriteTx):
     """A :class:`WriteTx` whose changes also go to the writer's pending list (the NOTIFY)."""
 
     __slots__ = ()
+    dialect = "postgresql"
 
     def part(self) -> PgWriteTx:
         return PgWriteTx(self._writer)
