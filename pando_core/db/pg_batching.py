@@ -173,15 +173,15 @@ class BatchingWriterConnection(PgWriterConnection):
         self.pending_key = None
         self.raw.open()
 
-    def finish(self, writer: str) -> None:
-        """The write key and the NOTIFY (one statement) and COMMIT, queued behind the write's
-        statements: sent with them."""
+    def _key_and_notify(self, writer: str) -> tuple[list[str], list[Any], bool]:
+        """The CTEs recording the pending key (this writer's previous one deleted) and announcing
+        the pending changes (``n``), their parameters, and whether ``n`` is there; both taken."""
         from .engine import WriteTx, coalesce_changes
         from .pg_changes import encode_changes
 
         parts: list[str] = []
         params: list[Any] = []
-        if self.pending_key is not None:  # this key recorded, this writer's previous one deleted
+        if self.pending_key is not None:
             owner, seq, method, result = self.pending_key
             parts.append("d AS (DELETE FROM applied_writes WHERE instance_id = %s AND seq = %s)")
             parts.append(
@@ -189,13 +189,29 @@ class BatchingWriterConnection(PgWriterConnection):
                 " VALUES (%s, %s, %s, 1, %s, %s))"
             )
             params += [owner, seq - 1, owner, seq, method, result, WriteTx.now_ms()]
-        if self.pending:
-            select = "SELECT pg_notify('pando_changes', %s)"
+        notify = bool(self.pending)
+        if notify:
+            parts.append("n AS (SELECT pg_notify('pando_changes', %s))")
             params.append(encode_changes(coalesce_changes(self.pending), writer))
-        else:
-            select = "SELECT 1"
-        if parts or self.pending:  # one statement, queued: its result is not read
-            self.conn.execute(("WITH " + ", ".join(parts) + " " if parts else "") + select, params)
+        self.pending, self.pending_key = [], None
+        return parts, params, notify
+
+    def execute_finishing(self, head: str, params: list[Any], select: str) -> Any:
+        """Run *head* (``WITH`` and CTEs, the repositories' ``?``) + *select* carrying the key and the
+        NOTIFY of everything pending, so that COMMIT follows with nothing else (one statement
+        and its round trip saved). Only outside savepoints and pipeline mode: a savepoint rolled
+        back would take the key with it. *select* reads its rows ``FROM`` its own CTEs."""
+        if self.savepoints or self.raw._pipeline is not None:
+            return None
+        parts, extra, notify = self._key_and_notify(self.writer_name)
+        sql = to_pyformat(head) + "".join(", " + part for part in parts) + " " + select + (", n" if notify else "")
+        return self.conn.execute(sql, [*params, *extra])
+
+    def finish(self, writer: str) -> None:
+        """The write key and the NOTIFY (one statement), then COMMIT."""
+        parts, params, notify = self._key_and_notify(writer)
+        if parts:
+            self.conn.execute("WITH " + ", ".join(parts) + (" SELECT 1 FROM n" if notify else " SELECT 1"), params)
             self.raw.queued += 1
         self.commit()
 

@@ -268,28 +268,31 @@ def _finished_at(parts: list[dict]) -> int | None:
 
 
 # PostgreSQL: the session's count bumped, the message inserted with its seq, in one statement
-# and one round trip (instead of nextval, the session read, INSERT and UPDATE: four statements and
-# two round trips, most of a team-mode write's time). Bumping first locks the session's row, so
-# concurrent writers to one session also take their seq in commit order; no session, no row.
+# (instead of nextval, the session read, INSERT and UPDATE: four statements, most of a team-mode
+# write's time), which also carries the write's key and NOTIFY when it can (execute_finishing).
+# Bumping first locks the session's row, so concurrent writers to one session also take their
+# seq in commit order; no session, no row.
 _PG_CREATE_MESSAGE = """WITH s AS (UPDATE sessions SET message_count = message_count + 1, updated_at = ?
-    WHERE id = ? RETURNING id)
-INSERT INTO messages (id, session_id, role, parts, model, created_at, updated_at, finished_at, seq)
-SELECT ?::text, s.id, ?::text, ?::text, ?::text, ?::bigint, ?::bigint, ?::bigint, nextval('pando_seq') FROM s
-RETURNING seq"""
+    WHERE id = ? RETURNING id),
+m AS (INSERT INTO messages (id, session_id, role, parts, model, created_at, updated_at, finished_at, seq)
+    SELECT ?::text, s.id, ?::text, ?::text, ?::text, ?::bigint, ?::bigint, ?::bigint, nextval('pando_seq')
+    FROM s RETURNING seq)"""
+_PG_CREATE_MESSAGE_SELECT = "SELECT m.seq FROM m"
 
 
 def _create_message_pg(
     tx: WriteTx, session_id: str, role: str, parts: list, model: str | None, message_id: str, now: int
 ) -> dict:
     finished_at = _finished_at(parts)
-    row = tx.raw.execute(
-        _PG_CREATE_MESSAGE,
-        (now, session_id, message_id, role, json.dumps(parts), model, now, now, finished_at),
-    ).fetchone()
+    tx.changed("messages", "insert", message_id)  # before the statement: it may announce them
+    tx.changed("sessions", "update", session_id)
+    params = [now, session_id, message_id, role, json.dumps(parts), model, now, now, finished_at]
+    cursor = tx.execute_finishing(_PG_CREATE_MESSAGE, params, _PG_CREATE_MESSAGE_SELECT)
+    if cursor is None:  # inside a savepoint (a batch): the key and NOTIFY go at COMMIT
+        cursor = tx.raw.execute(_PG_CREATE_MESSAGE + " " + _PG_CREATE_MESSAGE_SELECT, params)
+    row = cursor.fetchone()
     if row is None:
         raise NotFoundError(f"session {session_id} not found")
-    tx.changed("messages", "insert", message_id)
-    tx.changed("sessions", "update", session_id)
     return {
         "id": message_id,
         "session_id": session_id,
