@@ -3,12 +3,14 @@
 A repository's write is a handful of statements and the engine adds its own (the write key, the
 NOTIFY, BEGIN and COMMIT). Measured on loopback (docs/performance.md), a round trip of a small
 prepared statement costs less than psycopg's pipeline mode does in Python (entering it, queueing,
-syncing, leaving: 30-60 us a write), so:
+syncing, leaving: 30-40 us a write), so:
 
 - a single write runs outside pipeline mode: BEGIN, its statements and COMMIT each go at once.
-  ``messages.create``, the write that matters most, is one statement on PostgreSQL
-  (:data:`~.repositories._PG_CREATE_MESSAGE`), so it costs four round trips: BEGIN, the message,
-  the key and NOTIFY (one statement), COMMIT;
+  The engine's last statement records the write key and sends the NOTIFY; a statement of the
+  write may carry both instead (:meth:`BatchingWriterConnection.execute_finishing`, outside
+  savepoints): ``messages.create``, the write that matters most, is then one statement
+  (:data:`~.repositories._PG_CREATE_MESSAGE`) and three round trips, BEGIN, it, COMMIT, as a raw
+  INSERT + COMMIT;
 - a batch of writes (``store.pipeline``; each write in a SAVEPOINT) enters pipeline mode at its
   first SAVEPOINT: from there, statements whose result nobody needs yet (``INSERT``/``UPDATE``/
   ``DELETE`` without ``RETURNING``, ``SAVEPOINT``) are only queued and go to the server with the
