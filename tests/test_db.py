@@ -164,6 +164,28 @@ def test_core_repositories(db):
     assert store.messages.list(session_id=session["id"]) == []  # cascade
 
 
+def test_a_message_is_returned_as_stored_and_refused_without_its_session(db):
+    # PostgreSQL writes a message in one statement of its own (repositories._PG_CREATE_MESSAGE)
+    migrate(db, [core_component()])
+    store = open_local_store(db, [core_component()])
+    session = store.sessions.create(title="t")
+    finish = {"type": "finish", "data": {"time": 1234}}
+    created = [
+        store.messages.create(session_id=session["id"], role="user", parts=[{"type": "text", "text": "a"}]),
+        store.messages.create(session_id=session["id"], role="assistant", parts=[finish], model="m1", id="given"),
+    ]
+    assert created[1]["id"] == "given" and created[1]["finished_at"] == 1234 and created[1]["model"] == "m1"
+    assert created[0]["finished_at"] is None and created[0]["seq"] < created[1]["seq"]
+    assert [store.messages.get(id=m["id"]) for m in created] == created
+    count = store.sessions.get(id=session["id"])["message_count"]
+    assert count == 2
+    with pytest.raises(NotFoundError):
+        store.messages.create(session_id="missing", role="user", parts=[], id="orphan")
+    with pytest.raises(NotFoundError):
+        store.messages.get(id="orphan")
+    assert store.sessions.get(id=session["id"])["message_count"] == 2
+
+
 def test_sqlalchemy_and_plain_sql_share_the_write_transaction(db):
     migrate(db, [core_component(), NOTES])
     store = open_local_store(db, [core_component(), NOTES])

@@ -105,3 +105,35 @@ def test_a_dropped_connection_is_retried_once_and_applied_once(pg, postgres_url)
     message = store.messages.create(session_id=session["id"], role="user", parts=[])
     assert _count(postgres_url, "SELECT count(*) FROM messages WHERE id = %s", (message["id"],)) == 1
     assert store.sessions.get(id=session["id"])["message_count"] == 1
+
+
+def test_a_message_write_carries_its_key_and_notify_and_a_batch_of_them_keeps_each_outcome(pg, postgres_url):
+    # messages.create sends the write key and the NOTIFY in its own statement (execute_finishing);
+    # in a batch (savepoints) they go at COMMIT instead
+    db, store = pg
+    session = store.sessions.create(title="s")
+    heard = []
+    listener = ChangeListener(postgres_url, lambda changes, writer: heard.append(changes), lambda: None).start()
+    try:
+        message = store.messages.create(session_id=session["id"], role="user", parts=[])
+        assert db._recorded(db._key_seq, "messages.create")  # the key committed with the message
+        wait_for(lambda: len(heard) == 1, 3, "the message's notification")
+        hold_for(lambda: len(heard) == 1, 0.3, "one notification for the write")
+        assert {(c.table, c.op, tuple(c.ids)) for c in heard[0]} == {
+            ("messages", "insert", (message["id"],)),
+            ("sessions", "update", (session["id"],)),
+        }
+        pipe = store.pipeline(batch_size=8)
+        first = pipe.messages.create(session_id=session["id"], role="user", parts=[], id="p1")
+        orphan = pipe.messages.create(session_id="missing", role="user", parts=[], id="p2")
+        last = pipe.messages.create(session_id=session["id"], role="user", parts=[], id="p3")
+        pipe.flush()
+        assert first.result()["seq"] < last.result()["seq"]
+        assert isinstance(orphan.exception(), NotFoundError)
+        assert db._recorded(db._key_seq, "batch")
+        assert _count(postgres_url, "SELECT count(*) FROM messages WHERE id IN ('p1', 'p2', 'p3')") == 2
+        assert store.sessions.get(id=session["id"])["message_count"] == 3
+        wait_for(lambda: len(heard) == 2, 3, "the batch's notification")
+        assert {i for c in heard[1] if c.table == "messages" for i in c.ids} == {"p1", "p3"}
+    finally:
+        listener.close()

@@ -63,6 +63,7 @@ class WriteTx:
     """
 
     __slots__ = ("_writer", "changes")
+    dialect = "sqlite"  # a repository may take a faster statement where the engine allows it
 
     def __init__(self, writer: WriterConnection) -> None:
         self._writer = writer

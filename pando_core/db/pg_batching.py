@@ -1,24 +1,23 @@
-"""The PostgreSQL write path in as few round trips as the work allows.
+"""The PostgreSQL write path in as few round trips, and as little client work, as the work allows.
 
-A repository's write is a handful of statements (``messages.create``: read the session, insert
-the message, bump the session's count) and the engine adds its own (the write key, the NOTIFY,
-BEGIN and COMMIT). One round trip each costs more than the server's work on them: on loopback
-a write of seven round trips took 2.4-8x a raw INSERT+COMMIT. Here:
+A repository's write is a handful of statements and the engine adds its own (the write key, the
+NOTIFY, BEGIN and COMMIT). Measured on loopback (docs/performance.md), a round trip of a small
+prepared statement costs less than psycopg's pipeline mode does in Python (entering it, queueing,
+syncing, leaving: 30-40 us a write), so:
 
-- a write transaction runs in psycopg's pipeline mode: statements whose result nobody needs yet
-  (``INSERT``/``UPDATE``/``DELETE`` without ``RETURNING``, ``SAVEPOINT``) are only queued, and go
-  to the server with the next statement that returns rows, or with COMMIT, still as prepared
-  statements (sending them as one multi-statement text instead costs more in planning than the
-  round trips it saves);
-- BEGIN is queued too (the connection is in autocommit mode and the transaction is ours), so a
-  write that reads once costs two round trips and one that only writes costs one;
-- ``seq`` values come from the server's ``pando_seq`` sequence: the ``nextval`` is sent with the
-  queued BEGIN (one round trip), so values are unique and ordered across every instance of the
-  team (a clock would order two machines' writes by their clocks' skew).
-
-What is left is the server's work: on a loaded 2-core machine each statement of a write costs
-about 30 us (``messages.create``: read the session, insert, bump the session's count, delete the
-writer's previous key and record this one, NOTIFY), which is where a write's time goes.
+- a single write runs outside pipeline mode: BEGIN, its statements and COMMIT each go at once.
+  The engine's last statement records the write key and sends the NOTIFY; a statement of the
+  write may carry both instead (:meth:`BatchingWriterConnection.execute_finishing`, outside
+  savepoints): ``messages.create``, the write that matters most, is then one statement
+  (:data:`~.repositories._PG_CREATE_MESSAGE`) and three round trips, BEGIN, it, COMMIT, as a raw
+  INSERT + COMMIT;
+- a batch of writes (``store.pipeline``; each write in a SAVEPOINT) enters pipeline mode at its
+  first SAVEPOINT: from there, statements whose result nobody needs yet (``INSERT``/``UPDATE``/
+  ``DELETE`` without ``RETURNING``, ``SAVEPOINT``) are only queued and go to the server with the
+  next statement that returns rows, at the end of a savepoint, or with COMMIT, still as prepared
+  statements (one multi-statement text instead costs more in planning than it saves);
+- ``seq`` values come from the server's ``pando_seq`` sequence, so they are unique and ordered
+  across every instance of the team (a clock would order two machines' writes by their skew).
 
 An error in a queued statement is raised where the queue is sent: at the next read, at the end
 of a savepoint (so a batch's failed write is still undone alone), or at COMMIT -- always inside
@@ -86,12 +85,14 @@ class BatchingRaw:
     # -- the pipeline ------------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Begin a transaction: pipeline mode, BEGIN queued."""
+        """Begin a transaction: BEGIN sent at once, outside pipeline mode (see the module doc)."""
+        self.connection.execute("BEGIN")
+        self.in_transaction = True
+        self.queued = 0
+
+    def _enter_pipeline(self) -> None:
         self._pipeline = self.connection.pipeline()
         self._pipeline.__enter__()
-        self.in_transaction = True
-        self.connection.execute("BEGIN")
-        self.queued = 1
 
     def flush(self) -> None:
         """Send what is queued and wait for its results (one round trip); raises the first
@@ -131,7 +132,9 @@ class BatchingRaw:
         sql = to_pyformat(sql)
         params = () if params is None else params
         if self._pipeline is None:
-            return self.connection.execute(sql, params)
+            if not (self.in_transaction and sql.startswith("SAVEPOINT")):
+                return self.connection.execute(sql, params)
+            self._enter_pipeline()  # a batch of writes, each in its savepoint: queue from here on
         cursor = self.connection.cursor()
         cursor.execute(sql, params)
         self.queued += 1
@@ -162,7 +165,7 @@ class BatchingWriterConnection(PgWriterConnection):
             raw.leave_pipeline()
 
     def next_seq(self, table: str) -> int:
-        # a read: sent at once, together with the queued BEGIN and anything else queued
+        # a read: sent at once (with anything queued, in a batch)
         return self.raw.execute(f"SELECT nextval('{SEQUENCE}')").fetchone()[0]
 
     def begin(self) -> None:
@@ -172,15 +175,15 @@ class BatchingWriterConnection(PgWriterConnection):
         self.pending_key = None
         self.raw.open()
 
-    def finish(self, writer: str) -> None:
-        """The write key and the NOTIFY (one statement) and COMMIT, queued behind the write's
-        statements: sent with them."""
+    def _key_and_notify(self, writer: str) -> tuple[list[str], list[Any], bool]:
+        """The CTEs recording the pending key (this writer's previous one deleted) and announcing
+        the pending changes (``n``), their parameters, and whether ``n`` is there; both taken."""
         from .engine import WriteTx, coalesce_changes
         from .pg_changes import encode_changes
 
         parts: list[str] = []
         params: list[Any] = []
-        if self.pending_key is not None:  # this key recorded, this writer's previous one deleted
+        if self.pending_key is not None:
             owner, seq, method, result = self.pending_key
             parts.append("d AS (DELETE FROM applied_writes WHERE instance_id = %s AND seq = %s)")
             parts.append(
@@ -188,13 +191,29 @@ class BatchingWriterConnection(PgWriterConnection):
                 " VALUES (%s, %s, %s, 1, %s, %s))"
             )
             params += [owner, seq - 1, owner, seq, method, result, WriteTx.now_ms()]
-        if self.pending:
-            select = "SELECT pg_notify('pando_changes', %s)"
+        notify = bool(self.pending)
+        if notify:
+            parts.append("n AS (SELECT pg_notify('pando_changes', %s))")
             params.append(encode_changes(coalesce_changes(self.pending), writer))
-        else:
-            select = "SELECT 1"
-        if parts or self.pending:  # one statement, queued: its result is not read
-            self.conn.execute(("WITH " + ", ".join(parts) + " " if parts else "") + select, params)
+        self.pending, self.pending_key = [], None
+        return parts, params, notify
+
+    def execute_finishing(self, head: str, params: list[Any], select: str) -> Any:
+        """Run *head* (``WITH`` and CTEs, the repositories' ``?``) + *select* carrying the key and the
+        NOTIFY of everything pending, so that COMMIT follows with nothing else (one statement
+        and its round trip saved). Only outside savepoints and pipeline mode: a savepoint rolled
+        back would take the key with it. *select* reads its rows ``FROM`` its own CTEs."""
+        if self.savepoints or self.raw._pipeline is not None:
+            return None
+        parts, extra, notify = self._key_and_notify(self.writer_name)
+        sql = to_pyformat(head) + "".join(", " + part for part in parts) + " " + select + (", n" if notify else "")
+        return self.conn.execute(sql, [*params, *extra])
+
+    def finish(self, writer: str) -> None:
+        """The write key and the NOTIFY (one statement), then COMMIT."""
+        parts, params, notify = self._key_and_notify(writer)
+        if parts:
+            self.conn.execute("WITH " + ", ".join(parts) + (" SELECT 1 FROM n" if notify else " SELECT 1"), params)
             self.raw.queued += 1
         self.commit()
 

@@ -197,6 +197,8 @@ class PgWriterConnection:
             self._sa.rollback()
         self.pending: list[Change] = []  # changes of the open transaction, announced before COMMIT
         self.pending_key: tuple | None = None  # (owner, seq, method, result) recorded with the COMMIT
+        self.savepoints = 0  # savepoints open in the write transaction
+        self.writer_name = ""  # the writer of the open transaction (its NOTIFY names it)
         self.open = False  # a write transaction is open (begun, not yet ended)
 
     @property
@@ -268,6 +270,7 @@ class PgWriteTx(WriteTx):
     """A :class:`WriteTx` whose changes also go to the writer's pending list (the NOTIFY)."""
 
     __slots__ = ()
+    dialect = "postgresql"
 
     def part(self) -> PgWriteTx:
         return PgWriteTx(self._writer)
@@ -279,14 +282,25 @@ class PgWriteTx(WriteTx):
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        pending = self._writer.pending
+        writer = self._writer
+        pending = writer.pending
         mark = len(pending)
-        with super().savepoint():
-            try:
-                yield
-            except BaseException:
-                del pending[mark:]  # what was undone is not announced
-                raise
+        writer.savepoints += 1
+        try:
+            with super().savepoint():
+                try:
+                    yield
+                except BaseException:
+                    del pending[mark:]  # what was undone is not announced
+                    raise
+        finally:
+            writer.savepoints -= 1
+
+    def execute_finishing(self, head: str, params: list[Any], select: str) -> Any:
+        """See :meth:`.pg_batching.BatchingWriterConnection.execute_finishing` (None: run the
+        statement as usual)."""
+        finishing = getattr(self._writer, "execute_finishing", None)
+        return finishing(head, params, select) if finishing is not None else None
 
 
 class _PgTransaction:
@@ -298,6 +312,8 @@ class _PgTransaction:
 
     def __enter__(self) -> PgWriteTx:
         self._connection.begin()
+        self._connection.savepoints = 0
+        self._connection.writer_name = self._writer
         return PgWriteTx(self._connection)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
@@ -416,9 +432,10 @@ class PostgresDatabase:
                 applied = False
                 try:
                     with self.transaction(writer) as tx:
+                        # the key is pending from the start: a statement of the write may carry it
+                        self._writer.pending_key = (self._key_owner, seq, method, None)
                         result = apply(tx)
                         applied = True
-                        self._writer.pending_key = (self._key_owner, seq, method, None)
                     break
                 except Exception as exc:
                     if not self._lost_connection():

@@ -267,6 +267,45 @@ def _finished_at(parts: list[dict]) -> int | None:
     return None
 
 
+# PostgreSQL: the session's count bumped, the message inserted with its seq, in one statement
+# (instead of nextval, the session read, INSERT and UPDATE: four statements, most of a team-mode
+# write's time), which also carries the write's key and NOTIFY when it can (execute_finishing).
+# Bumping first locks the session's row, so concurrent writers to one session also take their
+# seq in commit order; no session, no row.
+_PG_CREATE_MESSAGE = """WITH s AS (UPDATE sessions SET message_count = message_count + 1, updated_at = ?
+    WHERE id = ? RETURNING id),
+m AS (INSERT INTO messages (id, session_id, role, parts, model, created_at, updated_at, finished_at, seq)
+    SELECT ?::text, s.id, ?::text, ?::text, ?::text, ?::bigint, ?::bigint, ?::bigint, nextval('pando_seq')
+    FROM s RETURNING seq)"""
+_PG_CREATE_MESSAGE_SELECT = "SELECT m.seq FROM m"
+
+
+def _create_message_pg(
+    tx: WriteTx, session_id: str, role: str, parts: list, model: str | None, message_id: str, now: int
+) -> dict:
+    finished_at = _finished_at(parts)
+    tx.changed("messages", "insert", message_id)  # before the statement: it may announce them
+    tx.changed("sessions", "update", session_id)
+    params = [now, session_id, message_id, role, json.dumps(parts), model, now, now, finished_at]
+    cursor = tx.execute_finishing(_PG_CREATE_MESSAGE, params, _PG_CREATE_MESSAGE_SELECT)
+    if cursor is None:  # inside a savepoint (a batch): the key and NOTIFY go at COMMIT
+        cursor = tx.raw.execute(_PG_CREATE_MESSAGE + " " + _PG_CREATE_MESSAGE_SELECT, params)
+    row = cursor.fetchone()
+    if row is None:
+        raise NotFoundError(f"session {session_id} not found")
+    return {
+        "id": message_id,
+        "session_id": session_id,
+        "role": role,
+        "parts": parts,
+        "model": model,
+        "created_at": now,
+        "updated_at": now,
+        "finished_at": finished_at,
+        "seq": row[0],
+    }
+
+
 class MessageRepository(Repository):
     name = "messages"
 
@@ -286,6 +325,8 @@ class MessageRepository(Repository):
         if not isinstance(parts, list):
             raise ValidationError("messages.create: parts must be a list")
         now = tx.now_ms()
+        if tx.dialect == "postgresql":
+            return _create_message_pg(tx, session_id, role, parts, model, _new_id(id), now)
         values = {
             "id": _new_id(id),
             "session_id": session_id,
