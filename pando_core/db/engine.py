@@ -286,7 +286,26 @@ def make_private(path: Path) -> None:
             continue  # a side file that does not exist (yet)
 
 
-class Database:
+class CommitListeners:
+    """``on_commit`` / ``notify`` of a database: listeners that hear each committed write's
+    changes (``listener(changes, writer_instance_id)``) after COMMIT, a failing one logged."""
+
+    _commit_listeners: list[Callable[[list[Change], str], None]]
+
+    def on_commit(self, listener: Callable[[list[Change], str], None]) -> None:
+        """``listener(changes, writer_instance_id)`` runs after every committed write with changes
+        made through this process's database object."""
+        self._commit_listeners.append(listener)
+
+    def notify(self, changes: list[Change], writer: str) -> None:
+        for listener in list(self._commit_listeners):
+            try:
+                listener(changes, writer)
+            except Exception:  # noqa: BLE001 - a listener must not break the writer
+                log.exception("commit listener failed")
+
+
+class Database(CommitListeners):
     """A SQLite database file opened read-write (one writer) or read-only."""
 
     dialect = "sqlite"
@@ -386,17 +405,6 @@ class Database:
     @property
     def write_lock(self) -> threading.RLock:
         return self._write_lock
-
-    def on_commit(self, listener: Callable[[list[Change], str], None]) -> None:
-        """``listener(changes, writer_instance_id)`` runs after every committed write with changes."""
-        self._commit_listeners.append(listener)
-
-    def notify(self, changes: list[Change], writer: str) -> None:
-        for listener in list(self._commit_listeners):
-            try:
-                listener(changes, writer)
-            except Exception:  # noqa: BLE001 - a listener must not break the writer
-                log.exception("commit listener failed")
 
     def dispose(self) -> None:
         with self._write_lock:

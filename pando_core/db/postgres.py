@@ -32,7 +32,7 @@ from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.pool import QueuePool, StaticPool
 
 from ..errors import PandoError, UnavailableError
-from .engine import Change, WriteTx, coalesce_changes
+from .engine import Change, CommitListeners, WriteTx, coalesce_changes
 from .pg_sql import postgres_ddl, to_pyformat
 
 log = logging.getLogger("pando.db.postgres")
@@ -336,7 +336,7 @@ class PgReadTx:
         return PgRaw(self.conn.connection.driver_connection)
 
 
-class PostgresDatabase:
+class PostgresDatabase(CommitListeners):
     """A PostgreSQL database shared by every instance of a team, opened read-write."""
 
     dialect = "postgresql"
@@ -496,18 +496,6 @@ class PostgresDatabase:
     @property
     def write_lock(self) -> threading.RLock:
         return self._write_lock
-
-    def on_commit(self, listener: Callable[[list[Change], str], None]) -> None:
-        """``listener(changes, writer)`` after every committed write of *this process* with
-        changes (other processes' commits arrive by NOTIFY, see :mod:`.pg_changes`)."""
-        self._commit_listeners.append(listener)
-
-    def notify(self, changes: list[Change], writer: str) -> None:
-        for listener in list(self._commit_listeners):
-            try:
-                listener(changes, writer)
-            except Exception:  # noqa: BLE001 - a listener must not break the writer
-                log.exception("commit listener failed")
 
     def dispose(self) -> None:
         with self._write_lock:

@@ -19,6 +19,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from ..runtime.instances import pid_alive as _alive
+
 SUPERUSER = "postgres"
 
 
@@ -146,16 +148,6 @@ class PostgresServer:
         if result.returncode != 0:
             log = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
             raise RuntimeError(f"{program} failed ({result.returncode}): {result.stderr.strip()}\n{log}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _has_c_utf8() -> bool:
