@@ -49,9 +49,10 @@ def pando_register_commands(cli):
 
 @hookimpl
 def pando_services(app):
+    from .config import RagConfig
     from .service import RagService
 
-    return [RagService()]
+    return [RagService(RagConfig.from_app(app))]
 
 
 @hookimpl

@@ -34,7 +34,7 @@ MESSAGE_CACHE = 4096
 class RagService(ThreadedService):
     name = SERVICE_NAME
 
-    def __init__(self) -> None:
+    def __init__(self, config: RagConfig | None = None) -> None:
         super().__init__()
         self.engine = None
         self.error: str | None = None
@@ -42,7 +42,11 @@ class RagService(ThreadedService):
         self.watching: str | None = None
         self.watch_error: str | None = None
         self.last_sync: dict | None = None
-        self.debouncer: SessionDebouncer | None = None
+        # made now, not when the store has opened: sessions changed while it opens (the embedder
+        # loads for seconds) are kept and indexed once it is open
+        self.debouncer: SessionDebouncer | None = (
+            SessionDebouncer(config.session_debounce) if config is not None and config.auto_index_sessions else None
+        )
         self._app = None
         self._message_sessions: dict[str, str] = {}
 
@@ -98,7 +102,10 @@ class RagService(ThreadedService):
             log.warning("rag: the store could not be opened: %s", self.error)
             self.opened.set()
             return
-        self.debouncer = SessionDebouncer(config.session_debounce) if config.auto_index_sessions else None
+        if not config.auto_index_sessions:
+            self.debouncer = None
+        elif self.debouncer is None:
+            self.debouncer = SessionDebouncer(config.session_debounce)
         try:
             if removed := self.engine.reconcile():
                 log.info("rag: removed vectors left without a catalog row: %s", removed)
