@@ -3,11 +3,14 @@
 - a primary and a secondary (``pando_pair``): the primary's rag service indexes the secondary's
   session; the secondary writes and searches through ``call_primary``; after the primary is
   SIGKILLed the promoted secondary's service opens the same store, intact;
-- a short-lived ``pando rag ...`` command with no pando running is its own primary and exits.
+- a short-lived ``pando rag ...`` command with no pando running is its own primary and exits;
+- team mode: a session written on another "machine" is indexed by the team lease holder.
 """
 
 import json
 import time
+
+import pytest
 
 from pando_core.testing.instances import InstanceError
 
@@ -107,3 +110,38 @@ def test_cli_code_index_and_queries(run_pando, pando_workdir):
     assert [r["name"] for r in json.loads(overview.stdout)] == ["Circle"]
     search = run_pando("--plugins", "rag", "rag", "search", "round shape area", "--code", "--json", timeout=180)
     assert json.loads(search.stdout)[0]["source"] == "code"
+
+
+@pytest.mark.timeout(240)
+def test_a_session_written_on_another_machine_is_indexed_by_the_lease_holder(pando_instance, postgres_url, tmp_path):
+    """Team mode: two "machines" (two working directories, no shared ``.pando/``) on one PostgreSQL
+    database. The indexer runs only on the team lease holder; a session written on the other
+    machine reaches it by NOTIFY and is indexed there; the other machine's rag calls name the owner."""
+    pytest.importorskip("psycopg")
+    env = dict(ENV, PANDO_DATABASE__URL=postgres_url)
+    machines = []
+    for name in ("alpha", "beta"):
+        workdir = tmp_path / name
+        workdir.mkdir()
+        machines.append(pando_instance(["rag"], env, workdir))
+    alpha, beta = machines
+    holder = _until(
+        lambda: next((m for m in machines if m.eval("result = app.runs_services")), None), "a lease holder", 30
+    )
+    other = beta if holder is alpha else alpha
+    assert other.eval("result = app.runs_services") is False
+    session_id = other.eval(
+        "s = app.store.sessions.create(title='Leaky pool')\n"
+        "app.store.messages.create(session_id=s['id'], role='user', parts=[{'type': 'text', 'data': {'text': 'the connection pool leaks sockets under load'}}])\n"
+        "result = s['id']"
+    )
+    search = "result = [e['id'] for e in app.call_primary('rag.search_events', {'query': 'pool leaks sockets', 'subject': 'session'})]"
+    # written at once: the holder's indexer is still opening its store (the embedder loads), and
+    # the change must be kept until it is open
+    _until(lambda: holder.eval(search) == [f"session-{session_id}"], "the other machine's session indexed on the holder")
+    error = other.eval(
+        "from pando_core.errors import PandoError\n"
+        "try:\n    app.call_primary('rag.search_events', {'query': 'pool'})\n    result = None\n"
+        "except PandoError as exc:\n    result = str(exc)\n"
+    )
+    assert error and "service owner" in error, error
