@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
@@ -98,11 +99,9 @@ def _commit_clock() -> list[int]:
     return moments
 
 
-def role_pando(args: argparse.Namespace) -> None:
-    db, store, session_id = _open_instance(args.url, args.workdir)
-    create = store.messages.create
-    for _ in range(20):  # warm: statement preparation, the first key
-        create(session_id=session_id, role="user", parts=PARTS)
+def serve_writes(write: Callable[[], object], more: dict[str, Callable[[int], None]] | None = None) -> None:
+    """Say ready, then obey ``serial N`` (N timed writes: their latencies), ``burst N`` (N writes:
+    start and end) and the commands in *more*, one per stdin line, until stdin closes."""
     emit({"ready": os.getpid()})
     for line in sys.stdin:
         command, _, count = line.strip().partition(" ")
@@ -111,23 +110,34 @@ def role_pando(args: argparse.Namespace) -> None:
             lat = []
             for _ in range(n):
                 t0 = time.perf_counter_ns()
-                create(session_id=session_id, role="user", parts=PARTS)
+                write()
                 lat.append(time.perf_counter_ns() - t0)
             emit({"lat": lat})
         elif command == "burst":
             t0 = time.perf_counter()
             for _ in range(n):
-                create(session_id=session_id, role="user", parts=PARTS)
+                write()
             emit({"burst": n, "start": t0, "end": time.perf_counter()})
-        elif command == "events":
-            commits = _commit_clock()
-            sent = {}
-            for i in range(n):
-                message_id = f"e{i}"
-                create(session_id=session_id, role="user", parts=PARTS, id=message_id)
-                sent[message_id] = commits[-1]
-                time.sleep(args.pace)
-            emit({"events": n, "commits": sent})
+        elif more and command in more:
+            more[command](n)
+
+
+def role_pando(args: argparse.Namespace) -> None:
+    db, store, session_id = _open_instance(args.url, args.workdir)
+    create = store.messages.create
+    for _ in range(20):  # warm: statement preparation, the first key
+        create(session_id=session_id, role="user", parts=PARTS)
+    def events(n: int) -> None:
+        commits = _commit_clock()
+        sent = {}
+        for i in range(n):
+            message_id = f"e{i}"
+            create(session_id=session_id, role="user", parts=PARTS, id=message_id)
+            sent[message_id] = commits[-1]
+            time.sleep(args.pace)
+        emit({"events": n, "commits": sent})
+
+    serve_writes(lambda: create(session_id=session_id, role="user", parts=PARTS), {"events": events})
     db.dispose()
 
 
@@ -150,22 +160,7 @@ def role_raw(args: argparse.Namespace) -> None:
 
     for _ in range(20):
         insert()
-    emit({"ready": os.getpid()})
-    for line in sys.stdin:
-        command, _, count = line.strip().partition(" ")
-        n = int(count or 0)
-        if command == "serial":
-            lat = []
-            for _ in range(n):
-                t0 = time.perf_counter_ns()
-                insert()
-                lat.append(time.perf_counter_ns() - t0)
-            emit({"lat": lat})
-        elif command == "burst":
-            t0 = time.perf_counter()
-            for _ in range(n):
-                insert()
-            emit({"burst": n, "start": t0, "end": time.perf_counter()})
+    serve_writes(insert)
     conn.close()
 
 

@@ -68,6 +68,15 @@ def decode_payload(payload: str) -> tuple[str, list[Change] | None]:
     return writer, changes
 
 
+def close_quietly(conn: Any) -> None:
+    """Close a psycopg connection that may already be broken (None: nothing to close)."""
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - already broken
+            pass
+
+
 def libpq_conninfo(url: str) -> str:
     """A libpq connection string or URI from a SQLAlchemy URL (``postgresql+psycopg://`` →
     ``postgresql://``); a plain conninfo is returned as it is."""
@@ -199,11 +208,7 @@ class ChangeListener:
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - already broken
-                pass
+        close_quietly(conn)
 
     def close(self, timeout: float = 1.0) -> None:
         """Stop listening: returns within about :data:`WAIT_SLICE_S` (at most *timeout*)."""

@@ -191,12 +191,10 @@ class AdvisoryLease:
             thread.join(self.keepalive_interval + 1)
 
     def _drop(self) -> None:
+        from ..db.pg_changes import close_quietly
+
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - already broken
-                pass
+        close_quietly(conn)
 
 
 class LeaseElection:

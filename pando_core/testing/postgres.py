@@ -10,13 +10,16 @@ own database and returns its SQLAlchemy URL.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..runtime.instances import pid_alive as _alive
@@ -42,6 +45,20 @@ def _major_version(initdb_path: str) -> int:
         return int(Path(initdb_path).parent.parent.name)
     except ValueError:
         return 0
+
+
+@contextlib.contextmanager
+def temporary_server(prefix: str = "pando-pg-") -> Iterator[PostgresServer]:
+    """A started server in a new directory of its own, stopped (by pid if need be) and removed
+    after the block. Not under pytest's tmp dir: that is private to root, and the server runs as
+    ``postgres``."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    server = PostgresServer(directory).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def free_port() -> int:

@@ -185,23 +185,14 @@ def pando_pair(pando_instance):
 def postgres_server():
     """A real PostgreSQL server for the test session (Debian's binaries, loopback, stopped by pid
     at the end). Skipped where the binaries are missing, except under CI, which must have them."""
-    import shutil
-    import tempfile
-
-    from pando_core.testing.postgres import PostgresServer, find_bindir
+    from pando_core.testing.postgres import find_bindir, temporary_server
 
     if find_bindir() is None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL server binaries not found; .ci/run installs them")
         pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
-    # not under pytest's tmp dir: that is private to root, and the server runs as `postgres`
-    directory = Path(tempfile.mkdtemp(prefix="pando-pg-"))
-    server = PostgresServer(directory).start()
-    try:
+    with temporary_server() as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -153,22 +153,13 @@ PG_RESTART_ROUND = 4  # before this kill, the nemesis restarts the PostgreSQL se
 @pytest.fixture
 def own_postgres():
     """A PostgreSQL server of this test's own (the nemesis restarts it), stopped by pid at the end."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
     pytest.importorskip("psycopg")
-    from pando_core.testing.postgres import PostgresServer, find_bindir
+    from pando_core.testing.postgres import find_bindir, temporary_server
 
     if find_bindir() is None:
         pytest.skip("PostgreSQL server binaries not found")
-    directory = Path(tempfile.mkdtemp(prefix="pando-pg-jepsen-"))
-    server = PostgresServer(directory).start()
-    try:
+    with temporary_server("pando-pg-jepsen-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_jepsen_on_postgres_kill_writers_and_restart_the_server(cluster, tmp_path, own_postgres):
